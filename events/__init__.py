@@ -1,0 +1,1 @@
+"""Redline event contracts: payload models, CloudEvents envelope, signatures, topics."""

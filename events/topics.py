@@ -1,0 +1,79 @@
+"""Every Kafka topic Redline uses, with its settings, written down in this one place.
+
+The services create these idempotently at start-up, and the AsyncAPI document is
+generated from them, so the broker, the code and the documentation cannot disagree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+FOREVER = "-1"
+NINETY_DAYS_MS = str(90 * 24 * 3600 * 1000)
+
+
+@dataclass(frozen=True)
+class Topic:
+    """A topic, its key, what it carries, and the broker settings it needs."""
+
+    name: str
+    partitions: int
+    key: str
+    description: str
+    event_types: tuple[str, ...]
+    config: dict[str, str] = field(default_factory=dict)
+
+
+VIOLATIONS = Topic(
+    name="redline.violations.v1",
+    partitions=6,
+    key="case id: every event of one case lands on one partition, in order",
+    description=(
+        "The legal record: clues, cases and their lifecycle, accountability referrals. "
+        "Kept forever."
+    ),
+    event_types=(
+        "redline.clue.reported.v1",
+        "redline.case.filed.v2",
+        "redline.case.penalty_decided.v1",
+        "redline.case.rectification_recorded.v1",
+        "redline.case.restoration_verified.v1",
+        "redline.case.revoked.v1",
+        "redline.case.closed.v1",
+        "redline.accountability.triggered.v1",
+    ),
+    config={"cleanup.policy": "delete", "retention.ms": FOREVER, "retention.bytes": FOREVER},
+)
+
+ACKNOWLEDGEMENTS = Topic(
+    name="redline.acknowledgements.v1",
+    partitions=6,
+    key="case id",
+    description="What each department and subscriber did about each case: applied, lifted, failed.",
+    event_types=(
+        "redline.measure.applied.v1",
+        "redline.measure.lifted.v1",
+        "redline.measure.failed.v1",
+    ),
+    config={"cleanup.policy": "delete", "retention.ms": FOREVER, "retention.bytes": FOREVER},
+)
+
+BLOCKLIST = Topic(
+    name="redline.blocklist.v1",
+    partitions=6,
+    key="measure code and keyed hash of the subject; a null value (tombstone) lifts the entry",
+    description="The active blocks, one record per measure and subject; compacted.",
+    event_types=("redline.blocklist.entry.v1",),
+    config={"cleanup.policy": "compact", "min.compaction.lag.ms": "0"},
+)
+
+DEAD_LETTERS = Topic(
+    name="redline.deadletter.v1",
+    partitions=1,
+    key="the consumer group that refused the message",
+    description="Messages a consumer could not accept, with the reason and the original bytes.",
+    event_types=("redline.deadletter.v1",),
+    config={"cleanup.policy": "delete", "retention.ms": NINETY_DAYS_MS},
+)
+
+ALL_TOPICS: tuple[Topic, ...] = (VIOLATIONS, ACKNOWLEDGEMENTS, BLOCKLIST, DEAD_LETTERS)
