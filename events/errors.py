@@ -1,0 +1,57 @@
+"""The one exception family of the events package, so callers can catch it in one place."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import ValidationError
+
+SignatureReason = Literal[
+    "malformed", "unknown_key", "issuer_not_allowed", "source_mismatch", "bad_signature"
+]
+
+
+class EventError(Exception):
+    """Base of every error raised by the events package."""
+
+
+class InvalidEvent(EventError):
+    """The event is refused; `field` says where, so a dead letter can say why."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = reason
+
+
+class UnknownEventType(InvalidEvent):
+    """No model for this type: a consumer must not guess what it means."""
+
+    def __init__(self, event_type: str) -> None:
+        super().__init__("type", f"unknown event type {event_type!r}")
+        self.event_type = event_type
+
+
+class SignatureRejected(EventError):
+    """The event is not proven to come from an issuer allowed to send it."""
+
+    def __init__(self, reason: SignatureReason, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason: SignatureReason = reason
+        self.detail = detail
+
+
+_VALUE_ERROR_PREFIX = "Value error, "
+
+
+def invalid_from_validation(exc: ValidationError, prefix: str = "data") -> InvalidEvent:
+    """Name the first failing field as a dotted path, so the error is precise but short."""
+    errors = exc.errors(include_url=False)
+    if not errors:
+        return InvalidEvent(prefix or "data", str(exc))
+    first = errors[0]
+    parts = [prefix] if prefix else []
+    parts.extend(str(p) for p in first["loc"])
+    field = ".".join(parts) or "data"
+    reason = first["msg"].removeprefix(_VALUE_ERROR_PREFIX)
+    return InvalidEvent(field=field, reason=reason)

@@ -1,0 +1,1 @@
+"""Redline services: registry, relay, department enforcers, and their runtime."""

@@ -1,0 +1,93 @@
+"""Apply the numbered SQL files in services/migrations, each once, under an advisory lock.
+
+Two processes migrating at once serialise on the lock; the second finds nothing to do.
+A file that changed after it was applied is refused rather than silently skipped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from importlib import resources
+
+import asyncpg
+
+from services.errors import DatabaseError
+
+# Any fixed 64-bit number; it only has to be the same in every process.
+_MIGRATION_LOCK_ID = 0x7265646C696E65  # "redline"
+_FILE_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    sql: str
+
+    @property
+    def checksum(self) -> str:
+        return hashlib.sha256(self.sql.encode()).hexdigest()
+
+
+def load_migrations() -> list[Migration]:
+    folder = resources.files("services.migrations")
+    found: list[Migration] = []
+    for entry in folder.iterdir():
+        match = _FILE_NAME.match(entry.name)
+        if match:
+            found.append(Migration(int(match[1]), match[2], entry.read_text(encoding="utf-8")))
+    found.sort(key=lambda migration: migration.version)
+    versions = [migration.version for migration in found]
+    if len(set(versions)) != len(versions):
+        raise DatabaseError(f"two migrations share a number: {versions}")
+    return found
+
+
+async def migrate(database_url: str) -> list[str]:
+    """Bring the schema up to date; returns the names of the migrations it applied."""
+    try:
+        conn = await asyncpg.connect(database_url)
+    except (OSError, asyncpg.PostgresError) as exc:
+        raise DatabaseError(f"cannot connect to {database_url}: {exc}") from exc
+    applied: list[str] = []
+    try:
+        await conn.execute("SELECT pg_advisory_lock($1)", _MIGRATION_LOCK_ID)
+        try:
+            await conn.execute(
+                """CREATE TABLE IF NOT EXISTS schema_migrations (
+                       version    integer PRIMARY KEY,
+                       name       text NOT NULL,
+                       checksum   text NOT NULL,
+                       applied_at timestamptz NOT NULL DEFAULT now())"""
+            )
+            done = {
+                row["version"]: row["checksum"]
+                for row in await conn.fetch("SELECT version, checksum FROM schema_migrations")
+            }
+            for migration in load_migrations():
+                if migration.version in done:
+                    if done[migration.version] != migration.checksum:
+                        raise DatabaseError(
+                            f"migration {migration.version:04d}_{migration.name} was edited "
+                            "after it was applied; add a new migration instead"
+                        )
+                    continue
+                async with conn.transaction():
+                    await conn.execute(migration.sql)
+                    await conn.execute(
+                        "INSERT INTO schema_migrations (version, name, checksum) "
+                        "VALUES ($1, $2, $3)",
+                        migration.version,
+                        migration.name,
+                        migration.checksum,
+                    )
+                applied.append(f"{migration.version:04d}_{migration.name}")
+        finally:
+            await conn.execute("SELECT pg_advisory_unlock($1)", _MIGRATION_LOCK_ID)
+    except asyncpg.PostgresError as exc:
+        raise DatabaseError(f"migration failed: {exc}") from exc
+    finally:
+        await conn.close()
+    return applied

@@ -1,0 +1,275 @@
+"""PostgreSQL implementation of the registry's storage ports (cases, outbox, idempotency)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager, suppress
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from services.adapters.postgres import TRANSIENT_ERRORS
+from services.errors import DatabaseError
+from services.registry.domain import CaseStatus
+from services.registry.ports import (
+    CaseRecord,
+    CaseRow,
+    OutboxStore,
+    OutgoingEvent,
+    PendingEvent,
+    RegistryStore,
+    RegistryTransaction,
+    StoredResponse,
+)
+
+_CASE_COLUMNS = (
+    "case_id, township, status, subject_kind, subject_id, subject_name, parcels, "
+    "basic_farmland_mu, cultivated_mu, violation_kind, source, found_on, clue_id, "
+    "accountability_started_at, filed_at, updated_at"
+)
+
+
+def _case(row: asyncpg.Record) -> CaseRow:
+    return CaseRow(
+        case_id=row["case_id"],
+        township=row["township"],
+        status=CaseStatus(row["status"]),
+        subject={"kind": row["subject_kind"], "id": row["subject_id"], "name": row["subject_name"]},
+        parcels=row["parcels"],
+        basic_farmland_mu=row["basic_farmland_mu"],
+        cultivated_mu=row["cultivated_mu"],
+        violation_kind=row["violation_kind"],
+        source=row["source"],
+        found_on=row["found_on"],
+        clue_id=row["clue_id"],
+        accountability_started_at=row["accountability_started_at"],
+        filed_at=row["filed_at"],
+        updated_at=row["updated_at"],
+    )
+
+
+class PostgresTransaction(RegistryTransaction):
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self.conn = conn
+
+    async def claim_idempotency_key(self, key: str) -> StoredResponse | None:
+        await self.conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", key)
+        row = await self.conn.fetchrow(
+            "SELECT operation, request_hash, status_code, response FROM idempotency_keys "
+            "WHERE key = $1",
+            key,
+        )
+        if row is None:
+            return None
+        return StoredResponse(
+            row["operation"], row["request_hash"], row["status_code"], row["response"]
+        )
+
+    async def save_idempotent_response(self, key: str, response: StoredResponse) -> None:
+        await self.conn.execute(
+            "INSERT INTO idempotency_keys (key, operation, request_hash, status_code, response) "
+            "VALUES ($1, $2, $3, $4, $5)",
+            key,
+            response.operation,
+            response.request_hash,
+            response.status_code,
+            response.body,
+        )
+
+    async def next_case_id(self, year: int) -> str:
+        number = await self.conn.fetchval("SELECT nextval('case_number_seq')")
+        return f"RL-{year}-{number:06d}"
+
+    async def insert_clue(self, clue: dict[str, Any]) -> None:
+        await self.conn.execute(
+            "INSERT INTO clues (clue_id, source, township, location, description, reported_on) "
+            "VALUES ($1, $2, $3, $4, $5, $6)",
+            clue["clue_id"],
+            clue["source"],
+            clue["township"],
+            clue["location"],
+            clue["description"],
+            clue["reported_on"],
+        )
+
+    async def take_clue(self, clue_id: str, case_id: str) -> bool:
+        taken = await self.conn.fetchval(
+            "UPDATE clues SET case_id = $2 WHERE clue_id = $1 AND case_id IS NULL "
+            "RETURNING clue_id",
+            clue_id,
+            case_id,
+        )
+        return taken is not None
+
+    async def insert_case(self, case: CaseRow) -> None:
+        await self.conn.execute(
+            "INSERT INTO cases (case_id, township, status, subject_kind, subject_id, "
+            "subject_name, parcels, basic_farmland_mu, cultivated_mu, violation_kind, source, "
+            "found_on, clue_id, accountability_started_at) "
+            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+            case.case_id,
+            case.township,
+            case.status.value,
+            case.subject["kind"],
+            case.subject["id"],
+            case.subject["name"],
+            case.parcels,
+            case.basic_farmland_mu,
+            case.cultivated_mu,
+            case.violation_kind,
+            case.source,
+            case.found_on,
+            case.clue_id,
+            case.accountability_started_at,
+        )
+
+    async def case_for_update(self, case_id: str) -> CaseRow | None:
+        row = await self.conn.fetchrow(
+            f"SELECT {_CASE_COLUMNS} FROM cases WHERE case_id = $1 FOR UPDATE", case_id
+        )
+        return None if row is None else _case(row)
+
+    async def update_case(self, case: CaseRow) -> None:
+        await self.conn.execute(
+            "UPDATE cases SET status = $2, parcels = $3, basic_farmland_mu = $4, "
+            "cultivated_mu = $5, accountability_started_at = $6, updated_at = now() "
+            "WHERE case_id = $1",
+            case.case_id,
+            case.status.value,
+            case.parcels,
+            case.basic_farmland_mu,
+            case.cultivated_mu,
+            case.accountability_started_at,
+        )
+
+    async def append_record(
+        self, case_id: str, step: str, event: OutgoingEvent, data: dict[str, Any]
+    ) -> None:
+        await self.conn.execute(
+            "INSERT INTO case_records (case_id, seq, step, event_id, event_type, data) "
+            "SELECT $1, coalesce(max(seq), 0) + 1, $2, $3, $4, $5 FROM case_records "
+            "WHERE case_id = $1",
+            case_id,
+            step,
+            event.event_id,
+            event.event_type,
+            data,
+        )
+
+    async def enqueue(self, event: OutgoingEvent) -> None:
+        await self.conn.execute(
+            "INSERT INTO outbox (event_id, event_type, topic, key, value) "
+            "VALUES ($1, $2, $3, $4, $5)",
+            event.event_id,
+            event.event_type,
+            event.topic,
+            event.key,
+            event.value,
+        )
+
+
+class PostgresRegistryStore(RegistryStore, OutboxStore):
+    def __init__(self, pool: Any) -> None:
+        self.pool = pool
+        self._listener: asyncpg.Connection | None = None
+        self._woken = asyncio.Event()
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[RegistryTransaction]:
+        try:
+            async with self.pool.acquire() as conn, conn.transaction():
+                yield PostgresTransaction(conn)
+        except (*TRANSIENT_ERRORS, asyncpg.PostgresError) as exc:
+            raise DatabaseError(f"database error: {exc}") from exc
+
+    async def get_case(self, case_id: str) -> tuple[CaseRow, list[CaseRecord]] | None:
+        async with self._read() as conn:
+            row = await conn.fetchrow(
+                f"SELECT {_CASE_COLUMNS} FROM cases WHERE case_id = $1", case_id
+            )
+            if row is None:
+                return None
+            records = await conn.fetch(
+                "SELECT seq, step, event_id, event_type, data, recorded_at FROM case_records "
+                "WHERE case_id = $1 ORDER BY seq",
+                case_id,
+            )
+        return _case(row), [CaseRecord(**dict(record)) for record in records]
+
+    async def list_cases(
+        self, *, township: str | None, status: CaseStatus | None, after: str | None, limit: int
+    ) -> list[CaseRow]:
+        async with self._read() as conn:
+            rows = await conn.fetch(
+                f"SELECT {_CASE_COLUMNS} FROM cases "
+                "WHERE ($1::text IS NULL OR township = $1) AND ($2::text IS NULL OR status = $2) "
+                "AND ($3::text IS NULL OR case_id > $3) ORDER BY case_id LIMIT $4",
+                township,
+                status.value if status else None,
+                after,
+                limit,
+            )
+        return [_case(row) for row in rows]
+
+    @asynccontextmanager
+    async def _read(self) -> AsyncIterator[asyncpg.Connection]:
+        try:
+            async with self.pool.acquire() as conn:
+                yield conn
+        except (*TRANSIENT_ERRORS, asyncpg.PostgresError) as exc:
+            raise DatabaseError(f"database error: {exc}") from exc
+
+    # --- outbox -----------------------------------------------------------------------
+
+    async def pending(self, limit: int) -> list[PendingEvent]:
+        async with self._read() as conn:
+            rows = await conn.fetch(
+                "SELECT position, topic, key, value FROM outbox WHERE sent_at IS NULL "
+                "ORDER BY position LIMIT $1",
+                limit,
+            )
+        return [
+            PendingEvent(row["position"], row["topic"], row["key"], row["value"]) for row in rows
+        ]
+
+    async def mark_sent(self, positions: Sequence[int]) -> None:
+        async with self._read() as conn:
+            await conn.execute(
+                "UPDATE outbox SET sent_at = now(), send_count = send_count + 1 "
+                "WHERE position = ANY($1::bigint[])",
+                list(positions),
+            )
+
+    async def wait_for_new(self, timeout: float) -> None:
+        if self._listener is None or self._listener.is_closed():
+            try:
+                self._listener = await self.pool.acquire()
+                await self._listener.add_listener("redline_outbox", self._wake)
+            except (*TRANSIENT_ERRORS, asyncpg.PostgresError) as exc:
+                self._listener = None
+                raise DatabaseError(f"cannot listen for outbox events: {exc}") from exc
+        with suppress(TimeoutError):
+            await asyncio.wait_for(self._woken.wait(), timeout)
+        self._woken.clear()
+
+    def _wake(self, *args: object) -> None:
+        self._woken.set()
+
+    async def replay_from(self, *, position: int | None, since: datetime | None) -> int:
+        async with self._read() as conn, conn.transaction():
+            result: str = await conn.execute(
+                "UPDATE outbox SET sent_at = NULL "
+                "WHERE sent_at IS NOT NULL AND ($1::bigint IS NULL OR position >= $1) "
+                "AND ($2::timestamptz IS NULL OR created_at >= $2)",
+                position,
+                since,
+            )
+            await conn.execute("SELECT pg_notify('redline_outbox', '')")
+        return int(result.rsplit(maxsplit=1)[-1])
+
+    async def close(self) -> None:
+        if self._listener is not None:
+            await self.pool.release(self._listener)
+            self._listener = None

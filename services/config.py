@@ -1,0 +1,74 @@
+"""Settings from the environment, read once at start-up and passed down explicitly.
+
+`KAFKA_BOOTSTRAP` and `DATABASE_URL` name production servers; when both are unset the
+embedded broker and Postgres are used, and `make run` writes their addresses to
+`.redline/endpoints.json` so the CLI in another terminal finds them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from services.errors import ConfigError
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Settings:
+    kafka_bootstrap: str | None
+    database_url: str | None
+    home: Path
+    kafka_replication_factor: int = 1
+
+    @property
+    def embedded(self) -> bool:
+        return self.kafka_bootstrap is None and self.database_url is None
+
+    @property
+    def endpoints_file(self) -> Path:
+        return self.home / "endpoints.json"
+
+    def require(self) -> tuple[str, str]:
+        """The broker and database addresses, or a ConfigError saying how to get them."""
+        if self.kafka_bootstrap and self.database_url:
+            return self.kafka_bootstrap, self.database_url
+        raise ConfigError(
+            "KAFKA_BOOTSTRAP and DATABASE_URL are not set and no embedded system is running "
+            f"(no {self.endpoints_file}); start one with `make run` or set both variables"
+        )
+
+    def with_endpoints(self, kafka_bootstrap: str, database_url: str) -> Settings:
+        return replace(self, kafka_bootstrap=kafka_bootstrap, database_url=database_url)
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    env = os.environ if environ is None else environ
+    kafka = env.get("KAFKA_BOOTSTRAP") or None
+    database = env.get("DATABASE_URL") or None
+    if (kafka is None) != (database is None):
+        missing = "DATABASE_URL" if database is None else "KAFKA_BOOTSTRAP"
+        raise ConfigError(f"{missing} must be set too: use both external servers or neither")
+    replication = env.get("REDLINE_KAFKA_REPLICATION", "1")
+    if not replication.isdigit() or int(replication) < 1:
+        raise ConfigError(
+            f"REDLINE_KAFKA_REPLICATION must be a positive integer, got {replication!r}"
+        )
+    home = Path(env.get("REDLINE_HOME") or REPO_ROOT / ".redline")
+    return Settings(kafka, database, home, int(replication))
+
+
+def load_running_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Settings for a CLI command: the environment, else the running embedded system."""
+    settings = load_settings(environ)
+    if settings.embedded and settings.endpoints_file.exists():
+        try:
+            endpoints = json.loads(settings.endpoints_file.read_text())
+            return settings.with_endpoints(endpoints["kafka_bootstrap"], endpoints["database_url"])
+        except (ValueError, KeyError) as exc:
+            raise ConfigError(f"{settings.endpoints_file} is malformed: {exc}") from exc
+    return settings

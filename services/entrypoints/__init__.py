@@ -1,0 +1,1 @@
+"""Entry points: the supervisor behind `make run`, the CLI, the service processes."""

@@ -1,0 +1,161 @@
+"""`make run`: bring up the whole system on embedded defaults, or on the named servers.
+
+Starts the embedded broker and Postgres unless KAFKA_BOOTSTRAP and DATABASE_URL are set,
+creates the topics, applies the migrations, starts every service as a child process,
+prints one ready line, and on SIGINT/SIGTERM stops every child it started, by pid.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+
+from services.adapters.kafka import ensure_topics
+from services.adapters.migrate import migrate
+from services.config import Settings, load_settings
+from services.errors import RedlineError
+from services.runtime.devkeys import ensure_dev_keys
+from services.runtime.embedded import EmbeddedBroker, EmbeddedPostgres
+from services.runtime.processes import spawn, stop_process
+
+
+@dataclass(frozen=True)
+class ChildService:
+    """One long-running service process and the address it serves, if any."""
+
+    name: str
+    module: str
+    args: tuple[str, ...] = ()
+    address: str | None = None
+
+
+def child_services(settings: Settings) -> list[ChildService]:
+    """Every service `make run` starts, in start order (stopped in reverse)."""
+    del settings  # services arrive with the registry and department issues
+    return []
+
+
+class Supervisor:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.broker: EmbeddedBroker | None = None
+        self.postgres: EmbeddedPostgres | None = None
+        self.children: list[tuple[ChildService, subprocess.Popen[bytes]]] = []
+        self.stopping = threading.Event()
+
+    def start(self) -> Settings:
+        settings = self.settings
+        settings.home.mkdir(parents=True, exist_ok=True)
+        if settings.embedded:
+            self.broker = EmbeddedBroker(settings.home / "broker")
+            self.broker.start()
+            self.postgres = EmbeddedPostgres(settings.home / "postgres")
+            self.postgres.start()
+            settings = settings.with_endpoints(self.broker.bootstrap, self.postgres.url)
+        kafka, database = settings.require()
+        asyncio.run(ensure_topics(kafka, replication_factor=settings.kafka_replication_factor))
+        asyncio.run(migrate(database))
+        trust_store = ensure_dev_keys(settings.home)
+        env = {
+            **os.environ,
+            "KAFKA_BOOTSTRAP": kafka,
+            "DATABASE_URL": database,
+            "REDLINE_HOME": str(settings.home),
+            "REDLINE_TRUST_STORE": str(trust_store),
+        }
+        for service in child_services(settings):
+            proc = spawn(
+                [sys.executable, "-m", service.module, *service.args],
+                log_path=settings.home / "logs" / f"{service.name}.log",
+                env=env,
+            )
+            self.children.append((service, proc))
+        self._write_endpoints(settings)
+        return settings
+
+    def _write_endpoints(self, settings: Settings) -> None:
+        endpoints = {
+            "kafka_bootstrap": settings.kafka_bootstrap,
+            "database_url": settings.database_url,
+            "pids": {
+                **({"broker": self.broker.pid} if self.broker else {}),
+                **({"postgres": self.postgres.pid} if self.postgres else {}),
+                **{service.name: proc.pid for service, proc in self.children},
+            },
+            "services": {
+                service.name: service.address for service, _ in self.children if service.address
+            },
+        }
+        settings.endpoints_file.write_text(json.dumps(endpoints, indent=2) + "\n")
+
+    def watch(self) -> int:
+        """Block until asked to stop (0) or until a child dies on its own (1)."""
+        while not self.stopping.wait(0.5):
+            for service, proc in self.children:
+                if proc.poll() is not None:
+                    print(
+                        f"redline: {service.name} exited with {proc.returncode}; "
+                        f"see {self.settings.home / 'logs' / (service.name + '.log')}",
+                        file=sys.stderr,
+                    )
+                    return 1
+        return 0
+
+    def stop(self) -> None:
+        for _, proc in reversed(self.children):
+            stop_process(proc)
+        self.children.clear()
+        if self.postgres:
+            self.postgres.stop()
+        if self.broker:
+            self.broker.stop()
+        self.settings.endpoints_file.unlink(missing_ok=True)
+
+
+def main() -> int:
+    began = time.monotonic()
+    supervisor = Supervisor(load_settings())
+
+    def request_stop(signum: int, frame: FrameType | None) -> None:
+        del frame
+        print(f"redline: {signal.Signals(signum).name} received, stopping", flush=True)
+        supervisor.stopping.set()
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    try:
+        settings = supervisor.start()
+        services = " ".join(
+            f"{service.name}={service.address}"
+            for service, _ in supervisor.children
+            if service.address
+        )
+        mode = "embedded" if supervisor.broker else "external"
+        print(
+            f"redline ready in {time.monotonic() - began:.1f}s ({mode}): "
+            f"kafka={settings.kafka_bootstrap} database={settings.database_url}"
+            + (f" {services}" if services else "")
+            + f" home={Path(settings.home)}",
+            flush=True,
+        )
+        code = supervisor.watch()
+    except RedlineError as exc:
+        print(f"redline: {exc}", file=sys.stderr)
+        code = 1
+    finally:
+        supervisor.stop()
+    print("redline: stopped", flush=True)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,146 @@
+"""The registry's ports: what its handlers and relay need from storage and the broker.
+
+The Postgres and Kafka adapters implement these; handlers never import a driver.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from services.registry.domain import CaseStatus
+
+
+@dataclass(frozen=True)
+class CaseRow:
+    case_id: str
+    township: str
+    status: CaseStatus
+    subject: dict[str, str]
+    parcels: list[dict[str, str]]
+    basic_farmland_mu: Decimal
+    cultivated_mu: Decimal
+    violation_kind: str
+    source: str
+    found_on: Any
+    clue_id: str | None
+    accountability_started_at: datetime | None
+    filed_at: datetime | None = None
+    updated_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class CaseRecord:
+    seq: int
+    step: str
+    event_id: str
+    event_type: str
+    data: dict[str, Any]
+    recorded_at: datetime
+
+
+@dataclass(frozen=True)
+class StoredResponse:
+    operation: str
+    request_hash: str
+    status_code: int
+    body: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class OutgoingEvent:
+    """A signed, encoded event bound for a topic, as the outbox keeps it."""
+
+    event_id: str
+    event_type: str
+    topic: str
+    key: str
+    value: bytes
+
+
+@dataclass(frozen=True)
+class PendingEvent:
+    position: int
+    topic: str
+    key: str
+    value: bytes
+
+
+class RegistryTransaction(abc.ABC):
+    """Everything one command writes, committed or rolled back together."""
+
+    @abc.abstractmethod
+    async def claim_idempotency_key(self, key: str) -> StoredResponse | None:
+        """Serialise requests with this key; the first answer given with it, if any."""
+
+    @abc.abstractmethod
+    async def save_idempotent_response(self, key: str, response: StoredResponse) -> None: ...
+
+    @abc.abstractmethod
+    async def next_case_id(self, year: int) -> str: ...
+
+    @abc.abstractmethod
+    async def insert_clue(self, clue: dict[str, Any]) -> None: ...
+
+    @abc.abstractmethod
+    async def take_clue(self, clue_id: str, case_id: str) -> bool:
+        """Link an unused clue to a case; False if it is unknown or already used."""
+
+    @abc.abstractmethod
+    async def insert_case(self, case: CaseRow) -> None: ...
+
+    @abc.abstractmethod
+    async def case_for_update(self, case_id: str) -> CaseRow | None: ...
+
+    @abc.abstractmethod
+    async def update_case(self, case: CaseRow) -> None: ...
+
+    @abc.abstractmethod
+    async def append_record(
+        self, case_id: str, step: str, event: OutgoingEvent, data: dict[str, Any]
+    ) -> None: ...
+
+    @abc.abstractmethod
+    async def enqueue(self, event: OutgoingEvent) -> None: ...
+
+
+class RegistryStore(abc.ABC):
+    @abc.abstractmethod
+    def transaction(self) -> AbstractAsyncContextManager[RegistryTransaction]: ...
+
+    @abc.abstractmethod
+    async def get_case(self, case_id: str) -> tuple[CaseRow, list[CaseRecord]] | None: ...
+
+    @abc.abstractmethod
+    async def list_cases(
+        self, *, township: str | None, status: CaseStatus | None, after: str | None, limit: int
+    ) -> list[CaseRow]: ...
+
+
+class OutboxStore(abc.ABC):
+    """What the relay needs: pending events in order, and marking them sent."""
+
+    @abc.abstractmethod
+    async def pending(self, limit: int) -> list[PendingEvent]: ...
+
+    @abc.abstractmethod
+    async def mark_sent(self, positions: Sequence[int]) -> None: ...
+
+    @abc.abstractmethod
+    async def wait_for_new(self, timeout: float) -> None:
+        """Return when new events may be pending, or after `timeout` seconds."""
+
+    @abc.abstractmethod
+    async def replay_from(self, *, position: int | None, since: datetime | None) -> int:
+        """Mark events for publication again; returns how many."""
+
+
+class EventPublisher(abc.ABC):
+    @abc.abstractmethod
+    async def publish(self, events: Sequence[PendingEvent]) -> None:
+        """Publish all, in order per key, and return once the broker has them all."""

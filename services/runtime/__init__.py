@@ -1,0 +1,1 @@
+"""Process-level helpers shared by `make run` and the test fixtures."""

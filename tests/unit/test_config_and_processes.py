@@ -1,0 +1,56 @@
+"""Settings refuse half-configured servers; child processes end by pid and never linger."""
+
+from __future__ import annotations
+
+import signal
+import sys
+from pathlib import Path
+
+import pytest
+
+from services.config import load_running_settings, load_settings
+from services.errors import ConfigError, StartupError
+from services.runtime.processes import is_running, spawn, stop_process, wait_until
+
+
+def test_embedded_when_no_server_is_named(tmp_path: Path) -> None:
+    settings = load_settings({"REDLINE_HOME": str(tmp_path)})
+    assert settings.embedded
+    with pytest.raises(ConfigError, match="make run"):
+        settings.require()
+
+
+def test_one_server_without_the_other_is_refused() -> None:
+    with pytest.raises(ConfigError, match="DATABASE_URL must be set too"):
+        load_settings({"KAFKA_BOOTSTRAP": "kafka:9092"})
+
+
+def test_bad_replication_factor_is_named() -> None:
+    with pytest.raises(ConfigError, match="REDLINE_KAFKA_REPLICATION"):
+        load_settings({"REDLINE_KAFKA_REPLICATION": "zero"})
+
+
+def test_cli_finds_the_running_embedded_system(tmp_path: Path) -> None:
+    (tmp_path / "endpoints.json").write_text(
+        '{"kafka_bootstrap": "127.0.0.1:1", "database_url": "postgresql://x@127.0.0.1:2/r"}'
+    )
+    settings = load_running_settings({"REDLINE_HOME": str(tmp_path)})
+    assert settings.require() == ("127.0.0.1:1", "postgresql://x@127.0.0.1:2/r")
+
+
+def test_a_child_is_stopped_by_pid_and_escalates_to_kill(tmp_path: Path) -> None:
+    stubborn = (
+        "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+        "print('up', flush=True); time.sleep(60)"
+    )
+    proc = spawn([sys.executable, "-c", stubborn], log_path=tmp_path / "child.log")
+    wait_until(lambda: "up" in (tmp_path / "child.log").read_text(), timeout=10, what="child")
+    assert is_running(proc.pid)
+    code = stop_process(proc, sig=signal.SIGTERM, timeout=0.5)
+    assert code == -signal.SIGKILL
+    assert not is_running(proc.pid)
+
+
+def test_wait_until_names_what_never_became_ready() -> None:
+    with pytest.raises(StartupError, match="the moon: not ready"):
+        wait_until(lambda: False, timeout=0.05, what="the moon")

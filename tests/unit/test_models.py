@@ -1,0 +1,144 @@
+import json
+from decimal import Decimal
+
+import pytest
+from pydantic import ValidationError
+
+from events.errors import InvalidEvent, invalid_from_validation
+from events.land import LandClass, is_cultivated
+from events.models import PAYLOAD_TYPES, CaseFiled, Parcel, PenaltyDecided, Subject
+from events.topics import ACKNOWLEDGEMENTS, ALL_TOPICS, BLOCKLIST, DEAD_LETTERS, VIOLATIONS
+
+ORG = {"kind": "organization", "id": "91350100M000100Y43", "name": "某某农业开发有限公司"}
+
+
+def case_data(**changes: object) -> dict[str, object]:
+    data: dict[str, object] = {
+        "case_id": "C-2024-001",
+        "township": "城关镇",
+        "subject": ORG,
+        "parcels": [{"land_class": "permanent_basic_farmland", "area_mu": "5"}],
+        "violation_kind": "illegal construction",
+        "source": "satellite",
+        "found_on": "2024-03-01",
+    }
+    data.update(changes)
+    return data
+
+
+def error_of(model: type, data: object) -> InvalidEvent:
+    with pytest.raises(ValidationError) as caught:
+        model.model_validate(data)  # type: ignore[attr-defined]
+    return invalid_from_validation(caught.value)
+
+
+def test_m2_converted_exactly() -> None:
+    assert Parcel.model_validate({"land_class": "cultivated", "area_m2": "666.67"}).area_mu == (
+        Decimal("1.000005")
+    )
+    assert Parcel.from_m2(LandClass.cultivated, 6670).area_mu == Decimal("10.005")
+
+
+def test_float_area_refused_naming_the_field() -> None:
+    err = error_of(CaseFiled, case_data(parcels=[{"land_class": "cultivated", "area_mu": 1.5}]))
+    assert err.field == "data.parcels.0.area_mu"
+    assert "float" in err.reason
+    err = error_of(Parcel, {"land_class": "cultivated", "area_m2": 666.67})
+    assert "area_m2" in err.reason and "float" in err.reason
+
+
+@pytest.mark.parametrize("area", ["0", "-1", "100000.000001", "1000000", "1.0000001", "NaN"])
+def test_bad_areas_refused(area: str) -> None:
+    err = error_of(Parcel, {"land_class": "cultivated", "area_mu": area})
+    assert err.field == "data.area_mu"
+
+
+def test_zero_m2_refused() -> None:
+    assert "area_m2" in error_of(Parcel, {"land_class": "unused", "area_m2": "0"}).reason
+
+
+@pytest.mark.parametrize(
+    "parcel",
+    [
+        {"land_class": "cultivated"},
+        {"land_class": "cultivated", "area_mu": "1", "area_m2": "666"},
+    ],
+)
+def test_exactly_one_area_unit(parcel: dict[str, str]) -> None:
+    assert "exactly one of area_mu or area_m2" in error_of(Parcel, parcel).reason
+
+
+def test_empty_subject_name_refused() -> None:
+    err = error_of(Subject, {**ORG, "name": "   "})
+    assert err.field == "data.name"
+
+
+def test_person_with_organisation_code_refused_naming_id() -> None:
+    err = error_of(CaseFiled, case_data(subject={**ORG, "kind": "person"}))
+    assert err.field == "data.subject.id"
+
+
+def test_organisation_id_normalised() -> None:
+    subject = Subject.model_validate({**ORG, "id": " 91350100m000100y43 "})
+    assert subject.id == "91350100M000100Y43"
+
+
+def test_unknown_field_refused() -> None:
+    assert error_of(CaseFiled, case_data(extra="x")).field == "data.extra"
+
+
+def test_decimal_round_trips_as_string() -> None:
+    case = CaseFiled.model_validate(
+        case_data(parcels=[{"land_class": "cultivated", "area_m2": "6670"}])
+    )
+    dumped = case.model_dump(mode="json")
+    assert dumped["parcels"][0]["area_mu"] == "10.005"
+    assert CaseFiled.model_validate(json.loads(json.dumps(dumped))) == case
+    fine = PenaltyDecided(
+        case_id="C1",
+        decision_no="D1",
+        decided_on="2024-01-02",
+        fine_yuan=Decimal("1E+3"),
+        summary="s",
+    )
+    assert fine.model_dump(mode="json")["fine_yuan"] == "1000"
+
+
+def test_totals_count_basic_farmland_as_cultivated() -> None:
+    case = CaseFiled.model_validate(
+        case_data(
+            parcels=[
+                {"land_class": "permanent_basic_farmland", "area_mu": "4.5"},
+                {"land_class": "cultivated", "area_mu": "5.5"},
+                {"land_class": "construction", "area_mu": "100"},
+            ]
+        )
+    )
+    assert case.basic_farmland_mu() == Decimal("4.5")
+    assert case.cultivated_mu() == Decimal("10.0")
+    assert is_cultivated(LandClass.permanent_basic_farmland)
+    assert not is_cultivated(LandClass.other_agricultural)
+
+
+def test_at_least_one_parcel() -> None:
+    assert error_of(CaseFiled, case_data(parcels=[])).field == "data.parcels"
+
+
+def test_fine_at_most_two_decimals() -> None:
+    data = {
+        "case_id": "C1",
+        "decision_no": "D",
+        "decided_on": "2024-01-02",
+        "fine_yuan": "1.005",
+        "summary": "s",
+    }
+    assert error_of(PenaltyDecided, data).field == "data.fine_yuan"
+
+
+def test_every_topic_event_type_has_a_model() -> None:
+    for topic in (VIOLATIONS, ACKNOWLEDGEMENTS, BLOCKLIST, DEAD_LETTERS):
+        for event_type in topic.event_types:
+            assert event_type in PAYLOAD_TYPES
+            assert PAYLOAD_TYPES[event_type].event_type == event_type
+    on_topics = {t for topic in ALL_TOPICS for t in topic.event_types}
+    assert set(PAYLOAD_TYPES) - on_topics == {"redline.case.filed.v1"}
