@@ -8,6 +8,7 @@ so a producer's typo is an error rather than silently dropped data.
 from __future__ import annotations
 
 import base64
+from collections.abc import Iterable
 from datetime import date
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
@@ -154,17 +155,35 @@ class Parcel(_Frozen):
         return cls.model_validate({"land_class": land_class, "area_m2": area_m2})
 
 
-class ClueReported(Payload):
-    """A clue (线索) reported before any case exists; keyed by its clue id."""
+def basic_farmland_mu(parcels: Iterable[Parcel]) -> Decimal:
+    """Permanent basic farmland occupied, for the 5 mu accountability threshold."""
+    return sum(
+        (p.area_mu for p in parcels if p.land_class is LandClass.permanent_basic_farmland),
+        Decimal(0),
+    )
 
-    event_type: ClassVar[str] = "redline.clue.reported.v1"
 
-    clue_id: Id
+def cultivated_mu(parcels: Iterable[Parcel]) -> Decimal:
+    """Cultivated land occupied, basic farmland included, for the 10 mu threshold."""
+    return sum((p.area_mu for p in parcels if is_cultivated(p.land_class)), Decimal(0))
+
+
+# Each "...Details" model is what a case officer submits; the event adds the case id.
+# The HTTP API and the CLI take the details models, so no schema is written twice.
+
+
+class ClueDetails(_Frozen):
     source: ClueSource
     township: Name
     location: NonEmptyText
     description: NonEmptyText
     reported_on: date
+
+
+class ClueReported(ClueDetails, Payload):
+    event_type: ClassVar[str] = "redline.clue.reported.v1"
+
+    clue_id: Id
 
 
 class CaseFiledV1(Payload):
@@ -183,85 +202,103 @@ class CaseFiledV1(Payload):
     clue_id: Id | None
 
 
-class CaseFiled(Payload):
-    """A case filed (立案): the event that starts every department's measures."""
-
-    event_type: ClassVar[str] = "redline.case.filed.v2"
-
-    case_id: Id
+class CaseDetails(_Frozen):
     township: Name
     subject: Subject
-    parcels: list[Parcel] = Field(min_length=1)
+    parcels: list[Parcel] = Field(min_length=1, max_length=500)
     violation_kind: Name
     source: ClueSource
     found_on: date
     clue_id: Id | None = None
 
-    def basic_farmland_mu(self) -> Decimal:
-        """Permanent basic farmland occupied, for the 5 mu accountability threshold."""
-        return sum(
-            (p.area_mu for p in self.parcels if p.land_class is LandClass.permanent_basic_farmland),
-            Decimal(0),
-        )
 
-    def cultivated_mu(self) -> Decimal:
-        """Cultivated land occupied, basic farmland included, for the 10 mu threshold."""
-        return sum((p.area_mu for p in self.parcels if is_cultivated(p.land_class)), Decimal(0))
+class CaseFiled(CaseDetails, Payload):
+    """A case filed (立案): the event that starts every department's measures."""
 
-
-class PenaltyDecided(Payload):
-    """The penalty decision (处罚决定): starts the credit-platform push."""
-
-    event_type: ClassVar[str] = "redline.case.penalty_decided.v1"
+    event_type: ClassVar[str] = "redline.case.filed.v2"
 
     case_id: Id
+
+    def basic_farmland_mu(self) -> Decimal:
+        return basic_farmland_mu(self.parcels)
+
+    def cultivated_mu(self) -> Decimal:
+        return cultivated_mu(self.parcels)
+
+
+class CorrectionDetails(_Frozen):
+    """A correction of the surveyed parcels; it may start accountability late."""
+
+    parcels: list[Parcel] = Field(min_length=1, max_length=500)
+    reason: NonEmptyText
+
+
+class CaseCorrected(CorrectionDetails, Payload):
+    event_type: ClassVar[str] = "redline.case.corrected.v1"
+
+    case_id: Id
+
+
+class PenaltyDetails(_Frozen):
     decision_no: Name
     decided_on: date
     fine_yuan: Money
     summary: NonEmptyText
 
 
-class RectificationRecorded(Payload):
-    """Rectification (整改) done: demolition, confiscation or works."""
-
-    event_type: ClassVar[str] = "redline.case.rectification_recorded.v1"
+class PenaltyDecided(PenaltyDetails, Payload):
+    event_type: ClassVar[str] = "redline.case.penalty_decided.v1"
 
     case_id: Id
+
+
+class RectificationDetails(_Frozen):
     action: Literal["demolition", "confiscation", "restoration_works", "other"]
     completed_on: date
     notes: Text = ""
 
 
-class RestorationVerified(Payload):
-    """Restoration (复耕验收) is verified jointly: both sign-offs are required."""
-
-    event_type: ClassVar[str] = "redline.case.restoration_verified.v1"
+class RectificationRecorded(RectificationDetails, Payload):
+    event_type: ClassVar[str] = "redline.case.rectification_recorded.v1"
 
     case_id: Id
+
+
+class RestorationDetails(_Frozen):
+    """Restoration (复耕验收) is verified jointly: both sign-offs are required."""
+
     verified_on: date
     natural_resources_officer: Name
     agriculture_officer: Name
 
 
-class CaseRevoked(Payload):
-    """A court revoked the case: every measure it started must be lifted."""
-
-    event_type: ClassVar[str] = "redline.case.revoked.v1"
+class RestorationVerified(RestorationDetails, Payload):
+    event_type: ClassVar[str] = "redline.case.restoration_verified.v1"
 
     case_id: Id
+
+
+class RevocationDetails(_Frozen):
     court: Name
     decision_no: Name
     revoked_on: date
 
 
-class CaseClosed(Payload):
-    """The case is closed: remaining measures are lifted."""
+class CaseRevoked(RevocationDetails, Payload):
+    event_type: ClassVar[str] = "redline.case.revoked.v1"
 
+    case_id: Id
+
+
+class ClosureDetails(_Frozen):
+    closed_on: date
+    reason: NonEmptyText
+
+
+class CaseClosed(ClosureDetails, Payload):
     event_type: ClassVar[str] = "redline.case.closed.v1"
 
     case_id: Id
-    closed_on: date
-    reason: NonEmptyText
 
 
 class AccountabilityTriggered(Payload):
@@ -387,6 +424,7 @@ PAYLOAD_TYPES: dict[str, type[Payload]] = {
         ClueReported,
         CaseFiledV1,
         CaseFiled,
+        CaseCorrected,
         PenaltyDecided,
         RectificationRecorded,
         RestorationVerified,

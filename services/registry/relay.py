@@ -1,0 +1,77 @@
+"""The outbox relay: publishes committed events in outbox order, at least once.
+
+It marks events sent only after the broker has acknowledged all of them, so a relay
+killed mid-batch republishes that batch on restart; consumers dedup on the event id.
+Broker and database outages are waited out with capped backoff; nothing is skipped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from services.errors import BrokerError, DatabaseError
+from services.registry.ports import EventPublisher, OutboxStore
+
+log = logging.getLogger(__name__)
+
+
+class OutboxRelay:
+    def __init__(
+        self,
+        outbox: OutboxStore,
+        publisher: EventPublisher,
+        *,
+        batch_size: int = 2000,
+        idle_wait: float = 1.0,
+        max_backoff: float = 5.0,
+    ) -> None:
+        self.outbox = outbox
+        self.publisher = publisher
+        self.batch_size = batch_size
+        self.idle_wait = idle_wait
+        self.max_backoff = max_backoff
+        self.published = 0
+
+    async def publish_pending(self) -> int:
+        """Publish one batch of pending events; returns how many."""
+        cluster = await self._same_cluster()
+        batch = await self.outbox.pending(self.batch_size)
+        if batch:
+            await self.publisher.publish(batch)
+            if await self.publisher.cluster_id() != cluster:
+                raise BrokerError("the broker changed while publishing; publishing again")
+            await self.outbox.mark_sent([event.position for event in batch])
+            self.published += len(batch)
+        return len(batch)
+
+    async def _same_cluster(self) -> str:
+        """A broker that lost its data comes back as a new cluster: publish everything again."""
+        cluster = await self.publisher.cluster_id()
+        known = await self.outbox.known_cluster()
+        if known != cluster:
+            if known is not None:
+                replayed = await self.outbox.replay_from(position=None, since=None)
+                log.warning(
+                    "relay: broker cluster %s replaced %s; publishing all %d events again",
+                    cluster,
+                    known,
+                    replayed,
+                )
+            await self.outbox.remember_cluster(cluster)
+        return cluster
+
+    async def run(self, stop: asyncio.Event) -> None:
+        backoff = 0.1
+        while not stop.is_set():
+            try:
+                sent = await self.publish_pending()
+                backoff = 0.1
+                if sent == 0:
+                    await self.outbox.wait_for_new(self.idle_wait)
+            except (BrokerError, DatabaseError) as exc:
+                log.warning("relay: %s; retrying in %.1f s", exc, backoff)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), backoff)
+                backoff = min(backoff * 2, self.max_backoff)

@@ -1,0 +1,78 @@
+"""`redline case ...` and `redline outbox replay` over the same service layer as the API."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from typing import Any
+
+from services.config import Settings
+from tests.support import case_body
+
+
+def _redline(
+    settings: Settings, *args: str, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    env = {
+        **os.environ,
+        "KAFKA_BOOTSTRAP": settings.kafka_bootstrap or "",
+        "DATABASE_URL": settings.database_url or "",
+        "REDLINE_HOME": str(settings.home),
+    }
+    return subprocess.run(
+        [sys.executable, "-c", "from services.entrypoints.cli import main; main()", *args],
+        env=env,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_filing_and_showing_a_case(settings: Settings) -> None:
+    filed = _redline(
+        settings, "case", "file", "-", stdin=json.dumps(case_body(("cultivated", "11")))
+    )
+    assert filed.returncode == 0, filed.stderr
+    summary: dict[str, Any] = json.loads(filed.stdout)
+    assert summary["accountability_started"] is True
+
+    shown = _redline(settings, "case", "show", summary["case_id"])
+    assert shown.returncode == 0, shown.stderr
+    assert json.loads(shown.stdout)["cultivated_mu"] == "11"
+
+
+def test_bad_input_exits_2_naming_the_field(settings: Settings) -> None:
+    body = case_body()
+    body["subject"]["id"] = body["subject"]["id"][:-1] + (
+        "0" if body["subject"]["id"][-1] != "0" else "1"
+    )
+    refused = _redline(settings, "case", "file", json.dumps(body))
+    assert refused.returncode == 2
+    assert "error: invalid input: subject.id: check character is" in refused.stderr
+    assert refused.stdout == ""
+
+
+def test_a_step_the_case_does_not_allow_is_refused(settings: Settings) -> None:
+    case_id = json.loads(_redline(settings, "case", "file", json.dumps(case_body())).stdout)[
+        "case_id"
+    ]
+    refused = _redline(
+        settings,
+        "case",
+        "record",
+        case_id,
+        "closure",
+        json.dumps({"closed_on": "2026-11-01", "reason": "done"}),
+    )
+    assert refused.returncode == 1
+    assert "cannot record closure on a case that is filed" in refused.stderr
+
+
+def test_replay_refuses_a_time_without_offset(settings: Settings) -> None:
+    refused = _redline(settings, "outbox", "replay", "--from", "2026-11-01T00:00")
+    assert refused.returncode == 2
+    assert "--from: the time needs a UTC offset" in refused.stderr

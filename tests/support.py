@@ -1,0 +1,76 @@
+"""Test helpers: valid identifiers, sample requests, reading a topic to its end, polling."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.structs import ConsumerRecord
+
+from events.identifiers import USCC_ALPHABET, uscc_check_character
+
+_rng = random.Random()
+
+
+def new_uscc() -> str:
+    body = "9114" + "1181" + "".join(_rng.choice(USCC_ALPHABET) for _ in range(9))
+    return body + uscc_check_character(body)
+
+
+def case_body(*parcels: tuple[str, str], township: str = "duizhen", **extra: Any) -> dict[str, Any]:
+    """A valid POST /v1/cases body; parcels as (land_class, area_mu)."""
+    body: dict[str, Any] = {
+        "township": township,
+        "subject": {"kind": "organization", "id": new_uscc(), "name": "孝义市某建材有限公司"},
+        "parcels": [{"land_class": cls, "area_mu": area} for cls, area in parcels]
+        or [{"land_class": "cultivated", "area_mu": "1.5"}],
+        "violation_kind": "illegal_construction",
+        "source": "satellite",
+        "found_on": "2026-10-12",
+    }
+    body.update(extra)
+    return body
+
+
+async def eventually(
+    check: Callable[[], Awaitable[bool]], *, timeout: float = 30.0, what: str = "condition"
+) -> None:
+    """Poll `check` until it holds; fail naming `what` at the deadline."""
+    deadline = time.monotonic() + timeout
+    delay = 0.02
+    while not await check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not reached within {timeout} s")
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 0.5)
+
+
+async def read_topic(bootstrap: str, topic: str) -> list[ConsumerRecord[bytes, bytes]]:
+    """Every record now in `topic`, by manual assignment (no group join), partition order kept."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        if topic not in await consumer.topics():  # also refreshes metadata for every topic
+            raise AssertionError(f"no topic {topic} on {bootstrap}")
+        partitions = consumer.partitions_for_topic(topic) or set()
+        assigned = [TopicPartition(topic, p) for p in sorted(partitions)]
+        consumer.assign(assigned)
+        await consumer.seek_to_beginning(*assigned)
+        ends = await consumer.end_offsets(assigned)
+        records: list[ConsumerRecord[bytes, bytes]] = []
+        remaining = {tp for tp in assigned if ends[tp] > 0}
+        deadline = time.monotonic() + 60
+        while remaining and time.monotonic() < deadline:
+            for tp, batch in (await consumer.getmany(*remaining, timeout_ms=500)).items():
+                records.extend(batch)
+                if batch and batch[-1].offset + 1 >= ends[tp]:
+                    remaining.discard(tp)
+        if remaining:
+            raise AssertionError(f"could not read {topic} to its end: {remaining}")
+        return records
+    finally:
+        await consumer.stop()
