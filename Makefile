@@ -31,3 +31,6 @@ schemas: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .redline .pytest_cache .mypy_cache .ruff_cache
+
+bench: $(STAMP)
+	$(BIN)/python -m tests.bench

@@ -1,0 +1,95 @@
+"""`make bench`: every workload beside its bare baseline, in one run, as JSON and a table.
+
+Benchmarks, not tests: nothing here asserts a time. QUICK=1 runs a small version.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+from services.adapters.kafka import ensure_topics
+from services.adapters.migrate import migrate
+from services.runtime.embedded import EmbeddedBroker, EmbeddedPostgres
+from tests.bench import relay
+
+Workload = Callable[[str, str, int], Awaitable[list[dict[str, Any]]]]
+WORKLOADS: dict[str, tuple[Workload, int, int]] = {
+    # name: (function, events in a full run, events in a quick run)
+    "outbox_relay": (relay.run, 50_000, 5_000),
+}
+
+
+async def _measure(quick: bool) -> dict[str, Any]:
+    home = Path(tempfile.mkdtemp(prefix="redline-bench-"))
+    external = os.environ.get("KAFKA_BOOTSTRAP") and os.environ.get("DATABASE_URL")
+    broker = postgres = None
+    if external:
+        kafka, database = os.environ["KAFKA_BOOTSTRAP"], os.environ["DATABASE_URL"]
+    else:
+        broker, postgres = EmbeddedBroker(home / "broker"), EmbeddedPostgres(home / "postgres")
+        broker.start()
+        postgres.start()
+        kafka, database = broker.bootstrap, postgres.url
+    try:
+        await ensure_topics(kafka)
+        await migrate(database)
+        results: list[dict[str, Any]] = []
+        for name, (workload, full, small) in WORKLOADS.items():
+            for figure in await workload(kafka, database, small if quick else full):
+                results.append({"workload": name, **figure})
+    finally:
+        if postgres:
+            postgres.stop()
+        if broker:
+            broker.stop()
+    report = {
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
+        "quick": quick,
+        "machine": {
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+            "python": sys.version.split()[0],
+        },
+        "versions": {pkg: version(pkg) for pkg in ("aiokafka", "asyncpg", "faust-streaming")},
+        "broker": "external" if external else "embedded tansu",
+        "results": results,
+    }
+    return report
+
+
+def _print_table(report: dict[str, Any], out: Path) -> None:
+    results = report["results"]
+    print(f"{'workload':<16} {'figure':<28} {'value':>12} {'unit':<10} {'vs baseline':>12}")
+    for row in results:
+        ratio = f"{row['ratio']:.2f}" if "ratio" in row else ""
+        print(
+            f"{row['workload']:<16} {row['figure']:<28} {row['value']:>12,.1f} "
+            f"{row['unit']:<10} {ratio:>12}"
+        )
+    print(f"written to {out}")
+
+
+def main() -> None:
+    quick = os.environ.get("QUICK", "") not in {"", "0"}
+    out = Path(os.environ.get("BENCH_OUT", "bench-results/bench.json"))
+    started = time.monotonic()
+    report = asyncio.run(_measure(quick))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    _print_table(report, out)
+    print(f"took {time.monotonic() - started:.0f} s")
+
+
+if __name__ == "__main__":
+    main()

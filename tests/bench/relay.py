@@ -1,0 +1,89 @@
+"""Outbox relay publish rate against a bare aiokafka producer sending the same bytes."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import asyncpg
+from aiokafka import AIOKafkaProducer
+
+from events.codec import encode_signed
+from events.models import CaseFiled
+from events.signing import Signer
+from events.topics import VIOLATIONS
+from services.adapters.postgres import create_pool
+from services.adapters.publisher import KafkaPublisher
+from services.adapters.registry_store import PostgresRegistryStore
+from services.registry.relay import OutboxRelay
+from tests.support import case_body
+
+
+def _events(count: int) -> list[tuple[str, str, str, bytes]]:
+    signer = Signer.generate("natural_resources-bench")
+    template = case_body(("cultivated", "3"))
+    rows = []
+    for number in range(count):
+        case_id = f"RL-BENCH-{number:07d}"
+        payload = CaseFiled.model_validate({**template, "case_id": case_id})
+        envelope, raw = encode_signed(payload, signer, source="/authorities/natural_resources")
+        rows.append((envelope.id, envelope.type, case_id, raw))
+    return rows
+
+
+async def _bare(kafka: str, rows: list[tuple[str, str, str, bytes]]) -> float:
+    producer = AIOKafkaProducer(
+        bootstrap_servers=kafka, acks="all", linger_ms=2, max_batch_size=1024 * 1024
+    )
+    await producer.start()
+    try:
+        started = time.perf_counter()
+        futures = [
+            await producer.send(VIOLATIONS.name, raw, key=key.encode()) for _, _, key, raw in rows
+        ]
+        await asyncio.gather(*futures)
+        return len(rows) / (time.perf_counter() - started)
+    finally:
+        await producer.stop()
+
+
+async def _relay(kafka: str, database: str, rows: list[tuple[str, str, str, bytes]]) -> float:
+    conn = await asyncpg.connect(database)
+    try:
+        await conn.execute("TRUNCATE outbox")
+        await conn.copy_records_to_table(
+            "outbox",
+            records=[(eid, etype, VIOLATIONS.name, key, raw) for eid, etype, key, raw in rows],
+            columns=["event_id", "event_type", "topic", "key", "value"],
+        )
+    finally:
+        await conn.close()
+    pool = await create_pool(database)
+    publisher = KafkaPublisher(kafka)
+    try:
+        relay = OutboxRelay(PostgresRegistryStore(pool), publisher)
+        await relay.publish_pending()  # connect and warm up on the first batch
+        started, first = time.perf_counter(), relay.published
+        while await relay.publish_pending():
+            pass
+        return (relay.published - first) / (time.perf_counter() - started)
+    finally:
+        await publisher.close()
+        await pool.close()
+
+
+async def run(kafka: str, database: str, count: int) -> list[dict[str, Any]]:
+    rows = _events(count)
+    bare = await _bare(kafka, rows)
+    relayed = await _relay(kafka, database, rows)
+    return [
+        {"figure": "bare producer", "value": bare, "unit": "events/s"},
+        {
+            "figure": "outbox relay",
+            "value": relayed,
+            "unit": "events/s",
+            "baseline": "bare producer",
+            "ratio": relayed / bare,
+        },
+    ]
