@@ -46,7 +46,7 @@ async def registry_store(settings: Settings) -> AsyncIterator[PostgresRegistrySt
     try:
         yield store
     finally:
-        await store.close()
+        await store.outbox.close()
         await pool.close()
 
 

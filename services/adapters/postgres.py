@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import asyncpg
@@ -32,3 +34,13 @@ async def create_pool(database_url: str, *, min_size: int = 1, max_size: int = 1
         )
     except (*TRANSIENT_ERRORS, asyncpg.PostgresError) as exc:
         raise DatabaseError(f"cannot connect to the database: {exc}") from exc
+
+
+@asynccontextmanager
+async def connection(pool: Any) -> AsyncIterator[asyncpg.Connection]:
+    """A pooled connection whose driver errors arrive as DatabaseError."""
+    try:
+        async with pool.acquire() as conn:
+            yield conn
+    except (*TRANSIENT_ERRORS, asyncpg.PostgresError) as exc:
+        raise DatabaseError(f"database error: {exc}") from exc

@@ -12,7 +12,7 @@ from aiokafka.errors import KafkaError
 
 from services.adapters.kafka import ensure_topics
 from services.errors import BrokerError
-from services.registry.ports import EventPublisher, PendingEvent
+from services.outbox.ports import EventPublisher, PendingEvent
 
 
 class KafkaPublisher(EventPublisher):

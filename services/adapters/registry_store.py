@@ -2,24 +2,21 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager, suppress
-from datetime import date, datetime
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from datetime import date
 from typing import Any
 
 import asyncpg
 
-from services.adapters.postgres import TRANSIENT_ERRORS
+from services.adapters.outbox import PostgresOutbox, enqueue
+from services.adapters.postgres import TRANSIENT_ERRORS, connection
 from services.errors import DatabaseError
+from services.outbox.ports import OutgoingEvent
 from services.registry.domain import CaseStatus
 from services.registry.ports import (
     CaseRecord,
     CaseRow,
-    OutboxStore,
-    OutgoingEvent,
-    PendingEvent,
     RegistryStore,
     RegistryTransaction,
     StoredResponse,
@@ -164,22 +161,13 @@ class PostgresTransaction(RegistryTransaction):
         )
 
     async def enqueue(self, event: OutgoingEvent) -> None:
-        await self.conn.execute(
-            "INSERT INTO outbox (event_id, event_type, topic, key, value) "
-            "VALUES ($1, $2, $3, $4, $5)",
-            event.event_id,
-            event.event_type,
-            event.topic,
-            event.key,
-            event.value,
-        )
+        await enqueue(self.conn, "public", [event])
 
 
-class PostgresRegistryStore(RegistryStore, OutboxStore):
+class PostgresRegistryStore(RegistryStore):
     def __init__(self, pool: Any) -> None:
         self.pool = pool
-        self._listener: asyncpg.Connection | None = None
-        self._woken = asyncio.Event()
+        self.outbox = PostgresOutbox(pool)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[RegistryTransaction]:
@@ -218,78 +206,5 @@ class PostgresRegistryStore(RegistryStore, OutboxStore):
             )
         return [_case(row) for row in rows]
 
-    @asynccontextmanager
-    async def _read(self) -> AsyncIterator[asyncpg.Connection]:
-        try:
-            async with self.pool.acquire() as conn:
-                yield conn
-        except (*TRANSIENT_ERRORS, asyncpg.PostgresError) as exc:
-            raise DatabaseError(f"database error: {exc}") from exc
-
-    # --- outbox -----------------------------------------------------------------------
-
-    async def pending(self, limit: int) -> list[PendingEvent]:
-        async with self._read() as conn:
-            rows = await conn.fetch(
-                "SELECT position, topic, key, value FROM outbox WHERE sent_at IS NULL "
-                "ORDER BY position LIMIT $1",
-                limit,
-            )
-        return [
-            PendingEvent(row["position"], row["topic"], row["key"], row["value"]) for row in rows
-        ]
-
-    async def mark_sent(self, positions: Sequence[int]) -> None:
-        async with self._read() as conn:
-            await conn.execute(
-                "UPDATE outbox SET sent_at = now(), send_count = send_count + 1 "
-                "WHERE position = ANY($1::bigint[])",
-                list(positions),
-            )
-
-    async def wait_for_new(self, timeout: float) -> None:
-        if self._listener is None or self._listener.is_closed():
-            try:
-                self._listener = await self.pool.acquire()
-                await self._listener.add_listener("redline_outbox", self._wake)
-            except (*TRANSIENT_ERRORS, asyncpg.PostgresError) as exc:
-                self._listener = None
-                raise DatabaseError(f"cannot listen for outbox events: {exc}") from exc
-        with suppress(TimeoutError):
-            await asyncio.wait_for(self._woken.wait(), timeout)
-        self._woken.clear()
-
-    def _wake(self, *args: object) -> None:
-        self._woken.set()
-
-    async def replay_from(self, *, position: int | None, since: datetime | None) -> int:
-        async with self._read() as conn, conn.transaction():
-            result: str = await conn.execute(
-                "UPDATE outbox SET sent_at = NULL "
-                "WHERE sent_at IS NOT NULL AND ($1::bigint IS NULL OR position >= $1) "
-                "AND ($2::timestamptz IS NULL OR created_at >= $2)",
-                position,
-                since,
-            )
-            await conn.execute("SELECT pg_notify('redline_outbox', '')")
-        return int(result.rsplit(maxsplit=1)[-1])
-
-    async def known_cluster(self) -> str | None:
-        async with self._read() as conn:
-            found: str | None = await conn.fetchval("SELECT cluster_id FROM relay_state")
-        return found
-
-    async def remember_cluster(self, cluster_id: str) -> None:
-        async with self._read() as conn:
-            await conn.execute(
-                "INSERT INTO relay_state (cluster_id) VALUES ($1) ON CONFLICT (singleton) "
-                "DO UPDATE SET cluster_id = excluded.cluster_id, updated_at = now()",
-                cluster_id,
-            )
-
-    async def close(self) -> None:
-        if self._listener is not None:
-            listener, self._listener = self._listener, None
-            with contextlib.suppress(*TRANSIENT_ERRORS):
-                await listener.remove_listener("redline_outbox", self._wake)
-            await self.pool.release(listener)
+    def _read(self) -> AbstractAsyncContextManager[asyncpg.Connection]:
+        return connection(self.pool)

@@ -147,7 +147,7 @@ def replay(
 
     async def run() -> int:
         async with registry_store(load_running_settings()) as store:
-            return await store.replay_from(position=position, since=since)
+            return await store.outbox.replay_from(position=position, since=since)
 
     typer.echo(f"{asyncio.run(run())} events queued for publication again")
 

@@ -11,7 +11,7 @@ from services.adapters.publisher import KafkaPublisher
 from services.bootstrap import registry_store
 from services.config import Settings, load_settings
 from services.errors import DatabaseError
-from services.registry.relay import OutboxRelay
+from services.outbox.relay import OutboxRelay
 
 log = logging.getLogger(__name__)
 
@@ -24,9 +24,9 @@ async def run_relay(settings: Settings, stop: asyncio.Event) -> None:
         while not stop.is_set():
             try:
                 async with registry_store(settings) as store:
-                    await OutboxRelay(store, publisher, batch_size=settings.relay_batch_size).run(
-                        stop
-                    )
+                    await OutboxRelay(
+                        store.outbox, publisher, batch_size=settings.relay_batch_size
+                    ).run(stop)
             except DatabaseError as exc:
                 log.warning("relay: %s; retrying in %.1f s", exc, backoff)
                 with contextlib.suppress(TimeoutError):

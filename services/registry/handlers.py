@@ -45,11 +45,11 @@ from events.signing import Signer
 from events.topics import VIOLATIONS
 from services.authorities import NATURAL_RESOURCES
 from services.errors import ConfigError, RedlineError
+from services.outbox.ports import OutgoingEvent
 from services.registry.domain import CaseStatus, Step, check_accountability, next_status
 from services.registry.ports import (
     CaseRecord,
     CaseRow,
-    OutgoingEvent,
     RegistryStore,
     RegistryTransaction,
     StoredResponse,

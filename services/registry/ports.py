@@ -1,4 +1,4 @@
-"""The registry's ports: what its handlers and relay need from storage and the broker.
+"""The registry's ports: what its handlers need from storage.
 
 The Postgres and Kafka adapters implement these; handlers never import a driver.
 """
@@ -6,13 +6,13 @@ The Postgres and Kafka adapters implement these; handlers never import a driver.
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
+from services.outbox.ports import OutgoingEvent
 from services.registry.domain import CaseStatus
 
 
@@ -50,25 +50,6 @@ class StoredResponse:
     request_hash: str
     status_code: int
     body: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class OutgoingEvent:
-    """A signed, encoded event bound for a topic, as the outbox keeps it."""
-
-    event_id: str
-    event_type: str
-    topic: str
-    key: str
-    value: bytes
-
-
-@dataclass(frozen=True)
-class PendingEvent:
-    position: int
-    topic: str
-    key: str
-    value: bytes
 
 
 class RegistryTransaction(abc.ABC):
@@ -123,38 +104,3 @@ class RegistryStore(abc.ABC):
     async def list_cases(
         self, *, township: str | None, status: CaseStatus | None, after: str | None, limit: int
     ) -> list[CaseRow]: ...
-
-
-class OutboxStore(abc.ABC):
-    """What the relay needs: pending events in order, and marking them sent."""
-
-    @abc.abstractmethod
-    async def pending(self, limit: int) -> list[PendingEvent]: ...
-
-    @abc.abstractmethod
-    async def mark_sent(self, positions: Sequence[int]) -> None: ...
-
-    @abc.abstractmethod
-    async def wait_for_new(self, timeout: float) -> None:
-        """Return when new events may be pending, or after `timeout` seconds."""
-
-    @abc.abstractmethod
-    async def replay_from(self, *, position: int | None, since: datetime | None) -> int:
-        """Mark events for publication again; returns how many."""
-
-    @abc.abstractmethod
-    async def known_cluster(self) -> str | None:
-        """The broker cluster the outbox was last published to."""
-
-    @abc.abstractmethod
-    async def remember_cluster(self, cluster_id: str) -> None: ...
-
-
-class EventPublisher(abc.ABC):
-    @abc.abstractmethod
-    async def cluster_id(self) -> str:
-        """The id of the broker cluster it publishes to, asked afresh."""
-
-    @abc.abstractmethod
-    async def publish(self, events: Sequence[PendingEvent]) -> None:
-        """Publish all, in order per key, and return once the broker has them all."""

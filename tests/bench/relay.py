@@ -13,10 +13,10 @@ from events.codec import encode_signed
 from events.models import CaseFiled
 from events.signing import Signer
 from events.topics import VIOLATIONS
+from services.adapters.outbox import PostgresOutbox
 from services.adapters.postgres import create_pool
 from services.adapters.publisher import KafkaPublisher
-from services.adapters.registry_store import PostgresRegistryStore
-from services.registry.relay import OutboxRelay
+from services.outbox.relay import OutboxRelay
 from tests.support import case_body
 
 
@@ -62,7 +62,7 @@ async def _relay(kafka: str, database: str, rows: list[tuple[str, str, str, byte
     pool = await create_pool(database)
     publisher = KafkaPublisher(kafka)
     try:
-        relay = OutboxRelay(PostgresRegistryStore(pool), publisher)
+        relay = OutboxRelay(PostgresOutbox(pool), publisher)
         await relay.publish_pending()  # connect and warm up on the first batch
         started, first = time.perf_counter(), relay.published
         while await relay.publish_pending():

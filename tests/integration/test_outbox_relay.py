@@ -23,9 +23,9 @@ from services.adapters.kafka import ensure_topics
 from services.adapters.publisher import KafkaPublisher
 from services.bootstrap import bootstrap_registry, registry_store
 from services.config import Settings
+from services.outbox.relay import OutboxRelay
 from services.registry.domain import Step
 from services.registry.handlers import STEP_EVENTS, Registry
-from services.registry.relay import OutboxRelay
 from services.runtime.embedded import EmbeddedBroker
 from services.runtime.processes import is_running
 from tests.support import case_body, eventually, read_topic
@@ -80,7 +80,7 @@ async def _run_relay(settings: Settings, stop: asyncio.Event) -> None:
     publisher = KafkaPublisher(kafka)
     try:
         async with registry_store(settings) as store:
-            await OutboxRelay(store, publisher, idle_wait=0.2, max_backoff=0.5).run(stop)
+            await OutboxRelay(store.outbox, publisher, idle_wait=0.2, max_backoff=0.5).run(stop)
     finally:
         await publisher.close()
 
@@ -291,7 +291,7 @@ async def test_replay_from_a_position_publishes_again_and_nothing_else(
         await _file_cases(own_registry, 4)
         await eventually(drained, what="cases published")
         async with registry_store(settings) as store:
-            assert await store.replay_from(position=3, since=None) == 2
+            assert await store.outbox.replay_from(position=3, since=None) == 2
         await eventually(drained, what="replay published")
     finally:
         stop.set()

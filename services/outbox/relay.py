@@ -12,7 +12,7 @@ import contextlib
 import logging
 
 from services.errors import BrokerError, DatabaseError
-from services.registry.ports import EventPublisher, OutboxStore
+from services.outbox.ports import EventPublisher, OutboxStore
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,108 @@
+"""PostgreSQL outbox: the registry's (schema public) and each department's (own schema)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from services.adapters.postgres import TRANSIENT_ERRORS, connection
+from services.errors import DatabaseError
+from services.outbox.ports import OutboxStore, OutgoingEvent, PendingEvent
+
+
+async def enqueue(conn: asyncpg.Connection, schema: str, events: Sequence[OutgoingEvent]) -> None:
+    """Add events to an outbox inside the caller's transaction; an id already there is kept."""
+    await conn.executemany(
+        f"INSERT INTO {schema}.outbox (event_id, event_type, topic, key, value) "
+        "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (event_id) DO NOTHING",
+        [(e.event_id, e.event_type, e.topic, e.key, e.value) for e in events],
+    )
+
+
+class PostgresOutbox(OutboxStore):
+    def __init__(
+        self, pool: Any, *, schema: str = "public", channel: str = "redline_outbox"
+    ) -> None:
+        self.pool = pool
+        self.schema = schema
+        self.channel = channel
+        self._listener: asyncpg.Connection | None = None
+        self._woken = asyncio.Event()
+
+    def _read(self) -> AbstractAsyncContextManager[asyncpg.Connection]:
+        return connection(self.pool)
+
+    async def pending(self, limit: int) -> list[PendingEvent]:
+        async with self._read() as conn:
+            rows = await conn.fetch(
+                f"SELECT position, topic, key, value FROM {self.schema}.outbox "
+                "WHERE sent_at IS NULL ORDER BY position LIMIT $1",
+                limit,
+            )
+        return [
+            PendingEvent(row["position"], row["topic"], row["key"], row["value"]) for row in rows
+        ]
+
+    async def mark_sent(self, positions: Sequence[int]) -> None:
+        async with self._read() as conn:
+            await conn.execute(
+                f"UPDATE {self.schema}.outbox SET sent_at = now(), send_count = send_count + 1 "
+                "WHERE position = ANY($1::bigint[])",
+                list(positions),
+            )
+
+    async def wait_for_new(self, timeout: float) -> None:
+        if self._listener is None or self._listener.is_closed():
+            try:
+                self._listener = await self.pool.acquire()
+                await self._listener.add_listener(self.channel, self._wake)
+            except (*TRANSIENT_ERRORS, asyncpg.PostgresError) as exc:
+                self._listener = None
+                raise DatabaseError(f"cannot listen for outbox events: {exc}") from exc
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._woken.wait(), timeout)
+        self._woken.clear()
+
+    def _wake(self, *args: object) -> None:
+        self._woken.set()
+
+    async def replay_from(self, *, position: int | None, since: datetime | None) -> int:
+        async with self._read() as conn, conn.transaction():
+            result: str = await conn.execute(
+                f"UPDATE {self.schema}.outbox SET sent_at = NULL "
+                "WHERE sent_at IS NOT NULL AND ($1::bigint IS NULL OR position >= $1) "
+                "AND ($2::timestamptz IS NULL OR created_at >= $2)",
+                position,
+                since,
+            )
+            await conn.execute("SELECT pg_notify($1, '')", self.channel)
+        return int(result.rsplit(maxsplit=1)[-1])
+
+    async def known_cluster(self) -> str | None:
+        async with self._read() as conn:
+            found: str | None = await conn.fetchval(
+                f"SELECT cluster_id FROM {self.schema}.relay_state"
+            )
+        return found
+
+    async def remember_cluster(self, cluster_id: str) -> None:
+        async with self._read() as conn:
+            await conn.execute(
+                f"INSERT INTO {self.schema}.relay_state (cluster_id) VALUES ($1) "
+                "ON CONFLICT (singleton) "
+                "DO UPDATE SET cluster_id = excluded.cluster_id, updated_at = now()",
+                cluster_id,
+            )
+
+    async def close(self) -> None:
+        if self._listener is not None:
+            listener, self._listener = self._listener, None
+            with contextlib.suppress(*TRANSIENT_ERRORS):
+                await listener.remove_listener(self.channel, self._wake)
+            await self.pool.release(listener)

@@ -1,0 +1,1 @@
+"""Department enforcers: each department applies its own measures from the shared stream."""

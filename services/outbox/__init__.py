@@ -1,0 +1,1 @@
+"""The transactional outbox, shared by the registry and every department: ports and relay."""
