@@ -8,10 +8,12 @@ from datetime import UTC, datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from events.signing import Signer
+from services.adapters.department_store import PostgresDepartmentStore
 from services.adapters.postgres import create_pool
 from services.adapters.registry_store import PostgresRegistryStore
 from services.authorities import NATURAL_RESOURCES, Authority
 from services.config import Settings
+from services.departments.queries import DepartmentQueries
 from services.errors import ConfigError
 from services.registry.handlers import Registry, load_townships
 from services.runtime.devkeys import load_dev_signer
@@ -60,3 +62,14 @@ async def bootstrap_registry(
     timezone = zone(settings)
     async with registry_store(settings) as store:
         yield Registry(store, signer, townships, clock, timezone)
+
+
+@asynccontextmanager
+async def department_queries(settings: Settings) -> AsyncIterator[DepartmentQueries]:
+    """Reads over every department's schema (in the embedded system, one database)."""
+    _, database = settings.require()
+    pool = await create_pool(database, max_size=4)
+    try:
+        yield DepartmentQueries(lambda code: PostgresDepartmentStore(pool, code))
+    finally:
+        await pool.close()

@@ -29,10 +29,17 @@ class Settings:
     timezone: str = "Asia/Shanghai"
     api_port: int = 8000
     relay_batch_size: int = 2000
+    trust_store_path: Path | None = None
+    demo: bool = True
 
     @property
     def embedded(self) -> bool:
         return self.kafka_bootstrap is None and self.database_url is None
+
+    @property
+    def trust_store(self) -> Path:
+        """Which keys may issue which events: REDLINE_TRUST_STORE, else the development one."""
+        return self.trust_store_path or self.home / "truststore.yaml"
 
     @property
     def endpoints_file(self) -> Path:
@@ -78,6 +85,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         timezone=env.get("REDLINE_TIMEZONE", "Asia/Shanghai"),
         api_port=_port(env, "REDLINE_API_PORT", 8000),
         relay_batch_size=_positive(env, "REDLINE_RELAY_BATCH", 2000),
+        trust_store_path=Path(env["REDLINE_TRUST_STORE"])
+        if env.get("REDLINE_TRUST_STORE")
+        else None,
     )
 
 

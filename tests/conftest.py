@@ -14,8 +14,9 @@ import pytest
 from events.signing import TrustStore
 from services.adapters.kafka import ensure_topics
 from services.adapters.migrate import migrate
-from services.bootstrap import bootstrap_registry
+from services.bootstrap import bootstrap_registry, department_queries
 from services.config import Settings, load_settings
+from services.departments.queries import DepartmentQueries
 from services.registry.handlers import Registry
 from services.runtime.devkeys import ensure_dev_keys
 from services.runtime.embedded import EmbeddedBroker, EmbeddedPostgres
@@ -69,6 +70,12 @@ def trust(settings: Settings) -> TrustStore:
 async def registry(settings: Settings) -> AsyncIterator[Registry]:
     async with bootstrap_registry(settings) as real:
         yield real
+
+
+@pytest.fixture(scope="session")
+async def queries(settings: Settings) -> AsyncIterator[DepartmentQueries]:
+    async with department_queries(settings) as reads:
+        yield reads
 
 
 @pytest.fixture(scope="session")

@@ -31,8 +31,8 @@ class Migration:
         return hashlib.sha256(self.sql.encode()).hexdigest()
 
 
-def load_migrations() -> list[Migration]:
-    folder = resources.files("services.migrations")
+def load_migrations(package: str = "services.migrations") -> list[Migration]:
+    folder = resources.files(package)
     found: list[Migration] = []
     for entry in folder.iterdir():
         match = _FILE_NAME.match(entry.name)
@@ -45,18 +45,30 @@ def load_migrations() -> list[Migration]:
     return found
 
 
-async def migrate(database_url: str) -> list[str]:
-    """Bring the schema up to date; returns the names of the migrations it applied."""
+_SCHEMA_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+
+
+async def migrate(
+    database_url: str, *, package: str = "services.migrations", schema: str = "public"
+) -> list[str]:
+    """Bring a schema up to date; returns the names of the migrations it applied.
+
+    A package's SQL may name `{schema}`, so one set of files serves every department.
+    """
+    if not _SCHEMA_NAME.match(schema):
+        raise DatabaseError(f"not a schema name: {schema!r}")
+    lock_id = _MIGRATION_LOCK_ID ^ int(hashlib.sha256(schema.encode()).hexdigest()[:8], 16)
     try:
         conn = await asyncpg.connect(database_url)
     except (OSError, asyncpg.PostgresError) as exc:
         raise DatabaseError(f"cannot connect to {database_url}: {exc}") from exc
     applied: list[str] = []
     try:
-        await conn.execute("SELECT pg_advisory_lock($1)", _MIGRATION_LOCK_ID)
+        await conn.execute("SELECT pg_advisory_lock($1)", lock_id)
         try:
+            await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
             await conn.execute(
-                """CREATE TABLE IF NOT EXISTS schema_migrations (
+                f"""CREATE TABLE IF NOT EXISTS {schema}.schema_migrations (
                        version    integer PRIMARY KEY,
                        name       text NOT NULL,
                        checksum   text NOT NULL,
@@ -64,9 +76,11 @@ async def migrate(database_url: str) -> list[str]:
             )
             done = {
                 row["version"]: row["checksum"]
-                for row in await conn.fetch("SELECT version, checksum FROM schema_migrations")
+                for row in await conn.fetch(
+                    f"SELECT version, checksum FROM {schema}.schema_migrations"
+                )
             }
-            for migration in load_migrations():
+            for migration in load_migrations(package):
                 if migration.version in done:
                     if done[migration.version] != migration.checksum:
                         raise DatabaseError(
@@ -75,9 +89,9 @@ async def migrate(database_url: str) -> list[str]:
                         )
                     continue
                 async with conn.transaction():
-                    await conn.execute(migration.sql)
+                    await conn.execute(migration.sql.replace("{schema}", schema))
                     await conn.execute(
-                        "INSERT INTO schema_migrations (version, name, checksum) "
+                        f"INSERT INTO {schema}.schema_migrations (version, name, checksum) "
                         "VALUES ($1, $2, $3)",
                         migration.version,
                         migration.name,
@@ -85,7 +99,7 @@ async def migrate(database_url: str) -> list[str]:
                     )
                 applied.append(f"{migration.version:04d}_{migration.name}")
         finally:
-            await conn.execute("SELECT pg_advisory_unlock($1)", _MIGRATION_LOCK_ID)
+            await conn.execute("SELECT pg_advisory_unlock($1)", lock_id)
     except asyncpg.PostgresError as exc:
         raise DatabaseError(f"migration failed: {exc}") from exc
     finally:

@@ -58,13 +58,14 @@ class PostgresOutbox(OutboxStore):
             )
 
     async def wait_for_new(self, timeout: float) -> None:
-        if self._listener is None or self._listener.is_closed():
-            try:
+        try:
+            if self._listener is None or self._listener.is_closed():
                 self._listener = await self.pool.acquire()
                 await self._listener.add_listener(self.channel, self._wake)
-            except (*TRANSIENT_ERRORS, asyncpg.PostgresError) as exc:
-                self._listener = None
-                raise DatabaseError(f"cannot listen for outbox events: {exc}") from exc
+        except (*TRANSIENT_ERRORS, asyncpg.PostgresError) as exc:
+            # The server went away with our connection; listen again on a new one.
+            self._listener = None
+            raise DatabaseError(f"cannot listen for outbox events: {exc}") from exc
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._woken.wait(), timeout)
         self._woken.clear()

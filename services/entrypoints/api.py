@@ -26,9 +26,10 @@ from events.models import (
     RestorationDetails,
     RevocationDetails,
 )
-from services.bootstrap import bootstrap_registry
+from services.bootstrap import bootstrap_registry, department_queries
 from services.config import Settings, load_settings
-from services.errors import DatabaseError, RedlineError
+from services.departments.queries import BlockList, DepartmentQueries
+from services.errors import ConfigError, DatabaseError, RedlineError
 from services.registry.domain import CaseStatus, IllegalTransition, Step
 from services.registry.handlers import (
     CasePage,
@@ -73,16 +74,19 @@ def _error(status: int, message: str, errors: list[FieldError] | None = None) ->
     return JSONResponse(status_code=status, content=body.model_dump())
 
 
-def create_app(settings: Settings, registry: Registry | None = None) -> FastAPI:
-    """Build the app; with no `registry` one is bootstrapped from `settings` at start-up."""
+def create_app(
+    settings: Settings, registry: Registry | None = None, queries: DepartmentQueries | None = None
+) -> FastAPI:
+    """Build the app; what is not given is bootstrapped from `settings` at start-up."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if registry is not None:
+        if registry is not None and queries is not None:
             yield
             return
-        async with bootstrap_registry(settings) as real:
+        async with bootstrap_registry(settings) as real, department_queries(settings) as reads:
             app.state.registry = real
+            app.state.queries = reads
             yield
 
     app = FastAPI(
@@ -93,6 +97,7 @@ def create_app(settings: Settings, registry: Registry | None = None) -> FastAPI:
         responses={422: {"model": ErrorBody}},
     )
     app.state.registry = registry
+    app.state.queries = queries
 
     def reg(request: Request) -> Registry:
         found: Registry = request.app.state.registry
@@ -187,6 +192,21 @@ def create_app(settings: Settings, registry: Registry | None = None) -> FastAPI:
         return await reg(request).list_cases(
             township=township, status=status, after=after, limit=limit
         )
+
+    @app.get("/v1/departments/{code}/blocks", response_model=BlockList)
+    async def department_blocks(
+        request: Request,
+        code: str,
+        subject: Annotated[str | None, Query(description="Only this subject's blocks")] = None,
+        include_lifted: bool = False,
+    ) -> BlockList:
+        reads: DepartmentQueries = request.app.state.queries
+        blocks = await reads.blocks(code, subject_id=subject, active_only=not include_lifted)
+        return BlockList(blocks=blocks)
+
+    @app.exception_handler(ConfigError)
+    async def unknown(request: Request, exc: ConfigError) -> JSONResponse:
+        return _error(404, str(exc))
 
     @app.get("/healthz")
     async def healthz(request: Request) -> JSONResponse:

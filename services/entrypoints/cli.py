@@ -17,8 +17,11 @@ from events.errors import invalid_from_validation
 from events.models import CaseDetails, ClueDetails
 from services.adapters.kafka import ensure_topics
 from services.adapters.migrate import migrate as apply_migrations
-from services.bootstrap import bootstrap_registry, registry_store
+from services.bootstrap import bootstrap_registry, department_queries, registry_store
 from services.config import load_running_settings
+from services.demo import DemoStats, run_demo
+from services.departments.catalogue import load_catalogue
+from services.departments.queries import BlockList, BlockView
 from services.errors import RedlineError
 from services.registry.domain import CaseStatus, Step
 from services.registry.handlers import STEP_EVENTS, InvalidInput, Registry
@@ -30,6 +33,8 @@ outbox_app = typer.Typer(help="The registry's outbox of events to publish.")
 app.add_typer(case_app, name="case")
 app.add_typer(clue_app, name="clue")
 app.add_typer(outbox_app, name="outbox")
+department_app = typer.Typer(help="Departments: run an enforcer, list measures, query blocks.")
+app.add_typer(department_app, name="department")
 
 T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)
@@ -152,6 +157,59 @@ def replay(
     typer.echo(f"{asyncio.run(run())} events queued for publication again")
 
 
+@department_app.command("run")
+def run_department(code: str) -> None:
+    """Run one department's enforcer (its own consumer group and schema) until stopped."""
+    # faust is imported only by the command that needs it: it takes a second to load.
+    from services.entrypoints.department import main as run  # noqa: PLC0415
+
+    run([code])
+
+
+@department_app.command("list")
+def list_departments() -> None:
+    """Every department in the measures catalogue, with its measures."""
+    for department in load_catalogue().departments:
+        measures = ", ".join(
+            f"{m.code} (from {m.starts_at}, {m.response_deadline_hours} h)"
+            for m in department.measures
+        )
+        typer.echo(f"{department.code:<20} {department.name_zh}: {measures}")
+
+
+@department_app.command("blocks")
+def department_blocks(
+    code: str,
+    subject: Annotated[str | None, typer.Option(help="Only this subject's blocks.")] = None,
+    include_lifted: Annotated[bool, typer.Option(help="Show lifted blocks too.")] = False,
+) -> None:
+    """A department's blocks: measure, case, legal basis, since when."""
+    load_catalogue().department(code)
+
+    async def run() -> list[BlockView]:
+        settings = load_running_settings()
+        async with department_queries(settings) as queries:
+            return await queries.blocks(code, subject_id=subject, active_only=not include_lifted)
+
+    typer.echo(BlockList(blocks=asyncio.run(run())).model_dump_json(indent=2))
+
+
+@app.command()
+def demo(
+    cases: Annotated[int | None, typer.Option(help="How many; unset runs until stopped.")] = None,
+    interval: Annotated[float, typer.Option(min=0)] = 1.0,
+    seed: int = 2023,
+) -> None:
+    """File a stream of realistic sample cases, some over the thresholds, some later restored."""
+
+    async def run() -> DemoStats:
+        async with bootstrap_registry(load_running_settings()) as registry:
+            return await run_demo(registry, cases=cases, interval=interval, seed=seed)
+
+    stats = asyncio.run(run())
+    typer.echo(f"demo done: {stats}")
+
+
 @app.command()
 def migrate() -> None:
     """Apply pending database migrations (safe to run twice, or from two places at once)."""
@@ -180,3 +238,7 @@ def main() -> None:
     except RedlineError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise SystemExit(1) from exc
+
+
+if __name__ == "__main__":
+    main()

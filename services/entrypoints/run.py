@@ -22,6 +22,7 @@ from types import FrameType
 from services.adapters.kafka import ensure_topics
 from services.adapters.migrate import migrate
 from services.config import Settings, load_settings
+from services.departments.catalogue import load_catalogue
 from services.errors import RedlineError, StartupError
 from services.runtime.devkeys import ensure_dev_keys
 from services.runtime.embedded import EmbeddedBroker, EmbeddedPostgres
@@ -29,7 +30,7 @@ from services.runtime.processes import (
     free_port,
     port_is_free,
     spawn,
-    stop_process,
+    stop_processes,
     tcp_accepts,
     wait_until,
 )
@@ -41,6 +42,7 @@ class ChildService:
 
     name: str
     module: str
+    args: tuple[str, ...] = ()
     env: tuple[tuple[str, str], ...] = ()
     port: int | None = None
 
@@ -56,8 +58,12 @@ def _port(preferred: int) -> int:
 def child_services(settings: Settings) -> list[ChildService]:
     """Every service `make run` starts, in start order (stopped in reverse)."""
     api_port = _port(settings.api_port)
-    return [
+    services = [
         ChildService("relay", "services.entrypoints.relay"),
+        *(
+            ChildService(f"department-{code}", "services.entrypoints.department", args=(code,))
+            for code in load_catalogue().codes
+        ),
         ChildService(
             "registry-api",
             "services.entrypoints.api",
@@ -65,6 +71,11 @@ def child_services(settings: Settings) -> list[ChildService]:
             port=api_port,
         ),
     ]
+    if settings.demo:
+        services.append(
+            ChildService("demo", "services.entrypoints.cli", args=("demo", "--interval", "2"))
+        )
+    return services
 
 
 class Supervisor:
@@ -97,7 +108,7 @@ class Supervisor:
         }
         for service in child_services(settings):
             proc = spawn(
-                [sys.executable, "-m", service.module],
+                [sys.executable, "-m", service.module, *service.args],
                 log_path=settings.home / "logs" / f"{service.name}.log",
                 env={**env, **dict(service.env)},
             )
@@ -150,8 +161,8 @@ class Supervisor:
         return 0
 
     def stop(self) -> None:
-        for _, proc in reversed(self.children):
-            stop_process(proc)
+        # Services first (all at once), then the servers they use.
+        stop_processes([proc for _, proc in reversed(self.children)])
         self.children.clear()
         if self.postgres:
             self.postgres.stop()

@@ -9,19 +9,19 @@ from __future__ import annotations
 from pathlib import Path
 
 from events.signing import Signer, TrustedKey, TrustStore
-from services.authorities import AUTHORITIES, Authority
+from services.authorities import Authority, all_authorities
 
 
 def key_id(authority: Authority) -> str:
     return f"{authority.code}-dev"
 
 
-def ensure_dev_keys(home: Path, authorities: tuple[Authority, ...] = AUTHORITIES) -> Path:
+def ensure_dev_keys(home: Path, authorities: tuple[Authority, ...] | None = None) -> Path:
     """Create any missing private key and (re)write the trust store; returns its path."""
     keys_dir = home / "keys"
     keys_dir.mkdir(parents=True, exist_ok=True)
     trusted: list[TrustedKey] = []
-    for authority in authorities:
+    for authority in authorities or all_authorities():
         signer = load_dev_signer(home, authority)
         trusted.append(
             TrustedKey(

@@ -102,6 +102,19 @@ def stop_process(
     return proc.returncode
 
 
+def stop_processes(
+    procs: Sequence[subprocess.Popen[bytes]], *, sig: int = signal.SIGTERM, timeout: float = 15.0
+) -> None:
+    """Signal all at once, then wait for each, so n children take one timeout, not n."""
+    for proc in procs:
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(proc.pid, sig)
+    deadline = time.monotonic() + timeout
+    for proc in procs:
+        stop_process(proc, sig=sig, timeout=max(0.1, deadline - time.monotonic()))
+
+
 def wait_until(check: Callable[[], bool], *, timeout: float, what: str) -> None:
     """Poll `check` until it holds, or raise naming `what` once the deadline passes."""
     deadline = time.monotonic() + timeout

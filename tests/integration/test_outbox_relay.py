@@ -16,6 +16,7 @@ import asyncpg
 import pytest
 
 from events.codec import decode
+from events.errors import EventError
 from events.models import CaseDetails
 from events.signing import TrustStore
 from events.topics import VIOLATIONS
@@ -53,11 +54,16 @@ async def _outbox_ids(database_url: str) -> list[str]:
 
 
 async def _published_ids(bootstrap: str, trust: TrustStore) -> list[str]:
-    """Ids of every verified event on the violations topic, duplicates included."""
+    """Ids of every verified event on the violations topic, duplicates included.
+
+    Other tests share the broker and publish forgeries on purpose: those are left out.
+    """
     ids = []
     for record in await read_topic(bootstrap, VIOLATIONS.name):
-        assert record.value is not None
-        envelope, _ = decode(record.value, trust)
+        try:
+            envelope, _ = decode(record.value or b"", trust)
+        except EventError:
+            continue
         ids.append(envelope.id)
     return ids
 
@@ -123,10 +129,12 @@ async def test_events_of_a_case_reach_the_topic_in_order(
         stop.set()
         await relay
 
+    # Case ids restart in every database: keep only this database's events.
+    ours = set(await _outbox_ids(own_database.database_url or ""))
     records = [
         r
         for r in await read_topic(own_database.kafka_bootstrap or "", VIOLATIONS.name)
-        if r.key == case_id.encode()
+        if r.key == case_id.encode() and decode(r.value or b"", trust)[0].id in ours
     ]
     types = [decode(r.value or b"", trust)[0].type for r in records]
     assert types == [

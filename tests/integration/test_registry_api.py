@@ -10,14 +10,17 @@ import httpx
 import pytest
 
 from services.config import Settings
+from services.departments.queries import DepartmentQueries
 from services.entrypoints.api import create_app
 from services.registry.handlers import Registry
 from tests.support import case_body
 
 
 @pytest.fixture
-async def api(settings: Settings, registry: Registry) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(settings, registry)
+async def api(
+    settings: Settings, registry: Registry, queries: DepartmentQueries
+) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(settings, registry, queries)
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://registry") as client:
         yield client

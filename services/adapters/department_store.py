@@ -1,0 +1,132 @@
+"""PostgreSQL implementation of a department's store, in the department's own schema."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+import asyncpg
+
+from services.adapters.outbox import enqueue
+from services.adapters.postgres import TRANSIENT_ERRORS, connection
+from services.departments.ports import (
+    BatchWrites,
+    Block,
+    DepartmentStore,
+    DepartmentTransaction,
+    KnownCase,
+)
+from services.errors import DatabaseError
+
+
+def department_schema(code: str) -> str:
+    return f"dept_{code}"
+
+
+class PostgresDepartmentTransaction(DepartmentTransaction):
+    def __init__(self, conn: asyncpg.Connection, schema: str) -> None:
+        self.conn = conn
+        self.schema = schema
+
+    async def consumed_among(self, event_ids: Sequence[str]) -> set[str]:
+        rows = await self.conn.fetch(
+            f"SELECT event_id FROM {self.schema}.consumed_events WHERE event_id = ANY($1::text[])",
+            list(event_ids),
+        )
+        return {row["event_id"] for row in rows}
+
+    async def known_cases(self, case_ids: Sequence[str]) -> dict[str, KnownCase]:
+        rows = await self.conn.fetch(
+            f"SELECT case_id, township, subject_kind, subject_id, subject_name "
+            f"FROM {self.schema}.cases WHERE case_id = ANY($1::text[])",
+            list(case_ids),
+        )
+        return {row["case_id"]: KnownCase(**dict(row)) for row in rows}
+
+    async def active_blocks(self, case_ids: Sequence[str]) -> set[tuple[str, str]]:
+        rows = await self.conn.fetch(
+            f"SELECT measure, case_id FROM {self.schema}.blocks "
+            "WHERE case_id = ANY($1::text[]) AND lifted_at IS NULL",
+            list(case_ids),
+        )
+        return {(row["measure"], row["case_id"]) for row in rows}
+
+    async def write(self, writes: BatchWrites) -> None:
+        s = self.schema
+        if writes.cases:
+            await self.conn.executemany(
+                f"INSERT INTO {s}.cases (case_id, township, subject_kind, subject_id, "
+                "subject_name, filed_event) VALUES ($1, $2, $3, $4, $5, $6) "
+                "ON CONFLICT (case_id) DO NOTHING",
+                [
+                    (
+                        c.case.case_id,
+                        c.case.township,
+                        c.case.subject_kind,
+                        c.case.subject_id,
+                        c.case.subject_name,
+                        c.filed_event,
+                    )
+                    for c in writes.cases
+                ],
+            )
+        if writes.applied:
+            await self.conn.executemany(
+                f"INSERT INTO {s}.blocks (measure, case_id, subject_kind, subject_id, "
+                "subject_name, legal_basis, applied_at, applied_by) "
+                "VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (measure, case_id) DO NOTHING",
+                [
+                    (
+                        a.measure,
+                        a.case.case_id,
+                        a.case.subject_kind,
+                        a.case.subject_id,
+                        a.case.subject_name,
+                        a.legal_basis,
+                        a.at,
+                        a.event_id,
+                    )
+                    for a in writes.applied
+                ],
+            )
+        if writes.lifted:
+            await self.conn.executemany(
+                f"UPDATE {s}.blocks SET lifted_at = $3, lift_reason = $4, lifted_by = $5 "
+                "WHERE measure = $1 AND case_id = $2 AND lifted_at IS NULL",
+                [(x.measure, x.case_id, x.at, x.reason, x.event_id) for x in writes.lifted],
+            )
+        if writes.consumed:
+            await self.conn.executemany(
+                f"INSERT INTO {s}.consumed_events (event_id, event_type) VALUES ($1, $2) "
+                "ON CONFLICT (event_id) DO NOTHING",
+                [(c.event_id, c.event_type) for c in writes.consumed],
+            )
+        if writes.outgoing:
+            await enqueue(self.conn, s, writes.outgoing)
+
+
+class PostgresDepartmentStore(DepartmentStore):
+    def __init__(self, pool: Any, code: str) -> None:
+        self.pool = pool
+        self.schema = department_schema(code)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[DepartmentTransaction]:
+        try:
+            async with self.pool.acquire() as conn, conn.transaction():
+                yield PostgresDepartmentTransaction(conn, self.schema)
+        except (*TRANSIENT_ERRORS, asyncpg.PostgresError) as exc:
+            raise DatabaseError(f"database error: {exc}") from exc
+
+    async def blocks(self, *, subject_id: str | None, active_only: bool) -> list[Block]:
+        async with connection(self.pool) as conn:
+            rows = await conn.fetch(
+                f"SELECT measure, case_id, subject_kind, subject_id, subject_name, legal_basis, "
+                f"applied_at, lifted_at, lift_reason FROM {self.schema}.blocks "
+                "WHERE ($1::text IS NULL OR subject_id = $1) "
+                "AND (NOT $2 OR lifted_at IS NULL) ORDER BY applied_at, case_id, measure",
+                subject_id,
+                active_only,
+            )
+        return [Block(**dict(row)) for row in rows]

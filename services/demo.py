@@ -1,0 +1,499 @@
+"""A demo feed: realistic, seeded sample cases walked through their lifecycle.
+
+The generator is pure (no I/O, one seeded RNG), so a seed always yields the same data and
+the unit tests can check it without a database. `run_demo` paces it into a Registry with
+idempotency keys derived from the seed, so a rerun on the same day writes nothing twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import random
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from decimal import Decimal
+from typing import Literal, TypeVar
+
+from pydantic import BaseModel
+
+from events.identifiers import (
+    USCC_ALPHABET,
+    mask_name,
+    resident_id_check_character,
+    uscc_check_character,
+)
+from events.land import M2_PER_MU, LandClass
+from events.models import (
+    CaseDetails,
+    ClosureDetails,
+    ClueDetails,
+    ClueSource,
+    Parcel,
+    PenaltyDetails,
+    RectificationDetails,
+    RestorationDetails,
+    RevocationDetails,
+    Subject,
+)
+from services.registry.domain import CaseStatus, IllegalTransition, Step, next_status
+from services.registry.handlers import NotFound, Registry
+
+# Xiaoyi (孝义市) and its prefecture-level city Lüliang (吕梁市): where the seed's cases are.
+XIAOYI = "141181"
+ORG_DIVISIONS = (XIAOYI, XIAOYI, XIAOYI, "141100", "141102")
+
+TRADE_WORDS = (
+    "鑫源", "兴旺", "金泰", "宏达", "晋丰", "华鑫", "恒通", "瑞丰", "盛世", "永信",
+    "汇通", "昌盛", "德润", "福源", "利民", "三晋", "中阳", "胜溪", "广泰", "佳禾",
+)  # fmt: skip
+INDUSTRIES = (
+    "建材", "物流", "煤焦", "养殖", "农业开发", "砖业", "汽修", "仓储",
+    "混凝土", "石料", "农业科技", "商贸",
+)  # fmt: skip
+COMPANY_SUFFIXES = ("有限公司", "有限公司", "有限公司", "有限责任公司")
+
+SURNAMES = (
+    "王", "李", "张", "刘", "赵", "郭", "任", "梁", "武", "侯",
+    "田", "韩", "冯", "贾", "温", "宋", "杨", "薛", "高", "孙",
+)  # fmt: skip
+MALE_NAMES = (
+    "建军", "国平", "志刚", "海平", "俊峰", "文斌", "晓东", "卫东", "宏伟", "建平",
+    "利军", "永刚", "鹏", "强", "伟", "勇", "军", "斌",
+)  # fmt: skip
+FEMALE_NAMES = (
+    "丽萍", "永红", "桂兰", "秀英", "红梅", "小平", "玉兰", "美兰", "晓燕", "慧", "静", "芳",
+)  # fmt: skip
+
+# Weights: cultivated land is what is occupied most, basic farmland often (seed §一).
+LAND_CLASSES = (
+    (LandClass.cultivated, 40),
+    (LandClass.permanent_basic_farmland, 25),
+    (LandClass.other_agricultural, 15),
+    (LandClass.construction, 10),
+    (LandClass.unused, 10),
+)
+VIOLATIONS = (
+    ("illegal_construction", "违法建设", 30),
+    ("illegal_occupation", "非法占地", 30),
+    ("unauthorised_change_of_use", "擅自改变土地用途", 15),
+    ("illegal_mining", "非法采矿", 10),
+    ("greenhouse_housing", "大棚房", 15),
+)
+VIOLATION_LABELS = {kind: label for kind, label, _ in VIOLATIONS}
+CLUE_SOURCES = (
+    (ClueSource.satellite, 30),
+    (ClueSource.patrol, 25),
+    (ClueSource.tip, 12),
+    (ClueSource.drone, 10),
+    (ClueSource.camera, 8),
+    (ClueSource.petition, 8),
+    (ClueSource.online, 4),
+    (ClueSource.media, 3),
+)
+VILLAGES = (
+    "东关", "西王", "南庄", "北桥", "前营", "后峪", "白壁关", "贾家庄", "郭家庄", "李家庄",
+)  # fmt: skip
+DIRECTIONS = ("东", "南", "西", "北", "东南", "西北")
+RectificationAction = Literal["demolition", "confiscation", "restoration_works", "other"]
+RECTIFICATIONS: tuple[tuple[RectificationAction, str, int], ...] = (
+    ("demolition", "违法建筑物、构筑物已全部拆除，建筑垃圾已清运", 45),
+    ("restoration_works", "已完成土地平整、覆土，恢复耕种条件", 30),
+    ("confiscation", "没收在非法占用的土地上新建的建筑物和其他设施", 15),
+    ("other", "已退还非法占用的土地", 10),
+)
+# Administrative cases in Lüliang: first instance at a county court, appeal at the city.
+COURTS = (
+    ("孝义市人民法院", "晋1181行初"),
+    ("离石区人民法院", "晋1102行初"),
+    ("吕梁市中级人民法院", "晋11行终"),
+)
+
+FOUND_WITHIN_DAYS = 90
+REUSE_SUBJECT = 0.15
+ORGANIZATION_SHARE = 0.6
+LARGE_PARCEL_SHARE = 0.13
+AREA_IN_M2_SHARE = 0.1
+CENT = Decimal("0.01")
+_T = TypeVar("_T")
+
+
+class DemoGenerator:
+    """Seeded sample data for Redline; pure, so one seed always gives one sequence."""
+
+    def __init__(self, seed: int, townships: Sequence[str], today: date) -> None:
+        if not townships:
+            raise ValueError("the demo needs at least one township code")
+        self.rng = random.Random(seed)  # noqa: S311 - sample data, not secrets
+        self.townships = tuple(townships)
+        self.today = today
+        self._used: deque[Subject] = deque(maxlen=500)
+        self._decisions: dict[str, int] = {}
+        self.nr_officers = tuple(self._person_name() for _ in range(5))
+        self.agriculture_officers = tuple(self._person_name() for _ in range(5))
+
+    # --- subjects -------------------------------------------------------------------
+
+    def subject(self) -> Subject:
+        """A fresh violator: an enterprise (about 60%) or a person, with a valid id."""
+        if self.rng.random() < ORGANIZATION_SHARE:
+            return self._organization()
+        return self._person()
+
+    def _organization(self) -> Subject:
+        rng = self.rng
+        if rng.random() < 0.7:  # codes issued since 2015 start MA
+            body = "MA" + "".join(rng.choices(USCC_ALPHABET, k=7))
+        else:  # an older organisation code carried over
+            body = "".join(rng.choices("0123456789", k=8)) + rng.choice(USCC_ALPHABET)
+        first17 = "91" + rng.choice(ORG_DIVISIONS) + body
+        name = f"孝义市{rng.choice(TRADE_WORDS)}{rng.choice(INDUSTRIES)}"
+        return Subject(
+            kind="organization",
+            id=first17 + uscc_check_character(first17),
+            name=name + rng.choice(COMPANY_SUFFIXES),
+        )
+
+    def _person(self) -> Subject:
+        rng = self.rng
+        male = rng.random() < 0.7
+        start, end = date(1950, 1, 1), date(2000, 12, 31)
+        born = start + timedelta(days=rng.randint(0, (end - start).days))
+        # The 17th digit is odd for men and even for women (GB 11643).
+        sequence = f"{rng.randint(0, 99):02d}{rng.choice('13579' if male else '02468')}"
+        first17 = f"{XIAOYI}{born:%Y%m%d}{sequence}"
+        return Subject(
+            kind="person",
+            id=first17 + resident_id_check_character(first17),
+            name=self._person_name(male),
+        )
+
+    def _person_name(self, male: bool | None = None) -> str:
+        if male is None:
+            male = self.rng.random() < 0.6
+        return self.rng.choice(SURNAMES) + self.rng.choice(MALE_NAMES if male else FEMALE_NAMES)
+
+    # --- cases ----------------------------------------------------------------------
+
+    def case_details(self) -> CaseDetails:
+        """A case to file; about 15% reuse an earlier violator, as repeat offenders exist."""
+        rng = self.rng
+        if self._used and rng.random() < REUSE_SUBJECT:
+            subject = rng.choice(self._used)
+        else:
+            subject = self.subject()
+        self._used.append(subject)
+        parcels = [self._parcel() for _ in range(rng.choices((1, 2, 3), (60, 30, 10))[0])]
+        kinds = [kind for kind, _, _ in VIOLATIONS]
+        return CaseDetails(
+            township=rng.choice(self.townships),
+            subject=subject,
+            parcels=parcels,
+            violation_kind=rng.choices(kinds, [w for _, _, w in VIOLATIONS])[0],
+            source=self._weighted(CLUE_SOURCES),
+            found_on=self._days_ago(FOUND_WITHIN_DAYS),
+        )
+
+    def _parcel(self) -> Parcel:
+        rng = self.rng
+        land_class = self._weighted(LAND_CLASSES)
+        if rng.random() < LARGE_PARCEL_SHARE:  # large enough to start accountability
+            cents = rng.randint(800, 2500)
+        else:
+            cents = rng.randint(30, 800)
+        area_mu = Decimal(cents).scaleb(-2)
+        if rng.random() < AREA_IN_M2_SHARE:  # surveys report square metres
+            return Parcel.from_m2(land_class, int(area_mu * M2_PER_MU))
+        return Parcel(land_class=land_class, area_mu=area_mu)
+
+    def clue(self, case: CaseDetails) -> ClueDetails:
+        """The clue a case grew out of (线索 → 立案), reported the day it was found."""
+        rng = self.rng
+        area = sum((p.area_mu for p in case.parcels), Decimal(0))
+        place = f"{rng.choice(VILLAGES)}村{rng.choice(DIRECTIONS)}侧"
+        return ClueDetails(
+            source=case.source,
+            township=case.township,
+            location=f"{place}约{rng.randint(1, 20) * 50}米",
+            description=(
+                f"发现疑似{VIOLATION_LABELS.get(case.violation_kind, case.violation_kind)}，"
+                f"占地约{area:.1f}亩"
+            ),
+            reported_on=case.found_on,
+        )
+
+    # --- lifecycle steps ------------------------------------------------------------
+
+    def penalty(self, since: date | None = None, area_mu: Decimal | None = None) -> PenaltyDetails:
+        """A penalty decision; the fine is per square metre occupied, as the law sets it."""
+        rng = self.rng
+        decided_on = self._later(since, 7, 45)
+        if area_mu is None:
+            area_mu = Decimal(rng.randint(30, 1500)).scaleb(-2)
+        area_m2 = (area_mu * M2_PER_MU).quantize(CENT)
+        rate = rng.choice((100, 120, 150, 200, 300))
+        return PenaltyDetails(
+            decision_no=f"孝自然资罚〔{decided_on.year}〕{self._decision_no(decided_on)}号",
+            decided_on=decided_on,
+            fine_yuan=(area_m2 * rate).quantize(CENT),
+            summary=(
+                f"非法占用土地{area_mu:.2f}亩（{area_m2:.0f}平方米），责令退还非法占用的土地，"
+                f"限期拆除新建的建筑物和其他设施、恢复土地原状，并处每平方米{rate}元罚款"
+            ),
+        )
+
+    def rectification(self, since: date | None = None) -> RectificationDetails:
+        """Rectification (整改): what was done on the ground."""
+        action, notes = self._weighted([((a, n), w) for a, n, w in RECTIFICATIONS])
+        return RectificationDetails(
+            action=action,
+            completed_on=self._later(since, 10, 60),
+            notes=notes,
+        )
+
+    def restoration(self, since: date | None = None) -> RestorationDetails:
+        """Restoration (复耕验收) needs both departments' sign-offs."""
+        return RestorationDetails(
+            verified_on=self._later(since, 15, 90),
+            natural_resources_officer=self.rng.choice(self.nr_officers),
+            agriculture_officer=self.rng.choice(self.agriculture_officers),
+        )
+
+    def revocation(self, since: date | None = None) -> RevocationDetails:
+        """A court revoking the case in administrative litigation."""
+        revoked_on = self._later(since, 30, 120)
+        court, prefix = self.rng.choice(COURTS)
+        return RevocationDetails(
+            court=court,
+            decision_no=f"（{revoked_on.year}）{prefix}{self.rng.randint(1, 150)}号",
+            revoked_on=revoked_on,
+        )
+
+    def closure(self, since: date | None = None) -> ClosureDetails:
+        """Closure after the verified restoration."""
+        return ClosureDetails(
+            closed_on=self._later(since, 1, 15),
+            reason="复耕复垦经自然资源、农业农村部门联合验收合格，罚款已缴纳，予以结案",
+        )
+
+    # --- helpers --------------------------------------------------------------------
+
+    def _weighted(self, choices: Sequence[tuple[_T, int]]) -> _T:
+        return self.rng.choices([c for c, _ in choices], [w for _, w in choices])[0]
+
+    def _days_ago(self, within: int) -> date:
+        return self.today - timedelta(days=self.rng.randint(0, within))
+
+    def _later(self, since: date | None, low: int, high: int) -> date:
+        """A date some days after `since`, but never after today: the registry refuses that."""
+        start = since if since is not None else self._days_ago(60)
+        return min(start + timedelta(days=self.rng.randint(low, high)), self.today)
+
+    def _decision_no(self, day: date) -> int:
+        key = f"{day.year}"
+        current = self._decisions.get(key, self.rng.randint(10, 60))
+        self._decisions[key] = current + self.rng.randint(1, 3)
+        return current
+
+
+_COUNTERS = {
+    Step.penalty: "penalties",
+    Step.rectification: "rectifications",
+    Step.restoration: "restorations",
+    Step.revocation: "revocations",
+    Step.closure: "closures",
+}
+
+
+@dataclass
+class DemoStats:
+    """What a demo run wrote; the CLI prints it at the end."""
+
+    filed: int = 0
+    accountability: int = 0
+    penalties: int = 0
+    rectifications: int = 0
+    restorations: int = 0
+    revocations: int = 0
+    closures: int = 0
+    clues: int = 0
+
+    def count(self, step: Step) -> None:
+        """Count one recorded lifecycle step."""
+        name = _COUNTERS.get(step)
+        if name is not None:
+            setattr(self, name, getattr(self, name) + 1)
+
+
+@dataclass
+class _Case:
+    """A filed demo case, its known status and the steps still to record."""
+
+    number: int
+    case_id: str
+    status: CaseStatus
+    steps: deque[tuple[Step, BaseModel]] = field(default_factory=deque)
+    recorded: int = 0
+
+
+def _plan(
+    gen: DemoGenerator, rng: random.Random, case: CaseDetails
+) -> list[tuple[Step, BaseModel]]:
+    """The lifecycle a case will walk: dates chained, so each step follows the one before."""
+    area = sum((p.area_mu for p in case.parcels), Decimal(0))
+    steps: list[tuple[Step, BaseModel]] = []
+    draw = rng.random()
+    if draw < 0.05:  # a court revokes the case instead
+        last = case.found_on
+        if rng.random() < 0.7:
+            penalty = gen.penalty(case.found_on, area)
+            steps.append((Step.penalty, penalty))
+            last = penalty.decided_on
+        steps.append((Step.revocation, gen.revocation(last)))
+        return steps
+    if draw >= 0.52:  # stays filed for now
+        return steps
+    penalty = gen.penalty(case.found_on, area)
+    steps.append((Step.penalty, penalty))
+    if rng.random() >= 0.8:
+        return steps
+    rectification = gen.rectification(penalty.decided_on)
+    steps.append((Step.rectification, rectification))
+    if rng.random() < 0.15:  # a second round, e.g. demolition then restoration works
+        rectification = gen.rectification(rectification.completed_on)
+        steps.append((Step.rectification, rectification))
+    if rng.random() < 0.6:
+        restoration = gen.restoration(rectification.completed_on)
+        steps.append((Step.restoration, restoration))
+        steps.append((Step.closure, gen.closure(restoration.verified_on)))
+    return steps
+
+
+def _describe(step: Step, case_id: str, details: BaseModel) -> str:
+    if isinstance(details, PenaltyDetails):
+        return f"penalty {case_id} {details.decision_no} {details.fine_yuan} yuan"
+    if isinstance(details, RectificationDetails):
+        return f"rectified {case_id} {details.action}"
+    if isinstance(details, RevocationDetails):
+        return f"revoked {case_id} {details.court} {details.decision_no}"
+    done = {Step.restoration: "restored", Step.closure: "closed"}
+    return f"{done.get(step, str(step))} {case_id}"
+
+
+class _Feed:
+    """One demo run: the generator, the pacing and the cases still walking their lifecycle."""
+
+    def __init__(
+        self,
+        registry: Registry,
+        gen: DemoGenerator,
+        *,
+        seed: int,
+        interval: float,
+        on_line: Callable[[str], None],
+        stats: DemoStats,
+    ) -> None:
+        self.registry = registry
+        self.gen = gen
+        self.rng = random.Random(f"demo-schedule-{seed}")  # noqa: S311 - pacing, not secrets
+        self.prefix = f"demo-{seed}-{gen.today:%Y%m%d}"
+        self.interval = interval
+        self.on_line = on_line
+        self.stats = stats
+        self.due: list[tuple[int, int, _Case]] = []  # (tick, filing number, case)
+        self.tick = 0
+        self.paced = False
+
+    async def run(self, cases: int | None) -> DemoStats:
+        while True:
+            all_filed = cases is not None and self.stats.filed >= cases
+            if self.due and (self.due[0][0] <= self.tick or all_filed):
+                await self.record_next()
+            elif not all_filed:
+                await self.file_next()
+            else:
+                return self.stats
+            self.tick += 1
+
+    async def pace(self) -> None:
+        """Sleep between actions, not before the first: a feed a person can follow."""
+        if self.paced:
+            await asyncio.sleep(self.interval)
+        self.paced = True
+
+    async def file_next(self) -> None:
+        number = self.stats.filed + 1
+        details = self.gen.case_details()
+        if self.rng.random() < 0.3:  # some cases start as a reported clue
+            await self.pace()
+            clue = await self.registry.report_clue(
+                self.gen.clue(details), f"{self.prefix}-{number}-clue"
+            )
+            self.stats.clues += 1
+            self.on_line(f"clue {clue.clue_id} {details.source} {details.township}")
+            details = details.model_copy(update={"clue_id": clue.clue_id})
+        steps = _plan(self.gen, self.rng, details)
+        await self.pace()
+        summary = await self.registry.file_case(details, f"{self.prefix}-{number}")
+        self.stats.filed += 1
+        self.stats.accountability += summary.accountability_started
+        subject = details.subject
+        name = subject.name if subject.kind == "organization" else mask_name(subject.name)
+        area = sum((p.area_mu for p in details.parcels), Decimal(0))
+        flag = " (accountability)" if summary.accountability_started else ""
+        self.on_line(f"filed {summary.case_id} {details.township} {name} {area:.2f} mu{flag}")
+        if steps:
+            self._later(_Case(number, summary.case_id, summary.status, deque(steps)))
+
+    async def record_next(self) -> None:
+        _, _, case = heapq.heappop(self.due)
+        step, details = case.steps.popleft()
+        try:
+            next_status(case.status, step)  # never ask for a transition known to be illegal
+            await self.pace()
+            key = f"{self.prefix}-{case.number}-{case.recorded + 1}-{step}"
+            summary = await self.registry.record_step(case.case_id, step, details, key)
+        except (IllegalTransition, NotFound) as refused:  # changed by someone else meanwhile
+            self.on_line(f"skipped {case.case_id} {step}: {refused}")
+            return
+        case.status = summary.status
+        case.recorded += 1
+        self.stats.count(step)
+        self.on_line(_describe(step, case.case_id, details))
+        if case.steps:
+            self._later(case)
+
+    def _later(self, case: _Case) -> None:
+        heapq.heappush(self.due, (self.tick + self.rng.randint(2, 10), case.number, case))
+
+
+async def run_demo(
+    registry: Registry,
+    *,
+    cases: int | None,
+    interval: float,
+    seed: int,
+    today: date | None = None,
+    on_line: Callable[[str], None] = print,
+    stats: DemoStats | None = None,
+) -> DemoStats:
+    """File demo cases one by one, walking earlier ones through their lifecycle later on.
+
+    `cases=None` runs until cancelled; pass `stats` to read the counts after a cancel.
+    Keys are `demo-<seed>-<day>-<n>...`: the same seed on the same day replays the first
+    answers instead of filing twice, and the plan (hence the keys) depends on the seed only.
+    """
+    if today is None:
+        today = registry.clock().astimezone(registry.timezone).date()
+    gen = DemoGenerator(seed, sorted(registry.townships), today)
+    feed = _Feed(
+        registry,
+        gen,
+        seed=seed,
+        interval=interval,
+        on_line=on_line,
+        stats=stats if stats is not None else DemoStats(),
+    )
+    return await feed.run(cases)

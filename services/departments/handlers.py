@@ -1,0 +1,231 @@
+"""The enforcer: one department's effect of a batch of violation events, written once.
+
+Each batch is decoded and verified, then everything it changes (cases, blocks, consumed
+event ids, acknowledgements, dead letters) is written in one transaction. A redelivered
+event finds its id consumed and changes nothing; a message that cannot be trusted goes
+to the dead-letter topic with its reason and original bytes, and the batch carries on.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from events.codec import decode, encode_signed
+from events.envelope import Envelope
+from events.errors import EventError, InvalidEvent, SignatureRejected, UnknownEventType
+from events.models import (
+    CaseFiled,
+    DeadLetter,
+    MeasureApplied,
+    MeasureFailed,
+    MeasureLifted,
+    Payload,
+)
+from events.signing import Signer, TrustStore
+from events.topics import ACKNOWLEDGEMENTS, DEAD_LETTERS
+from services.authorities import department_authority
+from services.departments.catalogue import Department
+from services.departments.domain import Apply, Lift, effects
+from services.departments.ports import (
+    BatchWrites,
+    BlockApplied,
+    BlockLifted,
+    Consumed,
+    DepartmentStore,
+    KnownCase,
+    NewCase,
+)
+from services.outbox.ports import OutgoingEvent
+
+_IDS = uuid.UUID("6f1c1a52-5d1f-4b8e-9a57-7265646c696e")  # namespace of derived event ids
+
+
+@dataclass(frozen=True)
+class RawMessage:
+    """A message as the broker delivered it."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+
+
+@dataclass
+class BatchOutcome:
+    applied: int = 0
+    lifted: int = 0
+    failed: int = 0
+    duplicates: int = 0
+    dead_letters: list[str] = field(default_factory=list)
+
+
+def _reason(exc: EventError) -> str:
+    if isinstance(exc, SignatureRejected):
+        return f"signature_{exc.reason}"
+    if isinstance(exc, UnknownEventType):
+        return "unknown_event_type"
+    if isinstance(exc, InvalidEvent):
+        return "invalid_event"
+    return "undecodable"
+
+
+class Enforcer:
+    def __init__(
+        self,
+        department: Department,
+        store: DepartmentStore,
+        trust: TrustStore,
+        signer: Signer,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self.department = department
+        self.store = store
+        self.trust = trust
+        self.signer = signer
+        self.clock = clock
+        self.consumer = f"department.{department.code}"
+        self.source = department_authority(department.code).source
+
+    async def handle(self, messages: Sequence[RawMessage]) -> BatchOutcome:
+        outcome = BatchOutcome()
+        decoded: list[tuple[Envelope, Payload]] = []
+        dead: list[OutgoingEvent] = []
+        for message in messages:
+            try:
+                if message.value is None:
+                    raise InvalidEvent("value", "empty message (no value)")
+                decoded.append(decode(message.value, self.trust))
+            except EventError as exc:
+                dead.append(self._dead_letter(message, _reason(exc), str(exc)))
+                outcome.dead_letters.append(_reason(exc))
+
+        async with self.store.transaction() as tx:
+            done = await tx.consumed_among([envelope.id for envelope, _ in decoded])
+            fresh: list[tuple[Envelope, Payload]] = []
+            for envelope, payload in decoded:
+                if envelope.id in done:
+                    outcome.duplicates += 1
+                else:
+                    done.add(envelope.id)
+                    fresh.append((envelope, payload))
+            case_ids = sorted({_case_id(payload) for _, payload in fresh} - {""})
+            known = await tx.known_cases(case_ids)
+            active = await tx.active_blocks(case_ids)
+            writes = self._plan(fresh, known, active, outcome)
+            writes.outgoing.extend(dead)
+            await tx.write(writes)
+        return outcome
+
+    def _plan(
+        self,
+        fresh: list[tuple[Envelope, Payload]],
+        known: dict[str, KnownCase],
+        active: set[tuple[str, str]],
+        outcome: BatchOutcome,
+    ) -> BatchWrites:
+        writes = BatchWrites(cases=[], applied=[], lifted=[], consumed=[], outgoing=[])
+        now = self.clock()
+        for envelope, payload in fresh:
+            writes.consumed.append(Consumed(envelope.id, envelope.type))
+            if isinstance(payload, CaseFiled) and payload.case_id not in known:
+                filed = KnownCase(
+                    case_id=payload.case_id,
+                    township=payload.township,
+                    subject_kind=payload.subject.kind,
+                    subject_id=payload.subject.id,
+                    subject_name=payload.subject.name,
+                )
+                known[filed.case_id] = filed
+                writes.cases.append(NewCase(filed, envelope.id))
+            for effect in effects(self.department, payload):
+                case_id = _case_id(payload)
+                measure = effect.measure.code
+                case = known.get(case_id)
+                if case is None:
+                    outcome.failed += 1
+                    writes.outgoing.append(
+                        self._ack(
+                            MeasureFailed(
+                                case_id=case_id,
+                                department=self.department.code,
+                                measure=measure,
+                                error="the case's case.filed event never reached this department",
+                                caused_by=envelope.id,
+                            ),
+                            f"failed:{measure}:{case_id}:{envelope.id}",
+                        )
+                    )
+                elif isinstance(effect, Apply) and (measure, case_id) not in active:
+                    active.add((measure, case_id))
+                    outcome.applied += 1
+                    writes.applied.append(
+                        BlockApplied(measure, case, effect.measure.legal_basis, now, envelope.id)
+                    )
+                    writes.outgoing.append(
+                        self._ack(
+                            MeasureApplied(
+                                case_id=case_id,
+                                department=self.department.code,
+                                measure=measure,
+                                reference=f"{self.department.code}/{measure}/{case_id}",
+                                applied_at=now,
+                                caused_by=envelope.id,
+                            ),
+                            f"applied:{measure}:{case_id}",
+                        )
+                    )
+                elif isinstance(effect, Lift) and (measure, case_id) in active:
+                    active.discard((measure, case_id))
+                    outcome.lifted += 1
+                    writes.lifted.append(
+                        BlockLifted(measure, case_id, effect.reason.value, now, envelope.id)
+                    )
+                    writes.outgoing.append(
+                        self._ack(
+                            MeasureLifted(
+                                case_id=case_id,
+                                department=self.department.code,
+                                measure=measure,
+                                reason=effect.reason.value,
+                                lifted_at=now,
+                                caused_by=envelope.id,
+                            ),
+                            f"lifted:{measure}:{case_id}",
+                        )
+                    )
+        return writes
+
+    def _ack(self, payload: Payload, identity: str) -> OutgoingEvent:
+        """A signed acknowledgement whose id is derived, so a retry cannot send two."""
+        event_id = str(uuid.uuid5(_IDS, f"{self.department.code}:{identity}"))
+        case_id = _case_id(payload)
+        envelope, raw = encode_signed(
+            payload, self.signer, source=self.source, subject=case_id, event_id=event_id
+        )
+        return OutgoingEvent(envelope.id, envelope.type, ACKNOWLEDGEMENTS.name, case_id, raw)
+
+    def _dead_letter(self, message: RawMessage, reason: str, detail: str) -> OutgoingEvent:
+        where = f"{message.topic}/{message.partition}/{message.offset}"
+        payload = DeadLetter.for_message(
+            consumer=self.consumer,
+            topic=message.topic,
+            partition=message.partition,
+            offset=message.offset,
+            reason=reason,
+            detail=detail,
+            original=message.value or b"",
+        )
+        event_id = str(uuid.uuid5(_IDS, f"{self.consumer}:dead:{where}"))
+        envelope, raw = encode_signed(
+            payload, self.signer, source=self.source, subject=where, event_id=event_id
+        )
+        return OutgoingEvent(envelope.id, envelope.type, DEAD_LETTERS.name, self.consumer, raw)
+
+
+def _case_id(payload: Payload) -> str:
+    case_id = getattr(payload, "case_id", "")
+    return case_id if isinstance(case_id, str) else ""

@@ -1,0 +1,170 @@
+"""One department's enforcer: a faust-streaming app, its own consumer group and schema.
+
+`redline department run <code>` (or `python -m services.entrypoints.department <code>`).
+The agent takes batches from the violation stream; the batch is acknowledged to Kafka
+only after its effects are committed, and a database error is retried with backoff on
+the same batch, so nothing is skipped. The department's acknowledgements and dead
+letters leave through its own outbox and relay.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sys
+from collections.abc import AsyncIterator
+from typing import Any
+
+import faust
+
+from events.signing import TrustStore
+from events.topics import VIOLATIONS
+from services.adapters.department_store import PostgresDepartmentStore, department_schema
+from services.adapters.migrate import migrate
+from services.adapters.outbox import PostgresOutbox
+from services.adapters.postgres import create_pool
+from services.adapters.publisher import KafkaPublisher
+from services.authorities import department_authority
+from services.bootstrap import load_signer, utc_now
+from services.config import Settings, load_settings
+from services.departments.catalogue import load_catalogue
+from services.departments.handlers import Enforcer, RawMessage
+from services.errors import DatabaseError
+from services.outbox.relay import OutboxRelay
+
+log = logging.getLogger("redline.department")
+
+BATCH_SIZE = 2000
+BATCH_WAIT_SECONDS = 0.05
+MAX_BACKOFF_SECONDS = 5.0
+
+
+class DepartmentRuntime:
+    """The enforcer and the acknowledgement relay, set up once the worker starts."""
+
+    def __init__(self, code: str, settings: Settings) -> None:
+        self.department = load_catalogue().department(code)
+        self.settings = settings
+        self._enforcer: Enforcer | None = None
+        self._pool: Any = None
+        self._lock = asyncio.Lock()
+
+    async def migrate(self) -> None:
+        _, database = self.settings.require()
+        schema = department_schema(self.department.code)
+        await self._retrying(
+            lambda: migrate(database, package="services.departments.migrations", schema=schema)
+        )
+
+    async def enforcer(self) -> Enforcer:
+        async with self._lock:
+            if self._enforcer is None:
+                _, database = self.settings.require()
+                self._pool = await self._retrying(lambda: create_pool(database, max_size=4))
+                self._enforcer = Enforcer(
+                    self.department,
+                    PostgresDepartmentStore(self._pool, self.department.code),
+                    TrustStore.load(self.settings.trust_store),
+                    load_signer(self.settings, department_authority(self.department.code)),
+                    utc_now,
+                )
+            return self._enforcer
+
+    async def _retrying(self, attempt: Any) -> Any:
+        backoff = 0.1
+        while True:
+            try:
+                return await attempt()
+            except DatabaseError as exc:
+                log.warning("%s: %s; retrying in %.1f s", self.department.code, exc, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
+
+    async def enforce(self, messages: list[RawMessage]) -> None:
+        """Apply one batch, retrying database errors on the same batch until it commits."""
+        enforcer = await self.enforcer()
+        outcome = await self._retrying(lambda: enforcer.handle(messages))
+        if outcome.dead_letters:
+            log.warning("%s: dead-lettered %s", self.department.code, outcome.dead_letters)
+
+    async def relay(self) -> None:
+        await self.enforcer()
+        kafka, _ = self.settings.require()
+        publisher = KafkaPublisher(kafka, replication_factor=self.settings.kafka_replication_factor)
+        schema = department_schema(self.department.code)
+        outbox = PostgresOutbox(self._pool, schema=schema, channel=f"{schema}.outbox")
+        try:
+            await OutboxRelay(outbox, publisher, idle_wait=0.5).run(asyncio.Event())
+        finally:
+            await outbox.close()
+            await publisher.close()
+
+
+def build_app(runtime: DepartmentRuntime) -> faust.App:
+    code, settings = runtime.department.code, runtime.settings
+    kafka, _ = settings.require()
+    datadir = settings.home / "faust" / code
+    datadir.mkdir(parents=True, exist_ok=True)
+    app = faust.App(
+        f"redline-department-{code}",
+        broker=f"kafka://{kafka}",
+        store="memory://",
+        web_enabled=False,
+        autodiscover=False,
+        topic_allow_declare=False,  # topics are declared once, in events/topics.py
+        topic_disable_leader=True,
+        consumer_auto_offset_reset="earliest",
+        producer_acks=-1,
+        # A member that died is dropped from the group after this, not faust's 60 s.
+        broker_session_timeout=10.0,
+        broker_heartbeat_interval=2.0,
+        datadir=str(datadir),
+    )
+    violations = app.topic(
+        VIOLATIONS.name, value_serializer="raw", key_serializer="raw", allow_empty=True
+    )
+
+    @app.agent(violations, name="enforce")
+    async def enforce(stream: Any) -> AsyncIterator[None]:
+        async for events in stream.take_events(BATCH_SIZE, within=BATCH_WAIT_SECONDS):
+            batch = [
+                RawMessage(
+                    e.message.topic,
+                    e.message.partition,
+                    e.message.offset,
+                    e.message.key,
+                    e.message.value,
+                )
+                for e in events
+            ]
+            try:
+                await runtime.enforce(batch)
+            except Exception:
+                # A bug, not bad input: die before faust acknowledges the batch, so the
+                # next start sees it again instead of skipping it.
+                log.critical("%s: batch failed; exiting unacknowledged", code, exc_info=True)
+                os._exit(70)
+            yield None
+
+    async def relay() -> None:
+        await runtime.relay()
+
+    app.task(relay)
+
+    return app
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        raise SystemExit("usage: python -m services.entrypoints.department <department code>")
+    runtime = DepartmentRuntime(args[0], load_settings())  # an unknown code stops here
+    asyncio.run(runtime.migrate())  # its tables exist before it consumes anything
+    app = build_app(runtime)
+    worker = faust.Worker(app, loglevel=os.environ.get("REDLINE_LOG_LEVEL", "WARNING"), quiet=True)
+    worker.execute_from_commandline()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,361 @@
+"""Every department's enforcer on the real broker and Postgres: blocks, lifts, dedup, faults."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+from aiokafka import AIOKafkaProducer
+
+from events.codec import decode, encode_signed
+from events.models import CaseDetails, CaseFiled, DeadLetter
+from events.signing import Signer, TrustStore
+from events.topics import ACKNOWLEDGEMENTS, DEAD_LETTERS, VIOLATIONS
+from services.authorities import NATURAL_RESOURCES
+from services.config import Settings
+from services.departments.catalogue import Stage, load_catalogue
+from services.departments.queries import DepartmentQueries
+from services.registry.domain import Step
+from services.registry.handlers import STEP_EVENTS, Registry
+from services.runtime.devkeys import ensure_dev_keys, load_dev_signer
+from services.runtime.processes import spawn, stop_processes
+from tests.conftest import Stack
+from tests.support import case_body, eventually, new_uscc, read_topic
+
+CATALOGUE = load_catalogue()
+WAIT = 180.0  # 21 faust workers share two cores while they start and join their groups
+
+
+def _env(settings: Settings) -> dict[str, str]:
+    return {
+        **os.environ,
+        "KAFKA_BOOTSTRAP": settings.kafka_bootstrap or "",
+        "DATABASE_URL": settings.database_url or "",
+        "REDLINE_HOME": str(settings.home),
+    }
+
+
+def _start_department(settings: Settings, code: str, logs: Path) -> subprocess.Popen[bytes]:
+    return spawn(
+        [sys.executable, "-m", "services.entrypoints.department", code],
+        log_path=logs / f"department-{code}.log",
+        env=_env(settings),
+    )
+
+
+@pytest.fixture(scope="module")
+def system(
+    settings: Settings, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, Any]]:
+    """The registry's relay and every department, as `make run` starts them."""
+    ensure_dev_keys(settings.home)
+    logs = tmp_path_factory.mktemp("logs")
+    procs: dict[str, subprocess.Popen[bytes]] = {
+        "relay": spawn(
+            [sys.executable, "-m", "services.entrypoints.relay"],
+            log_path=logs / "relay.log",
+            env=_env(settings),
+        )
+    }
+    for code in CATALOGUE.codes:
+        procs[code] = _start_department(settings, code, logs)
+    yield {"procs": procs, "logs": logs}
+    stop_processes(list(procs.values()))
+
+
+def _required(stage: Stage) -> set[tuple[str, str]]:
+    return {
+        (d.code, m.code) for d in CATALOGUE.departments for m in d.measures if m.starts_at is stage
+    }
+
+
+async def _blocks(
+    queries: DepartmentQueries, case_id: str, *, active: bool
+) -> set[tuple[str, str]]:
+    found = set()
+    for code in CATALOGUE.codes:
+        try:
+            rows = await queries.blocks(code, subject_id=None, active_only=active)
+        except Exception:  # the department has not created its schema yet
+            continue
+        found |= {(code, row.measure) for row in rows if row.case_id == case_id}
+    return found
+
+
+async def _acks(stack: Stack, trust: TrustStore, case_id: str) -> list[tuple[str, str, str]]:
+    acks = []
+    for record in await read_topic(stack.kafka, ACKNOWLEDGEMENTS.name):
+        if record.key == case_id.encode() and record.value:
+            envelope, payload = decode(record.value, trust)
+            acks.append((envelope.type.split(".")[2], payload.department, payload.measure))  # type: ignore[attr-defined]
+    return acks
+
+
+async def _step(registry: Registry, case_id: str, step: Step, body: dict[str, Any]) -> None:
+    await registry.record_step(case_id, step, STEP_EVENTS[step][0].model_validate(body))
+
+
+async def test_filing_blocks_in_every_department_and_restoration_lifts(
+    system: dict[str, Any],
+    registry: Registry,
+    queries: DepartmentQueries,
+    stack: Stack,
+    trust: TrustStore,
+) -> None:
+    case_id = (
+        await registry.file_case(
+            CaseDetails.model_validate(case_body(("permanent_basic_farmland", "5.5")))
+        )
+    ).case_id
+    expected = _required(Stage.filing) | _required(Stage.accountability)
+
+    async def all_blocked() -> bool:
+        return await _blocks(queries, case_id, active=True) == expected
+
+    await eventually(all_blocked, timeout=WAIT, what="every required block applied")
+
+    async def all_acknowledged() -> bool:
+        applied = {(d, m) for kind, d, m in await _acks(stack, trust, case_id) if kind == "applied"}
+        return applied == expected
+
+    await eventually(all_acknowledged, timeout=60, what="every block acknowledged")
+
+    await _step(
+        registry,
+        case_id,
+        Step.penalty,
+        {"decision_no": "罚1", "decided_on": "2026-11-01", "fine_yuan": "5000", "summary": "罚款"},
+    )
+    expected |= _required(Stage.penalty)
+    await eventually(all_blocked, timeout=60, what="credit record published after the penalty")
+
+    await _step(
+        registry,
+        case_id,
+        Step.rectification,
+        {"action": "demolition", "completed_on": "2026-11-05"},
+    )
+    await _step(
+        registry,
+        case_id,
+        Step.restoration,
+        {
+            "verified_on": "2026-11-10",
+            "natural_resources_officer": "李明",
+            "agriculture_officer": "王芳",
+        },
+    )
+    survivors = {
+        (d.code, m.code)
+        for d in CATALOGUE.departments
+        for m in d.measures
+        if (d.code, m.code) in expected and "restoration_verified" not in m.lifted_by
+    }
+
+    async def lifted() -> bool:
+        return await _blocks(queries, case_id, active=True) == survivors
+
+    await eventually(lifted, timeout=60, what="restoration lifted the blocks")
+    assert survivors == {
+        ("discipline", "accountability_referral"),
+        ("organization", "record_for_cadre_evaluation"),
+        ("public_security", "receive_criminal_referral"),
+        ("development_reform", "publish_credit_record"),
+        ("housing", "refer_unpermitted_construction"),
+    }
+
+    async def lifts_acknowledged() -> bool:
+        acks = await _acks(stack, trust, case_id)
+        return {(d, m) for kind, d, m in acks if kind == "lifted"} == expected - survivors
+
+    await eventually(lifts_acknowledged, timeout=60, what="every lift acknowledged")
+    acks = await _acks(stack, trust, case_id)
+    assert len(acks) == len(set(acks)), "an acknowledgement was sent twice"
+
+
+async def test_a_subject_stays_blocked_until_its_last_case_is_lifted(
+    system: dict[str, Any], registry: Registry, queries: DepartmentQueries
+) -> None:
+    subject_id = new_uscc()
+    bodies = [case_body(), case_body()]
+    for body in bodies:
+        body["subject"]["id"] = subject_id
+    first = (await registry.file_case(CaseDetails.model_validate(bodies[0]))).case_id
+    second = (await registry.file_case(CaseDetails.model_validate(bodies[1]))).case_id
+
+    async def power_cases() -> set[str]:
+        rows = await queries.blocks("power_supply", subject_id=subject_id, active_only=True)
+        return {row.case_id for row in rows}
+
+    async def both() -> bool:
+        return await power_cases() == {first, second}
+
+    await eventually(both, timeout=WAIT, what="both cases block the subject")
+    await _step(
+        registry,
+        first,
+        Step.revocation,
+        {
+            "court": "孝义市人民法院",
+            "decision_no": "(2026)晋1181行初1号",
+            "revoked_on": "2026-11-20",
+        },
+    )
+
+    async def only_second() -> bool:
+        return await power_cases() == {second}
+
+    await eventually(only_second, timeout=60, what="the first case lifted")
+
+
+async def _publish(stack: Stack, records: list[tuple[str, bytes]]) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=stack.kafka, acks="all")
+    await producer.start()
+    try:
+        for key, value in records:
+            await producer.send_and_wait(VIOLATIONS.name, value, key=key.encode())
+    finally:
+        await producer.stop()
+
+
+def _filed(case_id: str, signer: Signer) -> bytes:
+    payload = CaseFiled.model_validate({**case_body(), "case_id": case_id})
+    return encode_signed(payload, signer, source=NATURAL_RESOURCES.source)[1]
+
+
+async def test_the_same_event_twice_makes_one_block_and_one_acknowledgement(
+    system: dict[str, Any], settings: Settings, stack: Stack, db: asyncpg.Pool, trust: TrustStore
+) -> None:
+    case_id = f"RL-DUP-{uuid.uuid4().hex[:8]}"
+    raw = _filed(case_id, load_dev_signer(settings.home, NATURAL_RESOURCES))
+    await _publish(stack, [(case_id, raw), (case_id, raw)])
+
+    async def blocked_and_acknowledged() -> bool:
+        try:
+            rows = await db.fetchval(
+                "SELECT count(*) FROM dept_power_supply.blocks WHERE case_id = $1", case_id
+            )
+        except asyncpg.UndefinedTableError:
+            return False
+        acks = await _acks(stack, trust, case_id)
+        return rows == 1 and ("applied", "power_supply", "refuse_power_supply") in acks
+
+    await eventually(blocked_and_acknowledged, timeout=WAIT, what="power supply blocked once")
+    assert (
+        await db.fetchval(
+            "SELECT count(*) FROM dept_power_supply.blocks WHERE case_id = $1", case_id
+        )
+        == 1
+    )
+    power = [a for a in await _acks(stack, trust, case_id) if a[1] == "power_supply"]
+    assert power == [("applied", "power_supply", "refuse_power_supply")]
+
+
+async def test_forged_and_malformed_messages_are_dead_lettered_and_block_nobody(
+    system: dict[str, Any], stack: Stack, db: asyncpg.Pool, trust: TrustStore
+) -> None:
+    forged_case = f"RL-FORGED-{uuid.uuid4().hex[:8]}"
+    impostor = Signer.generate("natural_resources-dev")  # the real key id, another key
+    forged = _filed(forged_case, impostor)
+    garbage = b"\xff\xfe not json " + uuid.uuid4().hex.encode()
+    await _publish(stack, [(forged_case, forged), ("garbage", garbage)])
+
+    async def dead_lettered() -> dict[str, set[str]]:
+        found: dict[str, set[str]] = {}
+        for record in await read_topic(stack.kafka, DEAD_LETTERS.name):
+            if record.value is None:
+                continue
+            _, letter = decode(record.value, trust)
+            assert isinstance(letter, DeadLetter)
+            original = base64.b64decode(letter.original_b64)
+            if original in (forged, garbage):
+                found.setdefault(letter.reason, set()).add(letter.consumer)
+        return found
+
+    every = {f"department.{code}" for code in CATALOGUE.codes}
+
+    async def both_everywhere() -> bool:
+        found = await dead_lettered()
+        return found.get("signature_bad_signature") == every and found.get("invalid_event") == every
+
+    await eventually(both_everywhere, timeout=WAIT, what="every department dead-lettered both")
+    for code in CATALOGUE.codes:
+        blocked = await db.fetchval(
+            f"SELECT count(*) FROM dept_{code}.blocks WHERE case_id = $1", forged_case
+        )
+        assert blocked == 0
+
+
+async def test_postgres_stopped_mid_stream_loses_and_doubles_nothing(
+    system: dict[str, Any], settings: Settings, stack: Stack, db: asyncpg.Pool, trust: TrustStore
+) -> None:
+    signer = load_dev_signer(settings.home, NATURAL_RESOURCES)
+    cases = [f"RL-PGDOWN-{uuid.uuid4().hex[:8]}" for _ in range(40)]
+
+    warm_up = f"RL-PGWARM-{uuid.uuid4().hex[:8]}"
+    await _publish(stack, [(warm_up, _filed(warm_up, signer))])
+
+    async def warmed_up() -> bool:  # the department is consuming before the fault
+        try:
+            query = "SELECT count(*) FROM dept_banks.blocks WHERE case_id = $1"
+            return bool(await db.fetchval(query, warm_up))
+        except asyncpg.UndefinedTableError:
+            return False
+
+    await eventually(warmed_up, timeout=WAIT, what="banks consuming")
+    stack.postgres.stop()
+    try:
+        await _publish(stack, [(case_id, _filed(case_id, signer)) for case_id in cases])
+    finally:
+        stack.postgres.start()
+
+    async def caught_up() -> bool:
+        try:
+            rows = await db.fetch(
+                "SELECT case_id, count(*) AS n FROM dept_banks.blocks "
+                "WHERE case_id = ANY($1::text[]) GROUP BY case_id",
+                cases,
+            )
+        except (asyncpg.PostgresError, OSError, asyncpg.InterfaceError):
+            return False
+        return len(rows) == len(cases)
+
+    await eventually(caught_up, timeout=WAIT, what="banks caught up after Postgres returned")
+    counts = await db.fetch(
+        "SELECT count(*) AS n FROM dept_banks.blocks WHERE case_id = ANY($1::text[]) "
+        "GROUP BY case_id",
+        cases,
+    )
+    assert [row["n"] for row in counts] == [1] * len(cases)
+    applied = [a for c in cases[:5] for a in await _acks(stack, trust, c) if a[1] == "banks"]
+    assert len(applied) == 5
+
+
+async def test_blocks_query_shows_measure_case_basis_and_since(
+    system: dict[str, Any], registry: Registry, queries: DepartmentQueries
+) -> None:
+    body = case_body()
+    case_id = (await registry.file_case(CaseDetails.model_validate(body))).case_id
+    subject_id = body["subject"]["id"]
+
+    async def shown() -> bool:
+        return bool(await queries.blocks("approvals", subject_id=subject_id, active_only=True))
+
+    await eventually(shown, timeout=WAIT, what="approvals block")
+    [block] = await queries.blocks("approvals", subject_id=subject_id, active_only=True)
+    assert block.case_id == case_id
+    assert block.measure == "refuse_construction_permit"
+    assert block.legal_basis == "行政审批局：对于未取得用地手续的各类项目，不予核发施工许可证。"
+    assert block.since.tzinfo is not None
+    with pytest.raises(Exception, match="unknown department 'aliens'"):
+        await queries.blocks("aliens", subject_id=None, active_only=True)
+    assert json.loads(block.model_dump_json())["department"] == "approvals"
