@@ -102,16 +102,38 @@ def _refuse_constant(name: str) -> NoReturn:
     raise ValueError(f"{name} is not valid JSON")
 
 
+# No Redline event nests deeper than a few levels; a deeper one is hostile or broken, and
+# would only reach recursion limits further in (validation, canonicalisation).
+MAX_JSON_DEPTH = 32
+
+
+def _too_deep(document: object) -> bool:
+    level: list[object] = [document]
+    for _ in range(MAX_JSON_DEPTH):
+        children: list[object] = []
+        for node in level:
+            if isinstance(node, dict):
+                children.extend(node.values())
+            elif isinstance(node, list):
+                children.extend(node)
+        if not children:
+            return False
+        level = children
+    return True
+
+
 def decode_envelope(raw: bytes) -> Envelope:
     """Parse the envelope only; the payload is validated after the signature is checked."""
     if len(raw) > MAX_EVENT_BYTES:
         raise InvalidEvent("size", f"{len(raw)} bytes exceeds the limit of {MAX_EVENT_BYTES}")
     try:
         document = json.loads(raw, parse_constant=_refuse_constant)
-    except (UnicodeDecodeError, ValueError) as exc:
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise InvalidEvent("json", f"not a JSON document: {exc}") from exc
     if not isinstance(document, dict):
         raise InvalidEvent("json", f"expected a JSON object, got {type(document).__name__}")
+    if _too_deep(document):
+        raise InvalidEvent("json", f"nested deeper than {MAX_JSON_DEPTH} levels")
     try:
         envelope = Envelope.model_validate(document)
     except ValidationError as exc:

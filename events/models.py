@@ -352,6 +352,19 @@ class MeasureFailed(Payload):
     caused_by: Id
 
 
+class ResponseOverdue(Payload):
+    """A department has not answered a measure by its deadline (发起-响应-反馈); sent once."""
+
+    event_type: ClassVar[str] = "redline.response.overdue.v1"
+
+    case_id: Id
+    department: Name
+    measure: Name
+    action: Literal["apply", "lift"]
+    required_at: AwareDatetime
+    due_at: AwareDatetime
+
+
 class BlocklistCase(_Frozen):
     """One case behind a block, with the seed sentence that is its legal basis."""
 
@@ -434,6 +447,7 @@ PAYLOAD_TYPES: dict[str, type[Payload]] = {
         MeasureApplied,
         MeasureLifted,
         MeasureFailed,
+        ResponseOverdue,
         BlocklistEntry,
         DeadLetter,
     )

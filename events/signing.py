@@ -210,7 +210,7 @@ class TrustStore:
             raise SignatureRejected("unknown_key", f"no trusted key {envelope.signingkey!r}")
         try:
             key.public_key().verify(signature, canonical_bytes(envelope))
-        except rfc8785.CanonicalizationError as exc:
+        except (rfc8785.CanonicalizationError, ValueError, RecursionError) as exc:
             raise SignatureRejected("malformed", f"cannot canonicalise: {exc}") from exc
         except InvalidSignature as exc:
             raise SignatureRejected(

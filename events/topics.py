@@ -50,11 +50,15 @@ ACKNOWLEDGEMENTS = Topic(
     name="redline.acknowledgements.v1",
     partitions=6,
     key="case id",
-    description="What each department and subscriber did about each case: applied, lifted, failed.",
+    description=(
+        "What each department and subscriber did about each case (applied, lifted, failed), "
+        "and the feedback tracker's notices of responses overdue."
+    ),
     event_types=(
         "redline.measure.applied.v1",
         "redline.measure.lifted.v1",
         "redline.measure.failed.v1",
+        "redline.response.overdue.v1",
     ),
     config={"cleanup.policy": "delete", "retention.ms": FOREVER, "retention.bytes": FOREVER},
 )

@@ -19,6 +19,7 @@ from services.registry.ports import (
     CaseRow,
     RegistryStore,
     RegistryTransaction,
+    ResponseRow,
     StoredResponse,
 )
 
@@ -190,6 +191,16 @@ class PostgresRegistryStore(RegistryStore):
                 case_id,
             )
         return _case(row), [CaseRecord(**dict(record)) for record in records]
+
+    async def responses(self, case_id: str) -> list[ResponseRow]:
+        async with self._read() as conn:
+            rows = await conn.fetch(
+                "SELECT department, measure, action, required_at, due_at, done_at, reference, "
+                "failed_at, error, overdue_at FROM responses WHERE case_id = $1 "
+                "ORDER BY department, measure, action",
+                case_id,
+            )
+        return [ResponseRow(**dict(row)) for row in rows]
 
     async def list_cases(
         self, *, township: str | None, status: CaseStatus | None, after: str | None, limit: int

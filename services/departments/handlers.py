@@ -8,25 +8,22 @@ to the dead-letter topic with its reason and original bytes, and the batch carri
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from events.codec import decode, encode_signed
 from events.envelope import Envelope
-from events.errors import EventError, InvalidEvent, SignatureRejected, UnknownEventType
 from events.models import (
     CaseFiled,
-    DeadLetter,
     MeasureApplied,
     MeasureFailed,
     MeasureLifted,
     Payload,
 )
 from events.signing import Signer, TrustStore
-from events.topics import ACKNOWLEDGEMENTS, DEAD_LETTERS
+from events.topics import ACKNOWLEDGEMENTS
 from services.authorities import department_authority
+from services.consuming import Issuer, RawMessage, decode_or_dead_letter
 from services.departments.catalogue import Department
 from services.departments.domain import Apply, Lift, effects
 from services.departments.ports import (
@@ -40,18 +37,7 @@ from services.departments.ports import (
 )
 from services.outbox.ports import OutgoingEvent
 
-_IDS = uuid.UUID("6f1c1a52-5d1f-4b8e-9a57-7265646c696e")  # namespace of derived event ids
-
-
-@dataclass(frozen=True)
-class RawMessage:
-    """A message as the broker delivered it."""
-
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
+__all__ = ["BatchOutcome", "Enforcer", "RawMessage"]
 
 
 @dataclass
@@ -61,16 +47,6 @@ class BatchOutcome:
     failed: int = 0
     duplicates: int = 0
     dead_letters: list[str] = field(default_factory=list)
-
-
-def _reason(exc: EventError) -> str:
-    if isinstance(exc, SignatureRejected):
-        return f"signature_{exc.reason}"
-    if isinstance(exc, UnknownEventType):
-        return "unknown_event_type"
-    if isinstance(exc, InvalidEvent):
-        return "invalid_event"
-    return "undecodable"
 
 
 class Enforcer:
@@ -88,20 +64,13 @@ class Enforcer:
         self.signer = signer
         self.clock = clock
         self.consumer = f"department.{department.code}"
-        self.source = department_authority(department.code).source
+        self.issuer = Issuer(signer, department_authority(department.code).source)
 
     async def handle(self, messages: Sequence[RawMessage]) -> BatchOutcome:
         outcome = BatchOutcome()
-        decoded: list[tuple[Envelope, Payload]] = []
-        dead: list[OutgoingEvent] = []
-        for message in messages:
-            try:
-                if message.value is None:
-                    raise InvalidEvent("value", "empty message (no value)")
-                decoded.append(decode(message.value, self.trust))
-            except EventError as exc:
-                dead.append(self._dead_letter(message, _reason(exc), str(exc)))
-                outcome.dead_letters.append(_reason(exc))
+        decoded, dead, outcome.dead_letters = decode_or_dead_letter(
+            messages, self.trust, self.consumer, self.issuer
+        )
 
         async with self.store.transaction() as tx:
             done = await tx.consumed_among([envelope.id for envelope, _ in decoded])
@@ -201,29 +170,12 @@ class Enforcer:
 
     def _ack(self, payload: Payload, identity: str) -> OutgoingEvent:
         """A signed acknowledgement whose id is derived, so a retry cannot send two."""
-        event_id = str(uuid.uuid5(_IDS, f"{self.department.code}:{identity}"))
-        case_id = _case_id(payload)
-        envelope, raw = encode_signed(
-            payload, self.signer, source=self.source, subject=case_id, event_id=event_id
+        return self.issuer.event(
+            payload,
+            topic=ACKNOWLEDGEMENTS.name,
+            key=_case_id(payload),
+            identity=f"{self.department.code}:{identity}",
         )
-        return OutgoingEvent(envelope.id, envelope.type, ACKNOWLEDGEMENTS.name, case_id, raw)
-
-    def _dead_letter(self, message: RawMessage, reason: str, detail: str) -> OutgoingEvent:
-        where = f"{message.topic}/{message.partition}/{message.offset}"
-        payload = DeadLetter.for_message(
-            consumer=self.consumer,
-            topic=message.topic,
-            partition=message.partition,
-            offset=message.offset,
-            reason=reason,
-            detail=detail,
-            original=message.value or b"",
-        )
-        event_id = str(uuid.uuid5(_IDS, f"{self.consumer}:dead:{where}"))
-        envelope, raw = encode_signed(
-            payload, self.signer, source=self.source, subject=where, event_id=event_id
-        )
-        return OutgoingEvent(envelope.id, envelope.type, DEAD_LETTERS.name, self.consumer, raw)
 
 
 def _case_id(payload: Payload) -> str:

@@ -28,8 +28,9 @@ from services.adapters.publisher import KafkaPublisher
 from services.authorities import department_authority
 from services.bootstrap import load_signer, utc_now
 from services.config import Settings, load_settings
+from services.consuming import RawMessage
 from services.departments.catalogue import load_catalogue
-from services.departments.handlers import Enforcer, RawMessage
+from services.departments.handlers import Enforcer
 from services.errors import DatabaseError
 from services.outbox.relay import OutboxRelay
 

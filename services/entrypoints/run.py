@@ -60,6 +60,7 @@ def child_services(settings: Settings) -> list[ChildService]:
     api_port = _port(settings.api_port)
     services = [
         ChildService("relay", "services.entrypoints.relay"),
+        ChildService("feedback", "services.entrypoints.feedback"),
         *(
             ChildService(f"department-{code}", "services.entrypoints.department", args=(code,))
             for code in load_catalogue().codes

@@ -52,6 +52,7 @@ from services.registry.ports import (
     CaseRow,
     RegistryStore,
     RegistryTransaction,
+    ResponseRow,
     StoredResponse,
 )
 
@@ -126,6 +127,45 @@ class CaseView(BaseModel):
     filed_at: datetime | None
     updated_at: datetime | None
     records: list[dict[str, Any]]
+    responses: list[ResponseView] = []
+
+
+class ResponseView(BaseModel):
+    """One department's answer to one measure on the case (发起-响应-反馈)."""
+
+    department: str
+    measure: str
+    action: str
+    status: str  # done, done_late, pending, overdue, failed
+    required_at: datetime | None
+    due_at: datetime | None
+    done_at: datetime | None
+    reference: str | None
+    error: str | None
+
+
+def _response(row: ResponseRow, now: datetime) -> ResponseView:
+    late = row.due_at is not None and (
+        (row.done_at is not None and row.done_at > row.due_at)
+        or (row.done_at is None and row.due_at < now)
+    )
+    if row.done_at is not None:
+        status = "done_late" if late else "done"
+    elif row.failed_at is not None:
+        status = "failed"
+    else:
+        status = "overdue" if late or row.overdue_at is not None else "pending"
+    return ResponseView(
+        department=row.department,
+        measure=row.measure,
+        action=row.action,
+        status=status,
+        required_at=row.required_at,
+        due_at=row.due_at,
+        done_at=row.done_at,
+        reference=row.reference,
+        error=row.error,
+    )
 
 
 class CasePage(BaseModel):
@@ -262,7 +302,9 @@ class Registry:
         found = await self.store.get_case(case_id)
         if found is None:
             raise NotFound(f"no case {case_id!r}")
-        return _view(*found)
+        now = self.clock()
+        answers = [_response(row, now) for row in await self.store.responses(case_id)]
+        return _view(*found).model_copy(update={"responses": answers})
 
     async def list_cases(
         self,

@@ -45,6 +45,22 @@ class CaseRecord:
 
 
 @dataclass(frozen=True)
+class ResponseRow:
+    """The feedback tracker's record of one department's answer on a case."""
+
+    department: str
+    measure: str
+    action: str
+    required_at: datetime | None
+    due_at: datetime | None
+    done_at: datetime | None
+    reference: str | None
+    failed_at: datetime | None
+    error: str | None
+    overdue_at: datetime | None
+
+
+@dataclass(frozen=True)
 class StoredResponse:
     operation: str
     request_hash: str
@@ -99,6 +115,9 @@ class RegistryStore(abc.ABC):
 
     @abc.abstractmethod
     async def get_case(self, case_id: str) -> tuple[CaseRow, list[CaseRecord]] | None: ...
+
+    @abc.abstractmethod
+    async def responses(self, case_id: str) -> list[ResponseRow]: ...
 
     @abc.abstractmethod
     async def list_cases(

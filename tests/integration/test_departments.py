@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import os
@@ -9,6 +10,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +26,7 @@ from services.authorities import NATURAL_RESOURCES
 from services.config import Settings
 from services.departments.catalogue import Stage, load_catalogue
 from services.departments.queries import DepartmentQueries
+from services.entrypoints.feedback import run_tracker
 from services.registry.domain import Step
 from services.registry.handlers import STEP_EVENTS, Registry
 from services.runtime.devkeys import ensure_dev_keys, load_dev_signer
@@ -336,8 +339,12 @@ async def test_postgres_stopped_mid_stream_loses_and_doubles_nothing(
         cases,
     )
     assert [row["n"] for row in counts] == [1] * len(cases)
-    applied = [a for c in cases[:5] for a in await _acks(stack, trust, c) if a[1] == "banks"]
-    assert len(applied) == 5
+
+    async def acknowledged() -> bool:
+        applied = [a for c in cases[:5] for a in await _acks(stack, trust, c) if a[1] == "banks"]
+        return len(applied) == 5
+
+    await eventually(acknowledged, timeout=60, what="banks acknowledged each block once")
 
 
 async def test_blocks_query_shows_measure_case_basis_and_since(
@@ -359,3 +366,87 @@ async def test_blocks_query_shows_measure_case_basis_and_since(
     with pytest.raises(Exception, match="unknown department 'aliens'"):
         await queries.blocks("aliens", subject_id=None, active_only=True)
     assert json.loads(block.model_dump_json())["department"] == "approvals"
+
+
+async def _overdue_notices(db: asyncpg.Pool, case_id: str) -> int:
+    count: int = await db.fetchval(
+        "SELECT count(*) FROM outbox WHERE event_type = 'redline.response.overdue.v1' AND key = $1",
+        case_id,
+    )
+    return count
+
+
+async def _statuses(registry: Registry, case_id: str) -> dict[tuple[str, str], str]:
+    return {
+        (r.department, r.measure): r.status for r in (await registry.get_case(case_id)).responses
+    }
+
+
+class MovableClock:
+    """The tracker's clock, moved forward by the test instead of waiting a day."""
+
+    def __init__(self) -> None:
+        self.ahead = timedelta(0)
+
+    def __call__(self) -> datetime:
+        return datetime.now(UTC) + self.ahead
+
+
+async def test_a_stopped_department_is_shown_overdue_once_and_catches_up(
+    system: dict[str, Any], settings: Settings, registry: Registry, db: asyncpg.Pool
+) -> None:
+    clock = MovableClock()
+    stop = asyncio.Event()
+    tracker = asyncio.create_task(run_tracker(settings, stop, clock=clock, scan_every=0.1))
+    procs: dict[str, subprocess.Popen[bytes]] = system["procs"]
+    stop_processes([procs["banks"]])
+    try:
+        case_id = (await registry.file_case(CaseDetails.model_validate(case_body()))).case_id
+
+        async def answers() -> dict[str, Any]:
+            rows = await db.fetch(
+                "SELECT department, done_at, overdue_at FROM responses "
+                "WHERE case_id = $1 AND measure IN ('refuse_power_supply', 'refuse_loans')",
+                case_id,
+            )
+            return {row["department"]: row for row in rows}
+
+        async def power_done_banks_waiting() -> bool:
+            found = await answers()
+            return (
+                "power_supply" in found
+                and found["power_supply"]["done_at"] is not None
+                and "banks" in found
+                and found["banks"]["done_at"] is None
+            )
+
+        await eventually(power_done_banks_waiting, timeout=WAIT, what="tracker saw the answers")
+        assert (await registry.get_case(case_id)).responses  # the case shows who answered
+
+        clock.ahead = timedelta(hours=25)  # past the 24 h deadline of banks and utilities
+
+        async def banks_overdue() -> bool:
+            return (await answers())["banks"]["overdue_at"] is not None
+
+        await eventually(banks_overdue, timeout=60, what="banks marked overdue")
+        shown = {
+            (r.department, r.measure): r.status
+            for r in (await registry.get_case(case_id)).responses
+        }
+        assert shown[("banks", "refuse_loans")] == "overdue"
+        assert shown[("power_supply", "refuse_power_supply")] == "done"
+        assert await _overdue_notices(db, case_id) == 1
+        assert (await answers())["power_supply"]["overdue_at"] is None
+    finally:
+        procs["banks"] = _start_department(settings, "banks", system["logs"])
+
+    async def banks_caught_up() -> bool:
+        return (await answers())["banks"]["done_at"] is not None
+
+    try:
+        await eventually(banks_caught_up, timeout=WAIT, what="banks answered after restart")
+        assert (await _statuses(registry, case_id))[("banks", "refuse_loans")] == "done"
+        assert await _overdue_notices(db, case_id) == 1
+    finally:
+        stop.set()
+        await tracker

@@ -1,0 +1,94 @@
+"""What every consumer of the bus shares: raw messages, decoding them or dead-lettering
+them with the reason and the original bytes, and signed events with derived ids."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from events.codec import decode, encode_signed
+from events.envelope import Envelope
+from events.errors import EventError, InvalidEvent, SignatureRejected, UnknownEventType
+from events.models import DeadLetter, Payload
+from events.signing import Signer, TrustStore
+from events.topics import DEAD_LETTERS
+from services.outbox.ports import OutgoingEvent
+
+_IDS = uuid.UUID("6f1c1a52-5d1f-4b8e-9a57-7265646c696e")  # namespace of derived event ids
+
+
+@dataclass(frozen=True)
+class RawMessage:
+    """A message as the broker delivered it."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+
+
+def derived_id(identity: str) -> str:
+    """An event id fixed by what the event is about, so a retry cannot emit a second one."""
+    return str(uuid.uuid5(_IDS, identity))
+
+
+def refusal_reason(exc: EventError) -> str:
+    if isinstance(exc, SignatureRejected):
+        return f"signature_{exc.reason}"
+    if isinstance(exc, UnknownEventType):
+        return "unknown_event_type"
+    if isinstance(exc, InvalidEvent):
+        return "invalid_event"
+    return "undecodable"
+
+
+@dataclass(frozen=True)
+class Issuer:
+    """Who signs what a consumer emits: its key and its CloudEvents source."""
+
+    signer: Signer
+    source: str
+
+    def event(self, payload: Payload, *, topic: str, key: str, identity: str) -> OutgoingEvent:
+        envelope, raw = encode_signed(
+            payload, self.signer, source=self.source, subject=key, event_id=derived_id(identity)
+        )
+        return OutgoingEvent(envelope.id, envelope.type, topic, key, raw)
+
+
+def decode_or_dead_letter(
+    messages: Sequence[RawMessage], trust: TrustStore, consumer: str, issuer: Issuer
+) -> tuple[list[tuple[Envelope, Payload]], list[OutgoingEvent], list[str]]:
+    """The trusted events of a batch, and a dead letter (with reason) for each other one."""
+    decoded: list[tuple[Envelope, Payload]] = []
+    dead: list[OutgoingEvent] = []
+    reasons: list[str] = []
+    for message in messages:
+        try:
+            if message.value is None:
+                raise InvalidEvent("value", "empty message (no value)")
+            decoded.append(decode(message.value, trust))
+        except EventError as exc:
+            reason = refusal_reason(exc)
+            where = f"{message.topic}/{message.partition}/{message.offset}"
+            letter = DeadLetter.for_message(
+                consumer=consumer,
+                topic=message.topic,
+                partition=message.partition,
+                offset=message.offset,
+                reason=reason,
+                detail=str(exc),
+                original=message.value or b"",
+            )
+            dead.append(
+                issuer.event(
+                    letter,
+                    topic=DEAD_LETTERS.name,
+                    key=consumer,
+                    identity=f"{consumer}:dead:{where}",
+                )
+            )
+            reasons.append(reason)
+    return decoded, dead, reasons

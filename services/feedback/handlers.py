@@ -1,0 +1,127 @@
+"""The tracker: requirements from the violation stream, answers from the acknowledgements,
+and a notice (response.overdue) once per answer that misses its deadline."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from events.models import MeasureApplied, MeasureFailed, MeasureLifted, ResponseOverdue
+from events.signing import TrustStore
+from events.topics import ACKNOWLEDGEMENTS
+from services.consuming import Issuer, RawMessage, decode_or_dead_letter
+from services.departments.catalogue import Catalogue
+from services.feedback.domain import Requirement, requirements
+from services.feedback.ports import FeedbackStore, Response
+
+CONSUMER = "feedback_tracker"
+
+
+@dataclass
+class TrackOutcome:
+    required: int = 0
+    answered: int = 0
+    duplicates: int = 0
+    dead_letters: list[str] = field(default_factory=list)
+
+
+class Tracker:
+    def __init__(
+        self,
+        catalogue: Catalogue,
+        store: FeedbackStore,
+        trust: TrustStore,
+        issuer: Issuer,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self.catalogue = catalogue
+        self.store = store
+        self.trust = trust
+        self.issuer = issuer
+        self.clock = clock
+
+    async def handle(self, messages: Sequence[RawMessage]) -> TrackOutcome:
+        outcome = TrackOutcome()
+        decoded, dead, outcome.dead_letters = decode_or_dead_letter(
+            messages, self.trust, CONSUMER, self.issuer
+        )
+        async with self.store.transaction() as tx:
+            done = await tx.consumed_among([envelope.id for envelope, _ in decoded])
+            required: list[Requirement] = []
+            responses: list[Response] = []
+            consumed: list[tuple[str, str]] = []
+            for envelope, payload in decoded:
+                if envelope.id in done:
+                    outcome.duplicates += 1
+                    continue
+                done.add(envelope.id)
+                consumed.append((envelope.id, envelope.type))
+                if isinstance(payload, MeasureApplied):
+                    responses.append(
+                        Response(
+                            payload.case_id,
+                            payload.department,
+                            payload.measure,
+                            "apply",
+                            payload.applied_at,
+                            envelope.id,
+                            reference=payload.reference,
+                        )
+                    )
+                elif isinstance(payload, MeasureLifted):
+                    responses.append(
+                        Response(
+                            payload.case_id,
+                            payload.department,
+                            payload.measure,
+                            "lift",
+                            payload.lifted_at,
+                            envelope.id,
+                        )
+                    )
+                elif isinstance(payload, MeasureFailed):
+                    responses.append(
+                        Response(
+                            payload.case_id,
+                            payload.department,
+                            payload.measure,
+                            "apply",
+                            envelope.time,
+                            envelope.id,
+                            error=payload.error,
+                        )
+                    )
+                else:
+                    required.extend(
+                        requirements(self.catalogue, payload, envelope.time, envelope.id)
+                    )
+            outcome.required, outcome.answered = len(required), len(responses)
+            await tx.record(
+                required=required, responses=responses, consumed=consumed, outgoing=dead
+            )
+        return outcome
+
+    async def notify_overdue(self, limit: int = 1000) -> int:
+        """Send response.overdue for every answer past its deadline, once each."""
+        async with self.store.transaction() as tx:
+            overdue = await tx.claim_overdue(self.clock(), limit)
+            await tx.enqueue(
+                [
+                    self.issuer.event(
+                        ResponseOverdue(
+                            case_id=w.case_id,
+                            department=w.department,
+                            measure=w.measure,
+                            action=w.action,
+                            required_at=w.required_at,
+                            due_at=w.due_at,
+                        ),
+                        topic=ACKNOWLEDGEMENTS.name,
+                        key=w.case_id,
+                        identity=f"overdue:{w.case_id}:{w.department}:{w.measure}:{w.action}",
+                    )
+                    for w in overdue
+                ]
+            )
+        return len(overdue)
