@@ -28,6 +28,7 @@ lint: $(STAMP)
 
 schemas: $(STAMP)
 	$(BIN)/python -m events.schemagen
+	$(BIN)/python -m services.departments.schemagen
 
 clean:
 	rm -rf $(VENV) .redline .pytest_cache .mypy_cache .ruff_cache

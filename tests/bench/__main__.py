@@ -21,11 +21,12 @@ from typing import Any
 from services.adapters.kafka import ensure_topics
 from services.adapters.migrate import migrate
 from services.runtime.embedded import EmbeddedBroker, EmbeddedPostgres
-from tests.bench import relay
+from tests.bench import department, relay
 
 Workload = Callable[[str, str, int], Awaitable[list[dict[str, Any]]]]
 WORKLOADS: dict[str, tuple[Workload, int, int]] = {
     # name: (function, events in a full run, events in a quick run)
+    "department_drain": (department.run, 100_000, 10_000),
     "outbox_relay": (relay.run, 50_000, 5_000),
 }
 

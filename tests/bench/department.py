@@ -1,0 +1,146 @@
+"""One department draining a backlog, beside a bare aiokafka consumer doing the same parse,
+signature check and inserts (without the enforcer's acknowledgements and bookkeeping)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from events.codec import decode, encode_signed
+from events.models import CaseFiled
+from events.signing import TrustStore
+from events.topics import VIOLATIONS
+from services.authorities import NATURAL_RESOURCES
+from services.runtime.devkeys import ensure_dev_keys, load_dev_signer
+from services.runtime.processes import spawn, stop_process
+from tests.support import case_body
+
+DEPARTMENT = "power_supply"
+
+
+async def _backlog(kafka: str, home: Path, count: int) -> None:
+    signer = load_dev_signer(home, NATURAL_RESOURCES)
+    template = case_body(("cultivated", "3"))
+    producer = AIOKafkaProducer(
+        bootstrap_servers=kafka, acks="all", linger_ms=5, max_batch_size=1024 * 1024
+    )
+    await producer.start()
+    deliveries = []
+    try:
+        for number in range(count):
+            case_id = f"RL-DRAIN-{number:07d}"
+            payload = CaseFiled.model_validate({**template, "case_id": case_id})
+            _, raw = encode_signed(payload, signer, source=NATURAL_RESOURCES.source)
+            deliveries.append(await producer.send(VIOLATIONS.name, raw, key=case_id.encode()))
+        await asyncio.gather(*deliveries)
+    finally:
+        await producer.stop()
+
+
+async def _bare(kafka: str, database: str, trust: TrustStore, total: int) -> float:
+    conn = await asyncpg.connect(database)
+    await conn.execute(
+        "CREATE TABLE IF NOT EXISTS bench_bare_blocks (case_id text PRIMARY KEY, subject_id text, "
+        "measure text, applied_at timestamptz DEFAULT now());"
+        "CREATE TABLE IF NOT EXISTS bench_bare_consumed (event_id text PRIMARY KEY)"
+    )
+    consumer = AIOKafkaConsumer(bootstrap_servers=kafka, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        await consumer.topics()
+        parts = [
+            TopicPartition(VIOLATIONS.name, p)
+            for p in consumer.partitions_for_topic(VIOLATIONS.name) or ()
+        ]
+        consumer.assign(parts)
+        await consumer.seek_to_beginning(*parts)
+        done = 0
+        started = time.perf_counter()
+        while done < total:
+            batch = await consumer.getmany(timeout_ms=500, max_records=2000)
+            blocks, consumed = [], []
+            for records in batch.values():
+                for record in records:
+                    envelope, payload = decode(record.value or b"", trust)
+                    consumed.append((envelope.id,))
+                    if isinstance(payload, CaseFiled):
+                        blocks.append((payload.case_id, payload.subject.id, "refuse_power_supply"))
+                    done += 1
+            async with conn.transaction():
+                await conn.executemany(
+                    "INSERT INTO bench_bare_consumed VALUES ($1) ON CONFLICT DO NOTHING", consumed
+                )
+                await conn.executemany(
+                    "INSERT INTO bench_bare_blocks (case_id, subject_id, measure) "
+                    "VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+                    blocks,
+                )
+        return total / (time.perf_counter() - started)
+    finally:
+        await consumer.stop()
+        await conn.close()
+
+
+async def _department(kafka: str, database: str, home: Path, total: int) -> tuple[float, float]:
+    env = {
+        **os.environ,
+        "KAFKA_BOOTSTRAP": kafka,
+        "DATABASE_URL": database,
+        "REDLINE_HOME": str(home),
+    }
+    proc = spawn(
+        [sys.executable, "-m", "services.entrypoints.department", DEPARTMENT],
+        log_path=home / "department.log",
+        env=env,
+    )
+    conn = await asyncpg.connect(database)
+    launched = time.perf_counter()
+    try:
+        consumed, first_at, first_count = 0, 0.0, 0
+        while consumed < total:
+            assert proc.poll() is None, f"the department exited; see {home / 'department.log'}"
+            try:
+                consumed = await conn.fetchval(
+                    f"SELECT count(*) FROM dept_{DEPARTMENT}.consumed_events"
+                )
+            except asyncpg.UndefinedTableError:
+                consumed = 0
+            if consumed and not first_at:
+                first_at, first_count = time.perf_counter(), consumed
+            await asyncio.sleep(0.05)
+        finished = time.perf_counter()
+        return (consumed - first_count) / (finished - first_at), first_at - launched
+    finally:
+        await conn.close()
+        stop_process(proc)
+
+
+async def run(kafka: str, database: str, count: int) -> list[dict[str, Any]]:
+    home = Path(tempfile.mkdtemp(prefix="redline-bench-dept-"))
+    trust = TrustStore.load(ensure_dev_keys(home))
+    # The broker is fresh and this workload runs first, so the backlog is all there is.
+    # (Counted, not read from end offsets: Tansu's lag behind what it has stored.)
+    await _backlog(kafka, home, count)
+    total = count
+    bare = await _bare(kafka, database, trust, total)
+    department, startup = await _department(kafka, database, home, total)
+    return [
+        {"figure": "backlog", "value": total, "unit": "events"},
+        {"figure": "bare aiokafka consumer", "value": bare, "unit": "events/s"},
+        {
+            "figure": f"department {DEPARTMENT} (faust)",
+            "value": department,
+            "unit": "events/s",
+            "baseline": "bare aiokafka consumer",
+            "ratio": department / bare,
+        },
+        {"figure": "department start to first batch", "value": startup, "unit": "s"},
+    ]
