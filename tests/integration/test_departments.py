@@ -412,6 +412,8 @@ async def test_a_stopped_department_is_shown_overdue_once_and_catches_up(
             return {row["department"]: row for row in rows}
 
         async def power_done_banks_waiting() -> bool:
+            if tracker.done():
+                tracker.result()  # the tracker died: raise its error here
             found = await answers()
             return (
                 "power_supply" in found

@@ -26,7 +26,8 @@ from services.departments.catalogue import (
 from services.entrypoints.department import DepartmentRuntime, build_app
 from services.errors import ConfigError
 
-SEED = Path(__file__).resolve().parents[2].parent / "shared" / "seed" / "000_5803c6c21dbf2274.txt"
+# The legal source (孝政办发〔2023〕19号), kept in the repo beside the catalogue that cites it.
+SEED = Path(__file__).resolve().parents[2] / "services" / "departments" / "seed.txt"
 
 REQUIRED_DEPARTMENTS = {
     "approvals",
