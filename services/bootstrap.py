@@ -44,7 +44,7 @@ def zone(settings: Settings) -> ZoneInfo:
 async def registry_store(settings: Settings) -> AsyncIterator[PostgresRegistryStore]:
     _, database = settings.require()
     pool = await create_pool(database)
-    store = PostgresRegistryStore(pool)
+    store = PostgresRegistryStore(pool, database)
     try:
         yield store
     finally:

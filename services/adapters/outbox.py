@@ -27,9 +27,15 @@ async def enqueue(conn: asyncpg.Connection, schema: str, events: Sequence[Outgoi
 
 class PostgresOutbox(OutboxStore):
     def __init__(
-        self, pool: Any, *, schema: str = "public", channel: str = "redline_outbox"
+        self,
+        pool: Any,
+        database_url: str,
+        *,
+        schema: str = "public",
+        channel: str = "redline_outbox",
     ) -> None:
         self.pool = pool
+        self.database_url = database_url
         self.schema = schema
         self.channel = channel
         self._listener: asyncpg.Connection | None = None
@@ -60,10 +66,11 @@ class PostgresOutbox(OutboxStore):
     async def wait_for_new(self, timeout: float) -> None:
         try:
             if self._listener is None or self._listener.is_closed():
-                self._listener = await self.pool.acquire()
+                # Its own connection, not a pooled one: a pool may hand a connection that
+                # lost its server to another user while we still wait on it.
+                self._listener = await asyncpg.connect(self.database_url)
                 await self._listener.add_listener(self.channel, self._wake)
         except (*TRANSIENT_ERRORS, asyncpg.PostgresError) as exc:
-            # The server went away with our connection; listen again on a new one.
             self._listener = None
             raise DatabaseError(f"cannot listen for outbox events: {exc}") from exc
         with contextlib.suppress(TimeoutError):
@@ -105,5 +112,4 @@ class PostgresOutbox(OutboxStore):
         if self._listener is not None:
             listener, self._listener = self._listener, None
             with contextlib.suppress(*TRANSIENT_ERRORS):
-                await listener.remove_listener(self.channel, self._wake)
-            await self.pool.release(listener)
+                await listener.close()

@@ -17,6 +17,8 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.CannotConnectNowError,
     asyncpg.InterfaceError,
     asyncpg.exceptions.AdminShutdownError,
+    # A connection broken mid-operation can report a confused protocol state.
+    asyncpg.exceptions.InternalClientError,
 )
 
 

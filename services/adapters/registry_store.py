@@ -166,9 +166,9 @@ class PostgresTransaction(RegistryTransaction):
 
 
 class PostgresRegistryStore(RegistryStore):
-    def __init__(self, pool: Any) -> None:
+    def __init__(self, pool: Any, database_url: str) -> None:
         self.pool = pool
-        self.outbox = PostgresOutbox(pool)
+        self.outbox = PostgresOutbox(pool, database_url)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[RegistryTransaction]:

@@ -91,10 +91,10 @@ class DepartmentRuntime:
 
     async def relay(self) -> None:
         await self.enforcer()
-        kafka, _ = self.settings.require()
+        kafka, database = self.settings.require()
         publisher = KafkaPublisher(kafka, replication_factor=self.settings.kafka_replication_factor)
         schema = department_schema(self.department.code)
-        outbox = PostgresOutbox(self._pool, schema=schema, channel=f"{schema}.outbox")
+        outbox = PostgresOutbox(self._pool, database, schema=schema, channel=f"{schema}.outbox")
         try:
             await OutboxRelay(outbox, publisher, idle_wait=0.5).run(asyncio.Event())
         finally:

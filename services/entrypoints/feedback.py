@@ -8,14 +8,10 @@ response.overdue for each answer past its deadline.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
-import logging
-import signal
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import datetime
-from typing import TypeVar
 
 from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaError
@@ -29,26 +25,11 @@ from services.bootstrap import load_signer, utc_now
 from services.config import Settings, load_settings
 from services.consuming import Issuer, RawMessage
 from services.departments.catalogue import load_catalogue
-from services.errors import BrokerError, DatabaseError
-from services.feedback.handlers import Tracker
+from services.errors import BrokerError
+from services.feedback.handlers import CONSUMER, Tracker
+from services.runtime.service import retrying, serve
 
-log = logging.getLogger("redline.feedback")
-T = TypeVar("T")
 GROUP = "redline-feedback"
-
-
-async def _retrying(stop: asyncio.Event, attempt: Callable[[], Awaitable[T]]) -> T | None:
-    """Retry database errors with capped backoff; None if asked to stop first."""
-    backoff = 0.1
-    while not stop.is_set():
-        try:
-            return await attempt()
-        except DatabaseError as exc:
-            log.warning("feedback: %s; retrying in %.1f s", exc, backoff)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), backoff)
-            backoff = min(backoff * 2, 5.0)
-    return None
 
 
 async def run_tracker(
@@ -59,7 +40,7 @@ async def run_tracker(
     scan_every: float = 5.0,
 ) -> None:
     kafka, database = settings.require()
-    pool = await _retrying(stop, lambda: create_pool(database, max_size=4))
+    pool = await retrying(stop, lambda: create_pool(database, max_size=4), what=CONSUMER)
     if pool is None:
         return
     tracker = Tracker(
@@ -92,11 +73,12 @@ async def run_tracker(
                 for r in records
             ]
             if messages:
-                if await _retrying(stop, functools.partial(tracker.handle, messages)) is None:
+                handled = functools.partial(tracker.handle, messages)
+                if await retrying(stop, handled, what=CONSUMER) is None:
                     break  # stopped before the batch was stored: leave it uncommitted
                 await consumer.commit()
             if time.monotonic() - last_scan >= scan_every:
-                await _retrying(stop, tracker.notify_overdue)
+                await retrying(stop, tracker.notify_overdue, what=CONSUMER)
                 last_scan = time.monotonic()
     finally:
         await consumer.stop()
@@ -104,17 +86,8 @@ async def run_tracker(
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     settings = load_settings()
-
-    async def serve() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, stop.set)
-        await run_tracker(settings, stop)
-
-    asyncio.run(serve())
+    serve(lambda stop: run_tracker(settings, stop))
 
 
 if __name__ == "__main__":

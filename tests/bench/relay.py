@@ -62,7 +62,7 @@ async def _relay(kafka: str, database: str, rows: list[tuple[str, str, str, byte
     pool = await create_pool(database)
     publisher = KafkaPublisher(kafka)
     try:
-        relay = OutboxRelay(PostgresOutbox(pool), publisher)
+        relay = OutboxRelay(PostgresOutbox(pool, database), publisher)
         await relay.publish_pending()  # connect and warm up on the first batch
         started, first = time.perf_counter(), relay.published
         while await relay.publish_pending():

@@ -1,0 +1,45 @@
+"""How a long-running service process lives: until SIGTERM/SIGINT, retrying outages."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from services.errors import DatabaseError
+
+T = TypeVar("T")
+MAX_BACKOFF_SECONDS = 5.0
+
+
+async def retrying(
+    stop: asyncio.Event, attempt: Callable[[], Awaitable[T]], *, what: str
+) -> T | None:
+    """Retry database errors with capped backoff until it works; None if asked to stop."""
+    backoff = 0.1
+    while not stop.is_set():
+        try:
+            return await attempt()
+        except DatabaseError as exc:
+            logging.getLogger("redline").warning("%s: %s; retrying in %.1f s", what, exc, backoff)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), backoff)
+            backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
+    return None
+
+
+def serve(run: Callable[[asyncio.Event], Awaitable[None]]) -> None:
+    """Run `run(stop)` in a fresh event loop; SIGTERM or SIGINT sets `stop`."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        await run(stop)
+
+    asyncio.run(main())
