@@ -90,12 +90,40 @@ def encode(envelope: Envelope) -> bytes:
     return json.dumps(_wire_dict(envelope), ensure_ascii=False, separators=(",", ":")).encode()
 
 
+_MAX_SAFE_INTEGER = 2**53 - 1
+
+
+def _needs_full_jcs(value: object) -> bool:
+    """Floats (ES6 number form) and keys beyond the BMP (UTF-16 key order) are where RFC
+    8785 and sorted compact JSON part ways; Redline's own events have neither."""
+    if isinstance(value, float):
+        return True
+    if isinstance(value, int) and abs(value) > _MAX_SAFE_INTEGER:
+        return True  # outside I-JSON: JCS refuses it, and so must we
+    if isinstance(value, dict):
+        return any(
+            (not key.isascii() and any(ord(c) > 0xFFFF for c in key)) or _needs_full_jcs(item)
+            for key, item in value.items()
+        )
+    if isinstance(value, list):
+        return any(_needs_full_jcs(item) for item in value)
+    return False
+
+
+def canonical_json(value: Any) -> bytes:
+    """RFC 8785 (JCS) bytes. Without floats or astral keys, JCS is exactly sorted compact
+    JSON with only the mandatory escapes, which the C encoder writes ten times faster."""
+    if _needs_full_jcs(value):
+        result: bytes = rfc8785.dumps(value)
+        return result
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
 def canonical_bytes(envelope: Envelope) -> bytes:
     """RFC 8785 bytes of everything but the signature: identical in every language."""
     content = _wire_dict(envelope)
     content.pop("signature", None)
-    result: bytes = rfc8785.dumps(content)
-    return result
+    return canonical_json(content)
 
 
 def _refuse_constant(name: str) -> NoReturn:
