@@ -39,10 +39,34 @@ class PostgresOutbox(OutboxStore):
         self.schema = schema
         self.channel = channel
         self._listener: asyncpg.Connection | None = None
+        self._leader: asyncpg.Connection | None = None
         self._woken = asyncio.Event()
 
     def _read(self) -> AbstractAsyncContextManager[asyncpg.Connection]:
         return connection(self.pool)
+
+    async def lead(self) -> bool:
+        """Hold a session advisory lock on a connection of our own; a relay whose
+        connection died has lost the lock with it and must win it again."""
+        try:
+            if self._leader is not None:
+                await self._leader.fetchval("SELECT 1")
+                return True
+            conn = await asyncpg.connect(self.database_url)
+            won = await conn.fetchval(
+                "SELECT pg_try_advisory_lock(hashtextextended($1, 0))",
+                f"redline-relay:{self.schema}",
+            )
+            if won:
+                self._leader = conn
+            else:
+                await conn.close()
+            return bool(won)
+        except (*TRANSIENT_ERRORS, asyncpg.PostgresError) as exc:
+            if self._leader is not None:
+                self._leader.terminate()
+                self._leader = None
+            raise DatabaseError(f"cannot hold the relay lead: {exc}") from exc
 
     async def pending(self, limit: int) -> list[PendingEvent]:
         async with self._read() as conn:
@@ -109,7 +133,8 @@ class PostgresOutbox(OutboxStore):
             )
 
     async def close(self) -> None:
-        if self._listener is not None:
-            listener, self._listener = self._listener, None
-            with contextlib.suppress(*TRANSIENT_ERRORS):
-                await listener.close()
+        for conn in (self._listener, self._leader):
+            if conn is not None:
+                with contextlib.suppress(*TRANSIENT_ERRORS):
+                    await conn.close()
+        self._listener = self._leader = None

@@ -13,8 +13,8 @@ import asyncio
 import logging
 import os
 import sys
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
 
 import faust
 
@@ -31,14 +31,14 @@ from services.config import Settings, load_settings
 from services.consuming import RawMessage
 from services.departments.catalogue import load_catalogue
 from services.departments.handlers import Enforcer
-from services.errors import DatabaseError
 from services.outbox.relay import OutboxRelay
+from services.runtime.service import retrying
 
 log = logging.getLogger("redline.department")
 
 BATCH_SIZE = 2000
 BATCH_WAIT_SECONDS = 0.05
-MAX_BACKOFF_SECONDS = 5.0
+T = TypeVar("T")
 
 
 class DepartmentRuntime:
@@ -72,15 +72,11 @@ class DepartmentRuntime:
                 )
             return self._enforcer
 
-    async def _retrying(self, attempt: Any) -> Any:
-        backoff = 0.1
-        while True:
-            try:
-                return await attempt()
-            except DatabaseError as exc:
-                log.warning("%s: %s; retrying in %.1f s", self.department.code, exc, backoff)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
+    async def _retrying(self, attempt: Callable[[], Awaitable[T]]) -> T:
+        """Until it works: the worker stops this task by cancelling it, not by an event."""
+        result = await retrying(asyncio.Event(), attempt, what=self.department.code)
+        assert result is not None  # only a set stop event gives None
+        return result
 
     async def enforce(self, messages: list[RawMessage]) -> None:
         """Apply one batch, retrying database errors on the same batch until it commits."""

@@ -31,6 +31,13 @@ class OutboxStore(abc.ABC):
     """What the relay needs: pending events in order, and marking them sent."""
 
     @abc.abstractmethod
+    async def lead(self) -> bool:
+        """Whether this relay is the one that publishes this outbox (taking the lead if free).
+
+        One relay at a time keeps the publication order; the others stand by.
+        """
+
+    @abc.abstractmethod
     async def pending(self, limit: int) -> list[PendingEvent]: ...
 
     @abc.abstractmethod

@@ -35,7 +35,9 @@ class OutboxRelay:
         self.published = 0
 
     async def publish_pending(self) -> int:
-        """Publish one batch of pending events; returns how many."""
+        """Publish one batch of pending events; returns how many (0 when standing by)."""
+        if not await self.outbox.lead():
+            return 0
         cluster = await self._same_cluster()
         batch = await self.outbox.pending(self.batch_size)
         if batch:

@@ -27,6 +27,7 @@ from services.config import Settings
 from services.departments.catalogue import Stage, load_catalogue
 from services.departments.queries import DepartmentQueries
 from services.entrypoints.feedback import run_tracker
+from services.errors import ConfigError, DatabaseError
 from services.registry.domain import Step
 from services.registry.handlers import STEP_EVENTS, Registry
 from services.runtime.devkeys import ensure_dev_keys, load_dev_signer
@@ -88,7 +89,7 @@ async def _blocks(
     for code in CATALOGUE.codes:
         try:
             rows = await queries.blocks(code, subject_id=None, active_only=active)
-        except Exception:  # the department has not created its schema yet
+        except DatabaseError:  # the department has not created its schema yet
             continue
         found |= {(code, row.measure) for row in rows if row.case_id == case_id}
     return found
@@ -363,7 +364,7 @@ async def test_blocks_query_shows_measure_case_basis_and_since(
     assert block.measure == "refuse_construction_permit"
     assert block.legal_basis == "行政审批局：对于未取得用地手续的各类项目，不予核发施工许可证。"
     assert block.since.tzinfo is not None
-    with pytest.raises(Exception, match="unknown department 'aliens'"):
+    with pytest.raises(ConfigError, match="unknown department 'aliens'"):
         await queries.blocks("aliens", subject_id=None, active_only=True)
     assert json.loads(block.model_dump_json())["department"] == "approvals"
 

@@ -313,3 +313,35 @@ async def test_replay_from_a_position_publishes_again_and_nothing_else(
         await conn.close()
     copies = Counter(await _published_ids(lonely_broker.bootstrap, trust))
     assert [copies[event_id] for event_id in by_position] == [1, 1, 2, 2]
+
+
+async def test_two_relays_take_turns_and_publish_each_event_once(
+    own_database: Settings, own_registry: Registry, trust: TrustStore
+) -> None:
+    database = own_database.database_url or ""
+    first_stop, second_stop = asyncio.Event(), asyncio.Event()
+    first = asyncio.create_task(_run_relay(own_database, first_stop))
+    second = asyncio.create_task(_run_relay(own_database, second_stop))
+
+    async def drained() -> bool:
+        return (await _pending(database))[0] == 0
+
+    try:
+        await _file_cases(own_registry, 300)
+        await eventually(drained, timeout=60, what="both relays running, outbox drained")
+        first_stop.set()
+        await first  # the leader or the standby goes; whichever is left publishes
+        await _file_cases(own_registry, 50)
+        await eventually(drained, timeout=60, what="the remaining relay took over")
+    finally:
+        first_stop.set()
+        second_stop.set()
+        await asyncio.gather(first, second)
+    ours = set(await _outbox_ids(database))
+    copies = Counter(
+        event_id
+        for event_id in await _published_ids(own_database.kafka_bootstrap or "", trust)
+        if event_id in ours
+    )
+    assert set(copies) == ours
+    assert max(copies.values()) == 1, "an event was published twice"
