@@ -46,7 +46,13 @@ from events.topics import VIOLATIONS
 from services.authorities import NATURAL_RESOURCES
 from services.errors import ConfigError, RedlineError
 from services.outbox.ports import OutgoingEvent
-from services.registry.domain import CaseStatus, Step, check_accountability, next_status
+from services.registry.domain import (
+    AccountabilityCheck,
+    CaseStatus,
+    Step,
+    check_accountability,
+    next_status,
+)
 from services.registry.ports import (
     CaseRecord,
     CaseRow,
@@ -244,7 +250,7 @@ class Registry:
             await tx.insert_case(row)
             event_ids = [await self._announce(tx, case_id, "filing", filed)]
             if check.due:
-                event_ids.append(await self._announce_accountability(tx, row))
+                event_ids.append(await self._announce_accountability(tx, row, check))
             return CaseSummary(
                 case_id=case_id,
                 status=CaseStatus.filed,
@@ -270,22 +276,26 @@ class Registry:
             status = next_status(case.status, step)
             payload = event_model.model_validate({"case_id": case_id, **details.model_dump()})
             updated = replace(case, status=status)
+            starts_accountability: AccountabilityCheck | None = None
             if isinstance(payload, CaseCorrected):
                 check = check_accountability(payload.parcels)
+                if check.due and case.accountability_started_at is None:
+                    starts_accountability = check
                 updated = replace(
                     updated,
                     parcels=[parcel.model_dump(mode="json") for parcel in payload.parcels],
                     basic_farmland_mu=check.basic_farmland_mu,
                     cultivated_mu=check.cultivated_mu,
+                    accountability_started_at=(
+                        self.clock() if starts_accountability else case.accountability_started_at
+                    ),
                 )
             await tx.update_case(updated)
             event_ids = [await self._announce(tx, case_id, step.value, payload)]
-            if isinstance(payload, CaseCorrected) and case.accountability_started_at is None:
-                check = check_accountability(payload.parcels)
-                if check.due:
-                    updated = replace(updated, accountability_started_at=self.clock())
-                    await tx.update_case(updated)
-                    event_ids.append(await self._announce_accountability(tx, updated))
+            if starts_accountability is not None:
+                event_ids.append(
+                    await self._announce_accountability(tx, updated, starts_accountability)
+                )
             return CaseSummary(
                 case_id=case_id,
                 status=status,
@@ -364,8 +374,9 @@ class Registry:
         await tx.enqueue(event)
         return event.event_id
 
-    async def _announce_accountability(self, tx: RegistryTransaction, case: CaseRow) -> str:
-        check = check_accountability([Parcel.model_validate(p) for p in case.parcels])
+    async def _announce_accountability(
+        self, tx: RegistryTransaction, case: CaseRow, check: AccountabilityCheck
+    ) -> str:
         payload = AccountabilityTriggered(
             case_id=case.case_id,
             township=case.township,
