@@ -113,63 +113,59 @@ class Enforcer:
             for effect in effects(self.department, payload):
                 case_id = _case_id(payload)
                 measure = effect.measure.code
+                key = (measure, case_id)
                 case = known.get(case_id)
                 if case is None:
                     outcome.failed += 1
                     writes.outgoing.append(
                         self._ack(
-                            MeasureFailed(
-                                case_id=case_id,
-                                department=self.department.code,
-                                measure=measure,
-                                error="the case's case.filed event never reached this department",
-                                caused_by=envelope.id,
-                            ),
+                            MeasureFailed,
                             f"failed:{measure}:{case_id}:{envelope.id}",
+                            case_id=case_id,
+                            measure=measure,
+                            caused_by=envelope.id,
+                            error="the case's case.filed event never reached this department",
                         )
                     )
-                elif isinstance(effect, Apply) and (measure, case_id) not in active:
-                    active.add((measure, case_id))
+                elif isinstance(effect, Apply) and key not in active:
+                    active.add(key)
                     outcome.applied += 1
                     writes.applied.append(
                         BlockApplied(measure, case, effect.measure.legal_basis, now, envelope.id)
                     )
                     writes.outgoing.append(
                         self._ack(
-                            MeasureApplied(
-                                case_id=case_id,
-                                department=self.department.code,
-                                measure=measure,
-                                reference=f"{self.department.code}/{measure}/{case_id}",
-                                applied_at=now,
-                                caused_by=envelope.id,
-                            ),
+                            MeasureApplied,
                             f"applied:{measure}:{case_id}",
+                            case_id=case_id,
+                            measure=measure,
+                            caused_by=envelope.id,
+                            reference=f"{self.department.code}/{measure}/{case_id}",
+                            applied_at=now,
                         )
                     )
-                elif isinstance(effect, Lift) and (measure, case_id) in active:
-                    active.discard((measure, case_id))
+                elif isinstance(effect, Lift) and key in active:
+                    active.discard(key)
                     outcome.lifted += 1
-                    writes.lifted.append(
-                        BlockLifted(measure, case_id, effect.reason.value, now, envelope.id)
-                    )
+                    reason = effect.reason.value
+                    writes.lifted.append(BlockLifted(measure, case_id, reason, now, envelope.id))
                     writes.outgoing.append(
                         self._ack(
-                            MeasureLifted(
-                                case_id=case_id,
-                                department=self.department.code,
-                                measure=measure,
-                                reason=effect.reason.value,
-                                lifted_at=now,
-                                caused_by=envelope.id,
-                            ),
+                            MeasureLifted,
                             f"lifted:{measure}:{case_id}",
+                            case_id=case_id,
+                            measure=measure,
+                            caused_by=envelope.id,
+                            reason=reason,
+                            lifted_at=now,
                         )
                     )
         return writes
 
-    def _ack(self, payload: Payload, identity: str) -> OutgoingEvent:
-        """A signed acknowledgement whose id is derived, so a retry cannot send two."""
+    def _ack(self, model: type[Payload], identity: str, **fields: object) -> OutgoingEvent:
+        """A signed acknowledgement from this department, its id derived from `identity`
+        so that a retry cannot send two."""
+        payload = model.model_validate({"department": self.department.code, **fields})
         return self.issuer.event(
             payload,
             topic=ACKNOWLEDGEMENTS.name,
