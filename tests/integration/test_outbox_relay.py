@@ -10,6 +10,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import asyncpg
@@ -91,12 +92,35 @@ async def _run_relay(settings: Settings, stop: asyncio.Event) -> None:
         await publisher.close()
 
 
+@asynccontextmanager
+async def relaying(settings: Settings) -> AsyncIterator[asyncio.Event]:
+    """An in-process relay for the test's body; the yielded event stops it early."""
+    stop = asyncio.Event()
+    relay = asyncio.create_task(_run_relay(settings, stop))
+    try:
+        yield stop
+    finally:
+        stop.set()
+        await relay
+
+
+async def _drained(settings: Settings, what: str) -> None:
+    database = settings.database_url or ""
+
+    async def empty() -> bool:
+        return (await _pending(database))[0] == 0
+
+    await eventually(empty, timeout=60, what=what)
+
+
+def _on(broker: EmbeddedBroker, settings: Settings) -> Settings:
+    return settings.with_endpoints(broker.bootstrap, settings.database_url or "")
+
+
 async def test_events_of_a_case_reach_the_topic_in_order(
     own_database: Settings, own_registry: Registry, trust: TrustStore
 ) -> None:
-    stop = asyncio.Event()
-    relay = asyncio.create_task(_run_relay(own_database, stop))
-    try:
+    async with relaying(own_database):
         case_id = (
             await own_registry.file_case(
                 CaseDetails.model_validate(case_body(("permanent_basic_farmland", "8")))
@@ -120,14 +144,7 @@ async def test_events_of_a_case_reach_the_topic_in_order(
         for step, body in bodies.items():
             details = STEP_EVENTS[step][0].model_validate(body)
             await own_registry.record_step(case_id, step, details)
-
-        async def all_sent() -> bool:
-            return (await _pending(own_database.database_url or ""))[0] == 0
-
-        await eventually(all_sent, what="outbox drained")
-    finally:
-        stop.set()
-        await relay
+        await _drained(own_database, "outbox drained")
 
     # Case ids restart in every database: keep only this database's events.
     ours = set(await _outbox_ids(own_database.database_url or ""))
@@ -195,11 +212,7 @@ async def test_a_relay_killed_mid_run_loses_nothing(
 
     second = _start_relay_process(own_database, tmp_path / "relay.log")
     try:
-
-        async def drained() -> bool:
-            return (await _pending(database))[0] == 0
-
-        await eventually(drained, timeout=60, what="second relay draining the outbox")
+        await _drained(own_database, "second relay draining the outbox")
     finally:
         second.send_signal(signal.SIGTERM)
         assert second.wait(30) == 0
@@ -228,27 +241,18 @@ async def lonely_broker(tmp_path: Path) -> AsyncIterator[EmbeddedBroker]:
 async def test_a_paused_broker_gets_everything_once_it_resumes(
     own_database: Settings, own_registry: Registry, trust: TrustStore, lonely_broker: EmbeddedBroker
 ) -> None:
-    settings = own_database.with_endpoints(lonely_broker.bootstrap, own_database.database_url or "")
+    settings = _on(lonely_broker, own_database)
     database = settings.database_url or ""
-    stop = asyncio.Event()
-    relay = asyncio.create_task(_run_relay(settings, stop))
-
-    async def drained() -> bool:
-        return (await _pending(database))[0] == 0
-
-    try:
+    async with relaying(settings):
         await _file_cases(own_registry, 2)
-        await eventually(drained, what="first cases published")
+        await _drained(settings, "first cases published")
         lonely_broker.pause()
         try:
             await _file_cases(own_registry, 3)
             assert (await _pending(database))[0] == 3
         finally:
             lonely_broker.resume()
-        await eventually(drained, timeout=60, what="outbox drained after the broker resumed")
-    finally:
-        stop.set()
-        await relay
+        await _drained(settings, "outbox drained after the broker resumed")
     published = set(await _published_ids(lonely_broker.bootstrap, trust))
     assert published == set(await _outbox_ids(database))
 
@@ -259,25 +263,16 @@ async def test_a_broker_that_lost_its_memory_is_brought_up_to_date(
     trust: TrustStore,
     lonely_broker: EmbeddedBroker,
 ) -> None:
-    settings = own_database.with_endpoints(lonely_broker.bootstrap, own_database.database_url or "")
+    settings = _on(lonely_broker, own_database)
     database = settings.database_url or ""
-    stop = asyncio.Event()
-    relay = asyncio.create_task(_run_relay(settings, stop))
-
-    async def drained() -> bool:
-        return (await _pending(database))[0] == 0
-
-    try:
+    async with relaying(settings):
         await _file_cases(own_registry, 3)
-        await eventually(drained, what="first cases published")
+        await _drained(settings, "first cases published")
         lonely_broker.stop()
         await _file_cases(own_registry, 3)
         assert (await _pending(database))[0] == 3
         lonely_broker.start()
-        await eventually(drained, timeout=60, what="outbox drained after the broker returned")
-    finally:
-        stop.set()
-        await relay
+        await _drained(settings, "outbox drained after the broker returned")
 
     # The new broker started empty; the relay saw a new cluster id and published it all.
     published = await _published_ids(lonely_broker.bootstrap, trust)
@@ -287,23 +282,14 @@ async def test_a_broker_that_lost_its_memory_is_brought_up_to_date(
 async def test_replay_from_a_position_publishes_again_and_nothing_else(
     own_database: Settings, own_registry: Registry, trust: TrustStore, lonely_broker: EmbeddedBroker
 ) -> None:
-    settings = own_database.with_endpoints(lonely_broker.bootstrap, own_database.database_url or "")
+    settings = _on(lonely_broker, own_database)
     database = settings.database_url or ""
-    stop = asyncio.Event()
-    relay = asyncio.create_task(_run_relay(settings, stop))
-
-    async def drained() -> bool:
-        return (await _pending(database))[0] == 0
-
-    try:
+    async with relaying(settings):
         await _file_cases(own_registry, 4)
-        await eventually(drained, what="cases published")
+        await _drained(settings, "cases published")
         async with registry_store(settings) as store:
             assert await store.outbox.replay_from(position=3, since=None) == 2
-        await eventually(drained, what="replay published")
-    finally:
-        stop.set()
-        await relay
+        await _drained(settings, "replay published")
     conn = await asyncpg.connect(database)
     try:
         by_position = [
@@ -319,24 +305,12 @@ async def test_two_relays_take_turns_and_publish_each_event_once(
     own_database: Settings, own_registry: Registry, trust: TrustStore
 ) -> None:
     database = own_database.database_url or ""
-    first_stop, second_stop = asyncio.Event(), asyncio.Event()
-    first = asyncio.create_task(_run_relay(own_database, first_stop))
-    second = asyncio.create_task(_run_relay(own_database, second_stop))
-
-    async def drained() -> bool:
-        return (await _pending(database))[0] == 0
-
-    try:
+    async with relaying(own_database), relaying(own_database) as second:
         await _file_cases(own_registry, 300)
-        await eventually(drained, timeout=60, what="both relays running, outbox drained")
-        first_stop.set()
-        await first  # the leader or the standby goes; whichever is left publishes
+        await _drained(own_database, "both relays running, outbox drained")
+        second.set()  # the leader or the standby goes; whichever is left publishes
         await _file_cases(own_registry, 50)
-        await eventually(drained, timeout=60, what="the remaining relay took over")
-    finally:
-        first_stop.set()
-        second_stop.set()
-        await asyncio.gather(first, second)
+        await _drained(own_database, "the remaining relay took over")
     ours = set(await _outbox_ids(database))
     copies = Counter(
         event_id
