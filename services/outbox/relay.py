@@ -33,6 +33,7 @@ class OutboxRelay:
         self.idle_wait = idle_wait
         self.max_backoff = max_backoff
         self.published = 0
+        self._cluster: str | None = None  # the cluster this relay last saw recorded
 
     async def publish_pending(self) -> int:
         """Publish one batch of pending events; returns how many (0 when standing by)."""
@@ -51,6 +52,8 @@ class OutboxRelay:
     async def _same_cluster(self) -> str:
         """A broker that lost its data comes back as a new cluster: publish everything again."""
         cluster = await self.publisher.cluster_id()
+        if cluster == self._cluster:
+            return cluster  # the common case: same broker as the last batch, no database trip
         known = await self.outbox.known_cluster()
         if known != cluster:
             if known is not None:
@@ -62,6 +65,7 @@ class OutboxRelay:
                     replayed,
                 )
             await self.outbox.remember_cluster(cluster)
+        self._cluster = cluster
         return cluster
 
     async def run(self, stop: asyncio.Event) -> None:
