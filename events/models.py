@@ -365,6 +365,10 @@ class ResponseOverdue(Payload):
     due_at: AwareDatetime
 
 
+SubjectHash = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+KeyId = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{16}$")]
+
+
 class BlocklistCase(_Frozen):
     """One case behind a block, with the seed sentence that is its legal basis."""
 
@@ -374,15 +378,36 @@ class BlocklistCase(_Frozen):
 
 
 class BlocklistEntry(Payload):
-    """An active block; the subject travels as a keyed hash and a masked name only."""
+    """An active block of one measure on one subject.
+
+    The subject travels as an HMAC of its ID under the deployment's subject key (`key_id`
+    names that key) and a masked name, so a leaked replica exposes no ID numbers.
+    """
 
     event_type: ClassVar[str] = "redline.blocklist.entry.v1"
 
     measure: Name
-    subject_hash: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{16,128}$")]
+    department: Name
+    subject_hash: SubjectHash
+    key_id: KeyId
     subject_kind: SubjectKind
     masked_name: Name
     cases: list[BlocklistCase] = Field(min_length=1)
+
+
+class BlocklistHeartbeat(Payload):
+    """The builder vouches that this partition held every block it knew of at `as_of`.
+
+    Sent only while the builder is caught up, so a quiet list stays fresh and a dead or
+    lagging builder lets its subscribers' replicas go stale.
+    """
+
+    event_type: ClassVar[str] = "redline.blocklist.heartbeat.v1"
+
+    measure: Name
+    partition: int = Field(ge=0)
+    key_id: KeyId
+    as_of: AwareDatetime
 
 
 class DeadLetter(Payload):
@@ -449,6 +474,7 @@ PAYLOAD_TYPES: dict[str, type[Payload]] = {
         MeasureFailed,
         ResponseOverdue,
         BlocklistEntry,
+        BlocklistHeartbeat,
         DeadLetter,
     )
 }

@@ -63,14 +63,37 @@ ACKNOWLEDGEMENTS = Topic(
     config={"cleanup.policy": "delete", "retention.ms": FOREVER, "retention.bytes": FOREVER},
 )
 
-BLOCKLIST = Topic(
-    name="redline.blocklist.v1",
-    partitions=6,
-    key="measure code and keyed hash of the subject; a null value (tombstone) lifts the entry",
-    description="The active blocks, one record per measure and subject; compacted.",
-    event_types=("redline.blocklist.entry.v1",),
-    config={"cleanup.policy": "compact", "min.compaction.lag.ms": "0"},
+# The measures served to outside companies (utilities, banks) as blocklists. One topic per
+# measure, so a company is granted (by ACL) and receives only what it enforces; a unit test
+# keeps this list equal to the catalogue's utility and financial measures.
+BLOCKLIST_MEASURES: tuple[str, ...] = (
+    "refuse_water_supply",
+    "refuse_power_supply",
+    "refuse_gas_supply",
+    "refuse_loans",
 )
+HEARTBEAT_KEY = "heartbeat"  # never a subject hash (those are hex), so it cannot collide
+
+
+def blocklist_topic(measure: str) -> Topic:
+    """The compacted topic of one measure's active blocks."""
+    return Topic(
+        name=f"redline.blocklist.{measure}.v1",
+        partitions=3,
+        key=(
+            "keyed hash of the subject (HMAC-SHA256, hex); a null value (tombstone) lifts "
+            f"the entry; key {HEARTBEAT_KEY!r} carries the builder's heartbeat, one per partition"
+        ),
+        description=(
+            f"The active blocks of measure {measure}, one record per subject; compacted, so "
+            "reading it from the start gives the current list."
+        ),
+        event_types=("redline.blocklist.entry.v1", "redline.blocklist.heartbeat.v1"),
+        config={"cleanup.policy": "compact", "min.compaction.lag.ms": "0"},
+    )
+
+
+BLOCKLISTS: tuple[Topic, ...] = tuple(blocklist_topic(m) for m in BLOCKLIST_MEASURES)
 
 DEAD_LETTERS = Topic(
     name="redline.deadletter.v1",
@@ -81,4 +104,4 @@ DEAD_LETTERS = Topic(
     config={"cleanup.policy": "delete", "retention.ms": NINETY_DAYS_MS},
 )
 
-ALL_TOPICS: tuple[Topic, ...] = (VIOLATIONS, ACKNOWLEDGEMENTS, BLOCKLIST, DEAD_LETTERS)
+ALL_TOPICS: tuple[Topic, ...] = (VIOLATIONS, ACKNOWLEDGEMENTS, *BLOCKLISTS, DEAD_LETTERS)

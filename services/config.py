@@ -31,6 +31,7 @@ class Settings:
     relay_batch_size: int = 2000
     trust_store_path: Path | None = None
     demo: bool = True
+    subject_key_path: Path | None = None
 
     @property
     def embedded(self) -> bool:
@@ -40,6 +41,11 @@ class Settings:
     def trust_store(self) -> Path:
         """Which keys may issue which events: REDLINE_TRUST_STORE, else the development one."""
         return self.trust_store_path or self.home / "truststore.yaml"
+
+    @property
+    def subject_key(self) -> Path:
+        """The HMAC key for subject IDs on blocklists: REDLINE_SUBJECT_KEY, else the dev one."""
+        return self.subject_key_path or self.home / "keys" / "subject.key"
 
     @property
     def endpoints_file(self) -> Path:
@@ -87,6 +93,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         relay_batch_size=_positive(env, "REDLINE_RELAY_BATCH", 2000),
         trust_store_path=Path(env["REDLINE_TRUST_STORE"])
         if env.get("REDLINE_TRUST_STORE")
+        else None,
+        subject_key_path=Path(env["REDLINE_SUBJECT_KEY"])
+        if env.get("REDLINE_SUBJECT_KEY")
         else None,
     )
 

@@ -108,6 +108,15 @@ class Catalogue(_Strict):
     def codes(self) -> list[str]:
         return [department.code for department in self.departments]
 
+    @property
+    def subscriber_departments(self) -> list[Department]:
+        """Utilities and banks: they check customers against blocklists at the counter."""
+        return [d for d in self.departments if d.kind != "government"]
+
+    def blocklist_measures(self) -> dict[str, Department]:
+        """Each measure served as a blocklist, with the department that owns it."""
+        return {m.code: d for d in self.subscriber_departments for m in d.measures}
+
 
 def parse_catalogue(text: str, origin: str = "catalogue") -> Catalogue:
     try:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from events.privacy import SubjectHasher
 from events.signing import Signer, TrustedKey, TrustStore
 from services.authorities import Authority, all_authorities
 
@@ -34,6 +35,8 @@ def ensure_dev_keys(home: Path, authorities: tuple[Authority, ...] | None = None
         )
     path = home / "truststore.yaml"
     TrustStore(trusted).dump(path)
+    if not (keys_dir / "subject.key").exists():
+        SubjectHasher.create_file(keys_dir / "subject.key")
     return path
 
 

@@ -12,7 +12,7 @@ import faust
 import pytest
 import yaml
 
-from events.topics import VIOLATIONS
+from events.topics import BLOCKLIST_MEASURES, VIOLATIONS
 from services.config import Settings, load_settings
 from services.departments import schemagen
 from services.departments.catalogue import (
@@ -265,3 +265,7 @@ def test_unknown_field_is_refused() -> None:
 def test_text_that_is_not_yaml_is_refused() -> None:
     with pytest.raises(ConfigError, match=r"bad\.yaml: not YAML"):
         parse_catalogue("departments: [unclosed", "bad.yaml")
+
+
+def test_blocklist_topics_serve_exactly_the_utility_and_bank_measures() -> None:
+    assert set(BLOCKLIST_MEASURES) == set(load_catalogue().blocklist_measures())

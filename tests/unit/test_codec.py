@@ -120,7 +120,9 @@ def test_defaults_and_explicit_subject() -> None:
     entry = BlocklistEntry.model_validate(
         {
             "measure": "refuse_loans",
+            "department": "banks",
             "subject_hash": "ab" * 32,
+            "key_id": "cd" * 8,
             "subject_kind": "person",
             "masked_name": "张*",
             "cases": [

@@ -1,0 +1,73 @@
+"""Subject identifiers outside the core: checked, then replaced by a keyed hash.
+
+Blocklists carry HMAC-SHA256(subject key, normalised ID) instead of the ID, so a leaked
+replica names nobody; an authorised subscriber holds the same key and hashes the ID a
+customer presents before looking it up.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from pathlib import Path
+from typing import Literal
+
+from events.errors import InvalidEvent
+from events.identifiers import validate_resident_id, validate_uscc
+
+SUBJECT_KEY_BYTES = 32
+SubjectKind = Literal["organization", "person"]
+
+
+def parse_subject_id(
+    raw: str, field: str = "subject"
+) -> tuple[Literal["organization", "person"], str]:
+    """The kind and normalised form of a USCC or resident ID number, or InvalidEvent why not."""
+    if not isinstance(raw, str) or not raw.strip():
+        raise InvalidEvent(field, "required: a USCC or resident ID number")
+    value = raw.strip().upper()
+    if len(value) != 18:
+        raise InvalidEvent(
+            field, f"a USCC or resident ID number has 18 characters, got {len(value)}"
+        )
+    try:
+        return "organization", validate_uscc(value)
+    except ValueError as as_uscc:
+        try:
+            return "person", validate_resident_id(value)
+        except ValueError as as_person:
+            raise InvalidEvent(
+                field,
+                f"not a valid USCC ({as_uscc}) nor resident ID number ({as_person})",
+            ) from as_person
+
+
+class SubjectHasher:
+    """HMAC-SHA256 of normalised subject IDs under one deployment key."""
+
+    def __init__(self, key: bytes) -> None:
+        if len(key) < 16:
+            raise ValueError("the subject key must have at least 16 bytes")
+        self._key = key
+        self.key_id = hashlib.sha256(b"redline-subject-key:" + key).hexdigest()[:16]
+
+    def digest(self, normalised_id: str) -> bytes:
+        return hmac.digest(self._key, normalised_id.encode("ascii"), "sha256")
+
+    def hash_id(self, normalised_id: str) -> str:
+        return self.digest(normalised_id).hex()
+
+    @classmethod
+    def from_file(cls, path: Path) -> SubjectHasher:
+        """A key file holds the key as hex on one line."""
+        try:
+            return cls(bytes.fromhex(path.read_text().strip()))
+        except (OSError, ValueError) as exc:
+            raise InvalidEvent("subject_key", f"cannot read a hex key from {path}: {exc}") from exc
+
+    @staticmethod
+    def create_file(path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600)
+        path.write_text(secrets.token_hex(SUBJECT_KEY_BYTES) + "\n")
