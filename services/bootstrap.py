@@ -7,12 +7,20 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from events.errors import EventError
+from events.privacy import SubjectHasher
 from events.signing import Signer
+from services.adapters.blocklist_store import MIGRATIONS as BLOCKLIST_MIGRATIONS
+from services.adapters.blocklist_store import SCHEMA as BLOCKLIST_SCHEMA
+from services.adapters.blocklist_store import PostgresBlocklistStore
 from services.adapters.department_store import PostgresDepartmentStore
+from services.adapters.migrate import migrate
 from services.adapters.postgres import create_pool
 from services.adapters.registry_store import PostgresRegistryStore
 from services.authorities import NATURAL_RESOURCES, Authority
+from services.blocklist.queries import CentralChecks
 from services.config import Settings
+from services.departments.catalogue import load_catalogue
 from services.departments.queries import DepartmentQueries
 from services.errors import ConfigError
 from services.registry.handlers import Registry, load_townships
@@ -71,5 +79,26 @@ async def department_queries(settings: Settings) -> AsyncIterator[DepartmentQuer
     pool = await create_pool(database, max_size=4)
     try:
         yield DepartmentQueries(lambda code: PostgresDepartmentStore(pool, code))
+    finally:
+        await pool.close()
+
+
+def load_hasher(settings: Settings) -> SubjectHasher:
+    """The deployment's subject key, which blocklists hash subject IDs with."""
+    try:
+        return SubjectHasher.from_file(settings.subject_key)
+    except EventError as exc:
+        raise ConfigError(f"REDLINE_SUBJECT_KEY: {exc}") from exc
+
+
+@asynccontextmanager
+async def central_checks(settings: Settings) -> AsyncIterator[CentralChecks]:
+    """Checks against the blocklist builder's tables (created here if it has not yet run)."""
+    _, database = settings.require()
+    hasher = load_hasher(settings)
+    await migrate(database, package=BLOCKLIST_MIGRATIONS, schema=BLOCKLIST_SCHEMA)
+    pool = await create_pool(database, max_size=4)
+    try:
+        yield CentralChecks(PostgresBlocklistStore(pool), hasher, load_catalogue(), utc_now)
     finally:
         await pool.close()

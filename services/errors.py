@@ -19,3 +19,12 @@ class BrokerError(RedlineError):
 
 class DatabaseError(RedlineError):
     """PostgreSQL refused or failed a request."""
+
+
+class InvalidInput(RedlineError):
+    """Input refused before anything is written (HTTP 422); names the field."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = reason

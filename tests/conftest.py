@@ -14,7 +14,8 @@ import pytest
 from events.signing import TrustStore
 from services.adapters.kafka import ensure_topics
 from services.adapters.migrate import migrate
-from services.bootstrap import bootstrap_registry, department_queries
+from services.blocklist.queries import CentralChecks
+from services.bootstrap import bootstrap_registry, central_checks, department_queries
 from services.config import Settings, load_settings
 from services.departments.queries import DepartmentQueries
 from services.registry.handlers import Registry
@@ -76,6 +77,12 @@ async def registry(settings: Settings) -> AsyncIterator[Registry]:
 async def queries(settings: Settings) -> AsyncIterator[DepartmentQueries]:
     async with department_queries(settings) as reads:
         yield reads
+
+
+@pytest.fixture(scope="session")
+async def checks(settings: Settings, trust: TrustStore) -> AsyncIterator[CentralChecks]:
+    async with central_checks(settings) as central:  # `trust` made the dev subject key
+        yield central
 
 
 @pytest.fixture(scope="session")

@@ -67,7 +67,9 @@ class KafkaPublisher(EventPublisher):
         producer = await self._ready_producer()
         try:
             deliveries = [
-                await producer.send(event.topic, event.value, key=event.key.encode())
+                await producer.send(
+                    event.topic, event.value, key=event.key.encode(), partition=event.partition
+                )
                 for event in events
             ]
             await asyncio.gather(*deliveries)

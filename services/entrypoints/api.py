@@ -26,17 +26,17 @@ from events.models import (
     RestorationDetails,
     RevocationDetails,
 )
-from services.bootstrap import bootstrap_registry, department_queries
+from services.blocklist.queries import CentralChecks, CheckAnswer
+from services.bootstrap import bootstrap_registry, central_checks, department_queries
 from services.config import Settings, load_settings
 from services.departments.queries import BlockList, DepartmentQueries
-from services.errors import ConfigError, DatabaseError, RedlineError
+from services.errors import ConfigError, DatabaseError, InvalidInput, RedlineError
 from services.registry.domain import CaseStatus, IllegalTransition, Step
 from services.registry.handlers import (
     CasePage,
     CaseSummary,
     CaseView,
     ClueSummary,
-    InvalidInput,
     NotFound,
     Registry,
 )
@@ -75,18 +75,26 @@ def _error(status: int, message: str, errors: list[FieldError] | None = None) ->
 
 
 def create_app(
-    settings: Settings, registry: Registry | None = None, queries: DepartmentQueries | None = None
+    settings: Settings,
+    registry: Registry | None = None,
+    queries: DepartmentQueries | None = None,
+    checks: CentralChecks | None = None,
 ) -> FastAPI:
     """Build the app; what is not given is bootstrapped from `settings` at start-up."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if registry is not None and queries is not None:
+        if registry is not None and queries is not None and checks is not None:
             yield
             return
-        async with bootstrap_registry(settings) as real, department_queries(settings) as reads:
+        async with (
+            bootstrap_registry(settings) as real,
+            department_queries(settings) as reads,
+            central_checks(settings) as central,
+        ):
             app.state.registry = real
             app.state.queries = reads
+            app.state.checks = central
             yield
 
     app = FastAPI(
@@ -98,6 +106,7 @@ def create_app(
     )
     app.state.registry = registry
     app.state.queries = queries
+    app.state.checks = checks
 
     def reg(request: Request) -> Registry:
         found: Registry = request.app.state.registry
@@ -203,6 +212,16 @@ def create_app(
         reads: DepartmentQueries = request.app.state.queries
         blocks = await reads.blocks(code, subject_id=subject, active_only=not include_lifted)
         return BlockList(blocks=blocks)
+
+    @app.get("/v1/checks", response_model=CheckAnswer)
+    async def check(
+        request: Request,
+        subject: Annotated[str, Query(description="USCC or resident ID number, as presented")],
+        measure: Annotated[str, Query(description="A measure code, e.g. refuse_power_supply")],
+    ) -> CheckAnswer:
+        """Whether a subject is blocked under a measure, for those without a local replica."""
+        central: CentralChecks = request.app.state.checks
+        return await central.check(measure, subject)
 
     @app.exception_handler(ConfigError)
     async def unknown(request: Request, exc: ConfigError) -> JSONResponse:

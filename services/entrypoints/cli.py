@@ -22,9 +22,9 @@ from services.config import load_running_settings
 from services.demo import DemoStats, run_demo
 from services.departments.catalogue import load_catalogue
 from services.departments.queries import BlockList, BlockView
-from services.errors import RedlineError
+from services.errors import InvalidInput, RedlineError
 from services.registry.domain import CaseStatus, Step
-from services.registry.handlers import STEP_EVENTS, InvalidInput, Registry
+from services.registry.handlers import STEP_EVENTS, Registry
 
 app = typer.Typer(help="Redline: the joint-punishment bus for farmland protection.")
 case_app = typer.Typer(help="Case officers: file cases and record their steps.")

@@ -61,6 +61,7 @@ def child_services(settings: Settings) -> list[ChildService]:
     services = [
         ChildService("relay", "services.entrypoints.relay"),
         ChildService("feedback", "services.entrypoints.feedback"),
+        ChildService("blocklist", "services.entrypoints.blocklist"),
         *(
             ChildService(f"department-{code}", "services.entrypoints.department", args=(code,))
             for code in load_catalogue().codes
@@ -106,6 +107,7 @@ class Supervisor:
             "DATABASE_URL": database,
             "REDLINE_HOME": str(settings.home),
             "REDLINE_TRUST_STORE": str(trust_store),
+            "REDLINE_SUBJECT_KEY": str(settings.subject_key),
         }
         for service in child_services(settings):
             proc = spawn(

@@ -16,7 +16,7 @@ class OutgoingEvent:
     event_type: str
     topic: str
     key: str
-    value: bytes
+    value: bytes | None  # None is a tombstone on a compacted topic
 
 
 @dataclass(frozen=True)
@@ -24,7 +24,8 @@ class PendingEvent:
     position: int
     topic: str
     key: str
-    value: bytes
+    value: bytes | None
+    partition: int | None = None  # None: chosen from the key
 
 
 class OutboxStore(abc.ABC):

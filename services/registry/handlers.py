@@ -44,7 +44,7 @@ from events.models import (
 from events.signing import Signer
 from events.topics import VIOLATIONS
 from services.authorities import NATURAL_RESOURCES
-from services.errors import ConfigError, RedlineError
+from services.errors import ConfigError, InvalidInput, RedlineError
 from services.outbox.ports import OutgoingEvent
 from services.registry.domain import (
     AccountabilityCheck,
@@ -63,15 +63,6 @@ from services.registry.ports import (
 )
 
 TOWNSHIPS_FILE = Path(__file__).with_name("townships.yaml")
-
-
-class InvalidInput(RedlineError):
-    """Input refused before anything is written (HTTP 422); names the field."""
-
-    def __init__(self, field: str, reason: str) -> None:
-        super().__init__(f"{field}: {reason}")
-        self.field = field
-        self.reason = reason
 
 
 class NotFound(RedlineError):

@@ -9,6 +9,7 @@ import asyncpg
 import httpx
 import pytest
 
+from services.blocklist.queries import CentralChecks
 from services.config import Settings
 from services.departments.queries import DepartmentQueries
 from services.entrypoints.api import create_app
@@ -18,9 +19,9 @@ from tests.support import case_body
 
 @pytest.fixture
 async def api(
-    settings: Settings, registry: Registry, queries: DepartmentQueries
+    settings: Settings, registry: Registry, queries: DepartmentQueries, checks: CentralChecks
 ) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(settings, registry, queries)
+    app = create_app(settings, registry, queries, checks)
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://registry") as client:
         yield client

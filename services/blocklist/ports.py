@@ -1,0 +1,73 @@
+"""What the blocklist builder needs from its database."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from datetime import datetime
+
+from services.blocklist.domain import ActiveBlock, ListedSubject
+from services.outbox.ports import OutgoingEvent
+
+
+@dataclass(frozen=True)
+class NewBlock:
+    measure: str
+    department: str
+    subject: ListedSubject
+    legal_basis: str
+    since: datetime
+    event_id: str
+
+
+@dataclass(frozen=True)
+class EndedBlock:
+    measure: str
+    case_id: str
+    at: datetime
+    event_id: str
+
+
+@dataclass
+class ListWrites:
+    """Everything one batch changes, written in one transaction."""
+
+    subjects: list[tuple[ListedSubject, str]]  # with the case.filed event id
+    applied: list[NewBlock]
+    lifted: list[EndedBlock]
+    consumed: list[tuple[str, str]]  # event id, type
+    outgoing: list[OutgoingEvent]
+
+
+class BlocklistTransaction(abc.ABC):
+    @abc.abstractmethod
+    async def consumed_among(self, event_ids: Sequence[str]) -> set[str]: ...
+
+    @abc.abstractmethod
+    async def subjects(self, case_ids: Sequence[str]) -> dict[str, ListedSubject]: ...
+
+    @abc.abstractmethod
+    async def active_on(self, case_ids: Sequence[str]) -> set[tuple[str, str]]:
+        """(measure, case id) of the unlifted blocks on these cases."""
+
+    @abc.abstractmethod
+    async def write(self, writes: ListWrites) -> None:
+        """Write the batch's changes, except `outgoing`, which goes with `enqueue`."""
+
+    @abc.abstractmethod
+    async def listed(self, keys: Sequence[tuple[str, str]]) -> list[ActiveBlock]:
+        """The unlifted blocks of these (measure, subject hash) pairs, as written so far."""
+
+    @abc.abstractmethod
+    async def enqueue(self, outgoing: Sequence[OutgoingEvent]) -> None: ...
+
+
+class BlocklistStore(abc.ABC):
+    @abc.abstractmethod
+    def transaction(self) -> AbstractAsyncContextManager[BlocklistTransaction]: ...
+
+    @abc.abstractmethod
+    async def active(self, measure: str, subject_hash: str) -> list[ActiveBlock]:
+        """A subject's unlifted blocks on one measure, for the central check."""

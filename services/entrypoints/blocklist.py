@@ -1,0 +1,150 @@
+"""The blocklist builder process: `python -m services.entrypoints.blocklist`.
+
+Reads the violation stream in its own consumer group, commits offsets only after a batch
+is in its tables, relays its outbox to the compacted blocklist topics, and sends a
+heartbeat to every partition while it is caught up: subscribers take a missing heartbeat
+as a stale list, never as a clean one. Run one builder per deployment.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import time
+from collections.abc import Callable
+from datetime import datetime
+
+from aiokafka import AIOKafkaConsumer
+from aiokafka.errors import KafkaError
+
+from events.signing import TrustStore
+from events.topics import VIOLATIONS
+from services.adapters.blocklist_store import MIGRATIONS, SCHEMA, PostgresBlocklistStore
+from services.adapters.migrate import migrate
+from services.adapters.outbox import PostgresOutbox
+from services.adapters.postgres import create_pool
+from services.adapters.publisher import KafkaPublisher
+from services.authorities import BLOCKLIST_BUILDER
+from services.blocklist.handlers import CONSUMER, Builder
+from services.bootstrap import load_hasher, load_signer, utc_now
+from services.config import Settings, load_settings
+from services.consuming import Issuer, RawMessage
+from services.departments.catalogue import load_catalogue
+from services.errors import BrokerError, DatabaseError
+from services.outbox.relay import OutboxRelay
+from services.runtime.service import retrying, serve
+
+GROUP = "redline-blocklist"
+log = logging.getLogger("redline.blocklist")
+
+
+async def caught_up(consumer: AIOKafkaConsumer) -> bool:
+    """Whether it has read every assigned partition to the end the broker last reported."""
+    assigned = consumer.assignment()
+    if not assigned:
+        return False
+    for tp in assigned:
+        end = consumer.highwater(tp)
+        if end is None or await consumer.position(tp) < end:
+            return False
+    return True
+
+
+async def run_builder(
+    settings: Settings,
+    stop: asyncio.Event,
+    *,
+    clock: Callable[[], datetime] = utc_now,
+    heartbeat_every: float = 2.0,
+) -> None:
+    kafka, database = settings.require()
+    hasher = load_hasher(settings)
+    if (
+        await retrying(
+            stop, lambda: migrate(database, package=MIGRATIONS, schema=SCHEMA), what=CONSUMER
+        )
+        is None
+    ):
+        return
+    pool = await retrying(stop, lambda: create_pool(database, max_size=4), what=CONSUMER)
+    if pool is None:
+        return
+    builder = Builder(
+        load_catalogue(),
+        PostgresBlocklistStore(pool),
+        trust=TrustStore.load(settings.trust_store),
+        issuer=Issuer(load_signer(settings, BLOCKLIST_BUILDER), BLOCKLIST_BUILDER.source),
+        hasher=hasher,
+        clock=clock,
+    )
+    outbox = PostgresOutbox(pool, database, schema=SCHEMA, channel=f"{SCHEMA}.outbox")
+    publisher = KafkaPublisher(kafka, replication_factor=settings.kafka_replication_factor)
+    consumer = AIOKafkaConsumer(
+        VIOLATIONS.name,
+        bootstrap_servers=kafka,
+        group_id=GROUP,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+    )
+    try:
+        await consumer.start()
+    except KafkaError as exc:
+        await pool.close()
+        raise BrokerError(f"blocklist builder cannot reach {kafka}: {exc!r}") from exc
+    relay = asyncio.create_task(OutboxRelay(outbox, publisher, idle_wait=0.5).run(stop))
+    last_beat = 0.0
+    try:
+        while not stop.is_set():
+            if relay.done():
+                relay.result()  # a relay that died takes the builder with it
+            fetched = await consumer.getmany(timeout_ms=200, max_records=2000)
+            messages = [
+                RawMessage(r.topic, r.partition, r.offset, r.key, r.value)
+                for records in fetched.values()
+                for r in records
+            ]
+            if messages:
+                handled = functools.partial(builder.handle, messages)
+                outcome = await retrying(stop, handled, what=CONSUMER)
+                if outcome is None:
+                    break  # stopped before the batch was stored: leave it uncommitted
+                if outcome.dead_letters:
+                    log.warning("dead-lettered %s", outcome.dead_letters)
+                await consumer.commit()
+            if time.monotonic() - last_beat >= heartbeat_every:
+                last_beat = time.monotonic()
+                await _heartbeat(builder, consumer, outbox, publisher, clock)
+    finally:
+        relay.cancel()
+        await asyncio.gather(relay, return_exceptions=True)
+        await consumer.stop()
+        await outbox.close()
+        await publisher.close()
+        await pool.close()
+
+
+async def _heartbeat(
+    builder: Builder,
+    consumer: AIOKafkaConsumer,
+    outbox: PostgresOutbox,
+    publisher: KafkaPublisher,
+    clock: Callable[[], datetime],
+) -> None:
+    """Vouch for the lists as of now, but only if everything known by now is published."""
+    as_of = clock()
+    try:
+        if not await caught_up(consumer) or await outbox.pending(1):
+            return
+        await publisher.publish(builder.heartbeats(as_of))
+    except (BrokerError, DatabaseError, KafkaError) as exc:
+        log.warning("heartbeat not sent: %s", exc)
+
+
+def main() -> None:
+    settings = load_settings()
+    serve(lambda stop: run_builder(settings, stop))
+
+
+if __name__ == "__main__":
+    main()
