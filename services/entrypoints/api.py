@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
@@ -13,7 +14,8 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 from fastapi import FastAPI, Header, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 
 from events.models import (
@@ -30,7 +32,9 @@ from services.blocklist.queries import CentralChecks, CheckAnswer
 from services.bootstrap import bootstrap_registry, central_checks, department_queries
 from services.config import Settings, load_settings
 from services.departments.queries import BlockList, DepartmentQueries
+from services.entrypoints.report_routes import report_router
 from services.errors import ConfigError, DatabaseError, InvalidInput, RedlineError
+from services.metrics import CHECK_OUTCOMES, CHECK_REQUESTS, CHECK_SECONDS
 from services.registry.domain import CaseStatus, IllegalTransition, Step
 from services.registry.handlers import (
     CasePage,
@@ -74,6 +78,30 @@ def _error(status: int, message: str, errors: list[FieldError] | None = None) ->
     return JSONResponse(status_code=status, content=body.model_dump())
 
 
+async def _observed_check(central: CentralChecks, measure: str, subject: str) -> CheckAnswer:
+    began = time.perf_counter()
+    try:
+        answer = await central.check(measure, subject)
+    except InvalidInput:
+        CHECK_REQUESTS.labels("registry", "refused").inc()
+        raise
+    CHECK_REQUESTS.labels("registry", answer.status).inc()
+    CHECK_SECONDS.labels("registry").observe(time.perf_counter() - began)
+    return answer
+
+
+def _serve_metrics(app: FastAPI) -> None:
+    """/metrics on the API's own port, the check series created at zero."""
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    for outcome in CHECK_OUTCOMES:
+        CHECK_REQUESTS.labels("registry", outcome)
+    CHECK_SECONDS.labels("registry")
+
+
 def create_app(
     settings: Settings,
     registry: Registry | None = None,
@@ -107,6 +135,7 @@ def create_app(
     app.state.registry = registry
     app.state.queries = queries
     app.state.checks = checks
+    _serve_metrics(app)
 
     def reg(request: Request) -> Registry:
         found: Registry = request.app.state.registry
@@ -220,8 +249,7 @@ def create_app(
         measure: Annotated[str, Query(description="A measure code, e.g. refuse_power_supply")],
     ) -> CheckAnswer:
         """Whether a subject is blocked under a measure, for those without a local replica."""
-        central: CentralChecks = request.app.state.checks
-        return await central.check(measure, subject)
+        return await _observed_check(request.app.state.checks, measure, subject)
 
     @app.exception_handler(ConfigError)
     async def unknown(request: Request, exc: ConfigError) -> JSONResponse:
@@ -242,6 +270,7 @@ def create_app(
             content={"status": "ok" if healthy else "degraded", **checks},
         )
 
+    app.include_router(report_router(settings))
     return app
 
 

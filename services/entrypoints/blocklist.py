@@ -32,6 +32,7 @@ from services.config import Settings, load_settings
 from services.consuming import Issuer, RawMessage
 from services.departments.catalogue import load_catalogue
 from services.errors import BrokerError, DatabaseError
+from services.metrics import observe_batch, prepare_consumer, start_metrics_server
 from services.outbox.relay import OutboxRelay
 from services.runtime.service import retrying, serve
 
@@ -92,7 +93,10 @@ async def run_builder(
     except KafkaError as exc:
         await pool.close()
         raise BrokerError(f"blocklist builder cannot reach {kafka}: {exc!r}") from exc
-    relay = asyncio.create_task(OutboxRelay(outbox, publisher, idle_wait=0.5).run(stop))
+    prepare_consumer(CONSUMER, [VIOLATIONS.name])
+    relay = asyncio.create_task(
+        OutboxRelay(outbox, publisher, idle_wait=0.5, name=SCHEMA).run(stop)
+    )
     last_beat = 0.0
     try:
         while not stop.is_set():
@@ -105,6 +109,7 @@ async def run_builder(
                 for r in records
             ]
             if messages:
+                began = time.monotonic()
                 handled = functools.partial(builder.handle, messages)
                 outcome = await retrying(stop, handled, what=CONSUMER)
                 if outcome is None:
@@ -112,6 +117,7 @@ async def run_builder(
                 if outcome.dead_letters:
                     log.warning("dead-lettered %s", outcome.dead_letters)
                 await consumer.commit()
+                observe_batch(CONSUMER, messages, time.monotonic() - began, outcome.dead_letters)
             if time.monotonic() - last_beat >= heartbeat_every:
                 last_beat = time.monotonic()
                 await _heartbeat(builder, consumer, outbox, publisher, clock)
@@ -143,6 +149,7 @@ async def _heartbeat(
 
 def main() -> None:
     settings = load_settings()
+    start_metrics_server()
     serve(lambda stop: run_builder(settings, stop))
 
 

@@ -13,6 +13,7 @@ import asyncio
 import logging
 import os
 import sys
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -31,6 +32,13 @@ from services.config import Settings, load_settings
 from services.consuming import RawMessage
 from services.departments.catalogue import load_catalogue
 from services.departments.handlers import Enforcer
+from services.metrics import (
+    MEASURES_APPLIED,
+    MEASURES_LIFTED,
+    observe_batch,
+    prepare_consumer,
+    start_metrics_server,
+)
 from services.outbox.relay import OutboxRelay
 from services.runtime.service import retrying
 
@@ -81,9 +89,14 @@ class DepartmentRuntime:
     async def enforce(self, messages: list[RawMessage]) -> None:
         """Apply one batch, retrying database errors on the same batch until it commits."""
         enforcer = await self.enforcer()
+        began = time.monotonic()
         outcome = await self._retrying(lambda: enforcer.handle(messages))
+        code = self.department.code
+        observe_batch(code, messages, time.monotonic() - began, outcome.dead_letters)
+        MEASURES_APPLIED.labels(code).inc(outcome.applied)
+        MEASURES_LIFTED.labels(code).inc(outcome.lifted)
         if outcome.dead_letters:
-            log.warning("%s: dead-lettered %s", self.department.code, outcome.dead_letters)
+            log.warning("%s: dead-lettered %s", code, outcome.dead_letters)
 
     async def relay(self) -> None:
         await self.enforcer()
@@ -92,7 +105,7 @@ class DepartmentRuntime:
         schema = department_schema(self.department.code)
         outbox = PostgresOutbox(self._pool, database, schema=schema, channel=f"{schema}.outbox")
         try:
-            await OutboxRelay(outbox, publisher, idle_wait=0.5).run(asyncio.Event())
+            await OutboxRelay(outbox, publisher, idle_wait=0.5, name=schema).run(asyncio.Event())
         finally:
             await outbox.close()
             await publisher.close()
@@ -157,6 +170,10 @@ def main(argv: list[str] | None = None) -> None:
     if len(args) != 1:
         raise SystemExit("usage: python -m services.entrypoints.department <department code>")
     runtime = DepartmentRuntime(args[0], load_settings())  # an unknown code stops here
+    prepare_consumer(runtime.department.code, [VIOLATIONS.name])
+    MEASURES_APPLIED.labels(runtime.department.code)
+    MEASURES_LIFTED.labels(runtime.department.code)
+    start_metrics_server()
     asyncio.run(runtime.migrate())  # its tables exist before it consumes anything
     app = build_app(runtime)
     worker = faust.Worker(app, loglevel=os.environ.get("REDLINE_LOG_LEVEL", "WARNING"), quiet=True)

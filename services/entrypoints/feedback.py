@@ -27,6 +27,7 @@ from services.consuming import Issuer, RawMessage
 from services.departments.catalogue import load_catalogue
 from services.errors import BrokerError
 from services.feedback.handlers import CONSUMER, Tracker
+from services.metrics import observe_batch, prepare_consumer, start_metrics_server
 from services.runtime.service import retrying, serve
 
 GROUP = "redline-feedback"
@@ -63,6 +64,7 @@ async def run_tracker(
     except KafkaError as exc:
         await pool.close()
         raise BrokerError(f"feedback tracker cannot reach {kafka}: {exc!r}") from exc
+    prepare_consumer(CONSUMER, [VIOLATIONS.name, ACKNOWLEDGEMENTS.name])
     last_scan = 0.0
     try:
         while not stop.is_set():
@@ -73,10 +75,13 @@ async def run_tracker(
                 for r in records
             ]
             if messages:
+                began = time.monotonic()
                 handled = functools.partial(tracker.handle, messages)
-                if await retrying(stop, handled, what=CONSUMER) is None:
+                outcome = await retrying(stop, handled, what=CONSUMER)
+                if outcome is None:
                     break  # stopped before the batch was stored: leave it uncommitted
                 await consumer.commit()
+                observe_batch(CONSUMER, messages, time.monotonic() - began, outcome.dead_letters)
             if time.monotonic() - last_scan >= scan_every:
                 await retrying(stop, tracker.notify_overdue, what=CONSUMER)
                 last_scan = time.monotonic()
@@ -87,6 +92,7 @@ async def run_tracker(
 
 def main() -> None:
     settings = load_settings()
+    start_metrics_server()
     serve(lambda stop: run_tracker(settings, stop))
 
 

@@ -7,6 +7,7 @@ import asyncio
 from services.adapters.publisher import KafkaPublisher
 from services.bootstrap import registry_store
 from services.config import Settings, load_settings
+from services.metrics import start_metrics_server
 from services.outbox.relay import OutboxRelay
 from services.runtime.service import retrying, serve
 
@@ -30,6 +31,7 @@ async def run_relay(settings: Settings, stop: asyncio.Event) -> None:
 
 def main() -> None:
     settings = load_settings()
+    start_metrics_server()
     serve(lambda stop: run_relay(settings, stop))
 
 

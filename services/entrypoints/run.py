@@ -45,25 +45,39 @@ class ChildService:
     args: tuple[str, ...] = ()
     env: tuple[tuple[str, str], ...] = ()
     port: int | None = None
+    metrics_port: int | None = None  # where Prometheus scrapes /metrics
 
     @property
     def address(self) -> str | None:
         return f"http://127.0.0.1:{self.port}" if self.port else None
+
+    @property
+    def metrics(self) -> str | None:
+        return f"http://127.0.0.1:{self.metrics_port}/metrics" if self.metrics_port else None
 
 
 def _port(preferred: int) -> int:
     return preferred if port_is_free(preferred) else free_port()
 
 
+def _observed(name: str, module: str, *args: str) -> ChildService:
+    """A service that serves its metrics on a port of its own."""
+    port = free_port()
+    return ChildService(
+        name, module, args, env=(("REDLINE_METRICS_PORT", str(port)),), metrics_port=port
+    )
+
+
 def child_services(settings: Settings) -> list[ChildService]:
     """Every service `make run` starts, in start order (stopped in reverse)."""
     api_port = _port(settings.api_port)
     services = [
-        ChildService("relay", "services.entrypoints.relay"),
-        ChildService("feedback", "services.entrypoints.feedback"),
-        ChildService("blocklist", "services.entrypoints.blocklist"),
+        _observed("relay", "services.entrypoints.relay"),
+        _observed("feedback", "services.entrypoints.feedback"),
+        _observed("blocklist", "services.entrypoints.blocklist"),
+        _observed("monitor", "services.entrypoints.monitor"),
         *(
-            ChildService(f"department-{code}", "services.entrypoints.department", args=(code,))
+            _observed(f"department-{code}", "services.entrypoints.department", code)
             for code in load_catalogue().codes
         ),
         ChildService(
@@ -71,6 +85,7 @@ def child_services(settings: Settings) -> list[ChildService]:
             "services.entrypoints.api",
             env=(("REDLINE_API_PORT", str(api_port)),),
             port=api_port,
+            metrics_port=api_port,
         ),
     ]
     if settings.demo:
@@ -78,6 +93,19 @@ def child_services(settings: Settings) -> list[ChildService]:
             ChildService("demo", "services.entrypoints.cli", args=("demo", "--interval", "2"))
         )
     return services
+
+
+def write_scrape_targets(home: Path, services: list[ChildService]) -> Path:
+    """Prometheus file_sd targets: every service's /metrics, labelled with its name."""
+    targets = [
+        {"targets": [f"127.0.0.1:{service.metrics_port}"], "labels": {"service": service.name}}
+        for service in services
+        if service.metrics_port
+    ]
+    path = home / "prometheus" / "targets.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(targets, indent=2) + "\n")
+    return path
 
 
 class Supervisor:
@@ -147,8 +175,12 @@ class Supervisor:
             "services": {
                 service.name: service.address for service, _ in self.children if service.address
             },
+            "metrics": {
+                service.name: service.metrics for service, _ in self.children if service.metrics
+            },
         }
         settings.endpoints_file.write_text(json.dumps(endpoints, indent=2) + "\n")
+        write_scrape_targets(settings.home, [service for service, _ in self.children])
 
     def watch(self) -> int:
         """Block until asked to stop (0) or until a child dies on its own (1)."""
@@ -200,6 +232,9 @@ def main() -> int:
             + f" home={Path(settings.home)}",
             flush=True,
         )
+        for service, _ in supervisor.children:
+            if service.metrics:
+                print(f"redline: metrics of {service.name} at {service.metrics}", flush=True)
         code = supervisor.watch()
     except RedlineError as exc:
         print(f"redline: {exc}", file=sys.stderr)

@@ -10,8 +10,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import Counter
 
 from services.errors import BrokerError, DatabaseError
+from services.metrics import EVENTS_PUBLISHED
 from services.outbox.ports import EventPublisher, OutboxStore
 
 log = logging.getLogger(__name__)
@@ -26,8 +28,10 @@ class OutboxRelay:
         batch_size: int = 2000,
         idle_wait: float = 1.0,
         max_backoff: float = 5.0,
+        name: str = "registry",
     ) -> None:
         self.outbox = outbox
+        self.name = name
         self.publisher = publisher
         self.batch_size = batch_size
         self.idle_wait = idle_wait
@@ -47,6 +51,8 @@ class OutboxRelay:
                 raise BrokerError("the broker changed while publishing; publishing again")
             await self.outbox.mark_sent([event.position for event in batch])
             self.published += len(batch)
+            for topic, count in Counter(event.topic for event in batch).items():
+                EVENTS_PUBLISHED.labels(self.name, topic).inc(count)
         return len(batch)
 
     async def _same_cluster(self) -> str:

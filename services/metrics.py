@@ -1,0 +1,205 @@
+"""Every metric the services export, declared once (Prometheus naming: `redline_` prefix,
+base units, counters end in `_total`). Labels are bounded sets (consumer, department,
+measure, topic, township, reason): never a case or subject id.
+
+Counters and histograms are kept by the process that does the work. What describes the
+bus as a whole (lag, backlogs, active blocks, pending answers, cases by township) is read
+from its source of truth by the monitor (services.entrypoints.monitor), see BusCollector.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter as Counter_
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from prometheus_client import Counter, Histogram, disable_created_metrics, start_http_server
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from services.consuming import RawMessage
+from services.errors import ConfigError
+
+# The *_created series only double what operators must scrape.
+disable_created_metrics()  # type: ignore[no-untyped-call]
+
+_BATCH_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+_CHECK_BUCKETS = (0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5)
+
+EVENTS_PUBLISHED = Counter(
+    "redline_events_published",
+    "Events a relay published, acknowledged by the broker.",
+    ["outbox", "topic"],
+)
+EVENTS_CONSUMED = Counter(
+    "redline_events_consumed",
+    "Messages a consumer took its effect on (or refused).",
+    ["consumer", "topic"],
+)
+BATCH_SECONDS = Histogram(
+    "redline_handler_duration_seconds",
+    "Time to decode, verify and commit the effect of one batch.",
+    ["consumer"],
+    buckets=_BATCH_BUCKETS,
+)
+DEAD_LETTERS = Counter(
+    "redline_dead_letters",
+    "Messages sent to the dead-letter topic, by reason.",
+    ["consumer", "reason"],
+)
+MEASURES_APPLIED = Counter(
+    "redline_measures_applied", "Measures a department applied.", ["department"]
+)
+MEASURES_LIFTED = Counter(
+    "redline_measures_lifted", "Measures a department lifted.", ["department"]
+)
+CHECK_REQUESTS = Counter(
+    "redline_check_requests", "Blocklist checks answered, by outcome.", ["service", "outcome"]
+)
+CHECK_SECONDS = Histogram(
+    "redline_check_duration_seconds",
+    "Time to answer one check.",
+    ["service"],
+    buckets=_CHECK_BUCKETS,
+)
+
+REFUSAL_REASONS = (
+    "undecodable",
+    "invalid_event",
+    "unknown_event_type",
+    "signature_malformed",
+    "signature_unknown_key",
+    "signature_issuer_not_allowed",
+    "signature_source_mismatch",
+    "signature_bad_signature",
+)
+CHECK_OUTCOMES = ("blocked", "clear", "stale", "refused")
+
+
+def prepare_consumer(consumer: str, topics: Sequence[str]) -> None:
+    """Create a consumer's series at zero, so an alert on their increase has a baseline."""
+    for reason in REFUSAL_REASONS:
+        DEAD_LETTERS.labels(consumer, reason)
+    for topic in topics:
+        EVENTS_CONSUMED.labels(consumer, topic)
+    BATCH_SECONDS.labels(consumer)
+
+
+def observe_batch(
+    consumer: str, messages: Sequence[RawMessage], seconds: float, dead_letters: Sequence[str]
+) -> None:
+    """Count one batch a consumer committed: its messages by topic, its refusals by reason."""
+    by_topic = Counter_(message.topic for message in messages)
+    for topic, count in by_topic.items():
+        EVENTS_CONSUMED.labels(consumer, topic).inc(count)
+    for reason in dead_letters:
+        DEAD_LETTERS.labels(consumer, reason).inc()
+    BATCH_SECONDS.labels(consumer).observe(seconds)
+
+
+@dataclass
+class BusSnapshot:
+    """The state of the whole bus, read by the monitor from the broker and the databases."""
+
+    consumer_lag: dict[tuple[str, str], int] = field(default_factory=dict)
+    outbox_backlog: dict[str, int] = field(default_factory=dict)
+    outbox_oldest_age: dict[str, float] = field(default_factory=dict)
+    active_blocks: dict[str, int] = field(default_factory=dict)
+    responses_pending: dict[str, int] = field(default_factory=dict)
+    responses_overdue: dict[str, int] = field(default_factory=dict)
+    cases_filed: dict[str, int] = field(default_factory=dict)
+    accountability_referrals: dict[str, int] = field(default_factory=dict)
+
+
+class BusCollector(Collector):
+    """Exposes the monitor's latest snapshot. Case counts are counters: the registry never
+    deletes a case, so its count only grows."""
+
+    def __init__(self) -> None:
+        self.snapshot = BusSnapshot()
+
+    def collect(self) -> Iterator[Metric]:
+        s = self.snapshot
+        yield _family(
+            GaugeMetricFamily,
+            "redline_consumer_lag_messages",
+            "Messages on the topic not yet committed by the consumer group.",
+            ["consumer", "topic"],
+            {key: float(v) for key, v in s.consumer_lag.items()},
+        )
+        for name, text, values in (
+            (
+                "redline_outbox_backlog_events",
+                "Events in an outbox not yet published.",
+                s.outbox_backlog,
+            ),
+            (
+                "redline_outbox_oldest_unsent_age_seconds",
+                "Age of the oldest unpublished event in an outbox (0 when empty).",
+                s.outbox_oldest_age,
+            ),
+        ):
+            yield _family(GaugeMetricFamily, name, text, ["outbox"], _keyed(values))
+        yield _family(
+            GaugeMetricFamily,
+            "redline_active_blocks",
+            "Cases blocked now, by measure.",
+            ["measure"],
+            _keyed(s.active_blocks),
+        )
+        for name, text, values in (
+            (
+                "redline_responses_pending",
+                "Answers a department owes, not yet due.",
+                s.responses_pending,
+            ),
+            (
+                "redline_responses_overdue",
+                "Answers a department owes past the deadline.",
+                s.responses_overdue,
+            ),
+        ):
+            yield _family(GaugeMetricFamily, name, text, ["department"], _keyed(values))
+        yield _family(
+            CounterMetricFamily,
+            "redline_cases_filed",
+            "Cases filed, by township.",
+            ["township"],
+            _keyed(s.cases_filed),
+        )
+        yield _family(
+            CounterMetricFamily,
+            "redline_accountability_referrals",
+            "Cases that started the accountability procedure (seed §四(五)), by township.",
+            ["township"],
+            _keyed(s.accountability_referrals),
+        )
+
+
+def _keyed(values: Mapping[str, float] | Mapping[str, int]) -> dict[tuple[str, ...], float]:
+    return {(key,): float(value) for key, value in values.items()}
+
+
+def _family(
+    kind: type[GaugeMetricFamily] | type[CounterMetricFamily],
+    name: str,
+    text: str,
+    labels: list[str],
+    values: Mapping[tuple[str, ...], float],
+) -> Metric:
+    family = kind(name, text, labels=labels)
+    for key, value in sorted(values.items()):
+        family.add_metric(list(key), value)
+    return family
+
+
+def start_metrics_server() -> int | None:
+    """Serve /metrics on REDLINE_METRICS_PORT, if set; returns the port."""
+    value = os.environ.get("REDLINE_METRICS_PORT")
+    if not value:
+        return None
+    if not value.isdigit() or not 0 < int(value) < 65536:
+        raise ConfigError(f"REDLINE_METRICS_PORT must be a TCP port number, got {value!r}")
+    start_http_server(int(value), addr=os.environ.get("REDLINE_METRICS_HOST", "127.0.0.1"))
+    return int(value)
