@@ -22,6 +22,7 @@ from services.config import load_running_settings
 from services.demo import DemoStats, run_demo
 from services.departments.catalogue import load_catalogue
 from services.departments.queries import BlockList, BlockView
+from services.entrypoints.report_commands import report_app
 from services.errors import InvalidInput, RedlineError
 from services.registry.domain import CaseStatus, Step
 from services.registry.handlers import STEP_EVENTS, Registry
@@ -35,6 +36,7 @@ app.add_typer(clue_app, name="clue")
 app.add_typer(outbox_app, name="outbox")
 department_app = typer.Typer(help="Departments: run an enforcer, list measures, query blocks.")
 app.add_typer(department_app, name="department")
+app.add_typer(report_app, name="report")
 
 T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)

@@ -1,0 +1,220 @@
+"""PostgreSQL reads for the reports: read-only, one REPEATABLE READ snapshot per report.
+
+Periods arrive as instants already placed in the deployment time zone (`Window`), so a
+timestamp column is compared with local midnights and a date column with local days.
+Department tables are read from each department's schema where this database has it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+import asyncpg
+
+from services.adapters.department_store import department_schema
+from services.adapters.postgres import TRANSIENT_ERRORS
+from services.errors import DatabaseError
+from services.reports.domain import (
+    ENDING_STEPS,
+    AccountabilityRow,
+    BlockRow,
+    ClueRow,
+    FiledCaseRow,
+    NoticeSourceRow,
+    OpenCaseRow,
+    RecordRow,
+    ResponseRow,
+    RestorationRow,
+    SatelliteCaseRow,
+    Window,
+)
+from services.reports.ports import ReportReads, ReportStore
+
+
+def _parcels(raw: Any) -> tuple[tuple[str, Decimal], ...]:
+    return tuple((str(p["land_class"]), Decimal(str(p["area_mu"]))) for p in raw or [])
+
+
+def _quoted(identifier: str) -> str:
+    return '"' + identifier.replace('"', '""') + '"'
+
+
+class PostgresReportReads(ReportReads):
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self.conn = conn
+
+    async def department_tables(self, codes: Sequence[str]) -> list[str]:
+        rows = await self.conn.fetch(
+            "SELECT code FROM unnest($1::text[]) WITH ORDINALITY AS c (code, position) "
+            "WHERE to_regclass(quote_ident('dept_' || code) || '.blocks') IS NOT NULL "
+            "AND to_regclass(quote_ident('dept_' || code) || '.cases') IS NOT NULL "
+            "ORDER BY position",
+            list(codes),
+        )
+        return [row["code"] for row in rows]
+
+    async def clues(self, window: Window, township: str | None) -> list[ClueRow]:
+        rows = await self.conn.fetch(
+            "SELECT township, source, reported_on FROM clues "
+            "WHERE reported_on BETWEEN $1 AND $2 AND ($3::text IS NULL OR township = $3)",
+            window.first_day,
+            window.last_day,
+            township,
+        )
+        return [ClueRow(**dict(row)) for row in rows]
+
+    async def filed_cases(self, window: Window, township: str | None) -> list[FiledCaseRow]:
+        rows = await self.conn.fetch(
+            "SELECT case_id, township, filed_at, parcels FROM cases "
+            "WHERE filed_at >= $1 AND filed_at < $2 AND ($3::text IS NULL OR township = $3)",
+            window.start,
+            window.end,
+            township,
+        )
+        return [
+            FiledCaseRow(row["case_id"], row["township"], row["filed_at"], _parcels(row["parcels"]))
+            for row in rows
+        ]
+
+    async def accountability(self, window: Window, township: str | None) -> list[AccountabilityRow]:
+        rows = await self.conn.fetch(
+            "SELECT case_id, township, accountability_started_at AS started_at FROM cases "
+            "WHERE accountability_started_at >= $1 AND accountability_started_at < $2 "
+            "AND ($3::text IS NULL OR township = $3)",
+            window.start,
+            window.end,
+            township,
+        )
+        return [AccountabilityRow(**dict(row)) for row in rows]
+
+    async def blocks(
+        self, window: Window, township: str | None, departments: Sequence[str]
+    ) -> list[BlockRow]:
+        found: list[BlockRow] = []
+        for code in departments:
+            schema = _quoted(department_schema(code))
+            rows = await self.conn.fetch(
+                f"SELECT b.measure, b.case_id, c.township, b.applied_at, b.lifted_at "
+                f"FROM {schema}.blocks b JOIN {schema}.cases c ON c.case_id = b.case_id "
+                "WHERE ((b.applied_at >= $1 AND b.applied_at < $2) "
+                "OR (b.lifted_at >= $1 AND b.lifted_at < $2)) "
+                "AND ($3::text IS NULL OR c.township = $3)",
+                window.start,
+                window.end,
+                township,
+            )
+            found.extend(BlockRow(department=code, **dict(row)) for row in rows)
+        return found
+
+    async def restorations(self, window: Window, township: str | None) -> list[RestorationRow]:
+        rows = await self.conn.fetch(
+            "SELECT r.case_id, c.township, (r.data->>'verified_on')::date AS verified_on "
+            "FROM case_records r JOIN cases c ON c.case_id = r.case_id "
+            "WHERE r.step = 'restoration' "
+            "AND (r.data->>'verified_on')::date BETWEEN $1 AND $2 "
+            "AND ($3::text IS NULL OR c.township = $3)",
+            window.first_day,
+            window.last_day,
+            township,
+        )
+        return [RestorationRow(**dict(row)) for row in rows]
+
+    async def open_cases(self, as_of: datetime, township: str | None) -> list[OpenCaseRow]:
+        rows = await self.conn.fetch(
+            "SELECT c.case_id, c.township, c.filed_at, e.ended_at FROM cases c "
+            "LEFT JOIN LATERAL (SELECT min(r.recorded_at) AS ended_at FROM case_records r "
+            "  WHERE r.case_id = c.case_id AND r.step = ANY($3::text[])) e ON true "
+            "WHERE c.filed_at < $1 AND ($2::text IS NULL OR c.township = $2) "
+            "AND (e.ended_at IS NULL OR e.ended_at >= $1)",
+            as_of,
+            township,
+            sorted(ENDING_STEPS),
+        )
+        return [OpenCaseRow(**dict(row)) for row in rows]
+
+    async def responses(self, window: Window, department: str | None) -> list[ResponseRow]:
+        rows = await self.conn.fetch(
+            "SELECT department, measure, case_id, action, required_at, due_at, done_at, "
+            "failed_at FROM responses "
+            "WHERE required_at >= $1 AND required_at < $2 AND due_at IS NOT NULL "
+            "AND ($3::text IS NULL OR department = $3)",
+            window.start,
+            window.end,
+            department,
+        )
+        return [ResponseRow(**dict(row)) for row in rows]
+
+    async def satellite_cases(self, first_day: date, last_day: date) -> list[SatelliteCaseRow]:
+        rows = await self.conn.fetch(
+            "SELECT c.case_id, c.township, c.found_on, c.basic_farmland_mu, c.cultivated_mu, "
+            "EXISTS (SELECT 1 FROM case_records r WHERE r.case_id = c.case_id "
+            "        AND r.step = 'revocation') AS revoked "
+            "FROM cases c WHERE c.source = 'satellite' AND c.found_on BETWEEN $1 AND $2",
+            first_day,
+            last_day,
+        )
+        return [SatelliteCaseRow(**dict(row)) for row in rows]
+
+    async def notice_cases(self, case_ids: Sequence[str]) -> list[NoticeSourceRow]:
+        cases = await self.conn.fetch(
+            "SELECT case_id, township, status, subject_kind, subject_id, subject_name, parcels, "
+            "basic_farmland_mu, cultivated_mu, violation_kind, source, found_on, "
+            "accountability_started_at IS NOT NULL AS accountability_started "
+            "FROM cases WHERE case_id = ANY($1::text[])",
+            list(case_ids),
+        )
+        records = await self.conn.fetch(
+            "SELECT case_id, seq, step, data, recorded_at FROM case_records "
+            "WHERE case_id = ANY($1::text[]) ORDER BY case_id, seq",
+            list(case_ids),
+        )
+        by_case: dict[str, list[RecordRow]] = {}
+        for record in records:
+            by_case.setdefault(record["case_id"], []).append(
+                RecordRow(record["seq"], record["step"], record["data"], record["recorded_at"])
+            )
+        return [
+            NoticeSourceRow(
+                **{**dict(row), "parcels": _parcels(row["parcels"])},
+                records=tuple(by_case.get(row["case_id"], [])),
+            )
+            for row in cases
+        ]
+
+    async def decided_or_closed_since(self, since: date) -> list[str]:
+        rows = await self.conn.fetch(
+            "SELECT DISTINCT case_id FROM case_records "
+            "WHERE (step = 'penalty' AND (data->>'decided_on')::date >= $1) "
+            "OR (step = 'closure' AND (data->>'closed_on')::date >= $1) ORDER BY case_id",
+            since,
+        )
+        return [row["case_id"] for row in rows]
+
+
+class PostgresReportStore(ReportStore):
+    """One connection per report: reports are rare, long reads, so no pool is kept open."""
+
+    def __init__(self, database_url: str) -> None:
+        self.database_url = database_url
+
+    @asynccontextmanager
+    async def snapshot(self) -> AsyncIterator[ReportReads]:
+        try:
+            conn = await asyncpg.connect(self.database_url)
+        except (*TRANSIENT_ERRORS, asyncpg.PostgresError) as exc:
+            raise DatabaseError(f"cannot connect to the database: {exc}") from exc
+        try:
+            await conn.set_type_codec(
+                "jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog"
+            )
+            async with conn.transaction(isolation="repeatable_read", readonly=True):
+                yield PostgresReportReads(conn)
+        except (*TRANSIENT_ERRORS, asyncpg.PostgresError) as exc:
+            raise DatabaseError(f"database error: {exc}") from exc
+        finally:
+            await conn.close()

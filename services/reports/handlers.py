@@ -1,0 +1,154 @@
+"""The reports service behind both the CLI and the HTTP API: check the request, read one
+snapshot, aggregate. Input is refused (InvalidInput) before anything is read."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
+
+from services.errors import InvalidInput
+from services.reports.domain import (
+    DEFAULT_OPEN_BOUND_DAYS,
+    MAX_OPEN_BOUND_DAYS,
+    DepartmentReport,
+    NoticeReport,
+    RankingReport,
+    TownshipReport,
+    TownshipRows,
+    check_known,
+    department_report,
+    notice_refusal,
+    parse_day,
+    parse_period,
+    parse_quarter,
+    parse_year,
+    public_notice,
+    satellite_ranking,
+    township_report,
+)
+from services.reports.ports import ReportStore
+
+MAX_NOTICE_CASES = 200
+
+
+class Reports:
+    def __init__(
+        self,
+        store: ReportStore,
+        *,
+        townships: Mapping[str, str],
+        departments: Mapping[str, str],
+        timezone: ZoneInfo,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self.store = store
+        self.townships = townships
+        self.departments = departments
+        self.timezone = timezone
+        self.clock = clock
+
+    def _today(self, now: datetime) -> date:
+        return now.astimezone(self.timezone).date()
+
+    async def township(
+        self,
+        *,
+        quarter: str,
+        township: str | None = None,
+        older_than_days: int = DEFAULT_OPEN_BOUND_DAYS,
+    ) -> TownshipReport:
+        """每季度书面汇报: one quarter, every township (or one)."""
+        now = self.clock()
+        period = parse_quarter(quarter, self._today(now))
+        check_known("township", township, self.townships, "township")
+        if not 0 <= older_than_days <= MAX_OPEN_BOUND_DAYS:
+            raise InvalidInput(
+                "older_than_days",
+                f"must be 0 to {MAX_OPEN_BOUND_DAYS} days, got {older_than_days}",
+            )
+        window = period.window(self.timezone)
+        as_of = min(window.end, now)
+        async with self.store.snapshot() as reads:
+            departments = await reads.department_tables(list(self.departments))
+            rows = TownshipRows(
+                clues=await reads.clues(window, township),
+                filed=await reads.filed_cases(window, township),
+                accountability=await reads.accountability(window, township),
+                blocks=await reads.blocks(window, township, departments),
+                restorations=await reads.restorations(window, township),
+                open_cases=await reads.open_cases(as_of, township),
+            )
+        return township_report(
+            period=period,
+            window=window,
+            timezone=self.timezone.key,
+            township=township,
+            older_than_days=older_than_days,
+            as_of=as_of,
+            generated_at=now,
+            names=self.townships,
+            departments_read=departments,
+            rows=rows,
+        )
+
+    async def departments_record(
+        self, *, period: str, department: str | None = None
+    ) -> DepartmentReport:
+        """共同责任: how each department answered what it was asked in the period."""
+        now = self.clock()
+        parsed = parse_period(period, self._today(now))
+        check_known("department", department, self.departments, "department")
+        window = parsed.window(self.timezone)
+        async with self.store.snapshot() as reads:
+            rows = await reads.responses(window, department)
+        return department_report(
+            period=parsed,
+            window=window,
+            timezone=self.timezone.key,
+            department=department,
+            as_of=now,
+            generated_at=now,
+            names=self.departments,
+            rows=rows,
+        )
+
+    async def ranking(self, *, year: str) -> RankingReport:
+        """§四(五): the year's satellite-enforcement findings, township by township."""
+        now = self.clock()
+        period = parse_year(year, self._today(now))
+        async with self.store.snapshot() as reads:
+            rows = await reads.satellite_cases(period.first_day, period.last_day)
+        return satellite_ranking(period=period, generated_at=now, names=self.townships, rows=rows)
+
+    async def notice(self, *, cases: Sequence[str] = (), since: str | None = None) -> NoticeReport:
+        """§四(六): typical cases ready to publish, personal data masked.
+
+        Named cases must each be publishable (else the request is refused, naming the case);
+        `since` takes every publishable case decided or closed on or after that day."""
+        now = self.clock()
+        chosen = list(dict.fromkeys(case.strip() for case in cases if case.strip()))
+        if bool(chosen) == (since is not None):
+            raise InvalidInput("case", "give either case ids or since, not both nor neither")
+        if len(chosen) > MAX_NOTICE_CASES:
+            raise InvalidInput("case", f"at most {MAX_NOTICE_CASES} cases in one notice")
+        day: date | None = None
+        if since is not None:
+            day = parse_day(since, "since")
+            if day > self._today(now):
+                raise InvalidInput("since", f"{day} is in the future")
+        async with self.store.snapshot() as reads:
+            ids = chosen if day is None else await reads.decided_or_closed_since(day)
+            rows = await reads.notice_cases(ids)
+        if chosen:
+            found = {row.case_id: row for row in rows}
+            for case_id in chosen:
+                if case_id not in found:
+                    raise InvalidInput("case", f"no case {case_id!r}")
+                refusal = notice_refusal(found[case_id].records)
+                if refusal is not None:
+                    raise InvalidInput("case", f"{case_id} cannot be published: {refusal}")
+        selection = ", ".join(chosen) if chosen else f"since {day}"
+        return public_notice(
+            selection=selection, generated_at=now, names=self.townships, rows=rows, since=day
+        )
