@@ -33,8 +33,7 @@ from services.consuming import RawMessage
 from services.departments.catalogue import load_catalogue
 from services.departments.handlers import Enforcer
 from services.metrics import (
-    MEASURES_APPLIED,
-    MEASURES_LIFTED,
+    count_measures,
     observe_batch,
     prepare_consumer,
     start_metrics_server,
@@ -93,8 +92,7 @@ class DepartmentRuntime:
         outcome = await self._retrying(lambda: enforcer.handle(messages))
         code = self.department.code
         observe_batch(code, messages, time.monotonic() - began, outcome.dead_letters)
-        MEASURES_APPLIED.labels(code).inc(outcome.applied)
-        MEASURES_LIFTED.labels(code).inc(outcome.lifted)
+        count_measures(code, outcome.applied, outcome.lifted)
         if outcome.dead_letters:
             log.warning("%s: dead-lettered %s", code, outcome.dead_letters)
 
@@ -171,8 +169,7 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit("usage: python -m services.entrypoints.department <department code>")
     runtime = DepartmentRuntime(args[0], load_settings())  # an unknown code stops here
     prepare_consumer(runtime.department.code, [VIOLATIONS.name])
-    MEASURES_APPLIED.labels(runtime.department.code)
-    MEASURES_LIFTED.labels(runtime.department.code)
+    count_measures(runtime.department.code, 0, 0)
     start_metrics_server()
     asyncio.run(runtime.migrate())  # its tables exist before it consumes anything
     app = build_app(runtime)

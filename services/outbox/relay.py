@@ -10,10 +10,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections import Counter
 
 from services.errors import BrokerError, DatabaseError
-from services.metrics import EVENTS_PUBLISHED
+from services.metrics import count_published
 from services.outbox.ports import EventPublisher, OutboxStore
 
 log = logging.getLogger(__name__)
@@ -51,8 +50,7 @@ class OutboxRelay:
                 raise BrokerError("the broker changed while publishing; publishing again")
             await self.outbox.mark_sent([event.position for event in batch])
             self.published += len(batch)
-            for topic, count in Counter(event.topic for event in batch).items():
-                EVENTS_PUBLISHED.labels(self.name, topic).inc(count)
+            count_published(self.name, [event.topic for event in batch])
         return len(batch)
 
     async def _same_cluster(self) -> str:
