@@ -17,6 +17,7 @@ from services.adapters.department_store import PostgresDepartmentStore
 from services.adapters.migrate import migrate
 from services.adapters.postgres import create_pool
 from services.adapters.registry_store import PostgresRegistryStore
+from services.adapters.report_store import PostgresReportStore
 from services.authorities import NATURAL_RESOURCES, Authority
 from services.blocklist.queries import CentralChecks
 from services.config import Settings
@@ -24,6 +25,7 @@ from services.departments.catalogue import load_catalogue
 from services.departments.queries import DepartmentQueries
 from services.errors import ConfigError
 from services.registry.handlers import Registry, load_townships
+from services.reports.handlers import Reports
 from services.runtime.devkeys import load_dev_signer
 
 
@@ -102,3 +104,16 @@ async def central_checks(settings: Settings) -> AsyncIterator[CentralChecks]:
         yield CentralChecks(PostgresBlocklistStore(pool), hasher, load_catalogue(), utc_now)
     finally:
         await pool.close()
+
+
+def build_reports(settings: Settings, clock: Callable[[], datetime] = utc_now) -> Reports:
+    """Reports over the database in `settings` (the broker is not needed); each report
+    opens its own connection, so nothing here needs closing."""
+    database = settings.database_url or settings.require()[1]
+    return Reports(
+        PostgresReportStore(database),
+        townships={code: township.name for code, township in load_townships().items()},
+        departments={d.code: d.name_zh for d in load_catalogue().departments},
+        timezone=zone(settings),
+        clock=clock,
+    )

@@ -9,9 +9,9 @@ from typing import Annotated, Any
 
 import typer
 
+from services.bootstrap import build_reports
 from services.config import load_running_settings
 from services.errors import InvalidInput
-from services.reports.bootstrap import build_reports
 from services.reports.domain import (
     DEFAULT_OPEN_BOUND_DAYS,
     NoticeReport,

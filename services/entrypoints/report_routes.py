@@ -13,9 +13,8 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
-from services.bootstrap import utc_now
+from services.bootstrap import build_reports, utc_now
 from services.config import Settings
-from services.reports.bootstrap import build_reports
 from services.reports.domain import (
     DEFAULT_OPEN_BOUND_DAYS,
     MAX_OPEN_BOUND_DAYS,
