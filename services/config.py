@@ -94,6 +94,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         trust_store_path=Path(env["REDLINE_TRUST_STORE"])
         if env.get("REDLINE_TRUST_STORE")
         else None,
+        demo=_switch(env, "REDLINE_DEMO", default=True),
         subject_key_path=Path(env["REDLINE_SUBJECT_KEY"])
         if env.get("REDLINE_SUBJECT_KEY")
         else None,
@@ -107,6 +108,17 @@ def _positive(env: Mapping[str, str], name: str, default: int) -> int:
     if not value.isdigit() or int(value) < 1:
         raise ConfigError(f"{name} must be a positive integer, got {value!r}")
     return int(value)
+
+
+def _switch(env: Mapping[str, str], name: str, *, default: bool) -> bool:
+    value = env.get(name)
+    if value is None or value == "":
+        return default
+    if value.lower() in {"on", "1", "true", "yes"}:
+        return True
+    if value.lower() in {"off", "0", "false", "no"}:
+        return False
+    raise ConfigError(f"{name} must be on or off, got {value!r}")
 
 
 def _port(env: Mapping[str, str], name: str, default: int) -> int:

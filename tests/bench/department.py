@@ -89,16 +89,19 @@ async def _bare(kafka: str, database: str, trust: TrustStore, total: int) -> flo
         await conn.close()
 
 
-async def _department(kafka: str, database: str, home: Path, total: int) -> tuple[float, float]:
+async def _department(
+    kafka: str, database: str, home: Path, total: int, code: str = DEPARTMENT, metrics: bool = True
+) -> tuple[float, float]:
     env = {
         **os.environ,
         "KAFKA_BOOTSTRAP": kafka,
         "DATABASE_URL": database,
         "REDLINE_HOME": str(home),
+        "REDLINE_METRICS": "on" if metrics else "off",
     }
     proc = spawn(
-        [sys.executable, "-m", "services.entrypoints.department", DEPARTMENT],
-        log_path=home / "department.log",
+        [sys.executable, "-m", "services.entrypoints.department", code],
+        log_path=home / f"department-{code}.log",
         env=env,
     )
     conn = await asyncpg.connect(database)
@@ -106,11 +109,9 @@ async def _department(kafka: str, database: str, home: Path, total: int) -> tupl
     try:
         consumed, first_at, first_count = 0, 0.0, 0
         while consumed < total:
-            assert proc.poll() is None, f"the department exited; see {home / 'department.log'}"
+            assert proc.poll() is None, f"{code} exited; see {home / f'department-{code}.log'}"
             try:
-                consumed = await conn.fetchval(
-                    f"SELECT count(*) FROM dept_{DEPARTMENT}.consumed_events"
-                )
+                consumed = await conn.fetchval(f"SELECT count(*) FROM dept_{code}.consumed_events")
             except asyncpg.UndefinedTableError:
                 consumed = 0
             if consumed and not first_at:
@@ -132,6 +133,14 @@ async def run(kafka: str, database: str, count: int) -> list[dict[str, Any]]:
     total = count
     bare = await _bare(kafka, database, trust, total)
     department, startup = await _department(kafka, database, home, total)
+    # Metrics overhead: the same drain by departments with one measure each, counting on
+    # and off in turn, so drift over the run touches both sides alike.
+    without = [await _department(kafka, database, home, total, "water_supply", metrics=False)]
+    counted = [await _department(kafka, database, home, total, "gas_supply", metrics=True)]
+    without.append(await _department(kafka, database, home, total, "banks", metrics=False))
+    counted.append((department, startup))
+    on = sum(rate for rate, _ in counted) / len(counted)
+    off = sum(rate for rate, _ in without) / len(without)
     return [
         {"figure": "backlog", "value": total, "unit": "events"},
         {"figure": "bare aiokafka consumer", "value": bare, "unit": "events/s"},
@@ -143,4 +152,13 @@ async def run(kafka: str, database: str, count: int) -> list[dict[str, Any]]:
             "ratio": department / bare,
         },
         {"figure": "department start to first batch", "value": startup, "unit": "s"},
+        {"figure": "drain, metrics off (mean of 2)", "value": off, "unit": "events/s"},
+        {
+            "figure": "drain, metrics on (mean of 2)",
+            "value": on,
+            "unit": "events/s",
+            "baseline": "drain, metrics off (mean of 2)",
+            "ratio": on / off,
+            "target": 0.95,
+        },
     ]

@@ -30,6 +30,14 @@ def test_bad_replication_factor_is_named() -> None:
         load_settings({"REDLINE_KAFKA_REPLICATION": "zero"})
 
 
+def test_demo_feed_switch() -> None:
+    assert load_settings({}).demo is True
+    assert load_settings({"REDLINE_DEMO": "0"}).demo is False
+    assert load_settings({"REDLINE_DEMO": "off"}).demo is False
+    with pytest.raises(ConfigError, match="REDLINE_DEMO must be on or off"):
+        load_settings({"REDLINE_DEMO": "maybe"})
+
+
 def test_cli_finds_the_running_embedded_system(tmp_path: Path) -> None:
     (tmp_path / "endpoints.json").write_text(
         '{"kafka_bootstrap": "127.0.0.1:1", "database_url": "postgresql://x@127.0.0.1:2/r"}'
