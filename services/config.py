@@ -32,6 +32,9 @@ class Settings:
     trust_store_path: Path | None = None
     demo: bool = True
     subject_key_path: Path | None = None
+    # How long a consumer's fetch may wait for data. Tansu answers a waiting fetch only at
+    # this deadline, not when data arrives, so it bounds delivery latency there.
+    fetch_wait_ms: int = 100
 
     @property
     def embedded(self) -> bool:
@@ -95,6 +98,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         if env.get("REDLINE_TRUST_STORE")
         else None,
         demo=_switch(env, "REDLINE_DEMO", default=True),
+        fetch_wait_ms=_positive(env, "REDLINE_FETCH_WAIT_MS", 100),
         subject_key_path=Path(env["REDLINE_SUBJECT_KEY"])
         if env.get("REDLINE_SUBJECT_KEY")
         else None,

@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
 import faust
+from faust.transport.drivers import aiokafka as aiokafka_driver
 
 from events.signing import TrustStore
 from events.topics import VIOLATIONS
@@ -44,8 +45,26 @@ from services.runtime.service import retrying
 log = logging.getLogger("redline.department")
 
 BATCH_SIZE = 2000
-BATCH_WAIT_SECONDS = 0.05
+BATCH_WAIT_SECONDS = 0.01
 T = TypeVar("T")
+
+
+def prompt_fetches(fetch_wait_ms: int) -> None:
+    """faust fixes the consumer's fetch wait at 1500 ms; on a broker that answers a waiting
+    fetch only at its deadline (Tansu), every event would wait that long. Its consumer
+    class is the documented extension point of the transport, so a subclass sets the wait."""
+
+    class PromptConsumerThread(aiokafka_driver.AIOKafkaConsumerThread):
+        def _create_worker_consumer(self, transport: Any) -> Any:
+            consumer = super()._create_worker_consumer(transport)
+            consumer._fetch_max_wait_ms = fetch_wait_ms  # read by its fetcher at start
+            return consumer
+
+    class PromptConsumer(aiokafka_driver.Consumer):
+        def _new_consumer_thread(self) -> PromptConsumerThread:
+            return PromptConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+    aiokafka_driver.Transport.Consumer = PromptConsumer
 
 
 class DepartmentRuntime:
@@ -168,6 +187,7 @@ def main(argv: list[str] | None = None) -> None:
     if len(args) != 1:
         raise SystemExit("usage: python -m services.entrypoints.department <department code>")
     runtime = DepartmentRuntime(args[0], load_settings())  # an unknown code stops here
+    prompt_fetches(runtime.settings.fetch_wait_ms)
     prepare_consumer(runtime.department.code, [VIOLATIONS.name])
     count_measures(runtime.department.code, 0, 0)
     start_metrics_server()

@@ -58,6 +58,7 @@ async def run_tracker(
         group_id=GROUP,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
+        fetch_max_wait_ms=settings.fetch_wait_ms,
     )
     try:
         await consumer.start()
