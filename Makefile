@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | cksum | cut -d' ' -f1)
 
-.PHONY: run test lint schemas bench setup clean
+.PHONY: run test lint schemas bench setup clean dashboards prometheus-tools
 
 setup: $(STAMP)
 
@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml constraints.txt
 run: $(STAMP)
 	exec $(BIN)/python -m services.entrypoints.run
 
-test: $(STAMP)
+test: $(STAMP) prometheus-tools
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
@@ -35,3 +35,18 @@ clean:
 
 bench: $(STAMP)
 	$(BIN)/python -m tests.bench
+
+
+# Regenerate what deploy/ derives from the catalogue and the topics: Grafana dashboards,
+# the Compose file and its Prometheus targets, Kubernetes manifests and Strimzi topics.
+dashboards: $(STAMP)
+	$(BIN)/python -m deploy.generate
+
+# promtool (Debian's `prometheus` package), which tests/unit/test_promtool.py needs.
+prometheus-tools:
+	@command -v promtool >/dev/null 2>&1 || { \
+		if [ "$$(id -u)" -eq 0 ]; then SUDO=; else SUDO=sudo; fi; \
+		$$SUDO apt-get update && \
+		$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus; \
+	}
+	@promtool --version 2>&1 | head -n 1

@@ -1,0 +1,1 @@
+"""Deployment files: Compose, Kubernetes, Prometheus, Grafana (see deploy/README.md)."""

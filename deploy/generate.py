@@ -1,0 +1,124 @@
+"""Write the deploy files derived from the catalogue, the topics and deploy/model.py:
+the Grafana dashboards, the Compose file and its Prometheus targets, the Kubernetes
+manifests and Strimzi topics. `make dashboards` runs it; `--check` reports drift.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from deploy.dashboards import all_dashboards
+from deploy.manifests import GENERATED, compose, compose_targets, kubernetes
+from services.departments.catalogue import load_catalogue
+
+DEPLOY_DIR = Path(__file__).resolve().parent
+DASHBOARDS_DIR = "grafana/dashboards"
+COMPOSE_FILE = "compose/compose.yaml"
+COMPOSE_TARGETS = "compose/prometheus/targets.json"
+K8S_DIR = "k8s"
+
+GENERATED_TREES = ((DASHBOARDS_DIR, "*.json"), (K8S_DIR, "*.yaml"))
+"""Directories whose every file of the pattern is generated (anything else is stale)."""
+
+
+class _Dumper(yaml.SafeDumper):
+    """Block style, multi-line strings as literal blocks, never anchors."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
+def _str(dumper: yaml.SafeDumper, value: str) -> yaml.Node:
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_Dumper.add_representer(str, _str)
+
+
+def to_yaml(*documents: Any) -> str:
+    body = "---\n".join(
+        yaml.dump(doc, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=100)
+        for doc in documents
+    )
+    header = "".join(f"# {line}\n" for line in textwrap.wrap(GENERATED, 96))
+    return header + body
+
+
+def to_json(document: Any) -> str:
+    return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+
+
+def render() -> dict[str, str]:
+    """Every generated file, by path relative to deploy/, with its content."""
+    catalogue = load_catalogue()
+    files = {
+        f"{DASHBOARDS_DIR}/{name}": to_json(board)
+        for name, board in all_dashboards(catalogue).items()
+    }
+    files[COMPOSE_FILE] = to_yaml(compose(catalogue))
+    files[COMPOSE_TARGETS] = to_json(compose_targets(catalogue))
+    for name, documents in kubernetes(catalogue).items():
+        files[f"{K8S_DIR}/{name}"] = to_yaml(*documents)
+    return files
+
+
+def check(root: Path = DEPLOY_DIR) -> list[str]:
+    """Problems between what is generated and what is on disk; empty means no drift."""
+    expected = render()
+    problems = []
+    for relative, content in expected.items():
+        path = root / relative
+        if not path.exists():
+            problems.append(f"missing: {relative}")
+        elif path.read_text(encoding="utf-8") != content:
+            problems.append(f"drifted: {relative}")
+    for tree, pattern in GENERATED_TREES:
+        for path in sorted((root / tree).rglob(pattern)):
+            relative = path.relative_to(root).as_posix()
+            if relative not in expected:
+                problems.append(f"extra: {relative}")
+    return problems
+
+
+def write(root: Path = DEPLOY_DIR) -> list[str]:
+    """Write every file and delete stale ones; returns what changed."""
+    changed = check(root)
+    for relative, content in render().items():
+        path = root / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(content, encoding="utf-8")
+    for problem in changed:
+        kind, relative = problem.split(": ", 1)
+        if kind == "extra":
+            (root / relative).unlink()
+    return changed
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m deploy.generate", description=__doc__)
+    parser.add_argument("--check", action="store_true", help="report drift, write nothing")
+    parser.add_argument("--root", type=Path, default=DEPLOY_DIR, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.check:
+        problems = check(args.root)
+        for problem in problems:
+            print(problem, file=sys.stderr)
+        if problems:
+            print("run: make dashboards", file=sys.stderr)
+            return 1
+        return 0
+    for problem in write(args.root):
+        print(f"updated ({problem})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
