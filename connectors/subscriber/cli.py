@@ -1,0 +1,279 @@
+"""`redline-connector`: run the subscriber daemon, check a subject, export or inspect the list.
+
+Every option can also come from the environment as REDLINE_CONNECTOR_<OPTION> (e.g.
+REDLINE_CONNECTOR_SUBJECT_KEY). Exit codes, so scripts and tills can act on them:
+
+    0  clear (check), or done (run, export, status while fresh)
+    1  blocked (check)
+    2  bad input: a bad option, an invalid subject ID, a measure not served here
+    3  stale: the replica cannot vouch for the present (check, export, status)
+    4  the replica or the broker failed
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+
+from connectors.subscriber.config import SubscriberConfig
+from connectors.subscriber.daemon import bind, serve
+from connectors.subscriber.errors import ConfigError, ConnectorError, InvalidInput
+from connectors.subscriber.freshness import DEFAULT_BOUND_SECONDS
+from connectors.subscriber.results import Blocked, Stale
+from connectors.subscriber.subjects import SubjectIds
+from connectors.subscriber.subscriber import Subscriber
+from connectors.subscriber.view import BlocklistView
+
+EXIT_CLEAR = 0
+EXIT_BLOCKED = 1
+EXIT_BAD_INPUT = 2
+EXIT_STALE = 3
+EXIT_FAILED = 4
+
+app = typer.Typer(
+    help="Redline blocklist subscriber: a local replica of the blocks a utility or bank "
+    "enforces, checked at the point of transaction.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+
+
+def _env(name: str) -> str:
+    return f"REDLINE_CONNECTOR_{name}"
+
+
+Replica = Annotated[
+    Path, typer.Option("--replica", envvar=_env("REPLICA"), help="The replica SQLite file.")
+]
+SubjectKey = Annotated[
+    Path,
+    typer.Option(
+        "--subject-key",
+        envvar=_env("SUBJECT_KEY"),
+        help="The deployment's subject key file (hex), to hash IDs as the builder does.",
+    ),
+]
+Bound = Annotated[
+    float,
+    typer.Option(
+        "--freshness-bound",
+        envvar=_env("FRESHNESS_BOUND"),
+        help="Seconds after the last heartbeat beyond which answers are 'stale'.",
+    ),
+]
+Measure = Annotated[
+    str, typer.Option("--measure", envvar=_env("MEASURE"), help="e.g. refuse_power_supply")
+]
+
+
+def _option(field: str) -> str:
+    return "--" + field.replace("_", "-")
+
+
+def _fail(code: int, message: str) -> NoReturn:
+    typer.echo(f"redline-connector: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def _refuse(exc: ConnectorError) -> NoReturn:
+    if isinstance(exc, ConfigError | InvalidInput):
+        _fail(EXIT_BAD_INPUT, f"{_option(exc.field)}: {exc.reason}")
+    _fail(EXIT_FAILED, str(exc))
+
+
+def _print(body: Any) -> None:
+    typer.echo(json.dumps(body, ensure_ascii=False, indent=2))
+
+
+def _view(replica: Path, subject_key: Path, bound: float) -> BlocklistView:
+    if not 0 < bound <= 86_400:
+        raise ConfigError("freshness_bound", f"must be between 0 and 86400 seconds, got {bound}")
+    return BlocklistView(replica, SubjectIds.from_file(subject_key), None, bound, preload=False)
+
+
+def _api_version(value: str | None) -> tuple[int, ...] | None:
+    if not value:
+        return None
+    try:
+        return tuple(int(part) for part in value.split("."))
+    except ValueError:
+        raise ConfigError("kafka_api_version", f"{value!r} is not a version like 2.8.0") from None
+
+
+@app.command()
+def run(
+    *,
+    name: Annotated[
+        str,
+        typer.Option(
+            "--name",
+            envvar=_env("NAME"),
+            help="This subscriber's authority code (who it signs as).",
+        ),
+    ],
+    measures: Annotated[
+        str,
+        typer.Option(
+            "--measures",
+            envvar=_env("MEASURES"),
+            help="Comma-separated measures it enforces, e.g. refuse_power_supply.",
+        ),
+    ],
+    bootstrap: Annotated[
+        str,
+        typer.Option(
+            "--bootstrap", envvar=[_env("BOOTSTRAP"), "KAFKA_BOOTSTRAP"], help="host:port"
+        ),
+    ],
+    replica: Replica,
+    trust_store: Annotated[
+        Path,
+        typer.Option("--trust-store", envvar=_env("TRUST_STORE"), help="Trust store YAML."),
+    ],
+    subject_key: SubjectKey,
+    signing_key: Annotated[
+        Path | None,
+        typer.Option(
+            "--signing-key",
+            envvar=_env("SIGNING_KEY"),
+            help="Ed25519 private key PEM: sign acknowledgements and dead letters.",
+        ),
+    ] = None,
+    signing_key_id: Annotated[
+        str | None,
+        typer.Option("--signing-key-id", envvar=_env("SIGNING_KEY_ID"), help="Its key id."),
+    ] = None,
+    freshness_bound: Bound = DEFAULT_BOUND_SECONDS,
+    webhook_url: Annotated[
+        str | None,
+        typer.Option("--webhook-url", envvar=_env("WEBHOOK_URL"), help="POST every change here."),
+    ] = None,
+    host: Annotated[str, typer.Option("--host", envvar=_env("HOST"))] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", envvar=_env("PORT"), min=0, max=65535)] = 8470,
+    kafka_api_version: Annotated[
+        str | None,
+        typer.Option(
+            "--kafka-api-version",
+            envvar=_env("KAFKA_API_VERSION"),
+            help="Pin the Kafka protocol version (e.g. 2.8.0) instead of probing the broker.",
+        ),
+    ] = None,
+    log_level: Annotated[str, typer.Option("--log-level", envvar=_env("LOG_LEVEL"))] = "INFO",
+) -> None:
+    """Run the daemon: keep the replica current and serve the check API until SIGTERM."""
+    level = logging.getLevelName(log_level.upper())
+    if not isinstance(level, int):
+        _fail(EXIT_BAD_INPUT, f"--log-level: unknown level {log_level!r}")
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if level > logging.DEBUG:
+        # kafka-python logs every refused connection as an ERROR; the consumer and senders
+        # log one warning per failure themselves and health reports the last error.
+        logging.getLogger("kafka").setLevel(logging.CRITICAL)
+    try:
+        config = SubscriberConfig(
+            name=name,
+            measures=tuple(measures.split(",")),
+            bootstrap=bootstrap,
+            replica=replica,
+            trust_store=trust_store,
+            subject_key=subject_key,
+            signing_key=signing_key,
+            signing_key_id=signing_key_id,
+            freshness_bound=freshness_bound,
+            webhook_url=webhook_url,
+            kafka_api_version=_api_version(kafka_api_version),
+        )
+        subscriber = Subscriber(config)
+        sock = bind(host, port)
+    except ConnectorError as exc:
+        _refuse(exc)
+
+    def announce(address: str) -> None:
+        typer.echo(
+            f"redline-connector {config.name}: serving {address} "
+            f"(measures {', '.join(config.measures)}; replica {config.replica})",
+        )
+        sys.stdout.flush()
+
+    try:
+        serve(subscriber, sock, announce=announce)
+    except ConnectorError as exc:
+        _refuse(exc)
+
+
+@app.command()
+def check(
+    measure: Measure,
+    subject: Annotated[
+        str, typer.Option("--subject", help="The USCC or resident ID number presented.")
+    ],
+    replica: Replica,
+    subject_key: SubjectKey,
+    freshness_bound: Bound = DEFAULT_BOUND_SECONDS,
+) -> None:
+    """Check one subject against the replica: exit 0 clear, 1 blocked, 2 bad input, 3 stale."""
+    try:
+        result = _view(replica, subject_key, freshness_bound).check(measure, subject)
+    except ConnectorError as exc:
+        _refuse(exc)
+    _print(result.as_json())
+    if isinstance(result, Stale):
+        raise typer.Exit(EXIT_STALE)
+    raise typer.Exit(EXIT_BLOCKED if isinstance(result, Blocked) else EXIT_CLEAR)
+
+
+@app.command()
+def export(
+    measure: Measure,
+    out: Annotated[Path, typer.Option("--out", help="CSV file to write, or - for stdout.")],
+    replica: Replica,
+    subject_key: SubjectKey,
+    freshness_bound: Bound = DEFAULT_BOUND_SECONDS,
+) -> None:
+    """Write the current list of a measure as CSV (exit 3, after writing, if stale)."""
+    try:
+        view = _view(replica, subject_key, freshness_bound)
+        if not view.serves(measure):
+            raise view.unserved(measure)
+        fresh = view.freshness(measure)
+        if str(out) == "-":
+            rows = view.export_csv(measure, sys.stdout)
+        else:
+            with out.open("w", encoding="utf-8", newline="") as handle:
+                rows = view.export_csv(measure, handle)
+    except OSError as exc:
+        _fail(EXIT_BAD_INPUT, f"--out: cannot write {out}: {exc}")
+    except ConnectorError as exc:
+        _refuse(exc)
+    typer.echo(f"{rows} blocked subjects of {measure} written to {out}", err=True)
+    if fresh.stale:
+        _fail(EXIT_STALE, f"warning: the list is stale (watermark age {fresh.age_seconds})")
+
+
+@app.command()
+def status(
+    replica: Replica,
+    subject_key: SubjectKey,
+    freshness_bound: Bound = DEFAULT_BOUND_SECONDS,
+) -> None:
+    """Print watermarks, offsets, counts and queues as JSON (exit 3 when stale)."""
+    try:
+        health = _view(replica, subject_key, freshness_bound).health()
+    except ConnectorError as exc:
+        _refuse(exc)
+    _print(health)
+    if health["status"] == "stale":
+        raise typer.Exit(EXIT_STALE)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

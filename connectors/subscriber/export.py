@@ -1,0 +1,95 @@
+"""The current list as CSV, for a supplier's own systems (billing, loan origination).
+
+One row per blocked subject: masked data and the subject hash only, never an ID number.
+A subject behind several cases lists their ids separated by ';', each distinct legal
+basis separated by ' | ', and the earliest `since`.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import TextIO
+
+from connectors.subscriber.results import BlockCase
+
+HEADER = (
+    "measure",
+    "subject_hash",
+    "subject_kind",
+    "masked_name",
+    "case_ids",
+    "legal_basis",
+    "since",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ExportRow:
+    measure: str
+    subject_hash: str
+    subject_kind: str
+    masked_name: str
+    case_ids: str
+    legal_basis: str
+    since: str
+
+    @classmethod
+    def of(
+        cls,
+        measure: str,
+        subject_hash: str,
+        subject_kind: str,
+        masked_name: str,
+        cases: tuple[BlockCase, ...],
+    ) -> ExportRow:
+        return cls(
+            measure,
+            subject_hash,
+            subject_kind,
+            masked_name,
+            ";".join(case.case_id for case in cases),
+            " | ".join(dict.fromkeys(case.legal_basis for case in cases)),
+            min(case.since for case in cases).isoformat() if cases else "",
+        )
+
+    def cells(self) -> tuple[str, ...]:
+        return (
+            self.measure,
+            self.subject_hash,
+            self.subject_kind,
+            self.masked_name,
+            self.case_ids,
+            self.legal_basis,
+            self.since,
+        )
+
+
+def write_csv(rows: Iterable[ExportRow], out: TextIO) -> int:
+    """Write the header and `rows`; returns the number of rows written."""
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(HEADER)
+    count = 0
+    for row in rows:
+        writer.writerow(row.cells())
+        count += 1
+    return count
+
+
+def csv_chunks(rows: Iterable[ExportRow], rows_per_chunk: int = 2000) -> Iterator[str]:
+    """The same CSV in pieces, so a large list streams without being held in memory."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(HEADER)
+    pending = 0
+    for row in rows:
+        writer.writerow(row.cells())
+        pending += 1
+        if pending >= rows_per_chunk:
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+            pending = 0
+    yield buffer.getvalue()

@@ -1,0 +1,207 @@
+"""The consumer thread: reads the subscriber's blocklist topics into the replica.
+
+kafka-python with manual assignment, not a consumer group: every subscriber reads every
+partition of its measures, and the position lives in the replica next to the data (no
+committed offsets on the broker), so a restart resumes exactly where the data ends.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
+from kafka.errors import KafkaError
+
+from connectors.subscriber.backoff import Backoff
+from connectors.subscriber.errors import BrokerError, ConnectorError
+from connectors.subscriber.records import RawRecord
+from events.topics import blocklist_topic
+
+if TYPE_CHECKING:
+    from connectors.subscriber.subscriber import Subscriber
+
+log = logging.getLogger(__name__)
+
+POLL_TIMEOUT_MS = 500
+MAX_POLL_RECORDS = 2000
+BOOTSTRAP_TIMEOUT_MS = 5000
+
+
+@dataclass
+class FeedStatus:
+    """What the consumer is doing, for health: read racily, written by one thread."""
+
+    connected: bool = False
+    records: int = 0
+    batches: int = 0
+    refused: int = 0
+    last_error: str | None = None
+    last_poll_at: float | None = None
+
+
+def kafka_options(subscriber: Subscriber) -> dict[str, Any]:
+    config = subscriber.config
+    options: dict[str, Any] = {
+        "bootstrap_servers": config.bootstrap,
+        "client_id": f"redline-connector-{config.name}",
+        # Give up on an unreachable broker after a few seconds (and retry with backoff),
+        # so a stop request is not kept waiting by the default 30 s bootstrap.
+        "bootstrap_timeout_ms": BOOTSTRAP_TIMEOUT_MS,
+    }
+    if config.kafka_api_version is not None:
+        options["api_version"] = config.kafka_api_version
+    return options
+
+
+class Feeder(threading.Thread):
+    """Polls, applies each batch in one replica transaction, reconnects after failures."""
+
+    def __init__(self, subscriber: Subscriber, stop: threading.Event) -> None:
+        super().__init__(name=f"redline-feeder-{subscriber.config.name}", daemon=True)
+        self._subscriber = subscriber
+        self._halt = stop
+        self.status = FeedStatus()
+
+    def run(self) -> None:
+        backoff = Backoff(0.5, 30.0)
+        while not self._halt.is_set():
+            consumer: KafkaConsumer | None = None
+            try:
+                consumer = self._connect()
+                self.status.connected = True
+                self.status.last_error = None
+                backoff.reset()
+                while not self._halt.is_set():
+                    self._poll_once(consumer)
+            except (KafkaError, OSError, ConnectorError) as exc:
+                self.status.last_error = f"{type(exc).__name__}: {exc}"
+                log.warning("blocklist consumer: %s; reconnecting", self.status.last_error)
+            except Exception as exc:  # a bug must not end the thread: retry, and say so
+                self.status.last_error = f"{type(exc).__name__}: {exc}"
+                log.exception("blocklist consumer failed; reconnecting")
+            finally:
+                self.status.connected = False
+                if consumer is not None:
+                    self._close(consumer)
+            self._halt.wait(backoff.next())
+
+    def _poll_once(self, consumer: KafkaConsumer) -> None:
+        polled = consumer.poll(timeout_ms=POLL_TIMEOUT_MS, max_records=MAX_POLL_RECORDS)
+        self.status.last_poll_at = self._subscriber.now()
+        records = [
+            RawRecord(r.topic, r.partition, r.offset, r.key, r.value)
+            for batch in polled.values()
+            for r in batch
+        ]
+        if records:
+            applied = self._subscriber.apply_records(records)
+            self.status.records += applied.records
+            self.status.refused += applied.refused
+            self.status.batches += 1
+
+    def _connect(self) -> KafkaConsumer:
+        subscriber = self._subscriber
+        consumer = KafkaConsumer(
+            group_id=None,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_poll_records=MAX_POLL_RECORDS,
+            **kafka_options(subscriber),
+        )
+        try:
+            assigned = self._assign(consumer)
+            self._check_cluster(assigned)
+            self._seek(consumer, assigned)
+        except BaseException:
+            self._close(consumer)
+            raise
+        log.info("blocklist consumer assigned %d partitions", len(assigned))
+        return consumer
+
+    def _assign(self, consumer: KafkaConsumer) -> dict[TopicPartition, str]:
+        assigned: dict[TopicPartition, str] = {}
+        replica = self._subscriber.replica()
+        for measure in self._subscriber.measures:
+            topic = blocklist_topic(measure).name
+            partitions = consumer.partitions_for_topic(topic)
+            if not partitions:
+                raise BrokerError(
+                    f"topic {topic} does not exist on {self._subscriber.config.bootstrap}"
+                )
+            replica.register_partitions(measure, topic, partitions)
+            self._subscriber.reload_freshness(measure)
+            for partition in sorted(partitions):
+                assigned[TopicPartition(topic, partition)] = measure
+        consumer.assign(list(assigned))
+        return assigned
+
+    def _check_cluster(self, assigned: dict[TopicPartition, str]) -> None:
+        """A different cluster (e.g. a broker that restarted without its data) has other
+        logs under the same offsets: everything read from the old one is forgotten."""
+        cluster_id = self._cluster_id()
+        if cluster_id is None:
+            return
+        replica = self._subscriber.replica()
+        known = replica.meta().get("cluster_id")
+        if known is not None and known != cluster_id:
+            log.warning(
+                "the broker is cluster %s, the replica was read from %s: reading every "
+                "partition again from its start",
+                cluster_id,
+                known,
+            )
+            for tp, measure in assigned.items():
+                self._subscriber.reset_partition(measure, tp.topic, tp.partition)
+        if known != cluster_id:
+            replica.set_meta("cluster_id", cluster_id)
+
+    def _cluster_id(self) -> str | None:
+        """The broker's cluster id, or None where it cannot be had (e.g. no permission)."""
+        try:
+            admin = KafkaAdminClient(**kafka_options(self._subscriber))
+        except KafkaError as exc:
+            log.info("cannot ask the cluster id: %s", exc)
+            return None
+        try:
+            cluster_id = admin.describe_cluster().get("cluster_id")
+        except KafkaError as exc:
+            log.info("cannot ask the cluster id: %s", exc)
+            return None
+        finally:
+            admin.close()
+        return cluster_id if isinstance(cluster_id, str) and cluster_id else None
+
+    def _seek(self, consumer: KafkaConsumer, assigned: dict[TopicPartition, str]) -> None:
+        """Resume from the stored offsets; a log that no longer holds them is read anew."""
+        stored = self._subscriber.offsets()
+        partitions = list(assigned)
+        first = consumer.beginning_offsets(partitions)
+        end = consumer.end_offsets(partitions)
+        for tp in partitions:
+            position = stored.get((tp.topic, tp.partition))
+            if position is None:
+                consumer.seek_to_beginning(tp)
+            elif first[tp] <= position <= end[tp]:
+                consumer.seek(tp, position)
+            else:
+                log.warning(
+                    "%s/%d holds offsets %d..%d, the replica resumes at %d: the log was "
+                    "lost or truncated, so this partition is rebuilt from its start",
+                    tp.topic,
+                    tp.partition,
+                    first[tp],
+                    end[tp],
+                    position,
+                )
+                self._subscriber.reset_partition(assigned[tp], tp.topic, tp.partition)
+                consumer.seek_to_beginning(tp)
+
+    @staticmethod
+    def _close(consumer: KafkaConsumer) -> None:
+        try:
+            consumer.close(autocommit=False)
+        except (KafkaError, OSError) as exc:
+            log.debug("closing the consumer: %s", exc)

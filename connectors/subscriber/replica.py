@@ -1,0 +1,480 @@
+"""The local replica: one SQLite file holding the blocks, where the topic was read up to,
+the builder's last heartbeat per partition, and the queues of what to send back.
+
+A polled batch is applied in ONE transaction together with its offsets and the acks,
+dead letters and webhook notices it causes, so after a crash the replica resumes exactly
+where its data ends: nothing is replayed twice into it and nothing is skipped. WAL mode
+lets the checks, the CLI and the senders read while the consumer writes.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from connectors.subscriber.emit import Emitter, Outgoing
+from connectors.subscriber.errors import ConfigError, ReplicaError
+from connectors.subscriber.export import ExportRow
+from connectors.subscriber.freshness import effective_as_of
+from connectors.subscriber.records import Heartbeat, Item, Refused, Remove, Upsert
+from connectors.subscriber.results import BlockCase, Blocked
+
+SCHEMA_VERSION = "1"
+BUSY_TIMEOUT_S = 10.0
+CACHE_KIB = 64 * 1024
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (
+    name TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS entries (
+    measure TEXT NOT NULL,
+    subject BLOB NOT NULL,
+    subject_kind TEXT NOT NULL,
+    masked_name TEXT NOT NULL,
+    department TEXT NOT NULL,
+    cases TEXT NOT NULL,
+    event_id TEXT NOT NULL,
+    kafka_partition INTEGER NOT NULL,
+    kafka_offset INTEGER NOT NULL,
+    PRIMARY KEY (measure, subject)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS entries_by_partition ON entries (measure, kafka_partition);
+CREATE TABLE IF NOT EXISTS partitions (
+    topic TEXT NOT NULL,
+    kafka_partition INTEGER NOT NULL,
+    measure TEXT NOT NULL,
+    next_offset INTEGER,
+    heartbeat_at REAL,
+    heartbeat_as_of TEXT,
+    PRIMARY KEY (topic, kafka_partition)
+);
+CREATE TABLE IF NOT EXISTS outbox (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    event_id TEXT NOT NULL UNIQUE,
+    kind TEXT NOT NULL,
+    topic TEXT NOT NULL,
+    key BLOB NOT NULL,
+    value BLOB NOT NULL,
+    queued_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS webhooks (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    body TEXT NOT NULL,
+    queued_at REAL NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT
+);
+"""
+
+
+@dataclass
+class Applied:
+    """What one applied batch changed, for the in-memory index and the counters."""
+
+    records: int = 0
+    upserts: int = 0
+    removals: int = 0
+    heartbeats: int = 0
+    refused: int = 0
+    queued_events: int = 0
+    queued_webhooks: int = 0
+    added: list[tuple[str, bytes]] = field(default_factory=list)
+    removed: list[tuple[str, bytes]] = field(default_factory=list)
+    vouched: list[tuple[str, int, float]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class PartitionState:
+    measure: str
+    topic: str
+    partition: int
+    next_offset: int | None
+    heartbeat_at: float | None
+    heartbeat_as_of: str | None
+
+
+@dataclass(frozen=True)
+class PendingWebhook:
+    seq: int
+    body: str
+    attempts: int
+
+
+def _cases_json(item: Upsert) -> str:
+    cases = [case.model_dump(mode="json") for case in item.entry.cases]
+    return json.dumps(cases, ensure_ascii=False, separators=(",", ":"))
+
+
+def _block_cases(cases_json: str) -> tuple[BlockCase, ...]:
+    return tuple(
+        BlockCase(c["case_id"], c["legal_basis"], datetime.fromisoformat(c["since"]))
+        for c in json.loads(cases_json)
+    )
+
+
+class Replica:
+    """One connection to the replica file; use it from the thread that opened it."""
+
+    def __init__(self, path: Path, connection: sqlite3.Connection) -> None:
+        self.path = path
+        self._db = connection
+
+    @classmethod
+    def open(cls, path: Path, *, create: bool = False) -> Replica:
+        """Open (and with `create`, make) the replica; a missing file is a config error."""
+        if not create and not path.exists():
+            raise ConfigError(
+                "replica", f"no replica at {path}: start the daemon (redline-connector run) first"
+            )
+        try:
+            if create:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            db = sqlite3.connect(
+                path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=True
+            )
+            db.execute("PRAGMA journal_mode=WAL")
+            # NORMAL in WAL mode: a power cut may lose the last batches, never consistency;
+            # their offsets are lost with them, so they are simply read again.
+            db.execute("PRAGMA synchronous=NORMAL")
+            # A million entries are ~100 MB of B-tree; without a larger page cache, random
+            # subject hashes make every insert a page read.
+            db.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
+            if create:
+                db.executescript(_SCHEMA)
+            elif not db.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'"
+            ).fetchone():
+                db.close()
+                raise ConfigError("replica", f"{path} is not a subscriber replica")
+        except sqlite3.Error as exc:
+            raise ReplicaError(f"cannot open the replica {path}: {exc}") from exc
+        return cls(path, db)
+
+    def close(self) -> None:
+        self._db.close()
+
+    def _query(self, sql: str, params: Iterable[Any] = ()) -> list[Any]:
+        try:
+            return self._db.execute(sql, tuple(params)).fetchall()
+        except sqlite3.Error as exc:
+            raise ReplicaError(f"replica {self.path}: {exc}") from exc
+
+    # -- set-up -----------------------------------------------------------------------
+
+    def meta(self) -> dict[str, str]:
+        return dict(self._query("SELECT name, value FROM meta"))
+
+    def set_meta(self, name: str, value: str) -> None:
+        self._query("INSERT OR REPLACE INTO meta (name, value) VALUES (?, ?)", (name, value))
+
+    def measures(self) -> tuple[str, ...]:
+        """The measures the daemon that built this replica served."""
+        stored = self.meta().get("measures")
+        return tuple(json.loads(stored)) if stored else ()
+
+    def initialise(
+        self,
+        name: str,
+        key_id: str,
+        measures: tuple[str, ...],
+        partitions: dict[str, tuple[str, int]],
+    ) -> bool:
+        """Record who the replica belongs to; forget data this subscriber may not hold.
+
+        A replica built under another subject key cannot be looked up in: it is emptied
+        and rebuilt from the topics. Returns True when that happened. `partitions` maps
+        each measure to its topic and partition count.
+        """
+        reset = False
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+            meta = dict(self._db.execute("SELECT name, value FROM meta").fetchall())
+            if meta.get("key_id") not in (None, key_id):
+                # What is queued to send stays: those acks and notices are still true.
+                for table in ("entries", "partitions"):
+                    self._db.execute(f"DELETE FROM {table}")
+                reset = True
+            placeholders = ",".join("?" * len(measures))
+            self._db.execute(f"DELETE FROM entries WHERE measure NOT IN ({placeholders})", measures)
+            self._db.execute(
+                f"DELETE FROM partitions WHERE measure NOT IN ({placeholders})", measures
+            )
+            for measure, (topic, count) in partitions.items():
+                self._db.executemany(
+                    "INSERT OR IGNORE INTO partitions (topic, kafka_partition, measure) "
+                    "VALUES (?, ?, ?)",
+                    [(topic, p, measure) for p in range(count)],
+                )
+            self._db.executemany(
+                "INSERT OR REPLACE INTO meta (name, value) VALUES (?, ?)",
+                [
+                    ("schema_version", SCHEMA_VERSION),
+                    ("subscriber", name),
+                    ("key_id", key_id),
+                    ("measures", json.dumps(list(measures))),
+                ],
+            )
+            self._db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            self._rollback()
+            raise ReplicaError(f"cannot initialise the replica {self.path}: {exc}") from exc
+        return reset
+
+    def register_partitions(self, measure: str, topic: str, partitions: Iterable[int]) -> None:
+        """Partitions the broker reports; a new one has no heartbeat, so it is stale."""
+        try:
+            self._db.executemany(
+                "INSERT OR IGNORE INTO partitions (topic, kafka_partition, measure) "
+                "VALUES (?, ?, ?)",
+                [(topic, p, measure) for p in partitions],
+            )
+        except sqlite3.Error as exc:
+            raise ReplicaError(f"replica {self.path}: {exc}") from exc
+
+    def reset_partition(self, topic: str, partition: int) -> None:
+        """Forget one partition's blocks, offset and heartbeat: it is read again from the
+        start (the broker lost or truncated its log, so what we hold cannot be trusted)."""
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+            row = self._db.execute(
+                "SELECT measure FROM partitions WHERE topic = ? AND kafka_partition = ?",
+                (topic, partition),
+            ).fetchone()
+            if row is not None:
+                self._db.execute(
+                    "DELETE FROM entries WHERE measure = ? AND kafka_partition = ?",
+                    (row[0], partition),
+                )
+            self._db.execute(
+                "UPDATE partitions SET next_offset = NULL, heartbeat_at = NULL, "
+                "heartbeat_as_of = NULL WHERE topic = ? AND kafka_partition = ?",
+                (topic, partition),
+            )
+            self._db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            self._rollback()
+            raise ReplicaError(f"cannot reset {topic}/{partition}: {exc}") from exc
+
+    def _rollback(self) -> None:
+        if self._db.in_transaction:
+            self._db.execute("ROLLBACK")
+
+    # -- feeding ----------------------------------------------------------------------
+
+    def apply(self, items: Iterable[Item], emitter: Emitter, now: float) -> Applied:
+        """Apply a polled batch, its offsets and what it causes, in one transaction."""
+        applied = Applied()
+        next_offsets: dict[tuple[str, int], int] = {}
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+            for item in items:
+                record = item.record
+                where = (record.topic, record.partition)
+                next_offsets[where] = max(next_offsets.get(where, 0), record.offset + 1)
+                applied.records += 1
+                if isinstance(item, Upsert):
+                    self._upsert(item, emitter, now, applied)
+                elif isinstance(item, Remove):
+                    self._remove(item, emitter, now, applied)
+                elif isinstance(item, Heartbeat):
+                    self._heartbeat(item, now, applied)
+                else:
+                    self._refuse(item, emitter, now, applied)
+            self._db.executemany(
+                "UPDATE partitions SET next_offset = ? WHERE topic = ? AND kafka_partition = ?",
+                [(offset, topic, p) for (topic, p), offset in next_offsets.items()],
+            )
+            self._db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            self._rollback()
+            raise ReplicaError(f"cannot apply a batch to {self.path}: {exc}") from exc
+        except BaseException:
+            self._rollback()
+            raise
+        return applied
+
+    def _upsert(self, item: Upsert, emitter: Emitter, now: float, applied: Applied) -> None:
+        row = self._db.execute(
+            "SELECT cases, event_id FROM entries WHERE measure = ? AND subject = ?",
+            (item.measure, item.digest),
+        ).fetchone()
+        if row is not None and row[1] == item.event_id:
+            return  # the same entry delivered again
+        entry, record = item.entry, item.record
+        self._db.execute(
+            "INSERT INTO entries (measure, subject, subject_kind, masked_name, department, "
+            "cases, event_id, kafka_partition, kafka_offset) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (measure, subject) DO UPDATE SET subject_kind = excluded.subject_kind, "
+            "masked_name = excluded.masked_name, department = excluded.department, "
+            "cases = excluded.cases, event_id = excluded.event_id, "
+            "kafka_partition = excluded.kafka_partition, kafka_offset = excluded.kafka_offset",
+            (
+                item.measure,
+                item.digest,
+                entry.subject_kind,
+                entry.masked_name,
+                entry.department,
+                _cases_json(item),
+                item.event_id,
+                record.partition,
+                record.offset,
+            ),
+        )
+        applied.upserts += 1
+        if row is None:
+            applied.added.append((item.measure, item.digest))
+        known = {case["case_id"] for case in json.loads(row[0])} if row is not None else set()
+        applied_at = datetime.fromtimestamp(now, UTC)
+        for case in entry.cases:
+            if case.case_id not in known:
+                self._queue(emitter.ack(item, case.case_id, applied_at), now, applied)
+        self._notify(
+            emitter.webhook("blocked", item.measure, item.digest, record, entry), now, applied
+        )
+
+    def _remove(self, item: Remove, emitter: Emitter, now: float, applied: Applied) -> None:
+        cursor = self._db.execute(
+            "DELETE FROM entries WHERE measure = ? AND subject = ?", (item.measure, item.digest)
+        )
+        if cursor.rowcount:
+            applied.removals += 1
+            applied.removed.append((item.measure, item.digest))
+            self._notify(
+                emitter.webhook("lifted", item.measure, item.digest, item.record, None),
+                now,
+                applied,
+            )
+
+    def _heartbeat(self, item: Heartbeat, now: float, applied: Applied) -> None:
+        vouched = effective_as_of(item.as_of, now)
+        record = item.record
+        self._db.execute(
+            "UPDATE partitions SET heartbeat_at = ?, heartbeat_as_of = ? "
+            "WHERE topic = ? AND kafka_partition = ?",
+            (
+                vouched,
+                datetime.fromtimestamp(item.as_of, UTC).isoformat(),
+                record.topic,
+                record.partition,
+            ),
+        )
+        applied.heartbeats += 1
+        applied.vouched.append((item.measure, record.partition, vouched))
+
+    def _refuse(self, item: Refused, emitter: Emitter, now: float, applied: Applied) -> None:
+        applied.refused += 1
+        self._queue(emitter.dead_letter(item), now, applied)
+
+    def _queue(self, event: Outgoing | None, now: float, applied: Applied) -> None:
+        if event is None:
+            return
+        cursor = self._db.execute(
+            "INSERT OR IGNORE INTO outbox (event_id, kind, topic, key, value, queued_at) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (event.event_id, event.kind, event.topic, event.key, event.value, now),
+        )
+        applied.queued_events += cursor.rowcount
+
+    def _notify(self, body: str | None, now: float, applied: Applied) -> None:
+        if body is None:
+            return
+        self._db.execute("INSERT INTO webhooks (body, queued_at) VALUES (?, ?)", (body, now))
+        applied.queued_webhooks += 1
+
+    # -- reading ----------------------------------------------------------------------
+
+    def partitions(self) -> list[PartitionState]:
+        rows = self._query(
+            "SELECT measure, topic, kafka_partition, next_offset, heartbeat_at, heartbeat_as_of "
+            "FROM partitions ORDER BY measure, kafka_partition"
+        )
+        return [PartitionState(*row) for row in rows]
+
+    def members(self, measure: str) -> set[bytes]:
+        """Every blocked subject digest of a measure, for the in-memory index."""
+        try:
+            cursor = self._db.execute("SELECT subject FROM entries WHERE measure = ?", (measure,))
+            return {row[0] for row in cursor}
+        except sqlite3.Error as exc:
+            raise ReplicaError(f"replica {self.path}: {exc}") from exc
+
+    def contains(self, measure: str, digest: bytes) -> bool:
+        return bool(
+            self._query(
+                "SELECT 1 FROM entries WHERE measure = ? AND subject = ?", (measure, digest)
+            )
+        )
+
+    def blocked(self, measure: str, digest: bytes) -> Blocked | None:
+        rows = self._query(
+            "SELECT subject_kind, masked_name, department, cases FROM entries "
+            "WHERE measure = ? AND subject = ?",
+            (measure, digest),
+        )
+        if not rows:
+            return None
+        kind, masked_name, department, cases = rows[0]
+        return Blocked(measure, digest.hex(), kind, masked_name, department, _block_cases(cases))
+
+    def counts(self) -> dict[str, int]:
+        return dict(self._query("SELECT measure, count(*) FROM entries GROUP BY measure"))
+
+    def export_rows(self, measure: str, batch: int = 5000) -> Iterator[ExportRow]:
+        """The current list of one measure, ordered by subject hash, read in batches."""
+        last = b""
+        while True:
+            rows = self._query(
+                "SELECT subject, subject_kind, masked_name, cases FROM entries "
+                "WHERE measure = ? AND subject > ? ORDER BY subject LIMIT ?",
+                (measure, last, batch),
+            )
+            for subject, kind, masked_name, cases in rows:
+                yield ExportRow.of(measure, subject.hex(), kind, masked_name, _block_cases(cases))
+            if len(rows) < batch:
+                return
+            last = rows[-1][0]
+
+    # -- queues -----------------------------------------------------------------------
+
+    def queue_sizes(self) -> tuple[int, int]:
+        """(events waiting for the broker, webhook notices waiting for the receiver)."""
+        rows = self._query("SELECT (SELECT count(*) FROM outbox), (SELECT count(*) FROM webhooks)")
+        return rows[0][0], rows[0][1]
+
+    def pending_events(self, limit: int) -> list[tuple[int, Outgoing]]:
+        rows = self._query(
+            "SELECT seq, event_id, kind, topic, key, value FROM outbox ORDER BY seq LIMIT ?",
+            (limit,),
+        )
+        return [
+            (seq, Outgoing(eid, kind, topic, key, value))
+            for seq, eid, kind, topic, key, value in rows
+        ]
+
+    def delete_events(self, seqs: Iterable[int]) -> None:
+        try:
+            self._db.executemany("DELETE FROM outbox WHERE seq = ?", [(s,) for s in seqs])
+        except sqlite3.Error as exc:
+            raise ReplicaError(f"replica {self.path}: {exc}") from exc
+
+    def pending_webhooks(self, limit: int) -> list[PendingWebhook]:
+        rows = self._query(
+            "SELECT seq, body, attempts FROM webhooks ORDER BY seq LIMIT ?", (limit,)
+        )
+        return [PendingWebhook(*row) for row in rows]
+
+    def webhook_delivered(self, seq: int) -> None:
+        self._query("DELETE FROM webhooks WHERE seq = ?", (seq,))
+
+    def webhook_failed(self, seq: int, error: str) -> None:
+        self._query(
+            "UPDATE webhooks SET attempts = attempts + 1, last_error = ? WHERE seq = ?",
+            (error[:1000], seq),
+        )

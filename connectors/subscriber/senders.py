@@ -1,0 +1,169 @@
+"""The threads that drain the replica's queues: signed events to Kafka, notices to the
+webhook. A row is deleted only after the broker (acks='all') or the receiver (2xx) has
+confirmed it, so a crash or an outage delays a message but never loses it; the receiver
+sees each at least once and can deduplicate on its fixed id.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import urllib.error
+import urllib.request
+from typing import TYPE_CHECKING
+
+from kafka import KafkaProducer
+from kafka.errors import KafkaError
+
+from connectors.subscriber.backoff import Backoff
+from connectors.subscriber.errors import ConnectorError
+from connectors.subscriber.feeder import kafka_options
+
+if TYPE_CHECKING:
+    from connectors.subscriber.subscriber import Subscriber
+
+log = logging.getLogger(__name__)
+
+EVENT_BATCH = 500
+SEND_TIMEOUT_S = 10.0
+WEBHOOK_TIMEOUT_S = 10.0
+IDLE_WAIT_S = 0.5
+
+
+class EventSender(threading.Thread):
+    """Sends queued acknowledgements and dead letters with a KafkaProducer (acks='all')."""
+
+    def __init__(
+        self, subscriber: Subscriber, stop: threading.Event, wake: threading.Event
+    ) -> None:
+        super().__init__(name=f"redline-events-{subscriber.config.name}", daemon=True)
+        self._subscriber = subscriber
+        self._halt = stop
+        self._wake = wake
+        self.sent = 0
+        self.last_error: str | None = None
+
+    def run(self) -> None:
+        backoff = Backoff(0.5, 30.0)
+        producer: KafkaProducer | None = None
+        try:
+            while not self._halt.is_set():
+                try:
+                    pending = self._subscriber.replica().pending_events(EVENT_BATCH)
+                    if not pending:
+                        self._wake.wait(IDLE_WAIT_S)
+                        self._wake.clear()
+                        continue
+                    if producer is None:
+                        producer = KafkaProducer(
+                            acks="all",
+                            retries=5,
+                            max_block_ms=int(SEND_TIMEOUT_S * 1000),
+                            **kafka_options(self._subscriber),
+                        )
+                    futures = [
+                        (seq, producer.send(e.topic, key=e.key, value=e.value))
+                        for seq, e in pending
+                    ]
+                    producer.flush(timeout=SEND_TIMEOUT_S)
+                    confirmed = []
+                    failure: Exception | None = None
+                    for seq, future in futures:
+                        try:
+                            future.get(timeout=SEND_TIMEOUT_S)
+                            confirmed.append(seq)
+                        except KafkaError as exc:
+                            failure = exc
+                    self._subscriber.replica().delete_events(confirmed)
+                    self.sent += len(confirmed)
+                    if failure is not None:
+                        raise failure
+                    backoff.reset()
+                    self.last_error = None
+                except (KafkaError, OSError, ConnectorError) as exc:
+                    self.last_error = f"{type(exc).__name__}: {exc}"
+                    log.warning("sending acknowledgements: %s; retrying", self.last_error)
+                    if producer is not None:
+                        _close_producer(producer)
+                        producer = None
+                    self._halt.wait(backoff.next())
+        finally:
+            if producer is not None:
+                _close_producer(producer)
+
+
+def _close_producer(producer: KafkaProducer) -> None:
+    try:
+        producer.close(timeout=5)
+    except (KafkaError, OSError) as exc:
+        log.debug("closing the producer: %s", exc)
+
+
+class WebhookSender(threading.Thread):
+    """POSTs each queued change as JSON, in order, retrying with backoff until a 2xx."""
+
+    def __init__(
+        self, subscriber: Subscriber, url: str, stop: threading.Event, wake: threading.Event
+    ) -> None:
+        super().__init__(name=f"redline-webhook-{subscriber.config.name}", daemon=True)
+        self._subscriber = subscriber
+        self._url = url
+        self._halt = stop
+        self._wake = wake
+        self.delivered = 0
+        self.last_error: str | None = None
+
+    def run(self) -> None:
+        backoff = Backoff(0.5, 60.0)
+        while not self._halt.is_set():
+            try:
+                pending = self._subscriber.replica().pending_webhooks(100)
+            except ConnectorError as exc:
+                self.last_error = str(exc)
+                self._halt.wait(backoff.next())
+                continue
+            if not pending:
+                self._wake.wait(IDLE_WAIT_S)
+                self._wake.clear()
+                continue
+            for notice in pending:
+                if self._halt.is_set():
+                    return
+                error = self._post(notice.body)
+                try:
+                    if error is None:
+                        self._subscriber.replica().webhook_delivered(notice.seq)
+                        self.delivered += 1
+                        backoff.reset()
+                        self.last_error = None
+                        continue
+                    self._subscriber.replica().webhook_failed(notice.seq, error)
+                except ConnectorError as exc:
+                    error = str(exc)
+                self.last_error = error
+                log.warning("webhook %s: %s; retrying", self._url, error)
+                self._halt.wait(backoff.next())
+                break  # in order: retry this notice before any later one
+
+    def _post(self, body: str) -> str | None:
+        """None when the receiver answered 2xx, else why not."""
+        notice_id = json.loads(body).get("id", "")
+        request = urllib.request.Request(  # noqa: S310 (the URL scheme is checked http(s))
+            self._url,
+            data=body.encode("utf-8"),
+            method="POST",
+            headers={
+                "Content-Type": "application/json; charset=utf-8",
+                "User-Agent": "redline-connector",
+                "Idempotency-Key": str(notice_id),
+            },
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=WEBHOOK_TIMEOUT_S) as response:  # noqa: S310
+                status = int(response.status)
+        except urllib.error.HTTPError as exc:
+            return f"HTTP {exc.code}"
+        except (urllib.error.URLError, OSError) as exc:
+            return f"{type(exc).__name__}: {exc}"
+        return None if 200 <= status < 300 else f"HTTP {status}"

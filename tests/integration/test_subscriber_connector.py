@@ -1,0 +1,413 @@
+"""The blocklist subscriber on the real broker: the test plays the builder, publishing
+signed entries, heartbeats and tombstones, and watches replicas, acks and dead letters."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import os
+import signal
+import sys
+import threading
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import ClassVar
+
+import httpx
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from connectors.subscriber.errors import InvalidInput
+from connectors.subscriber.results import Blocked, Clear, Stale
+from connectors.subscriber.subscriber import Subscriber
+from connectors.subscriber.testing import Deployment
+from events.codec import decode
+from events.models import DeadLetter, MeasureApplied
+from events.topics import ACKNOWLEDGEMENTS, DEAD_LETTERS, blocklist_topic
+from services.adapters.kafka import ensure_topics
+from services.runtime.embedded import EmbeddedBroker
+from tests.conftest import Stack
+from tests.support import eventually, new_uscc, read_topic
+
+POWER = "refuse_power_supply"
+LOANS = "refuse_loans"
+POWER_SUB = "power_supply_test_subscriber"
+LOANS_SUB = "banks_test_subscriber"
+
+
+@pytest.fixture(scope="module")
+def deployment(tmp_path_factory: pytest.TempPathFactory) -> Deployment:
+    return Deployment.create(tmp_path_factory.mktemp("subscribers"), POWER_SUB, LOANS_SUB)
+
+
+class Builder:
+    """The test's stand-in for the blocklist builder: signed records onto the real topics."""
+
+    def __init__(self, producer: AIOKafkaProducer, deployment: Deployment) -> None:
+        self.producer = producer
+        self.factory = deployment.factory
+
+    async def entry(self, measure: str, subject: str, *case_ids: str) -> str:
+        key, value, event_id = self.factory.entry(measure, subject, case_ids=case_ids)
+        await self.producer.send_and_wait(blocklist_topic(measure).name, value, key=key)
+        return event_id
+
+    async def tombstone(self, measure: str, subject: str) -> None:
+        key, _ = self.factory.tombstone(subject)
+        await self.producer.send_and_wait(blocklist_topic(measure).name, None, key=key)
+
+    async def raw(self, measure: str, key: bytes, value: bytes) -> None:
+        await self.producer.send_and_wait(blocklist_topic(measure).name, value, key=key)
+
+    async def heartbeats(self, measure: str) -> None:
+        now = datetime.now(UTC)
+        for partition in range(blocklist_topic(measure).partitions):
+            key, value = self.factory.heartbeat(measure, partition, now)
+            await self.producer.send_and_wait(
+                blocklist_topic(measure).name, value, key=key, partition=partition
+            )
+
+
+@pytest.fixture
+async def builder(stack: Stack, deployment: Deployment) -> AsyncIterator[Builder]:
+    producer = AIOKafkaProducer(bootstrap_servers=stack.kafka, acks="all")
+    await producer.start()
+    try:
+        yield Builder(producer, deployment)
+    finally:
+        await producer.stop()
+
+
+@contextmanager
+def running(
+    deployment: Deployment,
+    bootstrap: str,
+    name: str,
+    measure: str,
+    replica: Path,
+    **options: object,
+) -> Iterator[Subscriber]:
+    """A subscriber with its consumer and senders in background threads of this process."""
+    config = deployment.config(name, (measure,), bootstrap=bootstrap, replica=replica, **options)  # type: ignore[arg-type]
+    subscriber = Subscriber(config)
+    subscriber.start()
+    try:
+        yield subscriber
+    finally:
+        subscriber.stop()
+
+
+def answers(
+    subscriber: Subscriber, measure: str, subject: str, kind: type
+) -> Callable[[], Awaitable[bool]]:
+    async def check() -> bool:
+        return isinstance(subscriber.check(measure, subject), kind)
+
+    return check
+
+
+async def end_offsets(bootstrap: str, measure: str) -> dict[tuple[str, int], int]:
+    topic = blocklist_topic(measure).name
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        partitions = [TopicPartition(topic, p) for p in range(blocklist_topic(measure).partitions)]
+        ends = await consumer.end_offsets(partitions)
+        return {(tp.topic, tp.partition): offset for tp, offset in ends.items()}
+    finally:
+        await consumer.stop()
+
+
+async def caught_up(bootstrap: str, subscriber: Subscriber, measure: str) -> None:
+    async def done() -> bool:
+        return subscriber.offsets() == await end_offsets(bootstrap, measure)
+
+    await eventually(done, what=f"{subscriber.config.name} caught up on {measure}")
+
+
+async def test_an_entry_reaches_the_subscribers_of_its_measure_only_and_is_acknowledged(
+    stack: Stack, builder: Builder, deployment: Deployment, tmp_path: Path
+) -> None:
+    subject, case_id = new_uscc(), f"case-{uuid.uuid4().hex}"
+    with (
+        running(deployment, stack.kafka, POWER_SUB, POWER, tmp_path / "power.sqlite3") as power,
+        running(deployment, stack.kafka, LOANS_SUB, LOANS, tmp_path / "loans.sqlite3") as loans,
+    ):
+        event_id = await builder.entry(POWER, subject, case_id)
+        await builder.heartbeats(POWER)
+        await builder.heartbeats(LOANS)
+
+        await eventually(answers(power, POWER, subject, Blocked), what="blocked at power")
+        result = power.check(POWER, subject)
+        assert isinstance(result, Blocked)
+        assert [c.case_id for c in result.cases] == [case_id]
+        assert result.masked_name.startswith("孝")
+
+        await eventually(answers(loans, LOANS, subject, Clear), what="clear at loans")
+        await caught_up(stack.kafka, loans, LOANS)
+        digest = deployment.factory.ids.digest(subject)
+        assert loans.replica().blocked(POWER, digest) is None  # never received, never kept
+        with pytest.raises(InvalidInput) as refused:
+            loans.check(POWER, subject)
+        assert refused.value.field == "measure"
+
+        async def acknowledged() -> bool:
+            records = await read_topic(stack.kafka, ACKNOWLEDGEMENTS.name)
+            return any(r.key == case_id.encode() for r in records)
+
+        await eventually(acknowledged, what="the MeasureApplied acknowledgement")
+        records = await read_topic(stack.kafka, ACKNOWLEDGEMENTS.name)
+        ours = [r for r in records if r.key == case_id.encode()]
+        assert len(ours) == 1
+        envelope, ack = decode(ours[0].value, deployment.trust)
+        assert isinstance(ack, MeasureApplied)
+        assert envelope.source == f"/authorities/{POWER_SUB}"
+        assert (ack.case_id, ack.measure, ack.department) == (case_id, POWER, "power_supply")
+        assert ack.caused_by == event_id
+        assert ack.reference.startswith(f"{POWER_SUB}:{blocklist_topic(POWER).name}:")
+
+        await builder.tombstone(POWER, subject)
+        await eventually(answers(power, POWER, subject, Clear), what="lifted by the tombstone")
+
+
+async def test_a_restart_resumes_from_the_stored_offsets(
+    stack: Stack, builder: Builder, deployment: Deployment, tmp_path: Path
+) -> None:
+    replica = tmp_path / "power.sqlite3"
+    before, after = new_uscc(), new_uscc()
+    with running(deployment, stack.kafka, POWER_SUB, POWER, replica) as first:
+        await builder.entry(POWER, new_uscc(), f"case-{uuid.uuid4().hex}")
+        await builder.entry(POWER, before, f"case-{uuid.uuid4().hex}")
+        await builder.heartbeats(POWER)
+        await eventually(answers(first, POWER, before, Blocked), what="first run applied")
+        await caught_up(stack.kafka, first, POWER)
+        stored = first.offsets()
+        read_first = first.feed_status.records if first.feed_status else 0
+
+    await builder.entry(POWER, after, f"case-{uuid.uuid4().hex}")
+    await builder.heartbeats(POWER)
+    with running(deployment, stack.kafka, POWER_SUB, POWER, replica) as second:
+        assert isinstance(second.check(POWER, before), Blocked)  # from the replica, at once
+        await eventually(answers(second, POWER, after, Blocked), what="second run applied")
+        await caught_up(stack.kafka, second, POWER)
+        ends = await end_offsets(stack.kafka, POWER)
+        since_stop = sum(ends[tp] - (stored[tp] or 0) for tp in ends)
+        status = second.feed_status
+        assert status is not None
+        assert status.records == since_stop == 4  # one entry and three heartbeats, no replay
+        assert read_first == sum(stored[tp] or 0 for tp in stored) > since_stop
+
+
+async def test_without_heartbeats_past_the_bound_the_answer_is_stale(
+    stack: Stack, builder: Builder, deployment: Deployment, tmp_path: Path
+) -> None:
+    subject = new_uscc()
+    with running(
+        deployment, stack.kafka, POWER_SUB, POWER, tmp_path / "power.sqlite3", freshness_bound=1.5
+    ) as power:
+        await builder.heartbeats(POWER)
+        await eventually(answers(power, POWER, subject, Clear), what="fresh after heartbeats")
+        await eventually(answers(power, POWER, subject, Stale), what="stale without heartbeats")
+        stale = power.check(POWER, subject)
+        assert isinstance(stale, Stale)
+        assert stale.age_seconds is not None and stale.age_seconds > 1.5
+        await builder.heartbeats(POWER)
+        await eventually(answers(power, POWER, subject, Clear), what="fresh again")
+
+
+async def test_a_bad_id_is_refused_with_the_reason(
+    stack: Stack, builder: Builder, deployment: Deployment, tmp_path: Path
+) -> None:
+    subject = new_uscc()
+    wrong = subject[:-1] + ("0" if subject[-1] != "0" else "1")
+    with running(deployment, stack.kafka, POWER_SUB, POWER, tmp_path / "power.sqlite3") as power:
+        await builder.heartbeats(POWER)
+        await eventually(answers(power, POWER, subject, Clear), what="fresh")
+        with pytest.raises(InvalidInput) as refused:
+            power.check(POWER, wrong)
+        assert refused.value.field == "subject"
+        assert "check character" in refused.value.reason
+
+
+async def test_a_garbage_record_is_dead_lettered_and_later_records_still_apply(
+    stack: Stack, builder: Builder, deployment: Deployment, tmp_path: Path
+) -> None:
+    subject = new_uscc()
+    garbage = f"garbage {uuid.uuid4()}".encode()
+    key = deployment.factory.subject_hash(subject).encode()  # same partition as the entry
+    with running(deployment, stack.kafka, POWER_SUB, POWER, tmp_path / "power.sqlite3") as power:
+        await builder.raw(POWER, key, garbage)
+        await builder.entry(POWER, subject, f"case-{uuid.uuid4().hex}")
+        await builder.heartbeats(POWER)
+        await eventually(answers(power, POWER, subject, Blocked), what="the entry after garbage")
+
+        async def letters() -> list[DeadLetter]:
+            found = []
+            for r in await read_topic(stack.kafka, DEAD_LETTERS.name):
+                if r.key == POWER_SUB.encode():
+                    _, letter = decode(r.value, deployment.trust)
+                    assert isinstance(letter, DeadLetter)
+                    if base64.b64decode(letter.original_b64) == garbage:
+                        found.append(letter)
+            return found
+
+        async def dead_lettered() -> bool:
+            return bool(await letters())
+
+        await eventually(dead_lettered, what="the dead letter")
+        (letter,) = await letters()
+        assert letter.consumer == POWER_SUB
+        assert letter.topic == blocklist_topic(POWER).name
+        assert letter.reason == "invalid_event"
+        assert "JSON" in letter.detail
+
+
+class _Receiver(BaseHTTPRequestHandler):
+    """A webhook receiver that fails its first request, to make the sender retry."""
+
+    bodies: ClassVar[list[dict[str, object]]] = []
+    failures: ClassVar[list[int]] = []
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        if not self.failures:
+            self.failures.append(1)
+            self.send_response(500)
+        else:
+            self.bodies.append(json.loads(body))
+            self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+async def test_the_webhook_receives_each_change_despite_a_failure(
+    stack: Stack, builder: Builder, deployment: Deployment, tmp_path: Path
+) -> None:
+    class Receiver(_Receiver):
+        bodies: ClassVar[list[dict[str, object]]] = []
+        failures: ClassVar[list[int]] = []
+
+    handler = Receiver
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    subject = new_uscc()
+    digest = deployment.factory.subject_hash(subject)
+    url = f"http://127.0.0.1:{server.server_address[1]}/hook"
+    try:
+        with running(
+            deployment, stack.kafka, POWER_SUB, POWER, tmp_path / "power.sqlite3", webhook_url=url
+        ):
+            await builder.entry(POWER, subject, f"case-{uuid.uuid4().hex}")
+            await builder.tombstone(POWER, subject)
+
+            def changes() -> list[object]:
+                return [b["change"] for b in handler.bodies if b["subject_hash"] == digest]
+
+            async def delivered() -> bool:
+                return changes() == ["blocked", "lifted"]
+
+            await eventually(delivered, what="both changes at the webhook")
+            assert handler.failures == [1]
+            assert subject not in json.dumps(handler.bodies)
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+async def test_the_daemon_serves_checks_and_stops_on_sigterm(
+    stack: Stack, builder: Builder, deployment: Deployment, tmp_path: Path
+) -> None:
+    subject = new_uscc()
+    await builder.entry(POWER, subject, f"case-{uuid.uuid4().hex}")
+    await builder.heartbeats(POWER)
+    env = {
+        **os.environ,
+        "REDLINE_CONNECTOR_NAME": POWER_SUB,
+        "REDLINE_CONNECTOR_MEASURES": POWER,
+        "REDLINE_CONNECTOR_BOOTSTRAP": stack.kafka,
+        "REDLINE_CONNECTOR_REPLICA": str(tmp_path / "daemon.sqlite3"),
+        "REDLINE_CONNECTOR_TRUST_STORE": str(deployment.trust_store),
+        "REDLINE_CONNECTOR_SUBJECT_KEY": str(deployment.subject_key),
+        "REDLINE_CONNECTOR_PORT": "0",
+    }
+    cli = Path(sys.executable).with_name("redline-connector")
+    proc = await asyncio.create_subprocess_exec(
+        str(cli), "run", env=env, stdout=asyncio.subprocess.PIPE
+    )
+    assert proc.stdout is not None
+    try:
+        line = (await asyncio.wait_for(proc.stdout.readline(), timeout=30)).decode()
+        assert "serving " in line, f"the daemon said {line!r} (exit {proc.returncode})"
+        address = line.split("serving ")[1].split()[0]
+        async with httpx.AsyncClient(base_url=address) as client:
+
+            async def blocked() -> bool:
+                response = await client.get(
+                    "/v1/checks", params={"measure": POWER, "subject": subject}
+                )
+                return response.status_code == 200 and response.json()["status"] == "blocked"
+
+            await eventually(blocked, what="blocked through the daemon's API")
+            health = await client.get("/v1/health")
+            assert health.json()["subscriber"] == POWER_SUB
+        proc.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(proc.wait(), timeout=30) == 0
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+
+
+@pytest.fixture
+async def lonely_broker(tmp_path: Path) -> AsyncIterator[EmbeddedBroker]:
+    """A broker of this test's own, to restart without its data."""
+    broker = EmbeddedBroker(tmp_path / "broker")
+    broker.start()
+    try:
+        await ensure_topics(broker.bootstrap, topics=(blocklist_topic(POWER), DEAD_LETTERS))
+        yield broker
+    finally:
+        broker.stop()
+
+
+async def test_a_broker_that_lost_its_data_is_read_again_from_the_start(
+    lonely_broker: EmbeddedBroker, deployment: Deployment, tmp_path: Path
+) -> None:
+    replica = tmp_path / "power.sqlite3"
+    gone, kept = new_uscc(), new_uscc()
+
+    async def publish(*subjects: str) -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=lonely_broker.bootstrap, acks="all")
+        await producer.start()
+        try:
+            builder = Builder(producer, deployment)
+            for subject in subjects:
+                await builder.entry(POWER, subject, f"case-{uuid.uuid4().hex}")
+            await builder.heartbeats(POWER)
+        finally:
+            await producer.stop()
+
+    await publish(gone)
+    with running(deployment, lonely_broker.bootstrap, POWER_SUB, POWER, replica) as first:
+        await eventually(answers(first, POWER, gone, Blocked), what="blocked before the loss")
+        old_cluster = first.replica().meta().get("cluster_id")
+    assert old_cluster
+
+    lonely_broker.stop()
+    lonely_broker.start()  # same port, empty memory, a new cluster id
+    await ensure_topics(lonely_broker.bootstrap, topics=(blocklist_topic(POWER), DEAD_LETTERS))
+    # More records than before, so the stored offsets are all within the new logs.
+    await publish(kept, *(new_uscc() for _ in range(8)))
+    with running(deployment, lonely_broker.bootstrap, POWER_SUB, POWER, replica) as second:
+        await eventually(answers(second, POWER, kept, Blocked), what="the new cluster's block")
+        await caught_up(lonely_broker.bootstrap, second, POWER)
+        assert second.check(POWER, gone) == Clear(POWER)  # the old cluster's block is gone
+        assert second.replica().meta()["cluster_id"] not in (None, old_cluster)

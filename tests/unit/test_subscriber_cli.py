@@ -1,0 +1,178 @@
+"""`redline-connector`: exit codes of check/export/status and options refused by name."""
+
+from __future__ import annotations
+
+import csv
+import json
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from connectors.subscriber.cli import app
+from connectors.subscriber.config import SubscriberConfig
+from connectors.subscriber.errors import ConfigError
+from connectors.subscriber.subscriber import Subscriber
+from connectors.subscriber.testing import Deployment, record
+from tests.support import new_uscc
+
+POWER = "refuse_power_supply"
+NAME = "power_supply_cli_subscriber"
+runner = CliRunner()
+
+
+@pytest.fixture
+def deployment(tmp_path: Path) -> Deployment:
+    return Deployment.create(tmp_path, NAME)
+
+
+def _replica(deployment: Deployment, blocked: str, *, vouched_at: float) -> Path:
+    config = deployment.config(NAME, (POWER,))
+    subscriber = Subscriber(config)
+    key, value, _ = deployment.factory.entry(POWER, blocked)
+    moment = datetime.fromtimestamp(vouched_at, UTC)
+    subscriber.apply_records(
+        [
+            record(POWER, 0, 0, key, value),
+            *(
+                record(POWER, p, 1, *deployment.factory.heartbeat(POWER, p, moment))
+                for p in range(3)
+            ),
+        ]
+    )
+    subscriber.stop()
+    return config.replica
+
+
+def _args(deployment: Deployment, replica: Path, *more: str) -> list[str]:
+    return [*more, "--replica", str(replica), "--subject-key", str(deployment.subject_key)]
+
+
+def test_check_exit_codes(deployment: Deployment) -> None:
+    blocked = new_uscc()
+    replica = _replica(deployment, blocked, vouched_at=time.time())
+
+    clear = runner.invoke(
+        app, _args(deployment, replica, "check", "--measure", POWER, "--subject", new_uscc())
+    )
+    assert clear.exit_code == 0, clear.output
+    assert json.loads(clear.stdout)["status"] == "clear"
+
+    hit = runner.invoke(
+        app, _args(deployment, replica, "check", "--measure", POWER, "--subject", blocked)
+    )
+    assert hit.exit_code == 1
+    assert json.loads(hit.stdout)["cases"][0]["case_id"] == "case-1"
+
+    bad = runner.invoke(
+        app, _args(deployment, replica, "check", "--measure", POWER, "--subject", blocked[:-1])
+    )
+    assert bad.exit_code == 2
+    assert "--subject" in bad.output and "18 characters" in bad.output
+
+    unserved = runner.invoke(
+        app,
+        _args(deployment, replica, "check", "--measure", "refuse_loans", "--subject", blocked),
+    )
+    assert unserved.exit_code == 2
+    assert "--measure" in unserved.output
+
+
+def test_check_is_stale_with_exit_code_3_past_the_bound(deployment: Deployment) -> None:
+    replica = _replica(deployment, new_uscc(), vouched_at=time.time() - 60)
+    result = runner.invoke(
+        app, _args(deployment, replica, "check", "--measure", POWER, "--subject", new_uscc())
+    )
+    assert result.exit_code == 3
+    assert json.loads(result.stdout)["status"] == "stale"
+    fresh_enough = runner.invoke(
+        app,
+        _args(
+            deployment,
+            replica,
+            "check",
+            "--measure",
+            POWER,
+            "--subject",
+            new_uscc(),
+            "--freshness-bound",
+            "120",
+        ),
+    )
+    assert fresh_enough.exit_code == 0
+
+
+def test_export_writes_the_csv_and_status_prints_health(
+    deployment: Deployment, tmp_path: Path
+) -> None:
+    blocked = new_uscc()
+    replica = _replica(deployment, blocked, vouched_at=time.time())
+    out = tmp_path / "power.csv"
+    exported = runner.invoke(
+        app, _args(deployment, replica, "export", "--measure", POWER, "--out", str(out))
+    )
+    assert exported.exit_code == 0, exported.output
+    rows = list(csv.DictReader(out.open(encoding="utf-8")))
+    assert [r["subject_hash"] for r in rows] == [deployment.factory.subject_hash(blocked)]
+
+    status = runner.invoke(app, _args(deployment, replica, "status"))
+    assert status.exit_code == 0, status.output
+    health = json.loads(status.stdout)
+    assert health["status"] == "fresh"
+    assert health["measures"][POWER]["entries"] == 1
+
+
+def test_a_missing_replica_is_refused_naming_the_option(
+    deployment: Deployment, tmp_path: Path
+) -> None:
+    result = runner.invoke(app, _args(deployment, tmp_path / "none.sqlite3", "status"))
+    assert result.exit_code == 2
+    assert "--replica" in result.output
+
+
+@pytest.mark.parametrize(
+    ("change", "option", "reason"),
+    [
+        ({"--measures": "refuse_water"}, "--measures", "unknown measure 'refuse_water'"),
+        ({"--measures": ","}, "--measures", "at least one"),
+        ({"--name": "Power Co"}, "--name", "authority code"),
+        ({"--freshness-bound": "0"}, "--freshness-bound", "between 0 and 86400"),
+        ({"--webhook-url": "ftp://x"}, "--webhook-url", "http(s) URL"),
+        ({"--signing-key-id": "k1"}, "--signing-key", "give both"),
+        ({"--kafka-api-version": "two"}, "--kafka-api-version", "not a version"),
+        ({"--trust-store": "/nonexistent/trust.yaml"}, "--trust-store", "cannot read"),
+        ({"--log-level": "chatty"}, "--log-level", "unknown level"),
+    ],
+)
+def test_run_refuses_a_bad_option_naming_it_and_why(
+    deployment: Deployment, tmp_path: Path, change: dict[str, str], option: str, reason: str
+) -> None:
+    options = {
+        "--name": NAME,
+        "--measures": POWER,
+        "--bootstrap": "127.0.0.1:9",
+        "--replica": str(tmp_path / "replica.sqlite3"),
+        "--trust-store": str(deployment.trust_store),
+        "--subject-key": str(deployment.subject_key),
+        "--port": "0",
+    }
+    options.update(change)
+    result = runner.invoke(app, ["run", *(x for pair in options.items() for x in pair)])
+    assert result.exit_code == 2
+    assert f"{option}: " in result.output and reason in result.output
+
+
+def test_config_names_the_field_it_refuses(deployment: Deployment, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as refused:
+        SubscriberConfig(
+            name=NAME,
+            measures=(POWER, "refuse_everything"),
+            bootstrap="127.0.0.1:9",
+            replica=tmp_path / "r.sqlite3",
+            trust_store=deployment.trust_store,
+            subject_key=deployment.subject_key,
+        )
+    assert refused.value.field == "measures"
+    assert "refuse_everything" in refused.value.reason

@@ -1,0 +1,214 @@
+"""The check API (a bare ASGI app) and the CSV export, on a replica in a temporary file."""
+
+from __future__ import annotations
+
+import csv
+import io
+import time
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import pytest
+
+from connectors.subscriber.api import ConnectorApp
+from connectors.subscriber.export import HEADER
+from connectors.subscriber.metrics import DaemonMetrics
+from connectors.subscriber.subscriber import Subscriber
+from connectors.subscriber.testing import Deployment, record
+from tests.support import new_uscc
+
+POWER = "refuse_power_supply"
+NAME = "power_supply_http_subscriber"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def deployment(tmp_path: Path) -> Deployment:
+    return Deployment.create(tmp_path, NAME)
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def subscriber(deployment: Deployment, clock: Clock) -> Subscriber:
+    return Subscriber(deployment.config(NAME, (POWER,)), clock=clock)
+
+
+@pytest.fixture
+async def client(subscriber: Subscriber) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=ConnectorApp(subscriber))
+    async with httpx.AsyncClient(transport=transport, base_url="http://connector") as client:
+        yield client
+
+
+def _vouch(subscriber: Subscriber, deployment: Deployment, at: float, offset: int = 0) -> None:
+    moment = datetime.fromtimestamp(at, UTC)
+    subscriber.apply_records(
+        [
+            record(POWER, p, offset, *deployment.factory.heartbeat(POWER, p, moment))
+            for p in range(3)
+        ]
+    )
+
+
+def _block(subscriber: Subscriber, deployment: Deployment, subject: str, offset: int) -> None:
+    key, value, _ = deployment.factory.entry(POWER, subject, case_ids=("case-7", "case-9"))
+    subscriber.apply_records([record(POWER, 0, offset, key, value)])
+
+
+async def test_clear_and_blocked_answer_200(
+    client: httpx.AsyncClient, subscriber: Subscriber, deployment: Deployment, clock: Clock
+) -> None:
+    subject = new_uscc()
+    _block(subscriber, deployment, subject, offset=10)
+    _vouch(subscriber, deployment, clock.now, offset=11)
+
+    clear = await client.get("/v1/checks", params={"measure": POWER, "subject": new_uscc()})
+    assert clear.status_code == 200
+    assert clear.json()["status"] == "clear"
+    assert clear.json()["age_seconds"] == 0.0
+
+    blocked = await client.get("/v1/checks", params={"measure": POWER, "subject": subject})
+    assert blocked.status_code == 200
+    body = blocked.json()
+    assert body["status"] == "blocked"
+    assert body["masked_name"] == "孝*********"
+    assert [c["case_id"] for c in body["cases"]] == ["case-7", "case-9"]
+    assert "seed §三" in body["legal_basis"][0]
+    assert subject not in blocked.text
+
+
+async def test_stale_answers_503_and_never_clear(
+    client: httpx.AsyncClient, subscriber: Subscriber, deployment: Deployment, clock: Clock
+) -> None:
+    params = {"measure": POWER, "subject": new_uscc()}
+    never = await client.get("/v1/checks", params=params)
+    assert never.status_code == 503
+    assert never.json()["status"] == "stale"
+    assert never.json()["watermark"] is None
+
+    _vouch(subscriber, deployment, clock.now)
+    assert (await client.get("/v1/checks", params=params)).status_code == 200
+    clock.now += 31
+    old = await client.get("/v1/checks", params=params)
+    assert old.status_code == 503
+    assert old.json()["age_seconds"] == pytest.approx(31)
+    assert old.json()["last_known"]["status"] == "clear"
+
+
+@pytest.mark.parametrize(
+    ("query", "errors"),
+    [
+        ({}, [("measure", "required"), ("subject", "required")]),
+        ({"measure": POWER}, [("subject", "required")]),
+        ({"measure": POWER, "subject": " "}, [("subject", "required")]),
+        ({"measure": "refuse_loans", "subject": "x"}, [("measure", "not served")]),
+        ({"measure": POWER, "subject": "91350100M000100Y42"}, [("subject", "check character")]),
+        ({"measure": POWER, "subject": "12345"}, [("subject", "18 characters")]),
+    ],
+)
+async def test_bad_input_answers_422_naming_each_field(
+    client: httpx.AsyncClient, query: dict[str, str], errors: list[tuple[str, str]]
+) -> None:
+    response = await client.get("/v1/checks", params=query)
+    assert response.status_code == 422
+    got = response.json()["errors"]
+    assert [e["field"] for e in got] == [field for field, _ in errors]
+    for error, (_, fragment) in zip(got, errors, strict=True):
+        assert fragment in error["reason"]
+
+
+async def test_a_repeated_parameter_is_refused(client: httpx.AsyncClient) -> None:
+    response = await client.get(f"/v1/checks?measure={POWER}&measure={POWER}&subject=x")
+    assert response.status_code == 422
+    assert response.json()["errors"][0] == {"field": "measure", "reason": "given more than once"}
+
+
+async def test_unknown_paths_and_methods(client: httpx.AsyncClient) -> None:
+    assert (await client.get("/v1/nothing")).status_code == 404
+    assert (await client.post("/v1/checks")).status_code == 405
+
+
+async def test_health_reports_watermark_offsets_and_counts(
+    client: httpx.AsyncClient, subscriber: Subscriber, deployment: Deployment, clock: Clock
+) -> None:
+    stale = await client.get("/v1/health")
+    assert stale.status_code == 503
+    assert stale.json()["status"] == "stale"
+
+    _block(subscriber, deployment, new_uscc(), offset=0)
+    _vouch(subscriber, deployment, clock.now - 2, offset=1)
+    health = (await client.get("/v1/health")).json()
+    assert health["status"] == "fresh"
+    assert health["subscriber"] == NAME
+    assert health["age_seconds"] == pytest.approx(2)
+    measure = health["measures"][POWER]
+    assert measure["entries"] == 1
+    assert [p["next_offset"] for p in measure["partitions"]] == [2, 2, 2]
+    assert health["queued_events"] == 2  # the acknowledgements of case-7 and case-9
+    assert health["consumer"]["running"] is False
+
+
+async def test_the_csv_lists_the_current_blocks(
+    client: httpx.AsyncClient, subscriber: Subscriber, deployment: Deployment, clock: Clock
+) -> None:
+    subjects = [new_uscc() for _ in range(3)]
+    for offset, subject in enumerate(subjects):
+        _block(subscriber, deployment, subject, offset)
+    _vouch(subscriber, deployment, clock.now, offset=3)
+
+    response = await client.get("/v1/blocks.csv", params={"measure": POWER})
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/csv")
+    assert response.headers["x-redline-status"] == "fresh"
+    rows = list(csv.reader(io.StringIO(response.text)))
+    assert tuple(rows[0]) == HEADER
+    hashes = sorted(deployment.factory.subject_hash(s) for s in subjects)
+    assert [row[1] for row in rows[1:]] == hashes
+    assert rows[1][0] == POWER
+    assert rows[1][4] == "case-7;case-9"
+    assert rows[1][6] == "2026-10-12T00:00:00+00:00"
+
+    text = io.StringIO()
+    assert subscriber.export_csv(POWER, text) == 3
+    assert text.getvalue() == response.text
+
+    refused = await client.get("/v1/blocks.csv", params={"measure": "refuse_gas_supply"})
+    assert refused.status_code == 422
+
+
+async def test_metrics_report_staleness_and_count_checks_by_outcome(
+    subscriber: Subscriber, deployment: Deployment, clock: Clock
+) -> None:
+    metrics = DaemonMetrics(NAME, subscriber)
+    transport = httpx.ASGITransport(app=ConnectorApp(subscriber, metrics))
+    async with httpx.AsyncClient(transport=transport, base_url="http://connector") as client:
+        never = (await client.get("/metrics")).text
+        assert (
+            f'redline_subscriber_staleness_seconds{{measure="{POWER}",subscriber="{NAME}"}} +Inf'
+            in never
+        )
+        _vouch(subscriber, deployment, clock.now - 4.0)
+        await client.get("/v1/checks", params={"measure": POWER, "subject": new_uscc()})
+        await client.get("/v1/checks", params={"measure": POWER, "subject": "not-an-id"})
+        text = (await client.get("/metrics")).text
+    staleness = f'redline_subscriber_staleness_seconds{{measure="{POWER}",subscriber="{NAME}"}} '
+    [value] = [
+        line.removeprefix(staleness) for line in text.splitlines() if line.startswith(staleness)
+    ]
+    assert float(value) == pytest.approx(4.0, abs=0.01)
+    assert 'redline_check_requests_total{outcome="clear",service="subscriber"} 1.0' in text
+    assert 'redline_check_requests_total{outcome="refused",service="subscriber"} 1.0' in text
+    assert 'redline_check_duration_seconds_count{service="subscriber"} 2.0' in text

@@ -1,0 +1,358 @@
+"""The replica on a temporary SQLite file, fed real signed records without a broker."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections import defaultdict
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from connectors.subscriber.emit import Emitter, Outgoing, derived_id
+from connectors.subscriber.errors import ConfigError, InvalidInput
+from connectors.subscriber.records import RawRecord, Upsert
+from connectors.subscriber.replica import Replica
+from connectors.subscriber.results import Blocked, Clear, Stale
+from connectors.subscriber.subscriber import Subscriber
+from connectors.subscriber.testing import Deployment, RecordFactory, record
+from events.codec import decode
+from events.models import DeadLetter, MeasureApplied
+from events.signing import Signer
+from events.topics import ACKNOWLEDGEMENTS, DEAD_LETTERS, blocklist_topic
+from tests.support import new_uscc
+
+POWER = "refuse_power_supply"
+LOANS = "refuse_loans"
+NAME = "power_supply_test_subscriber"
+PARTITIONS = range(3)
+
+
+class Log:
+    """Offsets as a broker would assign them, per partition of one measure's topic."""
+
+    def __init__(self, measure: str = POWER) -> None:
+        self.measure = measure
+        self.next: dict[int, int] = defaultdict(int)
+
+    def at(self, partition: int, key: bytes | None, value: bytes | None) -> RawRecord:
+        offset = self.next[partition]
+        self.next[partition] += 1
+        return record(self.measure, partition, offset, key, value)
+
+    def heartbeats(self, factory: RecordFactory, as_of: float) -> list[RawRecord]:
+        moment = datetime.fromtimestamp(as_of, UTC)
+        return [self.at(p, *factory.heartbeat(self.measure, p, moment)) for p in PARTITIONS]
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def deployment(tmp_path: Path) -> Deployment:
+    return Deployment.create(tmp_path, NAME)
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def subscriber(deployment: Deployment, clock: Clock) -> Subscriber:
+    return Subscriber(
+        deployment.config(NAME, (POWER,), webhook_url="http://127.0.0.1:9/"), clock=clock
+    )
+
+
+def _entry(
+    deployment: Deployment, log: Log, subject: str, partition: int = 0, **kwargs: object
+) -> tuple[RawRecord, str]:
+    key, value, event_id = deployment.factory.entry(log.measure, subject, **kwargs)  # type: ignore[arg-type]
+    return log.at(partition, key, value), event_id
+
+
+def _events(subscriber: Subscriber, deployment: Deployment) -> list[tuple[Outgoing, object]]:
+    return [
+        (event, decode(event.value, deployment.trust)[1])
+        for _, event in subscriber.replica().pending_events(1000)
+    ]
+
+
+def test_an_entry_blocks_its_subject_with_its_cases_and_legal_basis(
+    subscriber: Subscriber, deployment: Deployment, clock: Clock
+) -> None:
+    log, subject = Log(), new_uscc()
+    entry, _ = _entry(deployment, log, subject, case_ids=("case-a", "case-b"))
+    subscriber.apply_records([entry, *log.heartbeats(deployment.factory, clock.now)])
+
+    result = subscriber.check(POWER, subject.lower())
+    assert isinstance(result, Blocked)
+    assert result.masked_name == "孝*********"
+    assert result.subject_kind == "organization"
+    assert result.department == "power_supply"
+    assert [case.case_id for case in result.cases] == ["case-a", "case-b"]
+    assert len(result.legal_basis) == 1 and "seed §三" in result.legal_basis[0]
+    assert result.subject_hash == deployment.factory.subject_hash(subject)
+    assert subscriber.check(POWER, new_uscc()) == Clear(POWER)
+
+
+def test_stale_until_every_partition_has_vouched(
+    subscriber: Subscriber, deployment: Deployment, clock: Clock
+) -> None:
+    log, subject = Log(), new_uscc()
+    entry, _ = _entry(deployment, log, subject)
+    beats = log.heartbeats(deployment.factory, clock.now)
+    subscriber.apply_records([entry, *beats[:2]])
+
+    stale = subscriber.check(POWER, new_uscc())
+    assert isinstance(stale, Stale)
+    assert stale.watermark is None and stale.age_seconds is None
+    assert stale.last_known == Clear(POWER)
+    known = subscriber.check(POWER, subject)
+    assert isinstance(known, Stale) and isinstance(known.last_known, Blocked)
+
+    subscriber.apply_records(beats[2:])
+    assert subscriber.check(POWER, new_uscc()) == Clear(POWER)
+
+
+def test_stale_once_the_last_heartbeat_is_older_than_the_bound(
+    subscriber: Subscriber, deployment: Deployment, clock: Clock
+) -> None:
+    log = Log()
+    subscriber.apply_records(log.heartbeats(deployment.factory, clock.now))
+    clock.now += 29.9  # as_of travels with microsecond precision: keep off the boundary
+    assert subscriber.check(POWER, new_uscc()) == Clear(POWER)
+    clock.now += 0.6
+    stale = subscriber.check(POWER, new_uscc())
+    assert isinstance(stale, Stale)
+    assert stale.age_seconds == pytest.approx(30.5, abs=1e-3)
+    assert subscriber.freshness(POWER).stale
+
+
+def test_a_heartbeat_from_a_clock_ahead_vouches_only_up_to_its_arrival(
+    subscriber: Subscriber, deployment: Deployment, clock: Clock
+) -> None:
+    subscriber.apply_records(Log().heartbeats(deployment.factory, clock.now + 3600))
+    clock.now += 31
+    assert isinstance(subscriber.check(POWER, new_uscc()), Stale)
+
+
+def test_a_tombstone_lifts_the_block(
+    subscriber: Subscriber, deployment: Deployment, clock: Clock
+) -> None:
+    log, subject = Log(), new_uscc()
+    entry, _ = _entry(deployment, log, subject, partition=1)
+    subscriber.apply_records([entry, *log.heartbeats(deployment.factory, clock.now)])
+    assert isinstance(subscriber.check(POWER, subject), Blocked)
+
+    applied = subscriber.apply_records([log.at(1, *deployment.factory.tombstone(subject))])
+    assert applied.removals == 1
+    assert subscriber.check(POWER, subject) == Clear(POWER)
+    assert subscriber.replica().counts().get(POWER, 0) == 0
+
+
+def test_each_case_newly_behind_a_block_is_acknowledged_once_with_a_fixed_id(
+    subscriber: Subscriber, deployment: Deployment
+) -> None:
+    log, subject = Log(), new_uscc()
+    first, first_id = _entry(deployment, log, subject, case_ids=("case-1",))
+    subscriber.apply_records([first])
+    subscriber.apply_records([first])  # delivered again: nothing new
+    second, second_id = _entry(deployment, log, subject, case_ids=("case-1", "case-2"))
+    subscriber.apply_records([second])
+
+    acks = [(e, p) for e, p in _events(subscriber, deployment) if e.kind == "ack"]
+    assert [p.case_id for _, p in acks] == ["case-1", "case-2"]  # type: ignore[attr-defined]
+    for (event, payload), cause, rec in zip(
+        acks, (first_id, second_id), (first, second), strict=True
+    ):
+        assert isinstance(payload, MeasureApplied)
+        assert event.topic == ACKNOWLEDGEMENTS.name
+        assert event.key == payload.case_id.encode()
+        assert event.event_id == derived_id(f"{NAME}:applied:{POWER}:{payload.case_id}")
+        assert payload.department == "power_supply"
+        assert payload.measure == POWER
+        assert payload.caused_by == cause
+        assert payload.reference == f"{NAME}:{rec.topic}:{rec.partition}:{rec.offset}"
+        envelope, _ = decode(event.value, deployment.trust)
+        assert envelope.source == f"/authorities/{NAME}"
+        assert envelope.id == event.event_id
+
+
+def test_every_change_is_queued_for_the_webhook_with_masked_data_only(
+    subscriber: Subscriber, deployment: Deployment
+) -> None:
+    log, subject = Log(), new_uscc()
+    entry, _ = _entry(deployment, log, subject)
+    subscriber.apply_records([entry])
+    subscriber.apply_records([entry])  # no change, no notice
+    subscriber.apply_records([log.at(0, *deployment.factory.tombstone(subject))])
+    subscriber.apply_records([log.at(0, *deployment.factory.tombstone(subject))])  # nothing left
+
+    notices = [json.loads(n.body) for n in subscriber.replica().pending_webhooks(10)]
+    assert [n["change"] for n in notices] == ["blocked", "lifted"]
+    assert notices[0]["masked_name"] == "孝*********"
+    assert notices[0]["cases"][0]["case_id"] == "case-1"
+    assert {n["subject_hash"] for n in notices} == {deployment.factory.subject_hash(subject)}
+    assert subject not in json.dumps(notices)
+    assert len({n["id"] for n in notices}) == 2
+
+
+def test_bad_records_become_signed_dead_letters_and_the_offsets_advance(
+    subscriber: Subscriber, deployment: Deployment, clock: Clock
+) -> None:
+    log, factory = Log(), deployment.factory
+    subject = new_uscc()
+    key = factory.subject_hash(subject).encode()
+    forger = RecordFactory(factory.ids, Signer.generate(factory.signer.key_id))
+    other_key, other_value, _ = factory.entry(POWER, new_uscc())
+    bad = [
+        (log.at(0, key, b"not json"), "invalid_event"),
+        (log.at(0, key, forger.entry(POWER, subject)[1]), "signature_bad_signature"),
+        (log.at(0, key, factory.entry(POWER, subject, key_id="0" * 16)[1]), "wrong_subject_key"),
+        (log.at(0, key, factory.entry(POWER, subject, entry_measure=LOANS)[1]), "wrong_measure"),
+        (log.at(0, other_key, factory.entry(POWER, subject)[1]), "key_mismatch"),
+        (log.at(0, b"not-a-hash", other_value), "invalid_key"),
+        (log.at(0, None, other_value), "invalid_key"),
+        (log.at(0, *factory.heartbeat(POWER, 2)), "wrong_partition"),
+        (log.at(0, *factory.heartbeat(LOANS, 0)), "wrong_partition"),
+        (log.at(0, b"heartbeat", None), "invalid_event"),
+    ]
+    good, _ = _entry(deployment, log, subject)
+    applied = subscriber.apply_records([r for r, _ in bad] + [good])
+
+    assert applied.refused == len(bad)
+    letters = [(e, p) for e, p in _events(subscriber, deployment) if e.kind == "dead_letter"]
+    assert [p.reason for _, p in letters] == [reason for _, reason in bad]  # type: ignore[attr-defined]
+    for (event, letter), (rec, _) in zip(letters, bad, strict=True):
+        assert isinstance(letter, DeadLetter)
+        assert event.topic == DEAD_LETTERS.name
+        assert event.key == NAME.encode()
+        assert (letter.consumer, letter.topic, letter.offset) == (NAME, rec.topic, rec.offset)
+        assert letter.detail
+    assert subscriber.offsets()[(blocklist_topic(POWER).name, 0)] == good.offset + 1
+    subscriber.apply_records(log.heartbeats(factory, clock.now))
+    assert isinstance(subscriber.check(POWER, subject), Blocked)
+
+
+def test_without_a_signing_key_a_refusal_is_logged_with_its_reason(
+    deployment: Deployment, caplog: pytest.LogCaptureFixture
+) -> None:
+    subscriber = Subscriber(deployment.config(NAME, (POWER,), signed=False))
+    log = Log()
+    garbage = log.at(0, b"0" * 64, b"garbage")
+    entry, _ = _entry(deployment, log, new_uscc())
+    with caplog.at_level(logging.WARNING):
+        applied = subscriber.apply_records([garbage, entry])
+    assert applied.refused == 1
+    assert "invalid_event" in caplog.text and "no dead letter" in caplog.text
+    assert subscriber.replica().pending_events(10) == []  # nothing signed: no acks either
+    assert subscriber.offsets()[(blocklist_topic(POWER).name, 0)] == 2
+
+
+def test_a_reopened_replica_resumes_where_its_data_ends(
+    deployment: Deployment, clock: Clock
+) -> None:
+    config = deployment.config(NAME, (POWER,))
+    log, subject = Log(), new_uscc()
+    first = Subscriber(config, clock=clock)
+    entry, _ = _entry(deployment, log, subject, partition=2)
+    first.apply_records([entry, *log.heartbeats(deployment.factory, clock.now)])
+    offsets = first.offsets()
+    first.stop()
+
+    again = Subscriber(config, clock=clock)
+    assert again.offsets() == offsets
+    assert offsets == {(blocklist_topic(POWER).name, p): log.next[p] for p in PARTITIONS}
+    assert isinstance(again.check(POWER, subject), Blocked)  # index and watermark reloaded
+    assert again.check(POWER, new_uscc()) == Clear(POWER)
+
+
+def test_a_failed_batch_leaves_no_trace(deployment: Deployment, subscriber: Subscriber) -> None:
+    class BrokenSigner(Emitter):
+        def ack(self, item: Upsert, case_id: str, applied_at: datetime) -> Outgoing | None:
+            if case_id == "case-2":
+                raise RuntimeError("signing failed")
+            return super().ack(item, case_id, applied_at)
+
+    log = Log()
+    first, _ = _entry(deployment, log, new_uscc(), case_ids=("case-1",))
+    second, _ = _entry(deployment, log, new_uscc(), case_ids=("case-2",))
+    reader = subscriber._records
+    items = [reader.read(r, POWER) for r in (first, second)]
+    replica = subscriber.replica()
+    with pytest.raises(RuntimeError):
+        replica.apply(items, BrokenSigner(NAME, deployment.signers[NAME], webhooks=True), 0.0)
+    assert replica.counts() == {}
+    assert replica.pending_events(10) == []
+    assert replica.pending_webhooks(10) == []
+    assert set(subscriber.offsets().values()) == {None}
+
+
+def test_a_measure_not_served_is_refused_naming_measure(subscriber: Subscriber) -> None:
+    with pytest.raises(InvalidInput) as refused:
+        subscriber.check(LOANS, new_uscc())
+    assert refused.value.field == "measure"
+    assert POWER in refused.value.reason
+    with pytest.raises(ConfigError, match="measures"):
+        subscriber.apply_records([record(LOANS, 0, 0, b"heartbeat", None)])
+
+
+def test_a_bad_id_is_refused_naming_subject_and_the_reason(
+    subscriber: Subscriber, deployment: Deployment, clock: Clock
+) -> None:
+    subscriber.apply_records(Log().heartbeats(deployment.factory, clock.now))
+    subject = new_uscc()
+    wrong = subject[:-1] + ("0" if subject[-1] != "0" else "1")
+    with pytest.raises(InvalidInput) as refused:
+        subscriber.check(POWER, wrong)
+    assert refused.value.field == "subject"
+    assert "check character" in refused.value.reason
+
+
+def test_a_replica_built_under_another_subject_key_is_rebuilt(
+    deployment: Deployment, tmp_path: Path, clock: Clock
+) -> None:
+    config = deployment.config(NAME, (POWER,))
+    log = Log()
+    first = Subscriber(config, clock=clock)
+    entry, _ = _entry(deployment, log, new_uscc())
+    first.apply_records([entry, *log.heartbeats(deployment.factory, clock.now)])
+    first.stop()
+
+    rotated = Deployment.create(tmp_path / "rotated", NAME)
+    again = Subscriber(rotated.config(NAME, (POWER,), replica=config.replica), clock=clock)
+    assert again.replica().counts() == {}
+    assert set(again.offsets().values()) == {None}
+    assert isinstance(again.check(POWER, new_uscc()), Stale)
+
+
+def test_a_reset_partition_forgets_only_that_partition(
+    subscriber: Subscriber, deployment: Deployment, clock: Clock
+) -> None:
+    log = Log()
+    on_0, _ = _entry(deployment, log, new_uscc(), partition=0)
+    subject_1 = new_uscc()
+    on_1, _ = _entry(deployment, log, subject_1, partition=1)
+    subscriber.apply_records([on_0, on_1, *log.heartbeats(deployment.factory, clock.now)])
+    topic = blocklist_topic(POWER).name
+
+    subscriber.reset_partition(POWER, topic, 0)
+    assert subscriber.replica().counts() == {POWER: 1}
+    assert subscriber.offsets()[(topic, 0)] is None
+    assert subscriber.offsets()[(topic, 1)] == log.next[1]
+    assert isinstance(subscriber.check(POWER, subject_1), Stale)  # partition 0 unvouched
+
+
+def test_the_replica_file_must_exist_for_a_reader(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as refused:
+        Replica.open(tmp_path / "none.sqlite3")
+    assert refused.value.field == "replica"
