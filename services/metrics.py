@@ -130,6 +130,17 @@ class BusSnapshot:
     cases_filed: dict[str, int] = field(default_factory=dict)
     accountability_referrals: dict[str, int] = field(default_factory=dict)
 
+    def fill_zeros(self, measures: Sequence[str], departments: Sequence[str]) -> None:
+        """Every measure and department gets a series, 0 when nothing is counted: a panel
+        or an alert then tells "none" from "not reported"."""
+        for counts, keys in (
+            (self.active_blocks, measures),
+            (self.responses_pending, departments),
+            (self.responses_overdue, departments),
+        ):
+            for key in keys:
+                counts.setdefault(key, 0)
+
 
 class BusCollector(Collector):
     """Exposes the monitor's latest snapshot. Case counts are counters: the registry never

@@ -46,6 +46,8 @@ async def run_monitor(
         return
     lag = KafkaLagReader(kafka, consumer_groups())
     tables = PostgresBusReader(pool)
+    catalogue = load_catalogue()
+    measures = sorted({m.code for d in catalogue.departments for m in d.measures})
     try:
         while not stop.is_set():
             snapshot = BusSnapshot()
@@ -55,6 +57,7 @@ async def run_monitor(
             except (BrokerError, DatabaseError) as exc:
                 log.warning("monitor: %s; keeping the last figures", exc)
             else:
+                snapshot.fill_zeros(measures, catalogue.codes)
                 collector.snapshot = snapshot
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), every)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -21,10 +22,11 @@ from types import FrameType
 
 from services.adapters.kafka import ensure_topics
 from services.adapters.migrate import migrate
-from services.config import Settings, load_settings
+from services.authorities import demo_subscriber
+from services.config import REPO_ROOT, Settings, load_settings
 from services.departments.catalogue import load_catalogue
 from services.errors import RedlineError, StartupError
-from services.runtime.devkeys import ensure_dev_keys
+from services.runtime.devkeys import ensure_dev_keys, key_id
 from services.runtime.embedded import EmbeddedBroker, EmbeddedPostgres
 from services.runtime.processes import (
     free_port,
@@ -35,17 +37,23 @@ from services.runtime.processes import (
     wait_until,
 )
 
+PROMETHEUS_CONFIG = REPO_ROOT / "deploy" / "prometheus"
+
 
 @dataclass(frozen=True)
 class ChildService:
     """One long-running service process and the address it serves, if any."""
 
     name: str
-    module: str
+    module: str  # run as `python -m module args`; empty: `args` is the whole command
     args: tuple[str, ...] = ()
     env: tuple[tuple[str, str], ...] = ()
     port: int | None = None
     metrics_port: int | None = None  # where Prometheus scrapes /metrics
+
+    @property
+    def argv(self) -> list[str]:
+        return [sys.executable, "-m", self.module, *self.args] if self.module else [*self.args]
 
     @property
     def address(self) -> str | None:
@@ -68,6 +76,35 @@ def _observed(name: str, module: str, *args: str) -> ChildService:
     )
 
 
+def demo_subscribers(settings: Settings) -> list[ChildService]:
+    """One subscriber daemon per utility and bank, as a company would run it: its own
+    replica file, the trust store, the subject key and its own signing key."""
+    subscribers = []
+    for measure, department in load_catalogue().blocklist_measures().items():
+        authority = demo_subscriber(department.code)
+        port = free_port()
+        subscribers.append(
+            ChildService(
+                f"subscriber-{authority.code}",
+                "connectors.subscriber.cli",
+                (
+                    "run",
+                    f"--name={authority.code}",
+                    f"--measures={measure}",
+                    f"--replica={settings.home / 'subscribers' / f'{authority.code}.sqlite'}",
+                    f"--trust-store={settings.trust_store}",
+                    f"--subject-key={settings.subject_key}",
+                    f"--signing-key={settings.home / 'keys' / f'{key_id(authority)}.pem'}",
+                    f"--signing-key-id={key_id(authority)}",
+                    f"--port={port}",
+                ),
+                port=port,
+                metrics_port=port,
+            )
+        )
+    return subscribers
+
+
 def child_services(settings: Settings) -> list[ChildService]:
     """Every service `make run` starts, in start order (stopped in reverse)."""
     api_port = _port(settings.api_port)
@@ -88,6 +125,7 @@ def child_services(settings: Settings) -> list[ChildService]:
             metrics_port=api_port,
         ),
     ]
+    services.extend(demo_subscribers(settings))
     if settings.demo:
         services.append(
             ChildService("demo", "services.entrypoints.cli", args=("demo", "--interval", "2"))
@@ -96,16 +134,45 @@ def child_services(settings: Settings) -> list[ChildService]:
 
 
 def write_scrape_targets(home: Path, services: list[ChildService]) -> Path:
-    """Prometheus file_sd targets: every service's /metrics, labelled with its name."""
+    """Prometheus file_sd targets: every service's /metrics, labelled with its name.
+
+    Beside them go the shipped prometheus.yml and alerts.yml, whose relative paths
+    Prometheus resolves against their own directory. Written by rename: Prometheus
+    watches the targets file and must never read half of it."""
     targets = [
         {"targets": [f"127.0.0.1:{service.metrics_port}"], "labels": {"service": service.name}}
         for service in services
         if service.metrics_port
     ]
-    path = home / "prometheus" / "targets.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(targets, indent=2) + "\n")
+    directory = home / "prometheus"
+    directory.mkdir(parents=True, exist_ok=True)
+    for shipped in ("prometheus.yml", "alerts.yml"):
+        shutil.copyfile(PROMETHEUS_CONFIG / shipped, directory / shipped)
+    path = directory / "targets.json"
+    partial = path.with_suffix(".json.tmp")
+    partial.write_text(json.dumps(targets, indent=2) + "\n")
+    partial.replace(path)
     return path
+
+
+def prometheus_service(home: Path) -> ChildService | None:
+    """A local Prometheus with the shipped config, when one is installed and not turned off."""
+    binary = shutil.which("prometheus")
+    if binary is None or os.environ.get("REDLINE_PROMETHEUS", "on") == "off":
+        return None
+    port = _port(9090)
+    directory = home / "prometheus"
+    return ChildService(
+        "prometheus",
+        "",
+        (
+            binary,
+            f"--config.file={directory / 'prometheus.yml'}",
+            f"--storage.tsdb.path={directory / 'data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+        ),
+        port=port,
+    )
 
 
 class Supervisor:
@@ -137,9 +204,12 @@ class Supervisor:
             "REDLINE_TRUST_STORE": str(trust_store),
             "REDLINE_SUBJECT_KEY": str(settings.subject_key),
         }
-        for service in child_services(settings):
+        services = child_services(settings)
+        write_scrape_targets(settings.home, services)
+        prometheus = prometheus_service(settings.home)
+        for service in [*services, *([prometheus] if prometheus else [])]:
             proc = spawn(
-                [sys.executable, "-m", service.module, *service.args],
+                service.argv,
                 log_path=settings.home / "logs" / f"{service.name}.log",
                 env={**env, **dict(service.env)},
             )
@@ -180,7 +250,6 @@ class Supervisor:
             },
         }
         settings.endpoints_file.write_text(json.dumps(endpoints, indent=2) + "\n")
-        write_scrape_targets(settings.home, [service for service, _ in self.children])
 
     def watch(self) -> int:
         """Block until asked to stop (0) or until a child dies on its own (1)."""
