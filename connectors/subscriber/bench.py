@@ -31,7 +31,7 @@ MEASURE = "refuse_power_supply"
 BATCH = 50_000
 
 
-def _usccs(count: int, rng: random.Random) -> list[str]:
+def usccs(count: int, rng: random.Random) -> list[str]:
     alphabet = USCC_ALPHABET
     out = []
     for _ in range(count):
@@ -40,7 +40,7 @@ def _usccs(count: int, rng: random.Random) -> list[str]:
     return out
 
 
-def _build(path: Path, ids: SubjectIds, blocked: list[str]) -> None:
+def build_replica(path: Path, ids: SubjectIds, blocked: list[str]) -> None:
     topic = blocklist_topic(MEASURE)
     replica = Replica.open(path, create=True)
     replica.initialise("bench_subscriber", ids.key_id, (MEASURE,), {MEASURE: (topic.name, 3)})
@@ -93,10 +93,10 @@ def main() -> None:
         SubjectHasher.create_file(key_path)
         ids = SubjectIds.from_file(key_path)
         print(f"generating {args.subjects:,} blocked and {args.lookups:,} other subjects ...")
-        blocked = _usccs(args.subjects, rng)
-        others = _usccs(args.lookups, rng)
+        blocked = usccs(args.subjects, rng)
+        others = usccs(args.lookups, rng)
         started = time.perf_counter()
-        _build(Path(tmp) / "replica.sqlite3", ids, blocked)
+        build_replica(Path(tmp) / "replica.sqlite3", ids, blocked)
         print(f"replica built in {time.perf_counter() - started:.1f} s")
         started = time.perf_counter()
         view = BlocklistView(Path(tmp) / "replica.sqlite3", ids, (MEASURE,), 3600.0)

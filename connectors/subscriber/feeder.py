@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 POLL_TIMEOUT_MS = 500
+FETCH_WAIT_MS = 100
 MAX_POLL_RECORDS = 2000
 BOOTSTRAP_TIMEOUT_MS = 5000
 
@@ -46,6 +47,9 @@ def kafka_options(subscriber: Subscriber) -> dict[str, Any]:
     config = subscriber.config
     options: dict[str, Any] = {
         "bootstrap_servers": config.bootstrap,
+        # A broker may hold a fetch until this deadline even when data arrives (Tansu
+        # does), so it bounds how late a block reaches the replica.
+        "fetch_max_wait_ms": FETCH_WAIT_MS,
         "client_id": f"redline-connector-{config.name}",
         # Give up on an unreachable broker after a few seconds (and retry with backoff),
         # so a stop request is not kept waiting by the default 30 s bootstrap.

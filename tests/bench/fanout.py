@@ -18,13 +18,20 @@ from typing import Any
 import asyncpg
 import httpx
 
+from events.codec import decode
+from events.models import MeasureApplied
+from events.signing import TrustStore
+from events.topics import ACKNOWLEDGEMENTS, HEARTBEAT_KEY, blocklist_topic
+from services.authorities import demo_subscriber
 from services.config import load_settings
 from services.departments.catalogue import Stage, load_catalogue
 from services.entrypoints.run import Supervisor
 from services.runtime.processes import free_port
-from tests.support import case_body
+from tests.support import case_body, read_topic
 
 RATE_PER_SECOND = 50
+SUBSCRIBED = "refuse_power_supply"
+SUBSCRIBER_SOURCE = demo_subscriber("power_supply").source
 WARM_UP_SECONDS = 240.0
 
 
@@ -60,6 +67,32 @@ async def _all_applied(
             missing = {code: len(cases) - len(found[code]) for code in departments}
             raise RuntimeError(f"blocks still missing at the deadline: {missing}")
         await asyncio.sleep(0.2)
+
+
+def trust_of(home: Path) -> TrustStore:
+    return TrustStore.load(home / "truststore.yaml")
+
+
+async def _replica_times(
+    kafka: str, cases: set[str], trust: TrustStore
+) -> dict[str, tuple[float, float]]:
+    """Per case: when the power subscriber applied its entry (its acknowledgement's
+    applied_at) and when the builder signed that entry."""
+    signed: dict[str, float] = {}
+    for record in await read_topic(kafka, blocklist_topic(SUBSCRIBED).name):
+        if record.value is not None and record.key != HEARTBEAT_KEY.encode():
+            envelope, _ = decode(record.value, trust)
+            signed[envelope.id] = envelope.time.timestamp()
+    found: dict[str, tuple[float, float]] = {}
+    deadline = time.monotonic() + 120
+    while len(found) < len(cases) and time.monotonic() < deadline:
+        for record in await read_topic(kafka, ACKNOWLEDGEMENTS.name):
+            if record.key is None or record.key.decode() not in cases or record.value is None:
+                continue
+            envelope, ack = decode(record.value, trust)
+            if isinstance(ack, MeasureApplied) and envelope.source == SUBSCRIBER_SOURCE:
+                found[ack.case_id] = (ack.applied_at.timestamp(), signed.get(ack.caused_by, 0.0))
+    return found
 
 
 async def _file(client: httpx.AsyncClient, filed: dict[str, float]) -> None:
@@ -102,6 +135,7 @@ async def run(kafka: str, database: str, count: int) -> list[dict[str, Any]]:
             offered = count / (time.monotonic() - began)
         applied = await _all_applied(conn, list(filed), time.monotonic() + 300)
         await conn.close()
+        replica = await _replica_times(running.kafka_bootstrap or "", set(filed), trust_of(home))
     finally:
         await asyncio.to_thread(supervisor.stop)
     latencies = [
@@ -110,10 +144,19 @@ async def run(kafka: str, database: str, count: int) -> list[dict[str, Any]]:
         for case_id, at in per_case.items()
     ]
     p50, p99, worst = _percentiles(latencies)
+    to_replica = [(at - filed[case]) * 1000 for case, (at, _) in replica.items()]
+    published = [(at - signed) * 1000 for at, signed in replica.values()]
+    r50, r99, rmax = _percentiles(to_replica)
+    q50, q99, _ = _percentiles(published)
     return [
         {"figure": "cases filed over HTTP", "value": count, "unit": "cases"},
         {"figure": "offered rate", "value": offered, "unit": "cases/s"},
         {"figure": "201 to department block p50", "value": p50, "unit": "ms"},
         {"figure": "201 to department block p99", "value": p99, "unit": "ms", "target": 100},
         {"figure": "201 to department block max", "value": worst, "unit": "ms"},
+        {"figure": "201 to subscriber replica p50", "value": r50, "unit": "ms"},
+        {"figure": "201 to subscriber replica p99", "value": r99, "unit": "ms", "target": 100},
+        {"figure": "201 to subscriber replica max", "value": rmax, "unit": "ms"},
+        {"figure": "list entry published to replica p50", "value": q50, "unit": "ms"},
+        {"figure": "list entry published to replica p99", "value": q99, "unit": "ms"},
     ]
