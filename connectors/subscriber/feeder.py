@@ -47,9 +47,6 @@ def kafka_options(subscriber: Subscriber) -> dict[str, Any]:
     config = subscriber.config
     options: dict[str, Any] = {
         "bootstrap_servers": config.bootstrap,
-        # A broker may hold a fetch until this deadline even when data arrives (Tansu
-        # does), so it bounds how late a block reaches the replica.
-        "fetch_max_wait_ms": FETCH_WAIT_MS,
         "client_id": f"redline-connector-{config.name}",
         # Give up on an unreachable broker after a few seconds (and retry with backoff),
         # so a stop request is not kept waiting by the default 30 s bootstrap.
@@ -113,6 +110,9 @@ class Feeder(threading.Thread):
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             max_poll_records=MAX_POLL_RECORDS,
+            # A broker may hold a fetch until this deadline even when data arrives (Tansu
+            # does), so it bounds how late a block reaches the replica.
+            fetch_max_wait_ms=FETCH_WAIT_MS,
             **kafka_options(subscriber),
         )
         try:
