@@ -9,18 +9,17 @@ as a stale list, never as a clean one. Run one builder per deployment.
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import time
 from collections.abc import Callable
 from datetime import datetime
 
-from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaError
 
 from events.signing import TrustStore
 from events.topics import VIOLATIONS
 from services.adapters.blocklist_store import MIGRATIONS, SCHEMA, PostgresBlocklistStore
+from services.adapters.group_consumer import GroupConsumer
 from services.adapters.migrate import migrate
 from services.adapters.outbox import PostgresOutbox
 from services.adapters.postgres import create_pool
@@ -29,27 +28,15 @@ from services.authorities import BLOCKLIST_BUILDER
 from services.blocklist.handlers import CONSUMER, Builder
 from services.bootstrap import load_hasher, load_signer, utc_now
 from services.config import Settings, load_settings
-from services.consuming import Issuer, RawMessage
+from services.consuming import Issuer
 from services.departments.catalogue import load_catalogue
 from services.errors import BrokerError, DatabaseError
-from services.metrics import observe_batch, prepare_consumer, start_metrics_server
+from services.metrics import start_metrics_server
 from services.outbox.relay import OutboxRelay
 from services.runtime.service import retrying, serve
 
 GROUP = "redline-blocklist"
 log = logging.getLogger("redline.blocklist")
-
-
-async def caught_up(consumer: AIOKafkaConsumer) -> bool:
-    """Whether it has read every assigned partition to the end the broker last reported."""
-    assigned = consumer.assignment()
-    if not assigned:
-        return False
-    for tp in assigned:
-        end = consumer.highwater(tp)
-        if end is None or await consumer.position(tp) < end:
-            return False
-    return True
 
 
 async def run_builder(
@@ -81,44 +68,26 @@ async def run_builder(
     )
     outbox = PostgresOutbox(pool, database, schema=SCHEMA, channel=f"{SCHEMA}.outbox")
     publisher = KafkaPublisher(kafka, replication_factor=settings.kafka_replication_factor)
-    consumer = AIOKafkaConsumer(
-        VIOLATIONS.name,
-        bootstrap_servers=kafka,
-        group_id=GROUP,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        fetch_max_wait_ms=settings.fetch_wait_ms,
-    )
+    consumer = GroupConsumer(settings, name=CONSUMER, group=GROUP, topics=[VIOLATIONS.name])
     try:
         await consumer.start()
-    except KafkaError as exc:
+    except BrokerError:
         await pool.close()
-        raise BrokerError(f"blocklist builder cannot reach {kafka}: {exc!r}") from exc
-    prepare_consumer(CONSUMER, [VIOLATIONS.name])
-    relay = asyncio.create_task(
-        OutboxRelay(outbox, publisher, idle_wait=0.5, name=SCHEMA).run(stop)
-    )
+        raise
+    relaying = OutboxRelay(outbox, publisher, idle_wait=0.5, name=SCHEMA)
+    relay = asyncio.create_task(relaying.run(stop))
     last_beat = 0.0
     try:
         while not stop.is_set():
             if relay.done():
                 relay.result()  # a relay that died takes the builder with it
-            fetched = await consumer.getmany(timeout_ms=200, max_records=2000)
-            messages = [
-                RawMessage(r.topic, r.partition, r.offset, r.key, r.value)
-                for records in fetched.values()
-                for r in records
-            ]
+            messages = await consumer.batch()
             if messages:
-                began = time.monotonic()
-                handled = functools.partial(builder.handle, messages)
-                outcome = await retrying(stop, handled, what=CONSUMER)
+                outcome = await consumer.take(stop, builder.handle, messages)
                 if outcome is None:
                     break  # stopped before the batch was stored: leave it uncommitted
                 if outcome.dead_letters:
                     log.warning("dead-lettered %s", outcome.dead_letters)
-                await consumer.commit()
-                observe_batch(CONSUMER, messages, time.monotonic() - began, outcome.dead_letters)
             if time.monotonic() - last_beat >= heartbeat_every:
                 last_beat = time.monotonic()
                 await _heartbeat(builder, consumer, outbox, publisher, clock)
@@ -133,7 +102,7 @@ async def run_builder(
 
 async def _heartbeat(
     builder: Builder,
-    consumer: AIOKafkaConsumer,
+    consumer: GroupConsumer,
     outbox: PostgresOutbox,
     publisher: KafkaPublisher,
     clock: Callable[[], datetime],
@@ -141,7 +110,7 @@ async def _heartbeat(
     """Vouch for the lists as of now, but only if everything known by now is published."""
     as_of = clock()
     try:
-        if not await caught_up(consumer) or await outbox.pending(1):
+        if not await consumer.caught_up() or await outbox.pending(1):
             return
         await publisher.publish(builder.heartbeats(as_of))
     except (BrokerError, DatabaseError, KafkaError) as exc:

@@ -8,26 +8,23 @@ response.overdue for each answer past its deadline.
 from __future__ import annotations
 
 import asyncio
-import functools
 import time
 from collections.abc import Callable
 from datetime import datetime
 
-from aiokafka import AIOKafkaConsumer
-from aiokafka.errors import KafkaError
-
 from events.signing import TrustStore
 from events.topics import ACKNOWLEDGEMENTS, VIOLATIONS
 from services.adapters.feedback_store import PostgresFeedbackStore
+from services.adapters.group_consumer import GroupConsumer
 from services.adapters.postgres import create_pool
 from services.authorities import FEEDBACK_TRACKER
 from services.bootstrap import load_signer, utc_now
 from services.config import Settings, load_settings
-from services.consuming import Issuer, RawMessage
+from services.consuming import Issuer
 from services.departments.catalogue import load_catalogue
 from services.errors import BrokerError
 from services.feedback.handlers import CONSUMER, Tracker
-from services.metrics import observe_batch, prepare_consumer, start_metrics_server
+from services.metrics import start_metrics_server
 from services.runtime.service import retrying, serve
 
 GROUP = "redline-feedback"
@@ -40,7 +37,7 @@ async def run_tracker(
     clock: Callable[[], datetime] = utc_now,
     scan_every: float = 5.0,
 ) -> None:
-    kafka, database = settings.require()
+    _, database = settings.require()
     pool = await retrying(stop, lambda: create_pool(database, max_size=4), what=CONSUMER)
     if pool is None:
         return
@@ -51,38 +48,20 @@ async def run_tracker(
         Issuer(load_signer(settings, FEEDBACK_TRACKER), FEEDBACK_TRACKER.source),
         clock,
     )
-    consumer = AIOKafkaConsumer(
-        VIOLATIONS.name,
-        ACKNOWLEDGEMENTS.name,
-        bootstrap_servers=kafka,
-        group_id=GROUP,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        fetch_max_wait_ms=settings.fetch_wait_ms,
+    consumer = GroupConsumer(
+        settings, name=CONSUMER, group=GROUP, topics=[VIOLATIONS.name, ACKNOWLEDGEMENTS.name]
     )
     try:
         await consumer.start()
-    except KafkaError as exc:
+    except BrokerError:
         await pool.close()
-        raise BrokerError(f"feedback tracker cannot reach {kafka}: {exc!r}") from exc
-    prepare_consumer(CONSUMER, [VIOLATIONS.name, ACKNOWLEDGEMENTS.name])
+        raise
     last_scan = 0.0
     try:
         while not stop.is_set():
-            fetched = await consumer.getmany(timeout_ms=200, max_records=2000)
-            messages = [
-                RawMessage(r.topic, r.partition, r.offset, r.key, r.value)
-                for records in fetched.values()
-                for r in records
-            ]
-            if messages:
-                began = time.monotonic()
-                handled = functools.partial(tracker.handle, messages)
-                outcome = await retrying(stop, handled, what=CONSUMER)
-                if outcome is None:
-                    break  # stopped before the batch was stored: leave it uncommitted
-                await consumer.commit()
-                observe_batch(CONSUMER, messages, time.monotonic() - began, outcome.dead_letters)
+            messages = await consumer.batch()
+            if messages and await consumer.take(stop, tracker.handle, messages) is None:
+                break  # stopped before the batch was stored: leave it uncommitted
             if time.monotonic() - last_scan >= scan_every:
                 await retrying(stop, tracker.notify_overdue, what=CONSUMER)
                 last_scan = time.monotonic()

@@ -1,0 +1,93 @@
+"""A consumer-group member on aiokafka for the services that are not faust apps (the
+feedback tracker, the blocklist builder): batches in, offsets committed only after the
+handler's effect is stored, so a crash re-delivers the batch instead of skipping it."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Protocol, TypeVar
+
+from aiokafka import AIOKafkaConsumer
+from aiokafka.errors import KafkaError
+
+from services.config import Settings
+from services.consuming import RawMessage
+from services.errors import BrokerError
+from services.metrics import observe_batch, prepare_consumer
+from services.runtime.service import retrying
+
+BATCH_SIZE = 2000
+POLL_MS = 200
+
+
+class Outcome(Protocol):
+    @property
+    def dead_letters(self) -> list[str]: ...
+
+
+BatchOutcome = TypeVar("BatchOutcome", bound=Outcome)
+
+
+class GroupConsumer:
+    def __init__(self, settings: Settings, *, name: str, group: str, topics: Sequence[str]) -> None:
+        kafka, _ = settings.require()
+        self.name = name
+        self.topics = tuple(topics)
+        self.kafka = AIOKafkaConsumer(
+            *topics,
+            bootstrap_servers=kafka,
+            group_id=group,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            fetch_max_wait_ms=settings.fetch_wait_ms,
+        )
+
+    async def start(self) -> None:
+        try:
+            await self.kafka.start()
+        except KafkaError as exc:
+            await self.kafka.stop()
+            raise BrokerError(f"{self.name} cannot reach the broker: {exc!r}") from exc
+        prepare_consumer(self.name, self.topics)
+
+    async def batch(self) -> list[RawMessage]:
+        fetched = await self.kafka.getmany(timeout_ms=POLL_MS, max_records=BATCH_SIZE)
+        return [
+            RawMessage(r.topic, r.partition, r.offset, r.key, r.value)
+            for records in fetched.values()
+            for r in records
+        ]
+
+    async def take(
+        self,
+        stop: asyncio.Event,
+        handle: Callable[[Sequence[RawMessage]], Awaitable[BatchOutcome]],
+        messages: list[RawMessage],
+    ) -> BatchOutcome | None:
+        """Store the batch's effect (database errors retried), then commit its offsets.
+
+        None when asked to stop first: the batch stays uncommitted, to be seen again."""
+        began = time.monotonic()
+        outcome = await retrying(stop, functools.partial(handle, messages), what=self.name)
+        if outcome is None:
+            return None
+        await self.kafka.commit()
+        observe_batch(self.name, messages, time.monotonic() - began, outcome.dead_letters)
+        return outcome
+
+    async def caught_up(self) -> bool:
+        """Whether every assigned partition is read to the end the broker last reported."""
+        assigned = self.kafka.assignment()
+        if not assigned:
+            return False
+        for tp in assigned:
+            end = self.kafka.highwater(tp)
+            if end is None or await self.kafka.position(tp) < end:
+                return False
+        return True
+
+    async def stop(self) -> None:
+        await self.kafka.stop()
