@@ -12,6 +12,7 @@ import platform
 import sys
 import tempfile
 import time
+import traceback
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from importlib.metadata import version
@@ -49,8 +50,12 @@ async def _measure(quick: bool) -> dict[str, Any]:
         await migrate(database)
         results: list[dict[str, Any]] = []
         for name, (workload, full, small) in WORKLOADS.items():
-            for figure in await workload(kafka, database, small if quick else full):
-                results.append({"workload": name, **figure})
+            try:
+                figures = await workload(kafka, database, small if quick else full)
+            except Exception as exc:  # one broken workload must not lose the others' figures
+                traceback.print_exc()
+                figures = [{"figure": "failed", "value": 0, "unit": repr(exc)[:200]}]
+            results.extend({"workload": name, **figure} for figure in figures)
     finally:
         if postgres:
             postgres.stop()
@@ -96,6 +101,8 @@ def main() -> None:
     out.write_text(json.dumps(report, indent=2) + "\n")
     _print_table(report, out)
     print(f"took {time.monotonic() - started:.0f} s")
+    if any(row["figure"] == "failed" for row in report["results"]):
+        raise SystemExit("some workloads failed; see above")
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ import asyncio
 import statistics
 import tempfile
 import time
+import uuid
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -96,7 +97,16 @@ async def _replica_times(
 
 
 async def _file(client: httpx.AsyncClient, filed: dict[str, float]) -> None:
-    response = await client.post("/v1/cases", json=case_body(("cultivated", "2")))
+    """File one case; a connection the server closed under it is retried with the same
+    Idempotency-Key, so a retry can never file the case twice."""
+    body, key = case_body(("cultivated", "2")), str(uuid.uuid4())
+    for attempt in range(3):
+        try:
+            response = await client.post("/v1/cases", json=body, headers={"Idempotency-Key": key})
+            break
+        except httpx.TransportError:
+            if attempt == 2:
+                raise
     at = time.time()
     response.raise_for_status()
     filed[response.json()["case_id"]] = at
@@ -119,7 +129,12 @@ async def run(kafka: str, database: str, count: int) -> list[dict[str, Any]]:
     running = await asyncio.to_thread(supervisor.start)
     try:
         conn = await asyncpg.connect(running.database_url)
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+        async with httpx.AsyncClient(
+            base_url=f"http://127.0.0.1:{port}",
+            # Filings the API cannot take at once wait their turn; each is timed from its 201.
+            timeout=httpx.Timeout(60, pool=None),
+            limits=httpx.Limits(max_connections=50),
+        ) as client:
             warm: dict[str, float] = {}
             await _file(client, warm)  # every consumer joined and caught up before timing
             await _all_applied(conn, list(warm), time.monotonic() + WARM_UP_SECONDS)
