@@ -85,8 +85,9 @@ class Applied:
     refused: int = 0
     queued_events: int = 0
     queued_webhooks: int = 0
-    added: list[tuple[str, bytes]] = field(default_factory=list)
-    removed: list[tuple[str, bytes]] = field(default_factory=list)
+    # (measure, subject, listed) in the order the records came: an entry, its tombstone
+    # and a new entry may share one poll, and only the last of them holds.
+    changes: list[tuple[str, bytes, bool]] = field(default_factory=list)
     vouched: list[tuple[str, int, float]] = field(default_factory=list)
 
 
@@ -329,7 +330,7 @@ class Replica:
         )
         applied.upserts += 1
         if row is None:
-            applied.added.append((item.measure, item.digest))
+            applied.changes.append((item.measure, item.digest, True))
         known = {case["case_id"] for case in json.loads(row[0])} if row is not None else set()
         applied_at = datetime.fromtimestamp(now, UTC)
         for case in entry.cases:
@@ -345,7 +346,7 @@ class Replica:
         )
         if cursor.rowcount:
             applied.removals += 1
-            applied.removed.append((item.measure, item.digest))
+            applied.changes.append((item.measure, item.digest, False))
             self._notify(
                 emitter.webhook("lifted", item.measure, item.digest, item.record, None),
                 now,

@@ -105,10 +105,11 @@ class Subscriber(BlocklistView):
                 raise ConfigError("measures", f"this subscriber does not read {record.topic}")
             items.append(self._records.read(record, measure))
         applied = self.replica().apply(items, self._emitter, self._clock())
-        for measure, digest in applied.added:
-            self.index.add(measure, digest)
-        for measure, digest in applied.removed:
-            self.index.discard(measure, digest)
+        for measure, digest, listed in applied.changes:
+            if listed:
+                self.index.add(measure, digest)
+            else:
+                self.index.discard(measure, digest)
         for measure, partition, at in applied.vouched:
             self.index.vouch(measure, partition, at)
         if applied.queued_events:

@@ -159,6 +159,20 @@ def test_a_tombstone_lifts_the_block(
     assert subscriber.replica().counts().get(POWER, 0) == 0
 
 
+def test_an_entry_its_tombstone_and_a_new_entry_in_one_poll_leave_the_subject_blocked(
+    subscriber: Subscriber, deployment: Deployment, clock: Clock
+) -> None:
+    log, subject = Log(), new_uscc()
+    first, _ = _entry(deployment, log, subject, partition=2, case_ids=("case-a",))
+    lifted = log.at(2, *deployment.factory.tombstone(subject))
+    again, _ = _entry(deployment, log, subject, partition=2, case_ids=("case-b",))
+    subscriber.apply_records([first, lifted, again, *log.heartbeats(deployment.factory, clock.now)])
+
+    result = subscriber.check(POWER, subject)
+    assert isinstance(result, Blocked)
+    assert [case.case_id for case in result.cases] == ["case-b"]
+
+
 def test_each_case_newly_behind_a_block_is_acknowledged_once_with_a_fixed_id(
     subscriber: Subscriber, deployment: Deployment
 ) -> None:
