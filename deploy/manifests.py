@@ -414,8 +414,10 @@ def deployment(process: Process) -> Json:
         "securityContext": container["securityContext"],
         "volumeMounts": [m for m in mounts if m["name"] in ("home", "tmp")],
     }
-    # One monitor per deployment: never two at once, or their gauges are counted twice.
-    strategy = {"type": "Recreate"} if process.component == "monitor" else {"type": "RollingUpdate"}
+    # One monitor and one blocklist builder per deployment, never two at once: two
+    # monitors count every gauge twice, and two builders would vouch for each other.
+    single = process.component in ("monitor", "blocklist")
+    strategy = {"type": "Recreate"} if single else {"type": "RollingUpdate"}
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",

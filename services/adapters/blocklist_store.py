@@ -129,8 +129,13 @@ class PostgresBlocklistStore(BlocklistStore):
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[BlocklistTransaction]:
+        """One batch at a time across every builder: a second builder (a rolling update)
+        waits here, and then reads the entries the first one wrote."""
         try:
             async with self.pool.acquire() as conn, conn.transaction():
+                await conn.execute(
+                    "SELECT pg_advisory_xact_lock(hashtextextended('redline-blocklist-builder', 0))"
+                )
                 yield PostgresBlocklistTransaction(conn)
         except (*TRANSIENT_ERRORS, asyncpg.PostgresError) as exc:
             raise DatabaseError(f"database error: {exc}") from exc

@@ -10,7 +10,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol, TypeVar
 
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
 from services.config import Settings
@@ -79,9 +79,15 @@ class GroupConsumer:
         return outcome
 
     async def caught_up(self) -> bool:
-        """Whether every assigned partition is read to the end the broker last reported."""
+        """Whether this member holds every partition of its topics and has read each to
+        the end the broker last reported."""
         assigned = self.kafka.assignment()
-        if not assigned:
+        every = {
+            TopicPartition(topic, p)
+            for topic in self.topics
+            for p in self.kafka.partitions_for_topic(topic) or ()
+        }
+        if not every or assigned != every:
             return False
         for tp in assigned:
             end = self.kafka.highwater(tp)

@@ -107,10 +107,13 @@ async def _heartbeat(
     publisher: KafkaPublisher,
     clock: Callable[[], datetime],
 ) -> None:
-    """Vouch for the lists as of now, but only if everything known by now is published."""
+    """Vouch for the lists as of now, but only if everything known by now is published, to
+    the broker the outbox was last published to (an emptied broker gets its replay first)."""
     as_of = clock()
     try:
         if not await consumer.caught_up() or await outbox.pending(1):
+            return
+        if await outbox.known_cluster() != await publisher.cluster_id():
             return
         await publisher.publish(builder.heartbeats(as_of))
     except (BrokerError, DatabaseError, KafkaError) as exc:
