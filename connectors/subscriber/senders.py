@@ -6,6 +6,7 @@ sees each at least once and can deduplicate on its fixed id.
 
 from __future__ import annotations
 
+import http.client
 import json
 import logging
 import threading
@@ -81,9 +82,13 @@ class EventSender(threading.Thread):
                         raise failure
                     backoff.reset()
                     self.last_error = None
-                except (KafkaError, OSError, ConnectorError) as exc:
+                except Exception as exc:  # the thread must live: retry, and say why
                     self.last_error = f"{type(exc).__name__}: {exc}"
-                    log.warning("sending acknowledgements: %s; retrying", self.last_error)
+                    log.warning(
+                        "sending acknowledgements: %s; retrying",
+                        self.last_error,
+                        exc_info=not isinstance(exc, KafkaError | OSError | ConnectorError),
+                    )
                     if producer is not None:
                         _close_producer(producer)
                         producer = None
@@ -164,6 +169,7 @@ class WebhookSender(threading.Thread):
                 status = int(response.status)
         except urllib.error.HTTPError as exc:
             return f"HTTP {exc.code}"
-        except (urllib.error.URLError, OSError) as exc:
+        except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
+            # HTTPException: a receiver that answers garbage (BadStatusLine, LineTooLong)
             return f"{type(exc).__name__}: {exc}"
         return None if 200 <= status < 300 else f"HTTP {status}"
