@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import re
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -18,6 +20,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 
+from events.identifiers import mask_identifier
 from events.models import (
     CaseDetails,
     ClosureDetails,
@@ -298,10 +301,28 @@ async def _check_broker(bootstrap: str) -> str:
     return "ok"
 
 
+_SUBJECT_IN_QUERY = re.compile(r"(subject=)([^&\s]+)")
+
+
+class MaskSubjects(logging.Filter):
+    """Access log lines keep the path but not the ID a check was asked about."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                _SUBJECT_IN_QUERY.sub(lambda m: m[1] + mask_identifier(m[2]), arg)
+                if isinstance(arg, str)
+                else arg
+                for arg in record.args
+            )
+        return True
+
+
 def main() -> None:
     settings = load_settings()
     settings.require()
     host = os.environ.get("REDLINE_API_HOST", "127.0.0.1")
+    logging.getLogger("uvicorn.access").addFilter(MaskSubjects())
     uvicorn.run(create_app(settings), host=host, port=settings.api_port, log_level="info")
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import signal
 import sys
 from pathlib import Path
@@ -9,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from services.config import load_running_settings, load_settings
+from services.entrypoints.api import MaskSubjects
 from services.errors import ConfigError, StartupError
 from services.runtime.processes import is_running, spawn, stop_process, wait_until
 
@@ -62,3 +64,25 @@ def test_a_child_is_stopped_by_pid_and_escalates_to_kill(tmp_path: Path) -> None
 def test_wait_until_names_what_never_became_ready() -> None:
     with pytest.raises(StartupError, match="the moon: not ready"):
         wait_until(lambda: False, timeout=0.05, what="the moon")
+
+
+def test_the_api_access_log_masks_the_subject_of_a_check() -> None:
+    record = logging.LogRecord(
+        "uvicorn.access",
+        logging.INFO,
+        __file__,
+        1,
+        '%s - "%s %s HTTP/%s" %d',
+        (
+            "127.0.0.1:5",
+            "GET",
+            "/v1/checks?measure=refuse_loans&subject=91141181MA0XXXXX7Q",
+            "1.1",
+            200,
+        ),
+        None,
+    )
+    assert MaskSubjects().filter(record)
+    line = record.getMessage()
+    assert "91141181MA0XXXXX7Q" not in line
+    assert "subject=9114************7Q" in line and "measure=refuse_loans" in line
