@@ -53,10 +53,14 @@ class PostgresOutbox(OutboxStore):
                 await self._leader.fetchval("SELECT 1")
                 return True
             conn = await asyncpg.connect(self.database_url)
-            won = await conn.fetchval(
-                "SELECT pg_try_advisory_lock(hashtextextended($1, 0))",
-                f"redline-relay:{self.schema}",
-            )
+            try:
+                won = await conn.fetchval(
+                    "SELECT pg_try_advisory_lock(hashtextextended($1, 0))",
+                    f"redline-relay:{self.schema}",
+                )
+            except BaseException:
+                conn.terminate()  # not ours to keep: it never held the lock
+                raise
             if won:
                 self._leader = conn
             else:
