@@ -129,6 +129,7 @@ class BusSnapshot:
     responses_overdue: dict[str, int] = field(default_factory=dict)
     cases_filed: dict[str, int] = field(default_factory=dict)
     accountability_referrals: dict[str, int] = field(default_factory=dict)
+    read_at: float = 0.0  # Unix time of the read these figures come from
 
     def fill_zeros(self, measures: Sequence[str], departments: Sequence[str]) -> None:
         """Every measure and department gets a series, 0 when nothing is counted: a panel
@@ -191,6 +192,11 @@ class BusCollector(Collector):
             ),
         ):
             yield _family(GaugeMetricFamily, name, text, ["department"], _keyed(values))
+        yield GaugeMetricFamily(
+            "redline_monitor_last_read_timestamp_seconds",
+            "When the monitor last read the bus; older figures are served until it reads again.",
+            value=s.read_at,
+        )
         yield _family(
             CounterMetricFamily,
             "redline_cases_filed",

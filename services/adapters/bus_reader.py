@@ -15,9 +15,11 @@ from services.adapters.postgres import TRANSIENT_ERRORS, connection
 from services.errors import BrokerError, DatabaseError
 from services.metrics import BusSnapshot
 
+# Redline's own outboxes only: the registry's, the builder's and each department's.
 _OUTBOXES = (
-    "SELECT table_schema FROM information_schema.tables "
-    "WHERE table_name = 'outbox' ORDER BY table_schema"
+    "SELECT table_schema FROM information_schema.tables WHERE table_name = 'outbox' "
+    "AND (table_schema IN ('public', 'blocklist') OR table_schema ~ '^dept_[a-z0-9_]+$') "
+    "ORDER BY table_schema"
 )
 
 

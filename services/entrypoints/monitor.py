@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 
 from prometheus_client import REGISTRY
 
@@ -50,7 +51,7 @@ async def run_monitor(
     measures = sorted({m.code for d in catalogue.departments for m in d.measures})
     try:
         while not stop.is_set():
-            snapshot = BusSnapshot()
+            snapshot = BusSnapshot(read_at=time.time())
             try:
                 await tables.read(snapshot)
                 snapshot.consumer_lag = await lag.lag()

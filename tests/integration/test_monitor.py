@@ -51,3 +51,9 @@ async def test_monitor_reports_lag_backlog_and_cases_by_township(
     text = generate_latest(registry_).decode()
     assert 'redline_cases_filed_total{township="duizhen"}' in text
     assert "redline_consumer_lag_messages{" in text
+    [read_at] = [
+        float(line.split()[1])
+        for line in text.splitlines()
+        if line.startswith("redline_monitor_last_read_timestamp_seconds ")
+    ]
+    assert read_at == snapshot.read_at > 0
