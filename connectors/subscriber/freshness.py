@@ -38,9 +38,16 @@ def fresh_until(mark: float | None, bound: float) -> float:
     return -math.inf if mark is None else mark + bound
 
 
-def effective_as_of(as_of: float, received_at: float) -> float:
+MAX_CLOCK_SKEW_S = 5.0
+
+
+def effective_as_of(as_of: float, received_at: float) -> float | None:
     """A heartbeat cannot vouch for a moment after it arrived: a builder whose clock runs
-    ahead must not keep a replica looking fresh after it has stopped."""
+    ahead must not keep a replica looking fresh after it has stopped. One from further
+    ahead than a plausible skew vouches for nothing (None): read during a catch-up, an old
+    heartbeat would otherwise pass for a new one."""
+    if as_of > received_at + MAX_CLOCK_SKEW_S:
+        return None
     return min(as_of, received_at)
 
 

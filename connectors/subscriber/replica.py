@@ -10,6 +10,7 @@ lets the checks, the CLI and the senders read while the consumer writes.
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -72,6 +73,8 @@ CREATE TABLE IF NOT EXISTS webhooks (
     last_error TEXT
 );
 """
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -356,6 +359,15 @@ class Replica:
     def _heartbeat(self, item: Heartbeat, now: float, applied: Applied) -> None:
         vouched = effective_as_of(item.as_of, now)
         record = item.record
+        if vouched is None:
+            log.warning(
+                "%s/%d: a heartbeat from %.1f s in the future vouches for nothing; "
+                "check the builder's clock",
+                record.topic,
+                record.partition,
+                item.as_of - now,
+            )
+            return
         self._db.execute(
             "UPDATE partitions SET heartbeat_at = ?, heartbeat_as_of = ? "
             "WHERE topic = ? AND kafka_partition = ?",

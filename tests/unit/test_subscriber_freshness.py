@@ -55,7 +55,8 @@ def test_fresh_until_without_a_watermark_is_never() -> None:
 
 
 def test_a_heartbeat_cannot_vouch_for_a_moment_after_it_arrived() -> None:
-    assert effective_as_of(as_of=1_000.0, received_at=900.0) == 900.0
+    assert effective_as_of(as_of=903.0, received_at=900.0) == 900.0
+    assert effective_as_of(as_of=1_000.0, received_at=900.0) is None  # beyond any skew
     assert effective_as_of(as_of=800.0, received_at=900.0) == 800.0
 
 

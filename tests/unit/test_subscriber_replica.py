@@ -145,6 +145,15 @@ def test_a_heartbeat_from_a_clock_ahead_vouches_only_up_to_its_arrival(
     assert isinstance(subscriber.check(POWER, new_uscc()), Stale)
 
 
+def test_a_heartbeat_from_beyond_any_clock_skew_vouches_for_nothing(
+    subscriber: Subscriber, deployment: Deployment, clock: Clock
+) -> None:
+    subscriber.apply_records(Log().heartbeats(deployment.factory, clock.now + 3600))
+    assert isinstance(subscriber.check(POWER, new_uscc()), Stale)  # not even at arrival
+    subscriber.apply_records(Log().heartbeats(deployment.factory, clock.now + 2))
+    assert subscriber.check(POWER, new_uscc()) == Clear(POWER)
+
+
 def test_a_tombstone_lifts_the_block(
     subscriber: Subscriber, deployment: Deployment, clock: Clock
 ) -> None:
