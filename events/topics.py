@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 FOREVER = "-1"
 NINETY_DAYS_MS = str(90 * 24 * 3600 * 1000)
+THIRTY_DAYS_MS = str(30 * 24 * 3600 * 1000)
 
 
 @dataclass(frozen=True)
@@ -89,7 +90,13 @@ def blocklist_topic(measure: str) -> Topic:
             "reading it from the start gives the current list."
         ),
         event_types=("redline.blocklist.entry.v1", "redline.blocklist.heartbeat.v1"),
-        config={"cleanup.policy": "compact", "min.compaction.lag.ms": "0"},
+        # A tombstone outlives compaction for 30 days: a subscriber offline for longer
+        # must rebuild its replica from the start, or it would keep a lifted block.
+        config={
+            "cleanup.policy": "compact",
+            "min.compaction.lag.ms": "0",
+            "delete.retention.ms": THIRTY_DAYS_MS,
+        },
     )
 
 
