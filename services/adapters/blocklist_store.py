@@ -140,6 +140,17 @@ class PostgresBlocklistStore(BlocklistStore):
         except (*TRANSIENT_ERRORS, asyncpg.PostgresError) as exc:
             raise DatabaseError(f"database error: {exc}") from exc
 
+    async def claim_subject_key(self, key_id: str) -> str:
+        """Record the subject key on first use; returns the key the lists are built under."""
+        async with connection(self.pool) as conn:
+            recorded: str = await conn.fetchval(
+                f"WITH mine AS (INSERT INTO {SCHEMA}.subject_key (key_id) VALUES ($1) "
+                "ON CONFLICT (singleton) DO NOTHING RETURNING key_id) "
+                f"SELECT key_id FROM mine UNION ALL SELECT key_id FROM {SCHEMA}.subject_key",
+                key_id,
+            )
+        return recorded
+
     async def active(self, measure: str, subject_hash: str) -> list[ActiveBlock]:
         async with connection(self.pool) as conn:
             rows = await conn.fetch(

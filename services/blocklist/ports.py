@@ -69,5 +69,9 @@ class BlocklistStore(abc.ABC):
     def transaction(self) -> AbstractAsyncContextManager[BlocklistTransaction]: ...
 
     @abc.abstractmethod
+    async def claim_subject_key(self, key_id: str) -> str:
+        """Record the subject key on first use; returns the key the lists are built under."""
+
+    @abc.abstractmethod
     async def active(self, measure: str, subject_hash: str) -> list[ActiveBlock]:
         """A subject's unlifted blocks on one measure, for the central check."""

@@ -30,7 +30,7 @@ from services.bootstrap import load_hasher, load_signer, utc_now
 from services.config import Settings, load_settings
 from services.consuming import Issuer
 from services.departments.catalogue import load_catalogue
-from services.errors import BrokerError, DatabaseError
+from services.errors import BrokerError, ConfigError, DatabaseError
 from services.metrics import start_metrics_server
 from services.outbox.relay import OutboxRelay
 from services.runtime.service import retrying, serve
@@ -58,9 +58,20 @@ async def run_builder(
     pool = await retrying(stop, lambda: create_pool(database, max_size=4), what=CONSUMER)
     if pool is None:
         return
+    store = PostgresBlocklistStore(pool)
+    built_under = await retrying(
+        stop, lambda: store.claim_subject_key(hasher.key_id), what=CONSUMER
+    )
+    if built_under != hasher.key_id:
+        await pool.close()
+        raise ConfigError(
+            f"REDLINE_SUBJECT_KEY: the lists were built under subject key {built_under}, this "
+            f"key is {hasher.key_id}; hashes under another key cannot be looked up. Rotating "
+            "the key needs the blocklist schema rebuilt from the violation stream."
+        )
     builder = Builder(
         load_catalogue(),
-        PostgresBlocklistStore(pool),
+        store,
         trust=TrustStore.load(settings.trust_store),
         issuer=Issuer(load_signer(settings, BLOCKLIST_BUILDER), BLOCKLIST_BUILDER.source),
         hasher=hasher,

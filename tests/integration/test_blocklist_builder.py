@@ -4,11 +4,13 @@ the central check, and a redelivered event that publishes nothing new."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -22,12 +24,15 @@ from events.models import BlocklistEntry, BlocklistHeartbeat, CaseDetails
 from events.privacy import SubjectHasher
 from events.signing import TrustStore
 from events.topics import BLOCKLIST_MEASURES, HEARTBEAT_KEY, VIOLATIONS, blocklist_topic
+from services.adapters.blocklist_store import MIGRATIONS, SCHEMA, PostgresBlocklistStore
+from services.adapters.migrate import migrate
 from services.blocklist.queries import CentralChecks
 from services.config import Settings
 from services.departments.catalogue import load_catalogue
 from services.departments.queries import DepartmentQueries
 from services.entrypoints.api import create_app
 from services.entrypoints.blocklist import run_builder
+from services.errors import ConfigError
 from services.registry.domain import Step
 from services.registry.handlers import STEP_EVENTS, Registry
 from services.runtime.processes import spawn, stop_processes
@@ -254,3 +259,21 @@ async def test_central_check_over_http_refuses_bad_input_naming_the_field(
     assert "check character" in bad_check.json()["errors"][0]["reason"]
     assert unknown.status_code == 422 and unknown.json()["errors"][0]["field"] == "measure"
     assert missing.status_code == 422 and missing.json()["errors"][0]["field"] == "subject"
+
+
+async def test_a_builder_with_another_subject_key_refuses_to_start(
+    own_database: Settings, tmp_path: Path
+) -> None:
+    _, database = own_database.require()
+    await migrate(database, package=MIGRATIONS, schema=SCHEMA)
+    pool = await asyncpg.create_pool(database, min_size=1, max_size=1)
+    try:
+        first = SubjectHasher.from_file(own_database.subject_key).key_id
+        assert await PostgresBlocklistStore(pool).claim_subject_key(first) == first
+    finally:
+        await pool.close()
+    other_key = tmp_path / "other.key"
+    SubjectHasher.create_file(other_key)
+    rotated = dataclasses.replace(own_database, subject_key_path=other_key)
+    with pytest.raises(ConfigError, match="built under subject key " + first):
+        await run_builder(rotated, asyncio.Event())
