@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
 
+from services.adapters.audit import append_audit
 from services.adapters.outbox import enqueue
 from services.adapters.postgres import TRANSIENT_ERRORS, connection
+from services.audit.domain import AuditEntry
 from services.departments.ports import (
     BatchWrites,
     Block,
@@ -102,8 +105,36 @@ class PostgresDepartmentTransaction(DepartmentTransaction):
                 "ON CONFLICT (event_id) DO NOTHING",
                 [(c.event_id, c.event_type) for c in writes.consumed],
             )
+        await append_audit(self.conn, s, self._decisions(writes), datetime.now(UTC))
         if writes.outgoing:
             await enqueue(self.conn, s, writes.outgoing)
+
+    def _decisions(self, writes: BatchWrites) -> list[AuditEntry]:
+        """Every block applied or lifted, with the event that caused it and its basis."""
+        department = self.schema.removeprefix("dept_")
+        decisions = [
+            AuditEntry(
+                actor=department,
+                action=f"apply {a.measure}",
+                case_id=a.case.case_id,
+                reason=f"caused by {a.event_id}",
+                legal_basis=a.legal_basis,
+                data={"measure": a.measure, "subject_kind": a.case.subject_kind},
+            )
+            for a in writes.applied
+        ]
+        decisions += [
+            AuditEntry(
+                actor=department,
+                action=f"lift {x.measure}",
+                case_id=x.case_id,
+                reason=f"{x.reason}, caused by {x.event_id}",
+                legal_basis="",
+                data={"measure": x.measure},
+            )
+            for x in writes.lifted
+        ]
+        return decisions
 
 
 class PostgresDepartmentStore(DepartmentStore):

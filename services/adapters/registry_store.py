@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any
 
 import asyncpg
 
+from services.adapters.audit import append_audit
 from services.adapters.outbox import PostgresOutbox, enqueue
 from services.adapters.postgres import TRANSIENT_ERRORS, connection
+from services.audit.domain import AuditEntry
+from services.authorities import NATURAL_RESOURCES
 from services.errors import DatabaseError
 from services.outbox.ports import OutgoingEvent
 from services.registry.domain import CaseStatus
@@ -160,6 +163,15 @@ class PostgresTransaction(RegistryTransaction):
             event.event_type,
             data,
         )
+        entry = AuditEntry(
+            actor=NATURAL_RESOURCES.code,
+            action=step,
+            case_id=case_id,
+            reason=f"{event.event_type} {event.event_id}",
+            legal_basis=str(data.get("rule", "")),
+            data=data,
+        )
+        await append_audit(self.conn, "public", [entry], datetime.now(UTC))
 
     async def enqueue(self, event: OutgoingEvent) -> None:
         await enqueue(self.conn, "public", [event])

@@ -22,6 +22,7 @@ from services.config import load_running_settings
 from services.demo import DemoStats, run_demo
 from services.departments.catalogue import load_catalogue
 from services.departments.queries import BlockList, BlockView
+from services.entrypoints.audit_commands import audit_app
 from services.entrypoints.report_commands import report_app
 from services.errors import InvalidInput, RedlineError
 from services.registry.domain import CaseStatus, Step
@@ -37,6 +38,7 @@ app.add_typer(outbox_app, name="outbox")
 department_app = typer.Typer(help="Departments: run an enforcer, list measures, query blocks.")
 app.add_typer(department_app, name="department")
 app.add_typer(report_app, name="report")
+app.add_typer(audit_app, name="audit")
 
 T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)

@@ -26,6 +26,7 @@ from services.authorities import NATURAL_RESOURCES
 from services.config import Settings
 from services.departments.catalogue import Stage, load_catalogue
 from services.departments.queries import DepartmentQueries
+from services.entrypoints.audit_commands import verify_trails
 from services.entrypoints.feedback import run_tracker
 from services.errors import ConfigError, DatabaseError
 from services.registry.domain import Step
@@ -184,6 +185,25 @@ async def test_filing_blocks_in_every_department_and_restoration_lifts(
     await eventually(lifts_acknowledged, timeout=60, what="every lift acknowledged")
     acks = await _acks(stack, trust, case_id)
     assert len(acks) == len(set(acks)), "an acknowledgement was sent twice"
+
+    # Every decision is in the department's audit trail, with its legal basis, unbroken.
+    trail = await verify_trails(stack.database_url, "dept_power_supply")
+    assert trail["dept_power_supply"][1] == []
+    conn = await asyncpg.connect(stack.database_url)
+    try:
+        decisions = await conn.fetch(
+            "SELECT action, legal_basis FROM dept_power_supply.audit_log WHERE case_id = $1 "
+            "ORDER BY seq",
+            case_id,
+        )
+    finally:
+        await conn.close()
+    assert [d["action"] for d in decisions] == [
+        "apply refuse_power_supply",
+        "lift refuse_power_supply",
+    ]
+    power = CATALOGUE.department("power_supply").measure("refuse_power_supply")
+    assert decisions[0]["legal_basis"] == power.legal_basis
 
 
 async def test_a_subject_stays_blocked_until_its_last_case_is_lifted(
