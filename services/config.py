@@ -32,6 +32,7 @@ class Settings:
     trust_store_path: Path | None = None
     demo: bool = True
     subject_key_path: Path | None = None
+    api_tokens_path: Path | None = None
     # How long a consumer's fetch may wait for data. Tansu answers a waiting fetch only at
     # this deadline, not when data arrives, so it bounds delivery latency there.
     fetch_wait_ms: int = 100
@@ -49,6 +50,11 @@ class Settings:
     def subject_key(self) -> Path:
         """The HMAC key for subject IDs on blocklists: REDLINE_SUBJECT_KEY, else the dev one."""
         return self.subject_key_path or self.home / "keys" / "subject.key"
+
+    @property
+    def api_tokens(self) -> Path:
+        """Hashed bearer tokens per role: REDLINE_API_TOKENS, else the development ones."""
+        return self.api_tokens_path or self.home / "tokens.yaml"
 
     @property
     def endpoints_file(self) -> Path:
@@ -99,6 +105,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         else None,
         demo=_switch(env, "REDLINE_DEMO", default=True),
         fetch_wait_ms=_positive(env, "REDLINE_FETCH_WAIT_MS", 100),
+        api_tokens_path=Path(env["REDLINE_API_TOKENS"]) if env.get("REDLINE_API_TOKENS") else None,
         subject_key_path=Path(env["REDLINE_SUBJECT_KEY"])
         if env.get("REDLINE_SUBJECT_KEY")
         else None,

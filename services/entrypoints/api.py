@@ -6,7 +6,7 @@ import logging
 import os
 import re
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
@@ -31,6 +31,7 @@ from events.models import (
     RestorationDetails,
     RevocationDetails,
 )
+from services.access import TokenStore, decide
 from services.blocklist.queries import CentralChecks, CheckAnswer
 from services.bootstrap import bootstrap_registry, central_checks, department_queries
 from services.config import Settings, load_settings
@@ -93,6 +94,34 @@ async def _observed_check(central: CentralChecks, measure: str, subject: str) ->
     return answer
 
 
+def _guard(app: FastAPI, tokens: TokenStore) -> None:
+    """Every request shows a bearer token its role allows (services/access.py POLICY)."""
+
+    @app.middleware("http")
+    async def authorise(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        principal = None
+        header = request.headers.get("authorization")
+        if header is not None:
+            scheme, _, token = header.partition(" ")
+            principal = tokens.principal(token.strip()) if scheme.lower() == "bearer" else None
+            if principal is None:
+                return _refuse(401, "the bearer token is not known (Authorization: Bearer …)")
+        refusal = decide(principal, request.method, request.url.path)
+        if refusal is not None:
+            return _refuse(401 if principal is None else 403, refusal)
+        request.state.principal = principal
+        return await call_next(request)
+
+
+def _refuse(status: int, reason: str) -> JSONResponse:
+    response = _error(status, reason, [FieldError(field="Authorization", reason=reason)])
+    if status == 401:
+        response.headers["WWW-Authenticate"] = 'Bearer realm="redline"'
+    return response
+
+
 def _serve_metrics(app: FastAPI) -> None:
     """/metrics on the API's own port, the check series created at zero."""
 
@@ -110,6 +139,7 @@ def create_app(
     registry: Registry | None = None,
     queries: DepartmentQueries | None = None,
     checks: CentralChecks | None = None,
+    tokens: TokenStore | None = None,
 ) -> FastAPI:
     """Build the app; what is not given is bootstrapped from `settings` at start-up."""
 
@@ -139,6 +169,7 @@ def create_app(
     app.state.queries = queries
     app.state.checks = checks
     _serve_metrics(app)
+    _guard(app, tokens or TokenStore.load(settings.api_tokens))
 
     def reg(request: Request) -> Registry:
         found: Registry = request.app.state.registry

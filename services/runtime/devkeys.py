@@ -10,7 +10,9 @@ from pathlib import Path
 
 from events.privacy import SubjectHasher
 from events.signing import Signer, TrustedKey, TrustStore
+from services.access import ensure_dev_tokens
 from services.authorities import Authority, all_authorities
+from services.departments.catalogue import load_catalogue
 
 
 def key_id(authority: Authority) -> str:
@@ -37,6 +39,7 @@ def ensure_dev_keys(home: Path, authorities: tuple[Authority, ...] | None = None
     TrustStore(trusted).dump(path)
     if not (keys_dir / "subject.key").exists():
         SubjectHasher.create_file(keys_dir / "subject.key")
+    ensure_dev_tokens(home, load_catalogue().codes)
     return path
 
 

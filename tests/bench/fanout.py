@@ -23,6 +23,7 @@ from events.codec import decode
 from events.models import MeasureApplied
 from events.signing import TrustStore
 from events.topics import ACKNOWLEDGEMENTS, HEARTBEAT_KEY, blocklist_topic
+from services.access import dev_token
 from services.authorities import demo_subscriber
 from services.config import load_settings
 from services.departments.catalogue import Stage, load_catalogue
@@ -139,6 +140,7 @@ async def run(kafka: str, database: str, count: int) -> list[dict[str, Any]]:
             # Filings the API cannot take at once wait their turn; each is timed from its 201.
             timeout=httpx.Timeout(60, pool=None),
             limits=httpx.Limits(max_connections=50),
+            headers={"Authorization": f"Bearer {dev_token(home, 'case-officer')}"},
         ) as client:
             warm: dict[str, float] = {}
             await _file(client, warm)  # every consumer joined and caught up before timing

@@ -24,6 +24,7 @@ from events.models import BlocklistEntry, BlocklistHeartbeat, CaseDetails
 from events.privacy import SubjectHasher
 from events.signing import TrustStore
 from events.topics import BLOCKLIST_MEASURES, HEARTBEAT_KEY, VIOLATIONS, blocklist_topic
+from services.access import TokenStore, dev_token
 from services.adapters.blocklist_store import MIGRATIONS, SCHEMA, PostgresBlocklistStore
 from services.adapters.migrate import migrate
 from services.blocklist.queries import CentralChecks
@@ -244,9 +245,12 @@ async def test_central_check_over_http_refuses_bad_input_naming_the_field(
     queries: DepartmentQueries,
     checks: CentralChecks,
 ) -> None:
-    app = create_app(settings, registry, queries, checks)
+    app = create_app(settings, registry, queries, checks, TokenStore.load(settings.api_tokens))
     transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://registry") as client:
+    subscriber = {"Authorization": f"Bearer {dev_token(settings.home, 'subscriber')}"}
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://registry", headers=subscriber
+    ) as client:
         bad_check = await client.get(
             "/v1/checks", params={"measure": POWER, "subject": "91141181MA0000000X"}
         )

@@ -9,6 +9,7 @@ import asyncpg
 import httpx
 import pytest
 
+from services.access import TokenStore, dev_token
 from services.blocklist.queries import CentralChecks
 from services.config import Settings
 from services.departments.queries import DepartmentQueries
@@ -21,9 +22,12 @@ from tests.support import case_body
 async def api(
     settings: Settings, registry: Registry, queries: DepartmentQueries, checks: CentralChecks
 ) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(settings, registry, queries, checks)
+    app = create_app(settings, registry, queries, checks, TokenStore.load(settings.api_tokens))
     transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://registry") as client:
+    officer = {"Authorization": f"Bearer {dev_token(settings.home, 'case-officer')}"}
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://registry", headers=officer
+    ) as client:
         yield client
 
 

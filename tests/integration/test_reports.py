@@ -32,6 +32,7 @@ from typer.testing import CliRunner
 from events.identifiers import mask_identifier, mask_name
 from events.land import LandClass
 from events.models import CaseDetails, CorrectionDetails, Parcel
+from services.access import TokenStore, dev_token
 from services.adapters.department_store import PostgresDepartmentStore
 from services.adapters.feedback_store import PostgresFeedbackStore
 from services.adapters.migrate import migrate
@@ -364,9 +365,13 @@ async def sql(dataset: Dataset) -> AsyncIterator[asyncpg.Pool]:
 
 @pytest.fixture
 async def api(dataset: Dataset) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(dataset.settings)
+    settings = dataset.settings
+    app = create_app(settings, tokens=TokenStore.load(settings.api_tokens))
     transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://registry") as client:
+    operator = {"Authorization": f"Bearer {dev_token(settings.home, 'operator')}"}
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://registry", headers=operator
+    ) as client:
         yield client
 
 
