@@ -5,7 +5,6 @@ manifests and Strimzi topics. `make dashboards` runs it; `--check` reports drift
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import textwrap
@@ -16,6 +15,8 @@ import yaml
 
 from deploy.dashboards import all_dashboards
 from deploy.manifests import GENERATED, compose, compose_targets, kubernetes
+from events.generated import Generated
+from events.generated import main as run_generator
 from services.departments.catalogue import load_catalogue
 
 DEPLOY_DIR = Path(__file__).resolve().parent
@@ -70,54 +71,29 @@ def render() -> dict[str, str]:
     return files
 
 
+def generated(root: Path = DEPLOY_DIR) -> Generated:
+    return Generated(root, render(), GENERATED_TREES)
+
+
 def check(root: Path = DEPLOY_DIR) -> list[str]:
     """Problems between what is generated and what is on disk; empty means no drift."""
-    expected = render()
-    problems = []
-    for relative, content in expected.items():
-        path = root / relative
-        if not path.exists():
-            problems.append(f"missing: {relative}")
-        elif path.read_text(encoding="utf-8") != content:
-            problems.append(f"drifted: {relative}")
-    for tree, pattern in GENERATED_TREES:
-        for path in sorted((root / tree).rglob(pattern)):
-            relative = path.relative_to(root).as_posix()
-            if relative not in expected:
-                problems.append(f"extra: {relative}")
-    return problems
+    return generated(root).drift()
 
 
 def write(root: Path = DEPLOY_DIR) -> list[str]:
     """Write every file and delete stale ones; returns what changed."""
-    changed = check(root)
-    for relative, content in render().items():
-        path = root / relative
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(content, encoding="utf-8")
-    for problem in changed:
-        kind, relative = problem.split(": ", 1)
-        if kind == "extra":
-            (root / relative).unlink()
-    return changed
+    return generated(root).write()
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m deploy.generate", description=__doc__)
-    parser.add_argument("--check", action="store_true", help="report drift, write nothing")
-    parser.add_argument("--root", type=Path, default=DEPLOY_DIR, help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
-    if args.check:
-        problems = check(args.root)
-        for problem in problems:
-            print(problem, file=sys.stderr)
-        if problems:
-            print("run: make dashboards", file=sys.stderr)
-            return 1
-        return 0
-    for problem in write(args.root):
-        print(f"updated ({problem})")
-    return 0
+    return run_generator(
+        argv,
+        prog="python -m deploy.generate",
+        description=__doc__,
+        default_root=DEPLOY_DIR,
+        generate=generated,
+        fix="make dashboards",
+    )
 
 
 if __name__ == "__main__":

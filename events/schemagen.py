@@ -6,7 +6,6 @@ committed files differ, so the documents other departments code against never go
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -15,6 +14,8 @@ from typing import Any
 import yaml
 
 from events.envelope import Envelope, schema_uri
+from events.generated import Generated
+from events.generated import main as run_generator
 from events.models import PAYLOAD_TYPES
 from events.topics import ALL_TOPICS, Topic
 
@@ -139,55 +140,29 @@ def render() -> dict[str, str]:
     return files
 
 
+def generated(root: Path = EVENTS_DIR) -> Generated:
+    return Generated(root, render(), ((SCHEMA_DIR, "*.json"),))
+
+
 def check(root: Path = EVENTS_DIR) -> list[str]:
     """Problems between what is generated and what is on disk; empty means no drift."""
-    expected = render()
-    problems = []
-    for relative, content in expected.items():
-        path = root / relative
-        if not path.exists():
-            problems.append(f"missing: {relative}")
-        elif path.read_text(encoding="utf-8") != content:
-            problems.append(f"drifted: {relative}")
-    schema_dir = root / SCHEMA_DIR
-    if schema_dir.is_dir():
-        for path in sorted(schema_dir.glob("*.json")):
-            relative = f"{SCHEMA_DIR}/{path.name}"
-            if relative not in expected:
-                problems.append(f"extra: {relative}")
-    return problems
+    return generated(root).drift()
 
 
 def write(root: Path = EVENTS_DIR) -> list[str]:
     """Write every file and delete stale schemas; returns what changed."""
-    changed = check(root)
-    expected = render()
-    (root / SCHEMA_DIR).mkdir(parents=True, exist_ok=True)
-    for relative, content in expected.items():
-        (root / relative).write_text(content, encoding="utf-8")
-    for problem in changed:
-        kind, relative = problem.split(": ", 1)
-        if kind == "extra":
-            (root / relative).unlink()
-    return changed
+    return generated(root).write()
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m events.schemagen", description=__doc__)
-    parser.add_argument("--check", action="store_true", help="report drift, write nothing")
-    parser.add_argument("--root", type=Path, default=EVENTS_DIR, help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
-    if args.check:
-        problems = check(args.root)
-        for problem in problems:
-            print(problem, file=sys.stderr)
-        if problems:
-            print("run: python -m events.schemagen", file=sys.stderr)
-            return 1
-        return 0
-    for problem in write(args.root):
-        print(f"updated ({problem})")
-    return 0
+    return run_generator(
+        argv,
+        prog="python -m events.schemagen",
+        description=__doc__,
+        default_root=EVENTS_DIR,
+        generate=generated,
+        fix="python -m events.schemagen",
+    )
 
 
 if __name__ == "__main__":
