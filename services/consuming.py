@@ -92,3 +92,23 @@ def decode_or_dead_letter(
             )
             reasons.append(reason)
     return decoded, dead, reasons
+
+
+def first_deliveries(
+    decoded: Sequence[tuple[Envelope, Payload]], consumed: set[str]
+) -> tuple[list[tuple[Envelope, Payload]], int]:
+    """The events not yet taken effect on (nor earlier in this batch), and how many were
+    redeliveries: what makes at-least-once delivery take effect once."""
+    seen = set(consumed)
+    fresh: list[tuple[Envelope, Payload]] = []
+    for envelope, payload in decoded:
+        if envelope.id not in seen:
+            seen.add(envelope.id)
+            fresh.append((envelope, payload))
+    return fresh, len(decoded) - len(fresh)
+
+
+def case_id_of(payload: Payload) -> str:
+    """The case an event is about ("" for one about none, such as a clue)."""
+    case_id = getattr(payload, "case_id", "")
+    return case_id if isinstance(case_id, str) else ""

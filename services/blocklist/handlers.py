@@ -20,7 +20,14 @@ from events.signing import TrustStore
 from events.topics import BLOCKLIST_MEASURES, HEARTBEAT_KEY, blocklist_topic
 from services.blocklist.domain import ActiveBlock, ListedSubject, entry_for, is_apply, list_effects
 from services.blocklist.ports import BlocklistStore, EndedBlock, ListWrites, NewBlock
-from services.consuming import Issuer, RawMessage, decode_or_dead_letter, derived_id
+from services.consuming import (
+    Issuer,
+    RawMessage,
+    case_id_of,
+    decode_or_dead_letter,
+    derived_id,
+    first_deliveries,
+)
 from services.departments.catalogue import Catalogue
 from services.outbox.ports import OutgoingEvent, PendingEvent
 
@@ -63,14 +70,8 @@ class Builder:
         )
         async with self.store.transaction() as tx:
             done = await tx.consumed_among([envelope.id for envelope, _ in decoded])
-            fresh: list[tuple[Envelope, Payload]] = []
-            for envelope, payload in decoded:
-                if envelope.id in done:
-                    outcome.duplicates += 1
-                else:
-                    done.add(envelope.id)
-                    fresh.append((envelope, payload))
-            case_ids = sorted({_case_id(p) for _, p in fresh} - {""})
+            fresh, outcome.duplicates = first_deliveries(decoded, done)
+            case_ids = sorted({case_id_of(p) for _, p in fresh} - {""})
             subjects = await tx.subjects(case_ids)
             active = await tx.active_on(case_ids)
             writes, touched = self._plan(fresh, subjects, active, outcome)
@@ -102,7 +103,7 @@ class Builder:
                 )
                 subjects[payload.case_id] = subject
                 writes.subjects.append((subject, envelope.id))
-            case_id = _case_id(payload)
+            case_id = case_id_of(payload)
             for department, effect in list_effects(self.catalogue, payload):
                 measure = effect.measure.code
                 listed = subjects.get(case_id)
@@ -174,8 +175,3 @@ class Builder:
                     PendingEvent(0, topic, HEARTBEAT_KEY, signed.value, partition=partition)
                 )
         return beats
-
-
-def _case_id(payload: Payload) -> str:
-    case_id = getattr(payload, "case_id", "")
-    return case_id if isinstance(case_id, str) else ""

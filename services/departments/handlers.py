@@ -23,7 +23,13 @@ from events.models import (
 from events.signing import Signer, TrustStore
 from events.topics import ACKNOWLEDGEMENTS
 from services.authorities import department_authority
-from services.consuming import Issuer, RawMessage, decode_or_dead_letter
+from services.consuming import (
+    Issuer,
+    RawMessage,
+    case_id_of,
+    decode_or_dead_letter,
+    first_deliveries,
+)
 from services.departments.catalogue import Department
 from services.departments.domain import Apply, Lift, effects
 from services.departments.ports import (
@@ -74,14 +80,8 @@ class Enforcer:
 
         async with self.store.transaction() as tx:
             done = await tx.consumed_among([envelope.id for envelope, _ in decoded])
-            fresh: list[tuple[Envelope, Payload]] = []
-            for envelope, payload in decoded:
-                if envelope.id in done:
-                    outcome.duplicates += 1
-                else:
-                    done.add(envelope.id)
-                    fresh.append((envelope, payload))
-            case_ids = sorted({_case_id(payload) for _, payload in fresh} - {""})
+            fresh, outcome.duplicates = first_deliveries(decoded, done)
+            case_ids = sorted({case_id_of(payload) for _, payload in fresh} - {""})
             known = await tx.known_cases(case_ids)
             active = await tx.active_blocks(case_ids)
             writes = self._plan(fresh, known, active, outcome)
@@ -111,7 +111,7 @@ class Enforcer:
                 known[filed.case_id] = filed
                 writes.cases.append(NewCase(filed, envelope.id))
             for effect in effects(self.department, payload):
-                case_id = _case_id(payload)
+                case_id = case_id_of(payload)
                 measure = effect.measure.code
                 key = (measure, case_id)
                 case = known.get(case_id)
@@ -169,11 +169,6 @@ class Enforcer:
         return self.issuer.event(
             payload,
             topic=ACKNOWLEDGEMENTS.name,
-            key=_case_id(payload),
+            key=case_id_of(payload),
             identity=f"{self.department.code}:{identity}",
         )
-
-
-def _case_id(payload: Payload) -> str:
-    case_id = getattr(payload, "case_id", "")
-    return case_id if isinstance(case_id, str) else ""

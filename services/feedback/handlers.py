@@ -10,7 +10,7 @@ from datetime import datetime
 from events.models import MeasureApplied, MeasureFailed, MeasureLifted, ResponseOverdue
 from events.signing import TrustStore
 from events.topics import ACKNOWLEDGEMENTS
-from services.consuming import Issuer, RawMessage, decode_or_dead_letter
+from services.consuming import Issuer, RawMessage, decode_or_dead_letter, first_deliveries
 from services.departments.catalogue import Catalogue
 from services.feedback.domain import Requirement, requirements
 from services.feedback.ports import FeedbackStore, Response
@@ -51,11 +51,8 @@ class Tracker:
             required: list[Requirement] = []
             responses: list[Response] = []
             consumed: list[tuple[str, str]] = []
-            for envelope, payload in decoded:
-                if envelope.id in done:
-                    outcome.duplicates += 1
-                    continue
-                done.add(envelope.id)
+            fresh, outcome.duplicates = first_deliveries(decoded, done)
+            for envelope, payload in fresh:
                 consumed.append((envelope.id, envelope.type))
                 if isinstance(payload, MeasureApplied):
                     responses.append(
