@@ -8,6 +8,7 @@ and tombstones as the blocklist builder does, under the same contract.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -175,3 +176,13 @@ class Deployment:
             freshness_bound=freshness_bound,
             webhook_url=webhook_url,
         )
+
+
+class ManualClock:
+    """A clock a test moves by hand (`clock.now += 31`), for the freshness rules."""
+
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now

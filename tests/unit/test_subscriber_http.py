@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import io
-import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,19 +15,11 @@ from connectors.subscriber.api import ConnectorApp
 from connectors.subscriber.export import HEADER
 from connectors.subscriber.metrics import DaemonMetrics
 from connectors.subscriber.subscriber import Subscriber
-from connectors.subscriber.testing import Deployment, record
+from connectors.subscriber.testing import Deployment, ManualClock, record
 from tests.support import new_uscc
 
 POWER = "refuse_power_supply"
 NAME = "power_supply_http_subscriber"
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = time.time()
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture
@@ -37,12 +28,12 @@ def deployment(tmp_path: Path) -> Deployment:
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
+def clock() -> ManualClock:
+    return ManualClock()
 
 
 @pytest.fixture
-def subscriber(deployment: Deployment, clock: Clock) -> Subscriber:
+def subscriber(deployment: Deployment, clock: ManualClock) -> Subscriber:
     return Subscriber(deployment.config(NAME, (POWER,)), clock=clock)
 
 
@@ -69,7 +60,7 @@ def _block(subscriber: Subscriber, deployment: Deployment, subject: str, offset:
 
 
 async def test_clear_and_blocked_answer_200(
-    client: httpx.AsyncClient, subscriber: Subscriber, deployment: Deployment, clock: Clock
+    client: httpx.AsyncClient, subscriber: Subscriber, deployment: Deployment, clock: ManualClock
 ) -> None:
     subject = new_uscc()
     _block(subscriber, deployment, subject, offset=10)
@@ -91,7 +82,7 @@ async def test_clear_and_blocked_answer_200(
 
 
 async def test_stale_answers_503_and_never_clear(
-    client: httpx.AsyncClient, subscriber: Subscriber, deployment: Deployment, clock: Clock
+    client: httpx.AsyncClient, subscriber: Subscriber, deployment: Deployment, clock: ManualClock
 ) -> None:
     params = {"measure": POWER, "subject": new_uscc()}
     never = await client.get("/v1/checks", params=params)
@@ -142,7 +133,7 @@ async def test_unknown_paths_and_methods(client: httpx.AsyncClient) -> None:
 
 
 async def test_health_reports_watermark_offsets_and_counts(
-    client: httpx.AsyncClient, subscriber: Subscriber, deployment: Deployment, clock: Clock
+    client: httpx.AsyncClient, subscriber: Subscriber, deployment: Deployment, clock: ManualClock
 ) -> None:
     stale = await client.get("/v1/health")
     assert stale.status_code == 503
@@ -162,7 +153,7 @@ async def test_health_reports_watermark_offsets_and_counts(
 
 
 async def test_the_csv_lists_the_current_blocks(
-    client: httpx.AsyncClient, subscriber: Subscriber, deployment: Deployment, clock: Clock
+    client: httpx.AsyncClient, subscriber: Subscriber, deployment: Deployment, clock: ManualClock
 ) -> None:
     subjects = [new_uscc() for _ in range(3)]
     for offset, subject in enumerate(subjects):
@@ -190,7 +181,7 @@ async def test_the_csv_lists_the_current_blocks(
 
 
 async def test_metrics_report_staleness_and_count_checks_by_outcome(
-    subscriber: Subscriber, deployment: Deployment, clock: Clock
+    subscriber: Subscriber, deployment: Deployment, clock: ManualClock
 ) -> None:
     metrics = DaemonMetrics(NAME, subscriber)
     transport = httpx.ASGITransport(app=ConnectorApp(subscriber, metrics))

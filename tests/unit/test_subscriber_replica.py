@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from collections import defaultdict
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,7 +16,7 @@ from connectors.subscriber.records import RawRecord, Upsert
 from connectors.subscriber.replica import Replica
 from connectors.subscriber.results import Blocked, Clear, Stale
 from connectors.subscriber.subscriber import Subscriber
-from connectors.subscriber.testing import Deployment, RecordFactory, record
+from connectors.subscriber.testing import Deployment, ManualClock, RecordFactory, record
 from events.codec import decode
 from events.models import DeadLetter, MeasureApplied
 from events.signing import Signer
@@ -47,26 +46,18 @@ class Log:
         return [self.at(p, *factory.heartbeat(self.measure, p, moment)) for p in PARTITIONS]
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = time.time()
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.fixture
 def deployment(tmp_path: Path) -> Deployment:
     return Deployment.create(tmp_path, NAME)
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
+def clock() -> ManualClock:
+    return ManualClock()
 
 
 @pytest.fixture
-def subscriber(deployment: Deployment, clock: Clock) -> Subscriber:
+def subscriber(deployment: Deployment, clock: ManualClock) -> Subscriber:
     return Subscriber(
         deployment.config(NAME, (POWER,), webhook_url="http://127.0.0.1:9/"), clock=clock
     )
@@ -87,7 +78,7 @@ def _events(subscriber: Subscriber, deployment: Deployment) -> list[tuple[Outgoi
 
 
 def test_an_entry_blocks_its_subject_with_its_cases_and_legal_basis(
-    subscriber: Subscriber, deployment: Deployment, clock: Clock
+    subscriber: Subscriber, deployment: Deployment, clock: ManualClock
 ) -> None:
     log, subject = Log(), new_uscc()
     entry, _ = _entry(deployment, log, subject, case_ids=("case-a", "case-b"))
@@ -105,7 +96,7 @@ def test_an_entry_blocks_its_subject_with_its_cases_and_legal_basis(
 
 
 def test_stale_until_every_partition_has_vouched(
-    subscriber: Subscriber, deployment: Deployment, clock: Clock
+    subscriber: Subscriber, deployment: Deployment, clock: ManualClock
 ) -> None:
     log, subject = Log(), new_uscc()
     entry, _ = _entry(deployment, log, subject)
@@ -124,7 +115,7 @@ def test_stale_until_every_partition_has_vouched(
 
 
 def test_stale_once_the_last_heartbeat_is_older_than_the_bound(
-    subscriber: Subscriber, deployment: Deployment, clock: Clock
+    subscriber: Subscriber, deployment: Deployment, clock: ManualClock
 ) -> None:
     log = Log()
     subscriber.apply_records(log.heartbeats(deployment.factory, clock.now))
@@ -138,7 +129,7 @@ def test_stale_once_the_last_heartbeat_is_older_than_the_bound(
 
 
 def test_a_heartbeat_from_a_clock_ahead_vouches_only_up_to_its_arrival(
-    subscriber: Subscriber, deployment: Deployment, clock: Clock
+    subscriber: Subscriber, deployment: Deployment, clock: ManualClock
 ) -> None:
     subscriber.apply_records(Log().heartbeats(deployment.factory, clock.now + 3600))
     clock.now += 31
@@ -146,7 +137,7 @@ def test_a_heartbeat_from_a_clock_ahead_vouches_only_up_to_its_arrival(
 
 
 def test_a_heartbeat_from_beyond_any_clock_skew_vouches_for_nothing(
-    subscriber: Subscriber, deployment: Deployment, clock: Clock
+    subscriber: Subscriber, deployment: Deployment, clock: ManualClock
 ) -> None:
     subscriber.apply_records(Log().heartbeats(deployment.factory, clock.now + 3600))
     assert isinstance(subscriber.check(POWER, new_uscc()), Stale)  # not even at arrival
@@ -155,7 +146,7 @@ def test_a_heartbeat_from_beyond_any_clock_skew_vouches_for_nothing(
 
 
 def test_a_tombstone_lifts_the_block(
-    subscriber: Subscriber, deployment: Deployment, clock: Clock
+    subscriber: Subscriber, deployment: Deployment, clock: ManualClock
 ) -> None:
     log, subject = Log(), new_uscc()
     entry, _ = _entry(deployment, log, subject, partition=1)
@@ -169,7 +160,7 @@ def test_a_tombstone_lifts_the_block(
 
 
 def test_an_entry_its_tombstone_and_a_new_entry_in_one_poll_leave_the_subject_blocked(
-    subscriber: Subscriber, deployment: Deployment, clock: Clock
+    subscriber: Subscriber, deployment: Deployment, clock: ManualClock
 ) -> None:
     log, subject = Log(), new_uscc()
     first, _ = _entry(deployment, log, subject, partition=2, case_ids=("case-a",))
@@ -230,7 +221,7 @@ def test_every_change_is_queued_for_the_webhook_with_masked_data_only(
 
 
 def test_bad_records_become_signed_dead_letters_and_the_offsets_advance(
-    subscriber: Subscriber, deployment: Deployment, clock: Clock
+    subscriber: Subscriber, deployment: Deployment, clock: ManualClock
 ) -> None:
     log, factory = Log(), deployment.factory
     subject = new_uscc()
@@ -282,7 +273,7 @@ def test_without_a_signing_key_a_refusal_is_logged_with_its_reason(
 
 
 def test_a_reopened_replica_resumes_where_its_data_ends(
-    deployment: Deployment, clock: Clock
+    deployment: Deployment, clock: ManualClock
 ) -> None:
     config = deployment.config(NAME, (POWER,))
     log, subject = Log(), new_uscc()
@@ -330,7 +321,7 @@ def test_a_measure_not_served_is_refused_naming_measure(subscriber: Subscriber) 
 
 
 def test_a_bad_id_is_refused_naming_subject_and_the_reason(
-    subscriber: Subscriber, deployment: Deployment, clock: Clock
+    subscriber: Subscriber, deployment: Deployment, clock: ManualClock
 ) -> None:
     subscriber.apply_records(Log().heartbeats(deployment.factory, clock.now))
     subject = new_uscc()
@@ -342,7 +333,7 @@ def test_a_bad_id_is_refused_naming_subject_and_the_reason(
 
 
 def test_a_replica_built_under_another_subject_key_is_rebuilt(
-    deployment: Deployment, tmp_path: Path, clock: Clock
+    deployment: Deployment, tmp_path: Path, clock: ManualClock
 ) -> None:
     config = deployment.config(NAME, (POWER,))
     log = Log()
@@ -359,7 +350,7 @@ def test_a_replica_built_under_another_subject_key_is_rebuilt(
 
 
 def test_a_reset_partition_forgets_only_that_partition(
-    subscriber: Subscriber, deployment: Deployment, clock: Clock
+    subscriber: Subscriber, deployment: Deployment, clock: ManualClock
 ) -> None:
     log = Log()
     on_0, _ = _entry(deployment, log, new_uscc(), partition=0)
