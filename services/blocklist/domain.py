@@ -49,9 +49,11 @@ def owners(catalogue: Catalogue) -> dict[str, tuple[Department, Measure]]:
     return found
 
 
-def list_effects(catalogue: Catalogue, payload: Payload) -> list[tuple[Department, Effect]]:
-    """What `payload` changes on the lists, one effect per measure code."""
-    owner = owners(catalogue)
+def list_effects(
+    catalogue: Catalogue, owner: dict[str, tuple[Department, Measure]], payload: Payload
+) -> list[tuple[Department, Effect]]:
+    """What `payload` changes on the lists, one effect per measure code; `owner` is
+    `owners(catalogue)`, computed once by the caller rather than once per event."""
     seen: set[str] = set()
     changes: list[tuple[Department, Effect]] = []
     for department in catalogue.departments:

@@ -18,7 +18,14 @@ from events.models import BlocklistHeartbeat, CaseFiled, Payload
 from events.privacy import SubjectHasher
 from events.signing import TrustStore
 from events.topics import BLOCKLIST_MEASURES, HEARTBEAT_KEY, blocklist_topic
-from services.blocklist.domain import ActiveBlock, ListedSubject, entry_for, is_apply, list_effects
+from services.blocklist.domain import (
+    ActiveBlock,
+    ListedSubject,
+    entry_for,
+    is_apply,
+    list_effects,
+    owners,
+)
 from services.blocklist.ports import BlocklistStore, EndedBlock, ListWrites, NewBlock
 from services.consuming import (
     Issuer,
@@ -57,6 +64,7 @@ class Builder:
         clock: Callable[[], datetime],
     ) -> None:
         self.catalogue = catalogue
+        self.owners = owners(catalogue)
         self.store = store
         self.trust = trust
         self.issuer = issuer
@@ -104,7 +112,7 @@ class Builder:
                 subjects[payload.case_id] = subject
                 writes.subjects.append((subject, envelope.id))
             case_id = case_id_of(payload)
-            for department, effect in list_effects(self.catalogue, payload):
+            for department, effect in list_effects(self.catalogue, self.owners, payload):
                 measure = effect.measure.code
                 listed = subjects.get(case_id)
                 if listed is None:
