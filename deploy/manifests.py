@@ -44,10 +44,13 @@ TRUST_STORE_FILE = "truststore.yaml"
 SUBJECT_KEY_FILE = "subject.key"
 SIGNING_KEY_FILE = "key.pem"
 SIGNING_KEY_ID = "key-id"
+API_TOKENS_FILE = "tokens.yaml"
+API_TOKENS_SECRET = "redline-api-tokens"  # noqa: S105 - the name of the Secret
 
 K8S_TRUST_DIR = "/etc/redline/trust"
 K8S_SUBJECT_DIR = "/etc/redline/subject"
 K8S_SIGNING_DIR = "/etc/redline/signing"
+K8S_TOKENS_DIR = "/etc/redline/tokens"
 K8S_IMAGE = "redline"
 K8S_KAFKA = "redline-kafka-bootstrap.kafka.svc:9092"
 STRIMZI_CLUSTER = "redline"
@@ -331,6 +334,7 @@ def _k8s_env(process: Process) -> list[Json]:
         env += [
             {"name": "REDLINE_API_PORT", "value": str(API_PORT)},
             {"name": "REDLINE_API_HOST", "value": ALL_INTERFACES},
+            {"name": "REDLINE_API_TOKENS", "value": f"{K8S_TOKENS_DIR}/{API_TOKENS_FILE}"},
         ]
     else:
         env += [
@@ -371,6 +375,18 @@ def _k8s_volumes(process: Process) -> tuple[list[Json], list[Json]]:
             }
         )
         mounts.append({"name": "signing-key", "mountPath": K8S_SIGNING_DIR, "readOnly": True})
+    if process.component == "api":  # the hashes of its bearer tokens, never the tokens
+        volumes.append(
+            {
+                "name": "api-tokens",
+                "secret": {
+                    "secretName": API_TOKENS_SECRET,
+                    "defaultMode": 0o440,
+                    "items": [{"key": API_TOKENS_FILE, "path": API_TOKENS_FILE}],
+                },
+            }
+        )
+        mounts.append({"name": "api-tokens", "mountPath": K8S_TOKENS_DIR, "readOnly": True})
     return volumes, mounts
 
 
@@ -570,6 +586,17 @@ def example_secrets(catalogue: Catalogue) -> list[Json]:
             "redline-subject-key",
             {SUBJECT_KEY_FILE: "CHANGE-ME: the deployment's subject key file (hex)"},
             "HMAC key of subject IDs on blocklists (blocklist builder, registry API)",
+        ),
+        _secret(
+            API_TOKENS_SECRET,
+            {
+                API_TOKENS_FILE: "tokens:  # CHANGE-ME: one entry per caller; the raw tokens "
+                "go to the callers only\n"
+                "- name: case-officer\n  role: case_officer\n  sha256: CHANGE-ME\n"
+                "- name: department-finance\n  role: department\n  department: finance\n"
+                "  sha256: CHANGE-ME\n"
+            },
+            "SHA-256 hashes of the bearer tokens, by caller and role (registry API)",
         ),
     ]
     signers = sorted({p.signs_as for p in server_processes(catalogue) if p.signs_as})

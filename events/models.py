@@ -75,7 +75,7 @@ SubjectKind = Literal["organization", "person"]
 
 
 class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
 
 
 class Payload(_Frozen):

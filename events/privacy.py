@@ -9,15 +9,35 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 from pathlib import Path
 from typing import Literal
 
 from events.errors import InvalidEvent
-from events.identifiers import validate_resident_id, validate_uscc
+from events.identifiers import mask_identifier, validate_resident_id, validate_uscc
 
 SUBJECT_KEY_BYTES = 32
 SubjectKind = Literal["organization", "person"]
+
+# 18 characters of the USCC alphabet (which holds the resident ID's X), standing alone and
+# with many digits: a resident ID number or a USCC in free text, check character right or
+# not (a typo is still somebody's number). UUIDs, hashes and case numbers never have 18
+# such characters between separators.
+_ID_TOKEN = re.compile(r"(?<![0-9A-Z])[0-9A-HJ-NP-RTUW-Y]{18}(?![0-9A-Z])", re.IGNORECASE)
+_MIN_DIGITS_IN_ID = 8
+
+
+def mask_identifiers(text: str) -> str:
+    """Every ID-shaped token in `text` masked as notices mask an ID, so a log line and a
+    notice name the same 1101************14 and neither names the person."""
+
+    def mask(match: re.Match[str]) -> str:
+        token = match.group(0)
+        digits = sum(char.isdigit() for char in token)
+        return mask_identifier(token) if digits >= _MIN_DIGITS_IN_ID else token
+
+    return _ID_TOKEN.sub(mask, text)
 
 
 def parse_subject_id(

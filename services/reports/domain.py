@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict
 from events.identifiers import mask_identifier, mask_name
 from events.land import LandClass, is_cultivated
 from events.models import ClueSource, DecimalStr
+from events.privacy import mask_identifiers
 from services.errors import InvalidInput
 from services.registry.domain import BASIC_FARMLAND_THRESHOLD_MU, CULTIVATED_THRESHOLD_MU
 
@@ -790,8 +791,6 @@ def satellite_ranking(
 
 # 18 characters of the USCC alphabet (which holds the resident ID's X) with many digits:
 # a resident ID or a USCC typed into free text.
-_ID_TOKEN = re.compile(r"(?<![0-9A-Z])[0-9A-HJ-NP-RTUW-Y]{18}(?![0-9A-Z])", re.IGNORECASE)
-_MIN_DIGITS_IN_ID = 8
 
 
 def public_name(kind: str, name: str) -> str:
@@ -805,13 +804,7 @@ def scrub(text: str, subject_kind: str, subject_id: str, subject_name: str) -> s
     cleaned = text.replace(subject_id, mask_identifier(subject_id))
     if subject_kind != "organization" and subject_name.strip():
         cleaned = cleaned.replace(subject_name.strip(), mask_name(subject_name))
-
-    def mask(match: re.Match[str]) -> str:
-        token = match.group(0)
-        digits = sum(char.isdigit() for char in token)
-        return mask_identifier(token) if digits >= _MIN_DIGITS_IN_ID else token
-
-    return _ID_TOKEN.sub(mask, cleaned)
+    return mask_identifiers(cleaned)
 
 
 def notice_refusal(records: Sequence[RecordRow]) -> str | None:

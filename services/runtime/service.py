@@ -9,10 +9,18 @@ import signal
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
+from events.logmask import mask_logging
 from services.errors import DatabaseError
 
 T = TypeVar("T")
 MAX_BACKOFF_SECONDS = 5.0
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
+
+
+def configure_logging(level: int | str = logging.INFO) -> None:
+    """The one logging set-up of service processes: to stderr, ID numbers masked."""
+    logging.basicConfig(level=level, format=LOG_FORMAT)
+    mask_logging()
 
 
 async def retrying(
@@ -33,7 +41,7 @@ async def retrying(
 
 def serve(run: Callable[[asyncio.Event], Awaitable[None]]) -> None:
     """Run `run(stop)` in a fresh event loop; SIGTERM or SIGINT sets `stop`."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure_logging()
 
     async def main() -> None:
         stop = asyncio.Event()

@@ -31,6 +31,7 @@ from deploy.model import (
     subscriber_processes,
 )
 from events.topics import ALL_TOPICS
+from services.access import TokenStore
 from services.config import REPO_ROOT, load_settings
 from services.departments.catalogue import load_catalogue
 
@@ -189,6 +190,7 @@ def test_the_environment_is_read_from_the_source() -> None:
         "REDLINE_SIGNING_KEY_ID",
         "REDLINE_TIMEZONE",
         "REDLINE_API_PORT",
+        "REDLINE_API_TOKENS",
         "REDLINE_RELAY_BATCH",
         "REDLINE_TRUST_STORE",
         "REDLINE_SUBJECT_KEY",
@@ -396,6 +398,39 @@ def test_signers_get_their_key_and_nothing_else_does() -> None:
         env = env_of(container(deployments()[process.dns_name]))
         assert ("REDLINE_SIGNING_KEY" in env) == (process.signs_as is not None), process.name
         assert ("REDLINE_SUBJECT_KEY" in env) == process.subject_key, process.name
+
+
+def test_the_api_reads_its_token_hashes_from_a_read_only_secret(tmp_path: Path) -> None:
+    for process in server_processes(load_catalogue()):
+        deployment = deployments()[process.dns_name]
+        env = env_of(container(deployment))
+        if process.component != "api":
+            assert "REDLINE_API_TOKENS" not in env, process.name
+            continue
+        path = Path(env["REDLINE_API_TOKENS"])
+        (mount,) = [
+            m for m in container(deployment)["volumeMounts"] if m["mountPath"] == str(path.parent)
+        ]
+        assert mount["readOnly"] is True
+        (volume,) = [
+            v
+            for v in deployment["spec"]["template"]["spec"]["volumes"]
+            if v["name"] == mount["name"]
+        ]
+        secret = volume["secret"]
+        assert secret["items"] == [{"key": path.name, "path": path.name}]
+        assert secret["defaultMode"] & 0o007 == 0  # not world-readable
+        (example,) = [
+            doc
+            for _, doc in k8s_documents()
+            if doc["kind"] == "Secret" and doc["metadata"]["name"] == secret["secretName"]
+        ]
+        # The example is a token file the API can load, hashes aside.
+        (tmp_path / path.name).write_text(example["stringData"][path.name])
+        assert TokenStore.load(tmp_path / path.name).principal("a token") is None
+        break
+    else:
+        raise AssertionError("no registry API Deployment")
 
 
 # -- Topics -------------------------------------------------------------------------------
