@@ -10,12 +10,29 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from services.errors import ConfigError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+
+# SCRAM only: PLAIN would send the password itself, and Tansu does not offer it.
+SASL_MECHANISMS = ("SCRAM-SHA-512", "SCRAM-SHA-256")
+
+
+@dataclass(frozen=True)
+class KafkaAuth:
+    """One SASL identity for every Kafka client of a process (a user per service)."""
+
+    username: str
+    password: str = field(repr=False)
+    mechanism: str = "SCRAM-SHA-512"
+    tls: bool = False  # SASL_SSL, trusting the system CAs (or SSL_CERT_FILE)
+
+    @property
+    def security_protocol(self) -> str:
+        return "SASL_SSL" if self.tls else "SASL_PLAINTEXT"
 
 
 @dataclass(frozen=True)
@@ -36,6 +53,7 @@ class Settings:
     # How long a consumer's fetch may wait for data. Tansu answers a waiting fetch only at
     # this deadline, not when data arrives, so it bounds delivery latency there.
     fetch_wait_ms: int = 100
+    kafka_auth: KafkaAuth | None = None
 
     @property
     def embedded(self) -> bool:
@@ -109,7 +127,31 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         subject_key_path=Path(env["REDLINE_SUBJECT_KEY"])
         if env.get("REDLINE_SUBJECT_KEY")
         else None,
+        kafka_auth=_kafka_auth(env),
     )
+
+
+def _kafka_auth(env: Mapping[str, str]) -> KafkaAuth | None:
+    """SASL credentials, or None for a broker without authentication; half a pair is refused."""
+    username = env.get("REDLINE_KAFKA_USERNAME") or None
+    password = env.get("REDLINE_KAFKA_PASSWORD") or None
+    mechanism = env.get("REDLINE_KAFKA_SASL_MECHANISM") or None
+    tls = _switch(env, "REDLINE_KAFKA_TLS", default=False)
+    if username is None:
+        for name in ("REDLINE_KAFKA_PASSWORD", "REDLINE_KAFKA_SASL_MECHANISM"):
+            if env.get(name):
+                raise ConfigError(f"{name} is set but REDLINE_KAFKA_USERNAME is not: set both")
+        if tls:
+            raise ConfigError("REDLINE_KAFKA_TLS needs REDLINE_KAFKA_USERNAME and _PASSWORD")
+        return None
+    if password is None:
+        raise ConfigError("REDLINE_KAFKA_PASSWORD must be set too: a username needs its password")
+    if mechanism is not None and mechanism.upper() not in SASL_MECHANISMS:
+        raise ConfigError(
+            f"REDLINE_KAFKA_SASL_MECHANISM must be one of {', '.join(SASL_MECHANISMS)}, "
+            f"got {mechanism!r}"
+        )
+    return KafkaAuth(username, password, (mechanism or SASL_MECHANISMS[0]).upper(), tls)
 
 
 def _positive(env: Mapping[str, str], name: str, default: int) -> int:

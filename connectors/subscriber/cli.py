@@ -28,6 +28,7 @@ from connectors.subscriber.results import Blocked, Stale
 from connectors.subscriber.subjects import SubjectIds
 from connectors.subscriber.subscriber import Subscriber
 from connectors.subscriber.view import BlocklistView
+from events.logmask import mask_logging
 
 EXIT_CLEAR = 0
 EXIT_BLOCKED = 1
@@ -163,6 +164,27 @@ def run(
             help="Pin the Kafka protocol version (e.g. 2.8.0) instead of probing the broker.",
         ),
     ] = None,
+    kafka_username: Annotated[
+        str | None,
+        typer.Option(
+            "--kafka-username", envvar=_env("KAFKA_USERNAME"), help="SASL/SCRAM user, if any."
+        ),
+    ] = None,
+    kafka_password: Annotated[
+        str | None,
+        typer.Option(
+            "--kafka-password",
+            envvar=_env("KAFKA_PASSWORD"),
+            help="Its password (prefer the environment variable: options show in ps).",
+        ),
+    ] = None,
+    kafka_sasl_mechanism: Annotated[
+        str,
+        typer.Option("--kafka-sasl-mechanism", envvar=_env("KAFKA_SASL_MECHANISM")),
+    ] = "SCRAM-SHA-512",
+    kafka_tls: Annotated[
+        bool, typer.Option("--kafka-tls", envvar=_env("KAFKA_TLS"), help="SASL_SSL.")
+    ] = False,
     log_level: Annotated[str, typer.Option("--log-level", envvar=_env("LOG_LEVEL"))] = "INFO",
 ) -> None:
     """Run the daemon: keep the replica current and serve the check API until SIGTERM."""
@@ -170,6 +192,7 @@ def run(
     if not isinstance(level, int):
         _fail(EXIT_BAD_INPUT, f"--log-level: unknown level {log_level!r}")
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    mask_logging()
     if level > logging.DEBUG:
         # kafka-python logs every refused connection as an ERROR; the consumer and senders
         # log one warning per failure themselves and health reports the last error.
@@ -187,6 +210,10 @@ def run(
             freshness_bound=freshness_bound,
             webhook_url=webhook_url,
             kafka_api_version=_api_version(kafka_api_version),
+            kafka_username=kafka_username or None,
+            kafka_password=kafka_password or None,
+            kafka_sasl_mechanism=kafka_sasl_mechanism,
+            kafka_tls=kafka_tls,
         )
         subscriber = Subscriber(config)
         sock = bind(host, port)

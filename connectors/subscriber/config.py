@@ -7,7 +7,7 @@ environment variables `REDLINE_CONNECTOR_<FIELD>`, so an error says what to fix.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -16,6 +16,8 @@ from connectors.subscriber.freshness import DEFAULT_BOUND_SECONDS
 from events.topics import BLOCKLIST_MEASURES
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]{1,99}$")
+# SCRAM only: PLAIN would send the password itself over the wire.
+SASL_MECHANISMS = ("SCRAM-SHA-512", "SCRAM-SHA-256")
 
 
 def parse_measures(value: str | list[str] | tuple[str, ...]) -> tuple[str, ...]:
@@ -55,6 +57,11 @@ class SubscriberConfig:
     freshness_bound: float = DEFAULT_BOUND_SECONDS
     webhook_url: str | None = None
     kafka_api_version: tuple[int, ...] | None = None
+    # The subscriber's own SASL/SCRAM login (one Kafka user per subscriber); None: no SASL.
+    kafka_username: str | None = None
+    kafka_password: str | None = field(default=None, repr=False)
+    kafka_sasl_mechanism: str = SASL_MECHANISMS[0]
+    kafka_tls: bool = False
 
     def __post_init__(self) -> None:
         if not _NAME.fullmatch(self.name):
@@ -80,6 +87,26 @@ class SubscriberConfig:
             raise ConfigError("signing_key_id", "must not be empty")
         if self.webhook_url is not None:
             check_webhook_url(self.webhook_url)
+        self._check_kafka_login()
+
+    def _check_kafka_login(self) -> None:
+        if self.kafka_username is None:
+            if self.kafka_password is not None:
+                raise ConfigError("kafka_username", "required with kafka_password: give both")
+            if self.kafka_tls:
+                raise ConfigError("kafka_tls", "TLS comes with a SASL login: give kafka_username")
+            return
+        if not self.kafka_username.strip():
+            raise ConfigError("kafka_username", "must not be empty")
+        if not self.kafka_password:
+            raise ConfigError("kafka_password", "required with kafka_username: give both")
+        mechanism = self.kafka_sasl_mechanism.upper()
+        if mechanism not in SASL_MECHANISMS:
+            raise ConfigError(
+                "kafka_sasl_mechanism",
+                f"must be one of {', '.join(SASL_MECHANISMS)}, got {self.kafka_sasl_mechanism!r}",
+            )
+        object.__setattr__(self, "kafka_sasl_mechanism", mechanism)
 
     @property
     def source(self) -> str:

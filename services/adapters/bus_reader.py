@@ -11,7 +11,9 @@ import asyncpg
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
+from services.adapters.kafka import client_options
 from services.adapters.postgres import TRANSIENT_ERRORS, connection
+from services.config import KafkaAuth
 from services.errors import BrokerError, DatabaseError
 from services.metrics import BusSnapshot
 
@@ -30,8 +32,15 @@ class KafkaLagReader:
     embedded broker answers where the admin API's request does not decode.
     """
 
-    def __init__(self, bootstrap: str, groups: Mapping[str, tuple[str, Sequence[str]]]) -> None:
+    def __init__(
+        self,
+        bootstrap: str,
+        groups: Mapping[str, tuple[str, Sequence[str]]],
+        *,
+        auth: KafkaAuth | None = None,
+    ) -> None:
         self.bootstrap = bootstrap
+        self.auth = auth
         self.groups = groups  # consumer label -> (group id, topics)
         self._ends: AIOKafkaConsumer | None = None
         self._members: dict[str, AIOKafkaConsumer] = {}
@@ -65,7 +74,10 @@ class KafkaLagReader:
         found = self._ends if group is None else self._members.get(group)
         if found is None:
             found = AIOKafkaConsumer(
-                bootstrap_servers=self.bootstrap, group_id=group, enable_auto_commit=False
+                bootstrap_servers=self.bootstrap,
+                group_id=group,
+                enable_auto_commit=False,
+                **client_options(self.auth),
             )
             await found.start()
             if group is None:

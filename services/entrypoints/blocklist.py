@@ -78,7 +78,9 @@ async def run_builder(
         clock=clock,
     )
     outbox = PostgresOutbox(pool, database, schema=SCHEMA, channel=f"{SCHEMA}.outbox")
-    publisher = KafkaPublisher(kafka, replication_factor=settings.kafka_replication_factor)
+    publisher = KafkaPublisher(
+        kafka, replication_factor=settings.kafka_replication_factor, auth=settings.kafka_auth
+    )
     consumer = GroupConsumer(settings, name=CONSUMER, group=GROUP, topics=[VIOLATIONS.name])
     try:
         await consumer.start()

@@ -45,7 +45,7 @@ async def run_monitor(
     pool = await retrying(stop, lambda: create_pool(database, max_size=2), what="monitor")
     if pool is None:
         return
-    lag = KafkaLagReader(kafka, consumer_groups())
+    lag = KafkaLagReader(kafka, consumer_groups(), auth=settings.kafka_auth)
     tables = PostgresBusReader(pool)
     catalogue = load_catalogue()
     measures = sorted({m.code for d in catalogue.departments for m in d.measures})

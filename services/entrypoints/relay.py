@@ -14,7 +14,9 @@ from services.runtime.service import retrying, serve
 
 async def run_relay(settings: Settings, stop: asyncio.Event) -> None:
     kafka, _ = settings.require()
-    publisher = KafkaPublisher(kafka, replication_factor=settings.kafka_replication_factor)
+    publisher = KafkaPublisher(
+        kafka, replication_factor=settings.kafka_replication_factor, auth=settings.kafka_auth
+    )
 
     async def relay() -> None:
         async with registry_store(settings) as store:

@@ -34,11 +34,20 @@ DATABASE_ROLE = "redline"
 
 
 class EmbeddedBroker:
-    """A memory-only Tansu broker speaking the Kafka protocol on 127.0.0.1."""
+    """A memory-only Tansu broker speaking the Kafka protocol on 127.0.0.1.
 
-    def __init__(self, data_dir: Path, port: int | None = None) -> None:
+    `authentication=True` makes every client log in with SASL/SCRAM first. Tansu 0.6.0
+    keeps its SCRAM users in the storage engine and creates them only through a logged-in
+    connection, so a memory-only broker with authentication on has no user and refuses
+    every client: it serves to show that a client is refused, not to run the system.
+    """
+
+    def __init__(
+        self, data_dir: Path, port: int | None = None, *, authentication: bool = False
+    ) -> None:
         self.data_dir = data_dir
         self.port = port or free_port()
+        self.authentication = authentication
         self._proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -65,6 +74,7 @@ class EmbeddedBroker:
                 # A new id each start: its memory is gone, and clients can tell it is new.
                 "--cluster-id",
                 f"redline-{uuid.uuid4().hex[:12]}",
+                *(["--authentication"] if self.authentication else []),
             ],
             log_path=self.data_dir / "broker.log",
         )
