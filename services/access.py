@@ -1,9 +1,9 @@
 """Who may call what on the HTTP API: bearer tokens per role, and one explicit table.
 
 Tokens are kept only as SHA-256 hashes (a leaked token file opens nothing). Roles: case
-officers file and change cases; a department reads its own blocks; subscribers (and
-departments) check subjects; operators read everything. Anything the table does not
-allow is refused.
+officers file and change cases; agriculture inspectors (农业农村局) co-sign restorations;
+a department reads its own blocks; subscribers (and departments) check subjects; operators
+read everything. Anything the table does not allow is refused.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from services.errors import ConfigError
 
 class Role(StrEnum):
     case_officer = "case_officer"
+    agriculture_inspector = "agriculture_inspector"
     department = "department"
     subscriber = "subscriber"
     operator = "operator"
@@ -46,12 +47,14 @@ def _rule(method: str, path: str, *roles: Role, own_department: bool = False) ->
     return Rule(method, re.compile(path), frozenset(roles) if roles else None, own_department)
 
 
-OFFICERS, OPERATORS = Role.case_officer, Role.operator
+OFFICERS, OPERATORS, INSPECTORS = Role.case_officer, Role.operator, Role.agriculture_inspector
 POLICY: tuple[Rule, ...] = (
     _rule("GET", r"^/(healthz|metrics|openapi\.json|docs|docs/oauth2-redirect|redoc)$"),
     _rule("POST", r"^/v1/(clues|cases)$", OFFICERS),
     _rule("POST", r"^/v1/cases/[^/]+/[a-z_]+$", OFFICERS),
-    _rule("GET", r"^/v1/(cases|clues)(/[^/]+)?$", OFFICERS, OPERATORS),
+    # Restoration is signed by both bodies; the role decides which one signs.
+    _rule("POST", r"^/v1/cases/[^/]+/restoration/sign-offs$", OFFICERS, INSPECTORS),
+    _rule("GET", r"^/v1/(cases|clues)(/[^/]+)?$", OFFICERS, OPERATORS, INSPECTORS),
     _rule(
         "GET",
         r"^/v1/departments/(?P<department>[^/]+)/blocks$",
@@ -119,6 +122,7 @@ def ensure_dev_tokens(home: Path, departments: list[str]) -> Path:
     home/tokens/<name>.token, their hashes in home/tokens.yaml."""
     wanted = [
         Principal("case-officer", Role.case_officer),
+        Principal("agriculture-inspector", Role.agriculture_inspector),
         Principal("operator", Role.operator),
         Principal("subscriber", Role.subscriber),
         *(Principal(f"department-{code}", Role.department, code) for code in departments),

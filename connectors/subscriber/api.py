@@ -5,6 +5,7 @@ GET /v1/checks?measure=&subject=   200 blocked|clear, 503 stale, 422 bad input
 GET /v1/health                     200 fresh, 503 stale (watermarks, offsets, counts)
 GET /v1/blocks.csv?measure=        the current list as CSV (X-Redline-Status says stale)
 GET /metrics                       Prometheus: staleness per list, checks by outcome
+GET /openapi.json                  the OpenAPI document of the above (fuzzed in the tests)
 """
 
 from __future__ import annotations
@@ -43,6 +44,131 @@ def _errors(*errors: tuple[str, str]) -> dict[str, Any]:
     return {"errors": [{"field": field, "reason": reason} for field, reason in errors]}
 
 
+def _error_schema() -> dict[str, Any]:
+    field = {
+        "type": "object",
+        "required": ["field", "reason"],
+        "properties": {"field": {"type": "string"}, "reason": {"type": "string"}},
+    }
+    return {
+        "type": "object",
+        "required": ["errors"],
+        "properties": {"errors": {"type": "array", "items": field, "minItems": 1}},
+    }
+
+
+def _json_answer(description: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+_REFUSED = _json_answer("Bad input, each field named with the reason.", _error_schema())
+_TIME = {"type": ["string", "null"], "format": "date-time"}
+_AGE = {"type": ["number", "null"]}
+_QUERY = {"style": "form", "explode": True}
+_NON_BLANK = {"type": "string", "minLength": 1, "pattern": r"\S"}
+_CLEAR_OR_BLOCKED = {
+    "type": "object",
+    "required": ["status", "measure"],
+    "properties": {
+        "status": {"enum": ["blocked", "clear"]},
+        "measure": {"type": "string"},
+        "subject_hash": {"type": "string"},
+        "subject_kind": {"type": "string"},
+        "masked_name": {"type": "string"},
+        "department": {"type": "string"},
+        "legal_basis": {"type": "array", "items": {"type": "string"}},
+        "cases": {"type": "array", "items": {"type": "object"}},
+        "watermark": _TIME,
+        "age_seconds": _AGE,
+    },
+}
+_STALE = {
+    "type": "object",
+    "required": ["status", "measure", "watermark", "age_seconds", "bound_seconds", "reason"],
+    "properties": {
+        "status": {"const": "stale"},
+        "measure": {"type": "string"},
+        "watermark": _TIME,
+        "age_seconds": _AGE,
+        "bound_seconds": {"type": "number"},
+        "reason": {"type": "string"},
+        "last_known": _CLEAR_OR_BLOCKED,
+    },
+}
+_HEALTH = {
+    "type": "object",
+    "required": ["status", "watermark", "age_seconds", "bound_seconds", "measures"],
+    "properties": {
+        "status": {"enum": ["fresh", "stale"]},
+        "watermark": _TIME,
+        "age_seconds": _AGE,
+        "bound_seconds": {"type": "number"},
+        "measures": {"type": "object"},
+    },
+}
+_MEASURE = {
+    "name": "measure",
+    "in": "query",
+    "required": True,
+    "description": "A measure this subscriber serves, e.g. refuse_power_supply.",
+    "schema": _NON_BLANK,
+    **_QUERY,
+}
+
+# The check API's OpenAPI document: written out, as there is no framework to derive it.
+OPENAPI: dict[str, Any] = {
+    "openapi": "3.1.0",
+    "info": {"title": "Redline subscriber check API", "version": "1"},
+    "paths": {
+        "/v1/checks": {
+            "get": {
+                "summary": "Whether a subject is blocked under a measure, from the local replica.",
+                "parameters": [
+                    _MEASURE,
+                    {
+                        "name": "subject",
+                        "in": "query",
+                        "required": True,
+                        "description": "USCC or resident ID number, as presented.",
+                        "schema": _NON_BLANK,
+                        **_QUERY,
+                    },
+                ],
+                "responses": {
+                    "200": _json_answer(
+                        "Blocked or clear, as of the watermark.", _CLEAR_OR_BLOCKED
+                    ),
+                    "422": _REFUSED,
+                    "503": _json_answer("Stale: the replica cannot vouch for now.", _STALE),
+                },
+            }
+        },
+        "/v1/health": {
+            "get": {
+                "summary": "Watermarks, offsets, counts and queues.",
+                "responses": {
+                    "200": _json_answer("Every list is fresh.", _HEALTH),
+                    "503": _json_answer("Some list is stale.", _HEALTH),
+                },
+            }
+        },
+        "/v1/blocks.csv": {
+            "get": {
+                "summary": "The current list of a measure as CSV.",
+                "parameters": [_MEASURE],
+                "responses": {
+                    "200": {
+                        "description": "The list; X-Redline-Status says fresh or stale.",
+                        "content": {"text/csv": {"schema": {"type": "string"}}},
+                    },
+                    "422": _REFUSED,
+                },
+            }
+        },
+    },
+}
+
+
 class ConnectorApp:
     """ASGI application over a `BlocklistView` (or a running `Subscriber`)."""
 
@@ -71,6 +197,9 @@ class ConnectorApp:
         path = scope["path"]
         if path == "/metrics" and self.metrics is not None:
             await self._metrics(send, self.metrics)
+            return
+        if path == "/openapi.json" and scope["method"] == "GET":
+            await self._json(send, 200, OPENAPI)
             return
         if path not in ("/v1/checks", "/v1/health", "/v1/blocks.csv"):
             await self._json(send, 404, _errors(("path", f"no resource {path}")))

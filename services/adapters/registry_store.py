@@ -16,7 +16,7 @@ from services.audit.domain import AuditEntry
 from services.authorities import NATURAL_RESOURCES
 from services.errors import DatabaseError
 from services.outbox.ports import OutgoingEvent
-from services.registry.domain import CaseStatus
+from services.registry.domain import SIGN_OFF_BASIS, CaseStatus, SigningBody, SignOff
 from services.registry.ports import (
     CaseRecord,
     CaseRow,
@@ -176,6 +176,41 @@ class PostgresTransaction(RegistryTransaction):
     async def enqueue(self, event: OutgoingEvent) -> None:
         await enqueue(self.conn, "public", [event])
 
+    async def restoration_sign_offs(self, case_id: str) -> list[SignOff]:
+        return await _sign_offs(self.conn, case_id)
+
+    async def add_sign_off(self, case_id: str, sign_off: SignOff) -> None:
+        await self.conn.execute(
+            "INSERT INTO restoration_sign_offs (case_id, body, officer, verified_on) "
+            "VALUES ($1, $2, $3, $4)",
+            case_id,
+            sign_off.body.value,
+            sign_off.officer,
+            sign_off.verified_on,
+        )
+        entry = AuditEntry(
+            actor=sign_off.body.value,
+            action="restoration sign-off",
+            case_id=case_id,
+            reason=f"signed by {sign_off.officer}, verified on {sign_off.verified_on}",
+            legal_basis=SIGN_OFF_BASIS[sign_off.body],
+            data={
+                "body": sign_off.body.value,
+                "officer": sign_off.officer,
+                "verified_on": sign_off.verified_on.isoformat(),
+            },
+        )
+        await append_audit(self.conn, "public", [entry], datetime.now(UTC))
+
+
+async def _sign_offs(conn: asyncpg.Connection, case_id: str) -> list[SignOff]:
+    rows = await conn.fetch(
+        "SELECT body, officer, verified_on FROM restoration_sign_offs WHERE case_id = $1 "
+        "ORDER BY signed_at, body",
+        case_id,
+    )
+    return [SignOff(SigningBody(row["body"]), row["officer"], row["verified_on"]) for row in rows]
+
 
 class PostgresRegistryStore(RegistryStore):
     def __init__(self, pool: Any, database_url: str) -> None:
@@ -213,6 +248,10 @@ class PostgresRegistryStore(RegistryStore):
                 case_id,
             )
         return [ResponseRow(**dict(row)) for row in rows]
+
+    async def restoration_sign_offs(self, case_id: str) -> list[SignOff]:
+        async with self._read() as conn:
+            return await _sign_offs(conn, case_id)
 
     async def list_cases(
         self, *, township: str | None, status: CaseStatus | None, after: str | None, limit: int

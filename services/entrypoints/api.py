@@ -8,7 +8,7 @@ import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import asyncpg
 import uvicorn
@@ -18,7 +18,8 @@ from fastapi import FastAPI, Header, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from events.identifiers import mask_identifier
 from events.models import (
@@ -28,18 +29,24 @@ from events.models import (
     CorrectionDetails,
     PenaltyDetails,
     RectificationDetails,
-    RestorationDetails,
     RevocationDetails,
 )
-from services.access import TokenStore, decide
+from services.access import Principal, TokenStore, decide
+from services.adapters.kafka import client_options
 from services.blocklist.queries import CentralChecks, CheckAnswer
 from services.bootstrap import bootstrap_registry, central_checks, department_queries
-from services.config import Settings, load_settings
+from services.config import KafkaAuth, Settings, load_settings
 from services.departments.queries import BlockList, DepartmentQueries
 from services.entrypoints.report_routes import report_router
 from services.errors import ConfigError, DatabaseError, InvalidInput, RedlineError
 from services.metrics import CHECK_OUTCOMES, CHECK_REQUESTS, CHECK_SECONDS
-from services.registry.domain import CaseStatus, IllegalTransition, Step
+from services.registry.domain import (
+    AlreadySigned,
+    CaseStatus,
+    IllegalTransition,
+    NotASignatory,
+    Step,
+)
 from services.registry.handlers import (
     CasePage,
     CaseSummary,
@@ -47,7 +54,10 @@ from services.registry.handlers import (
     ClueSummary,
     NotFound,
     Registry,
+    RestorationSummary,
+    SignOffDetails,
 )
+from services.runtime.service import configure_logging
 
 IdempotencyKey = Annotated[
     str | None,
@@ -68,6 +78,37 @@ class FieldError(BaseModel):
 class ErrorBody(BaseModel):
     error: str
     errors: list[FieldError] = []
+
+
+def _documented(description: str) -> dict[str, Any]:
+    return {"model": ErrorBody, "description": description}
+
+
+# What any call may answer besides its own result (the OpenAPI document lists them all).
+REFUSALS: dict[int | str, dict[str, Any]] = {
+    401: _documented("No bearer token, or one that is not known."),
+    403: _documented("The token's role may not make this call."),
+    422: _documented("Bad input, each field named with the reason."),
+    503: _documented("The database is unreachable; try again."),
+}
+NOT_FOUND: dict[int | str, dict[str, Any]] = {404: _documented("No such case.")}
+ON_A_CASE: dict[int | str, dict[str, Any]] = {
+    **NOT_FOUND,
+    409: _documented("The case's state does not allow this step (both states named)."),
+}
+SIGN_OFF: dict[int | str, dict[str, Any]] = {
+    **NOT_FOUND,
+    403: _documented("The token's role signs for neither body."),
+    409: _documented("The case is not rectified, or this body has already signed."),
+}
+
+
+class Health(BaseModel):
+    """`ok` when the database and the broker answer, else what is wrong with each."""
+
+    model_config = ConfigDict(extra="allow")
+
+    status: Literal["ok", "degraded", "down"]
 
 
 def _field(loc: tuple[int | str, ...]) -> str:
@@ -115,11 +156,87 @@ def _guard(app: FastAPI, tokens: TokenStore) -> None:
         return await call_next(request)
 
 
+def _refuse_nul(app: FastAPI) -> None:
+    """PostgreSQL text cannot hold U+0000: a path or query value with one is bad input
+    (422 naming it), not a database failure."""
+
+    @app.middleware("http")
+    async def no_nul(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        found = ["path"] if "\x00" in request.url.path else []
+        found += [
+            name or "query"
+            for name, value in request.query_params.multi_items()
+            if "\x00" in name + value
+        ]
+        if found:
+            reason = "contains a NUL character (U+0000)"
+            errors = [FieldError(field=field, reason=reason) for field in found]
+            return _error(422, f"invalid input: {found[0]}: {reason}", errors)
+        return await call_next(request)
+
+
 def _refuse(status: int, reason: str) -> JSONResponse:
     response = _error(status, reason, [FieldError(field="Authorization", reason=reason)])
     if status == 401:
         response.headers["WWW-Authenticate"] = 'Bearer realm="redline"'
     return response
+
+
+def _answer_errors(app: FastAPI) -> None:
+    """Each refusal as `{"error", "errors": [{"field", "reason"}]}` with its status."""
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [
+            FieldError(field=_field(tuple(e["loc"])), reason=e["msg"].removeprefix("Value error, "))
+            for e in exc.errors()
+        ]
+        return _error(
+            422, "invalid input: " + "; ".join(f"{e.field}: {e.reason}" for e in errors), errors
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        """Starlette's own refusals in the same shape; a body it cannot even parse (bytes
+        that are not UTF-8 JSON) is bad input like any other, so 422, not a bare 400."""
+        if exc.status_code == 400:
+            reason = f"not a JSON document: {exc.detail}"
+            return _error(
+                422, f"invalid input: body: {reason}", [FieldError(field="body", reason=reason)]
+            )
+        response = _error(exc.status_code, str(exc.detail))
+        response.headers.update(exc.headers or {})
+        return response
+
+    @app.exception_handler(InvalidInput)
+    async def invalid_input(request: Request, exc: InvalidInput) -> JSONResponse:
+        return _error(422, str(exc), [FieldError(field=exc.field, reason=exc.reason)])
+
+    @app.exception_handler(IllegalTransition)
+    async def illegal(request: Request, exc: IllegalTransition) -> JSONResponse:
+        return _error(409, str(exc))
+
+    @app.exception_handler(AlreadySigned)
+    async def signed_twice(request: Request, exc: AlreadySigned) -> JSONResponse:
+        return _error(409, str(exc))
+
+    @app.exception_handler(NotASignatory)
+    async def not_a_signatory(request: Request, exc: NotASignatory) -> JSONResponse:
+        return _error(403, str(exc), [FieldError(field="Authorization", reason=str(exc))])
+
+    @app.exception_handler(NotFound)
+    async def not_found(request: Request, exc: NotFound) -> JSONResponse:
+        return _error(404, str(exc))
+
+    @app.exception_handler(DatabaseError)
+    async def unavailable(request: Request, exc: DatabaseError) -> JSONResponse:
+        return _error(503, f"database unavailable: {exc}")
+
+    @app.exception_handler(ConfigError)
+    async def unknown(request: Request, exc: ConfigError) -> JSONResponse:
+        return _error(404, str(exc))
 
 
 def _serve_metrics(app: FastAPI) -> None:
@@ -163,43 +280,19 @@ def create_app(
         version="1",
         summary="Cases of illegal farmland occupation, from clue to verified restoration.",
         lifespan=lifespan,
-        responses={422: {"model": ErrorBody}},
+        responses=REFUSALS,
     )
     app.state.registry = registry
     app.state.queries = queries
     app.state.checks = checks
     _serve_metrics(app)
-    _guard(app, tokens or TokenStore.load(settings.api_tokens))
+    _refuse_nul(app)
+    _guard(app, tokens or TokenStore.load(settings.api_tokens))  # runs first: added last
+    _answer_errors(app)
 
     def reg(request: Request) -> Registry:
         found: Registry = request.app.state.registry
         return found
-
-    @app.exception_handler(RequestValidationError)
-    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = [
-            FieldError(field=_field(tuple(e["loc"])), reason=e["msg"].removeprefix("Value error, "))
-            for e in exc.errors()
-        ]
-        return _error(
-            422, "invalid input: " + "; ".join(f"{e.field}: {e.reason}" for e in errors), errors
-        )
-
-    @app.exception_handler(InvalidInput)
-    async def invalid_input(request: Request, exc: InvalidInput) -> JSONResponse:
-        return _error(422, str(exc), [FieldError(field=exc.field, reason=exc.reason)])
-
-    @app.exception_handler(IllegalTransition)
-    async def illegal(request: Request, exc: IllegalTransition) -> JSONResponse:
-        return _error(409, str(exc))
-
-    @app.exception_handler(NotFound)
-    async def not_found(request: Request, exc: NotFound) -> JSONResponse:
-        return _error(404, str(exc))
-
-    @app.exception_handler(DatabaseError)
-    async def unavailable(request: Request, exc: DatabaseError) -> JSONResponse:
-        return _error(503, f"database unavailable: {exc}")
 
     @app.post("/v1/clues", status_code=201, response_model=ClueSummary)
     async def report_clue(
@@ -213,43 +306,51 @@ def create_app(
     ) -> CaseSummary:
         return await reg(request).file_case(details, key)
 
-    @app.post("/v1/cases/{case_id}/penalty", response_model=CaseSummary)
+    @app.post("/v1/cases/{case_id}/penalty", response_model=CaseSummary, responses=ON_A_CASE)
     async def decide_penalty(
         request: Request, case_id: str, details: PenaltyDetails, key: IdempotencyKey = None
     ) -> CaseSummary:
         return await reg(request).record_step(case_id, Step.penalty, details, key)
 
-    @app.post("/v1/cases/{case_id}/rectification", response_model=CaseSummary)
+    @app.post("/v1/cases/{case_id}/rectification", response_model=CaseSummary, responses=ON_A_CASE)
     async def record_rectification(
         request: Request, case_id: str, details: RectificationDetails, key: IdempotencyKey = None
     ) -> CaseSummary:
         return await reg(request).record_step(case_id, Step.rectification, details, key)
 
-    @app.post("/v1/cases/{case_id}/restoration", response_model=CaseSummary)
-    async def verify_restoration(
-        request: Request, case_id: str, details: RestorationDetails, key: IdempotencyKey = None
-    ) -> CaseSummary:
-        return await reg(request).record_step(case_id, Step.restoration, details, key)
+    @app.post(
+        "/v1/cases/{case_id}/restoration/sign-offs",
+        response_model=RestorationSummary,
+        responses=SIGN_OFF,
+    )
+    async def sign_off_restoration(
+        request: Request, case_id: str, details: SignOffDetails, key: IdempotencyKey = None
+    ) -> RestorationSummary:
+        """Restoration (复耕验收) is verified by natural resources together with agriculture:
+        a case officer signs for the one, an agriculture inspector for the other; the second
+        body's sign-off restores the case and emits restoration_verified."""
+        signer: Principal = request.state.principal
+        return await reg(request).sign_off_restoration(case_id, signer, details, key)
 
-    @app.post("/v1/cases/{case_id}/revocation", response_model=CaseSummary)
+    @app.post("/v1/cases/{case_id}/revocation", response_model=CaseSummary, responses=ON_A_CASE)
     async def revoke(
         request: Request, case_id: str, details: RevocationDetails, key: IdempotencyKey = None
     ) -> CaseSummary:
         return await reg(request).record_step(case_id, Step.revocation, details, key)
 
-    @app.post("/v1/cases/{case_id}/closure", response_model=CaseSummary)
+    @app.post("/v1/cases/{case_id}/closure", response_model=CaseSummary, responses=ON_A_CASE)
     async def close(
         request: Request, case_id: str, details: ClosureDetails, key: IdempotencyKey = None
     ) -> CaseSummary:
         return await reg(request).record_step(case_id, Step.closure, details, key)
 
-    @app.post("/v1/cases/{case_id}/correction", response_model=CaseSummary)
+    @app.post("/v1/cases/{case_id}/correction", response_model=CaseSummary, responses=ON_A_CASE)
     async def correct(
         request: Request, case_id: str, details: CorrectionDetails, key: IdempotencyKey = None
     ) -> CaseSummary:
         return await reg(request).record_step(case_id, Step.correction, details, key)
 
-    @app.get("/v1/cases/{case_id}", response_model=CaseView)
+    @app.get("/v1/cases/{case_id}", response_model=CaseView, responses=NOT_FOUND)
     async def get_case(request: Request, case_id: str) -> CaseView:
         return await reg(request).get_case(case_id)
 
@@ -265,7 +366,11 @@ def create_app(
             township=township, status=status, after=after, limit=limit
         )
 
-    @app.get("/v1/departments/{code}/blocks", response_model=BlockList)
+    @app.get(
+        "/v1/departments/{code}/blocks",
+        response_model=BlockList,
+        responses={404: _documented("No such department.")},
+    )
     async def department_blocks(
         request: Request,
         code: str,
@@ -285,11 +390,11 @@ def create_app(
         """Whether a subject is blocked under a measure, for those without a local replica."""
         return await _observed_check(request.app.state.checks, measure, subject)
 
-    @app.exception_handler(ConfigError)
-    async def unknown(request: Request, exc: ConfigError) -> JSONResponse:
-        return _error(404, str(exc))
-
-    @app.get("/healthz")
+    @app.get(
+        "/healthz",
+        response_model=Health,
+        responses={503: {"model": Health, "description": "The database or the broker is down."}},
+    )
     async def healthz(request: Request) -> JSONResponse:
         checks: dict[str, Any] = {}
         try:
@@ -297,7 +402,7 @@ def create_app(
         except RedlineError as exc:
             return JSONResponse(status_code=503, content={"status": "down", "error": str(exc)})
         checks["database"] = await _check_database(database)
-        checks["broker"] = await _check_broker(kafka)
+        checks["broker"] = await _check_broker(kafka, settings.kafka_auth)
         healthy = all(value == "ok" for value in checks.values())
         return JSONResponse(
             status_code=200 if healthy else 503,
@@ -320,8 +425,10 @@ async def _check_database(url: str) -> str:
     return "ok"
 
 
-async def _check_broker(bootstrap: str) -> str:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=2000)
+async def _check_broker(bootstrap: str, auth: KafkaAuth | None) -> str:
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=bootstrap, request_timeout_ms=2000, **client_options(auth)
+    )
     try:
         await admin.start()
         await admin.list_topics()
@@ -353,6 +460,7 @@ def main() -> None:
     settings = load_settings()
     settings.require()
     host = os.environ.get("REDLINE_API_HOST", "127.0.0.1")
+    configure_logging()
     logging.getLogger("uvicorn.access").addFilter(MaskSubjects())
     uvicorn.run(create_app(settings), host=host, port=settings.api_port, log_level="info")
 

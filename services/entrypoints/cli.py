@@ -14,7 +14,9 @@ import typer
 from pydantic import BaseModel, ValidationError
 
 from events.errors import invalid_from_validation
+from events.logmask import mask_logging
 from events.models import CaseDetails, ClueDetails
+from services.access import Principal, TokenStore
 from services.adapters.kafka import ensure_topics
 from services.adapters.migrate import migrate as apply_migrations
 from services.bootstrap import bootstrap_registry, department_queries, registry_store
@@ -26,7 +28,7 @@ from services.entrypoints.audit_commands import audit_app
 from services.entrypoints.report_commands import report_app
 from services.errors import InvalidInput, RedlineError
 from services.registry.domain import CaseStatus, Step
-from services.registry.handlers import STEP_EVENTS, Registry
+from services.registry.handlers import STEP_EVENTS, Registry, SignOffDetails
 
 app = typer.Typer(help="Redline: the joint-punishment bus for farmland protection.")
 case_app = typer.Typer(help="Case officers: file cases and record their steps.")
@@ -101,12 +103,52 @@ def record_step(
     case_id: str, step: Step, body: JsonInput, idempotency_key: str | None = None
 ) -> None:
     """Record a step on a case (the body of POST /v1/cases/{case_id}/{step})."""
+    if step not in STEP_EVENTS:
+        raise InvalidInput("step", f"{step} needs both bodies' sign-offs: `redline case sign-off`")
     details = _parse(STEP_EVENTS[step][0], body)
     _print(
         _with_registry(
             lambda registry: registry.record_step(case_id, step, details, idempotency_key)
         )
     )
+
+
+@case_app.command("sign-off")
+def sign_off_restoration(
+    case_id: str,
+    body: JsonInput,
+    token_file: Annotated[
+        Path,
+        typer.Option(
+            help="The signer's API token, e.g. .redline/tokens/agriculture-inspector.token"
+        ),
+    ],
+    idempotency_key: str | None = None,
+) -> None:
+    """Sign off a restoration (复耕验收) as the token's holder: {"verified_on"}. A case
+    officer signs for natural resources, an agriculture inspector for agriculture; the
+    second body's sign-off restores the case."""
+    details = _parse(SignOffDetails, body)
+    signer = _principal(token_file)
+    _print(
+        _with_registry(
+            lambda registry: registry.sign_off_restoration(
+                case_id, signer, details, idempotency_key
+            )
+        )
+    )
+
+
+def _principal(token_file: Path) -> Principal:
+    """Who signs: the holder of a token the API knows, as over HTTP."""
+    try:
+        token = token_file.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise InvalidInput("--token-file", f"cannot read {token_file}: {exc}") from exc
+    found = TokenStore.load(load_running_settings().api_tokens).principal(token)
+    if found is None:
+        raise InvalidInput("--token-file", f"the token in {token_file} is not known")
+    return found
 
 
 @case_app.command("show")
@@ -228,12 +270,17 @@ def topics() -> None:
     settings = load_running_settings()
     kafka, _ = settings.require()
     created = asyncio.run(
-        ensure_topics(kafka, replication_factor=settings.kafka_replication_factor)
+        ensure_topics(
+            kafka,
+            replication_factor=settings.kafka_replication_factor,
+            auth=settings.kafka_auth,
+        )
     )
     typer.echo("created: " + (", ".join(created) if created else "nothing, all exist"))
 
 
 def main() -> None:
+    mask_logging()
     try:
         app()
     except InvalidInput as exc:

@@ -1,4 +1,5 @@
-"""Pure case rules: the lifecycle state machine and the accountability threshold.
+"""Pure case rules: the lifecycle state machine, the joint restoration sign-off and the
+accountability threshold.
 
 No I/O here; the handlers call these before anything is written.
 """
@@ -7,11 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import date
 from decimal import Decimal
 from enum import StrEnum
 
 from events.models import Parcel, basic_farmland_mu, cultivated_mu
-from services.errors import RedlineError
+from services.access import Role
+from services.errors import InvalidInput, RedlineError
 
 
 class CaseStatus(StrEnum):
@@ -68,6 +71,92 @@ def next_status(current: CaseStatus, step: Step) -> CaseStatus:
     if current not in allowed:
         raise IllegalTransition(current, step)
     return current if target is None else target
+
+
+class SigningBody(StrEnum):
+    """The two bodies that verify a restoration together (复耕验收)."""
+
+    natural_resources = "natural_resources"
+    agriculture = "agriculture"
+
+
+# Who signs for which body: the principal's role decides, never the request body.
+SIGNING_ROLES: dict[Role, SigningBody] = {
+    Role.case_officer: SigningBody.natural_resources,
+    Role.agriculture_inspector: SigningBody.agriculture,
+}
+
+# The seed's sentence for each body's part in the verification.
+SIGN_OFF_BASIS: dict[SigningBody, str] = {
+    SigningBody.natural_resources: "自然资源局：会同农业农村局对违法建筑拆除复耕的耕地质量进行验收",
+    SigningBody.agriculture: "农业农村局：配合自然资源局做好违法建筑拆除复耕的耕地质量验收",
+}
+
+
+@dataclass(frozen=True)
+class SignOff:
+    """One body's signature under the restoration of one case."""
+
+    body: SigningBody
+    officer: str
+    verified_on: date
+
+
+@dataclass(frozen=True)
+class JointVerification:
+    """Both bodies signed the same inspection: the restoration is verified."""
+
+    verified_on: date
+    natural_resources_officer: str
+    agriculture_officer: str
+
+
+class NotASignatory(RedlineError):
+    """A role that signs for neither body (HTTP 403)."""
+
+
+class AlreadySigned(RedlineError):
+    """The same body signing the same restoration twice (HTTP 409)."""
+
+
+def signing_body(role: Role) -> SigningBody:
+    body = SIGNING_ROLES.get(role)
+    if body is None:
+        bodies = ", ".join(f"{r} for {b}" for r, b in SIGNING_ROLES.items())
+        raise NotASignatory(f"{role} signs no restoration; the signatories are {bodies}")
+    return body
+
+
+def sign_off_restoration(
+    status: CaseStatus, earlier: Sequence[SignOff], new: SignOff
+) -> JointVerification | None:
+    """Check one more sign-off; the verification once both bodies have signed, else None.
+
+    Raises IllegalTransition (case not rectified), AlreadySigned (same body again) or
+    InvalidInput on verified_on (the two bodies must sign the same inspection).
+    """
+    next_status(status, Step.restoration)
+    for signed in earlier:
+        if signed.body is new.body:
+            raise AlreadySigned(
+                f"{new.body} already signed off the restoration "
+                f"(by {signed.officer}, verified on {signed.verified_on}); "
+                f"the other body's sign-off is what is missing"
+            )
+        if signed.verified_on != new.verified_on:
+            raise InvalidInput(
+                "verified_on",
+                f"{new.verified_on} differs from the {signed.body} sign-off's "
+                f"{signed.verified_on}; both bodies sign the same inspection",
+            )
+    by_body = {signed.body: signed for signed in (*earlier, new)}
+    if set(by_body) != set(SigningBody):
+        return None
+    return JointVerification(
+        verified_on=new.verified_on,
+        natural_resources_officer=by_body[SigningBody.natural_resources].officer,
+        agriculture_officer=by_body[SigningBody.agriculture].officer,
+    )
 
 
 BASIC_FARMLAND_THRESHOLD_MU = Decimal(5)

@@ -17,7 +17,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import yaml
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 from events.codec import encode_signed
 from events.models import (
@@ -37,21 +37,25 @@ from events.models import (
     PenaltyDetails,
     RectificationDetails,
     RectificationRecorded,
-    RestorationDetails,
     RestorationVerified,
     RevocationDetails,
 )
 from events.signing import Signer
 from events.topics import VIOLATIONS
+from services.access import Principal
 from services.authorities import NATURAL_RESOURCES
 from services.errors import ConfigError, InvalidInput, RedlineError
 from services.outbox.ports import OutgoingEvent
 from services.registry.domain import (
     AccountabilityCheck,
     CaseStatus,
+    SigningBody,
+    SignOff,
     Step,
     check_accountability,
     next_status,
+    sign_off_restoration,
+    signing_body,
 )
 from services.registry.ports import (
     CaseRecord,
@@ -83,11 +87,11 @@ def load_townships(path: Path = TOWNSHIPS_FILE) -> dict[str, Township]:
         raise ConfigError(f"{path}: not a townships file: {exc}") from exc
 
 
-# Each recorded step: the details a case officer gives and the event that announces it.
+# Each step one case officer records: the details given and the event that announces it.
+# Restoration is not among them: it needs both bodies' sign-offs (sign_off_restoration).
 STEP_EVENTS: dict[Step, tuple[type[BaseModel], type[Payload]]] = {
     Step.penalty: (PenaltyDetails, PenaltyDecided),
     Step.rectification: (RectificationDetails, RectificationRecorded),
-    Step.restoration: (RestorationDetails, RestorationVerified),
     Step.revocation: (RevocationDetails, CaseRevoked),
     Step.closure: (ClosureDetails, CaseClosed),
     Step.correction: (CorrectionDetails, CaseCorrected),
@@ -101,6 +105,27 @@ class CaseSummary(BaseModel):
     status: CaseStatus
     accountability_started: bool
     event_ids: list[str]
+
+
+class SignOffDetails(BaseModel):
+    """One body's sign-off; who signs, and for which body, comes from the caller's token."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
+
+    verified_on: date
+
+
+class SignOffView(BaseModel):
+    body: SigningBody
+    officer: str
+    verified_on: date
+
+
+class RestorationSummary(CaseSummary):
+    """A sign-off's answer: the case stays rectified until both bodies have signed."""
+
+    signed: list[SignOffView]
+    awaiting: list[SigningBody]
 
 
 class ClueSummary(BaseModel):
@@ -125,6 +150,7 @@ class CaseView(BaseModel):
     updated_at: datetime | None
     records: list[dict[str, Any]]
     responses: list[ResponseView] = []
+    restoration_sign_offs: list[SignOffView] = []
 
 
 class ResponseView(BaseModel):
@@ -198,7 +224,7 @@ class Registry:
         self, details: ClueDetails, idempotency_key: str | None = None
     ) -> ClueSummary:
         self._check_township(details.township)
-        self._check_dates(details)
+        self._check_input(details)
 
         async def write(tx: RegistryTransaction) -> dict[str, Any]:
             clue_id = await tx.next_clue_id(self._today())
@@ -215,7 +241,7 @@ class Registry:
         self, details: CaseDetails, idempotency_key: str | None = None
     ) -> CaseSummary:
         self._check_township(details.township)
-        self._check_dates(details)
+        self._check_input(details)
 
         async def write(tx: RegistryTransaction) -> dict[str, Any]:
             case_id = await tx.next_case_id(self._today().year)
@@ -255,10 +281,12 @@ class Registry:
     async def record_step(
         self, case_id: str, step: Step, details: BaseModel, idempotency_key: str | None = None
     ) -> CaseSummary:
+        if step not in STEP_EVENTS:
+            raise InvalidInput("step", f"{step} is recorded by sign-offs, not as one step")
         details_model, event_model = STEP_EVENTS[step]
         if not isinstance(details, details_model):
             raise InvalidInput("body", f"{step} takes {details_model.__name__}")
-        self._check_dates(details)
+        self._check_input(details)
 
         async def write(tx: RegistryTransaction) -> dict[str, Any]:
             case = await tx.case_for_update(case_id)
@@ -297,6 +325,51 @@ class Registry:
         body = await self._once(f"{step}:{case_id}", details, idempotency_key, write)
         return CaseSummary.model_validate(body)
 
+    async def sign_off_restoration(
+        self,
+        case_id: str,
+        signer: Principal,
+        details: SignOffDetails,
+        idempotency_key: str | None = None,
+    ) -> RestorationSummary:
+        """One body's sign-off on a rectified case's restoration (复耕验收); the second
+        body's completes it: the case is restored and restoration_verified is emitted."""
+        body = signing_body(signer.role)
+        new = SignOff(body=body, officer=signer.name, verified_on=details.verified_on)
+        self._check_input(details)
+
+        async def write(tx: RegistryTransaction) -> dict[str, Any]:
+            case = await tx.case_for_update(case_id)
+            if case is None:
+                raise NotFound(f"no case {case_id!r}")
+            earlier = await tx.restoration_sign_offs(case_id)
+            joint = sign_off_restoration(case.status, earlier, new)
+            await tx.add_sign_off(case_id, new)
+            status, event_ids = case.status, []
+            if joint is not None:
+                status = next_status(case.status, Step.restoration)
+                payload = RestorationVerified(
+                    case_id=case_id,
+                    verified_on=joint.verified_on,
+                    natural_resources_officer=joint.natural_resources_officer,
+                    agriculture_officer=joint.agriculture_officer,
+                )
+                await tx.update_case(replace(case, status=status))
+                event_ids.append(await self._announce(tx, case_id, Step.restoration.value, payload))
+            signed = [*earlier, new]
+            return RestorationSummary(
+                case_id=case_id,
+                status=status,
+                accountability_started=case.accountability_started_at is not None,
+                event_ids=event_ids,
+                signed=[_sign_off_view(s) for s in signed],
+                awaiting=[b for b in SigningBody if b not in {s.body for s in signed}],
+            ).model_dump(mode="json")
+
+        operation = f"restoration-sign-off:{case_id}:{body}:{signer.name}"
+        answer = await self._once(operation, details, idempotency_key, write)
+        return RestorationSummary.model_validate(answer)
+
     # --- queries ----------------------------------------------------------------------
 
     async def get_case(self, case_id: str) -> CaseView:
@@ -305,7 +378,10 @@ class Registry:
             raise NotFound(f"no case {case_id!r}")
         now = self.clock()
         answers = [_response(row, now) for row in await self.store.responses(case_id)]
-        return _view(*found).model_copy(update={"responses": answers})
+        signed = [_sign_off_view(s) for s in await self.store.restoration_sign_offs(case_id)]
+        return _view(*found).model_copy(
+            update={"responses": answers, "restoration_sign_offs": signed}
+        )
 
     async def list_cases(
         self,
@@ -384,11 +460,34 @@ class Registry:
         if code not in self.townships:
             raise InvalidInput("township", f"unknown township {code!r}")
 
+    def _check_input(self, details: BaseModel) -> None:
+        """Dates not in the future, and no NUL in any text: PostgreSQL cannot store one."""
+        self._check_dates(details)
+        _check_text(details.model_dump(mode="json"), "")
+
     def _check_dates(self, details: BaseModel) -> None:
         today = self._today()
         for name, value in details:
             if isinstance(value, date) and value > today:
                 raise InvalidInput(name, f"{value} is in the future (today is {today})")
+
+
+def _check_text(value: object, field: str) -> None:
+    if isinstance(value, str) and "\x00" in value:
+        raise InvalidInput(field or "body", "contains a NUL character (U+0000)")
+    items: list[tuple[object, object]] = []
+    if isinstance(value, dict):
+        items = list(value.items())
+    elif isinstance(value, list):
+        items = list(enumerate(value))
+    for key, item in items:
+        _check_text(item, f"{field}.{key}" if field else str(key))
+
+
+def _sign_off_view(sign_off: SignOff) -> SignOffView:
+    return SignOffView(
+        body=sign_off.body, officer=sign_off.officer, verified_on=sign_off.verified_on
+    )
 
 
 def _view(row: CaseRow, records: list[CaseRecord]) -> CaseView:

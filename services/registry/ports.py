@@ -13,7 +13,7 @@ from decimal import Decimal
 from typing import Any
 
 from services.outbox.ports import OutgoingEvent
-from services.registry.domain import CaseStatus
+from services.registry.domain import CaseStatus, SignOff
 
 
 @dataclass(frozen=True)
@@ -108,6 +108,14 @@ class RegistryTransaction(abc.ABC):
     @abc.abstractmethod
     async def enqueue(self, event: OutgoingEvent) -> None: ...
 
+    @abc.abstractmethod
+    async def restoration_sign_offs(self, case_id: str) -> list[SignOff]:
+        """The sign-offs given so far on the case's restoration (read under the case lock)."""
+
+    @abc.abstractmethod
+    async def add_sign_off(self, case_id: str, sign_off: SignOff) -> None:
+        """Record one body's sign-off, audited in the same transaction."""
+
 
 class RegistryStore(abc.ABC):
     @abc.abstractmethod
@@ -118,6 +126,9 @@ class RegistryStore(abc.ABC):
 
     @abc.abstractmethod
     async def responses(self, case_id: str) -> list[ResponseRow]: ...
+
+    @abc.abstractmethod
+    async def restoration_sign_offs(self, case_id: str) -> list[SignOff]: ...
 
     @abc.abstractmethod
     async def list_cases(

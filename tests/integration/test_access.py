@@ -87,3 +87,17 @@ async def test_a_department_reads_only_its_own_blocks(
         headers=as_("subscriber"),
     )
     assert check.status_code == 200 and check.json()["status"] == "clear"
+
+
+async def test_only_the_two_bodies_sign_off_a_restoration(api: httpx.AsyncClient, as_: As) -> None:
+    filed = await api.post("/v1/cases", json=case_body(), headers=as_("case-officer"))
+    path = f"/v1/cases/{filed.json()['case_id']}/restoration/sign-offs"
+    for name in ("operator", "subscriber", "department-agriculture", "department-power_supply"):
+        refused = await api.post(path, json={"verified_on": "2026-11-10"}, headers=as_(name))
+        assert refused.status_code == 403, name
+        assert "is for agriculture_inspector, case_officer" in refused.json()["error"]
+    # the inspector reaches the rule (a filed case is not yet rectified), nothing more
+    inspector = as_("agriculture-inspector")
+    signed = await api.post(path, json={"verified_on": "2026-11-10"}, headers=inspector)
+    assert signed.status_code == 409
+    assert (await api.post("/v1/cases", json=case_body(), headers=inspector)).status_code == 403

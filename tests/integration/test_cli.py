@@ -72,6 +72,42 @@ def test_a_step_the_case_does_not_allow_is_refused(settings: Settings) -> None:
     assert "cannot record closure on a case that is filed" in refused.stderr
 
 
+def test_restoration_is_signed_off_by_the_holders_of_two_tokens(settings: Settings) -> None:
+    case_id = json.loads(_redline(settings, "case", "file", json.dumps(case_body())).stdout)[
+        "case_id"
+    ]
+    steps = {
+        "penalty": {
+            "decision_no": "罚3",
+            "decided_on": "2026-10-20",
+            "fine_yuan": "1",
+            "summary": "罚",
+        },
+        "rectification": {"action": "demolition", "completed_on": "2026-11-01"},
+    }
+    for step, body in steps.items():
+        assert _redline(settings, "case", "record", case_id, step, json.dumps(body)).returncode == 0
+    tokens = settings.home / "tokens"
+    day = json.dumps({"verified_on": "2026-11-10"})
+    whole = _redline(settings, "case", "record", case_id, "restoration", day)
+    assert whole.returncode == 2
+    assert "restoration needs both bodies' sign-offs" in whole.stderr
+    signed = []
+    for name in ("case-officer", "agriculture-inspector"):
+        answer = _redline(
+            settings,
+            "case",
+            "sign-off",
+            case_id,
+            day,
+            "--token-file",
+            str(tokens / f"{name}.token"),
+        )
+        assert answer.returncode == 0, answer.stderr
+        signed.append(json.loads(answer.stdout)["status"])
+    assert signed == ["rectified", "restored"]
+
+
 def test_replay_refuses_a_time_without_offset(settings: Settings) -> None:
     refused = _redline(settings, "outbox", "replay", "--from", "2026-11-01T00:00")
     assert refused.returncode == 2

@@ -10,7 +10,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,11 +19,12 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from events.codec import decode, encode_signed
-from events.models import CaseDetails, CaseFiled, DeadLetter
+from events.models import CaseDetails, CaseFiled, DeadLetter, RestorationDetails
 from events.signing import Signer, TrustStore
 from events.topics import ACKNOWLEDGEMENTS, DEAD_LETTERS, VIOLATIONS
 from services.authorities import NATURAL_RESOURCES
 from services.config import Settings
+from services.demo import sign_off_jointly
 from services.departments.catalogue import Stage, load_catalogue
 from services.departments.queries import DepartmentQueries
 from services.entrypoints.audit_commands import verify_trails
@@ -149,15 +150,14 @@ async def test_filing_blocks_in_every_department_and_restoration_lifts(
         Step.rectification,
         {"action": "demolition", "completed_on": "2026-11-05"},
     )
-    await _step(
+    await sign_off_jointly(
         registry,
         case_id,
-        Step.restoration,
-        {
-            "verified_on": "2026-11-10",
-            "natural_resources_officer": "李明",
-            "agriculture_officer": "王芳",
-        },
+        RestorationDetails(
+            verified_on=date(2026, 11, 10),
+            natural_resources_officer="李明",
+            agriculture_officer="王芳",
+        ),
     )
     survivors = {
         (d.code, m.code)

@@ -18,13 +18,14 @@ import pytest
 
 from events.codec import decode
 from events.errors import EventError
-from events.models import CaseDetails
+from events.models import CaseDetails, RestorationDetails
 from events.signing import TrustStore
 from events.topics import VIOLATIONS
 from services.adapters.kafka import ensure_topics
 from services.adapters.publisher import KafkaPublisher
 from services.bootstrap import bootstrap_registry, registry_store
 from services.config import Settings
+from services.demo import sign_off_jointly
 from services.outbox.relay import OutboxRelay
 from services.registry.domain import Step
 from services.registry.handlers import STEP_EVENTS, Registry
@@ -142,6 +143,9 @@ async def test_events_of_a_case_reach_the_topic_in_order(
             Step.closure: {"closed_on": "2026-11-02", "reason": "验收合格"},
         }
         for step, body in bodies.items():
+            if step is Step.restoration:  # both bodies sign off
+                await sign_off_jointly(own_registry, case_id, RestorationDetails(**body))
+                continue
             details = STEP_EVENTS[step][0].model_validate(body)
             await own_registry.record_step(case_id, step, details)
         await _drained(own_database, "outbox drained")

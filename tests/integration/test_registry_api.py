@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import date
 from typing import Any
 
 import asyncpg
 import httpx
 import pytest
 
+from events.codec import decode
+from events.models import RestorationVerified
+from events.signing import TrustStore
 from services.access import TokenStore, dev_token
 from services.blocklist.queries import CentralChecks
 from services.config import Settings
@@ -29,6 +33,12 @@ async def api(
         transport=transport, base_url="http://registry", headers=officer
     ) as client:
         yield client
+
+
+@pytest.fixture
+def inspector(settings: Settings) -> dict[str, str]:
+    """Headers that sign as the agriculture bureau's inspector instead of the officer."""
+    return {"Authorization": f"Bearer {dev_token(settings.home, 'agriculture-inspector')}"}
 
 
 async def _counts(db: asyncpg.Pool) -> tuple[int, int, int]:
@@ -111,7 +121,9 @@ async def test_a_correction_that_crosses_the_bound_starts_accountability_once(
     ]
 
 
-async def test_the_lifecycle_to_closure(api: httpx.AsyncClient, db: asyncpg.Pool) -> None:
+async def test_the_lifecycle_to_closure(
+    api: httpx.AsyncClient, db: asyncpg.Pool, inspector: dict[str, str]
+) -> None:
     case_id = (await api.post("/v1/cases", json=case_body())).json()["case_id"]
     steps: list[tuple[str, dict[str, Any], str]] = [
         (
@@ -125,19 +137,14 @@ async def test_the_lifecycle_to_closure(api: httpx.AsyncClient, db: asyncpg.Pool
             "penalty_decided",
         ),
         ("rectification", {"action": "demolition", "completed_on": "2026-11-01"}, "rectified"),
-        (
-            "restoration",
-            {
-                "verified_on": "2026-11-10",
-                "natural_resources_officer": "李明",
-                "agriculture_officer": "王芳",
-            },
-            "restored",
-        ),
+        ("restoration/sign-offs", {"verified_on": "2026-11-10"}, "rectified"),
+        ("restoration/sign-offs", {"verified_on": "2026-11-10"}, "restored"),
         ("closure", {"closed_on": "2026-11-11", "reason": "复耕验收合格"}, "closed"),
     ]
+    signers = iter([{}, inspector])  # the officer's sign-off, then the inspector's
     for step, body, status in steps:
-        response = await api.post(f"/v1/cases/{case_id}/{step}", json=body)
+        headers = next(signers) if step.startswith("restoration") else {}
+        response = await api.post(f"/v1/cases/{case_id}/{step}", json=body, headers=headers)
         assert response.status_code == 200, response.text
         assert response.json()["status"] == status
     assert await _outbox_types(db, case_id) == [
@@ -155,12 +162,7 @@ async def test_restoration_before_rectification_is_409_naming_both_states(
     case_id = (await api.post("/v1/cases", json=case_body())).json()["case_id"]
     before = await _counts(db)
     response = await api.post(
-        f"/v1/cases/{case_id}/restoration",
-        json={
-            "verified_on": "2026-11-10",
-            "natural_resources_officer": "李明",
-            "agriculture_officer": "王芳",
-        },
+        f"/v1/cases/{case_id}/restoration/sign-offs", json={"verified_on": "2026-11-10"}
     )
     assert response.status_code == 409
     assert response.json()["error"] == (
@@ -170,14 +172,114 @@ async def test_restoration_before_rectification_is_409_naming_both_states(
     assert await _counts(db) == before
 
 
-async def test_restoration_needs_both_sign_offs(api: httpx.AsyncClient) -> None:
-    case_id = (await api.post("/v1/cases", json=case_body())).json()["case_id"]
-    response = await api.post(
-        f"/v1/cases/{case_id}/restoration",
-        json={"verified_on": "2026-11-10", "natural_resources_officer": "李明"},
+async def _rectified(api: httpx.AsyncClient) -> str:
+    case_id: str = (await api.post("/v1/cases", json=case_body())).json()["case_id"]
+    penalty = {"decision_no": "罚9", "decided_on": "2026-10-20", "fine_yuan": "1", "summary": "罚"}
+    assert (await api.post(f"/v1/cases/{case_id}/penalty", json=penalty)).status_code == 200
+    rectification = {"action": "demolition", "completed_on": "2026-11-01"}
+    done = await api.post(f"/v1/cases/{case_id}/rectification", json=rectification)
+    assert done.status_code == 200, done.text
+    return case_id
+
+
+async def _restoration_events(
+    db: asyncpg.Pool, trust: TrustStore, case_id: str
+) -> list[RestorationVerified]:
+    """The signed restoration_verified events waiting in the outbox for this case."""
+    rows = await db.fetch(
+        "SELECT value FROM outbox WHERE key = $1 AND event_type = $2 ORDER BY position",
+        case_id,
+        RestorationVerified.event_type,
     )
-    assert response.status_code == 422
-    assert response.json()["errors"][0]["field"] == "agriculture_officer"
+    found = [decode(row["value"], trust)[1] for row in rows]
+    return [event for event in found if isinstance(event, RestorationVerified)]
+
+
+async def test_restoration_needs_both_bodies_sign_offs(
+    api: httpx.AsyncClient, db: asyncpg.Pool, trust: TrustStore, inspector: dict[str, str]
+) -> None:
+    case_id = await _rectified(api)
+    path = f"/v1/cases/{case_id}/restoration/sign-offs"
+    first = await api.post(path, json={"verified_on": "2026-11-10"})
+    assert first.status_code == 200, first.text
+    assert first.json()["status"] == "rectified"
+    assert first.json()["event_ids"] == []
+    assert first.json()["awaiting"] == ["agriculture"]
+    assert await _restoration_events(db, trust, case_id) == []
+    shown = (await api.get(f"/v1/cases/{case_id}", headers=inspector)).json()
+    assert shown["status"] == "rectified"
+    assert shown["restoration_sign_offs"] == [
+        {"body": "natural_resources", "officer": "case-officer", "verified_on": "2026-11-10"}
+    ]
+    audited = await db.fetchval(
+        "SELECT count(*) FROM audit_log WHERE case_id = $1 AND action = 'restoration sign-off'",
+        case_id,
+    )
+    assert audited == 1
+
+    second = await api.post(path, json={"verified_on": "2026-11-10"}, headers=inspector)
+    assert second.status_code == 200, second.text
+    assert second.json()["status"] == "restored"
+    assert second.json()["awaiting"] == []
+    assert len(second.json()["event_ids"]) == 1
+    assert await _restoration_events(db, trust, case_id) == [
+        RestorationVerified(
+            case_id=case_id,
+            verified_on=date(2026, 11, 10),
+            natural_resources_officer="case-officer",
+            agriculture_officer="agriculture-inspector",
+        )
+    ]
+
+
+async def test_the_same_body_signing_twice_is_409(
+    api: httpx.AsyncClient, db: asyncpg.Pool, trust: TrustStore, inspector: dict[str, str]
+) -> None:
+    case_id = await _rectified(api)
+    path = f"/v1/cases/{case_id}/restoration/sign-offs"
+    assert (await api.post(path, json={"verified_on": "2026-11-10"}, headers=inspector)).is_success
+    again = await api.post(path, json={"verified_on": "2026-11-10"}, headers=inspector)
+    assert again.status_code == 409
+    assert "agriculture already signed off the restoration" in again.json()["error"]
+    assert (await api.get(f"/v1/cases/{case_id}")).json()["status"] == "rectified"
+    assert await _restoration_events(db, trust, case_id) == []
+
+
+async def test_sign_offs_must_agree_on_the_day(
+    api: httpx.AsyncClient, db: asyncpg.Pool, trust: TrustStore, inspector: dict[str, str]
+) -> None:
+    case_id = await _rectified(api)
+    path = f"/v1/cases/{case_id}/restoration/sign-offs"
+    assert (await api.post(path, json={"verified_on": "2026-11-10"})).is_success
+    other_day = await api.post(path, json={"verified_on": "2026-11-12"}, headers=inspector)
+    assert other_day.status_code == 422
+    assert other_day.json()["errors"][0]["field"] == "verified_on"
+    assert await _restoration_events(db, trust, case_id) == []
+    # the old body naming both officers is refused: the officers come from the tokens
+    named = {"verified_on": "2026-11-10", "agriculture_officer": "王芳"}
+    refused = await api.post(path, json=named, headers=inspector)
+    assert refused.status_code == 422
+    assert refused.json()["errors"][0]["field"] == "agriculture_officer"
+
+
+async def test_a_retried_sign_off_with_its_key_signs_once(
+    api: httpx.AsyncClient, db: asyncpg.Pool, inspector: dict[str, str]
+) -> None:
+    case_id = await _rectified(api)
+    path = f"/v1/cases/{case_id}/restoration/sign-offs"
+    key = {"Idempotency-Key": f"sign-{case_id}"}
+    first = await api.post(path, json={"verified_on": "2026-11-10"}, headers=key)
+    retried = await api.post(path, json={"verified_on": "2026-11-10"}, headers=key)
+    assert first.status_code == retried.status_code == 200
+    assert first.json() == retried.json()
+    # the same key from the other body is another request, not a replay of the first
+    stolen = await api.post(path, json={"verified_on": "2026-11-10"}, headers={**key, **inspector})
+    assert stolen.status_code == 422
+    assert stolen.json()["errors"][0]["field"] == "Idempotency-Key"
+    count = await db.fetchval(
+        "SELECT count(*) FROM restoration_sign_offs WHERE case_id = $1", case_id
+    )
+    assert count == 1
 
 
 async def test_one_idempotency_key_makes_one_case(api: httpx.AsyncClient, db: asyncpg.Pool) -> None:
@@ -296,6 +398,8 @@ async def test_health_reports_database_and_broker(api: httpx.AsyncClient) -> Non
 
 async def test_openapi_document_lists_every_endpoint(api: httpx.AsyncClient) -> None:
     paths = (await api.get("/openapi.json")).json()["paths"]
-    for step in ("penalty", "rectification", "restoration", "revocation", "closure", "correction"):
+    for step in ("penalty", "rectification", "revocation", "closure", "correction"):
         assert f"/v1/cases/{{case_id}}/{step}" in paths
+    assert "/v1/cases/{case_id}/restoration/sign-offs" in paths
+    assert "/v1/cases/{case_id}/restoration" not in paths
     assert {"/v1/cases", "/v1/clues", "/v1/cases/{case_id}", "/healthz"} <= set(paths)

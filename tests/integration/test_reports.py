@@ -39,7 +39,7 @@ from services.adapters.migrate import migrate
 from services.adapters.postgres import create_pool
 from services.bootstrap import bootstrap_registry
 from services.config import Settings
-from services.demo import DemoGenerator
+from services.demo import DemoGenerator, sign_off_jointly
 from services.departments.catalogue import Stage, load_catalogue
 from services.departments.ports import BatchWrites, BlockApplied, BlockLifted, KnownCase, NewCase
 from services.entrypoints.api import create_app
@@ -47,7 +47,7 @@ from services.entrypoints.report_commands import report_app
 from services.feedback.domain import Requirement
 from services.feedback.ports import Response
 from services.registry.domain import Step
-from services.registry.handlers import Registry, load_townships
+from services.registry.handlers import CaseSummary, Registry, load_townships
 from tests.conftest import Stack, create_database
 
 TZ = ZoneInfo("Asia/Shanghai")
@@ -145,7 +145,11 @@ class _Builder:
     async def step(self, case: KnownCase, step: Step, details: Any, at: datetime) -> None:
         self._at(at)
         before = await self._seq(case.case_id)
-        summary = await self.registry.record_step(case.case_id, step, details)
+        summary: CaseSummary
+        if step is Step.restoration:  # both bodies sign off
+            summary = await sign_off_jointly(self.registry, case.case_id, details)
+        else:
+            summary = await self.registry.record_step(case.case_id, step, details)
         await self._stamp(case.case_id, before, at)
         stage = {
             Step.penalty: "penalty",

@@ -13,13 +13,17 @@ OFFICER = Principal("o", Role.case_officer)
 OPERATOR = Principal("op", Role.operator)
 SUBSCRIBER = Principal("s", Role.subscriber)
 POWER = Principal("d", Role.department, "power_supply")
+INSPECTOR = Principal("a", Role.agriculture_inspector)
+SIGN_OFFS = "/v1/cases/RL-2026-000001/restoration/sign-offs"
 
 
 @pytest.mark.parametrize(
     ("who", "method", "path"),
     [
         (OFFICER, "POST", "/v1/cases"),
-        (OFFICER, "POST", "/v1/cases/RL-2026-000001/restoration"),
+        (OFFICER, "POST", SIGN_OFFS),
+        (INSPECTOR, "POST", SIGN_OFFS),
+        (INSPECTOR, "GET", "/v1/cases/RL-2026-000001"),
         (OFFICER, "GET", "/v1/cases/RL-2026-000001"),
         (OPERATOR, "GET", "/v1/cases"),
         (POWER, "GET", "/v1/departments/power_supply/blocks"),
@@ -46,6 +50,10 @@ def test_allowed(who: Principal | None, method: str, path: str) -> None:
         (SUBSCRIBER, "GET", "/v1/departments/banks/blocks", "not subscriber"),
         (SUBSCRIBER, "GET", "/v1/cases/RL-1", "not subscriber"),
         (OFFICER, "DELETE", "/v1/cases/RL-1", "is not allowed"),
+        (POWER, "POST", SIGN_OFFS, "not department"),
+        (OPERATOR, "POST", SIGN_OFFS, "not operator"),
+        (INSPECTOR, "POST", "/v1/cases", "not agriculture_inspector"),
+        (INSPECTOR, "POST", "/v1/cases/RL-1/closure", "not agriculture_inspector"),
     ],
 )
 def test_refused_with_the_reason(
@@ -64,5 +72,9 @@ def test_dev_tokens_are_stored_only_as_hashes(tmp_path: Path) -> None:
         "department-power_supply", Role.department, "power_supply"
     )
     assert store.principal(token + "x") is None
+    inspector = dev_token(tmp_path, "agriculture-inspector")
+    assert store.principal(inspector) == Principal(
+        "agriculture-inspector", Role.agriculture_inspector
+    )
     with pytest.raises(ConfigError, match="REDLINE_API_TOKENS"):
         TokenStore.load(tmp_path / "missing.yaml")

@@ -1,19 +1,30 @@
-"""The case lifecycle and the accountability threshold, as pure rules."""
+"""The case lifecycle, the joint restoration sign-off and the accountability threshold,
+as pure rules."""
 
 from __future__ import annotations
 
+from datetime import date
 from decimal import Decimal
 
 import pytest
 
 from events.land import LandClass
 from events.models import Parcel
+from services.access import Role
+from services.errors import InvalidInput
 from services.registry.domain import (
+    AlreadySigned,
     CaseStatus,
     IllegalTransition,
+    JointVerification,
+    NotASignatory,
+    SigningBody,
+    SignOff,
     Step,
     check_accountability,
     next_status,
+    sign_off_restoration,
+    signing_body,
 )
 
 S = CaseStatus
@@ -95,3 +106,49 @@ def test_the_rule_says_which_bound_was_met() -> None:
     assert check.basic_farmland_mu == Decimal("3")
     assert check.reasons == ["cultivated land 10 mu >= 10 mu (permanent basic farmland included)"]
     assert check.rule.startswith("seed §四(五): ")
+
+
+DAY = date(2026, 11, 10)
+NR = SignOff(SigningBody.natural_resources, "李明", DAY)
+AGRI = SignOff(SigningBody.agriculture, "王芳", DAY)
+
+
+def test_the_role_decides_which_body_signs() -> None:
+    assert signing_body(Role.case_officer) is SigningBody.natural_resources
+    assert signing_body(Role.agriculture_inspector) is SigningBody.agriculture
+    for role in (Role.operator, Role.department, Role.subscriber):
+        with pytest.raises(NotASignatory, match=f"{role} signs no restoration"):
+            signing_body(role)
+
+
+@pytest.mark.parametrize("first", [NR, AGRI])
+def test_one_sign_off_does_not_restore(first: SignOff) -> None:
+    assert sign_off_restoration(S.rectified, [], first) is None
+
+
+@pytest.mark.parametrize(("first", "second"), [(NR, AGRI), (AGRI, NR)])
+def test_the_other_body_completes_it_in_either_order(first: SignOff, second: SignOff) -> None:
+    assert sign_off_restoration(S.rectified, [first], second) == JointVerification(
+        verified_on=DAY, natural_resources_officer="李明", agriculture_officer="王芳"
+    )
+
+
+@pytest.mark.parametrize("signed", [NR, AGRI])
+def test_the_same_body_twice_is_refused(signed: SignOff) -> None:
+    again = SignOff(signed.body, "someone else", DAY)
+    with pytest.raises(AlreadySigned, match=f"{signed.body} already signed off"):
+        sign_off_restoration(S.rectified, [signed], again)
+
+
+def test_sign_offs_must_agree_on_the_day() -> None:
+    later = SignOff(SigningBody.agriculture, "王芳", date(2026, 11, 11))
+    with pytest.raises(InvalidInput) as refused:
+        sign_off_restoration(S.rectified, [NR], later)
+    assert refused.value.field == "verified_on"
+    assert "differs from the natural_resources sign-off's 2026-11-10" in refused.value.reason
+
+
+@pytest.mark.parametrize("status", [S.filed, S.penalty_decided, S.restored, S.revoked, S.closed])
+def test_only_a_rectified_case_is_signed_off(status: S) -> None:
+    with pytest.raises(IllegalTransition, match="restoration needs the case to be rectified"):
+        sign_off_restoration(status, [], NR)
