@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import base64
+import json
 from datetime import datetime
+
+from pydantic import ValidationError
 
 from events.envelope import (
     MAX_EVENT_BYTES,
     Envelope,
+    canonical_json,
     decode_envelope,
-    encode,
     new_event,
     payload_of,
 )
-from events.errors import InvalidEvent
-from events.models import Payload
-from events.signing import Signer, TrustStore, sign
+from events.errors import InvalidEvent, invalid_from_validation
+from events.models import PAYLOAD_TYPES, Payload
+from events.signing import Signer, TrustStore
+from events.upcasting import UPCASTERS
 
 
 def decode(raw: bytes, trust: TrustStore) -> tuple[Envelope, Payload]:
@@ -23,7 +28,14 @@ def decode(raw: bytes, trust: TrustStore) -> tuple[Envelope, Payload]:
         raise InvalidEvent("size", f"{len(raw)} bytes exceeds the limit of {MAX_EVENT_BYTES}")
     envelope = decode_envelope(raw)
     trust.verify(envelope)
-    return envelope, payload_of(envelope)
+    if envelope.type in UPCASTERS:
+        return envelope, payload_of(envelope)
+    # A current type: `payload_of` would validate, dump and find nothing to upcast; one
+    # validation gives the same payload (decode_envelope has refused unknown types).
+    try:
+        return envelope, PAYLOAD_TYPES[envelope.type].model_validate(envelope.data)
+    except ValidationError as exc:
+        raise invalid_from_validation(exc, prefix="data") from exc
 
 
 def encode_signed(
@@ -35,8 +47,15 @@ def encode_signed(
     event_id: str | None = None,
     time: datetime | None = None,
 ) -> tuple[Envelope, bytes]:
-    """Wrap, sign and serialise a payload; the bytes are what goes to Kafka."""
-    envelope = sign(
-        new_event(payload, source=source, subject=subject, event_id=event_id, time=time), signer
-    )
-    return envelope, encode(envelope)
+    """Wrap, sign and serialise a payload; the bytes are what goes to Kafka.
+
+    The same bytes as `encode(sign(new_event(...)))`, from one dump of the envelope
+    instead of four: a department signs one acknowledgement per event it applies."""
+    envelope = new_event(payload, source=source, subject=subject, event_id=event_id, time=time)
+    wire = {k: v for k, v in envelope.model_dump(mode="json").items() if v is not None}
+    wire.pop("signature", None)
+    wire["signingkey"] = signer.key_id
+    signature = base64.b64encode(signer.sign_bytes(canonical_json(wire))).decode("ascii")
+    wire["signature"] = signature
+    signed = envelope.model_copy(update={"signingkey": signer.key_id, "signature": signature})
+    return signed, json.dumps(wire, ensure_ascii=False, separators=(",", ":")).encode()

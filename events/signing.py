@@ -11,6 +11,7 @@ import binascii
 from collections.abc import Iterable
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -105,7 +106,13 @@ class TrustedKey:
         return any(fnmatchcase(event_type, pattern) for pattern in self.may_issue)
 
     def public_key(self) -> Ed25519PublicKey:
-        return Ed25519PublicKey.from_public_bytes(_b64decode(self.public_key_b64, PUBLIC_KEY_BYTES))
+        return _public_key(self.public_key_b64)
+
+
+@lru_cache(maxsize=1024)
+def _public_key(public_key_b64: str) -> Ed25519PublicKey:
+    """Parsed once per key, not once per event verified (immutable, so safe to share)."""
+    return Ed25519PublicKey.from_public_bytes(_b64decode(public_key_b64, PUBLIC_KEY_BYTES))
 
 
 _ENTRY_FIELDS = ("key_id", "issuer", "source", "public_key", "may_issue")

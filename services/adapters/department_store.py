@@ -56,42 +56,39 @@ class PostgresDepartmentTransaction(DepartmentTransaction):
         return {(row["measure"], row["case_id"]) for row in rows}
 
     async def write(self, writes: BatchWrites) -> None:
+        """One statement per table over arrays (unnest), not one per row: a backlog's
+        batch of 2000 is then a few statements for the server, not 10,000."""
         s = self.schema
         if writes.cases:
-            await self.conn.executemany(
+            cases = [c.case for c in writes.cases]
+            await self.conn.execute(
                 f"INSERT INTO {s}.cases (case_id, township, subject_kind, subject_id, "
-                "subject_name, filed_event) VALUES ($1, $2, $3, $4, $5, $6) "
+                "subject_name, filed_event) SELECT * FROM unnest($1::text[], $2::text[], "
+                "$3::text[], $4::text[], $5::text[], $6::text[]) "
                 "ON CONFLICT (case_id) DO NOTHING",
-                [
-                    (
-                        c.case.case_id,
-                        c.case.township,
-                        c.case.subject_kind,
-                        c.case.subject_id,
-                        c.case.subject_name,
-                        c.filed_event,
-                    )
-                    for c in writes.cases
-                ],
+                [c.case_id for c in cases],
+                [c.township for c in cases],
+                [c.subject_kind for c in cases],
+                [c.subject_id for c in cases],
+                [c.subject_name for c in cases],
+                [c.filed_event for c in writes.cases],
             )
         if writes.applied:
-            await self.conn.executemany(
+            applied = writes.applied
+            await self.conn.execute(
                 f"INSERT INTO {s}.blocks (measure, case_id, subject_kind, subject_id, "
-                "subject_name, legal_basis, applied_at, applied_by) "
-                "VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (measure, case_id) DO NOTHING",
-                [
-                    (
-                        a.measure,
-                        a.case.case_id,
-                        a.case.subject_kind,
-                        a.case.subject_id,
-                        a.case.subject_name,
-                        a.legal_basis,
-                        a.at,
-                        a.event_id,
-                    )
-                    for a in writes.applied
-                ],
+                "subject_name, legal_basis, applied_at, applied_by) SELECT * FROM "
+                "unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], "
+                "$6::text[], $7::timestamptz[], $8::text[]) "
+                "ON CONFLICT (measure, case_id) DO NOTHING",
+                [a.measure for a in applied],
+                [a.case.case_id for a in applied],
+                [a.case.subject_kind for a in applied],
+                [a.case.subject_id for a in applied],
+                [a.case.subject_name for a in applied],
+                [a.legal_basis for a in applied],
+                [a.at for a in applied],
+                [a.event_id for a in applied],
             )
         if writes.lifted:
             await self.conn.executemany(
@@ -100,10 +97,11 @@ class PostgresDepartmentTransaction(DepartmentTransaction):
                 [(x.measure, x.case_id, x.at, x.reason, x.event_id) for x in writes.lifted],
             )
         if writes.consumed:
-            await self.conn.executemany(
-                f"INSERT INTO {s}.consumed_events (event_id, event_type) VALUES ($1, $2) "
-                "ON CONFLICT (event_id) DO NOTHING",
-                [(c.event_id, c.event_type) for c in writes.consumed],
+            await self.conn.execute(
+                f"INSERT INTO {s}.consumed_events (event_id, event_type) "
+                "SELECT * FROM unnest($1::text[], $2::text[]) ON CONFLICT (event_id) DO NOTHING",
+                [c.event_id for c in writes.consumed],
+                [c.event_type for c in writes.consumed],
             )
         await append_audit(self.conn, s, self._decisions(writes), datetime.now(UTC))
         if writes.outgoing:
