@@ -1,10 +1,11 @@
-# The one entry point: `make run`, `make test`, `make lint`, `make bench`, `make schemas`.
+# The one entry point: `make run`, `make test`, `make lint`, `make bench`, `make chaos`,
+# `make schemas`.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | cksum | cut -d' ' -f1)
 
-.PHONY: run test lint schemas bench setup clean dashboards prometheus-tools
+.PHONY: run test lint schemas bench chaos setup clean dashboards prometheus-tools
 
 setup: $(STAMP)
 
@@ -35,6 +36,11 @@ clean:
 
 bench: $(STAMP)
 	$(BIN)/python -m tests.bench
+
+# The fault suite: faults injected while cases flow; fails on any loss or double effect.
+# CHAOS_PLAN=small is the short form `make test` also runs.
+chaos: $(STAMP)
+	$(BIN)/python -m tests.chaos
 
 
 # Regenerate what deploy/ derives from the catalogue and the topics: Grafana dashboards,

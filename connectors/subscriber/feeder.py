@@ -8,7 +8,9 @@ committed offsets on the broker), so a restart resumes exactly where the data en
 from __future__ import annotations
 
 import logging
+import ssl
 import threading
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +31,10 @@ POLL_TIMEOUT_MS = 500
 FETCH_WAIT_MS = 100
 MAX_POLL_RECORDS = 2000
 BOOTSTRAP_TIMEOUT_MS = 5000
+# How often a connected feeder asks whether the broker is still the cluster it read from.
+# A broker that restarted empty can hold offsets the replica already passed, so only the
+# cluster id tells that its logs are other logs.
+CLUSTER_CHECK_S = 5.0
 
 
 @dataclass
@@ -54,6 +60,13 @@ def kafka_options(subscriber: Subscriber) -> dict[str, Any]:
     }
     if config.kafka_api_version is not None:
         options["api_version"] = config.kafka_api_version
+    if config.kafka_username is not None:
+        options["security_protocol"] = "SASL_SSL" if config.kafka_tls else "SASL_PLAINTEXT"
+        options["sasl_mechanism"] = config.kafka_sasl_mechanism
+        options["sasl_plain_username"] = config.kafka_username
+        options["sasl_plain_password"] = config.kafka_password
+        if config.kafka_tls:
+            options["ssl_context"] = ssl.create_default_context()
     return options
 
 
@@ -75,8 +88,12 @@ class Feeder(threading.Thread):
                 self.status.connected = True
                 self.status.last_error = None
                 backoff.reset()
+                next_check = time.monotonic() + CLUSTER_CHECK_S
                 while not self._halt.is_set():
                     self._poll_once(consumer)
+                    if time.monotonic() >= next_check:
+                        self._same_cluster()
+                        next_check = time.monotonic() + CLUSTER_CHECK_S
             except (KafkaError, OSError, ConnectorError) as exc:
                 self.status.last_error = f"{type(exc).__name__}: {exc}"
                 log.warning("blocklist consumer: %s; reconnecting", self.status.last_error)
@@ -108,7 +125,9 @@ class Feeder(threading.Thread):
         consumer = KafkaConsumer(
             group_id=None,
             enable_auto_commit=False,
-            auto_offset_reset="earliest",
+            # Never a silent jump: an offset the log no longer holds is an error, and the
+            # reconnect that follows decides (see _seek and _check_cluster).
+            auto_offset_reset="none",
             max_poll_records=MAX_POLL_RECORDS,
             # A broker may hold a fetch until this deadline even when data arrives (Tansu
             # does), so it bounds how late a block reaches the replica.
@@ -161,6 +180,14 @@ class Feeder(threading.Thread):
                 self._subscriber.reset_partition(measure, tp.topic, tp.partition)
         if known != cluster_id:
             replica.set_meta("cluster_id", cluster_id)
+
+    def _same_cluster(self) -> None:
+        """Raise when the broker is no longer the cluster the replica was read from, so
+        the reconnect reads every partition again."""
+        cluster_id = self._cluster_id()
+        known = self._subscriber.replica().meta().get("cluster_id")
+        if cluster_id is not None and known is not None and cluster_id != known:
+            raise BrokerError(f"the broker is now cluster {cluster_id}, not {known}")
 
     def _cluster_id(self) -> str | None:
         """The broker's cluster id, or None where it cannot be had (e.g. no permission)."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol, TypeVar
@@ -13,11 +14,14 @@ from typing import Protocol, TypeVar
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
+from services.adapters.kafka import client_options
 from services.config import Settings
 from services.consuming import RawMessage
 from services.errors import BrokerError
 from services.metrics import observe_batch, prepare_consumer
 from services.runtime.service import retrying
+
+log = logging.getLogger(__name__)
 
 BATCH_SIZE = 2000
 POLL_MS = 200
@@ -43,6 +47,7 @@ class GroupConsumer:
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             fetch_max_wait_ms=settings.fetch_wait_ms,
+            **client_options(settings.kafka_auth),
         )
 
     async def start(self) -> None:
@@ -74,7 +79,13 @@ class GroupConsumer:
         outcome = await retrying(stop, functools.partial(handle, messages), what=self.name)
         if outcome is None:
             return None
-        await self.kafka.commit()
+        try:
+            await self.kafka.commit()
+        except KafkaError as exc:
+            # The effects and their event ids are stored: whoever holds these partitions
+            # next (after a rebalance, or a broker that came back empty) is handed the
+            # batch again and skips it as already taken. Not committing loses nothing.
+            log.warning("%s: offsets not committed (%r); they will be re-read", self.name, exc)
         observe_batch(self.name, messages, time.monotonic() - began, outcome.dead_letters)
         return outcome
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import ssl
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -27,9 +28,10 @@ from services.adapters.migrate import migrate
 from services.adapters.outbox import PostgresOutbox
 from services.adapters.postgres import create_pool
 from services.adapters.publisher import KafkaPublisher
+from services.adapters.same_broker import SameBroker
 from services.authorities import department_authority
 from services.bootstrap import load_signer, utc_now
-from services.config import Settings, load_settings
+from services.config import KafkaAuth, Settings, load_settings
 from services.consuming import RawMessage
 from services.departments.catalogue import load_catalogue
 from services.departments.handlers import Enforcer
@@ -40,16 +42,19 @@ from services.metrics import (
     start_metrics_server,
 )
 from services.outbox.relay import OutboxRelay
-from services.runtime.service import retrying
+from services.runtime.service import configure_logging, retrying
 
 log = logging.getLogger("redline.department")
 
 BATCH_SIZE = 2000
+BROKER_CHECK_SECONDS = 1.0  # how soon a broker that came back empty ends the worker
 BATCH_WAIT_SECONDS = 0.01
 T = TypeVar("T")
 
 
-def prompt_fetches(fetch_wait_ms: int) -> None:
+def prompt_fetches(
+    fetch_wait_ms: int, before_commit: Callable[[], Awaitable[None]] | None = None
+) -> None:
     """faust fixes the consumer's fetch wait at 1500 ms; on a broker that answers a waiting
     fetch only at its deadline (Tansu), every event would wait that long. Its consumer
     class is the documented extension point of the transport, so a subclass sets the wait."""
@@ -64,7 +69,57 @@ def prompt_fetches(fetch_wait_ms: int) -> None:
         def _new_consumer_thread(self) -> PromptConsumerThread:
             return PromptConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
+        async def _commit(self, offsets: Any) -> bool:
+            if before_commit is not None:
+                await before_commit()  # never commit old offsets into a new cluster
+            result: bool = await super()._commit(offsets)
+            return result
+
     aiokafka_driver.Transport.Consumer = PromptConsumer
+
+
+async def take_batches(stream: Any, max_: int, within: float) -> AsyncIterator[list[Any]]:
+    """Batches of events, each acknowledged to faust only after the caller resumes us.
+
+    faust's `take_events` stops buffering while a batch is applied, so each batch is only
+    what arrives in `within` after the last one: small, and paying a transaction each.
+    Here the next batch fills while this one commits, so a backlog drains in full
+    batches, and a trickle still waits at most `within` (the same pattern and stream
+    hooks as `take_events`)."""
+    events: list[Any] = []
+    ready, full, room = asyncio.Event(), asyncio.Event(), asyncio.Event()
+    room.set()
+
+    async def add_to_buffer(value: Any) -> Any:
+        event = stream.current_event
+        if event is None:
+            raise RuntimeError("take buffer found current_event is None")
+        events.append(event)
+        ready.set()
+        if len(events) >= max_:
+            full.set()
+            room.clear()
+            await stream.wait(room)  # backpressure: never more than max_ buffered
+        return value
+
+    stream.enable_acks = False  # acknowledged below, once the caller has applied them
+    stream.add_processor(add_to_buffer)
+    stream._enable_passive(aiter(stream.channel))
+    while not stream.should_stop:
+        await stream.wait_for_stopped(ready)
+        if not full.is_set():
+            await stream.wait_for_stopped(full, timeout=within)
+        batch = events[:max_]
+        del events[:max_]
+        if len(events) < max_:
+            full.clear()
+            room.set()
+        if not events:
+            ready.clear()
+        if batch:
+            yield batch
+            for event in batch:
+                await stream.ack(event)
 
 
 class DepartmentRuntime:
@@ -76,6 +131,9 @@ class DepartmentRuntime:
         self._enforcer: Enforcer | None = None
         self._pool: Any = None
         self._lock = asyncio.Lock()
+        kafka, _ = settings.require()
+        watch = KafkaPublisher(kafka, auth=settings.kafka_auth)  # only asks the cluster id
+        self.same_broker = SameBroker(watch.cluster_id, f"department {code}")
 
     async def migrate(self) -> None:
         _, database = self.settings.require()
@@ -118,7 +176,11 @@ class DepartmentRuntime:
     async def relay(self) -> None:
         await self.enforcer()
         kafka, database = self.settings.require()
-        publisher = KafkaPublisher(kafka, replication_factor=self.settings.kafka_replication_factor)
+        publisher = KafkaPublisher(
+            kafka,
+            replication_factor=self.settings.kafka_replication_factor,
+            auth=self.settings.kafka_auth,
+        )
         schema = department_schema(self.department.code)
         outbox = PostgresOutbox(self._pool, database, schema=schema, channel=f"{schema}.outbox")
         try:
@@ -126,6 +188,18 @@ class DepartmentRuntime:
         finally:
             await outbox.close()
             await publisher.close()
+
+
+def faust_credentials(auth: KafkaAuth | None) -> faust.SASLCredentials | None:
+    """The department's SASL login for faust's consumer and producer (None: no SASL)."""
+    if auth is None:
+        return None
+    return faust.SASLCredentials(
+        username=auth.username,
+        password=auth.password,
+        mechanism=auth.mechanism,
+        ssl_context=ssl.create_default_context() if auth.tls else None,
+    )
 
 
 def build_app(runtime: DepartmentRuntime) -> faust.App:
@@ -136,6 +210,7 @@ def build_app(runtime: DepartmentRuntime) -> faust.App:
     app = faust.App(
         f"redline-department-{code}",
         broker=f"kafka://{kafka}",
+        broker_credentials=faust_credentials(settings.kafka_auth),
         store="memory://",
         web_enabled=False,
         autodiscover=False,
@@ -154,7 +229,7 @@ def build_app(runtime: DepartmentRuntime) -> faust.App:
 
     @app.agent(violations, name="enforce")
     async def enforce(stream: Any) -> AsyncIterator[None]:
-        async for events in stream.take_events(BATCH_SIZE, within=BATCH_WAIT_SECONDS):
+        async for events in take_batches(stream, BATCH_SIZE, BATCH_WAIT_SECONDS):
             batch = [
                 RawMessage(
                     e.message.topic,
@@ -179,6 +254,11 @@ def build_app(runtime: DepartmentRuntime) -> faust.App:
 
     app.task(relay)
 
+    async def same_broker() -> None:
+        await runtime.same_broker.check()
+
+    app.timer(interval=BROKER_CHECK_SECONDS)(same_broker)
+
     return app
 
 
@@ -186,14 +266,17 @@ def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1:
         raise SystemExit("usage: python -m services.entrypoints.department <department code>")
+    level = os.environ.get("REDLINE_LOG_LEVEL", "WARNING").upper()
+    configure_logging(level)
     runtime = DepartmentRuntime(args[0], load_settings())  # an unknown code stops here
-    prompt_fetches(runtime.settings.fetch_wait_ms)
+    prompt_fetches(runtime.settings.fetch_wait_ms, before_commit=runtime.same_broker.check)
     prepare_consumer(runtime.department.code, [VIOLATIONS.name])
     count_measures(runtime.department.code, 0, 0)
     start_metrics_server()
     asyncio.run(runtime.migrate())  # its tables exist before it consumes anything
     app = build_app(runtime)
-    worker = faust.Worker(app, loglevel=os.environ.get("REDLINE_LOG_LEVEL", "WARNING"), quiet=True)
+    # faust would replace the root's handlers, and with them the masking filter.
+    worker = faust.Worker(app, loglevel=level, quiet=True, override_logging=False)
     worker.execute_from_commandline()
 
 

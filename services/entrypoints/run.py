@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
+from events.logmask import mask_logging
 from services.adapters.kafka import ensure_topics
 from services.adapters.migrate import migrate
 from services.authorities import demo_subscriber
@@ -182,6 +183,8 @@ class Supervisor:
         self.postgres: EmbeddedPostgres | None = None
         self.children: list[tuple[ChildService, subprocess.Popen[bytes]]] = []
         self.stopping = threading.Event()
+        self._env: dict[str, str] = {}
+        self._running: Settings | None = None  # the settings the children were given
 
     def start(self) -> Settings:
         settings = self.settings
@@ -204,21 +207,67 @@ class Supervisor:
             "REDLINE_TRUST_STORE": str(trust_store),
             "REDLINE_SUBJECT_KEY": str(settings.subject_key),
         }
+        self._env = env
         services = child_services(settings)
         write_scrape_targets(settings.home, services)
         prometheus = prometheus_service(settings.home)
         for service in [*services, *([prometheus] if prometheus else [])]:
-            proc = spawn(
-                service.argv,
-                log_path=settings.home / "logs" / f"{service.name}.log",
-                env={**env, **dict(service.env)},
-            )
-            self.children.append((service, proc))
+            self.children.append((service, self._spawn(service)))
         for service, proc in self.children:
             if service.port is not None:
                 self._wait_listening(service, proc, service.port)
+        self._running = settings
         self._write_endpoints(settings)
         return settings
+
+    def _spawn(self, service: ChildService) -> subprocess.Popen[bytes]:
+        return spawn(
+            service.argv,
+            log_path=self.settings.home / "logs" / f"{service.name}.log",
+            env={**self._env, **dict(service.env)},
+        )
+
+    def child(self, name: str) -> subprocess.Popen[bytes]:
+        """The running process of the service called `name`."""
+        for service, proc in self.children:
+            if service.name == name:
+                return proc
+        raise KeyError(f"no service called {name!r}")
+
+    def kill(self, name: str) -> int:
+        """SIGKILL one service by its pid, as a crash would end it; returns the pid."""
+        proc = self.child(name)
+        proc.kill()
+        proc.wait()
+        return proc.pid
+
+    def respawn(self, name: str) -> subprocess.Popen[bytes]:
+        """Start a service that has ended again, as systemd or Kubernetes would."""
+        for index, (service, proc) in enumerate(self.children):
+            if service.name == name:
+                if proc.poll() is None:
+                    raise StartupError(f"{name} is still running as pid {proc.pid}")
+                replacement = self._spawn(service)
+                self.children[index] = (service, replacement)
+                if self._running is not None:
+                    self._write_endpoints(self._running)
+                return replacement
+        raise KeyError(f"no service called {name!r}")
+
+    def restart_broker(self) -> None:
+        """Stop the embedded broker and start it again on the same port. It keeps nothing:
+        the topics are declared again at once, and the outboxes' relays republish."""
+        if self.broker is None:
+            raise StartupError("the broker is not embedded; it cannot be restarted from here")
+        self.broker.stop()
+        self.broker.start()
+        asyncio.run(
+            ensure_topics(
+                self.broker.bootstrap, replication_factor=self.settings.kafka_replication_factor
+            )
+        )
+        if self._running is not None:
+            self._write_endpoints(self._running)
 
     def _wait_listening(
         self, service: ChildService, proc: subprocess.Popen[bytes], port: int
@@ -252,16 +301,33 @@ class Supervisor:
         settings.endpoints_file.write_text(json.dumps(endpoints, indent=2) + "\n")
 
     def watch(self) -> int:
-        """Block until asked to stop (0) or until a child dies on its own (1)."""
+        """Block until asked to stop. A child that dies on its own is started again after a
+        back-off that doubles while it keeps dying (as systemd's Restart=on-failure or a
+        Kubernetes pod would): each service recovers by design, from its stored state."""
+        backoff: dict[str, float] = {}
+        due: dict[str, float] = {}
+        started: dict[str, float] = {}
         while not self.stopping.wait(0.5):
-            for service, proc in self.children:
-                if proc.poll() is not None:
+            now = time.monotonic()
+            for service, proc in list(self.children):
+                if proc.poll() is None:
+                    continue
+                if service.name not in due:
+                    steady = now - started.get(service.name, float("-inf")) > 60
+                    delay = 1.0 if steady else backoff[service.name] * 2
+                    backoff[service.name] = min(delay, 30.0)
+                    due[service.name] = now + backoff[service.name]
                     print(
-                        f"redline: {service.name} exited with {proc.returncode}; "
-                        f"see {self.settings.home / 'logs' / (service.name + '.log')}",
+                        f"redline: {service.name} exited with {proc.returncode}; starting it "
+                        f"again in {backoff[service.name]:.0f} s; see "
+                        f"{self.settings.home / 'logs' / (service.name + '.log')}",
                         file=sys.stderr,
+                        flush=True,
                     )
-                    return 1
+                elif now >= due[service.name]:
+                    del due[service.name]
+                    started[service.name] = now
+                    self.respawn(service.name)
         return 0
 
     def stop(self) -> None:
@@ -276,6 +342,7 @@ class Supervisor:
 
 
 def main() -> int:
+    mask_logging()
     began = time.monotonic()
     supervisor = Supervisor(load_settings())
 

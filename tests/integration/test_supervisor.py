@@ -88,3 +88,34 @@ def test_named_servers_are_used_instead_of_embedded_ones(tmp_path: Path, stack: 
     assert "broker" not in endpoints["pids"] and "postgres" not in endpoints["pids"]
     assert not (tmp_path / "broker").exists()
     assert code == 0, output
+
+
+def test_a_child_that_dies_is_started_again(tmp_path: Path, stack: Stack) -> None:
+    proc = _start(
+        tmp_path,
+        {
+            "KAFKA_BOOTSTRAP": stack.kafka,
+            "DATABASE_URL": stack.database_url,
+            "REDLINE_DEMO": "0",
+            "REDLINE_PROMETHEUS": "off",
+        },
+    )
+    try:
+        _read_until_ready(proc)
+        endpoints_file = tmp_path / "endpoints.json"
+        first = json.loads(endpoints_file.read_text())["pids"]["monitor"]
+        os.kill(first, signal.SIGKILL)  # a crash of a process this test's supervisor started
+
+        deadline = time.monotonic() + 30
+        again = first
+        while again == first and time.monotonic() < deadline:
+            time.sleep(0.2)  # polling the endpoints file for the new pid, bounded above
+            again = json.loads(endpoints_file.read_text())["pids"]["monitor"]
+        assert again != first, "the monitor was not started again within 30 s"
+        assert is_running(again)
+        assert proc.poll() is None, "the supervisor itself must carry on"
+    finally:
+        code, output = _stop(proc)
+    assert code == 0, output
+    assert "monitor exited with -9; starting it again" in output
+    assert not is_running(again)

@@ -1,0 +1,1 @@
+"""The fault suite (`make chaos`): nothing lost, nothing doubled, whatever breaks."""
