@@ -55,6 +55,11 @@ _USCC_DIGITS = _table({c: _BASE36[i] for i, c in enumerate(USCC_ALPHABET)})
 _USCC_VALUE = [-1] * 256
 for _i, _c in enumerate(USCC_ALPHABET):
     _USCC_VALUE[ord(_c)] = _i
+# Check character -> the residue mod 31 the weighted body sum must have for it to fit
+# (-1 for a byte that is no USCC character): one comparison instead of three on the hot path.
+_USCC_RESIDUE = [-1] * 256
+for _i, _c in enumerate(USCC_ALPHABET):
+    _USCC_RESIDUE[ord(_c)] = -_i % 31
 _DECIMAL = _table({c: c for c in "0123456789"})
 _RESIDENT_CHECK = tuple(ord(c) for c in RESIDENT_ID_CHECKS)
 _FIRST_FAST_BIRTH_YEAR = 1900
@@ -134,7 +139,7 @@ class SubjectIds:
         call, attribute or global lookup costs a few percent of the total."""
         inner_copy, outer_copy = self._inner.copy, self._outer.copy
         resident_valid, fallback = self._resident_valid, self._fallback_digest
-        uscc_digits, uscc_value, length = _USCC_DIGITS, _USCC_VALUE, _LENGTH
+        uscc_digits, uscc_residue, length = _USCC_DIGITS, _USCC_RESIDUE, _LENGTH
 
         def digest_of(raw: str) -> bytes:
             try:
@@ -144,11 +149,10 @@ class SubjectIds:
             if len(code) != length:
                 return fallback(raw)
             try:
-                total = int(code.translate(uscc_digits)[16::-1], 34)
+                uscc = int(code.translate(uscc_digits)[16::-1], 34) % 31 == uscc_residue[code[17]]
             except ValueError:
-                total = -1
-            check = uscc_value[code[17]]
-            if (total >= 0 and check >= 0 and (total + check) % 31 == 0) or resident_valid(code):
+                uscc = False
+            if uscc or resident_valid(code):
                 inner = inner_copy()
                 inner.update(code)
                 outer = outer_copy()

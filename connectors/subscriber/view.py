@@ -75,6 +75,7 @@ class BlocklistView:
             raise ConfigError("replica", f"{replica_path} serves no measure yet")
         self.index = BlockIndex(self.measures, self.bound)
         self._hot = self.index.hot  # the same dict, looked up once per check
+        self.check = self._checker()
         self._preload = preload
         for measure in self.measures:
             self.reload(measure)
@@ -107,22 +108,31 @@ class BlocklistView:
 
     # -- the hot path -----------------------------------------------------------------
 
-    def check(self, measure: str, subject: str) -> CheckResult:
-        """Blocked, clear or stale for a raw USCC or resident ID number.
+    check: Callable[[str, str], CheckResult]
+    """Blocked, clear or stale for a raw USCC or resident ID number: `check(measure, id)`.
 
-        Raises InvalidInput naming `measure` (not served here) or `subject` (not a valid
-        ID, and why). Never answers clear when the watermark is missing or too old.
-        """
-        hot = self._hot.get(measure)
-        if hot is None:
-            raise self.unserved(measure)
-        members, deadline, clear = hot
-        digest = self._digest_of(subject)
-        if self._clock() > deadline:  # freshness.is_stale, with `mark + bound` precomputed
-            return self._stale(measure, digest, members)
-        if digest in members:
-            return self.replica().blocked(measure, digest) or clear
-        return clear
+    Raises InvalidInput naming `measure` (not served here) or `subject` (not a valid ID,
+    and why). Never answers clear when the watermark is missing or too old.
+    """
+
+    def _checker(self) -> Callable[[str, str], CheckResult]:
+        """`check` as a closure over what it reads: on a path of about a microsecond, each
+        attribute lookup on `self` costs a few percent."""
+        hot_of, digest_of, clock = self._hot.get, self._digest_of, self._clock
+
+        def check(measure: str, subject: str) -> CheckResult:
+            hot = hot_of(measure)
+            if hot is None:
+                raise self.unserved(measure)
+            members, deadline, clear = hot
+            digest = digest_of(subject)
+            if clock() > deadline:  # freshness.is_stale, with `mark + bound` precomputed
+                return self._stale(measure, digest, members)
+            if digest in members:
+                return self.replica().blocked(measure, digest) or clear
+            return clear
+
+        return check
 
     def _stale(self, measure: str, digest: bytes, members: Container[bytes]) -> Stale:
         mark = self.index.watermark(measure)

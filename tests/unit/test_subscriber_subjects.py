@@ -115,6 +115,13 @@ def test_a_wrong_check_character_is_refused_naming_subject_and_why() -> None:
     assert "check character is '2', expected '3'" in refused.value.reason
 
 
+def test_every_possible_last_character_of_a_uscc_gets_the_reference_verdict() -> None:
+    """The check character is looked up in a table of residues: every byte, not a sample."""
+    for body in (USCC[:17], "91" + "0" * 15, "9" + "Y" * 16):
+        for last in map(chr, range(1, 128)):
+            _same_verdict(body + last)
+
+
 def test_a_missing_or_non_text_subject_is_required() -> None:
     for raw in ("", None, 42):
         with pytest.raises(InvalidInput) as refused:
