@@ -1,4 +1,9 @@
-"""Outbox relay publish rate against a bare aiokafka producer sending the same bytes."""
+"""Outbox relay publish rate against bare producers sending the same bytes.
+
+Two baselines: aiokafka's `send()` per event, and the relay's own publisher (record
+batches per partition) with no outbox behind it. The ratio that counts is against the
+second: the same client work, so what it measures is the outbox's cost.
+"""
 
 from __future__ import annotations
 
@@ -16,8 +21,11 @@ from events.topics import VIOLATIONS
 from services.adapters.outbox import PostgresOutbox
 from services.adapters.postgres import create_pool
 from services.adapters.publisher import KafkaPublisher
+from services.outbox.ports import PendingEvent
 from services.outbox.relay import OutboxRelay
 from tests.support import case_body
+
+BATCH = 2000  # the relay's batch size
 
 
 def _events(count: int) -> list[tuple[str, str, str, bytes]]:
@@ -48,6 +56,22 @@ async def _bare(kafka: str, rows: list[tuple[str, str, str, bytes]]) -> float:
         await producer.stop()
 
 
+async def _bare_batches(kafka: str, rows: list[tuple[str, str, str, bytes]]) -> float:
+    events = [
+        PendingEvent(number, VIOLATIONS.name, key, raw)
+        for number, (_, _, key, raw) in enumerate(rows)
+    ]
+    publisher = KafkaPublisher(kafka)
+    try:
+        await publisher.publish(events[:1])  # connect and warm up, as the relay does
+        started = time.perf_counter()
+        for first in range(1, len(events), BATCH):
+            await publisher.publish(events[first : first + BATCH])
+        return (len(events) - 1) / (time.perf_counter() - started)
+    finally:
+        await publisher.close()
+
+
 async def _relay(kafka: str, database: str, rows: list[tuple[str, str, str, bytes]]) -> float:
     conn = await asyncpg.connect(database)
     try:
@@ -63,7 +87,7 @@ async def _relay(kafka: str, database: str, rows: list[tuple[str, str, str, byte
     publisher = KafkaPublisher(kafka)
     try:
         relay = OutboxRelay(PostgresOutbox(pool, database), publisher)
-        await relay.publish_pending()  # connect and warm up on the first batch
+        await relay.publish_pending(max_batches=1)  # connect and warm up on the first batch
         started, first = time.perf_counter(), relay.published
         while await relay.publish_pending():
             pass
@@ -76,14 +100,17 @@ async def _relay(kafka: str, database: str, rows: list[tuple[str, str, str, byte
 async def run(kafka: str, database: str, count: int) -> list[dict[str, Any]]:
     rows = _events(count)
     bare = await _bare(kafka, rows)
+    batches = await _bare_batches(kafka, rows)
     relayed = await _relay(kafka, database, rows)
     return [
-        {"figure": "bare producer", "value": bare, "unit": "events/s"},
+        {"figure": "bare producer, send() per event", "value": bare, "unit": "events/s"},
+        {"figure": "bare producer, record batches", "value": batches, "unit": "events/s"},
         {
             "figure": "outbox relay",
             "value": relayed,
             "unit": "events/s",
-            "baseline": "bare producer",
-            "ratio": relayed / bare,
+            "baseline": "bare producer, record batches",
+            "ratio": relayed / batches,
+            "target": 0.7,
         },
     ]

@@ -1,0 +1,144 @@
+"""The relay's pipelined batches, against an outbox and a broker held in memory: marked
+only after the broker acknowledged them, in outbox order, and nothing skipped on failure."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from datetime import datetime
+
+import pytest
+
+from services.errors import BrokerError, DatabaseError
+from services.outbox.ports import EventPublisher, OutboxStore, PendingEvent
+from services.outbox.relay import OutboxRelay
+
+TOPIC = "violations"
+
+
+class MemoryOutbox(OutboxStore):
+    """Rows by position; records each call so tests can check what happened when."""
+
+    def __init__(self, count: int, log: list[tuple[str, int]]) -> None:
+        self.rows = {p: PendingEvent(p, TOPIC, f"key-{p % 7}", b"v") for p in range(1, count + 1)}
+        self.sent: set[int] = set()
+        self.log = log
+        self.fail_mark: int | None = None  # the position whose mark fails
+        self.leads = 1_000  # how many more times this relay is told it leads
+
+    async def lead(self) -> bool:
+        self.leads -= 1
+        return self.leads >= 0
+
+    async def pending(self, limit: int, *, after: int | None = None) -> list[PendingEvent]:
+        await asyncio.sleep(0)  # a real read yields: let the pipeline overlap
+        start = 0 if after is None else after
+        found = [r for p, r in sorted(self.rows.items()) if p > start and p not in self.sent]
+        return found[:limit]
+
+    async def mark_sent(self, positions: Sequence[int]) -> None:
+        for _ in range(50):  # slower than a publish: still in flight when a later one fails
+            await asyncio.sleep(0)
+        if self.fail_mark in positions:
+            raise DatabaseError("the update failed")
+        self.log.append(("marked", max(positions)))
+        self.sent.update(positions)
+
+    async def wait_for_new(self, timeout: float) -> None:
+        return None
+
+    async def replay_from(self, *, position: int | None, since: datetime | None) -> int:
+        count = len(self.sent)
+        self.sent.clear()
+        return count
+
+    async def known_cluster(self) -> str | None:
+        return "cluster-a"
+
+    async def remember_cluster(self, cluster_id: str) -> None:
+        return None
+
+
+class MemoryBroker(EventPublisher):
+    def __init__(self, log: list[tuple[str, int]]) -> None:
+        self.log = log
+        self.published: list[int] = []
+        self.cluster = "cluster-a"
+        self.fail_at: int | None = None  # the position whose batch the broker refuses
+        self.replaced_at: int | None = None  # the broker is replaced while publishing this
+
+    async def cluster_id(self) -> str:
+        return self.cluster
+
+    async def publish(self, events: Sequence[PendingEvent]) -> None:
+        positions = [e.position for e in events]
+        await asyncio.sleep(0)
+        if self.fail_at in positions:
+            raise BrokerError("the broker refused")
+        if self.replaced_at in positions:
+            self.cluster = "cluster-b"
+        self.published.extend(positions)
+        self.log.append(("acknowledged", max(positions)))
+
+
+def _relay(count: int, batch_size: int = 10) -> tuple[OutboxRelay, MemoryOutbox, MemoryBroker]:
+    log: list[tuple[str, int]] = []
+    outbox, broker = MemoryOutbox(count, log), MemoryBroker(log)
+    return OutboxRelay(outbox, broker, batch_size=batch_size), outbox, broker
+
+
+async def test_batches_go_out_in_outbox_order_and_are_marked_only_once_acknowledged() -> None:
+    relay, outbox, broker = _relay(95)
+    assert await relay.publish_pending(max_batches=4) == 40
+    assert await relay.publish_pending() == 55
+    assert await relay.publish_pending() == 0
+    assert broker.published == list(range(1, 96))
+    assert outbox.sent == set(range(1, 96))
+    assert relay.published == 95
+    marks = [p for what, p in outbox.log if what == "marked"]
+    assert len(marks) == 10
+    assert all(
+        outbox.log.index(("acknowledged", p)) < outbox.log.index(("marked", p)) for p in marks
+    )
+
+
+async def test_a_refused_batch_stops_the_pipeline_and_earlier_ones_stay_marked() -> None:
+    relay, outbox, broker = _relay(60)
+    broker.fail_at = 35
+    with pytest.raises(BrokerError):
+        await relay.publish_pending()
+    assert outbox.sent == set(range(1, 31))  # acknowledged batches were still marked
+    broker.fail_at = None
+    assert await relay.publish_pending() == 30
+    assert outbox.sent == set(range(1, 61))
+    assert broker.published == list(range(1, 61))
+
+
+async def test_a_failed_mark_is_raised_and_its_batch_is_published_again() -> None:
+    relay, outbox, broker = _relay(40)
+    outbox.fail_mark = 15
+    with pytest.raises(DatabaseError):
+        await relay.publish_pending()
+    assert 15 not in outbox.sent
+    outbox.fail_mark = None
+    await relay.publish_pending()
+    assert outbox.sent == set(range(1, 41))
+    assert broker.published.count(15) == 2  # at least once, never lost
+
+
+async def test_a_broker_replaced_while_publishing_leaves_that_batch_unmarked() -> None:
+    relay, outbox, broker = _relay(50)
+    broker.replaced_at = 25
+    with pytest.raises(BrokerError, match="changed while publishing"):
+        await relay.publish_pending()
+    assert outbox.sent == set(range(1, 21))
+    assert max(broker.published) == 30  # nothing after the replaced broker's batch
+
+
+async def test_a_relay_that_lost_the_lead_stops_after_the_batch_in_flight() -> None:
+    relay, outbox, broker = _relay(50)
+    outbox.leads = 2  # the call's own check and the one before its second batch
+    assert await relay.publish_pending() == 20
+    assert broker.published == list(range(1, 21))
+    assert outbox.sent == set(range(1, 21))
+    assert await relay.publish_pending() == 0  # standing by
