@@ -11,7 +11,12 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.structs import ConsumerRecord
 
+from events.codec import decode
+from events.errors import SignatureRejected
 from events.identifiers import USCC_ALPHABET, uscc_check_character
+from events.models import DeadLetter
+from events.signing import TrustStore
+from events.topics import DEAD_LETTERS
 
 _rng = random.Random()
 
@@ -74,3 +79,19 @@ async def read_topic(bootstrap: str, topic: str) -> list[ConsumerRecord[bytes, b
         return records
     finally:
         await consumer.stop()
+
+
+async def dead_letters(bootstrap: str, trust: TrustStore) -> list[DeadLetter]:
+    """Every dead letter on the broker signed by a key `trust` knows. The broker is shared
+    by the session's tests, and other tests' parties sign under keys this trust lacks."""
+    letters = []
+    for record in await read_topic(bootstrap, DEAD_LETTERS.name):
+        if record.value is None:
+            continue
+        try:
+            _, letter = decode(record.value, trust)
+        except SignatureRejected:
+            continue
+        assert isinstance(letter, DeadLetter)
+        letters.append(letter)
+    return letters

@@ -15,17 +15,16 @@ import asyncpg
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from events.codec import decode
 from events.envelope import MAX_EVENT_BYTES, Envelope, encode, schema_uri
 from events.models import CaseDetails, CaseFiled, DeadLetter
 from events.signing import Signer, TrustStore, sign
-from events.topics import DEAD_LETTERS, VIOLATIONS
+from events.topics import VIOLATIONS
 from services.authorities import NATURAL_RESOURCES, demo_subscriber
 from services.config import Settings
 from services.entrypoints.blocklist import run_builder
 from services.runtime.devkeys import load_dev_signer
 from tests.conftest import Stack
-from tests.support import case_body, eventually, read_topic
+from tests.support import case_body, dead_letters, eventually
 
 CONSUMER = "blocklist_builder"
 
@@ -123,11 +122,7 @@ async def test_each_kind_of_bad_input_is_dead_lettered_with_its_reason_and_chang
     letters: dict[str, DeadLetter] = {}
 
     async def all_dead_lettered() -> bool:
-        for record in await read_topic(stack.kafka, DEAD_LETTERS.name):
-            if record.value is None:
-                continue
-            _, letter = decode(record.value, trust)
-            assert isinstance(letter, DeadLetter)
+        for letter in await dead_letters(stack.kafka, trust):
             original = base64.b64decode(letter.original_b64)
             for raw, (label, _) in sent.items():
                 if letter.consumer == CONSUMER and raw.startswith(original):

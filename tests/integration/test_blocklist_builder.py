@@ -20,6 +20,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.structs import ConsumerRecord
 
 from events.codec import decode
+from events.errors import SignatureRejected
 from events.models import BlocklistEntry, BlocklistHeartbeat, CaseDetails
 from events.privacy import SubjectHasher
 from events.signing import TrustStore
@@ -175,7 +176,10 @@ async def test_heartbeats_reach_every_partition_and_advance(
         for measure in BLOCKLIST_MEASURES:
             for record in await _records(stack, measure, HEARTBEAT_KEY):
                 assert record.value is not None
-                _, beat = decode(record.value, trust)
+                try:
+                    _, beat = decode(record.value, trust)
+                except SignatureRejected:
+                    continue  # another test's builder, under a key this trust lacks
                 assert isinstance(beat, BlocklistHeartbeat)
                 assert beat.partition == record.partition and beat.key_id == hasher.key_id
                 latest[(measure, beat.partition)] = beat.as_of

@@ -19,9 +19,9 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from events.codec import decode, encode_signed
-from events.models import CaseDetails, CaseFiled, DeadLetter, RestorationDetails
+from events.models import CaseDetails, CaseFiled, RestorationDetails
 from events.signing import Signer, TrustStore
-from events.topics import ACKNOWLEDGEMENTS, DEAD_LETTERS, VIOLATIONS
+from events.topics import ACKNOWLEDGEMENTS, VIOLATIONS
 from services.authorities import NATURAL_RESOURCES
 from services.config import Settings
 from services.demo import sign_off_jointly
@@ -35,7 +35,7 @@ from services.registry.handlers import STEP_EVENTS, Registry
 from services.runtime.devkeys import ensure_dev_keys, load_dev_signer
 from services.runtime.processes import spawn, stop_processes
 from tests.conftest import Stack
-from tests.support import case_body, eventually, new_uscc, read_topic
+from tests.support import case_body, dead_letters, eventually, new_uscc, read_topic
 
 CATALOGUE = load_catalogue()
 WAIT = 180.0  # 21 faust workers share two cores while they start and join their groups
@@ -295,11 +295,7 @@ async def test_forged_and_malformed_messages_are_dead_lettered_and_block_nobody(
 
     async def dead_lettered() -> dict[str, set[str]]:
         found: dict[str, set[str]] = {}
-        for record in await read_topic(stack.kafka, DEAD_LETTERS.name):
-            if record.value is None:
-                continue
-            _, letter = decode(record.value, trust)
-            assert isinstance(letter, DeadLetter)
+        for letter in await dead_letters(stack.kafka, trust):
             original = base64.b64decode(letter.original_b64)
             if original in (forged, garbage):
                 found.setdefault(letter.reason, set()).add(letter.consumer)
