@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import ctypes
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -24,17 +25,37 @@ _PR_SET_PDEATHSIG = 1
 _LIBC = ctypes.CDLL(None, use_errno=True)
 
 
+_random = random.SystemRandom()  # its own: tests seeding `random` must not make ports collide
+
+
 def _die_with_parent() -> None:
     """Runs in the child between fork and exec: SIGTERM it when its parent dies."""
     _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
+# Ports handed to servers come from below the kernel's ephemeral range (32768-60999 by
+# default). A port the OS picks (bind to 0) is an ephemeral one, and between choosing it
+# and the server binding it, any outgoing connection of the 30 processes may take it as
+# its local port: a service then dies with "address already in use".
+def _server_ports() -> range:
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    return range(10000, max(low, 20000))
+
+
+_SERVER_PORTS = _server_ports()
+
+
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+    """A TCP port on 127.0.0.1 that nothing listens on right now, outside the range the
+    kernel gives outgoing connections."""
+    for _ in range(200):
+        port = _random.choice(_SERVER_PORTS)
+        if port_is_free(port):
+            return port
+    raise OSError(f"no free port in {_SERVER_PORTS.start}-{_SERVER_PORTS.stop - 1}")
 
 
 def port_is_free(port: int) -> bool:

@@ -12,7 +12,14 @@ import pytest
 from services.config import load_running_settings, load_settings
 from services.entrypoints.api import MaskSubjects
 from services.errors import ConfigError, StartupError
-from services.runtime.processes import is_running, spawn, stop_process, wait_until
+from services.runtime.processes import (
+    free_port,
+    is_running,
+    port_is_free,
+    spawn,
+    stop_process,
+    wait_until,
+)
 
 
 def test_embedded_when_no_server_is_named(tmp_path: Path) -> None:
@@ -86,3 +93,10 @@ def test_the_api_access_log_masks_the_subject_of_a_check() -> None:
     line = record.getMessage()
     assert "91141181MA0XXXXX7Q" not in line
     assert "subject=9114************7Q" in line and "measure=refuse_loans" in line
+
+
+def test_ports_for_servers_are_never_ones_outgoing_connections_take() -> None:
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    ports = {free_port() for _ in range(50)}
+    assert all(port < max(low, 20000) for port in ports)
+    assert all(port_is_free(port) for port in ports)
