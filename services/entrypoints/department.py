@@ -156,6 +156,10 @@ class DepartmentRuntime:
                 )
             return self._enforcer
 
+    async def close(self) -> None:
+        if self._pool is not None:
+            await self._pool.close()
+
     async def _retrying(self, attempt: Callable[[], Awaitable[T]]) -> T:
         """Until it works: the worker stops this task by cancelling it, not by an event."""
         result = await retrying(asyncio.Event(), attempt, what=self.department.code)

@@ -1,6 +1,7 @@
 """`make bench`: every workload beside its bare baseline, in one run, as JSON and a table.
 
-Benchmarks, not tests: nothing here asserts a time. QUICK=1 runs a small version.
+Benchmarks, not tests: nothing here asserts a time. QUICK=1 runs a small version;
+BENCH_ONLY=name[,name] runs only the named workloads.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ WORKLOADS: dict[str, tuple[Workload, int, int]] = {
 }
 
 
-async def _measure(quick: bool) -> dict[str, Any]:
+async def _measure(quick: bool, only: set[str]) -> dict[str, Any]:
     home = Path(tempfile.mkdtemp(prefix="redline-bench-"))
     external = os.environ.get("KAFKA_BOOTSTRAP") and os.environ.get("DATABASE_URL")
     broker = postgres = None
@@ -50,6 +51,8 @@ async def _measure(quick: bool) -> dict[str, Any]:
         await migrate(database)
         results: list[dict[str, Any]] = []
         for name, (workload, full, small) in WORKLOADS.items():
+            if only and name not in only:
+                continue
             try:
                 figures = await workload(kafka, database, small if quick else full)
             except Exception as exc:  # one broken workload must not lose the others' figures
@@ -79,14 +82,14 @@ async def _measure(quick: bool) -> dict[str, Any]:
 def _print_table(report: dict[str, Any], out: Path) -> None:
     results = report["results"]
     print(
-        f"{'workload':<16} {'figure':<34} {'value':>12} {'unit':<10} {'vs baseline':>12} "
+        f"{'workload':<17} {'figure':<42} {'value':>12} {'unit':<10} {'vs baseline':>12} "
         f"{'target':>8}"
     )
     for row in results:
         ratio = f"{row['ratio']:.2f}" if "ratio" in row else ""
         target = str(row.get("target", ""))
         print(
-            f"{row['workload']:<16} {row['figure']:<34} {row['value']:>12,.1f} "
+            f"{row['workload']:<17} {row['figure']:<42} {row['value']:>12,.1f} "
             f"{row['unit']:<10} {ratio:>12} {target:>8}"
         )
     print(f"written to {out}")
@@ -94,9 +97,12 @@ def _print_table(report: dict[str, Any], out: Path) -> None:
 
 def main() -> None:
     quick = os.environ.get("QUICK", "") not in {"", "0"}
+    only = {name for name in os.environ.get("BENCH_ONLY", "").split(",") if name}
+    if unknown := only - WORKLOADS.keys():
+        raise SystemExit(f"BENCH_ONLY: no workload {sorted(unknown)}; there are {list(WORKLOADS)}")
     out = Path(os.environ.get("BENCH_OUT", "bench-results/bench.json"))
     started = time.monotonic()
-    report = asyncio.run(_measure(quick))
+    report = asyncio.run(_measure(quick, only))
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n")
     _print_table(report, out)
