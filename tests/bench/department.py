@@ -57,6 +57,20 @@ async def _backlog(kafka: str, home: Path, count: int) -> None:
         await producer.stop()
 
 
+async def _from_the_start(kafka: str) -> AIOKafkaConsumer:
+    """A bare consumer holding every partition of the stream, at its first offset."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=kafka, enable_auto_commit=False)
+    await consumer.start()
+    await consumer.topics()
+    parts = [
+        TopicPartition(VIOLATIONS.name, p)
+        for p in consumer.partitions_for_topic(VIOLATIONS.name) or ()
+    ]
+    consumer.assign(parts)
+    await consumer.seek_to_beginning(*parts)
+    return consumer
+
+
 async def _bare(kafka: str, database: str, trust: TrustStore, total: int) -> float:
     conn = await asyncpg.connect(database)
     await conn.execute(
@@ -64,16 +78,8 @@ async def _bare(kafka: str, database: str, trust: TrustStore, total: int) -> flo
         "measure text, applied_at timestamptz DEFAULT now());"
         "CREATE TABLE IF NOT EXISTS bench_bare_consumed (event_id text PRIMARY KEY)"
     )
-    consumer = AIOKafkaConsumer(bootstrap_servers=kafka, enable_auto_commit=False)
-    await consumer.start()
+    consumer = await _from_the_start(kafka)
     try:
-        await consumer.topics()
-        parts = [
-            TopicPartition(VIOLATIONS.name, p)
-            for p in consumer.partitions_for_topic(VIOLATIONS.name) or ()
-        ]
-        consumer.assign(parts)
-        await consumer.seek_to_beginning(*parts)
         done = 0
         started = time.perf_counter()
         while done < total:
@@ -110,16 +116,8 @@ async def _bare_enforcer(kafka: str, database: str, home: Path, total: int) -> f
     await runtime.migrate()
     await runtime.enforcer()
     relay = asyncio.create_task(runtime.relay())
-    consumer = AIOKafkaConsumer(bootstrap_servers=kafka, enable_auto_commit=False)
-    await consumer.start()
+    consumer = await _from_the_start(kafka)
     try:
-        await consumer.topics()
-        parts = [
-            TopicPartition(VIOLATIONS.name, p)
-            for p in consumer.partitions_for_topic(VIOLATIONS.name) or ()
-        ]
-        consumer.assign(parts)
-        await consumer.seek_to_beginning(*parts)
         done = 0
         started = time.perf_counter()
         while done < total:
