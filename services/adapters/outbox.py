@@ -72,26 +72,17 @@ class PostgresOutbox(OutboxStore):
                 self._leader = None
             raise DatabaseError(f"cannot hold the relay lead: {exc}") from exc
 
-    async def pending(self, limit: int, *, after: int | None = None) -> list[PendingEvent]:
-        # Two statements rather than `$2 IS NULL OR ...`: `position > $2` must stay an index
-        # condition, not a filter over the batches still in flight. The generic plan walks
-        # outbox_pending in order and stops at `limit`; a custom plan made without fresh
-        # statistics (a backlog just written) sorts every pending row instead: 20x slower.
+    async def pending(self, limit: int) -> list[PendingEvent]:
+        # On a generic plan: it walks outbox_pending in order and stops at `limit`, while a
+        # custom plan made without fresh statistics (a backlog just written) sorts every
+        # pending row instead: 20x slower.
         async with self._read() as conn, conn.transaction():
             await conn.execute("SET LOCAL plan_cache_mode = force_generic_plan")
-            if after is None:
-                rows = await conn.fetch(
-                    f"SELECT position, topic, key, value FROM {self.schema}.outbox "
-                    "WHERE sent_at IS NULL ORDER BY position LIMIT $1",
-                    limit,
-                )
-            else:
-                rows = await conn.fetch(
-                    f"SELECT position, topic, key, value FROM {self.schema}.outbox "
-                    "WHERE sent_at IS NULL AND position > $2 ORDER BY position LIMIT $1",
-                    limit,
-                    after,
-                )
+            rows = await conn.fetch(
+                f"SELECT position, topic, key, value FROM {self.schema}.outbox "
+                "WHERE sent_at IS NULL ORDER BY position LIMIT $1",
+                limit,
+            )
         return [
             PendingEvent(row["position"], row["topic"], row["key"], row["value"]) for row in rows
         ]

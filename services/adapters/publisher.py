@@ -113,8 +113,10 @@ class KafkaPublisher(EventPublisher):
             for (topic, partition), builder in open_batches.items():
                 deliveries.append(await producer.send_batch(builder, topic, partition=partition))
             await asyncio.gather(*deliveries)
-        except KafkaError as exc:
-            # Start afresh next time: new connections, topics checked again.
+        except (KafkaError, AssertionError, TypeError) as exc:
+            # Start afresh next time: new connections, topics checked again. (send_batch
+            # asserts the partition against metadata refreshed meanwhile: a topic created
+            # again with fewer partitions gives AssertionError or TypeError, not KafkaError.)
             await self.close()
             raise BrokerError(f"publishing to {self.bootstrap} failed: {exc!r}") from exc
 

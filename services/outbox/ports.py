@@ -39,9 +39,8 @@ class OutboxStore(abc.ABC):
         """
 
     @abc.abstractmethod
-    async def pending(self, limit: int, *, after: int | None = None) -> list[PendingEvent]:
-        """The first `limit` unsent events in outbox order; with `after`, only those past
-        that position (the batches before it are still in flight, not yet marked)."""
+    async def pending(self, limit: int) -> list[PendingEvent]:
+        """The first `limit` unsent events in outbox order."""
 
     @abc.abstractmethod
     async def mark_sent(self, positions: Sequence[int]) -> None: ...

@@ -2,8 +2,6 @@
 
 It marks events sent only after the broker has acknowledged all of them, so a relay
 killed mid-batch republishes that batch on restart; consumers dedup on the event id.
-Batches are pipelined (the next one read and the last one marked while one is in flight)
-but sent one after another, each only once the one before it was acknowledged.
 Broker and database outages are waited out with capped backoff; nothing is skipped.
 """
 
@@ -12,19 +10,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections import deque
-from typing import Any
 
 from services.errors import BrokerError, DatabaseError
 from services.metrics import count_published
 from services.outbox.ports import EventPublisher, OutboxStore, PendingEvent
 
 log = logging.getLogger(__name__)
-
-MARKS_IN_FLIGHT = 2
-"""Updates of acknowledged batches running at once, each on its own pooled connection:
-marking a batch sent costs the database more than reading it (every row is rewritten),
-so with one at a time the updates, not the broker, would set the pace."""
 
 
 class OutboxRelay:
@@ -51,42 +42,29 @@ class OutboxRelay:
         """Publish up to `max_batches` batches of pending events; returns how many events
         (0 when standing by or when none is pending).
 
-        The batches are pipelined: while one is in flight to the broker, the one before it
-        is marked sent and the next one is read, so the database's share of the work
-        overlaps the broker's. Each batch is marked only once the broker has acknowledged
-        all of it and the cluster is still the one it was sent to; the next batch is sent
-        only after that, so order per key holds across batches.
+        One batch after another, each read from the lowest unsent position: a row that
+        committed late under a lower position (a sequence number is taken before its
+        transaction commits) is then always sent before any later event of its key, and
+        the rows marked sent are always an unbroken run. Each batch is marked only once
+        the broker has acknowledged all of it and the cluster is the one it was sent to.
         """
         if not await self.outbox.lead():
-            return 0
+            return 0  # another relay holds the lead: stand by
         cluster = await self._same_cluster()
-        batch = await self.outbox.pending(self.batch_size)
-        reading: asyncio.Task[list[PendingEvent]] | None = None
-        marking: deque[asyncio.Task[int]] = deque()
         marked = 0
-        try:
-            for number in range(max_batches):
-                if not batch or (number > 0 and not await self.outbox.lead()):
-                    break  # nothing more, or another relay took the lead: stand by
-                if len(batch) == self.batch_size and number + 1 < max_batches:
-                    reading = asyncio.create_task(
-                        self.outbox.pending(self.batch_size, after=batch[-1].position)
-                    )
-                await self.publisher.publish(batch)
-                # Also the check before the next batch: it is sent only after this answer.
-                if await self.publisher.cluster_id() != cluster:
-                    raise BrokerError("the broker changed while publishing; publishing again")
-                if len(marking) == MARKS_IN_FLIGHT:
-                    marked += await marking.popleft()  # a failed update raises here
-                marking.append(asyncio.create_task(self._mark_sent(batch)))
-                batch, reading = ([] if reading is None else await reading), None
-            while marking:
-                marked += await marking.popleft()
-        finally:
-            await _settle(reading, cancel=True)
-            # Batches the broker acknowledged are still marked when a later one fails.
-            for task in marking:
-                await _settle(task, cancel=False)
+        for number in range(max_batches):
+            if number > 0 and not await self.outbox.lead():
+                break
+            batch = await self.outbox.pending(self.batch_size)
+            if not batch:
+                break
+            await self.publisher.publish(batch)
+            # Also the check for the next batch: it is sent only after this answer.
+            if await self.publisher.cluster_id() != cluster:
+                raise BrokerError("the broker changed while publishing; publishing again")
+            marked += await self._mark_sent(batch)
+            if len(batch) < self.batch_size:
+                break
         return marked
 
     async def _mark_sent(self, batch: list[PendingEvent]) -> int:
@@ -127,18 +105,3 @@ class OutboxRelay:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), backoff)
                 backoff = min(backoff * 2, self.max_backoff)
-
-
-async def _settle(task: asyncio.Task[Any] | None, *, cancel: bool) -> None:
-    """Let a task left behind by a failed pipeline end (cancelled, or run to its end).
-
-    `asyncio.wait` does not raise the task's own failure: the one that stopped the
-    pipeline is already on its way up; a cancellation of the relay itself still is raised.
-    """
-    if task is None:
-        return
-    if cancel:
-        task.cancel()
-    await asyncio.wait([task])
-    if not task.cancelled() and task.exception() is not None:
-        log.debug("relay: a pipelined step failed too: %s", task.exception())

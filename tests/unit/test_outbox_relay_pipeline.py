@@ -1,5 +1,5 @@
-"""The relay's pipelined batches, against an outbox and a broker held in memory: marked
-only after the broker acknowledged them, in outbox order, and nothing skipped on failure."""
+"""The relay's batches, against an outbox and a broker held in memory: marked only after
+the broker acknowledged them, in outbox order, and nothing skipped on failure."""
 
 from __future__ import annotations
 
@@ -25,15 +25,25 @@ class MemoryOutbox(OutboxStore):
         self.log = log
         self.fail_mark: int | None = None  # the position whose mark fails
         self.leads = 1_000  # how many more times this relay is told it leads
+        self.uncommitted: set[int] = set()  # positions taken whose transaction is still open
+        self.after_first_read: list[PendingEvent] = []  # committed once the first read ran
+        self.reads = 0
 
     async def lead(self) -> bool:
         self.leads -= 1
         return self.leads >= 0
 
-    async def pending(self, limit: int, *, after: int | None = None) -> list[PendingEvent]:
-        await asyncio.sleep(0)  # a real read yields: let the pipeline overlap
-        start = 0 if after is None else after
-        found = [r for p, r in sorted(self.rows.items()) if p > start and p not in self.sent]
+    async def pending(self, limit: int) -> list[PendingEvent]:
+        await asyncio.sleep(0)  # a real read yields
+        found = [
+            r
+            for p, r in sorted(self.rows.items())
+            if p not in self.sent and p not in self.uncommitted
+        ]
+        self.reads += 1
+        if self.reads == 1:  # the open transactions commit, and later ones follow
+            self.uncommitted.clear()
+            self.rows.update({event.position: event for event in self.after_first_read})
         return found[:limit]
 
     async def mark_sent(self, positions: Sequence[int]) -> None:
@@ -142,3 +152,18 @@ async def test_a_relay_that_lost_the_lead_stops_after_the_batch_in_flight() -> N
     assert broker.published == list(range(1, 21))
     assert outbox.sent == set(range(1, 21))
     assert await relay.publish_pending() == 0  # standing by
+
+
+async def test_an_event_that_commits_late_under_a_lower_position_goes_before_its_keys_next() -> (
+    None
+):
+    """A position is taken before its transaction commits: the next event of the same key
+    (which waits for that commit, the case row being locked) must still follow it."""
+    relay, outbox, broker = _relay(25)
+    outbox.uncommitted = {3}
+    outbox.after_first_read = [PendingEvent(26, TOPIC, outbox.rows[3].key, b"v")]
+
+    assert await relay.publish_pending() == 26
+
+    assert broker.published.index(3) < broker.published.index(26)
+    assert sorted(broker.published) == list(range(1, 27))
