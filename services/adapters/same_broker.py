@@ -22,21 +22,19 @@ EXIT_BROKER_REPLACED = 75  # EX_TEMPFAIL: start me again
 
 
 class SameBroker:
-    def __init__(self, cluster_id: Callable[[], Awaitable[str]], what: str) -> None:
+    def __init__(self, first: str, cluster_id: Callable[[], Awaitable[str]], what: str) -> None:
+        self.first = first  # learned before the worker's consumer started
         self._cluster_id = cluster_id
         self._what = what
-        self.first: str | None = None
 
-    async def check(self) -> None:
-        """Learn the cluster on the first call; exit on any later call that sees another.
-        A broker that cannot be reached says nothing either way."""
+    async def check(self) -> bool:
+        """True when the broker is the cluster the worker started on; False when it cannot
+        be reached (so a commit must wait); the process ends when it is another cluster."""
         try:
             cluster = await self._cluster_id()
         except BrokerError:
-            return
-        if self.first is None:
-            self.first = cluster
-        elif cluster != self.first:
+            return False
+        if cluster != self.first:
             log.critical(
                 "%s: the broker is now cluster %s, not %s; exiting without committing, "
                 "to be started again and read the new logs from the stored effects",
@@ -46,3 +44,4 @@ class SameBroker:
             )
             logging.shutdown()
             os._exit(EXIT_BROKER_REPLACED)
+        return True

@@ -35,6 +35,7 @@ from services.config import KafkaAuth, Settings, load_settings
 from services.consuming import RawMessage
 from services.departments.catalogue import load_catalogue
 from services.departments.handlers import Enforcer
+from services.errors import BrokerError
 from services.metrics import (
     count_measures,
     observe_batch,
@@ -53,7 +54,7 @@ T = TypeVar("T")
 
 
 def prompt_fetches(
-    fetch_wait_ms: int, before_commit: Callable[[], Awaitable[None]] | None = None
+    fetch_wait_ms: int, before_commit: Callable[[], Awaitable[bool]] | None = None
 ) -> None:
     """faust fixes the consumer's fetch wait at 1500 ms; on a broker that answers a waiting
     fetch only at its deadline (Tansu), every event would wait that long. Its consumer
@@ -70,8 +71,9 @@ def prompt_fetches(
             return PromptConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
         async def _commit(self, offsets: Any) -> bool:
-            if before_commit is not None:
-                await before_commit()  # never commit old offsets into a new cluster
+            # Never old offsets into a new cluster: no commit while that cannot be ruled out.
+            if before_commit is not None and not await before_commit():
+                return False
             result: bool = await super()._commit(offsets)
             return result
 
@@ -131,9 +133,7 @@ class DepartmentRuntime:
         self._enforcer: Enforcer | None = None
         self._pool: Any = None
         self._lock = asyncio.Lock()
-        kafka, _ = settings.require()
-        watch = KafkaPublisher(kafka, auth=settings.kafka_auth)  # only asks the cluster id
-        self.same_broker = SameBroker(watch.cluster_id, f"department {code}")
+        self.same_broker: SameBroker | None = None  # set once the broker is known
 
     async def migrate(self) -> None:
         _, database = self.settings.require()
@@ -155,6 +155,22 @@ class DepartmentRuntime:
                     utc_now,
                 )
             return self._enforcer
+
+    async def first_cluster(self) -> str:
+        """The broker's cluster id, waited for: the worker must know it before it reads."""
+        kafka, _ = self.settings.require()
+        probe = KafkaPublisher(kafka, auth=self.settings.kafka_auth)
+        delay = 0.1
+        try:
+            while True:
+                try:
+                    return await probe.cluster_id()
+                except BrokerError as exc:
+                    log.warning("%s: %s; retrying in %.1f s", self.department.code, exc, delay)
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 5.0)
+        finally:
+            await probe.close()
 
     async def close(self) -> None:
         if self._pool is not None:
@@ -259,7 +275,8 @@ def build_app(runtime: DepartmentRuntime) -> faust.App:
     app.task(relay)
 
     async def same_broker() -> None:
-        await runtime.same_broker.check()
+        if runtime.same_broker is not None:
+            await runtime.same_broker.check()
 
     app.timer(interval=BROKER_CHECK_SECONDS)(same_broker)
 
@@ -273,6 +290,10 @@ def main(argv: list[str] | None = None) -> None:
     level = os.environ.get("REDLINE_LOG_LEVEL", "WARNING").upper()
     configure_logging(level)
     runtime = DepartmentRuntime(args[0], load_settings())  # an unknown code stops here
+    kafka, _ = runtime.settings.require()
+    watch = KafkaPublisher(kafka, auth=runtime.settings.kafka_auth)  # asks the cluster id only
+    first = asyncio.run(runtime.first_cluster())  # before the consumer reads anything
+    runtime.same_broker = SameBroker(first, watch.cluster_id, f"department {args[0]}")
     prompt_fetches(runtime.settings.fetch_wait_ms, before_commit=runtime.same_broker.check)
     prepare_consumer(runtime.department.code, [VIOLATIONS.name])
     count_measures(runtime.department.code, 0, 0)
