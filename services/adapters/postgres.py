@@ -29,10 +29,24 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
         )
 
 
+class PooledConnection(asyncpg.Connection):  # type: ignore[misc]
+    """A pooled connection returned without asyncpg's reset statement (advisory unlock,
+    CLOSE ALL, UNLISTEN, RESET ALL): one round trip per use, and nothing to undo, since
+    pooled connections only ever hold transaction-scoped state (SET LOCAL, xact locks).
+    An open transaction is still rolled back on release."""
+
+    def get_reset_query(self) -> str:
+        return ""
+
+
 async def create_pool(database_url: str, *, min_size: int = 1, max_size: int = 10) -> Any:
     try:
         return await asyncpg.create_pool(
-            database_url, min_size=min_size, max_size=max_size, init=_init_connection
+            database_url,
+            min_size=min_size,
+            max_size=max_size,
+            init=_init_connection,
+            connection_class=PooledConnection,
         )
     except (*TRANSIENT_ERRORS, asyncpg.PostgresError) as exc:
         raise DatabaseError(f"cannot connect to the database: {exc}") from exc

@@ -124,7 +124,7 @@ async def _heartbeat(
     the broker the outbox was last published to (an emptied broker gets its replay first)."""
     as_of = clock()
     try:
-        if not await consumer.caught_up() or await outbox.pending(1):
+        if not await consumer.caught_up() or await outbox.has_pending():
             return
         if await outbox.known_cluster() != await publisher.cluster_id():
             return
