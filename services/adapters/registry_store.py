@@ -55,6 +55,7 @@ def _case(row: asyncpg.Record) -> CaseRow:
 class PostgresTransaction(RegistryTransaction):
     def __init__(self, conn: asyncpg.Connection) -> None:
         self.conn = conn
+        self.audit: list[AuditEntry] = []  # chained by the store just before the commit
 
     async def claim_idempotency_key(self, key: str) -> StoredResponse | None:
         await self.conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", key)
@@ -171,7 +172,7 @@ class PostgresTransaction(RegistryTransaction):
             legal_basis=str(data.get("rule", "")),
             data=data,
         )
-        await append_audit(self.conn, "public", [entry], datetime.now(UTC))
+        self.audit.append(entry)
 
     async def enqueue(self, event: OutgoingEvent) -> None:
         await enqueue(self.conn, "public", [event])
@@ -200,7 +201,7 @@ class PostgresTransaction(RegistryTransaction):
                 "verified_on": sign_off.verified_on.isoformat(),
             },
         )
-        await append_audit(self.conn, "public", [entry], datetime.now(UTC))
+        self.audit.append(entry)
 
 
 async def _sign_offs(conn: asyncpg.Connection, case_id: str) -> list[SignOff]:
@@ -221,7 +222,12 @@ class PostgresRegistryStore(RegistryStore):
     async def transaction(self) -> AsyncIterator[RegistryTransaction]:
         try:
             async with self.pool.acquire() as conn, conn.transaction():
-                yield PostgresTransaction(conn)
+                tx = PostgresTransaction(conn)
+                yield tx
+                # Last before the commit: the audit chain's lock serialises every filing
+                # from here on, so it is held for the append and the commit only, not for
+                # the statements and the API's turns in between.
+                await append_audit(conn, "public", tx.audit, datetime.now(UTC))
         except (*TRANSIENT_ERRORS, asyncpg.PostgresError) as exc:
             raise DatabaseError(f"database error: {exc}") from exc
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from aiokafka.errors import KafkaError
@@ -25,10 +25,10 @@ from services.adapters.outbox import PostgresOutbox
 from services.adapters.postgres import create_pool
 from services.adapters.publisher import KafkaPublisher
 from services.authorities import BLOCKLIST_BUILDER
-from services.blocklist.handlers import CONSUMER, Builder
+from services.blocklist.handlers import CONSUMER, Builder, BuildOutcome
 from services.bootstrap import load_hasher, load_signer, utc_now
 from services.config import Settings, load_settings
-from services.consuming import Issuer
+from services.consuming import Issuer, RawMessage
 from services.departments.catalogue import load_catalogue
 from services.errors import BrokerError, ConfigError, DatabaseError
 from services.metrics import start_metrics_server
@@ -88,6 +88,12 @@ async def run_builder(
         await pool.close()
         raise
     relaying = OutboxRelay(outbox, publisher, idle_wait=0.5, name=SCHEMA)
+
+    async def stored(messages: Sequence[RawMessage]) -> BuildOutcome:
+        outcome = await builder.handle(messages)
+        outbox.wake()  # its list records are committed: the relay may read them now
+        return outcome
+
     relay = asyncio.create_task(relaying.run(stop))
     last_beat = 0.0
     try:
@@ -96,7 +102,7 @@ async def run_builder(
                 relay.result()  # a relay that died takes the builder with it
             messages = await consumer.batch()
             if messages:
-                outcome = await consumer.take(stop, builder.handle, messages)
+                outcome = await consumer.take(stop, stored, messages)
                 if outcome is None:
                     break  # stopped before the batch was stored: leave it uncommitted
                 if outcome.dead_letters:

@@ -26,6 +26,7 @@ class OutboxRelay:
         *,
         batch_size: int = 2000,
         idle_wait: float = 1.0,
+        linger: float = 0.0,
         max_backoff: float = 5.0,
         name: str = "registry",
     ) -> None:
@@ -34,6 +35,7 @@ class OutboxRelay:
         self.publisher = publisher
         self.batch_size = batch_size
         self.idle_wait = idle_wait
+        self.linger = linger  # after a wake-up, let more events gather before reading
         self.max_backoff = max_backoff
         self.published = 0
         self._cluster: str | None = None  # the cluster this relay last saw recorded
@@ -103,6 +105,9 @@ class OutboxRelay:
                     # committing since then has woken the wait already (its insert
                     # notifies), so no read is spent to learn that nothing is left.
                     await self.outbox.wait_for_new(self.idle_wait)
+                    if self.linger:
+                        with contextlib.suppress(TimeoutError):
+                            await asyncio.wait_for(stop.wait(), self.linger)
             except (BrokerError, DatabaseError) as exc:
                 log.warning("relay: %s; retrying in %.1f s", exc, backoff)
                 with contextlib.suppress(TimeoutError):

@@ -23,7 +23,7 @@ from typing import Any
 from services.adapters.kafka import ensure_topics
 from services.adapters.migrate import migrate
 from services.runtime.embedded import EmbeddedBroker, EmbeddedPostgres
-from tests.bench import department, fanout, relay, subscriber
+from tests.bench import department, fanout, relay, subscriber, trickle
 
 Workload = Callable[[str, str, int], Awaitable[list[dict[str, Any]]]]
 WORKLOADS: dict[str, tuple[Workload, int, int]] = {
@@ -31,6 +31,7 @@ WORKLOADS: dict[str, tuple[Workload, int, int]] = {
     "department_drain": (department.run, 100_000, 10_000),
     "outbox_relay": (relay.run, 50_000, 5_000),
     "fanout_latency": (fanout.run, 3_000, 250),
+    "department_trickle": (trickle.run, 400, 100),
     "subscriber_checks": (subscriber.run, 1_000_000, 100_000),
 }
 

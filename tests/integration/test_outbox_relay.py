@@ -323,3 +323,42 @@ async def test_two_relays_take_turns_and_publish_each_event_once(
     )
     assert set(copies) == ours
     assert max(copies.values()) == 1, "an event was published twice"
+
+
+async def _lead_holder(database_url: str) -> int | None:
+    """The backend holding the relay's lead: with no filing in flight, the only advisory
+    lock held is the relay's session lock."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        pid: int | None = await conn.fetchval(
+            "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted"
+        )
+        return pid
+    finally:
+        await conn.close()
+
+
+async def test_a_relay_whose_lead_connection_dies_wins_the_lead_again_and_drains(
+    own_database: Settings, own_registry: Registry, trust: TrustStore
+) -> None:
+    """The relay reads and marks over the connection that holds its lead: when the server
+    ends that connection, the relay gives the lead up, wins it on a new one, and sends
+    everything."""
+    database = own_database.database_url or ""
+    async with relaying(own_database):
+        await _file_cases(own_registry, 20)
+        await _drained(own_database, "first cases published")
+        first = await _lead_holder(database)
+        assert first is not None, "no backend holds the relay's lead"
+        conn = await asyncpg.connect(database)
+        try:
+            assert await conn.fetchval("SELECT pg_terminate_backend($1)", first)
+        finally:
+            await conn.close()
+        await _file_cases(own_registry, 20)
+        await _drained(own_database, "cases filed after the lead connection died published")
+        again = await _lead_holder(database)
+        assert again is not None and again != first
+    ours = set(await _outbox_ids(database))
+    published = set(await _published_ids(own_database.kafka_bootstrap or "", trust))
+    assert ours <= published

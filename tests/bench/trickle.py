@@ -1,0 +1,187 @@
+"""A trickle: cases arriving one at a time, so every batch holds one event, the way a
+department sees the stream when it keeps up. CPU per event (beyond the process's own idle
+use) of the faust department beside a bare aiokafka loop doing the same work
+(`DepartmentRuntime.enforce` and its relay), each in its own process: what the fan-out
+pays per case and per department, where the drain's figures hide the cost per batch.
+
+`python -m tests.bench.trickle CODE` is that bare loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from subprocess import Popen
+from typing import Any
+
+import asyncpg
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from events.codec import encode_signed
+from events.models import CaseFiled
+from events.topics import VIOLATIONS
+from services.adapters.kafka import ensure_topics
+from services.authorities import NATURAL_RESOURCES
+from services.config import load_settings
+from services.consuming import RawMessage
+from services.entrypoints.department import DepartmentRuntime
+from services.runtime.devkeys import ensure_dev_keys, load_dev_signer
+from services.runtime.embedded import EmbeddedBroker, EmbeddedPostgres
+from services.runtime.processes import spawn, stop_process
+from tests.support import case_body
+
+RATE_PER_SECOND = 10
+IDLE_SECONDS = 10.0
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User and system CPU of one process, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / _TICKS
+
+
+async def _consumed(conn: asyncpg.Connection, code: str) -> int:
+    try:
+        count: int = await conn.fetchval(f"SELECT count(*) FROM dept_{code}.consumed_events")
+    except asyncpg.UndefinedTableError:
+        return 0
+    return count
+
+
+async def _per_event_cpu(
+    kafka: str, database: str, home: Path, argv: list[str], code: str, count: int, before: int
+) -> tuple[float, float]:
+    """(ms of CPU per event beyond idle, idle CPU in %) for the process `argv` starts; the
+    stream already holds `before` events, which it takes first."""
+    signer = load_dev_signer(home, NATURAL_RESOURCES)
+    template = case_body(("cultivated", "3"))
+    producer = AIOKafkaProducer(bootstrap_servers=kafka, acks="all")
+    await producer.start()
+    env = {**os.environ, "KAFKA_BOOTSTRAP": kafka, "DATABASE_URL": database}
+    env["REDLINE_HOME"] = str(home)
+    proc: Popen[bytes] = spawn(argv, log_path=home / f"trickle-{code}.log", env=env)
+    conn = await asyncpg.connect(database)
+
+    async def send(number: int) -> None:
+        case_id = f"RL-TRICKLE-{code}-{number:06d}"
+        payload = CaseFiled.model_validate({**template, "case_id": case_id})
+        _, raw = encode_signed(payload, signer, source=NATURAL_RESOURCES.source)
+        await (await producer.send(VIOLATIONS.name, raw, key=case_id.encode()))
+
+    async def taken(total: int, what: str) -> None:
+        deadline = time.monotonic() + 120
+        while await _consumed(conn, code) < total:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"{what}: see {home / f'trickle-{code}.log'}")
+            await asyncio.sleep(0.05)
+
+    try:
+        await send(0)  # joined, migrated and warm before anything is timed
+        await taken(before + 1, "the first event was never taken")
+        idle_from, idle_at = _cpu_seconds(proc.pid), time.monotonic()
+        await asyncio.sleep(IDLE_SECONDS)  # measuring idle use: nothing to wait for
+        idle = (_cpu_seconds(proc.pid) - idle_from) / (time.monotonic() - idle_at)
+        used_from, began = _cpu_seconds(proc.pid), time.monotonic()
+        for number in range(1, count + 1):
+            delay = began + number / RATE_PER_SECOND - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            await send(number)
+        await taken(before + count + 1, "the trickle was not all taken")
+        used = _cpu_seconds(proc.pid) - used_from - idle * (time.monotonic() - began)
+        return used / count * 1000, idle * 100
+    finally:
+        await conn.close()
+        stop_process(proc)
+        await producer.stop()
+
+
+async def run(kafka: str, database: str, count: int) -> list[dict[str, Any]]:
+    del kafka, database  # its own broker and Postgres: an empty stream to start from
+    events = max(20, min(count, 400))
+    home = Path(tempfile.mkdtemp(prefix="redline-bench-trickle-"))
+    ensure_dev_keys(home)
+    broker, postgres = EmbeddedBroker(home / "broker"), EmbeddedPostgres(home / "postgres")
+    broker.start()
+    try:
+        postgres.start()
+        await ensure_topics(broker.bootstrap)
+        bare, bare_idle = await _per_event_cpu(
+            broker.bootstrap,
+            postgres.url,
+            home,
+            [sys.executable, "-m", "tests.bench.trickle", "approvals"],
+            "approvals",
+            events,
+            before=0,
+        )
+        faust, faust_idle = await _per_event_cpu(
+            broker.bootstrap,
+            postgres.url,
+            home,
+            [sys.executable, "-m", "services.entrypoints.department", "water_supply"],
+            "water_supply",
+            events,
+            before=events + 1,  # the bare loop's, read from the start by a new group
+        )
+    finally:
+        postgres.stop()
+        broker.stop()
+    return [
+        {"figure": "events, one per batch", "value": events, "unit": "events"},
+        {"figure": "bare loop, CPU per event", "value": bare, "unit": "ms"},
+        {
+            "figure": "department (faust), CPU per event",
+            "value": faust,
+            "unit": "ms",
+            "baseline": "bare loop, CPU per event",
+            "ratio": faust / bare,
+        },
+        {"figure": "bare loop, idle CPU", "value": bare_idle, "unit": "%"},
+        {"figure": "department (faust), idle CPU", "value": faust_idle, "unit": "%"},
+    ]
+
+
+async def _bare_loop(code: str) -> None:
+    """The department's own work on a plain aiokafka consumer, for ever: the baseline."""
+    settings = load_settings()
+    kafka, _ = settings.require()
+    runtime = DepartmentRuntime(code, settings)
+    await runtime.migrate()
+    await runtime.enforcer()
+    relay = asyncio.create_task(runtime.relay())
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=kafka,
+        enable_auto_commit=False,
+        fetch_max_wait_ms=settings.fetch_wait_ms,  # as the department's own consumer
+    )
+    await consumer.start()
+    await consumer.topics()
+    parts = [
+        TopicPartition(VIOLATIONS.name, p)
+        for p in consumer.partitions_for_topic(VIOLATIONS.name) or ()
+    ]
+    consumer.assign(parts)
+    await consumer.seek_to_beginning(*parts)
+    try:
+        while not relay.done():
+            batch = await consumer.getmany(timeout_ms=500, max_records=2000)
+            messages = [
+                RawMessage(r.topic, r.partition, r.offset, r.key, r.value)
+                for records in batch.values()
+                for r in records
+            ]
+            if messages:
+                await runtime.enforce(messages)
+        relay.result()
+    finally:
+        await consumer.stop()
+
+
+if __name__ == "__main__":
+    asyncio.run(_bare_loop(sys.argv[1]))
