@@ -14,6 +14,7 @@ import asyncpg
 from services.adapters.postgres import TRANSIENT_ERRORS, connection
 from services.errors import DatabaseError
 from services.outbox.ports import OutboxStore, OutgoingEvent, PendingEvent
+from services.runtime.service import wait_set
 
 
 async def enqueue(conn: asyncpg.Connection, schema: str, events: Sequence[OutgoingEvent]) -> None:
@@ -130,8 +131,7 @@ class PostgresOutbox(OutboxStore):
         except (*TRANSIENT_ERRORS, asyncpg.PostgresError) as exc:
             self._listener = None
             raise DatabaseError(f"cannot listen for outbox events: {exc}") from exc
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._woken.wait(), timeout)
+        await wait_set(self._woken, timeout)
         self._woken.clear()
 
     def _wake(self, *args: object) -> None:

@@ -9,7 +9,6 @@ deployment; it only reads.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 
@@ -22,7 +21,7 @@ from services.config import Settings, load_settings
 from services.departments.catalogue import load_catalogue
 from services.errors import BrokerError, DatabaseError
 from services.metrics import BusCollector, BusSnapshot, start_metrics_server
-from services.runtime.service import retrying, serve
+from services.runtime.service import retrying, serve, wait_set
 
 log = logging.getLogger("redline.monitor")
 
@@ -60,8 +59,7 @@ async def run_monitor(
             else:
                 snapshot.fill_zeros(measures, catalogue.codes)
                 collector.snapshot = snapshot
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), every)
+            await wait_set(stop, every)
     finally:
         await lag.close()
         await pool.close()

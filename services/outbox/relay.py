@@ -8,12 +8,12 @@ Broker and database outages are waited out with capped backoff; nothing is skipp
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
 from services.errors import BrokerError, DatabaseError
 from services.metrics import count_published
 from services.outbox.ports import EventPublisher, OutboxStore, PendingEvent
+from services.runtime.service import wait_set
 
 log = logging.getLogger(__name__)
 
@@ -106,10 +106,8 @@ class OutboxRelay:
                     # notifies), so no read is spent to learn that nothing is left.
                     await self.outbox.wait_for_new(self.idle_wait)
                     if self.linger:
-                        with contextlib.suppress(TimeoutError):
-                            await asyncio.wait_for(stop.wait(), self.linger)
+                        await wait_set(stop, self.linger)
             except (BrokerError, DatabaseError) as exc:
                 log.warning("relay: %s; retrying in %.1f s", exc, backoff)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), backoff)
+                await wait_set(stop, backoff)
                 backoff = min(backoff * 2, self.max_backoff)

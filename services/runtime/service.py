@@ -23,6 +23,17 @@ def configure_logging(level: int | str = logging.INFO) -> None:
     mask_logging()
 
 
+async def wait_set(event: asyncio.Event, timeout: float) -> bool:
+    """Wait until `event` is set or `timeout` has passed; whether it is set.
+
+    Not `asyncio.wait_for`: on Python 3.11 it can swallow a cancellation that arrives as
+    the event is set, and a relay cancelled just after a batch woke it ran on for ever."""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(timeout):
+            await event.wait()
+    return event.is_set()
+
+
 async def retrying(
     stop: asyncio.Event, attempt: Callable[[], Awaitable[T]], *, what: str
 ) -> T | None:
@@ -33,8 +44,7 @@ async def retrying(
             return await attempt()
         except DatabaseError as exc:
             logging.getLogger("redline").warning("%s: %s; retrying in %.1f s", what, exc, backoff)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), backoff)
+            await wait_set(stop, backoff)
             backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
     return None
 
