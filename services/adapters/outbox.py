@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from typing import Any
@@ -47,27 +47,20 @@ class PostgresOutbox(OutboxStore):
         return connection(self.pool)
 
     async def lead(self) -> bool:
-        """Hold a session advisory lock on a connection of our own. The relay reads and
-        marks over that same connection, so each statement that succeeds also shows the
-        lock still held; a relay whose connection died lost the lock with it, and must win
-        it again before it reads."""
-        if self._leader is not None and not self._leader.is_closed():
-            return True
-        self._drop_lead()
+        """Hold a session advisory lock on a connection of our own; a relay whose
+        connection died has lost the lock with it and must win it again."""
         try:
+            if self._leader is not None:
+                await self._leader.fetchval("SELECT 1")
+                return True
             conn = await asyncpg.connect(self.database_url)
             try:
                 won = await conn.fetchval(
                     "SELECT pg_try_advisory_lock(hashtextextended($1, 0))",
                     f"redline-relay:{self.schema}",
                 )
-                if won:
-                    # The pending read walks outbox_pending in order and stops at its
-                    # limit on a generic plan; a custom plan made without fresh statistics
-                    # (a backlog just written) sorts every pending row instead: 20x slower.
-                    await conn.execute("SET plan_cache_mode = force_generic_plan")
             except BaseException:
-                conn.terminate()  # not ours to keep: it may not hold the lock
+                conn.terminate()  # not ours to keep: it never held the lock
                 raise
             if won:
                 self._leader = conn
@@ -75,27 +68,17 @@ class PostgresOutbox(OutboxStore):
                 await conn.close()
             return bool(won)
         except (*TRANSIENT_ERRORS, asyncpg.PostgresError) as exc:
+            if self._leader is not None:
+                self._leader.terminate()
+                self._leader = None
             raise DatabaseError(f"cannot hold the relay lead: {exc}") from exc
 
-    @contextlib.asynccontextmanager
-    async def _leading(self) -> AsyncIterator[asyncpg.Connection]:
-        """The lead's own connection; an error on it gives the lead up with the connection."""
-        if self._leader is None or self._leader.is_closed():
-            self._drop_lead()
-            raise DatabaseError("this relay no longer holds the lead")
-        try:
-            yield self._leader
-        except (*TRANSIENT_ERRORS, asyncpg.PostgresError) as exc:
-            self._drop_lead()
-            raise DatabaseError(f"relay lead: {exc}") from exc
-
-    def _drop_lead(self) -> None:
-        if self._leader is not None:
-            self._leader.terminate()
-            self._leader = None
-
     async def pending(self, limit: int) -> list[PendingEvent]:
-        async with self._leading() as conn:
+        # On a generic plan: it walks outbox_pending in order and stops at `limit`, while a
+        # custom plan made without fresh statistics (a backlog just written) sorts every
+        # pending row instead: 20x slower.
+        async with self._read() as conn, conn.transaction():
+            await conn.execute("SET LOCAL plan_cache_mode = force_generic_plan")
             rows = await conn.fetch(
                 f"SELECT position, topic, key, value FROM {self.schema}.outbox "
                 "WHERE sent_at IS NULL ORDER BY position LIMIT $1",
@@ -105,16 +88,8 @@ class PostgresOutbox(OutboxStore):
             PendingEvent(row["position"], row["topic"], row["key"], row["value"]) for row in rows
         ]
 
-    async def has_pending(self) -> bool:
-        """Whether any event waits to be published (asked by any process, lead or not)."""
-        async with self._read() as conn:
-            found: bool = await conn.fetchval(
-                f"SELECT EXISTS (SELECT FROM {self.schema}.outbox WHERE sent_at IS NULL)"
-            )
-        return found
-
     async def mark_sent(self, positions: Sequence[int]) -> None:
-        async with self._leading() as conn:
+        async with self._read() as conn:
             await conn.execute(
                 f"UPDATE {self.schema}.outbox SET sent_at = now(), send_count = send_count + 1 "
                 "WHERE position = ANY($1::bigint[])",
@@ -141,6 +116,14 @@ class PostgresOutbox(OutboxStore):
         """Wake this process's relay: the writer of an outbox whose relay runs beside it
         says so after its commit, instead of a NOTIFY (see the outboxes' migration 0004)."""
         self._woken.set()
+
+    async def has_pending(self) -> bool:
+        """Whether any event waits to be published (asked by any process, lead or not)."""
+        async with self._read() as conn:
+            found: bool = await conn.fetchval(
+                f"SELECT EXISTS (SELECT FROM {self.schema}.outbox WHERE sent_at IS NULL)"
+            )
+        return found
 
     async def replay_from(self, *, position: int | None, since: datetime | None) -> int:
         async with self._read() as conn, conn.transaction():
