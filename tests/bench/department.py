@@ -57,9 +57,11 @@ async def _backlog(kafka: str, home: Path, count: int) -> None:
         await producer.stop()
 
 
-async def _from_the_start(kafka: str) -> AIOKafkaConsumer:
+async def from_the_start(kafka: str, fetch_max_wait_ms: int = 500) -> AIOKafkaConsumer:
     """A bare consumer holding every partition of the stream, at its first offset."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=kafka, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=kafka, enable_auto_commit=False, fetch_max_wait_ms=fetch_max_wait_ms
+    )
     await consumer.start()
     await consumer.topics()
     parts = [
@@ -78,7 +80,7 @@ async def _bare(kafka: str, database: str, trust: TrustStore, total: int) -> flo
         "measure text, applied_at timestamptz DEFAULT now());"
         "CREATE TABLE IF NOT EXISTS bench_bare_consumed (event_id text PRIMARY KEY)"
     )
-    consumer = await _from_the_start(kafka)
+    consumer = await from_the_start(kafka)
     try:
         done = 0
         started = time.perf_counter()
@@ -116,7 +118,7 @@ async def _bare_enforcer(kafka: str, database: str, home: Path, total: int) -> f
     await runtime.migrate()
     await runtime.enforcer()
     relay = asyncio.create_task(runtime.relay())
-    consumer = await _from_the_start(kafka)
+    consumer = await from_the_start(kafka)
     try:
         done = 0
         started = time.perf_counter()

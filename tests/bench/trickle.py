@@ -19,7 +19,7 @@ from subprocess import Popen
 from typing import Any
 
 import asyncpg
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer
 
 from events.codec import encode_signed
 from events.models import CaseFiled
@@ -32,6 +32,7 @@ from services.entrypoints.department import DepartmentRuntime
 from services.runtime.devkeys import ensure_dev_keys, load_dev_signer
 from services.runtime.embedded import EmbeddedBroker, EmbeddedPostgres
 from services.runtime.processes import spawn, stop_process
+from tests.bench.department import from_the_start
 from tests.support import case_body
 
 RATE_PER_SECOND = 10
@@ -155,19 +156,8 @@ async def _bare_loop(code: str) -> None:
     await runtime.migrate()
     await runtime.enforcer()
     relay = asyncio.create_task(runtime.relay())
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=kafka,
-        enable_auto_commit=False,
-        fetch_max_wait_ms=settings.fetch_wait_ms,  # as the department's own consumer
-    )
-    await consumer.start()
-    await consumer.topics()
-    parts = [
-        TopicPartition(VIOLATIONS.name, p)
-        for p in consumer.partitions_for_topic(VIOLATIONS.name) or ()
-    ]
-    consumer.assign(parts)
-    await consumer.seek_to_beginning(*parts)
+    # The department's own fetch wait, so both wait on the broker alike.
+    consumer = await from_the_start(kafka, fetch_max_wait_ms=settings.fetch_wait_ms)
     try:
         while not relay.done():
             batch = await consumer.getmany(timeout_ms=500, max_records=2000)
