@@ -16,6 +16,7 @@ from services.audit.domain import AuditEntry
 from services.departments.ports import (
     BatchWrites,
     Block,
+    Consumed,
     DepartmentStore,
     DepartmentTransaction,
     KnownCase,
@@ -32,10 +33,13 @@ class PostgresDepartmentTransaction(DepartmentTransaction):
         self.conn = conn
         self.schema = schema
 
-    async def consumed_among(self, event_ids: Sequence[str]) -> set[str]:
+    async def claim(self, events: Sequence[Consumed]) -> set[str]:
         rows = await self.conn.fetch(
-            f"SELECT event_id FROM {self.schema}.consumed_events WHERE event_id = ANY($1::text[])",
-            list(event_ids),
+            f"INSERT INTO {self.schema}.consumed_events (event_id, event_type) "
+            "SELECT * FROM unnest($1::text[], $2::text[]) ON CONFLICT (event_id) DO NOTHING "
+            "RETURNING event_id",
+            [event.event_id for event in events],
+            [event.event_type for event in events],
         )
         return {row["event_id"] for row in rows}
 
@@ -95,13 +99,6 @@ class PostgresDepartmentTransaction(DepartmentTransaction):
                 f"UPDATE {s}.blocks SET lifted_at = $3, lift_reason = $4, lifted_by = $5 "
                 "WHERE measure = $1 AND case_id = $2 AND lifted_at IS NULL",
                 [(x.measure, x.case_id, x.at, x.reason, x.event_id) for x in writes.lifted],
-            )
-        if writes.consumed:
-            await self.conn.execute(
-                f"INSERT INTO {s}.consumed_events (event_id, event_type) "
-                "SELECT * FROM unnest($1::text[], $2::text[]) ON CONFLICT (event_id) DO NOTHING",
-                [c.event_id for c in writes.consumed],
-                [c.event_type for c in writes.consumed],
             )
         await append_audit(self.conn, s, self._decisions(writes), datetime.now(UTC))
         if writes.outgoing:

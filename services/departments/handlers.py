@@ -78,9 +78,12 @@ class Enforcer:
             messages, self.trust, self.consumer, self.issuer
         )
 
+        # Sorted, so that concurrent claims of overlapping batches wait, never deadlock.
+        events = sorted({Consumed(envelope.id, envelope.type) for envelope, _ in decoded})
         async with self.store.transaction() as tx:
-            done = await tx.consumed_among([envelope.id for envelope, _ in decoded])
-            fresh, outcome.duplicates = first_deliveries(decoded, done)
+            claimed = await tx.claim(events)
+            taken = {event.event_id for event in events} - claimed
+            fresh, outcome.duplicates = first_deliveries(decoded, taken)
             case_ids = sorted({case_id_of(payload) for _, payload in fresh} - {""})
             known = await tx.known_cases(case_ids)
             active = await tx.active_blocks(case_ids)
@@ -96,10 +99,9 @@ class Enforcer:
         active: set[tuple[str, str]],
         outcome: BatchOutcome,
     ) -> BatchWrites:
-        writes = BatchWrites(cases=[], applied=[], lifted=[], consumed=[], outgoing=[])
+        writes = BatchWrites(cases=[], applied=[], lifted=[], outgoing=[])
         now = self.clock()
         for envelope, payload in fresh:
-            writes.consumed.append(Consumed(envelope.id, envelope.type))
             if isinstance(payload, CaseFiled) and payload.case_id not in known:
                 filed = KnownCase(
                     case_id=payload.case_id,

@@ -44,7 +44,7 @@ class BlockLifted:
     event_id: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, order=True)
 class Consumed:
     event_id: str
     event_type: str
@@ -57,7 +57,6 @@ class BatchWrites:
     cases: list[NewCase]
     applied: list[BlockApplied]
     lifted: list[BlockLifted]
-    consumed: list[Consumed]
     outgoing: list[OutgoingEvent]
 
 
@@ -76,8 +75,12 @@ class Block:
 
 class DepartmentTransaction(abc.ABC):
     @abc.abstractmethod
-    async def consumed_among(self, event_ids: Sequence[str]) -> set[str]:
-        """Which of these events this department has already taken effect on."""
+    async def claim(self, events: Sequence[Consumed]) -> set[str]:
+        """Record these events as taken effect on; returns the ids that were not yet.
+
+        Claimed first, so that two workers of a department handed the same event (during
+        a rebalance) cannot both act on it: the second waits for the first to commit and
+        then finds the id taken."""
 
     @abc.abstractmethod
     async def known_cases(self, case_ids: Sequence[str]) -> dict[str, KnownCase]: ...

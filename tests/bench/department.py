@@ -6,6 +6,9 @@
   baseline;
 - a light one doing only the parse, signature check and two inserts, which shows what
   the bookkeeping (audit chain, signed acks, outbox and relay) costs on top.
+
+Then the same backlog drained by two workers of another department in one consumer
+group: how a department that must catch up faster scales out.
 """
 
 from __future__ import annotations
@@ -31,11 +34,12 @@ from services.config import load_settings
 from services.consuming import RawMessage
 from services.entrypoints.department import DepartmentRuntime
 from services.runtime.devkeys import ensure_dev_keys, load_dev_signer
-from services.runtime.processes import spawn, stop_process
+from services.runtime.processes import spawn, stop_processes
 from tests.support import case_body
 
 DEPARTMENT = "power_supply"
 BARE_DEPARTMENT = "approvals"  # also one measure started at filing: the same work per event
+SCALED_DEPARTMENT = "finance"  # the same again, drained by two workers
 
 
 async def _backlog(kafka: str, home: Path, count: int) -> None:
@@ -142,8 +146,16 @@ async def _bare_enforcer(kafka: str, database: str, home: Path, total: int) -> f
 
 
 async def _department(
-    kafka: str, database: str, home: Path, total: int, code: str = DEPARTMENT, metrics: bool = True
+    kafka: str,
+    database: str,
+    home: Path,
+    total: int,
+    code: str = DEPARTMENT,
+    metrics: bool = True,
+    workers: int = 1,
 ) -> tuple[float, float]:
+    """Drain rate of `workers` processes of one department (one consumer group), and the
+    time from launch to its first committed batch."""
     env = {
         **os.environ,
         "KAFKA_BOOTSTRAP": kafka,
@@ -151,17 +163,22 @@ async def _department(
         "REDLINE_HOME": str(home),
         "REDLINE_METRICS": "on" if metrics else "off",
     }
-    proc = spawn(
-        [sys.executable, "-m", "services.entrypoints.department", code],
-        log_path=home / f"department-{code}.log",
-        env=env,
-    )
+    procs = [
+        spawn(
+            [sys.executable, "-m", "services.entrypoints.department", code],
+            log_path=home / f"department-{code}-{worker}.log",
+            env=env,
+        )
+        for worker in range(workers)
+    ]
     conn = await asyncpg.connect(database)
     launched = time.perf_counter()
     try:
         consumed, first_at, first_count = 0, 0.0, 0
         while consumed < total:
-            assert proc.poll() is None, f"{code} exited; see {home / f'department-{code}.log'}"
+            for worker, proc in enumerate(procs):
+                log = home / f"department-{code}-{worker}.log"
+                assert proc.poll() is None, f"{code} worker exited; see {log}"
             try:
                 consumed = await conn.fetchval(f"SELECT count(*) FROM dept_{code}.consumed_events")
             except asyncpg.UndefinedTableError:
@@ -173,7 +190,7 @@ async def _department(
         return (consumed - first_count) / (finished - first_at), first_at - launched
     finally:
         await conn.close()
-        stop_process(proc)
+        stop_processes(procs)
 
 
 async def run(kafka: str, database: str, count: int) -> list[dict[str, Any]]:
@@ -186,6 +203,8 @@ async def run(kafka: str, database: str, count: int) -> list[dict[str, Any]]:
     bare = await _bare(kafka, database, trust, total)
     same_work = await _bare_enforcer(kafka, database, home, total)
     department, startup = await _department(kafka, database, home, total)
+    # Scaled out: two workers of one department split the stream's partitions.
+    scaled, _ = await _department(kafka, database, home, total, SCALED_DEPARTMENT, workers=2)
     # Metrics overhead: the same drain by departments with one measure each, counting on
     # and off in turn, so drift over the run touches both sides alike.
     without = [await _department(kafka, database, home, total, "water_supply", metrics=False)]
@@ -213,6 +232,14 @@ async def run(kafka: str, database: str, count: int) -> list[dict[str, Any]]:
             "target": 0.7,
         },
         {"figure": "department start to first batch", "value": startup, "unit": "s"},
+        {
+            "figure": f"department {SCALED_DEPARTMENT}, two workers (one group)",
+            "value": scaled,
+            "unit": "events/s",
+            "baseline": f"department {DEPARTMENT} (faust)",
+            "ratio": scaled / department,
+            "target": 5_000,
+        },
         {"figure": "drain, metrics off (mean of 2)", "value": off, "unit": "events/s"},
         {
             "figure": "drain, metrics on (mean of 2)",

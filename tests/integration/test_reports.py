@@ -225,8 +225,7 @@ async def _department_data(
     known: dict[str, dict[str, KnownCase]] = defaultdict(dict)
     applied: dict[tuple[str, str, str], datetime] = {}
     writes: dict[str, BatchWrites] = {
-        code: BatchWrites(cases=[], applied=[], lifted=[], consumed=[], outgoing=[])
-        for code in MIGRATED
+        code: BatchWrites(cases=[], applied=[], lifted=[], outgoing=[]) for code in MIGRATED
     }
     for event in sorted(events, key=lambda e: e.at):
         for department in CATALOGUE.departments:

@@ -35,6 +35,7 @@ from services.departments.handlers import Enforcer, RawMessage
 from services.departments.ports import (
     BatchWrites,
     Block,
+    Consumed,
     DepartmentStore,
     DepartmentTransaction,
     KnownCase,
@@ -62,9 +63,13 @@ class MemoryTransaction(DepartmentTransaction):
     def __init__(self, state: MemoryState) -> None:
         self.state = state
         self.pending: list[BatchWrites] = []
+        self.claimed: dict[str, str] = {}
 
-    async def consumed_among(self, event_ids: Sequence[str]) -> set[str]:
-        return {event_id for event_id in event_ids if event_id in self.state.consumed}
+    async def claim(self, events: Sequence[Consumed]) -> set[str]:
+        self.claimed = {e.event_id: e.event_type for e in events}
+        for event_id in self.state.consumed.keys() & self.claimed.keys():
+            del self.claimed[event_id]
+        return set(self.claimed)
 
     async def known_cases(self, case_ids: Sequence[str]) -> dict[str, KnownCase]:
         return {c: self.state.cases[c] for c in case_ids if c in self.state.cases}
@@ -82,13 +87,13 @@ class MemoryTransaction(DepartmentTransaction):
 
     def commit(self) -> None:
         state = self.state
+        for event_id, event_type in self.claimed.items():
+            assert event_id not in state.consumed, "event consumed twice"
+            state.consumed[event_id] = event_type
         for writes in self.pending:
             for new in writes.cases:
                 assert new.case.case_id not in state.cases, "case written twice"
                 state.cases[new.case.case_id] = new.case
-            for consumed in writes.consumed:
-                assert consumed.event_id not in state.consumed, "event consumed twice"
-                state.consumed[consumed.event_id] = consumed.event_type
             for a in writes.applied:
                 state.blocks.append(
                     Block(
