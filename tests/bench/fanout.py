@@ -3,6 +3,9 @@ the time from each 201 to each department's block and to a subscriber's replica.
 
 It runs its own system (`make run`'s supervisor, demo feed off) on a fresh embedded broker
 and Postgres, so the other workloads' backlogs do not count against it.
+
+It also reads every process's CPU time from /proc (Linux), idle for a few seconds and
+then over the filings, which says how many cases per second the machine can take.
 """
 
 from __future__ import annotations
@@ -37,6 +40,59 @@ SUBSCRIBED = "refuse_power_supply"
 SUBSCRIBER_SOURCE = demo_subscriber("power_supply").source
 WARM_UP_SECONDS = 240.0
 CONNECTIONS = 50
+IDLE_SECONDS = 5.0
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_of(pid: int) -> tuple[int, float]:
+    """(parent pid, user + system CPU seconds) of a live process; (0, 0) once it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0, 0.0
+    return int(fields[1]), (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def cpu_by_kind(supervisor: Supervisor) -> dict[str, float]:
+    """CPU seconds so far of each kind of process the supervisor runs; Postgres counts
+    its backends too (the children of its postmaster)."""
+    kinds: dict[str, float] = {}
+    for service, proc in supervisor.children:
+        kind = service.name.split("-")[0]  # department-finance -> department
+        kinds[kind] = kinds.get(kind, 0.0) + _cpu_of(proc.pid)[1]
+    if supervisor.broker is not None and supervisor.broker.pid is not None:
+        kinds["broker"] = _cpu_of(supervisor.broker.pid)[1]
+    postmaster = supervisor.postgres.pid if supervisor.postgres is not None else None
+    if postmaster is not None:
+        total = 0.0
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                parent, seconds = _cpu_of(int(entry))
+                if int(entry) == postmaster or parent == postmaster:
+                    total += seconds
+        kinds["postgres"] = total
+    return kinds
+
+
+def _cpu_figures(
+    idle: dict[str, float], busy: dict[str, float], idle_s: float, cases: int
+) -> list[dict[str, Any]]:
+    figures: list[dict[str, Any]] = [
+        {"figure": "CPU idle, all processes", "value": sum(idle.values()) / idle_s, "unit": "cores"}
+    ]
+    for kind, seconds in sorted(busy.items(), key=lambda item: -item[1]):
+        figures.append(
+            {"figure": f"CPU per case: {kind}", "value": seconds * 1000 / cases, "unit": "ms"}
+        )
+    figures.append(
+        {"figure": "CPU per case, all", "value": sum(busy.values()) * 1000 / cases, "unit": "ms"}
+    )
+    return figures
+
+
+def _spent(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    return {kind: after[kind] - before.get(kind, 0.0) for kind in after}
 
 
 def _filing_departments() -> list[str]:
@@ -167,6 +223,10 @@ async def run(kafka: str, database: str, count: int) -> list[dict[str, Any]]:
             filed: dict[str, float] = {}
             sent: dict[str, float] = {}
             turns = asyncio.Semaphore(CONNECTIONS)
+            idle_from = cpu_by_kind(supervisor)
+            await asyncio.sleep(IDLE_SECONDS)  # measuring, not waiting for anything
+            cpu_before = cpu_by_kind(supervisor)
+            idle = _spent(idle_from, cpu_before)
             began = time.monotonic()
             posts = []
             for number in range(count):
@@ -177,6 +237,7 @@ async def run(kafka: str, database: str, count: int) -> list[dict[str, Any]]:
             await asyncio.gather(*posts)
             answered_rate = count / (time.monotonic() - began)
         applied = await _all_applied(conn, list(filed), time.monotonic() + 300)
+        busy = _spent(cpu_before, cpu_by_kind(supervisor))
         await conn.close()
         replica = await _replica_times(running.kafka_bootstrap or "", set(filed), trust_of(home))
     finally:
@@ -215,4 +276,5 @@ async def run(kafka: str, database: str, count: int) -> list[dict[str, Any]]:
         {"figure": "201 to subscriber replica max", "value": rmax, "unit": "ms"},
         {"figure": "list entry published to replica p50", "value": q50, "unit": "ms"},
         {"figure": "list entry published to replica p99", "value": q99, "unit": "ms"},
+        *_cpu_figures(idle, busy, IDLE_SECONDS, count),
     ]
