@@ -10,6 +10,7 @@ import asyncio
 import json
 import os
 import platform
+import shutil
 import sys
 import tempfile
 import time
@@ -103,13 +104,23 @@ def main() -> None:
         raise SystemExit(f"BENCH_ONLY: no workload {sorted(unknown)}; there are {list(WORKLOADS)}")
     out = Path(os.environ.get("BENCH_OUT", "bench-results/bench.json"))
     started = time.monotonic()
-    report = asyncio.run(_measure(quick, only))
+    # Every workload's brokers, databases and logs go under one directory, removed when
+    # all went well: a full run writes gigabytes (Postgres WAL), and runs add up.
+    scratch = Path(tempfile.mkdtemp(prefix="redline-bench-run-"))
+    tempfile.tempdir = str(scratch)
+    try:
+        report = asyncio.run(_measure(quick, only))
+    except BaseException:
+        print(f"the run's data and logs are kept in {scratch}", file=sys.stderr)
+        raise
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n")
     _print_table(report, out)
     print(f"took {time.monotonic() - started:.0f} s")
     if any(row["figure"] == "failed" for row in report["results"]):
+        print(f"the run's data and logs are kept in {scratch}")
         raise SystemExit("some workloads failed; see above")
+    shutil.rmtree(scratch, ignore_errors=True)
 
 
 if __name__ == "__main__":
