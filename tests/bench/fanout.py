@@ -44,7 +44,7 @@ IDLE_SECONDS = 5.0
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def _cpu_of(pid: int) -> tuple[int, float]:
+def process_cpu(pid: int) -> tuple[int, float]:
     """(parent pid, user + system CPU seconds) of a live process; (0, 0) once it is gone."""
     try:
         with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
@@ -60,15 +60,15 @@ def cpu_by_kind(supervisor: Supervisor) -> dict[str, float]:
     kinds: dict[str, float] = {}
     for service, proc in supervisor.children:
         kind = service.name.split("-")[0]  # department-finance -> department
-        kinds[kind] = kinds.get(kind, 0.0) + _cpu_of(proc.pid)[1]
+        kinds[kind] = kinds.get(kind, 0.0) + process_cpu(proc.pid)[1]
     if supervisor.broker is not None and supervisor.broker.pid is not None:
-        kinds["broker"] = _cpu_of(supervisor.broker.pid)[1]
+        kinds["broker"] = process_cpu(supervisor.broker.pid)[1]
     postmaster = supervisor.postgres.pid if supervisor.postgres is not None else None
     if postmaster is not None:
         total = 0.0
         for entry in os.listdir("/proc"):
             if entry.isdigit():
-                parent, seconds = _cpu_of(int(entry))
+                parent, seconds = process_cpu(int(entry))
                 if int(entry) == postmaster or parent == postmaster:
                     total += seconds
         kinds["postgres"] = total

@@ -33,17 +33,11 @@ from services.runtime.devkeys import ensure_dev_keys, load_dev_signer
 from services.runtime.embedded import EmbeddedBroker, EmbeddedPostgres
 from services.runtime.processes import spawn, stop_process
 from tests.bench.department import from_the_start
+from tests.bench.fanout import process_cpu
 from tests.support import case_body
 
 RATE_PER_SECOND = 10
 IDLE_SECONDS = 10.0
-_TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def _cpu_seconds(pid: int) -> float:
-    """User and system CPU of one process, from /proc."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / _TICKS
 
 
 async def _consumed(conn: asyncpg.Connection, code: str) -> int:
@@ -84,17 +78,17 @@ async def _per_event_cpu(
     try:
         await send(0)  # joined, migrated and warm before anything is timed
         await taken(before + 1, "the first event was never taken")
-        idle_from, idle_at = _cpu_seconds(proc.pid), time.monotonic()
+        idle_from, idle_at = process_cpu(proc.pid)[1], time.monotonic()
         await asyncio.sleep(IDLE_SECONDS)  # measuring idle use: nothing to wait for
-        idle = (_cpu_seconds(proc.pid) - idle_from) / (time.monotonic() - idle_at)
-        used_from, began = _cpu_seconds(proc.pid), time.monotonic()
+        idle = (process_cpu(proc.pid)[1] - idle_from) / (time.monotonic() - idle_at)
+        used_from, began = process_cpu(proc.pid)[1], time.monotonic()
         for number in range(1, count + 1):
             delay = began + number / RATE_PER_SECOND - time.monotonic()
             if delay > 0:
                 await asyncio.sleep(delay)
             await send(number)
         await taken(before + count + 1, "the trickle was not all taken")
-        used = _cpu_seconds(proc.pid) - used_from - idle * (time.monotonic() - began)
+        used = process_cpu(proc.pid)[1] - used_from - idle * (time.monotonic() - began)
         return used / count * 1000, idle * 100
     finally:
         await conn.close()
