@@ -102,19 +102,16 @@ class PostgresOutbox(OutboxStore):
                 # Its own connection, not a pooled one: a pool may hand a connection that
                 # lost its server to another user while we still wait on it.
                 self._listener = await asyncpg.connect(self.database_url)
-                await self._listener.add_listener(self.channel, self._wake)
+                await self._listener.add_listener(self.channel, self.wake)
         except (*TRANSIENT_ERRORS, asyncpg.PostgresError) as exc:
             self._listener = None
             raise DatabaseError(f"cannot listen for outbox events: {exc}") from exc
         await wait_set(self._woken, timeout)
         self._woken.clear()
 
-    def _wake(self, *args: object) -> None:
-        self._woken.set()
-
-    def wake(self) -> None:
-        """Wake this process's relay: the writer of an outbox whose relay runs beside it
-        says so after its commit, instead of a NOTIFY (see the outboxes' migration 0004)."""
+    def wake(self, *_notification: object) -> None:
+        """Wake this process's relay: called on a NOTIFY, or by the writer of an outbox
+        whose relay runs beside it after its commit (see the outboxes' migration 0004)."""
         self._woken.set()
 
     async def has_pending(self) -> bool:

@@ -102,8 +102,9 @@ class OutboxRelay:
                 backoff = 0.1
                 if sent == 0 or sent % self.batch_size:
                     # The last batch was short: all that had committed is sent. An event
-                    # committing since then has woken the wait already (its insert
-                    # notifies), so no read is spent to learn that nothing is left.
+                    # committing since then has woken the wait already (a NOTIFY from its
+                    # insert, or its writer's wake()), so no read is spent to learn that
+                    # nothing is left.
                     await self.outbox.wait_for_new(self.idle_wait)
                     if self.linger:
                         await wait_set(stop, self.linger)

@@ -34,7 +34,8 @@ GROUP = f"redline-department-{CODE}"
 async def _claim_waiting(conn: asyncpg.Connection) -> bool:
     """Whether some backend is blocked inserting into the consumed-events table."""
     waiting = await conn.fetchval(
-        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+        "AND wait_event_type = 'Lock' "
         "AND query LIKE 'INSERT INTO ' || $1 || '.consumed_events%'",
         SCHEMA,
     )
