@@ -29,7 +29,7 @@ lint: $(STAMP)
 
 schemas: $(STAMP)
 	$(BIN)/python -m events.schemagen
-	$(BIN)/python -m services.departments.schemagen
+	$(BIN)/python -m events.catalogue_schemagen
 
 clean:
 	rm -rf $(VENV) .redline .pytest_cache .mypy_cache .ruff_cache

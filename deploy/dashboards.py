@@ -17,8 +17,8 @@ from deploy.model import (
     STALENESS_BOUND_SECONDS,
     department_process,
 )
+from events.catalogue import Catalogue, Department
 from events.topics import BLOCKLIST_MEASURES
-from services.departments.catalogue import Catalogue, Department
 
 Json = dict[str, Any]
 

@@ -15,9 +15,9 @@ import yaml
 
 from deploy.dashboards import all_dashboards
 from deploy.manifests import GENERATED, compose, compose_targets, kubernetes
+from events.catalogue import load_catalogue
 from events.generated import Generated
 from events.generated import main as run_generator
-from services.departments.catalogue import load_catalogue
 
 DEPLOY_DIR = Path(__file__).resolve().parent
 DASHBOARDS_DIR = "grafana/dashboards"

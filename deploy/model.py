@@ -11,15 +11,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from connectors.subscriber.freshness import DEFAULT_BOUND_SECONDS
-from services.adapters.department_store import department_schema
-from services.authorities import (
+from events.authorities import (
     BLOCKLIST_BUILDER,
     FEEDBACK_TRACKER,
     NATURAL_RESOURCES,
     demo_subscriber,
 )
+from events.catalogue import Catalogue, Department
+from services.adapters.department_store import department_schema
 from services.config import Settings
-from services.departments.catalogue import Catalogue, Department
 
 JOB = "redline"
 """The Prometheus job that scrapes every Redline process (alerts select on it)."""

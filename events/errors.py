@@ -55,3 +55,11 @@ def invalid_from_validation(exc: ValidationError, prefix: str = "data") -> Inval
     field = ".".join(parts) or "data"
     reason = first["msg"].removeprefix(_VALUE_ERROR_PREFIX)
     return InvalidEvent(field=field, reason=reason)
+
+
+class CatalogueError(EventError):
+    """The measures catalogue is malformed, or names no such department."""
+
+
+class UnknownDepartment(CatalogueError):
+    """A department code the catalogue does not have (HTTP 404, CLI error)."""

@@ -7,6 +7,8 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from events.authorities import NATURAL_RESOURCES, Authority
+from events.catalogue import load_catalogue
 from events.errors import EventError
 from events.privacy import SubjectHasher
 from events.signing import Signer
@@ -18,10 +20,8 @@ from services.adapters.migrate import migrate
 from services.adapters.postgres import create_pool
 from services.adapters.registry_store import PostgresRegistryStore
 from services.adapters.report_store import PostgresReportStore
-from services.authorities import NATURAL_RESOURCES, Authority
 from services.blocklist.queries import CentralChecks
 from services.config import Settings
-from services.departments.catalogue import load_catalogue
 from services.departments.queries import DepartmentQueries
 from services.errors import ConfigError
 from services.registry.handlers import Registry, load_townships

@@ -9,11 +9,11 @@ from typing import Any
 
 import asyncpg
 
+from events.authorities import NATURAL_RESOURCES
 from services.adapters.audit import append_audit
 from services.adapters.outbox import PostgresOutbox, enqueue
 from services.adapters.postgres import TRANSIENT_ERRORS, connection
 from services.audit.domain import AuditEntry
-from services.authorities import NATURAL_RESOURCES
 from services.errors import DatabaseError
 from services.outbox.ports import OutgoingEvent
 from services.registry.domain import SIGN_OFF_BASIS, CaseStatus, SigningBody, SignOff

@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from events.catalogue import Catalogue, Department, Measure
 from events.models import BlocklistCase, BlocklistEntry, Payload
-from services.departments.catalogue import Catalogue, Department, Measure
 from services.departments.domain import Apply, Effect, effects
 
 

@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from events.catalogue import Catalogue
 from events.envelope import Envelope
 from events.identifiers import mask_name
 from events.models import BlocklistHeartbeat, CaseFiled, Payload
@@ -35,7 +36,6 @@ from services.consuming import (
     derived_id,
     first_deliveries,
 )
-from services.departments.catalogue import Catalogue
 from services.outbox.ports import OutgoingEvent, PendingEvent
 
 CONSUMER = "blocklist_builder"

@@ -8,11 +8,11 @@ from typing import Literal
 
 from pydantic import BaseModel
 
+from events.catalogue import Catalogue
 from events.errors import InvalidEvent
 from events.privacy import SubjectHasher, parse_subject_id
 from services.blocklist.domain import owners
 from services.blocklist.ports import BlocklistStore
-from services.departments.catalogue import Catalogue
 from services.errors import InvalidInput
 
 

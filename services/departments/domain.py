@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from events.catalogue import Department, LiftTrigger, Measure, Stage
 from events.models import (
     AccountabilityTriggered,
     CaseFiled,
@@ -17,7 +18,6 @@ from events.models import (
     PenaltyDecided,
     RestorationVerified,
 )
-from services.departments.catalogue import Department, LiftTrigger, Measure, Stage
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from events.authorities import department_authority
+from events.catalogue import Department
 from events.envelope import Envelope
 from events.models import (
     CaseFiled,
@@ -22,7 +24,6 @@ from events.models import (
 )
 from events.signing import Signer, TrustStore
 from events.topics import ACKNOWLEDGEMENTS
-from services.authorities import department_authority
 from services.consuming import (
     Issuer,
     RawMessage,
@@ -30,7 +31,6 @@ from services.consuming import (
     decode_or_dead_letter,
     first_deliveries,
 )
-from services.departments.catalogue import Department
 from services.departments.domain import Apply, Lift, effects
 from services.departments.ports import (
     BatchWrites,

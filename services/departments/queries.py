@@ -7,7 +7,7 @@ from datetime import datetime
 
 from pydantic import BaseModel
 
-from services.departments.catalogue import load_catalogue
+from events.catalogue import load_catalogue
 from services.departments.ports import DepartmentStore
 
 

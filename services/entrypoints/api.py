@@ -21,6 +21,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from events.errors import UnknownDepartment
 from events.identifiers import mask_identifier
 from events.models import (
     CaseDetails,
@@ -236,6 +237,10 @@ def _answer_errors(app: FastAPI) -> None:
 
     @app.exception_handler(ConfigError)
     async def unknown(request: Request, exc: ConfigError) -> JSONResponse:
+        return _error(404, str(exc))
+
+    @app.exception_handler(UnknownDepartment)
+    async def unknown_department(request: Request, exc: UnknownDepartment) -> JSONResponse:
         return _error(404, str(exc))
 
 

@@ -16,6 +16,8 @@ from datetime import datetime
 
 from aiokafka.errors import KafkaError
 
+from events.authorities import BLOCKLIST_BUILDER
+from events.catalogue import load_catalogue
 from events.signing import TrustStore
 from events.topics import VIOLATIONS
 from services.adapters.blocklist_store import MIGRATIONS, SCHEMA, PostgresBlocklistStore
@@ -24,12 +26,10 @@ from services.adapters.migrate import migrate
 from services.adapters.outbox import PostgresOutbox
 from services.adapters.postgres import create_pool
 from services.adapters.publisher import KafkaPublisher
-from services.authorities import BLOCKLIST_BUILDER
 from services.blocklist.handlers import CONSUMER, Builder, BuildOutcome
 from services.bootstrap import load_hasher, load_signer, utc_now
 from services.config import Settings, load_settings
 from services.consuming import Issuer, RawMessage
-from services.departments.catalogue import load_catalogue
 from services.errors import BrokerError, ConfigError, DatabaseError
 from services.metrics import start_metrics_server
 from services.outbox.relay import OutboxRelay

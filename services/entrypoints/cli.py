@@ -13,7 +13,8 @@ from typing import Annotated, Any, TypeVar
 import typer
 from pydantic import BaseModel, ValidationError
 
-from events.errors import invalid_from_validation
+from events.catalogue import load_catalogue
+from events.errors import CatalogueError, invalid_from_validation
 from events.logmask import mask_logging
 from events.models import CaseDetails, ClueDetails
 from services.access import Principal, TokenStore
@@ -22,7 +23,6 @@ from services.adapters.migrate import migrate as apply_migrations
 from services.bootstrap import bootstrap_registry, department_queries, registry_store
 from services.config import load_running_settings
 from services.demo import DemoStats, run_demo
-from services.departments.catalogue import load_catalogue
 from services.departments.queries import BlockList, BlockView
 from services.entrypoints.audit_commands import audit_app
 from services.entrypoints.report_commands import report_app
@@ -286,7 +286,7 @@ def main() -> None:
     except InvalidInput as exc:
         typer.echo(f"error: invalid input: {exc}", err=True)
         raise SystemExit(2) from exc
-    except RedlineError as exc:
+    except (RedlineError, CatalogueError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise SystemExit(1) from exc
 

@@ -21,6 +21,8 @@ from typing import Any, TypeVar
 import faust
 from faust.transport.drivers import aiokafka as aiokafka_driver
 
+from events.authorities import department_authority
+from events.catalogue import load_catalogue
 from events.signing import TrustStore
 from events.topics import VIOLATIONS
 from services.adapters.department_store import PostgresDepartmentStore, department_schema
@@ -29,11 +31,9 @@ from services.adapters.outbox import PostgresOutbox
 from services.adapters.postgres import create_pool
 from services.adapters.publisher import KafkaPublisher
 from services.adapters.same_broker import SameBroker
-from services.authorities import department_authority
 from services.bootstrap import load_signer, utc_now
 from services.config import KafkaAuth, Settings, load_settings
 from services.consuming import RawMessage
-from services.departments.catalogue import load_catalogue
 from services.departments.handlers import Enforcer
 from services.errors import BrokerError
 from services.metrics import (

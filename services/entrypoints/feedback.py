@@ -12,16 +12,16 @@ import time
 from collections.abc import Callable
 from datetime import datetime
 
+from events.authorities import FEEDBACK_TRACKER
+from events.catalogue import load_catalogue
 from events.signing import TrustStore
 from events.topics import ACKNOWLEDGEMENTS, VIOLATIONS
 from services.adapters.feedback_store import PostgresFeedbackStore
 from services.adapters.group_consumer import GroupConsumer
 from services.adapters.postgres import create_pool
-from services.authorities import FEEDBACK_TRACKER
 from services.bootstrap import load_signer, utc_now
 from services.config import Settings, load_settings
 from services.consuming import Issuer
-from services.departments.catalogue import load_catalogue
 from services.errors import BrokerError
 from services.feedback.handlers import CONSUMER, Tracker
 from services.metrics import start_metrics_server

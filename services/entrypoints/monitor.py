@@ -14,11 +14,11 @@ import time
 
 from prometheus_client import REGISTRY
 
+from events.catalogue import load_catalogue
 from events.topics import ACKNOWLEDGEMENTS, VIOLATIONS
 from services.adapters.bus_reader import KafkaLagReader, PostgresBusReader
 from services.adapters.postgres import create_pool
 from services.config import Settings, load_settings
-from services.departments.catalogue import load_catalogue
 from services.errors import BrokerError, DatabaseError
 from services.metrics import BusCollector, BusSnapshot, start_metrics_server
 from services.runtime.service import retrying, serve, wait_set

@@ -20,12 +20,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
+from events.authorities import demo_subscriber
+from events.catalogue import load_catalogue
 from events.logmask import mask_logging
 from services.adapters.kafka import ensure_topics
 from services.adapters.migrate import migrate
-from services.authorities import demo_subscriber
 from services.config import REPO_ROOT, Settings, load_settings
-from services.departments.catalogue import load_catalogue
 from services.errors import RedlineError, StartupError
 from services.runtime.devkeys import ensure_dev_keys, key_id
 from services.runtime.embedded import EmbeddedBroker, EmbeddedPostgres

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
+from events.catalogue import Catalogue
 from events.models import Payload
-from services.departments.catalogue import Catalogue
 from services.departments.domain import Apply, effects
 
 Action = Literal["apply", "lift"]

@@ -7,11 +7,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from events.catalogue import Catalogue
 from events.models import MeasureApplied, MeasureFailed, MeasureLifted, ResponseOverdue
 from events.signing import TrustStore
 from events.topics import ACKNOWLEDGEMENTS
 from services.consuming import Issuer, RawMessage, decode_or_dead_letter, first_deliveries
-from services.departments.catalogue import Catalogue
 from services.feedback.domain import Requirement, requirements
 from services.feedback.ports import FeedbackStore, Response
 

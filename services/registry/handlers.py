@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 import yaml
 from pydantic import BaseModel, ConfigDict
 
+from events.authorities import NATURAL_RESOURCES
 from events.codec import encode_signed
 from events.models import (
     AccountabilityTriggered,
@@ -43,7 +44,6 @@ from events.models import (
 from events.signing import Signer
 from events.topics import VIOLATIONS
 from services.access import Principal
-from services.authorities import NATURAL_RESOURCES
 from services.errors import ConfigError, InvalidInput, RedlineError
 from services.outbox.ports import OutgoingEvent
 from services.registry.domain import (

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from events.authorities import Authority, all_authorities
+from events.catalogue import load_catalogue
 from events.privacy import SubjectHasher
 from events.signing import Signer, TrustedKey, TrustStore
 from services.access import ensure_dev_tokens
-from services.authorities import Authority, all_authorities
-from services.departments.catalogue import load_catalogue
 
 
 def key_id(authority: Authority) -> str:

@@ -25,11 +25,11 @@ from typing import Any
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from events.authorities import NATURAL_RESOURCES
 from events.codec import decode, encode_signed
 from events.models import CaseFiled
 from events.signing import TrustStore
 from events.topics import VIOLATIONS
-from services.authorities import NATURAL_RESOURCES
 from services.config import load_settings
 from services.consuming import RawMessage
 from services.entrypoints.department import DepartmentRuntime

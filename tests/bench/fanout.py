@@ -23,14 +23,14 @@ from typing import Any
 import asyncpg
 import httpx
 
+from events.authorities import demo_subscriber
+from events.catalogue import Stage, load_catalogue
 from events.codec import decode
 from events.models import MeasureApplied
 from events.signing import TrustStore
 from events.topics import ACKNOWLEDGEMENTS, HEARTBEAT_KEY, blocklist_topic
 from services.access import dev_token
-from services.authorities import demo_subscriber
 from services.config import load_settings
-from services.departments.catalogue import Stage, load_catalogue
 from services.entrypoints.run import Supervisor
 from services.runtime.processes import free_port
 from tests.support import case_body, read_topic

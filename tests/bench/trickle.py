@@ -21,11 +21,11 @@ from typing import Any
 import asyncpg
 from aiokafka import AIOKafkaProducer
 
+from events.authorities import NATURAL_RESOURCES
 from events.codec import encode_signed
 from events.models import CaseFiled
 from events.topics import VIOLATIONS
 from services.adapters.kafka import ensure_topics
-from services.authorities import NATURAL_RESOURCES
 from services.config import load_settings
 from services.consuming import RawMessage
 from services.entrypoints.department import DepartmentRuntime

@@ -15,11 +15,11 @@ import asyncpg
 import pytest
 from aiokafka import AIOKafkaProducer
 
+from events.authorities import NATURAL_RESOURCES, demo_subscriber
 from events.envelope import MAX_EVENT_BYTES, Envelope, encode, schema_uri
 from events.models import CaseDetails, CaseFiled, DeadLetter
 from events.signing import Signer, TrustStore, sign
 from events.topics import VIOLATIONS
-from services.authorities import NATURAL_RESOURCES, demo_subscriber
 from services.config import Settings
 from services.entrypoints.blocklist import run_builder
 from services.runtime.devkeys import load_dev_signer

@@ -19,6 +19,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from aiokafka.structs import ConsumerRecord
 
+from events.catalogue import load_catalogue
 from events.codec import decode
 from events.errors import SignatureRejected
 from events.models import BlocklistEntry, BlocklistHeartbeat, CaseDetails
@@ -30,7 +31,6 @@ from services.adapters.blocklist_store import MIGRATIONS, SCHEMA, PostgresBlockl
 from services.adapters.migrate import migrate
 from services.blocklist.queries import CentralChecks
 from services.config import Settings
-from services.departments.catalogue import load_catalogue
 from services.departments.queries import DepartmentQueries
 from services.entrypoints.api import create_app
 from services.entrypoints.blocklist import run_builder

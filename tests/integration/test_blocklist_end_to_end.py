@@ -14,9 +14,9 @@ import pytest
 from connectors.subscriber.config import SubscriberConfig
 from connectors.subscriber.results import Blocked, Clear, Stale
 from connectors.subscriber.subscriber import Subscriber
+from events.authorities import demo_subscriber
 from events.models import CaseDetails
 from events.signing import TrustStore
-from services.authorities import demo_subscriber
 from services.config import Settings
 from services.entrypoints.blocklist import run_builder
 from services.registry.domain import Step

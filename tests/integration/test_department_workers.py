@@ -10,13 +10,13 @@ import uuid
 import asyncpg
 from aiokafka.admin import AIOKafkaAdminClient
 
+from events.authorities import NATURAL_RESOURCES
 from events.codec import decode
 from events.models import MeasureApplied
 from events.signing import TrustStore
 from events.topics import ACKNOWLEDGEMENTS
 from services.adapters.department_store import PostgresDepartmentStore, department_schema
 from services.adapters.migrate import migrate
-from services.authorities import NATURAL_RESOURCES
 from services.config import Settings
 from services.departments.ports import Consumed
 from services.entrypoints.audit_commands import verify_trails

@@ -18,18 +18,19 @@ import asyncpg
 import pytest
 from aiokafka import AIOKafkaProducer
 
+from events.authorities import NATURAL_RESOURCES
+from events.catalogue import Stage, load_catalogue
 from events.codec import decode, encode_signed
+from events.errors import UnknownDepartment
 from events.models import CaseDetails, CaseFiled, RestorationDetails
 from events.signing import Signer, TrustStore
 from events.topics import ACKNOWLEDGEMENTS, VIOLATIONS
-from services.authorities import NATURAL_RESOURCES
 from services.config import Settings
 from services.demo import sign_off_jointly
-from services.departments.catalogue import Stage, load_catalogue
 from services.departments.queries import DepartmentQueries
 from services.entrypoints.audit_commands import verify_trails
 from services.entrypoints.feedback import run_tracker
-from services.errors import ConfigError, DatabaseError
+from services.errors import DatabaseError
 from services.registry.domain import Step
 from services.registry.handlers import STEP_EVENTS, Registry
 from services.runtime.devkeys import ensure_dev_keys, load_dev_signer
@@ -380,7 +381,7 @@ async def test_blocks_query_shows_measure_case_basis_and_since(
     assert block.measure == "refuse_construction_permit"
     assert block.legal_basis == "行政审批局：对于未取得用地手续的各类项目，不予核发施工许可证。"
     assert block.since.tzinfo is not None
-    with pytest.raises(ConfigError, match="unknown department 'aliens'"):
+    with pytest.raises(UnknownDepartment, match="unknown department 'aliens'"):
         await queries.blocks("aliens", subject_id=None, active_only=True)
     assert json.loads(block.model_dump_json())["department"] == "approvals"
 

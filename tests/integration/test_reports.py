@@ -29,6 +29,7 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
+from events.catalogue import Stage, load_catalogue
 from events.identifiers import mask_identifier, mask_name
 from events.land import LandClass
 from events.models import CaseDetails, CorrectionDetails, Parcel
@@ -40,7 +41,6 @@ from services.adapters.postgres import create_pool
 from services.bootstrap import bootstrap_registry
 from services.config import Settings
 from services.demo import DemoGenerator, sign_off_jointly
-from services.departments.catalogue import Stage, load_catalogue
 from services.departments.ports import BatchWrites, BlockApplied, BlockLifted, KnownCase, NewCase
 from services.entrypoints.api import create_app
 from services.entrypoints.report_commands import report_app

@@ -12,10 +12,7 @@ import faust
 import pytest
 import yaml
 
-from events.topics import BLOCKLIST_MEASURES, VIOLATIONS
-from services.config import Settings, load_settings
-from services.departments import schemagen
-from services.departments.catalogue import (
+from events.catalogue import (
     CATALOGUE_FILE,
     SCHEMA_FILE,
     Catalogue,
@@ -23,11 +20,14 @@ from services.departments.catalogue import (
     load_catalogue,
     parse_catalogue,
 )
+from events.errors import CatalogueError, UnknownDepartment
+from events.topics import BLOCKLIST_MEASURES, VIOLATIONS
+from services.config import Settings, load_settings
+from events import catalogue_schemagen as schemagen
 from services.entrypoints.department import DepartmentRuntime, build_app
-from services.errors import ConfigError
 
 # The legal source (孝政办发〔2023〕19号), kept in the repo beside the catalogue that cites it.
-SEED = Path(__file__).resolve().parents[2] / "services" / "departments" / "seed.txt"
+SEED = Path(__file__).resolve().parents[2] / "events" / "seed.txt"
 
 REQUIRED_DEPARTMENTS = {
     "approvals",
@@ -105,7 +105,7 @@ def test_schemagen_check_fails_on_drift_and_says_what_to_run(
     stale.write_text("{}\n", encoding="utf-8")
     monkeypatch.setattr(schemagen, "SCHEMA_FILE", stale)
     assert schemagen.main(["--check"]) == 1
-    assert "python -m services.departments.schemagen" in capsys.readouterr().err
+    assert "python -m events.catalogue_schemagen" in capsys.readouterr().err
     assert schemagen.main([]) == 0
     assert stale.read_text(encoding="utf-8") == schemagen.render()
     assert schemagen.main(["--check"]) == 0
@@ -150,7 +150,7 @@ def test_accountability_departments_start_at_accountability(code: str) -> None:
 
 
 def test_unknown_department_is_a_config_error_listing_the_known() -> None:
-    with pytest.raises(ConfigError, match=r"unknown department 'nobody'.*power_supply"):
+    with pytest.raises(UnknownDepartment, match=r"unknown department 'nobody'.*power_supply"):
         load_catalogue().department("nobody")
 
 
@@ -205,7 +205,7 @@ def _catalogue_document() -> dict[str, Any]:
 
 def _refused(document: dict[str, Any]) -> str:
     text = yaml.safe_dump(document, allow_unicode=True, sort_keys=False)
-    with pytest.raises(ConfigError) as caught:
+    with pytest.raises(CatalogueError) as caught:
         parse_catalogue(text, "bad.yaml")
     message = str(caught.value)
     assert message.startswith("bad.yaml: ")
@@ -263,7 +263,7 @@ def test_unknown_field_is_refused() -> None:
 
 
 def test_text_that_is_not_yaml_is_refused() -> None:
-    with pytest.raises(ConfigError, match=r"bad\.yaml: not YAML"):
+    with pytest.raises(CatalogueError, match=r"bad\.yaml: not YAML"):
         parse_catalogue("departments: [unclosed", "bad.yaml")
 
 

@@ -6,6 +6,7 @@ from datetime import date
 
 import pytest
 
+from events.catalogue import Department, LiftTrigger, Stage, load_catalogue
 from events.models import (
     AccountabilityTriggered,
     CaseClosed,
@@ -18,7 +19,6 @@ from events.models import (
     RectificationRecorded,
     RestorationVerified,
 )
-from services.departments.catalogue import Department, LiftTrigger, Stage, load_catalogue
 from services.departments.domain import RULES, Apply, Effect, Lift, effects
 from tests.support import case_body
 

@@ -30,10 +30,10 @@ from deploy.model import (
     server_processes,
     subscriber_processes,
 )
+from events.catalogue import load_catalogue
 from events.topics import ALL_TOPICS
 from services.access import TokenStore
 from services.config import REPO_ROOT, load_settings
-from services.departments.catalogue import load_catalogue
 
 DEPLOY = REPO_ROOT / "deploy"
 COMPOSE = DEPLOY / "compose" / "compose.yaml"

@@ -12,6 +12,8 @@ from typing import Any
 
 import pytest
 
+from events.authorities import NATURAL_RESOURCES, department_authority
+from events.catalogue import load_catalogue
 from events.codec import decode, encode_signed
 from events.envelope import Envelope, encode, new_event, schema_uri
 from events.models import (
@@ -29,8 +31,6 @@ from events.models import (
 )
 from events.signing import Signer, TrustedKey, TrustStore, sign
 from events.topics import ACKNOWLEDGEMENTS, DEAD_LETTERS, VIOLATIONS
-from services.authorities import NATURAL_RESOURCES, department_authority
-from services.departments.catalogue import load_catalogue
 from services.departments.handlers import Enforcer, RawMessage
 from services.departments.ports import (
     BatchWrites,

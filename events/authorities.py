@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from services.departments.catalogue import load_catalogue
+from events.catalogue import load_catalogue
 
 
 @dataclass(frozen=True)

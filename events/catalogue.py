@@ -21,7 +21,7 @@ from pydantic import (
     model_validator,
 )
 
-from services.errors import ConfigError
+from events.errors import CatalogueError, UnknownDepartment
 
 CATALOGUE_FILE = Path(__file__).with_name("catalogue.yaml")
 SCHEMA_FILE = Path(__file__).with_name("catalogue.schema.json")
@@ -102,7 +102,7 @@ class Catalogue(_Strict):
             if department.code == code:
                 return department
         known = ", ".join(d.code for d in self.departments)
-        raise ConfigError(f"unknown department {code!r}; known: {known}")
+        raise UnknownDepartment(f"unknown department {code!r}; known: {known}")
 
     @property
     def codes(self) -> list[str]:
@@ -122,11 +122,11 @@ def parse_catalogue(text: str, origin: str = "catalogue") -> Catalogue:
     try:
         return Catalogue.model_validate(yaml.safe_load(text))
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{origin}: not YAML: {exc}") from exc
+        raise CatalogueError(f"{origin}: not YAML: {exc}") from exc
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(part) for part in first["loc"])
-        raise ConfigError(f"{origin}: {where}: {first['msg']}") from exc
+        raise CatalogueError(f"{origin}: {where}: {first['msg']}") from exc
 
 
 @cache

@@ -1,6 +1,6 @@
 """Generate `catalogue.schema.json`, the JSON Schema of the measures catalogue.
 
-Run `python -m services.departments.schemagen` after changing the catalogue models;
+Run `python -m events.catalogue_schemagen` after changing the catalogue models;
 `--check` (for CI) fails when the committed file differs from the models.
 """
 
@@ -10,9 +10,9 @@ import argparse
 import json
 import sys
 
-from services.departments.catalogue import SCHEMA_FILE, Catalogue
+from events.catalogue import SCHEMA_FILE, Catalogue
 
-COMMAND = "python -m services.departments.schemagen"
+COMMAND = "python -m events.catalogue_schemagen"
 
 
 def render() -> str:
