@@ -22,6 +22,7 @@ from pydantic import (
 )
 
 from events.errors import CatalogueError, UnknownDepartment
+from events.land import LandClass
 
 CATALOGUE_FILE = Path(__file__).with_name("catalogue.yaml")
 SCHEMA_FILE = Path(__file__).with_name("catalogue.schema.json")
@@ -35,23 +36,49 @@ class Stage(StrEnum):
     filing = "filing"  # case.filed
     penalty = "penalty"  # case.penalty_decided
     accountability = "accountability"  # accountability.triggered
+    confiscation = "confiscation"  # case.confiscation_completed (没收到位)
 
 
 class LiftTrigger(StrEnum):
     """The case event that lifts a measure."""
 
-    restoration_verified = "restoration_verified"
-    revoked = "revoked"
+    restoration_verified = "restoration_verified"  # 复耕验收, by both bodies
+    revoked = "revoked"  # a court's decision
+    land_procedures_obtained = "land_procedures_obtained"  # lawful land procedures (补办用地手续)
+    confiscation_completed = "confiscation_completed"  # 没收到位: the case ends
 
 
 class Target(StrEnum):
-    subject = "subject"  # the violator, organisation or person
-    premises = "premises"  # the illegal building used as business premises
+    """What a measure is held against: never wider than the seed's sentence."""
+
+    subject = "subject"  # the violator, organisation or person, wherever it acts
+    site = "site"  # the illegal building or land: the premises or the project's site
     project = "project"  # the construction project on the occupied land
+
+
+class Fact(StrEnum):
+    """A fact of the case a measure's condition can name; `established` decides each."""
+
+    construction_project = "construction_project"  # 施工项目: a project on the occupied land
+    works_started = "works_started"  # the project's works have started
+    works_without_permit = "works_without_permit"  # started without a construction permit
+    business_premises = "business_premises"  # the illegal building is used for business
+    illegal_afforestation = "illegal_afforestation"  # 违规造林 on the land
+    non_compliant_farming = "non_compliant_farming"  # farming that breaks land-use control
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Condition(_Strict):
+    """The facts that start a measure, as data: every part must hold."""
+
+    land: frozenset[LandClass] = Field(
+        min_length=1, description="Some occupied parcel is of one of these land classes."
+    )
+    all_of: tuple[Fact, ...] = Field(default=(), description="Every one of these facts.")
+    any_of: tuple[Fact, ...] = Field(default=(), description="At least one of these facts.")
 
 
 class Measure(_Strict):
@@ -59,11 +86,22 @@ class Measure(_Strict):
     name: str = Field(min_length=3)
     name_zh: str = Field(min_length=2)
     starts_at: Stage
+    when: Condition
     lifted_by: tuple[LiftTrigger, ...] = Field(min_length=1)
     targets: Target
     response_deadline_hours: int = Field(gt=0, le=24 * 90)
     seed_section: str = Field(min_length=1)
     legal_basis: str = Field(min_length=8, description="The seed's sentence, verbatim.")
+
+    @model_validator(mode="after")
+    def _target_is_established(self) -> Measure:
+        """A project-targeted measure needs a project; otherwise it has nothing to hold."""
+        if self.targets is Target.project and Fact.construction_project not in self.when.all_of:
+            raise ValueError(
+                f"{self.code} targets a project, so its condition must require "
+                "construction_project in all_of"
+            )
+        return self
 
 
 class Department(_Strict):
@@ -112,6 +150,15 @@ class Catalogue(_Strict):
     def subscriber_departments(self) -> list[Department]:
         """Utilities and banks: they check customers against blocklists at the counter."""
         return [d for d in self.departments if d.kind != "government"]
+
+    def measures(self) -> dict[str, Measure]:
+        """Every measure code once. A code several departments share (no licence, no
+        funding) has one condition and one legal basis: a unit test holds them equal."""
+        found: dict[str, Measure] = {}
+        for department in self.departments:
+            for measure in department.measures:
+                found.setdefault(measure.code, measure)
+        return found
 
     def blocklist_measures(self) -> dict[str, Department]:
         """Each measure served as a blocklist, with the department that owns it."""

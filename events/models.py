@@ -8,6 +8,7 @@ so a producer's typo is an error rather than silently dropped data.
 from __future__ import annotations
 
 import base64
+import re
 from collections.abc import Iterable
 from datetime import date
 from decimal import Decimal, InvalidOperation
@@ -29,6 +30,7 @@ from pydantic import (
     model_validator,
 )
 
+from events.catalogue import Fact, Target
 from events.identifiers import validate_resident_id, validate_uscc
 from events.land import MAX_PARCEL_MU, LandClass, is_cultivated, m2_to_mu
 
@@ -168,6 +170,109 @@ def cultivated_mu(parcels: Iterable[Parcel]) -> Decimal:
     return sum((p.area_mu for p in parcels if is_cultivated(p.land_class)), Decimal(0))
 
 
+# --- facts of the case: what the measures' conditions depend on ----------------------
+
+# 不动产单元代码 (GB/T 37346): the 19-character parcel code (宗地代码: 6-digit division, 3-digit
+# cadastral zone, 3-digit subzone, 2 letters of ownership and use, 5-digit number) and a
+# 9-character building part (定着物: one letter, 8 digits).
+PARCEL_CODE = re.compile(r"^[0-9]{12}[GJZ][ABSXCDEWY][0-9]{5}$")
+UNIT_CODE = re.compile(r"^[0-9]{12}[GJZ][ABSXCDEWY][0-9]{5}[FLQW][0-9]{8}$")
+PARCEL_CODE_LENGTH = 19
+
+
+def _code(pattern: re.Pattern[str], what: str, length: int) -> Any:
+    def check(value: str) -> str:
+        value = value.strip().upper()
+        if len(value) != length:
+            raise ValueError(f"{what} has {length} characters, got {len(value)}")
+        if not pattern.match(value):
+            raise ValueError(f"{value!r} is not a {what} (GB/T 37346)")
+        return value
+
+    return AfterValidator(check)
+
+
+ParcelCode = Annotated[str, _code(PARCEL_CODE, "parcel code (宗地代码)", 19)]
+RealEstateUnit = Annotated[str, _code(UNIT_CODE, "real-estate unit code (不动产单元代码)", 28)]
+Longitude = Annotated[DecimalStr, Field(ge=-180, le=180), _decimal_places(8)]
+Latitude = Annotated[DecimalStr, Field(ge=-90, le=90), _decimal_places(8)]
+
+
+class Coordinates(_Frozen):
+    """The site's centre in CGCS2000 degrees, as the survey gives it."""
+
+    longitude: Longitude
+    latitude: Latitude
+
+
+class Site(_Frozen):
+    """Where the occupation is: the building or land a site-wide measure is held against.
+
+    A utility or a licensing office matches its own customer or applicant to it by the
+    real-estate unit code, the parcel code or the location text, most exact first.
+    """
+
+    location: NonEmptyText
+    real_estate_unit: RealEstateUnit | None = None
+    parcel_code: ParcelCode | None = None
+    coordinates: Coordinates | None = None
+
+    @model_validator(mode="after")
+    def _unit_on_parcel(self) -> Site:
+        unit, parcel = self.real_estate_unit, self.parcel_code
+        if unit is not None and parcel is not None and unit[:PARCEL_CODE_LENGTH] != parcel:
+            raise ValueError(
+                f"real_estate_unit {unit} is not on parcel_code {parcel}: "
+                "a unit code begins with its parcel's code"
+            )
+        return self
+
+
+class Project(_Frozen):
+    """The construction project on the occupied land (施工项目), if there is one."""
+
+    code: Id = Field(description="The project code (项目代码) or the bureau's own reference.")
+    name: Name
+    works_started: bool
+    construction_permit: bool = Field(
+        default=False, description="A construction permit (施工许可证) is held."
+    )
+
+
+class BuildingUse(StrEnum):
+    """What the illegal building on the land is used for."""
+
+    business_premises = "business_premises"  # 生产经营场所
+    residence = "residence"
+    storage = "storage"
+    none = "none"  # no building (open works, ponds, farming, trees)
+
+
+class CaseFacts(_Frozen):
+    """What the seed's sentences condition each measure on, recorded at filing and
+    corrected like every other field."""
+
+    site: Site
+    project: Project | None = None
+    building_use: BuildingUse = BuildingUse.none
+    non_compliant_farming: bool = Field(
+        default=False,
+        description="Agricultural production that breaks land-use control (不符合耕地用途管制).",
+    )
+    illegal_afforestation: bool = Field(default=False, description="违规造林 on the land.")
+
+
+class MeasureDecision(_Frozen):
+    """A measure an event starts, with why: the land classes and facts its condition
+    matched (events.decisions.decide); the catalogue gives its sentence and deadline."""
+
+    measure: Id
+    target: Target
+    land: tuple[LandClass, ...] = ()
+    facts: tuple[Fact, ...] = ()
+    rule: NonEmptyText
+
+
 # Each "...Details" model is what a case officer submits; the event adds the case id.
 # The HTTP API and the CLI take the details models, so no schema is written twice.
 
@@ -202,7 +307,12 @@ class CaseFiledV1(Payload):
     clue_id: Id | None
 
 
-class CaseDetails(_Frozen):
+class CaseFiledV2(Payload):
+    """case.filed before the facts of the case; kept only for upcasting."""
+
+    event_type: ClassVar[str] = "redline.case.filed.v2"
+
+    case_id: Id
     township: Name
     subject: Subject
     parcels: list[Parcel] = Field(min_length=1, max_length=500)
@@ -212,12 +322,24 @@ class CaseDetails(_Frozen):
     clue_id: Id | None = None
 
 
-class CaseFiled(CaseDetails, Payload):
-    """A case filed (立案): the event that starts every department's measures."""
+class CaseDetails(_Frozen):
+    township: Name
+    subject: Subject
+    parcels: list[Parcel] = Field(min_length=1, max_length=500)
+    facts: CaseFacts
+    violation_kind: Name
+    source: ClueSource
+    found_on: date
+    clue_id: Id | None = None
 
-    event_type: ClassVar[str] = "redline.case.filed.v2"
+
+class CaseFiled(CaseDetails, Payload):
+    """A case filed (立案), with the measures its facts start and why."""
+
+    event_type: ClassVar[str] = "redline.case.filed.v3"
 
     case_id: Id
+    starts: list[MeasureDecision] = Field(default_factory=list)
 
     def basic_farmland_mu(self) -> Decimal:
         return basic_farmland_mu(self.parcels)
@@ -227,16 +349,33 @@ class CaseFiled(CaseDetails, Payload):
 
 
 class CorrectionDetails(_Frozen):
-    """A correction of the surveyed parcels; it may start accountability late."""
+    """A correction of the surveyed parcels and, where given, of the facts; it may start
+    accountability late, and starts or lifts the measures whose conditions it changes."""
 
+    parcels: list[Parcel] = Field(min_length=1, max_length=500)
+    facts: CaseFacts | None = Field(default=None, description="None: the facts stand.")
+    reason: NonEmptyText
+
+
+class CaseCorrectedV1(Payload):
+    """case.corrected before facts and decisions; kept only for upcasting."""
+
+    event_type: ClassVar[str] = "redline.case.corrected.v1"
+
+    case_id: Id
     parcels: list[Parcel] = Field(min_length=1, max_length=500)
     reason: NonEmptyText
 
 
 class CaseCorrected(CorrectionDetails, Payload):
-    event_type: ClassVar[str] = "redline.case.corrected.v1"
+    """`ends` are lifted because the corrected facts no longer meet them (reason
+    `corrected`); `starts` begin, or move to a corrected site or project."""
+
+    event_type: ClassVar[str] = "redline.case.corrected.v2"
 
     case_id: Id
+    starts: list[MeasureDecision] = Field(default_factory=list)
+    ends: list[Id] = Field(default_factory=list)
 
 
 class PenaltyDetails(_Frozen):
@@ -246,10 +385,19 @@ class PenaltyDetails(_Frozen):
     summary: NonEmptyText
 
 
-class PenaltyDecided(PenaltyDetails, Payload):
+class PenaltyDecidedV1(PenaltyDetails, Payload):
+    """case.penalty_decided before decisions; kept only for upcasting."""
+
     event_type: ClassVar[str] = "redline.case.penalty_decided.v1"
 
     case_id: Id
+
+
+class PenaltyDecided(PenaltyDetails, Payload):
+    event_type: ClassVar[str] = "redline.case.penalty_decided.v2"
+
+    case_id: Id
+    starts: list[MeasureDecision] = Field(default_factory=list)
 
 
 class RectificationDetails(_Frozen):
@@ -301,8 +449,43 @@ class CaseClosed(ClosureDetails, Payload):
     case_id: Id
 
 
-class AccountabilityTriggered(Payload):
-    """Seed §四(五): ≥ 5 mu basic farmland or ≥ 10 mu cultivated land starts accountability."""
+class LandProceduresDetails(_Frozen):
+    """Lawful land procedures obtained for the occupied land (补办合法用地手续)."""
+
+    approval_no: Name
+    approved_on: date
+    approved_by: Name
+    notes: Text = ""
+
+
+class LandProceduresObtained(LandProceduresDetails, Payload):
+    """Lifts the measures that hold only until lawful land procedures (catalogue)."""
+
+    event_type: ClassVar[str] = "redline.case.land_procedures_obtained.v1"
+
+    case_id: Id
+
+
+class ConfiscationDetails(_Frozen):
+    """The confiscation carried out (没收到位): the case ends with it."""
+
+    decision_no: Name
+    completed_on: date
+    property: NonEmptyText = Field(description="What was confiscated: buildings, structures, land.")
+    notes: Text = ""
+
+
+class ConfiscationCompleted(ConfiscationDetails, Payload):
+    """Ends the case's blocks and tells finance, which supervises confiscated property."""
+
+    event_type: ClassVar[str] = "redline.case.confiscation_completed.v1"
+
+    case_id: Id
+    starts: list[MeasureDecision] = Field(default_factory=list)
+
+
+class AccountabilityTriggeredV1(Payload):
+    """accountability.triggered before decisions; kept only for upcasting."""
 
     event_type: ClassVar[str] = "redline.accountability.triggered.v1"
 
@@ -312,6 +495,20 @@ class AccountabilityTriggered(Payload):
     cultivated_mu: AreaTotal
     rule: NonEmptyText
     addressed_to: tuple[Name, ...] = ("discipline", "organization")
+
+
+class AccountabilityTriggered(Payload):
+    """Seed §四(五): ≥ 5 mu basic farmland or ≥ 10 mu cultivated land starts accountability."""
+
+    event_type: ClassVar[str] = "redline.accountability.triggered.v2"
+
+    case_id: Id
+    township: Name
+    basic_farmland_mu: AreaTotal
+    cultivated_mu: AreaTotal
+    rule: NonEmptyText
+    addressed_to: tuple[Name, ...] = ("discipline", "organization")
+    starts: list[MeasureDecision] = Field(default_factory=list)
 
 
 class MeasureApplied(Payload):
@@ -327,8 +524,18 @@ class MeasureApplied(Payload):
     caused_by: Id
 
 
-class MeasureLifted(Payload):
-    """A department lifted a measure, and why."""
+LiftReason = Literal[
+    "restoration_verified",
+    "revoked",
+    "land_procedures_obtained",
+    "confiscation_completed",
+    "corrected",
+    "closed",
+]
+
+
+class MeasureLiftedV1(Payload):
+    """measure.lifted before the newer end conditions; kept only for upcasting."""
 
     event_type: ClassVar[str] = "redline.measure.lifted.v1"
 
@@ -336,6 +543,19 @@ class MeasureLifted(Payload):
     department: Name
     measure: Name
     reason: Literal["restoration_verified", "revoked", "closed"]
+    lifted_at: AwareDatetime
+    caused_by: Id
+
+
+class MeasureLifted(Payload):
+    """A department lifted a measure, and why (`corrected`: the facts no longer meet it)."""
+
+    event_type: ClassVar[str] = "redline.measure.lifted.v2"
+
+    case_id: Id
+    department: Name
+    measure: Name
+    reason: LiftReason
     lifted_at: AwareDatetime
     caused_by: Id
 
@@ -369,25 +589,52 @@ SubjectHash = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
 KeyId = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{16}$")]
 
 
-class BlocklistCase(_Frozen):
-    """One case behind a block, with the seed sentence that is its legal basis."""
-
+class BlocklistCaseV1(_Frozen):
     case_id: Id
     legal_basis: NonEmptyText
     since: AwareDatetime
 
 
-class BlocklistEntry(Payload):
-    """An active block of one measure on one subject.
-
-    The subject travels as an HMAC of its ID under the deployment's subject key (`key_id`
-    names that key) and a masked name, so a leaked replica exposes no ID numbers.
-    """
+class BlocklistEntryV1(Payload):
+    """blocklist.entry before targets and sites; kept only for upcasting."""
 
     event_type: ClassVar[str] = "redline.blocklist.entry.v1"
 
     measure: Name
     department: Name
+    subject_hash: SubjectHash
+    key_id: KeyId
+    subject_kind: SubjectKind
+    masked_name: Name
+    cases: list[BlocklistCaseV1] = Field(min_length=1)
+
+
+class BlocklistCase(_Frozen):
+    """One case behind a block: its legal basis, the facts that started it and, for a
+    measure held against a site, the keyed hashes of that site's identifiers."""
+
+    case_id: Id
+    legal_basis: NonEmptyText
+    since: AwareDatetime
+    rule: Text = ""
+    facts: tuple[Fact, ...] = ()
+    site_hashes: list[SubjectHash] = Field(default_factory=list, max_length=8)
+
+
+class BlocklistEntry(Payload):
+    """The active blocks of one measure on one subject.
+
+    The subject travels as an HMAC of its ID under the deployment's subject key (`key_id`
+    names that key) and a masked name, so a leaked replica exposes no ID numbers. Where
+    the measure targets a site (supply), each case lists its site's hashed identifiers:
+    a check answers blocked only at those sites, and "blocked at another site" elsewhere.
+    """
+
+    event_type: ClassVar[str] = "redline.blocklist.entry.v2"
+
+    measure: Name
+    department: Name
+    target: Target
     subject_hash: SubjectHash
     key_id: KeyId
     subject_kind: SubjectKind
@@ -461,18 +708,26 @@ PAYLOAD_TYPES: dict[str, type[Payload]] = {
     for model in (
         ClueReported,
         CaseFiledV1,
+        CaseFiledV2,
         CaseFiled,
+        CaseCorrectedV1,
         CaseCorrected,
+        PenaltyDecidedV1,
         PenaltyDecided,
         RectificationRecorded,
         RestorationVerified,
         CaseRevoked,
         CaseClosed,
+        LandProceduresObtained,
+        ConfiscationCompleted,
+        AccountabilityTriggeredV1,
         AccountabilityTriggered,
         MeasureApplied,
+        MeasureLiftedV1,
         MeasureLifted,
         MeasureFailed,
         ResponseOverdue,
+        BlocklistEntryV1,
         BlocklistEntry,
         BlocklistHeartbeat,
         DeadLetter,

@@ -11,11 +11,13 @@ import hashlib
 import hmac
 import re
 import secrets
+import unicodedata
 from pathlib import Path
 from typing import Literal
 
 from events.errors import InvalidEvent
 from events.identifiers import mask_identifier, validate_resident_id, validate_uscc
+from events.models import PARCEL_CODE, PARCEL_CODE_LENGTH, UNIT_CODE, Site
 
 SUBJECT_KEY_BYTES = 32
 SubjectKind = Literal["organization", "person"]
@@ -63,6 +65,42 @@ def parse_subject_id(
             ) from as_person
 
 
+def normalise_location(text: str) -> str:
+    """One spelling of a location text: NFKC (full-width digits and letters to ASCII), no
+    white space, letters upper-case. Locations match only when written alike; the codes
+    are the reliable match."""
+    folded = unicodedata.normalize("NFKC", text)
+    return "".join(folded.split()).upper()
+
+
+def site_identifiers(site: Site) -> list[str]:
+    """What a site-targeted block is held against: its unit code, or else its parcel code
+    (the whole parcel), and its location text. Prefixed, so no identifier of one kind
+    can equal one of another."""
+    found = []
+    if site.real_estate_unit is not None:
+        found.append(f"site:unit:{site.real_estate_unit}")
+    elif site.parcel_code is not None:
+        found.append(f"site:parcel:{site.parcel_code}")
+    found.append(f"site:location:{normalise_location(site.location)}")
+    return found
+
+
+def query_site_identifiers(raw: str, field: str = "site") -> list[str]:
+    """The identifiers a check's `site` matches: a unit code matches its own blocks and
+    its parcel's; a parcel code the parcel's; anything else is a location text."""
+    if not isinstance(raw, str) or not raw.strip():
+        raise InvalidEvent(field, "required: a real-estate unit code, parcel code or address")
+    if len(raw) > 4000:
+        raise InvalidEvent(field, f"at most 4000 characters, got {len(raw)}")
+    value = raw.strip().upper()
+    if UNIT_CODE.match(value):
+        return [f"site:unit:{value}", f"site:parcel:{value[:PARCEL_CODE_LENGTH]}"]
+    if PARCEL_CODE.match(value):
+        return [f"site:parcel:{value}"]
+    return [f"site:location:{normalise_location(raw)}"]
+
+
 class SubjectHasher:
     """HMAC-SHA256 of normalised subject IDs under one deployment key."""
 
@@ -77,6 +115,16 @@ class SubjectHasher:
 
     def hash_id(self, normalised_id: str) -> str:
         return self.digest(normalised_id).hex()
+
+    def hash_site(self, identifier: str) -> str:
+        """A site identifier (`site_identifiers`), kept apart from subject IDs by its prefix."""
+        return hmac.digest(self._key, identifier.encode("utf-8"), "sha256").hex()
+
+    def site_hashes(self, site: Site) -> list[str]:
+        return [self.hash_site(identifier) for identifier in site_identifiers(site)]
+
+    def query_site_hashes(self, raw: str) -> list[str]:
+        return [self.hash_site(identifier) for identifier in query_site_identifiers(raw)]
 
     @classmethod
     def from_file(cls, path: Path) -> SubjectHasher:

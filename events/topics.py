@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from events.catalogue import load_catalogue
+
 FOREVER = "-1"
 NINETY_DAYS_MS = str(90 * 24 * 3600 * 1000)
 THIRTY_DAYS_MS = str(30 * 24 * 3600 * 1000)
@@ -35,14 +37,16 @@ VIOLATIONS = Topic(
     ),
     event_types=(
         "redline.clue.reported.v1",
-        "redline.case.filed.v2",
-        "redline.case.corrected.v1",
-        "redline.case.penalty_decided.v1",
+        "redline.case.filed.v3",
+        "redline.case.corrected.v2",
+        "redline.case.penalty_decided.v2",
         "redline.case.rectification_recorded.v1",
         "redline.case.restoration_verified.v1",
         "redline.case.revoked.v1",
+        "redline.case.land_procedures_obtained.v1",
+        "redline.case.confiscation_completed.v1",
         "redline.case.closed.v1",
-        "redline.accountability.triggered.v1",
+        "redline.accountability.triggered.v2",
     ),
     config={"cleanup.policy": "delete", "retention.ms": FOREVER, "retention.bytes": FOREVER},
 )
@@ -57,22 +61,18 @@ ACKNOWLEDGEMENTS = Topic(
     ),
     event_types=(
         "redline.measure.applied.v1",
-        "redline.measure.lifted.v1",
+        "redline.measure.lifted.v2",
         "redline.measure.failed.v1",
         "redline.response.overdue.v1",
     ),
     config={"cleanup.policy": "delete", "retention.ms": FOREVER, "retention.bytes": FOREVER},
 )
 
-# The measures served to outside companies (utilities, banks) as blocklists. One topic per
-# measure, so a company is granted (by ACL) and receives only what it enforces; a unit test
-# keeps this list equal to the catalogue's utility and financial measures.
-BLOCKLIST_MEASURES: tuple[str, ...] = (
-    "refuse_water_supply",
-    "refuse_power_supply",
-    "refuse_gas_supply",
-    "refuse_loans",
-)
+# The measures served to outside companies (utilities, banks) as blocklists, derived from
+# the catalogue (package data, like the models): one topic per measure, so a company is
+# granted (by ACL) and receives only what it enforces. A new utility or bank in the
+# catalogue is a new list, with nothing else to edit.
+BLOCKLIST_MEASURES: tuple[str, ...] = tuple(load_catalogue().blocklist_measures())
 HEARTBEAT_KEY = "heartbeat"  # never a subject hash (those are hex), so it cannot collide
 
 
@@ -89,7 +89,7 @@ def blocklist_topic(measure: str) -> Topic:
             f"The active blocks of measure {measure}, one record per subject; compacted, so "
             "reading it from the start gives the current list."
         ),
-        event_types=("redline.blocklist.entry.v1", "redline.blocklist.heartbeat.v1"),
+        event_types=("redline.blocklist.entry.v2", "redline.blocklist.heartbeat.v1"),
         # A tombstone outlives compaction for 30 days: a subscriber offline for longer
         # must rebuild its replica from the start, or it would keep a lifted block.
         config={

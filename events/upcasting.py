@@ -7,10 +7,14 @@ must still work; each upcaster moves one version forward and they are chained.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from decimal import Decimal
 from typing import Any
 
+from events.catalogue import Stage, Target, load_catalogue
+from events.decisions import UNRECORDED_FACTS, decide
 from events.errors import EventError, UnknownEventType
-from events.models import PAYLOAD_TYPES
+from events.land import LandClass
+from events.models import PAYLOAD_TYPES, MeasureDecision, Parcel
 
 Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
 
@@ -22,8 +26,80 @@ def _case_filed_v1_to_v2(data: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
+def _case_filed_v2_to_v3(data: dict[str, Any]) -> dict[str, Any]:
+    """v2 recorded no facts: the case gets UNRECORDED_FACTS, and starts what those and its
+    land decide (only measures that need no more than cultivated land)."""
+    parcels = [Parcel.model_validate(parcel) for parcel in data["parcels"]]
+    starts = decide(load_catalogue(), [Stage.filing], parcels, UNRECORDED_FACTS)
+    return {
+        **data,
+        "facts": UNRECORDED_FACTS.model_dump(mode="json"),
+        "starts": [decision.model_dump(mode="json") for decision in starts],
+    }
+
+
+def _case_corrected_v1_to_v2(data: dict[str, Any]) -> dict[str, Any]:
+    """v1 corrected the parcels only and changed no measure."""
+    return {**data, "facts": None, "starts": [], "ends": []}
+
+
+def _stage_started(stage: Stage, land: frozenset[LandClass]) -> list[dict[str, Any]]:
+    """What v1 of a stage's event started: every measure of the stage the land allows."""
+    catalogue = load_catalogue()
+    found = []
+    for measure in catalogue.measures().values():
+        if measure.starts_at is stage and measure.when.land & land:
+            decision = MeasureDecision(
+                measure=measure.code,
+                target=measure.targets,
+                land=tuple(sorted(measure.when.land & land)),
+                rule=f"upcast from {stage} v1, which started every {stage} measure",
+            )
+            found.append(decision.model_dump(mode="json"))
+    return found
+
+
+def _penalty_v1_to_v2(data: dict[str, Any]) -> dict[str, Any]:
+    """v1 started every penalty-stage measure; the event names no land, so it is taken
+    as the cultivated land every case of that version was about."""
+    return {**data, "starts": _stage_started(Stage.penalty, frozenset({LandClass.cultivated}))}
+
+
+def _accountability_v1_to_v2(data: dict[str, Any]) -> dict[str, Any]:
+    """The threshold's areas say which farmland was occupied."""
+    land = set()
+    if Decimal(data["basic_farmland_mu"]) > 0:
+        land.add(LandClass.permanent_basic_farmland)
+    if Decimal(data["cultivated_mu"]) > 0:
+        land.add(LandClass.cultivated)
+    return {**data, "starts": _stage_started(Stage.accountability, frozenset(land))}
+
+
+def _blocklist_entry_v1_to_v2(data: dict[str, Any]) -> dict[str, Any]:
+    """v1 named no target and no site: the target is the measure's in the catalogue, and
+    a site-targeted entry with no site blocks at no site ("blocked at another site")
+    until the builder publishes it again, rather than at every address of the subject."""
+    measure = load_catalogue().measures().get(str(data.get("measure")))
+    target = measure.targets if measure is not None else Target.subject
+    return {**data, "target": target.value}
+
+
+def _unchanged(data: dict[str, Any]) -> dict[str, Any]:
+    """The new version only widens what the old one could say."""
+    return data
+
+
 UPCASTERS: dict[str, tuple[str, Upcaster]] = {
     "redline.case.filed.v1": ("redline.case.filed.v2", _case_filed_v1_to_v2),
+    "redline.case.filed.v2": ("redline.case.filed.v3", _case_filed_v2_to_v3),
+    "redline.case.corrected.v1": ("redline.case.corrected.v2", _case_corrected_v1_to_v2),
+    "redline.case.penalty_decided.v1": ("redline.case.penalty_decided.v2", _penalty_v1_to_v2),
+    "redline.accountability.triggered.v1": (
+        "redline.accountability.triggered.v2",
+        _accountability_v1_to_v2,
+    ),
+    "redline.measure.lifted.v1": ("redline.measure.lifted.v2", _unchanged),
+    "redline.blocklist.entry.v1": ("redline.blocklist.entry.v2", _blocklist_entry_v1_to_v2),
 }
 
 CURRENT_TYPES: frozenset[str] = frozenset(PAYLOAD_TYPES) - frozenset(UPCASTERS)

@@ -26,13 +26,42 @@ def new_uscc() -> str:
     return body + uscc_check_character(body)
 
 
+def new_parcel_code() -> str:
+    """A well-formed 宗地代码 in Xiaoyi (141181), unique enough for one test session."""
+    return f"141181{_rng.randrange(10**6):06d}GB{_rng.randrange(10**5):05d}"
+
+
+def new_unit_code(parcel: str | None = None) -> str:
+    """A well-formed 不动产单元代码, on `parcel` if given."""
+    return f"{parcel or new_parcel_code()}F{_rng.randrange(10**8):08d}"
+
+
+def business_premises_facts(**changes: Any) -> dict[str, Any]:
+    """The facts of a case that starts nearly every measure: an unpermitted construction
+    project whose building is used as business premises, at a site of its own."""
+    facts: dict[str, Any] = {
+        "site": {"location": "孝义市兑镇镇东村北侧厂房", "real_estate_unit": new_unit_code()},
+        "project": {
+            "code": f"2307-141181-04-01-{_rng.randrange(10**6):06d}",
+            "name": "某建材厂房",
+            "works_started": True,
+            "construction_permit": False,
+        },
+        "building_use": "business_premises",
+    }
+    facts.update(changes)
+    return facts
+
+
 def case_body(*parcels: tuple[str, str], township: str = "duizhen", **extra: Any) -> dict[str, Any]:
-    """A valid POST /v1/cases body; parcels as (land_class, area_mu)."""
+    """A valid POST /v1/cases body; parcels as (land_class, area_mu). By default its facts
+    are `business_premises_facts()`: pass `facts=` for a narrower case."""
     body: dict[str, Any] = {
         "township": township,
         "subject": {"kind": "organization", "id": new_uscc(), "name": "孝义市某建材有限公司"},
         "parcels": [{"land_class": cls, "area_mu": area} for cls, area in parcels]
         or [{"land_class": "cultivated", "area_mu": "1.5"}],
+        "facts": business_premises_facts(),
         "violation_kind": "illegal_construction",
         "source": "satellite",
         "found_on": "2026-10-12",

@@ -1,7 +1,10 @@
 """Pure enforcement rules: which measures an event starts or lifts for a department.
 
-One explicit table maps each event type to the rule that handles it. The feedback
-tracker uses the same rules to know what every department owes.
+The registry decides which measures a case's facts start (events.decisions) and writes
+the decisions into the event; a department applies exactly those of its own measures,
+and lifts its measures whose end conditions the event meets. One explicit table maps
+each event type to the rule that handles it. The blocklist builder and the feedback
+tracker use the same rules, so none of them can disagree about what is owed.
 """
 
 from __future__ import annotations
@@ -9,56 +12,90 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from events.catalogue import Department, LiftTrigger, Measure, Stage
+from events.catalogue import Department, LiftTrigger, Measure
 from events.models import (
     AccountabilityTriggered,
+    CaseCorrected,
     CaseFiled,
     CaseRevoked,
+    ConfiscationCompleted,
+    LandProceduresObtained,
+    LiftReason,
+    MeasureDecision,
     Payload,
     PenaltyDecided,
     RestorationVerified,
 )
 
+CORRECTED: LiftReason = "corrected"
+
 
 @dataclass(frozen=True)
 class Apply:
+    """Start `measure` on the case, for the reasons the registry recorded."""
+
     measure: Measure
+    decision: MeasureDecision
 
 
 @dataclass(frozen=True)
 class Lift:
     measure: Measure
-    reason: LiftTrigger
+    reason: LiftReason
 
 
 Effect = Apply | Lift
+Rule = Callable[[Department, Payload], list[Effect]]
 
 
-def _starts(stage: Stage) -> Callable[[Department], list[Effect]]:
-    def rule(department: Department) -> list[Effect]:
-        return [Apply(m) for m in department.measures if m.starts_at is stage]
+def _applies(department: Department, decisions: list[MeasureDecision]) -> list[Effect]:
+    own = {measure.code: measure for measure in department.measures}
+    return [Apply(own[d.measure], d) for d in decisions if d.measure in own]
+
+
+def _starts(department: Department, payload: Payload) -> list[Effect]:
+    if not isinstance(payload, CaseFiled | PenaltyDecided | AccountabilityTriggered):
+        return []
+    return _applies(department, payload.starts)
+
+
+def _lifts(trigger: LiftTrigger) -> Rule:
+    def rule(department: Department, payload: Payload) -> list[Effect]:
+        lifted: list[Effect] = [
+            Lift(m, trigger.value) for m in department.measures if trigger in m.lifted_by
+        ]
+        if isinstance(payload, ConfiscationCompleted):  # ends the case, tells finance
+            lifted.extend(_applies(department, payload.starts))
+        return lifted
 
     return rule
 
 
-def _lifts(trigger: LiftTrigger) -> Callable[[Department], list[Effect]]:
-    def rule(department: Department) -> list[Effect]:
-        return [Lift(m, trigger) for m in department.measures if trigger in m.lifted_by]
+def _corrects(department: Department, payload: Payload) -> list[Effect]:
+    """Lifts first, so a measure that moved to a corrected site ends there and starts
+    at the new one."""
+    if not isinstance(payload, CaseCorrected):
+        return []
+    ended = set(payload.ends)
+    lifted: list[Effect] = [Lift(m, CORRECTED) for m in department.measures if m.code in ended]
+    return [*lifted, *_applies(department, payload.starts)]
 
-    return rule
 
-
-# Event types not in this table (clues, penalties' follow-ups, corrections, closures)
-# change no department's measures; they are still recorded as consumed.
-RULES: dict[type[Payload], Callable[[Department], list[Effect]]] = {
-    CaseFiled: _starts(Stage.filing),
-    PenaltyDecided: _starts(Stage.penalty),
-    AccountabilityTriggered: _starts(Stage.accountability),
+# Event types not in this table (clues, rectifications, closures) change no department's
+# measures; they are still recorded as consumed.
+RULES: dict[type[Payload], Rule] = {
+    CaseFiled: _starts,
+    PenaltyDecided: _starts,
+    AccountabilityTriggered: _starts,
+    CaseCorrected: _corrects,
     RestorationVerified: _lifts(LiftTrigger.restoration_verified),
     CaseRevoked: _lifts(LiftTrigger.revoked),
+    LandProceduresObtained: _lifts(LiftTrigger.land_procedures_obtained),
+    ConfiscationCompleted: _lifts(LiftTrigger.confiscation_completed),
 }
 
 
 def effects(department: Department, payload: Payload) -> list[Effect]:
+    """What `payload` asks of `department`, lifts before applies."""
     rule = RULES.get(type(payload))
-    return rule(department) if rule else []
+    return rule(department, payload) if rule else []

@@ -12,6 +12,7 @@ import faust
 import pytest
 import yaml
 
+from events import catalogue_schemagen as schemagen
 from events.catalogue import (
     CATALOGUE_FILE,
     SCHEMA_FILE,
@@ -23,7 +24,6 @@ from events.catalogue import (
 from events.errors import CatalogueError, UnknownDepartment
 from events.topics import BLOCKLIST_MEASURES, VIOLATIONS
 from services.config import Settings, load_settings
-from events import catalogue_schemagen as schemagen
 from services.entrypoints.department import DepartmentRuntime, build_app
 
 # The legal source (孝政办发〔2023〕19号), kept in the repo beside the catalogue that cites it.
