@@ -30,6 +30,7 @@ lint: $(STAMP)
 schemas: $(STAMP)
 	$(BIN)/python -m events.schemagen
 	$(BIN)/python -m events.catalogue_schemagen
+	$(BIN)/python -m events.measures_table
 
 clean:
 	rm -rf $(VENV) .redline .pytest_cache .mypy_cache .ruff_cache

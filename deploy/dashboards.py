@@ -18,6 +18,7 @@ from deploy.model import (
     department_process,
 )
 from events.catalogue import Catalogue, Department
+from events.decisions import describe
 from events.topics import BLOCKLIST_MEASURES
 
 Json = dict[str, Any]
@@ -701,14 +702,16 @@ def _measures_markdown(department: Department) -> str:
     lines = [
         f"**{department.name}** ({department.name_zh}), `{department.code}`, {department.kind}.",
         "",
-        "| measure | starts at | lifted by | answer within | seed | legal basis |",
-        "|---|---|---|---|---|---|",
+        "| measure | starts at | when | held against | lifted by | answer within | seed "
+        "| legal basis |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for m in department.measures:
         lifted = ", ".join(trigger.value for trigger in m.lifted_by)
         lines.append(
-            f"| `{m.code}` {m.name} ({m.name_zh}) | {m.starts_at.value} | {lifted} "
-            f"| {m.response_deadline_hours} h | §{m.seed_section} | {m.legal_basis} |"
+            f"| `{m.code}` {m.name} ({m.name_zh}) | {m.starts_at.value} | {describe(m.when)} "
+            f"| {m.targets.value} | {lifted} | {m.response_deadline_hours} h "
+            f"| §{m.seed_section} | {m.legal_basis} |"
         )
     return "\n".join(lines) + "\n"
 

@@ -129,10 +129,18 @@ class Catalogue(_Strict):
         codes = [department.code for department in self.departments]
         if len(set(codes)) != len(codes):
             raise ValueError(f"department codes repeat: {sorted(codes)}")
+        shared: dict[str, Measure] = {}
         for department in self.departments:
             measures = [measure.code for measure in department.measures]
             if len(set(measures)) != len(measures):
                 raise ValueError(f"{department.code}: measure codes repeat")
+            for measure in department.measures:
+                first = shared.setdefault(measure.code, measure)
+                if first != measure:
+                    raise ValueError(
+                        f"{department.code}: measure {measure.code} differs from another "
+                        "department's measure of that code; one code, one rule"
+                    )
         return self
 
     def department(self, code: str) -> Department:

@@ -11,10 +11,12 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.structs import ConsumerRecord
 
+from events.catalogue import Stage, load_catalogue
 from events.codec import decode
+from events.decisions import decide
 from events.errors import SignatureRejected
 from events.identifiers import USCC_ALPHABET, uscc_check_character
-from events.models import DeadLetter
+from events.models import CaseDetails, CaseFiled, DeadLetter
 from events.signing import TrustStore
 from events.topics import DEAD_LETTERS
 
@@ -68,6 +70,19 @@ def case_body(*parcels: tuple[str, str], township: str = "duizhen", **extra: Any
     }
     body.update(extra)
     return body
+
+
+def filed_event(body: dict[str, Any], case_id: str) -> CaseFiled:
+    """The case.filed the registry would emit for a POST /v1/cases `body`: with the
+    measures its facts start, decided as the registry decides them."""
+    details = CaseDetails.model_validate(body)
+    starts = decide(load_catalogue(), [Stage.filing], details.parcels, details.facts)
+    return CaseFiled.model_validate({**details.model_dump(), "case_id": case_id, "starts": starts})
+
+
+def filing_measures(body: dict[str, Any]) -> set[str]:
+    """The measure codes filing `body` starts."""
+    return {decision.measure for decision in filed_event(body, "RL-PREVIEW").starts}
 
 
 async def eventually(

@@ -24,7 +24,7 @@ import asyncpg
 import httpx
 
 from events.authorities import demo_subscriber
-from events.catalogue import Stage, load_catalogue
+from events.catalogue import load_catalogue
 from events.codec import decode
 from events.models import MeasureApplied
 from events.signing import TrustStore
@@ -33,7 +33,7 @@ from services.access import dev_token
 from services.config import load_settings
 from services.entrypoints.run import Supervisor
 from services.runtime.processes import free_port
-from tests.support import case_body, read_topic
+from tests.support import case_body, filing_measures, read_topic
 
 RATE_PER_SECOND = float(os.environ.get("FANOUT_RATE", "50"))  # the issue's rate by default
 SUBSCRIBED = "refuse_power_supply"
@@ -96,10 +96,10 @@ def _spent(before: dict[str, float], after: dict[str, float]) -> dict[str, float
 
 
 def _filing_departments() -> list[str]:
+    """The departments a filing of the bench's cases starts a measure in."""
+    started = filing_measures(case_body(("cultivated", "2")))
     return [
-        d.code
-        for d in load_catalogue().departments
-        if any(m.starts_at is Stage.filing for m in d.measures)
+        d.code for d in load_catalogue().departments if any(m.code in started for m in d.measures)
     ]
 
 

@@ -15,7 +15,6 @@ import asyncpg
 from aiokafka import AIOKafkaProducer
 
 from events.codec import encode_signed
-from events.models import CaseFiled
 from events.signing import Signer
 from events.topics import VIOLATIONS
 from services.adapters.outbox import PostgresOutbox
@@ -23,7 +22,7 @@ from services.adapters.postgres import create_pool
 from services.adapters.publisher import KafkaPublisher
 from services.outbox.ports import PendingEvent
 from services.outbox.relay import OutboxRelay
-from tests.support import case_body
+from tests.support import case_body, filed_event
 
 BATCH = 2000  # the relay's batch size
 
@@ -34,7 +33,7 @@ def _events(count: int) -> list[tuple[str, str, str, bytes]]:
     rows = []
     for number in range(count):
         case_id = f"RL-BENCH-{number:07d}"
-        payload = CaseFiled.model_validate({**template, "case_id": case_id})
+        payload = filed_event(template, case_id)
         envelope, raw = encode_signed(payload, signer, source="/authorities/natural_resources")
         rows.append((envelope.id, envelope.type, case_id, raw))
     return rows

@@ -23,7 +23,6 @@ from aiokafka import AIOKafkaProducer
 
 from events.authorities import NATURAL_RESOURCES
 from events.codec import encode_signed
-from events.models import CaseFiled
 from events.topics import VIOLATIONS
 from services.adapters.kafka import ensure_topics
 from services.config import load_settings
@@ -34,7 +33,7 @@ from services.runtime.embedded import EmbeddedBroker, EmbeddedPostgres
 from services.runtime.processes import spawn, stop_process
 from tests.bench.department import from_the_start
 from tests.bench.fanout import process_cpu
-from tests.support import case_body
+from tests.support import case_body, filed_event
 
 RATE_PER_SECOND = 10
 IDLE_SECONDS = 10.0
@@ -64,7 +63,7 @@ async def _per_event_cpu(
 
     async def send(number: int) -> None:
         case_id = f"RL-TRICKLE-{code}-{number:06d}"
-        payload = CaseFiled.model_validate({**template, "case_id": case_id})
+        payload = filed_event(template, case_id)
         _, raw = encode_signed(payload, signer, source=NATURAL_RESOURCES.source)
         await (await producer.send(VIOLATIONS.name, raw, key=case_id.encode()))
 

@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from events import catalogue_schemagen as schemagen
+from events import measures_table
 from events.catalogue import (
     CATALOGUE_FILE,
     SCHEMA_FILE,
@@ -22,6 +23,7 @@ from events.catalogue import (
     parse_catalogue,
 )
 from events.errors import CatalogueError, UnknownDepartment
+from events.land import LandClass
 from events.topics import BLOCKLIST_MEASURES, VIOLATIONS
 from services.config import Settings, load_settings
 from services.entrypoints.department import DepartmentRuntime, build_app
@@ -267,5 +269,46 @@ def test_text_that_is_not_yaml_is_refused() -> None:
         parse_catalogue("departments: [unclosed", "bad.yaml")
 
 
-def test_blocklist_topics_serve_exactly_the_utility_and_bank_measures() -> None:
-    assert set(BLOCKLIST_MEASURES) == set(load_catalogue().blocklist_measures())
+def test_a_project_measure_must_require_a_project() -> None:
+    document = _catalogue_document()
+    measure = document["departments"][0]["measures"][0]
+    assert measure["targets"] == "project"
+    measure["when"] = {"land": ["cultivated"]}
+    assert "must require construction_project" in _refused(document)
+
+
+def test_a_shared_measure_code_has_one_rule() -> None:
+    document = _catalogue_document()
+    emergency = next(d for d in document["departments"] if d["code"] == "emergency")
+    # The anchors make every department's licence one object: give emergency its own.
+    emergency["measures"] = [dict(m) for m in emergency["measures"]]
+    licence = next(m for m in emergency["measures"] if m["code"] == "refuse_licence")
+    licence["when"] = {"land": ["cultivated"]}
+    assert "one code, one rule" in _refused(document)
+
+
+def test_an_unknown_fact_is_refused() -> None:
+    document = _catalogue_document()
+    document["departments"][0]["measures"][0]["when"]["all_of"] = ["moon_landing"]
+    assert "departments.0.measures.0.when.all_of.0" in _refused(document)
+
+
+def test_every_measure_is_about_cultivated_land() -> None:
+    """Seed §三 concerns 耕地 (basic farmland included): no measure starts on a case about
+    construction or unused land alone."""
+    for measure in load_catalogue().measures().values():
+        assert measure.when.land <= {LandClass.permanent_basic_farmland, LandClass.cultivated}
+
+
+def test_blocklists_are_the_utility_and_bank_measures() -> None:
+    assert set(BLOCKLIST_MEASURES) == {
+        m.code for d in load_catalogue().departments if d.kind != "government" for m in d.measures
+    }
+
+
+def test_the_readme_table_of_measures_is_the_catalogue() -> None:
+    assert measures_table.main(["--check"]) == 0
+    assert (
+        "| `refuse_power_supply` 不得供电 | 供电企业 | filing |"
+        in measures_table.README.read_text(encoding="utf-8")
+    )

@@ -34,6 +34,7 @@ def case() -> CaseFiled:
                 {"land_class": "permanent_basic_farmland", "area_m2": "3335"},
                 {"land_class": "cultivated", "area_mu": "7.25"},
             ],
+            "facts": {"site": {"location": "城关镇北关村"}, "building_use": "residence"},
             "violation_kind": "illegal construction",
             "source": "satellite",
             "found_on": "2024-03-01",
@@ -100,7 +101,7 @@ def test_round_trip_gives_an_equal_model() -> None:
     assert payload == case()
     assert received == envelope
     assert received.subject == "C-2024-001"
-    assert received.dataschema == schema_uri("redline.case.filed.v2")
+    assert received.dataschema == schema_uri("redline.case.filed.v3")
     assert payload.basic_farmland_mu() == Decimal("5.0025")  # type: ignore[attr-defined]
     assert json.loads(raw)["data"]["parcels"][0]["area_mu"] == "5.0025"
 
@@ -121,6 +122,7 @@ def test_defaults_and_explicit_subject() -> None:
         {
             "measure": "refuse_loans",
             "department": "banks",
+            "target": "subject",
             "subject_hash": "ab" * 32,
             "key_id": "cd" * 8,
             "subject_kind": "person",

@@ -8,7 +8,10 @@ from events.errors import InvalidEvent, invalid_from_validation
 from events.land import LandClass, is_cultivated
 from events.models import PAYLOAD_TYPES, CaseFiled, Parcel, PenaltyDecided, Subject
 from events.topics import ALL_TOPICS
+from events.upcasting import UPCASTERS
 
+PARCEL = "141181001002GB00123"
+UNIT = PARCEL + "F00010001"
 ORG = {"kind": "organization", "id": "91350100M000100Y43", "name": "某某农业开发有限公司"}
 
 
@@ -18,6 +21,7 @@ def case_data(**changes: object) -> dict[str, object]:
         "township": "城关镇",
         "subject": ORG,
         "parcels": [{"land_class": "permanent_basic_farmland", "area_mu": "5"}],
+        "facts": {"site": {"location": "城关镇北关村", "parcel_code": PARCEL}},
         "violation_kind": "illegal construction",
         "source": "satellite",
         "found_on": "2024-03-01",
@@ -141,4 +145,73 @@ def test_every_topic_event_type_has_a_model() -> None:
             assert event_type in PAYLOAD_TYPES
             assert PAYLOAD_TYPES[event_type].event_type == event_type
     on_topics = {t for topic in ALL_TOPICS for t in topic.event_types}
-    assert set(PAYLOAD_TYPES) - on_topics == {"redline.case.filed.v1"}
+    # Off the topics are exactly the old versions, which live on only to be upcast.
+    assert set(PAYLOAD_TYPES) - on_topics == set(UPCASTERS)
+
+
+def facts_error(**facts: object) -> InvalidEvent:
+    return error_of(CaseFiled, case_data(facts=facts))
+
+
+def test_facts_need_a_site() -> None:
+    assert facts_error(building_use="none").field == "data.facts.site"
+
+
+@pytest.mark.parametrize(
+    ("site", "field", "reason"),
+    [
+        ({"location": "x", "real_estate_unit": "1411810010"}, "real_estate_unit", "28 characters"),
+        (
+            {"location": "x", "real_estate_unit": "141181001002XX00123F00010001"},
+            "real_estate_unit",
+            "not a real-estate unit code",
+        ),
+        (
+            {"location": "x", "parcel_code": "141181001002GB0012Z"},
+            "parcel_code",
+            "not a parcel code",
+        ),
+        ({"location": "  "}, "location", "at least 1 character"),
+        (
+            {"location": "x", "coordinates": {"longitude": "181", "latitude": "37"}},
+            "coordinates.longitude",
+            "less than or equal to 180",
+        ),
+    ],
+)
+def test_bad_site_refused_naming_the_field(
+    site: dict[str, object], field: str, reason: str
+) -> None:
+    err = facts_error(site=site)
+    assert err.field == f"data.facts.site.{field}"
+    assert reason in err.reason
+
+
+def test_unit_must_stand_on_the_given_parcel() -> None:
+    other_parcel = "141181001002GB00999"
+    err = facts_error(site={"location": "x", "real_estate_unit": UNIT, "parcel_code": other_parcel})
+    assert err.field == "data.facts.site"
+    assert "not on parcel_code" in err.reason
+    fine = CaseFiled.model_validate(
+        case_data(
+            facts={"site": {"location": "x", "real_estate_unit": UNIT, "parcel_code": PARCEL}}
+        )
+    )
+    assert fine.facts.site.real_estate_unit == UNIT
+
+
+def test_unit_code_is_normalised_to_upper_case() -> None:
+    case = CaseFiled.model_validate(
+        case_data(facts={"site": {"location": "x", "real_estate_unit": UNIT.lower()}})
+    )
+    assert case.facts.site.real_estate_unit == UNIT
+
+
+def test_unknown_building_use_refused() -> None:
+    err = facts_error(site={"location": "x"}, building_use="palace")
+    assert err.field == "data.facts.building_use"
+
+
+def test_project_needs_its_works_fact() -> None:
+    err = facts_error(site={"location": "x"}, project={"code": "P-1", "name": "厂房"})
+    assert err.field == "data.facts.project.works_started"
