@@ -9,13 +9,15 @@ to the dead-letter topic with its reason and original bytes, and the batch carri
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from events.authorities import department_authority
-from events.catalogue import Department
+from events.catalogue import Department, Target
+from events.decisions import UNRECORDED_FACTS
 from events.envelope import Envelope
 from events.models import (
+    CaseCorrected,
     CaseFiled,
     MeasureApplied,
     MeasureFailed,
@@ -38,12 +40,22 @@ from services.departments.ports import (
     BlockLifted,
     Consumed,
     DepartmentStore,
+    FactsCorrected,
     KnownCase,
     NewCase,
+    TargetRef,
 )
 from services.outbox.ports import OutgoingEvent
 
-__all__ = ["BatchOutcome", "Enforcer", "RawMessage"]
+__all__ = ["BatchOutcome", "Enforcer", "RawMessage", "target_of"]
+
+
+def target_of(target: Target, case: KnownCase) -> TargetRef:
+    """What a block is held against on this case: never wider than its measure's target."""
+    if target is Target.subject:
+        return case.subject_id
+    facts = case.facts or UNRECORDED_FACTS
+    return facts.site if target is Target.site else facts.project
 
 
 @dataclass
@@ -102,18 +114,23 @@ class Enforcer:
         writes = BatchWrites(cases=[], applied=[], lifted=[], outgoing=[])
         now = self.clock()
         for envelope, payload in fresh:
-            if isinstance(payload, CaseFiled) and payload.case_id not in known:
+            case_id = case_id_of(payload)
+            if isinstance(payload, CaseFiled) and case_id not in known:
                 filed = KnownCase(
-                    case_id=payload.case_id,
+                    case_id=case_id,
                     township=payload.township,
                     subject_kind=payload.subject.kind,
                     subject_id=payload.subject.id,
                     subject_name=payload.subject.name,
+                    facts=payload.facts,
                 )
-                known[filed.case_id] = filed
+                known[case_id] = filed
                 writes.cases.append(NewCase(filed, envelope.id))
+            elif isinstance(payload, CaseCorrected) and payload.facts and case_id in known:
+                # Before its starts: a measure moved to a corrected site is held there.
+                known[case_id] = replace(known[case_id], facts=payload.facts)
+                writes.corrected.append(FactsCorrected(case_id, payload.facts, envelope.id))
             for effect in effects(self.department, payload):
-                case_id = case_id_of(payload)
                 measure = effect.measure.code
                 key = (measure, case_id)
                 case = known.get(case_id)
@@ -132,13 +149,11 @@ class Enforcer:
                 elif isinstance(effect, Apply) and key not in active:
                     active.add(key)
                     outcome.applied += 1
-                    writes.applied.append(
-                        BlockApplied(measure, case, effect.measure.legal_basis, now, envelope.id)
-                    )
+                    writes.changes.append(self._block(effect, case, now, envelope.id))
                     writes.outgoing.append(
                         self._ack(
                             MeasureApplied,
-                            f"applied:{measure}:{case_id}",
+                            f"applied:{measure}:{case_id}:{envelope.id}",
                             case_id=case_id,
                             measure=measure,
                             caused_by=envelope.id,
@@ -149,24 +164,43 @@ class Enforcer:
                 elif isinstance(effect, Lift) and key in active:
                     active.discard(key)
                     outcome.lifted += 1
-                    reason = effect.reason.value
-                    writes.lifted.append(BlockLifted(measure, case_id, reason, now, envelope.id))
+                    writes.changes.append(
+                        BlockLifted(measure, case_id, effect.reason, now, envelope.id)
+                    )
                     writes.outgoing.append(
                         self._ack(
                             MeasureLifted,
-                            f"lifted:{measure}:{case_id}",
+                            f"lifted:{measure}:{case_id}:{envelope.id}",
                             case_id=case_id,
                             measure=measure,
                             caused_by=envelope.id,
-                            reason=reason,
+                            reason=effect.reason,
                             lifted_at=now,
                         )
                     )
         return writes
 
+    @staticmethod
+    def _block(effect: Apply, case: KnownCase, now: datetime, event_id: str) -> BlockApplied:
+        """The block as the registry decided it, held against the case's target now."""
+        measure, why = effect.measure, effect.decision
+        return BlockApplied(
+            measure=measure.code,
+            case=case,
+            legal_basis=measure.legal_basis,
+            at=now,
+            event_id=event_id,
+            target=why.target,
+            target_ref=target_of(why.target, case),
+            rule=why.rule,
+            land=why.land,
+            facts=why.facts,
+        )
+
     def _ack(self, model: type[Payload], identity: str, **fields: object) -> OutgoingEvent:
         """A signed acknowledgement from this department, its id derived from `identity`
-        so that a retry cannot send two."""
+        so that a retry cannot send two. Each identity names the event that caused it, so
+        a block applied again after a lift, or lifted again, is acknowledged again."""
         payload = model.model_validate({"department": self.department.code, **fields})
         return self.issuer.event(
             payload,

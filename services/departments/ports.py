@@ -5,10 +5,17 @@ from __future__ import annotations
 import abc
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
+from events.catalogue import Fact, Target
+from events.land import LandClass
+from events.models import CaseFacts, Project, Site
 from services.outbox.ports import OutgoingEvent
+
+# What a block is held against: the subject's id, the case's site or its project. None
+# only where the case's facts name none (a case recorded before facts were).
+TargetRef = str | Site | Project | None
 
 
 @dataclass(frozen=True)
@@ -18,6 +25,7 @@ class KnownCase:
     subject_kind: str
     subject_id: str
     subject_name: str
+    facts: CaseFacts | None = None  # None: recorded before cases carried their facts
 
 
 @dataclass(frozen=True)
@@ -27,12 +35,32 @@ class NewCase:
 
 
 @dataclass(frozen=True)
+class FactsCorrected:
+    """A known case's facts replaced by a correction, so what it starts next targets the
+    corrected site or project."""
+
+    case_id: str
+    facts: CaseFacts
+    event_id: str
+
+
+@dataclass(frozen=True)
 class BlockApplied:
+    """A measure applied, with what it is held against and why (the registry's decision).
+
+    The defaults describe a block as recorded before targets: held against the subject.
+    """
+
     measure: str
     case: KnownCase
     legal_basis: str
     at: datetime
     event_id: str
+    target: Target = Target.subject
+    target_ref: TargetRef = None  # None with a subject target: the case's subject
+    rule: str = ""
+    land: tuple[LandClass, ...] = ()
+    facts: tuple[Fact, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -44,6 +72,9 @@ class BlockLifted:
     event_id: str
 
 
+BlockChange = BlockApplied | BlockLifted
+
+
 @dataclass(frozen=True, order=True)
 class Consumed:
     event_id: str
@@ -52,12 +83,24 @@ class Consumed:
 
 @dataclass(frozen=True)
 class BatchWrites:
-    """Everything one batch changes, written in one transaction."""
+    """Everything one batch changes, written in one transaction.
+
+    `changes` are the blocks applied and lifted, in the order they happened: a batch may
+    lift a block and apply it again (a correction that moves it to another site), or
+    apply and lift it (filed and restored), and only the order says which state it ends
+    in. `applied` and `lifted` are for a writer that applies before it lifts; the
+    enforcer fills `changes`.
+    """
 
     cases: list[NewCase]
     applied: list[BlockApplied]
     lifted: list[BlockLifted]
     outgoing: list[OutgoingEvent]
+    corrected: list[FactsCorrected] = field(default_factory=list)
+    changes: list[BlockChange] = field(default_factory=list)
+
+    def in_order(self) -> list[BlockChange]:
+        return [*self.applied, *self.lifted, *self.changes]
 
 
 @dataclass(frozen=True)
@@ -71,6 +114,11 @@ class Block:
     applied_at: datetime
     lifted_at: datetime | None
     lift_reason: str | None
+    target: Target = Target.subject
+    target_ref: TargetRef = None
+    rule: str = ""
+    land: tuple[LandClass, ...] = ()
+    facts: tuple[Fact, ...] = ()
 
 
 class DepartmentTransaction(abc.ABC):
@@ -98,4 +146,13 @@ class DepartmentStore(abc.ABC):
     def transaction(self) -> AbstractAsyncContextManager[DepartmentTransaction]: ...
 
     @abc.abstractmethod
-    async def blocks(self, *, subject_id: str | None, active_only: bool) -> list[Block]: ...
+    async def blocks(
+        self,
+        *,
+        subject_id: str | None,
+        active_only: bool,
+        site: str | None = None,
+        project: str | None = None,
+    ) -> list[Block]:
+        """The blocks, optionally only the subject's, those held against the site whose
+        unit code, parcel code or location text is `site`, or against project `project`."""

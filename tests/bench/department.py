@@ -26,8 +26,10 @@ import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from events.authorities import NATURAL_RESOURCES
+from events.catalogue import Stage, load_catalogue
 from events.codec import decode, encode_signed
-from events.models import CaseFiled
+from events.decisions import decide
+from events.models import CaseDetails, CaseFiled
 from events.signing import TrustStore
 from events.topics import VIOLATIONS
 from services.config import load_settings
@@ -45,6 +47,12 @@ SCALED_DEPARTMENT = "finance"  # the same again, drained by two workers
 async def _backlog(kafka: str, home: Path, count: int) -> None:
     signer = load_dev_signer(home, NATURAL_RESOURCES)
     template = case_body(("cultivated", "3"))
+    details = CaseDetails.model_validate(template)
+    # What the registry decides for such a case: every department here starts one measure.
+    template["starts"] = [
+        decision.model_dump(mode="json")
+        for decision in decide(load_catalogue(), [Stage.filing], details.parcels, details.facts)
+    ]
     producer = AIOKafkaProducer(
         bootstrap_servers=kafka, acks="all", linger_ms=5, max_batch_size=1024 * 1024
     )

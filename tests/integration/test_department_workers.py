@@ -135,6 +135,12 @@ async def test_a_worker_joining_and_one_leaving_mid_stream_lose_and_double_nothi
         cases,
     )
     assert sorted((row["case_id"], row["n"]) for row in rows) == [(c, 1) for c in sorted(cases)]
+    held = await db.fetch(
+        f"SELECT DISTINCT target, rule <> '' AS why FROM {SCHEMA}.blocks "
+        "WHERE case_id = ANY($1::text[])",
+        cases,
+    )
+    assert [tuple(row) for row in held] == [("site", True)]  # the premises, with the rule
     assert sorted(await _applied_acks(stack, trust, cases)) == sorted(cases)
     entries, breaks = (await verify_trails(settings.database_url or "", SCHEMA))[SCHEMA]
     assert breaks == []

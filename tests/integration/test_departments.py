@@ -15,28 +15,55 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from events.authorities import NATURAL_RESOURCES
+from events.authorities import NATURAL_RESOURCES, department_authority
 from events.catalogue import Stage, load_catalogue
 from events.codec import decode, encode_signed
+from events.decisions import correct, decide
 from events.errors import UnknownDepartment
-from events.models import CaseDetails, CaseFiled, RestorationDetails
+from events.models import (
+    CaseCorrected,
+    CaseDetails,
+    CaseFacts,
+    Parcel,
+    Payload,
+    RestorationDetails,
+    RestorationVerified,
+)
 from events.signing import Signer, TrustStore
 from events.topics import ACKNOWLEDGEMENTS, VIOLATIONS
+from services.access import TokenStore, dev_token
+from services.adapters.department_store import PostgresDepartmentStore
+from services.adapters.migrate import migrate
+from services.adapters.postgres import create_pool
+from services.blocklist.queries import CentralChecks
 from services.config import Settings
+from services.consuming import RawMessage
 from services.demo import sign_off_jointly
+from services.departments.handlers import Enforcer
 from services.departments.queries import DepartmentQueries
+from services.entrypoints.api import create_app
 from services.entrypoints.audit_commands import verify_trails
 from services.entrypoints.feedback import run_tracker
-from services.errors import DatabaseError
+from services.errors import DatabaseError, InvalidInput
 from services.registry.domain import Step
 from services.registry.handlers import STEP_EVENTS, Registry
 from services.runtime.devkeys import ensure_dev_keys, load_dev_signer
 from services.runtime.processes import spawn, stop_processes
 from tests.conftest import Stack
-from tests.support import case_body, dead_letters, eventually, new_uscc, read_topic
+from tests.support import (
+    business_premises_facts,
+    case_body,
+    dead_letters,
+    eventually,
+    filed_event,
+    new_unit_code,
+    new_uscc,
+    read_topic,
+)
 
 CATALOGUE = load_catalogue()
 WAIT = 180.0  # 21 faust workers share two cores while they start and join their groups
@@ -79,10 +106,11 @@ def system(
     stop_processes(list(procs.values()))
 
 
-def _required(stage: Stage) -> set[tuple[str, str]]:
-    return {
-        (d.code, m.code) for d in CATALOGUE.departments for m in d.measures if m.starts_at is stage
-    }
+def _required(stage: Stage, body: dict[str, Any]) -> set[tuple[str, str]]:
+    """(department, measure) of every measure the registry starts at `stage` for `body`."""
+    details = CaseDetails.model_validate(body)
+    codes = {d.measure for d in decide(CATALOGUE, [stage], details.parcels, details.facts)}
+    return {(d.code, m.code) for d in CATALOGUE.departments for m in d.measures if m.code in codes}
 
 
 async def _blocks(
@@ -118,12 +146,13 @@ async def test_filing_blocks_in_every_department_and_restoration_lifts(
     stack: Stack,
     trust: TrustStore,
 ) -> None:
-    case_id = (
-        await registry.file_case(
-            CaseDetails.model_validate(case_body(("permanent_basic_farmland", "5.5")))
-        )
-    ).case_id
-    expected = _required(Stage.filing) | _required(Stage.accountability)
+    body = case_body(("permanent_basic_farmland", "5.5"))
+    case_id = (await registry.file_case(CaseDetails.model_validate(body))).case_id
+    expected = _required(Stage.filing, body) | _required(Stage.accountability, body)
+    # The business premises of an unpermitted project: everything but the subsidies for
+    # trees and farming, which its facts do not call for.
+    assert ("forestry", "refuse_afforestation_subsidy") not in expected
+    assert ("power_supply", "refuse_power_supply") in expected
 
     async def all_blocked() -> bool:
         return await _blocks(queries, case_id, active=True) == expected
@@ -142,7 +171,7 @@ async def test_filing_blocks_in_every_department_and_restoration_lifts(
         Step.penalty,
         {"decision_no": "罚1", "decided_on": "2026-11-01", "fine_yuan": "5000", "summary": "罚款"},
     )
-    expected |= _required(Stage.penalty)
+    expected |= _required(Stage.penalty, body)
     await eventually(all_blocked, timeout=60, what="credit record published after the penalty")
 
     await _step(
@@ -253,7 +282,11 @@ async def _publish(stack: Stack, records: list[tuple[str, bytes]]) -> None:
 
 
 def _filed(case_id: str, signer: Signer) -> bytes:
-    payload = CaseFiled.model_validate({**case_body(), "case_id": case_id})
+    """A signed case.filed as the registry sends it, with the measures its facts start."""
+    return _signed(filed_event(case_body(), case_id), signer)
+
+
+def _signed(payload: Payload, signer: Signer) -> bytes:
     return encode_signed(payload, signer, source=NATURAL_RESOURCES.source)[1]
 
 
@@ -365,25 +398,205 @@ async def test_postgres_stopped_mid_stream_loses_and_doubles_nothing(
     await eventually(acknowledged, timeout=60, what="banks acknowledged each block once")
 
 
-async def test_blocks_query_shows_measure_case_basis_and_since(
-    system: dict[str, Any], registry: Registry, queries: DepartmentQueries
+async def test_blocks_query_shows_what_each_block_is_held_against_and_why(
+    system: dict[str, Any],
+    settings: Settings,
+    registry: Registry,
+    queries: DepartmentQueries,
+    checks: CentralChecks,
 ) -> None:
     body = case_body()
+    facts = CaseFacts.model_validate(body["facts"])
+    assert facts.project is not None and facts.site.real_estate_unit is not None
     case_id = (await registry.file_case(CaseDetails.model_validate(body))).case_id
     subject_id = body["subject"]["id"]
 
     async def shown() -> bool:
-        return bool(await queries.blocks("approvals", subject_id=subject_id, active_only=True))
+        approvals = await queries.blocks("approvals", subject_id=subject_id, active_only=True)
+        power = await queries.blocks("power_supply", subject_id=subject_id, active_only=True)
+        return bool(approvals and power)
 
-    await eventually(shown, timeout=WAIT, what="approvals block")
+    await eventually(shown, timeout=WAIT, what="approvals and power supply blocks")
     [block] = await queries.blocks("approvals", subject_id=subject_id, active_only=True)
     assert block.case_id == case_id
     assert block.measure == "refuse_construction_permit"
     assert block.legal_basis == "行政审批局：对于未取得用地手续的各类项目，不予核发施工许可证。"
     assert block.since.tzinfo is not None
+    assert (block.target, block.project, block.site) == ("project", facts.project, None)
+    assert block.target_ref == f"{facts.project.code} {facts.project.name}"
+    assert block.rule == "land in cultivated or permanent_basic_farmland and construction_project"
+    assert (block.facts, block.land) == (["construction_project"], ["cultivated"])
+    by_project = await queries.blocks(
+        "approvals", subject_id=None, active_only=True, project=facts.project.code
+    )
+    assert [b.case_id for b in by_project] == [case_id]
+
+    [power] = await queries.blocks("power_supply", subject_id=subject_id, active_only=True)
+    assert (power.target, power.site) == ("site", facts.site)
+    assert power.target_ref == f"{facts.site.location} ({facts.site.real_estate_unit})"
+    for site in (facts.site.real_estate_unit, facts.site.location):
+        found = await queries.blocks("power_supply", subject_id=None, active_only=True, site=site)
+        assert case_id in {b.case_id for b in found}, site
+    elsewhere = await queries.blocks(
+        "power_supply", subject_id=subject_id, active_only=True, site=new_unit_code()
+    )
+    assert elsewhere == []
+
     with pytest.raises(UnknownDepartment, match="unknown department 'aliens'"):
         await queries.blocks("aliens", subject_id=None, active_only=True)
-    assert json.loads(block.model_dump_json())["department"] == "approvals"
+    with pytest.raises(InvalidInput, match="site: must not be empty"):
+        await queries.blocks("power_supply", subject_id=None, active_only=True, site=" ")
+    shown_json = json.loads(block.model_dump_json())
+    assert (shown_json["department"], shown_json["target"]) == ("approvals", "project")
+
+    # The same filters over HTTP, as an operator reads them.
+    app = create_app(settings, registry, queries, checks, TokenStore.load(settings.api_tokens))
+    operator = {"Authorization": f"Bearer {dev_token(settings.home, 'operator')}"}
+    url = "/v1/departments/power_supply/blocks"
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://registry") as api:
+        at_site = await api.get(url, params={"site": facts.site.location}, headers=operator)
+        blank = await api.get(url, params={"site": " "}, headers=operator)
+    assert at_site.status_code == 200
+    [listed] = [b for b in at_site.json()["blocks"] if b["case_id"] == case_id]
+    assert (listed["target"], listed["site"]["location"]) == ("site", facts.site.location)
+    assert listed["rule"] and listed["facts"] and listed["land"] == ["cultivated"]
+    assert blank.status_code == 422
+    assert blank.json()["errors"] == [
+        {"field": "site", "reason": "must not be empty; leave it out to see every block"}
+    ]
+
+
+def _corrected(case_id: str, before: CaseFacts, after: CaseFacts) -> CaseCorrected:
+    """A correction of the facts as the registry sends it: what ends, what starts."""
+    change = correct(CATALOGUE, [Stage.filing], (PARCELS, before), (PARCELS, after))
+    return CaseCorrected(
+        case_id=case_id,
+        parcels=PARCELS,
+        facts=after,
+        reason="resurveyed",
+        starts=change.starts,
+        ends=change.ends,
+    )
+
+
+PARCELS = [Parcel(land_class="cultivated", area_mu="1.5")]  # case_body's default
+
+
+async def test_the_store_moves_reapplies_and_lifts_blocks_whatever_the_batching(
+    own_database: Settings, trust: TrustStore
+) -> None:
+    """The department's own SQL (no broker): a block lifted and applied again in one
+    batch or across batches ends as one row, held where the case's facts now say."""
+    database = own_database.database_url or ""
+    code = "power_supply"
+    await migrate(database, package="services.departments.migrations", schema=f"dept_{code}")
+    pool = await create_pool(database, max_size=2)
+    store = PostgresDepartmentStore(pool, code)
+    ensure_dev_keys(own_database.home)
+    signer = load_dev_signer(own_database.home, NATURAL_RESOURCES)
+    enforcer = Enforcer(
+        CATALOGUE.department(code),
+        store,
+        trust,
+        load_dev_signer(own_database.home, department_authority(code)),
+        lambda: datetime.now(UTC),
+    )
+    reads = DepartmentQueries(lambda _: store)
+    offsets = iter(range(1_000_000))
+
+    def batch(*payloads: Payload) -> list[RawMessage]:
+        return [
+            RawMessage(VIOLATIONS.name, 0, next(offsets), b"k", _signed(p, signer))
+            for p in payloads
+        ]
+
+    def facts(location: str, **changes: Any) -> CaseFacts:
+        site = {"location": location, "real_estate_unit": new_unit_code()}
+        return CaseFacts.model_validate(business_premises_facts(site=site, **changes))
+
+    first, second, third = facts("东村厂房"), facts("西村厂房"), facts("南村厂房")
+    home = facts("东村住宅", project=None, building_use="residence")
+    moving = filed_event({**case_body(), "facts": first.model_dump(mode="json")}, "RL-MOVE")
+    restored = filed_event(case_body(), "RL-RESTORED")
+    try:
+        # One batch: filed, moved (lift + apply) / filed and restored (apply + lift).
+        one = batch(
+            moving,
+            _corrected("RL-MOVE", first, second),
+            restored,
+            RestorationVerified(
+                case_id="RL-RESTORED",
+                verified_on=date(2027, 3, 1),
+                natural_resources_officer="王某",
+                agriculture_officer="李某",
+            ),
+        )
+        outcome = await enforcer.handle(one)
+        assert (outcome.applied, outcome.lifted) == (3, 2)
+        [moved] = await reads.blocks(code, subject_id=None, active_only=True, site="西村厂房")
+        assert (moved.case_id, moved.site, moved.lifted_at) == ("RL-MOVE", second.site, None)
+        assert moved.facts == ["construction_project", "business_premises"]
+        assert await reads.blocks(code, subject_id=None, active_only=False, site="东村厂房") == []
+        [done] = [
+            b
+            for b in await reads.blocks(code, subject_id=None, active_only=False)
+            if b.case_id == "RL-RESTORED"
+        ]
+        assert done.lift_reason == "restoration_verified"
+
+        # Across batches: lifted by a correction, applied again by the next one.
+        await enforcer.handle(batch(_corrected("RL-MOVE", second, home)))
+        [ended] = await reads.blocks(code, subject_id=None, active_only=False, site="西村厂房")
+        assert ended.lift_reason == "corrected"
+        again = batch(_corrected("RL-MOVE", home, third))
+        outcome = await enforcer.handle(again)
+        assert (outcome.applied, outcome.lifted) == (1, 0)
+        rows = await pool.fetch(
+            f"SELECT lifted_at, lift_reason, lifted_by, target, target_ref->>'location' AS at "
+            f"FROM dept_{code}.blocks WHERE case_id = 'RL-MOVE'"
+        )
+        assert [dict(r) for r in rows] == [
+            {
+                "lifted_at": None,
+                "lift_reason": None,
+                "lifted_by": None,
+                "target": "site",
+                "at": "南村厂房",
+            }
+        ]
+        stored = await pool.fetchval(
+            f"SELECT facts->'site'->>'location' FROM dept_{code}.cases WHERE case_id = 'RL-MOVE'"
+        )
+        assert stored == "南村厂房"
+
+        # Redelivered: nothing changes, nothing is acknowledged twice.
+        outbox = await pool.fetchval(f"SELECT count(*) FROM dept_{code}.outbox")
+        assert outbox == 3 + 2 + 1 + 1
+        outcome = await enforcer.handle([*one, *again])
+        assert (outcome.applied, outcome.lifted, outcome.duplicates) == (0, 0, 5)
+        assert await pool.fetchval(f"SELECT count(*) FROM dept_{code}.outbox") == outbox
+
+        # A block written before targets reads as held against its subject.
+        await pool.execute(
+            f"INSERT INTO dept_{code}.blocks (measure, case_id, subject_kind, subject_id, "
+            "subject_name, legal_basis, applied_at, applied_by) SELECT 'refuse_power_supply', "
+            f"case_id, subject_kind, subject_id, subject_name, 'basis', now(), 'e' "
+            f"FROM dept_{code}.cases WHERE case_id = 'RL-RESTORED' "
+            "ON CONFLICT (measure, case_id) DO UPDATE SET target = DEFAULT, target_ref = NULL, "
+            "lifted_at = NULL"
+        )
+        [old] = [
+            b
+            for b in await reads.blocks(code, subject_id=None, active_only=True)
+            if b.case_id == "RL-RESTORED"
+        ]
+        assert (old.target, old.target_ref) == ("subject", restored.subject.id)
+
+        trail = await verify_trails(database, f"dept_{code}")
+        assert trail[f"dept_{code}"][1] == []
+    finally:
+        await pool.close()
 
 
 async def _overdue_notices(db: asyncpg.Pool, case_id: str) -> int:

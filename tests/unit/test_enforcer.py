@@ -13,21 +13,29 @@ from typing import Any
 import pytest
 
 from events.authorities import NATURAL_RESOURCES, department_authority
-from events.catalogue import load_catalogue
+from events.catalogue import Stage, load_catalogue
 from events.codec import decode, encode_signed
+from events.decisions import UNRECORDED_FACTS, correct, decide
 from events.envelope import Envelope, encode, new_event, schema_uri
 from events.models import (
     AccountabilityTriggered,
+    CaseCorrected,
+    CaseFacts,
     CaseFiled,
     CaseFiledV1,
     CaseRevoked,
+    ConfiscationCompleted,
     DeadLetter,
+    LandProceduresObtained,
     MeasureApplied,
     MeasureFailed,
     MeasureLifted,
+    Parcel,
     Payload,
     PenaltyDecided,
+    Project,
     RestorationVerified,
+    Site,
 )
 from events.signing import Signer, TrustedKey, TrustStore, sign
 from events.topics import ACKNOWLEDGEMENTS, DEAD_LETTERS, VIOLATIONS
@@ -35,16 +43,20 @@ from services.departments.handlers import Enforcer, RawMessage
 from services.departments.ports import (
     BatchWrites,
     Block,
+    BlockApplied,
+    BlockLifted,
     Consumed,
     DepartmentStore,
     DepartmentTransaction,
     KnownCase,
 )
 from services.outbox.ports import OutgoingEvent
-from tests.support import case_body
+from tests.support import business_premises_facts, case_body, new_parcel_code
 
 NOW = datetime(2026, 10, 13, 9, 30, tzinfo=UTC)
 NR_KEY = "natural_resources-test"
+CATALOGUE = load_catalogue()
+FARMLAND = [Parcel(land_class="permanent_basic_farmland", area_mu="6")]
 
 
 # --- an in-memory DepartmentStore ----------------------------------------------------
@@ -94,38 +106,58 @@ class MemoryTransaction(DepartmentTransaction):
             for new in writes.cases:
                 assert new.case.case_id not in state.cases, "case written twice"
                 state.cases[new.case.case_id] = new.case
-            for a in writes.applied:
-                state.blocks.append(
-                    Block(
-                        a.measure,
-                        a.case.case_id,
-                        a.case.subject_kind,
-                        a.case.subject_id,
-                        a.case.subject_name,
-                        a.legal_basis,
-                        a.at,
-                        None,
-                        None,
-                    )
-                )
-            for lift in writes.lifted:
-                for index, block in enumerate(state.blocks):
-                    if (block.measure, block.case_id, block.lifted_at) == (
-                        lift.measure,
-                        lift.case_id,
-                        None,
-                    ):
-                        state.blocks[index] = replace(
-                            block, lifted_at=lift.at, lift_reason=lift.reason
-                        )
-                        break
+            for correction in writes.corrected:
+                case = state.cases[correction.case_id]
+                state.cases[correction.case_id] = replace(case, facts=correction.facts)
+            for change in writes.in_order():
+                if isinstance(change, BlockApplied):
+                    self._apply(change)
                 else:
-                    raise AssertionError(f"lifted a block never applied: {lift}")
+                    self._lift(change)
             known = {e.event_id for e in state.outbox}
             for event in writes.outgoing:
                 assert event.event_id not in known, "outgoing event id repeats"
                 known.add(event.event_id)
                 state.outbox.append(event)
+
+    def _apply(self, a: BlockApplied) -> None:
+        """One row per measure and case, as in Postgres: applying again takes it over."""
+        block = Block(
+            a.measure,
+            a.case.case_id,
+            a.case.subject_kind,
+            a.case.subject_id,
+            a.case.subject_name,
+            a.legal_basis,
+            a.at,
+            None,
+            None,
+            a.target,
+            a.target_ref,
+            a.rule,
+            a.land,
+            a.facts,
+        )
+        blocks = self.state.blocks
+        for index, old in enumerate(blocks):
+            if (old.measure, old.case_id) == (a.measure, a.case.case_id):
+                assert old.lifted_at is not None, f"applied an active block again: {a}"
+                blocks[index] = block
+                return
+        blocks.append(block)
+
+    def _lift(self, lift: BlockLifted) -> None:
+        for index, block in enumerate(self.state.blocks):
+            if (block.measure, block.case_id, block.lifted_at) == (
+                lift.measure,
+                lift.case_id,
+                None,
+            ):
+                self.state.blocks[index] = replace(
+                    block, lifted_at=lift.at, lift_reason=lift.reason
+                )
+                return
+        raise AssertionError(f"lifted a block never applied: {lift}")
 
 
 class MemoryStore(DepartmentStore):
@@ -139,12 +171,32 @@ class MemoryStore(DepartmentStore):
         tx.commit()  # only reached when the block raised nothing
         self.state.transactions += 1
 
-    async def blocks(self, *, subject_id: str | None, active_only: bool) -> list[Block]:
+    async def blocks(
+        self,
+        *,
+        subject_id: str | None,
+        active_only: bool,
+        site: str | None = None,
+        project: str | None = None,
+    ) -> list[Block]:
+        def at_site(b: Block) -> bool:
+            ref = b.target_ref
+            return isinstance(ref, Site) and site in (
+                ref.real_estate_unit,
+                ref.parcel_code,
+                ref.location,
+            )
+
         return [
             b
             for b in self.state.blocks
             if (subject_id is None or b.subject_id == subject_id)
             and (not active_only or b.lifted_at is None)
+            and (site is None or at_site(b))
+            and (
+                project is None
+                or (isinstance(b.target_ref, Project) and b.target_ref.code == project)
+            )
         ]
 
 
@@ -215,8 +267,50 @@ def store_of(e: Enforcer) -> MemoryState:
     return e.store.state
 
 
-def filed(case_id: str = "XY-2026-0001") -> CaseFiled:
-    return CaseFiled.model_validate({**case_body(), "case_id": case_id})
+def filed(case_id: str = "XY-2026-0001", **body: Any) -> CaseFiled:
+    """A case.filed as the registry sends it: with the measures its facts start."""
+    case = CaseFiled.model_validate({**case_body(), "case_id": case_id, **body})
+    starts = decide(CATALOGUE, [Stage.filing], case.parcels, case.facts)
+    return case.model_copy(update={"starts": starts})
+
+
+def facts_of(**changes: Any) -> CaseFacts:
+    """The default case's kind of facts (business premises of an unpermitted project)."""
+    return CaseFacts.model_validate(business_premises_facts(**changes))
+
+
+def corrected(
+    case: CaseFiled, after: CaseFacts, reached: tuple[Stage, ...] = (Stage.filing,)
+) -> CaseCorrected:
+    """A correction of `case`'s facts as the registry sends it: what ends, what starts."""
+    change = correct(CATALOGUE, reached, (case.parcels, case.facts), (case.parcels, after))
+    return CaseCorrected(
+        case_id=case.case_id,
+        parcels=case.parcels,
+        facts=after,
+        reason="resurveyed",
+        starts=change.starts,
+        ends=change.ends,
+    )
+
+
+def procedures(case_id: str) -> LandProceduresObtained:
+    return LandProceduresObtained(
+        case_id=case_id,
+        approval_no="晋政地〔2027〕88号",
+        approved_on=date(2027, 2, 1),
+        approved_by="山西省人民政府",
+    )
+
+
+def confiscated(case: CaseFiled) -> ConfiscationCompleted:
+    return ConfiscationCompleted(
+        case_id=case.case_id,
+        decision_no="孝自然资罚〔2026〕12号",
+        completed_on=date(2027, 1, 20),
+        property="厂房一栋及其占用的土地",
+        starts=decide(CATALOGUE, [Stage.confiscation], case.parcels, case.facts),
+    )
 
 
 def restored(case_id: str) -> RestorationVerified:
@@ -244,6 +338,7 @@ def penalty(case_id: str) -> PenaltyDecided:
         decided_on=date(2026, 11, 2),
         fine_yuan="120000.00",
         summary="限期拆除，恢复耕地原状，并处罚款",
+        starts=decide(CATALOGUE, [Stage.penalty], FARMLAND, facts_of()),
     )
 
 
@@ -254,6 +349,7 @@ def accountability(case_id: str) -> AccountabilityTriggered:
         basic_farmland_mu="6",
         cultivated_mu="6",
         rule="seed §四(五): 5 mu of permanent basic farmland or more",
+        starts=decide(CATALOGUE, [Stage.accountability], FARMLAND, facts_of()),
     )
 
 
@@ -287,7 +383,15 @@ async def test_case_filed_for_power_supply_applies_one_block_and_one_signed_ack(
     assert block.subject_id == case.subject.id
     assert block.applied_at == NOW
     assert block.legal_basis.startswith("供水、供电、燃气、金融企业不得")
+    # Held against the premises, not the subject everywhere, and showing why.
+    assert (block.target, block.target_ref) == ("site", case.facts.site)
+    assert block.rule == "land in cultivated or permanent_basic_farmland and " + (
+        "(construction_project or business_premises)"
+    )
+    assert block.facts == ("construction_project", "business_premises")
+    assert block.land == ("cultivated",)
     assert state.cases[case.case_id].township == case.township
+    assert state.cases[case.case_id].facts == case.facts
 
     [outgoing] = state.outbox
     assert outgoing.topic == ACKNOWLEDGEMENTS.name
@@ -345,12 +449,20 @@ async def test_a_second_case_filed_for_the_same_case_applies_nothing_new() -> No
     assert len(store_of(e).outbox) == 1
 
 
-async def test_a_first_version_case_filed_is_upcast_and_applied() -> None:
-    w = world()
-    e = enforcer(w)
+@pytest.mark.parametrize(
+    ("code", "measures"),
+    [("finance", ["refuse_fiscal_funding"]), ("power_supply", [])],
+)
+async def test_a_first_version_case_filed_is_upcast_and_applies_what_its_land_decides(
+    code: str, measures: list[str]
+) -> None:
+    # v1 recorded no facts: only measures that need no more than farmland start, and
+    # power is not refused to a site nobody recorded.
+    w = world(code)
+    e = enforcer(w, code)
     old = CaseFiledV1.model_validate(
         {
-            **{k: v for k, v in case_body().items() if k != "parcels"},
+            **{k: v for k, v in case_body().items() if k not in ("parcels", "facts")},
             "case_id": "OLD-1",
             "land_class": "cultivated",
             "area_mu": "2",
@@ -358,10 +470,13 @@ async def test_a_first_version_case_filed_is_upcast_and_applied() -> None:
         }
     )
     outcome = await e.handle([w.message(w.event(old))])
-    assert outcome.applied == 1
+    assert outcome.applied == len(measures)
     state = store_of(e)
-    assert [(b.measure, b.case_id) for b in state.blocks] == [("refuse_power_supply", "OLD-1")]
+    assert [(b.measure, b.case_id, b.target) for b in state.blocks] == [
+        (m, "OLD-1", "subject") for m in measures
+    ]
     assert list(state.consumed.values()) == ["redline.case.filed.v1"]
+    assert state.cases["OLD-1"].facts == UNRECORDED_FACTS
 
 
 # --- lifting -------------------------------------------------------------------------
@@ -382,7 +497,7 @@ async def test_restoration_lifts_the_block_and_acks_measure_lifted() -> None:
 
     applied_ack, lifted_ack = state.outbox
     assert lifted_ack.topic == ACKNOWLEDGEMENTS.name
-    assert lifted_ack.event_type == "redline.measure.lifted.v1"
+    assert lifted_ack.event_type == "redline.measure.lifted.v2"
     _, payload = decode(lifted_ack.value, w.department_trust)
     assert isinstance(payload, MeasureLifted)
     assert (payload.measure, payload.reason, payload.lifted_at) == (
@@ -401,7 +516,7 @@ async def test_filed_and_restored_in_one_batch() -> None:
     assert (outcome.applied, outcome.lifted) == (1, 1)
     assert [o.event_type for o in store_of(e).outbox] == [
         "redline.measure.applied.v1",
-        "redline.measure.lifted.v1",
+        "redline.measure.lifted.v2",
     ]
 
 
@@ -433,8 +548,193 @@ async def test_a_lift_for_a_measure_never_applied_does_nothing() -> None:
     assert [(p.measure, p.reason) for p in lifted] == [("refuse_feasibility_approval", "revoked")]
     assert [p.event_type for p in acks(w, state)] == [
         "redline.measure.applied.v1",
-        "redline.measure.lifted.v1",
+        "redline.measure.lifted.v2",
     ]
+
+
+# --- facts, corrections and the newer end conditions ----------------------------------
+
+
+async def test_a_case_whose_facts_start_nothing_here_changes_no_block_and_sends_no_ack() -> None:
+    # A home on farmland with no project: the registry starts the funding refusals, not
+    # power. The case is still recorded, for a correction that may start power later.
+    w = world()
+    e = enforcer(w)
+    case = filed(facts={"site": {"location": "兑镇东村12号"}, "building_use": "residence"})
+    assert case.starts and "refuse_power_supply" not in {d.measure for d in case.starts}
+    outcome = await e.handle([w.message(w.event(case))])
+    assert (outcome.applied, outcome.lifted, outcome.failed) == (0, 0, 0)
+    state = store_of(e)
+    assert state.blocks == []
+    assert state.outbox == []
+    assert state.cases[case.case_id].facts == case.facts
+
+
+async def test_a_correction_that_ends_a_measure_lifts_it_with_reason_corrected() -> None:
+    w = world()
+    e = enforcer(w)
+    case = filed()
+    await e.handle([w.message(w.event(case))])
+    correction = corrected(case, facts_of(project=None, building_use="residence"))
+    assert correction.ends and not correction.starts
+    outcome = await e.handle([w.message(w.event(correction))])
+
+    assert (outcome.applied, outcome.lifted, outcome.failed) == (0, 1, 0)
+    state = store_of(e)
+    [block] = state.blocks
+    assert (block.lifted_at, block.lift_reason) == (NOW, "corrected")
+    assert state.cases[case.case_id].facts == correction.facts
+    lifted = acks(w, state)[-1]
+    assert isinstance(lifted, MeasureLifted)
+    assert (lifted.measure, lifted.reason) == ("refuse_power_supply", "corrected")
+
+
+async def test_a_correction_that_moves_the_site_lifts_and_applies_at_the_new_one() -> None:
+    w = world()
+    e = enforcer(w)
+    case = filed()
+    await e.handle([w.message(w.event(case))])
+    moved = facts_of(site={"location": "兑镇西村新厂房", "parcel_code": new_parcel_code()})
+    correction = corrected(case, moved)
+    assert "refuse_power_supply" in correction.ends
+    outcome = await e.handle([w.message(w.event(correction))])
+
+    assert (outcome.applied, outcome.lifted) == (1, 1)
+    state = store_of(e)
+    [block] = state.blocks  # one row per measure and case, now at the new site
+    assert (block.target, block.target_ref, block.lifted_at) == ("site", moved.site, None)
+    assert await e.store.blocks(subject_id=None, active_only=True, site=moved.site.location)
+    assert not await e.store.blocks(
+        subject_id=None, active_only=True, site=case.facts.site.location
+    )
+    applied, lift, reapplied = acks(w, state)
+    assert isinstance(lift, MeasureLifted) and lift.reason == "corrected"
+    assert isinstance(applied, MeasureApplied) and isinstance(reapplied, MeasureApplied)
+    assert lift.caused_by == reapplied.caused_by != applied.caused_by
+    assert len({o.event_id for o in state.outbox}) == 3
+
+
+async def test_a_correction_that_moves_the_project_moves_housings_halt() -> None:
+    w = world("housing")
+    e = enforcer(w, "housing")
+    case = filed()
+    await e.handle([w.message(w.event(case))])
+    project: dict[str, Any] = {
+        "code": "2401-141181-04-01-000777",
+        "name": "某物流仓库",
+        "works_started": False,
+    }
+    moved = facts_of(project=project)
+    outcome = await e.handle([w.message(w.event(corrected(case, moved)))])
+
+    # Works not started: the referral for unpermitted works ends; the halt moves.
+    halts = await e.store.blocks(subject_id=None, active_only=True, project=project["code"])
+    assert [(b.measure, b.target_ref) for b in halts] == [("halt_works", moved.project)]
+    assert (outcome.applied, outcome.lifted) == (1, 2)
+    old = {b.measure: b.lift_reason for b in store_of(e).blocks if b.lifted_at}
+    assert old == {"refer_unpermitted_construction": "corrected"}
+
+
+async def test_a_measure_applied_again_after_a_correction_lifted_it_gets_a_fresh_ack() -> None:
+    w = world()
+    e = enforcer(w)
+    case = filed()
+    await e.handle([w.message(w.event(case))])
+    home = facts_of(project=None, building_use="residence")
+    await e.handle([w.message(w.event(corrected(case, home)))])
+    lifted_case = case.model_copy(update={"facts": home})
+    again = corrected(lifted_case, case.facts)
+    assert [d.measure for d in again.starts] and not again.ends
+    outcome = await e.handle([w.message(w.event(again))])
+
+    assert (outcome.applied, outcome.lifted) == (1, 0)
+    state = store_of(e)
+    [block] = state.blocks
+    assert (block.lifted_at, block.lift_reason, block.target_ref) == (None, None, case.facts.site)
+    kinds = [type(p).__name__ for p in acks(w, state)]
+    assert kinds == ["MeasureApplied", "MeasureLifted", "MeasureApplied"]
+    assert len({o.event_id for o in state.outbox}) == 3  # the re-apply is acknowledged anew
+
+    # And lifted again by restoration: a second lift, with its own acknowledgement.
+    outcome = await e.handle([w.message(w.event(restored(case.case_id)))])
+    assert outcome.lifted == 1
+    assert len({o.event_id for o in state.outbox}) == 4
+
+
+async def test_land_procedures_lift_housings_halt_but_not_its_referral() -> None:
+    w = world("housing")
+    e = enforcer(w, "housing")
+    case = filed()
+    await e.handle([w.message(w.event(case))])
+    outcome = await e.handle([w.message(w.event(procedures(case.case_id)))])
+    assert (outcome.applied, outcome.lifted) == (0, 1)
+    assert {b.measure: b.lift_reason for b in store_of(e).blocks} == {
+        "halt_works": "land_procedures_obtained",
+        "refer_unpermitted_construction": None,
+    }
+
+
+async def test_land_procedures_lift_the_feasibility_refusal_but_not_the_credit_record() -> None:
+    w = world("development_reform")
+    e = enforcer(w, "development_reform")
+    case = filed()
+    await e.handle([w.message(w.event(case)), w.message(w.event(penalty(case.case_id)))])
+    outcome = await e.handle([w.message(w.event(procedures(case.case_id)))])
+    assert (outcome.applied, outcome.lifted) == (0, 1)
+    assert {b.measure: b.lift_reason for b in store_of(e).blocks} == {
+        "refuse_feasibility_approval": "land_procedures_obtained",
+        "publish_credit_record": None,
+    }
+    [lifted] = [p for p in acks(w, store_of(e)) if isinstance(p, MeasureLifted)]
+    assert lifted.reason == "land_procedures_obtained"
+
+
+async def test_confiscation_lifts_finances_funding_refusal_and_starts_its_supervision() -> None:
+    w = world("finance")
+    e = enforcer(w, "finance")
+    case = filed()
+    await e.handle([w.message(w.event(case))])
+    outcome = await e.handle([w.message(w.event(confiscated(case)))])
+
+    assert (outcome.applied, outcome.lifted) == (1, 1)
+    blocks = {b.measure: b for b in store_of(e).blocks}
+    assert blocks["refuse_fiscal_funding"].lift_reason == "confiscation_completed"
+    supervision = blocks["supervise_confiscated_property"]
+    assert (supervision.lifted_at, supervision.target) == (None, "site")
+    assert supervision.target_ref == case.facts.site
+    assert supervision.legal_basis.startswith("负责指导、监督自然资源局查处案件没收")
+
+
+async def test_every_kind_of_event_redelivered_changes_nothing() -> None:
+    w = world()
+    e = enforcer(w)
+    case = filed()
+    home = facts_of(project=None, building_use="residence")
+    moved = facts_of(site={"location": "兑镇西村新厂房"})
+    history = [
+        case,
+        corrected(case, moved),
+        corrected(case.model_copy(update={"facts": moved}), home),
+        corrected(case.model_copy(update={"facts": home}), moved),
+        procedures(case.case_id),
+        restored(case.case_id),
+    ]
+    batch = [w.message(w.event(payload)) for payload in history]
+    for message in batch:  # one event a batch, as a trickle would bring them
+        await e.handle([message])
+    state = store_of(e)
+    blocks, outbox, cases = list(state.blocks), list(state.outbox), dict(state.cases)
+    assert [b.lift_reason for b in blocks] == ["land_procedures_obtained"]
+
+    again = await e.handle(batch)  # redelivered in one batch
+    assert (again.applied, again.lifted, again.failed, again.duplicates) == (0, 0, 0, 6)
+    assert (state.blocks, state.outbox, state.cases) == (blocks, outbox, cases)
+
+    # The same history in one batch, to a fresh store, ends in the same state.
+    fresh = enforcer(w)
+    await fresh.handle(batch)
+    assert store_of(fresh).blocks == blocks
+    assert [o.event_id for o in store_of(fresh).outbox] == [o.event_id for o in outbox]
 
 
 # --- dead letters --------------------------------------------------------------------
