@@ -51,7 +51,7 @@ OFFICERS, OPERATORS, INSPECTORS = Role.case_officer, Role.operator, Role.agricul
 POLICY: tuple[Rule, ...] = (
     _rule("GET", r"^/(healthz|metrics|openapi\.json|docs|docs/oauth2-redirect|redoc)$"),
     _rule("POST", r"^/v1/(clues|cases)$", OFFICERS),
-    _rule("POST", r"^/v1/cases/[^/]+/[a-z_]+$", OFFICERS),
+    _rule("POST", r"^/v1/cases/[^/]+/[a-z][a-z_-]*$", OFFICERS),
     # Restoration is signed by both bodies; the role decides which one signs.
     _rule("POST", r"^/v1/cases/[^/]+/restoration/sign-offs$", OFFICERS, INSPECTORS),
     _rule("GET", r"^/v1/(cases|clues)(/[^/]+)?$", OFFICERS, OPERATORS, INSPECTORS),

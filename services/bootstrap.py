@@ -66,12 +66,14 @@ async def registry_store(settings: Settings) -> AsyncIterator[PostgresRegistrySt
 async def bootstrap_registry(
     settings: Settings, clock: Callable[[], datetime] = utc_now
 ) -> AsyncIterator[Registry]:
-    """The registry with its real store; the pool closes when the context ends."""
+    """The registry with its real store; the pool closes when the context ends. The
+    catalogue is loaded once: the registry decides every case's measures from it."""
     signer = load_signer(settings, NATURAL_RESOURCES)
     townships = load_townships()
     timezone = zone(settings)
+    catalogue = load_catalogue()
     async with registry_store(settings) as store:
-        yield Registry(store, signer, townships, clock, timezone)
+        yield Registry(store, signer, townships, clock, timezone, catalogue=catalogue)
 
 
 @asynccontextmanager

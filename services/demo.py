@@ -27,15 +27,22 @@ from events.identifiers import (
 )
 from events.land import M2_PER_MU, LandClass
 from events.models import (
+    BuildingUse,
     CaseDetails,
+    CaseFacts,
     ClosureDetails,
     ClueDetails,
     ClueSource,
+    ConfiscationDetails,
+    Coordinates,
+    LandProceduresDetails,
     Parcel,
     PenaltyDetails,
+    Project,
     RectificationDetails,
     RestorationDetails,
     RevocationDetails,
+    Site,
     Subject,
 )
 from services.access import Principal, Role
@@ -74,22 +81,106 @@ FEMALE_NAMES = (
     "丽萍", "永红", "桂兰", "秀英", "红梅", "小平", "玉兰", "美兰", "晓燕", "慧", "静", "芳",
 )  # fmt: skip
 
-# Weights: cultivated land is what is occupied most, basic farmland often (seed §一).
-LAND_CLASSES = (
-    (LandClass.cultivated, 40),
-    (LandClass.permanent_basic_farmland, 25),
-    (LandClass.other_agricultural, 15),
-    (LandClass.construction, 10),
-    (LandClass.unused, 10),
+FARMLAND = ((LandClass.cultivated, 60), (LandClass.permanent_basic_farmland, 40))
+NOT_FARMLAND = (
+    (LandClass.construction, 40),
+    (LandClass.unused, 35),
+    (LandClass.other_agricultural, 25),
 )
+ANY_LAND = (*FARMLAND, *NOT_FARMLAND)
 VIOLATIONS = (
-    ("illegal_construction", "违法建设", 30),
-    ("illegal_occupation", "非法占地", 30),
-    ("unauthorised_change_of_use", "擅自改变土地用途", 15),
-    ("illegal_mining", "非法采矿", 10),
-    ("greenhouse_housing", "大棚房", 15),
+    ("illegal_construction", "违法建设"),
+    ("illegal_occupation", "非法占地"),
+    ("unauthorised_change_of_use", "擅自改变土地用途"),
+    ("illegal_mining", "非法采矿"),
+    ("greenhouse_housing", "大棚房"),
 )
-VIOLATION_LABELS = {kind: label for kind, label, _ in VIOLATIONS}
+VIOLATION_LABELS = dict(VIOLATIONS)
+ProjectKind = Literal["none", "unpermitted", "permitted", "not_started", "sometimes"]
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """A kind of case the bureau files, with the facts its measures' conditions rest on:
+    most small cases call for a few measures or none, as the seed's sentences say."""
+
+    code: str
+    label: str
+    weight: int
+    land: tuple[tuple[LandClass, int], ...]
+    violations: tuple[tuple[str, int], ...]
+    organization_share: float
+    uses: tuple[tuple[BuildingUse, int], ...]
+    places: tuple[str, ...]  # what stands at the site, for its location text
+    project: ProjectKind = "none"
+    farming: bool = False
+    afforestation: bool = False
+    large_share: float = 0.03  # parcels big enough to start accountability
+
+
+SCENARIOS = (
+    Scenario(
+        "residence", "耕地上建住宅", 22, FARMLAND,
+        (("illegal_construction", 60), ("illegal_occupation", 40)), 0.05,
+        ((BuildingUse.residence, 1),), ("民房", "宅院", "自建住宅"),
+    ),
+    Scenario(
+        "storage", "耕地上建库房", 8, FARMLAND,
+        (("illegal_construction", 50), ("illegal_occupation", 50)), 0.5,
+        ((BuildingUse.storage, 1),), ("库房", "堆料场", "彩钢棚"),
+    ),
+    Scenario(
+        "farming", "违反耕地用途管制的农业生产", 14, FARMLAND,
+        (("unauthorised_change_of_use", 1),), 0.3,
+        ((BuildingUse.none, 1),), ("鱼塘", "草皮种植地", "挖塘养殖区"),
+        farming=True, large_share=0.1,
+    ),
+    Scenario(
+        "afforestation", "耕地上违规造林", 8, FARMLAND,
+        (("unauthorised_change_of_use", 1),), 0.4,
+        ((BuildingUse.none, 1),), ("苗木地", "绿化林带", "经济林"),
+        afforestation=True, large_share=0.15,
+    ),
+    Scenario(
+        "business_premises", "违法建筑作为生产经营场所", 14, FARMLAND,
+        (("illegal_construction", 70), ("illegal_occupation", 30)), 0.85,
+        ((BuildingUse.business_premises, 1),), ("厂房", "汽修厂", "商铺", "物流仓储场"),
+        large_share=0.08,
+    ),
+    Scenario(
+        "project", "未取得用地手续的施工项目", 12, FARMLAND,
+        (("illegal_construction", 60), ("illegal_occupation", 40)), 0.95,
+        ((BuildingUse.none, 60), (BuildingUse.business_premises, 40)),
+        ("项目施工场地", "在建厂区", "搅拌站"),
+        project="sometimes", large_share=0.3,
+    ),
+    Scenario(
+        "greenhouse_housing", "大棚房", 6, FARMLAND,
+        (("greenhouse_housing", 1),), 0.5,
+        ((BuildingUse.residence, 50), (BuildingUse.business_premises, 50)),
+        ("农业大棚", "设施农业用房"),
+    ),
+    Scenario(
+        "not_farmland", "非耕地上的土地案件", 14, NOT_FARMLAND,
+        (("illegal_occupation", 45), ("illegal_mining", 25), ("illegal_construction", 30)), 0.5,
+        ((BuildingUse.none, 50), (BuildingUse.storage, 25), (BuildingUse.business_premises, 25)),
+        ("荒地", "采石场", "空闲建设用地"),
+        project="sometimes", large_share=0.05,
+    ),
+)  # fmt: skip
+SCENARIO_LABELS = {scenario.code: scenario.label for scenario in SCENARIOS}
+# The second letter of a parcel code (GB/T 37346) by what the land is used for.
+PARCEL_RIGHTS = {
+    BuildingUse.residence: "C",  # 宅基地使用权
+    BuildingUse.business_premises: "B",  # 建设用地使用权
+    BuildingUse.storage: "B",
+    BuildingUse.none: "D",  # 土地承包经营权
+}
+APPROVERS = (
+    ("山西省人民政府", "晋政地"),
+    ("吕梁市人民政府", "吕政地"),
+    ("孝义市人民政府", "孝政地"),
+)
 CLUE_SOURCES = (
     (ClueSource.satellite, 30),
     (ClueSource.patrol, 25),
@@ -121,7 +212,6 @@ COURTS = (
 FOUND_WITHIN_DAYS = 90
 REUSE_SUBJECT = 0.15
 ORGANIZATION_SHARE = 0.6
-LARGE_PARCEL_SHARE = 0.13
 AREA_IN_M2_SHARE = 0.1
 CENT = Decimal("0.01")
 _T = TypeVar("_T")
@@ -143,9 +233,10 @@ class DemoGenerator:
 
     # --- subjects -------------------------------------------------------------------
 
-    def subject(self) -> Subject:
-        """A fresh violator: an enterprise (about 60%) or a person, with a valid id."""
-        if self.rng.random() < ORGANIZATION_SHARE:
+    def subject(self, organization_share: float = ORGANIZATION_SHARE) -> Subject:
+        """A fresh violator: an enterprise (about 60% unless told) or a person, with a
+        valid id."""
+        if self.rng.random() < organization_share:
             return self._organization()
         return self._person()
 
@@ -184,32 +275,101 @@ class DemoGenerator:
 
     # --- cases ----------------------------------------------------------------------
 
-    def case_details(self) -> CaseDetails:
-        """A case to file; about 15% reuse an earlier violator, as repeat offenders exist."""
+    def scenario(self) -> Scenario:
+        return self._weighted([(scenario, scenario.weight) for scenario in SCENARIOS])
+
+    def case_details(self, scenario: Scenario | None = None) -> CaseDetails:
+        """A case to file, of a drawn kind (`SCENARIOS`); about 15% reuse an earlier
+        violator, as repeat offenders exist."""
         rng = self.rng
-        if self._used and rng.random() < REUSE_SUBJECT:
-            subject = rng.choice(self._used)
-        else:
-            subject = self.subject()
+        if scenario is None:
+            scenario = self.scenario()
+        subject = self.subject(scenario.organization_share)
+        # a repeat offender of the same kind: a company's premises, a villager's house
+        earlier = [s for s in self._used if s.kind == subject.kind]
+        if earlier and rng.random() < REUSE_SUBJECT:
+            subject = rng.choice(earlier)
         self._used.append(subject)
-        parcels = [self._parcel() for _ in range(rng.choices((1, 2, 3), (60, 30, 10))[0])]
-        kinds = [kind for kind, _, _ in VIOLATIONS]
+        count = rng.choices((1, 2, 3), (60, 30, 10))[0]
+        parcels = [self._parcel(scenario.land, scenario.large_share)]
+        # A farmland case often has a yard or access road on other land besides; a case
+        # about other land is about that land only.
+        more = ANY_LAND if scenario.land is FARMLAND else scenario.land
+        parcels += [self._parcel(more, scenario.large_share) for _ in range(count - 1)]
         return CaseDetails(
             township=rng.choice(self.townships),
             subject=subject,
             parcels=parcels,
-            violation_kind=rng.choices(kinds, [w for _, _, w in VIOLATIONS])[0],
+            facts=self.facts(scenario, subject),
+            violation_kind=self._weighted(scenario.violations),
             source=self._weighted(CLUE_SOURCES),
             found_on=self._days_ago(FOUND_WITHIN_DAYS),
         )
 
-    def _parcel(self) -> Parcel:
+    def facts(self, scenario: Scenario, subject: Subject) -> CaseFacts:
+        """What the officers found: the site, the building's use, any project."""
         rng = self.rng
-        land_class = self._weighted(LAND_CLASSES)
-        if rng.random() < LARGE_PARCEL_SHARE:  # large enough to start accountability
-            cents = rng.randint(800, 2500)
-        else:
-            cents = rng.randint(30, 800)
+        use = self._weighted(scenario.uses)
+        project = None
+        kind = scenario.project
+        if kind == "sometimes":
+            kind = self._weighted([("unpermitted", 60), ("not_started", 25), ("permitted", 15)])
+            if scenario.code == "not_farmland" and rng.random() < 0.6:
+                kind = "none"
+        if kind != "none":
+            started = kind != "not_started"
+            project = Project(
+                code=self._project_code(),
+                name=f"{subject.name.removesuffix('有限公司').removesuffix('有限责任公司')}"
+                f"{rng.choice(('厂区', '物流园', '仓储', '生产线'))}建设项目",
+                works_started=started,
+                construction_permit=kind == "permitted",
+            )
+        return CaseFacts(
+            site=self._site(scenario, use),
+            project=project,
+            building_use=use,
+            non_compliant_farming=scenario.farming,
+            illegal_afforestation=scenario.afforestation,
+        )
+
+    def _site(self, scenario: Scenario, use: BuildingUse) -> Site:
+        """Where it is: a location text always; a parcel or real-estate unit code and the
+        survey's coordinates where the officers recorded them."""
+        rng = self.rng
+        place = f"{rng.choice(VILLAGES)}村{rng.choice(DIRECTIONS)}侧{rng.choice(scenario.places)}"
+        parcel = (
+            f"{XIAOYI}{rng.randint(1, 30):03d}{rng.randint(1, 40):03d}"
+            f"J{PARCEL_RIGHTS[use]}{rng.randint(1, 99999):05d}"
+        )
+        unit = None
+        if use is not BuildingUse.none and rng.random() < 0.5:
+            unit = f"{parcel}F{rng.randint(1, 99):04d}{rng.randint(1, 9999):04d}"
+        coordinates = None
+        if rng.random() < 0.4:  # Xiaoyi lies about 111.5-112.0 E, 36.9-37.3 N
+            coordinates = Coordinates(
+                longitude=Decimal(rng.randint(111_550_000, 111_990_000)).scaleb(-6),
+                latitude=Decimal(rng.randint(36_950_000, 37_250_000)).scaleb(-6),
+            )
+        return Site(
+            location=place,
+            real_estate_unit=unit,
+            parcel_code=parcel if unit is None and rng.random() < 0.6 else None,
+            coordinates=coordinates,
+        )
+
+    def _project_code(self) -> str:
+        """A 投资项目统一代码: year, division, sector, type, serial."""
+        year = self.today.year - self.rng.randint(0, 3)
+        return f"{year}-{XIAOYI}-{self.rng.choice(('04', '05', '26', '30'))}-01-" + (
+            f"{self.rng.randint(1, 999999):06d}"
+        )
+
+    def _parcel(self, land: Sequence[tuple[LandClass, int]], large_share: float) -> Parcel:
+        rng = self.rng
+        land_class = self._weighted(land)
+        # Some are large enough to start accountability; most are small.
+        cents = rng.randint(800, 2500) if rng.random() < large_share else rng.randint(30, 400)
         area_mu = Decimal(cents).scaleb(-2)
         if rng.random() < AREA_IN_M2_SHARE:  # surveys report square metres
             return Parcel.from_m2(land_class, int(area_mu * M2_PER_MU))
@@ -278,11 +438,34 @@ class DemoGenerator:
             revoked_on=revoked_on,
         )
 
-    def closure(self, since: date | None = None) -> ClosureDetails:
-        """Closure after the verified restoration."""
-        return ClosureDetails(
-            closed_on=self._later(since, 1, 15),
-            reason="复耕复垦经自然资源、农业农村部门联合验收合格，罚款已缴纳，予以结案",
+    def closure(self, since: date | None = None, *, legalised: bool = False) -> ClosureDetails:
+        """Closure after the verified restoration, or after lawful land procedures."""
+        reason = "复耕复垦经自然资源、农业农村部门联合验收合格，罚款已缴纳，予以结案"
+        if legalised:
+            reason = "已依法补办用地手续，罚款已缴纳，予以结案"
+        return ClosureDetails(closed_on=self._later(since, 1, 15), reason=reason)
+
+    def land_procedures(self, since: date | None = None) -> LandProceduresDetails:
+        """Lawful land procedures obtained (补办用地手续): the conversion approved."""
+        approved_on = self._later(since, 20, 120)
+        approver, prefix = self.rng.choice(APPROVERS)
+        return LandProceduresDetails(
+            approval_no=f"{prefix}〔{approved_on.year}〕{self.rng.randint(1, 300)}号",
+            approved_on=approved_on,
+            approved_by=approver,
+            notes="农用地转用和土地征收已批准，按规定补缴相关费用",
+        )
+
+    def confiscation(
+        self, penalty: PenaltyDetails, since: date | None = None
+    ) -> ConfiscationDetails:
+        """The confiscation the penalty decided, carried out (没收到位)."""
+        area = self.rng.randint(2, 40) * 50
+        return ConfiscationDetails(
+            decision_no=penalty.decision_no,
+            completed_on=self._later(since or penalty.decided_on, 10, 60),
+            property=f"在非法占用的土地上新建的建筑物和其他设施（建筑面积约{area}平方米）",
+            notes="已移交财政部门监管",
         )
 
     # --- helpers --------------------------------------------------------------------
@@ -311,6 +494,8 @@ _COUNTERS = {
     Step.restoration: "restorations",
     Step.revocation: "revocations",
     Step.closure: "closures",
+    Step.land_procedures: "land_procedures",
+    Step.confiscation: "confiscations",
 }
 
 
@@ -325,7 +510,11 @@ class DemoStats:
     restorations: int = 0
     revocations: int = 0
     closures: int = 0
+    land_procedures: int = 0
+    confiscations: int = 0
     clues: int = 0
+    measures_started: int = 0  # at filing, over every case
+    started_nothing: int = 0  # filings whose facts call for no measure at all
 
     def count(self, step: Step) -> None:
         """Count one recorded lifecycle step."""
@@ -348,7 +537,11 @@ class _Case:
 def _plan(
     gen: DemoGenerator, rng: random.Random, case: CaseDetails
 ) -> list[tuple[Step, BaseModel]]:
-    """The lifecycle a case will walk: dates chained, so each step follows the one before."""
+    """The lifecycle a case will walk: dates chained, so each step follows the one before.
+
+    A project or business premises sometimes obtains its land procedures (the case is
+    legalised, then closed); a penalty is sometimes carried out by confiscation, which
+    ends the case."""
     area = sum((p.area_mu for p in case.parcels), Decimal(0))
     steps: list[tuple[Step, BaseModel]] = []
     draw = rng.random()
@@ -363,11 +556,29 @@ def _plan(
     if draw >= 0.52:  # stays filed for now
         return steps
     penalty = gen.penalty(case.found_on, area)
-    steps.append((Step.penalty, penalty))
+    return [(Step.penalty, penalty), *_after_penalty(gen, rng, case, penalty)]
+
+
+def _after_penalty(
+    gen: DemoGenerator, rng: random.Random, case: CaseDetails, penalty: PenaltyDetails
+) -> list[tuple[Step, BaseModel]]:
+    facts = case.facts
+    may_legalise = facts.project is not None or (
+        facts.building_use is BuildingUse.business_premises
+    )
+    if may_legalise and rng.random() < 0.25:  # land procedures made good
+        procedures = gen.land_procedures(penalty.decided_on)
+        closure = gen.closure(procedures.approved_on, legalised=True)
+        return [(Step.land_procedures, procedures), (Step.closure, closure)]
+    if rng.random() < 0.1:  # the buildings confiscated (没收到位): the case ends
+        return [(Step.confiscation, gen.confiscation(penalty))]
     if rng.random() >= 0.8:
-        return steps
+        return []
     rectification = gen.rectification(penalty.decided_on)
-    steps.append((Step.rectification, rectification))
+    steps: list[tuple[Step, BaseModel]] = [(Step.rectification, rectification)]
+    if rectification.action == "confiscation" and rng.random() < 0.5:
+        confiscation = gen.confiscation(penalty, rectification.completed_on)
+        return [*steps, (Step.confiscation, confiscation)]
     if rng.random() < 0.15:  # a second round, e.g. demolition then restoration works
         rectification = gen.rectification(rectification.completed_on)
         steps.append((Step.rectification, rectification))
@@ -385,8 +596,28 @@ def _describe(step: Step, case_id: str, details: BaseModel) -> str:
         return f"rectified {case_id} {details.action}"
     if isinstance(details, RevocationDetails):
         return f"revoked {case_id} {details.court} {details.decision_no}"
+    if isinstance(details, LandProceduresDetails):
+        return f"legalised {case_id} {details.approved_by} {details.approval_no}"
+    if isinstance(details, ConfiscationDetails):
+        return f"confiscated {case_id} {details.decision_no}: the case ends"
     done = {Step.restoration: "restored", Step.closure: "closed"}
     return f"{done.get(step, str(step))} {case_id}"
+
+
+def describe_facts(case: CaseDetails) -> str:
+    """The case in a few words, as the feed prints it."""
+    facts = case.facts
+    found = [] if facts.building_use is BuildingUse.none else [str(facts.building_use)]
+    if facts.project is not None:
+        works = "works started" if facts.project.works_started else "works not started"
+        permit = ", permitted" if facts.project.construction_permit else ""
+        found.append(f"project ({works}{permit})")
+    if facts.non_compliant_farming:
+        found.append("non-compliant farming")
+    if facts.illegal_afforestation:
+        found.append("illegal afforestation")
+    classes = sorted({str(parcel.land_class) for parcel in case.parcels})
+    return f"{' + '.join(found) or 'no building'} on {', '.join(classes)}"
 
 
 class _Feed:
@@ -446,11 +677,17 @@ class _Feed:
         summary = await self.registry.file_case(details, f"{self.prefix}-{number}")
         self.stats.filed += 1
         self.stats.accountability += summary.accountability_started
+        self.stats.measures_started += len(summary.starts)
+        self.stats.started_nothing += not summary.starts
         subject = details.subject
         name = subject.name if subject.kind == "organization" else mask_name(subject.name)
         area = sum((p.area_mu for p in details.parcels), Decimal(0))
         flag = " (accountability)" if summary.accountability_started else ""
-        self.on_line(f"filed {summary.case_id} {details.township} {name} {area:.2f} mu{flag}")
+        started = f"starts {len(summary.starts)} measures" if summary.starts else "starts none"
+        self.on_line(
+            f"filed {summary.case_id} {details.township} {name} {area:.2f} mu{flag}: "
+            f"{describe_facts(details)}; {started}"
+        )
         if steps:
             self._later(_Case(number, summary.case_id, summary.status, deque(steps)))
 

@@ -12,25 +12,72 @@ import asyncpg
 from services.adapters.outbox import enqueue
 from services.adapters.postgres import TRANSIENT_ERRORS
 from services.errors import DatabaseError
-from services.feedback.domain import Requirement
+from services.feedback.domain import Requirement, in_order
 from services.feedback.handlers import CONSUMER
 from services.feedback.ports import FeedbackStore, FeedbackTransaction, Response, Waiting
 from services.outbox.ports import OutgoingEvent
 
-_REQUIRE = (
-    "INSERT INTO responses (case_id, department, measure, action, required_at, due_at, "
-    "required_by) {source} "
+# Whether the answer a row holds stays when its requirement is written: an answer that
+# came before any requirement, or one to this very requirement (it was read first).
+_KEPT = "(r.required_by IS NULL OR r.answers = excluded.required_by)"
+_RENEW = (
+    "required_at = excluded.required_at, due_at = excluded.due_at, "
+    "required_by = excluded.required_by, required_seq = excluded.required_seq, "
+    + ", ".join(
+        f"{column} = CASE WHEN {_KEPT} THEN r.{column} END"
+        for column in ("done_at", "done_by", "reference", "answers", "failed_at", "error")
+    )
+    + ", overdue_at = NULL"
+)
+_LIFTED_SINCE = (
+    "EXISTS (SELECT 1 FROM responses AS l WHERE l.case_id = {apply}.case_id "
+    "AND l.department = {apply}.department AND l.measure = {apply}.measure "
+    "AND l.action = 'lift' AND l.required_seq > {apply}.required_seq)"
+)
+# An apply is owed anew unless it is owed already and not lifted since (a measure in
+# force is not applied twice, so it is not answered twice either).
+_REQUIRE_APPLY = (
+    "INSERT INTO responses AS r (case_id, department, measure, action, required_at, due_at, "
+    "required_by, required_seq) "
+    "VALUES ($1, $2, $3, 'apply', $4, $5, $6, nextval('response_requirement_seq')) "
+    f"ON CONFLICT (case_id, department, measure, action) DO UPDATE SET {_RENEW} "
+    "WHERE r.required_seq IS NULL OR " + _LIFTED_SINCE.format(apply="r")
+)
+# A lift is owed only where this department was owed the apply and has not been asked to
+# lift it since: a measure never applied, or lifted already, has nothing to lift.
+_REQUIRE_LIFT = (
+    "INSERT INTO responses AS r (case_id, department, measure, action, required_at, due_at, "
+    "required_by, required_seq) "
+    "SELECT a.case_id, a.department, a.measure, 'lift', $4, $5, $6, "
+    "nextval('response_requirement_seq') FROM responses AS a "
+    "WHERE a.case_id = $1 AND a.department = $2 AND a.measure = $3 AND a.action = 'apply' "
+    "AND a.required_seq IS NOT NULL AND NOT " + _LIFTED_SINCE.format(apply="a") + " "
+    f"ON CONFLICT (case_id, department, measure, action) DO UPDATE SET {_RENEW}"
+)
+# An answer counts for the requirement it answers, or for one not read yet (the two
+# topics are read out of step); one answering a requirement since replaced is stale.
+_ANSWER_COUNTS = (
+    "(r.required_by IS NULL OR r.required_by = excluded.answers OR NOT EXISTS "
+    "(SELECT 1 FROM consumed_events AS c WHERE c.consumer = $9 AND c.event_id = excluded.answers))"
+)
+_ANSWER = (
+    "INSERT INTO responses AS r (case_id, department, measure, action, done_at, done_by, "
+    "reference, answers) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) "
     "ON CONFLICT (case_id, department, measure, action) DO UPDATE SET "
-    "required_at = coalesce(responses.required_at, excluded.required_at), "
-    "due_at = coalesce(responses.due_at, excluded.due_at), "
-    "required_by = coalesce(responses.required_by, excluded.required_by)"
+    "done_at = excluded.done_at, done_by = excluded.done_by, "
+    "reference = excluded.reference, answers = excluded.answers "
+    "WHERE (r.done_at IS NULL OR r.answers IS DISTINCT FROM excluded.answers) "
+    f"AND {_ANSWER_COUNTS}"
 )
-_REQUIRE_APPLY = _REQUIRE.format(source="VALUES ($1, $2, $3, 'apply', $4, $5, $6)")
-# A lift is owed only where the apply was owed: a measure never applied has nothing to lift.
-_REQUIRE_LIFT = _REQUIRE.format(
-    source="SELECT $1, $2, $3, 'lift', $4, $5, $6 WHERE EXISTS (SELECT 1 FROM responses "
-    "WHERE case_id = $1 AND department = $2 AND measure = $3 AND action = 'apply')"
+_FAILED = (
+    "INSERT INTO responses AS r (case_id, department, measure, action, failed_at, error, "
+    "answers) VALUES ($1, $2, $3, $4, $5, $6, $7) "
+    "ON CONFLICT (case_id, department, measure, action) DO UPDATE SET "
+    "failed_at = excluded.failed_at, error = excluded.error, answers = excluded.answers, "
+    "done_at = CASE WHEN r.answers = excluded.answers THEN r.done_at END "
+    "WHERE " + _ANSWER_COUNTS.replace("$9", "$8")
 )
+_STATEMENTS = {"apply": _REQUIRE_APPLY, "lift": _REQUIRE_LIFT}
 
 
 class PostgresFeedbackTransaction(FeedbackTransaction):
@@ -54,42 +101,57 @@ class PostgresFeedbackTransaction(FeedbackTransaction):
         consumed: Sequence[tuple[str, str]],
         outgoing: Sequence[OutgoingEvent],
     ) -> None:
-        for action, statement in (("apply", _REQUIRE_APPLY), ("lift", _REQUIRE_LIFT)):
-            rows = [
-                (r.case_id, r.department, r.measure, r.required_at, r.due_at, r.required_by)
-                for r in required
-                if r.action == action
-            ]
-            if rows:
-                await self.conn.executemany(statement, rows)
+        if consumed:  # first: an answer to a requirement read before is told by it
+            await self.conn.executemany(
+                "INSERT INTO consumed_events (consumer, event_id) VALUES ($1, $2) "
+                "ON CONFLICT DO NOTHING",
+                [(CONSUMER, event_id) for event_id, _ in consumed],
+            )
+        for wave in in_order(required):
+            for action, statement in _STATEMENTS.items():
+                rows = [
+                    (r.case_id, r.department, r.measure, r.required_at, r.due_at, r.required_by)
+                    for r in wave
+                    if r.action == action
+                ]
+                if rows:
+                    await self.conn.executemany(statement, rows)
         done = [r for r in responses if r.error is None]
         failed = [r for r in responses if r.error is not None]
         if done:
             await self.conn.executemany(
-                "INSERT INTO responses (case_id, department, measure, action, done_at, done_by, "
-                "reference) VALUES ($1, $2, $3, $4, $5, $6, $7) "
-                "ON CONFLICT (case_id, department, measure, action) DO UPDATE SET "
-                "done_at = coalesce(responses.done_at, excluded.done_at), "
-                "done_by = coalesce(responses.done_by, excluded.done_by), "
-                "reference = coalesce(responses.reference, excluded.reference)",
+                _ANSWER,
                 [
-                    (r.case_id, r.department, r.measure, r.action, r.at, r.event_id, r.reference)
+                    (
+                        r.case_id,
+                        r.department,
+                        r.measure,
+                        r.action,
+                        r.at,
+                        r.event_id,
+                        r.reference,
+                        r.answers,
+                        CONSUMER,
+                    )
                     for r in done
                 ],
             )
         if failed:
             await self.conn.executemany(
-                "INSERT INTO responses (case_id, department, measure, action, failed_at, error) "
-                "VALUES ($1, $2, $3, $4, $5, $6) "
-                "ON CONFLICT (case_id, department, measure, action) DO UPDATE SET "
-                "failed_at = excluded.failed_at, error = excluded.error",
-                [(r.case_id, r.department, r.measure, r.action, r.at, r.error) for r in failed],
-            )
-        if consumed:
-            await self.conn.executemany(
-                "INSERT INTO consumed_events (consumer, event_id) VALUES ($1, $2) "
-                "ON CONFLICT DO NOTHING",
-                [(CONSUMER, event_id) for event_id, _ in consumed],
+                _FAILED,
+                [
+                    (
+                        r.case_id,
+                        r.department,
+                        r.measure,
+                        r.action,
+                        r.at,
+                        r.error,
+                        r.answers,
+                        CONSUMER,
+                    )
+                    for r in failed
+                ],
             )
         if outgoing:
             await enqueue(self.conn, "public", outgoing)
@@ -100,7 +162,7 @@ class PostgresFeedbackTransaction(FeedbackTransaction):
             "(SELECT case_id, department, measure, action FROM responses "
             " WHERE done_at IS NULL AND overdue_at IS NULL AND due_at < $1 "
             " ORDER BY due_at LIMIT $2 FOR UPDATE SKIP LOCKED) "
-            "RETURNING case_id, department, measure, action, required_at, due_at",
+            "RETURNING case_id, department, measure, action, required_at, due_at, required_by",
             now,
             limit,
         )

@@ -29,7 +29,7 @@ from services.registry.ports import (
 _CASE_COLUMNS = (
     "case_id, township, status, subject_kind, subject_id, subject_name, parcels, "
     "basic_farmland_mu, cultivated_mu, violation_kind, source, found_on, clue_id, "
-    "accountability_started_at, filed_at, updated_at"
+    "accountability_started_at, facts, filed_at, updated_at"
 )
 
 
@@ -47,6 +47,7 @@ def _case(row: asyncpg.Record) -> CaseRow:
         found_on=row["found_on"],
         clue_id=row["clue_id"],
         accountability_started_at=row["accountability_started_at"],
+        facts=row["facts"],
         filed_at=row["filed_at"],
         updated_at=row["updated_at"],
     )
@@ -114,8 +115,8 @@ class PostgresTransaction(RegistryTransaction):
         await self.conn.execute(
             "INSERT INTO cases (case_id, township, status, subject_kind, subject_id, "
             "subject_name, parcels, basic_farmland_mu, cultivated_mu, violation_kind, source, "
-            "found_on, clue_id, accountability_started_at) "
-            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+            "found_on, clue_id, accountability_started_at, facts) "
+            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
             case.case_id,
             case.township,
             case.status.value,
@@ -130,6 +131,7 @@ class PostgresTransaction(RegistryTransaction):
             case.found_on,
             case.clue_id,
             case.accountability_started_at,
+            case.facts,
         )
 
     async def case_for_update(self, case_id: str) -> CaseRow | None:
@@ -141,7 +143,7 @@ class PostgresTransaction(RegistryTransaction):
     async def update_case(self, case: CaseRow) -> None:
         await self.conn.execute(
             "UPDATE cases SET status = $2, parcels = $3, basic_farmland_mu = $4, "
-            "cultivated_mu = $5, accountability_started_at = $6, updated_at = now() "
+            "cultivated_mu = $5, accountability_started_at = $6, facts = $7, updated_at = now() "
             "WHERE case_id = $1",
             case.case_id,
             case.status.value,
@@ -149,6 +151,7 @@ class PostgresTransaction(RegistryTransaction):
             case.basic_farmland_mu,
             case.cultivated_mu,
             case.accountability_started_at,
+            case.facts,
         )
 
     async def append_record(

@@ -27,7 +27,9 @@ from events.models import (
     CaseDetails,
     ClosureDetails,
     ClueDetails,
+    ConfiscationDetails,
     CorrectionDetails,
+    LandProceduresDetails,
     PenaltyDetails,
     RectificationDetails,
     RevocationDetails,
@@ -124,10 +126,12 @@ def _error(status: int, message: str, errors: list[FieldError] | None = None) ->
     return JSONResponse(status_code=status, content=body.model_dump())
 
 
-async def _observed_check(central: CentralChecks, measure: str, subject: str) -> CheckAnswer:
+async def _observed_check(
+    central: CentralChecks, measure: str, subject: str, site: str | None
+) -> CheckAnswer:
     began = time.perf_counter()
     try:
-        answer = await central.check(measure, subject)
+        answer = await central.check(measure, subject, site)
     except InvalidInput:
         CHECK_REQUESTS.labels("registry", "refused").inc()
         raise
@@ -355,6 +359,24 @@ def create_app(
     ) -> CaseSummary:
         return await reg(request).record_step(case_id, Step.correction, details, key)
 
+    @app.post(
+        "/v1/cases/{case_id}/land-procedures", response_model=CaseSummary, responses=ON_A_CASE
+    )
+    async def obtain_land_procedures(
+        request: Request, case_id: str, details: LandProceduresDetails, key: IdempotencyKey = None
+    ) -> CaseSummary:
+        """Lawful land procedures obtained (补办合法用地手续): the case is legalised, and the
+        measures that hold only until then are lifted."""
+        return await reg(request).record_step(case_id, Step.land_procedures, details, key)
+
+    @app.post("/v1/cases/{case_id}/confiscation", response_model=CaseSummary, responses=ON_A_CASE)
+    async def complete_confiscation(
+        request: Request, case_id: str, details: ConfiscationDetails, key: IdempotencyKey = None
+    ) -> CaseSummary:
+        """Confiscation completed (没收到位): it ends the case, lifts its blocks and starts
+        finance's supervision of the confiscated property."""
+        return await reg(request).record_step(case_id, Step.confiscation, details, key)
+
     @app.get("/v1/cases/{case_id}", response_model=CaseView, responses=NOT_FOUND)
     async def get_case(request: Request, case_id: str) -> CaseView:
         return await reg(request).get_case(case_id)
@@ -379,11 +401,28 @@ def create_app(
     async def department_blocks(
         request: Request,
         code: str,
+        *,
         subject: Annotated[str | None, Query(description="Only this subject's blocks")] = None,
+        site: Annotated[
+            str | None,
+            Query(
+                description="Only blocks held against this site: unit code, parcel code or "
+                "location text, as recorded"
+            ),
+        ] = None,
+        project: Annotated[
+            str | None, Query(description="Only blocks held against this project (its code)")
+        ] = None,
         include_lifted: bool = False,
     ) -> BlockList:
         reads: DepartmentQueries = request.app.state.queries
-        blocks = await reads.blocks(code, subject_id=subject, active_only=not include_lifted)
+        blocks = await reads.blocks(
+            code,
+            subject_id=subject,
+            active_only=not include_lifted,
+            site=site,
+            project=project,
+        )
         return BlockList(blocks=blocks)
 
     @app.get("/v1/checks", response_model=CheckAnswer)
@@ -391,9 +430,18 @@ def create_app(
         request: Request,
         subject: Annotated[str, Query(description="USCC or resident ID number, as presented")],
         measure: Annotated[str, Query(description="A measure code, e.g. refuse_power_supply")],
+        site: Annotated[
+            str | None,
+            Query(
+                description="Where the service is asked for: a real-estate unit code, a parcel "
+                "code or the address. Required for a measure held against a site (water, "
+                "power, gas); ignored for one held against the subject (loans)."
+            ),
+        ] = None,
     ) -> CheckAnswer:
-        """Whether a subject is blocked under a measure, for those without a local replica."""
-        return await _observed_check(request.app.state.checks, measure, subject)
+        """Whether a subject is blocked under a measure (at a site, for a site-held measure),
+        for those without a local replica."""
+        return await _observed_check(request.app.state.checks, measure, subject, site)
 
     @app.get(
         "/healthz",

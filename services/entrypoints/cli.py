@@ -102,7 +102,10 @@ def file_case(body: JsonInput, idempotency_key: str | None = None) -> None:
 def record_step(
     case_id: str, step: Step, body: JsonInput, idempotency_key: str | None = None
 ) -> None:
-    """Record a step on a case (the body of POST /v1/cases/{case_id}/{step})."""
+    """Record a step on a case (the body of POST /v1/cases/{case_id}/{step}; the step
+    land_procedures is POST .../land-procedures): penalty, rectification, revocation,
+    closure, correction, land_procedures (lawful land procedures obtained) or
+    confiscation (没收到位, which ends the case)."""
     if step not in STEP_EVENTS:
         raise InvalidInput("step", f"{step} needs both bodies' sign-offs: `redline case sign-off`")
     details = _parse(STEP_EVENTS[step][0], body)
@@ -227,15 +230,30 @@ def list_departments() -> None:
 def department_blocks(
     code: str,
     subject: Annotated[str | None, typer.Option(help="Only this subject's blocks.")] = None,
+    site: Annotated[
+        str | None,
+        typer.Option(
+            help="Only blocks held against this site: unit code, parcel code or location."
+        ),
+    ] = None,
+    project: Annotated[
+        str | None, typer.Option(help="Only blocks held against this project (its code).")
+    ] = None,
     include_lifted: Annotated[bool, typer.Option(help="Show lifted blocks too.")] = False,
 ) -> None:
-    """A department's blocks: measure, case, legal basis, since when."""
+    """A department's blocks: measure, case, what it is held against and why, since when."""
     load_catalogue().department(code)
 
     async def run() -> list[BlockView]:
         settings = load_running_settings()
         async with department_queries(settings) as queries:
-            return await queries.blocks(code, subject_id=subject, active_only=not include_lifted)
+            return await queries.blocks(
+                code,
+                subject_id=subject,
+                active_only=not include_lifted,
+                site=site,
+                project=project,
+            )
 
     typer.echo(BlockList(blocks=asyncio.run(run())).model_dump_json(indent=2))
 

@@ -1,11 +1,18 @@
 """Pure: what a violation event requires of every department, and by when.
 
-The same rules table the enforcers run (services.departments.domain) decides it, so the
-tracker and the departments cannot disagree about what is owed.
+The registry decided each case's measures and wrote the decisions into its events; the
+same rules table the enforcers run (services.departments.domain) reads them, so the
+tracker and the departments cannot disagree about what is owed:
+- a measure an event `starts`: every department owning it owes an apply;
+- a measure a correction `ends`: each owner owes a lift;
+- an end condition (restoration, revocation, land procedures, confiscation): a lift is
+  owed only where the apply was owed and not lifted since. Only the store knows that, so
+  these requirements are candidates it keeps or drops (FeedbackTransaction.record).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
@@ -19,6 +26,9 @@ Action = Literal["apply", "lift"]
 
 @dataclass(frozen=True)
 class Requirement:
+    """One department owes one answer on a case. A lift is kept only where the same
+    department was owed the apply of that measure and has not been asked to lift it since."""
+
     case_id: str
     department: str
     measure: str
@@ -27,10 +37,16 @@ class Requirement:
     due_at: datetime
     required_by: str
 
+    @property
+    def key(self) -> tuple[str, str, str, Action]:
+        return (self.case_id, self.department, self.measure, self.action)
+
 
 def requirements(
     catalogue: Catalogue, payload: Payload, at: datetime, event_id: str
 ) -> list[Requirement]:
+    """Lifts before applies, as the departments act: a measure that a correction moves
+    to another site ends there before it starts at the new one."""
     case_id = getattr(payload, "case_id", None)
     if not isinstance(case_id, str):
         return []
@@ -49,4 +65,23 @@ def requirements(
                     required_by=event_id,
                 )
             )
-    return owed
+    return sorted(owed, key=lambda r: r.action != "lift")  # stable: lifts first
+
+
+def in_order(required: Iterable[Requirement]) -> list[Sequence[Requirement]]:
+    """Requirements in waves the store can write a wave at a time, keeping each case's
+    order: a case's requirement moves to a later wave whenever its action changes (an
+    apply after a lift is a new cycle; a lift after an apply may lift it). A key that
+    repeats within a wave keeps its first requirement (say, a correction's lift and a
+    restoration's in one batch): the later one would find it already owed."""
+    waves: list[dict[tuple[str, str, str, Action], Requirement]] = []
+    position: dict[str, tuple[int, Action]] = {}  # case -> (wave, its action there)
+    for requirement in required:
+        wave, action = position.get(requirement.case_id, (0, requirement.action))
+        if action != requirement.action:
+            wave += 1
+        position[requirement.case_id] = (wave, requirement.action)
+        while len(waves) <= wave:
+            waves.append({})
+        waves[wave].setdefault(requirement.key, requirement)
+    return [list(wave.values()) for wave in waves]

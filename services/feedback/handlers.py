@@ -63,6 +63,7 @@ class Tracker:
                             "apply",
                             payload.applied_at,
                             envelope.id,
+                            answers=payload.caused_by,
                             reference=payload.reference,
                         )
                     )
@@ -75,6 +76,7 @@ class Tracker:
                             "lift",
                             payload.lifted_at,
                             envelope.id,
+                            answers=payload.caused_by,
                         )
                     )
                 elif isinstance(payload, MeasureFailed):
@@ -86,6 +88,7 @@ class Tracker:
                             "apply",
                             envelope.time,
                             envelope.id,
+                            answers=payload.caused_by,
                             error=payload.error,
                         )
                     )
@@ -116,7 +119,11 @@ class Tracker:
                         ),
                         topic=ACKNOWLEDGEMENTS.name,
                         key=w.case_id,
-                        identity=f"overdue:{w.case_id}:{w.department}:{w.measure}:{w.action}",
+                        # A measure lifted and owed again is another answer, another notice.
+                        identity=(
+                            f"overdue:{w.case_id}:{w.department}:{w.measure}:{w.action}:"
+                            f"{w.required_by}"
+                        ),
                     )
                     for w in overdue
                 ]

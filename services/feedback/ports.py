@@ -14,7 +14,8 @@ from services.outbox.ports import OutgoingEvent
 
 @dataclass(frozen=True)
 class Response:
-    """A department's answer: done (applied or lifted) or failed, with its reference."""
+    """A department's answer: done (applied or lifted) or failed, with its reference;
+    `answers` is the event that asked for it (the acknowledgement's caused_by)."""
 
     case_id: str
     department: str
@@ -22,6 +23,7 @@ class Response:
     action: Action
     at: datetime
     event_id: str
+    answers: str | None = None
     reference: str | None = None
     error: str | None = None
 
@@ -34,6 +36,7 @@ class Waiting:
     action: Action
     required_at: datetime
     due_at: datetime
+    required_by: str
 
 
 class FeedbackTransaction(abc.ABC):
@@ -49,7 +52,14 @@ class FeedbackTransaction(abc.ABC):
         consumed: Sequence[tuple[str, str]],
         outgoing: Sequence[OutgoingEvent],
     ) -> None:
-        """Requirements (a lift only where its apply was required), answers, consumed ids."""
+        """Requirements, answers and consumed ids, in one transaction.
+
+        Requirements are written in order (domain.in_order): an apply of a measure lifted
+        since it was last owed opens a new cycle (owed again, the old answer cleared
+        unless this answer came first); a lift is kept only where its department was
+        owed the apply and not asked to lift it since. An answer counts for the
+        requirement it answers, or one not yet read; one answering a requirement since
+        replaced is stale and dropped."""
 
     @abc.abstractmethod
     async def claim_overdue(self, now: datetime, limit: int) -> list[Waiting]:

@@ -6,13 +6,15 @@ No I/O here; the handlers call these before anything is written.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import date
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
+from typing import Any, Protocol
 
-from events.models import Parcel, basic_farmland_mu, cultivated_mu
+from events.catalogue import Catalogue, LiftTrigger, Stage
+from events.models import LiftReason, MeasureDecision, Parcel, basic_farmland_mu, cultivated_mu
 from services.access import Role
 from services.errors import InvalidInput, RedlineError
 
@@ -23,6 +25,8 @@ class CaseStatus(StrEnum):
     rectified = "rectified"
     restored = "restored"
     revoked = "revoked"
+    legalised = "legalised"  # lawful land procedures obtained (补办合法用地手续)
+    confiscated = "confiscated"  # 没收到位: the case ends with the confiscation
     closed = "closed"
 
 
@@ -35,9 +39,13 @@ class Step(StrEnum):
     revocation = "revocation"
     closure = "closure"
     correction = "correction"
+    land_procedures = "land_procedures"
+    confiscation = "confiscation"
 
 
+# Open cases take corrections; a legalised, restored, revoked or ended case does not.
 _OPEN = frozenset({CaseStatus.filed, CaseStatus.penalty_decided, CaseStatus.rectified})
+_PENALISED = frozenset({CaseStatus.penalty_decided, CaseStatus.rectified})
 
 # For each step: the states it may be recorded in, and the state it leads to.
 TRANSITIONS: dict[Step, tuple[frozenset[CaseStatus], CaseStatus | None]] = {
@@ -48,8 +56,14 @@ TRANSITIONS: dict[Step, tuple[frozenset[CaseStatus], CaseStatus | None]] = {
     ),
     Step.restoration: (frozenset({CaseStatus.rectified}), CaseStatus.restored),
     Step.revocation: (_OPEN, CaseStatus.revoked),
-    Step.closure: (frozenset({CaseStatus.restored, CaseStatus.revoked}), CaseStatus.closed),
+    Step.closure: (
+        frozenset({CaseStatus.restored, CaseStatus.revoked, CaseStatus.legalised}),
+        CaseStatus.closed,
+    ),
     Step.correction: (_OPEN, None),  # a correction keeps the status
+    Step.land_procedures: (_OPEN, CaseStatus.legalised),
+    # Confiscation carries out a penalty decision, and ends the case: nothing follows it.
+    Step.confiscation: (_PENALISED, CaseStatus.confiscated),
 }
 
 
@@ -71,6 +85,25 @@ def next_status(current: CaseStatus, step: Step) -> CaseStatus:
     if current not in allowed:
         raise IllegalTransition(current, step)
     return current if target is None else target
+
+
+# The stage whose measures a step starts (filing and accountability start theirs too, but
+# are not steps an officer records on a filed case).
+STARTED_BY_STEP: dict[Step, Stage] = {
+    Step.penalty: Stage.penalty,
+    Step.confiscation: Stage.confiscation,
+}
+
+
+def stages_reached(status: CaseStatus, accountability_started: bool) -> tuple[Stage, ...]:
+    """The stages whose measures a correction of a case in `status` decides again: filing
+    always, the penalty's once decided, accountability's once it has started."""
+    reached = [Stage.filing]
+    if status in _PENALISED:
+        reached.append(Stage.penalty)
+    if accountability_started:
+        reached.append(Stage.accountability)
+    return tuple(reached)
 
 
 class SigningBody(StrEnum):
@@ -200,3 +233,87 @@ def check_accountability(parcels: Sequence[Parcel]) -> AccountabilityCheck:
     return AccountabilityCheck(
         basic_farmland_mu=basic_farmland_mu(parcels), cultivated_mu=cultivated_mu(parcels)
     )
+
+
+# --- the measures a case's records started and ended ---------------------------------
+
+# The end condition each step records: it lifts every measure its trigger is listed for.
+LIFTING_STEPS: dict[str, tuple[LiftTrigger, LiftReason]] = {
+    Step.restoration.value: (LiftTrigger.restoration_verified, "restoration_verified"),
+    Step.revocation.value: (LiftTrigger.revoked, "revoked"),
+    Step.land_procedures.value: (LiftTrigger.land_procedures_obtained, "land_procedures_obtained"),
+    Step.confiscation.value: (LiftTrigger.confiscation_completed, "confiscation_completed"),
+}
+CORRECTED: LiftReason = "corrected"
+
+
+class Recorded(Protocol):
+    """What the measures' history needs of one case record (ports.CaseRecord)."""
+
+    @property
+    def step(self) -> str: ...
+
+    @property
+    def event_id(self) -> str: ...
+
+    @property
+    def recorded_at(self) -> datetime: ...
+
+    @property
+    def data(self) -> Mapping[str, Any]: ...
+
+
+@dataclass(frozen=True)
+class MeasureSpell:
+    """One measure from the record that started it to the one that ended it, if any; a
+    measure a correction ends and another starts again has two spells."""
+
+    decision: MeasureDecision
+    started_by: str  # the step, e.g. filing, penalty, accountability, correction
+    started_event: str
+    started_at: datetime
+    ended_by: LiftReason | None = None
+    ended_event: str | None = None
+    ended_at: datetime | None = None
+
+
+def measure_history(catalogue: Catalogue, records: Iterable[Recorded]) -> list[MeasureSpell]:
+    """Replay a case's records in order: each record's lifts first (a correction's
+    `ends`, or every measure its step's end condition lifts), then its `starts` — the
+    order the departments apply them in."""
+    measures = catalogue.measures()
+    spells: list[MeasureSpell] = []
+    open_at: dict[str, int] = {}  # measure code -> index of its spell in force
+
+    def end(code: str, reason: LiftReason, record: Recorded) -> None:
+        index = open_at.pop(code)
+        spells[index] = replace(
+            spells[index],
+            ended_by=reason,
+            ended_event=record.event_id,
+            ended_at=record.recorded_at,
+        )
+
+    for record in records:
+        lifting = LIFTING_STEPS.get(record.step)
+        if lifting is not None:
+            trigger, reason = lifting
+            for code in [c for c in open_at if c in measures and trigger in measures[c].lifted_by]:
+                end(code, reason, record)
+        for code in record.data.get("ends") or ():
+            if code in open_at:
+                end(code, CORRECTED, record)
+        for raw in record.data.get("starts") or ():
+            decision = MeasureDecision.model_validate(raw)
+            if decision.measure in open_at:  # started twice without an end: keep the first
+                continue
+            open_at[decision.measure] = len(spells)
+            spells.append(
+                MeasureSpell(
+                    decision=decision,
+                    started_by=record.step,
+                    started_event=record.event_id,
+                    started_at=record.recorded_at,
+                )
+            )
+    return spells

@@ -20,18 +20,28 @@ import yaml
 from pydantic import BaseModel, ConfigDict
 
 from events.authorities import NATURAL_RESOURCES
+from events.catalogue import Catalogue, Fact, Stage, Target
 from events.codec import encode_signed
+from events.decisions import UNRECORDED_FACTS, correct, decide
+from events.land import LandClass
 from events.models import (
     AccountabilityTriggered,
     CaseClosed,
     CaseCorrected,
     CaseDetails,
+    CaseFacts,
     CaseFiled,
     CaseRevoked,
     ClosureDetails,
     ClueDetails,
     ClueReported,
+    ConfiscationCompleted,
+    ConfiscationDetails,
     CorrectionDetails,
+    LandProceduresDetails,
+    LandProceduresObtained,
+    LiftReason,
+    MeasureDecision,
     Parcel,
     Payload,
     PenaltyDecided,
@@ -47,15 +57,19 @@ from services.access import Principal
 from services.errors import ConfigError, InvalidInput, RedlineError
 from services.outbox.ports import OutgoingEvent
 from services.registry.domain import (
+    STARTED_BY_STEP,
     AccountabilityCheck,
     CaseStatus,
+    MeasureSpell,
     SigningBody,
     SignOff,
     Step,
     check_accountability,
+    measure_history,
     next_status,
     sign_off_restoration,
     signing_body,
+    stages_reached,
 )
 from services.registry.ports import (
     CaseRecord,
@@ -95,16 +109,21 @@ STEP_EVENTS: dict[Step, tuple[type[BaseModel], type[Payload]]] = {
     Step.revocation: (RevocationDetails, CaseRevoked),
     Step.closure: (ClosureDetails, CaseClosed),
     Step.correction: (CorrectionDetails, CaseCorrected),
+    Step.land_procedures: (LandProceduresDetails, LandProceduresObtained),
+    Step.confiscation: (ConfiscationDetails, ConfiscationCompleted),
 }
 
 
 class CaseSummary(BaseModel):
-    """What a command on a case answers."""
+    """What a command on a case answers: with the measures its events start, and why,
+    and the measures a correction ends because the corrected facts no longer meet them."""
 
     case_id: str
     status: CaseStatus
     accountability_started: bool
     event_ids: list[str]
+    starts: list[MeasureDecision] = []
+    ends: list[str] = []
 
 
 class SignOffDetails(BaseModel):
@@ -133,12 +152,33 @@ class ClueSummary(BaseModel):
     event_id: str
 
 
+class MeasureView(BaseModel):
+    """A measure the case's records started: on what grounds, and what ended it."""
+
+    measure: str
+    name_zh: str
+    departments: list[str]
+    target: Target
+    in_force: bool
+    rule: str
+    land: list[LandClass]
+    facts: list[Fact]
+    legal_basis: str
+    started_by: str
+    started_event: str
+    started_at: datetime
+    ended_by: LiftReason | None
+    ended_event: str | None
+    ended_at: datetime | None
+
+
 class CaseView(BaseModel):
     case_id: str
     township: str
     status: CaseStatus
     subject: dict[str, str]
     parcels: list[Parcel]
+    facts: CaseFacts | None
     basic_farmland_mu: Decimal
     cultivated_mu: Decimal
     violation_kind: str
@@ -149,6 +189,7 @@ class CaseView(BaseModel):
     filed_at: datetime | None
     updated_at: datetime | None
     records: list[dict[str, Any]]
+    measures: list[MeasureView] = []
     responses: list[ResponseView] = []
     restoration_sign_offs: list[SignOffView] = []
 
@@ -211,12 +252,20 @@ class Registry:
         townships: Mapping[str, Township],
         clock: Callable[[], datetime],
         timezone: ZoneInfo,
+        *,
+        catalogue: Catalogue,
     ) -> None:
         self.store = store
         self.signer = signer
         self.townships = townships
         self.clock = clock
         self.timezone = timezone
+        self.catalogue = catalogue
+        self._measures = catalogue.measures()
+        self._owners: dict[str, list[str]] = {}
+        for department in catalogue.departments:
+            for measure in department.measures:
+                self._owners.setdefault(measure.code, []).append(department.code)
 
     # --- commands ---------------------------------------------------------------------
 
@@ -247,7 +296,8 @@ class Registry:
             case_id = await tx.next_case_id(self._today().year)
             if details.clue_id is not None and not await tx.take_clue(details.clue_id, case_id):
                 raise InvalidInput("clue_id", f"no unused clue {details.clue_id!r}")
-            filed = CaseFiled(case_id=case_id, **details.model_dump())
+            starts = decide(self.catalogue, [Stage.filing], details.parcels, details.facts)
+            filed = CaseFiled(case_id=case_id, starts=starts, **details.model_dump())
             check = check_accountability(filed.parcels)
             now = self.clock()
             row = CaseRow(
@@ -263,16 +313,20 @@ class Registry:
                 found_on=filed.found_on,
                 clue_id=filed.clue_id,
                 accountability_started_at=now if check.due else None,
+                facts=filed.facts.model_dump(mode="json"),
             )
             await tx.insert_case(row)
             event_ids = [await self._announce(tx, case_id, "filing", filed)]
             if check.due:
-                event_ids.append(await self._announce_accountability(tx, row, check))
+                triggered = self._accountability(row, check)
+                starts = [*starts, *triggered.starts]
+                event_ids.append(await self._announce(tx, case_id, "accountability", triggered))
             return CaseSummary(
                 case_id=case_id,
                 status=CaseStatus.filed,
                 accountability_started=check.due,
                 event_ids=event_ids,
+                starts=starts,
             ).model_dump(mode="json")
 
         body = await self._once("file_case", details, idempotency_key, write)
@@ -293,33 +347,47 @@ class Registry:
             if case is None:
                 raise NotFound(f"no case {case_id!r}")
             status = next_status(case.status, step)
-            payload = event_model.model_validate({"case_id": case_id, **details.model_dump()})
+            fields: dict[str, Any] = {"case_id": case_id, **details.model_dump()}
             updated = replace(case, status=status)
             starts_accountability: AccountabilityCheck | None = None
-            if isinstance(payload, CaseCorrected):
-                check = check_accountability(payload.parcels)
+            if isinstance(details, CorrectionDetails):
+                before = (_parcels(case), _facts(case))
+                facts = details.facts if details.facts is not None else before[1]
+                after = (details.parcels, facts)
+                reached = stages_reached(case.status, case.accountability_started_at is not None)
+                change = correct(self.catalogue, reached, before, after)
+                fields.update(starts=change.starts, ends=change.ends)
+                check = check_accountability(details.parcels)
                 if check.due and case.accountability_started_at is None:
                     starts_accountability = check
                 updated = replace(
                     updated,
-                    parcels=[parcel.model_dump(mode="json") for parcel in payload.parcels],
+                    parcels=[parcel.model_dump(mode="json") for parcel in details.parcels],
+                    facts=case.facts if details.facts is None else facts.model_dump(mode="json"),
                     basic_farmland_mu=check.basic_farmland_mu,
                     cultivated_mu=check.cultivated_mu,
                     accountability_started_at=(
                         self.clock() if starts_accountability else case.accountability_started_at
                     ),
                 )
+            elif step in STARTED_BY_STEP:
+                stage = STARTED_BY_STEP[step]
+                fields["starts"] = decide(self.catalogue, [stage], _parcels(case), _facts(case))
+            payload = event_model.model_validate(fields)
             await tx.update_case(updated)
+            starts: list[MeasureDecision] = list(fields.get("starts", []))
             event_ids = [await self._announce(tx, case_id, step.value, payload)]
             if starts_accountability is not None:
-                event_ids.append(
-                    await self._announce_accountability(tx, updated, starts_accountability)
-                )
+                triggered = self._accountability(updated, starts_accountability)
+                starts.extend(triggered.starts)
+                event_ids.append(await self._announce(tx, case_id, "accountability", triggered))
             return CaseSummary(
                 case_id=case_id,
                 status=status,
                 accountability_started=updated.accountability_started_at is not None,
                 event_ids=event_ids,
+                starts=starts,
+                ends=list(fields.get("ends", [])),
             ).model_dump(mode="json")
 
         body = await self._once(f"{step}:{case_id}", details, idempotency_key, write)
@@ -379,8 +447,9 @@ class Registry:
         now = self.clock()
         answers = [_response(row, now) for row in await self.store.responses(case_id)]
         signed = [_sign_off_view(s) for s in await self.store.restoration_sign_offs(case_id)]
+        measures = [self._measure_view(s) for s in measure_history(self.catalogue, found[1])]
         return _view(*found).model_copy(
-            update={"responses": answers, "restoration_sign_offs": signed}
+            update={"measures": measures, "responses": answers, "restoration_sign_offs": signed}
         )
 
     async def list_cases(
@@ -400,6 +469,27 @@ class Registry:
         return CasePage(cases=views, next_after=rows[-1].case_id if len(rows) == limit else None)
 
     # --- helpers ----------------------------------------------------------------------
+
+    def _measure_view(self, spell: MeasureSpell) -> MeasureView:
+        decision = spell.decision
+        measure = self._measures.get(decision.measure)
+        return MeasureView(
+            measure=decision.measure,
+            name_zh=measure.name_zh if measure else decision.measure,
+            departments=self._owners.get(decision.measure, []),
+            target=decision.target,
+            in_force=spell.ended_by is None,
+            rule=decision.rule,
+            land=list(decision.land),
+            facts=list(decision.facts),
+            legal_basis=measure.legal_basis if measure else "",
+            started_by=spell.started_by,
+            started_event=spell.started_event,
+            started_at=spell.started_at,
+            ended_by=spell.ended_by,
+            ended_event=spell.ended_event,
+            ended_at=spell.ended_at,
+        )
 
     async def _once(
         self,
@@ -441,17 +531,16 @@ class Registry:
         await tx.enqueue(event)
         return event.event_id
 
-    async def _announce_accountability(
-        self, tx: RegistryTransaction, case: CaseRow, check: AccountabilityCheck
-    ) -> str:
-        payload = AccountabilityTriggered(
+    def _accountability(self, case: CaseRow, check: AccountabilityCheck) -> AccountabilityTriggered:
+        """Seed §四(五), with the accountability measures the case's facts start."""
+        return AccountabilityTriggered(
             case_id=case.case_id,
             township=case.township,
             basic_farmland_mu=check.basic_farmland_mu,
             cultivated_mu=check.cultivated_mu,
             rule=check.rule,
+            starts=decide(self.catalogue, [Stage.accountability], _parcels(case), _facts(case)),
         )
-        return await self._announce(tx, case.case_id, "accountability", payload)
 
     def _today(self) -> date:
         return self.clock().astimezone(self.timezone).date()
@@ -484,6 +573,15 @@ def _check_text(value: object, field: str) -> None:
         _check_text(item, f"{field}.{key}" if field else str(key))
 
 
+def _parcels(case: CaseRow) -> list[Parcel]:
+    return [Parcel.model_validate(parcel) for parcel in case.parcels]
+
+
+def _facts(case: CaseRow) -> CaseFacts:
+    """The stored facts; a case filed before facts were recorded is decided on none."""
+    return UNRECORDED_FACTS if case.facts is None else CaseFacts.model_validate(case.facts)
+
+
 def _sign_off_view(sign_off: SignOff) -> SignOffView:
     return SignOffView(
         body=sign_off.body, officer=sign_off.officer, verified_on=sign_off.verified_on
@@ -496,7 +594,8 @@ def _view(row: CaseRow, records: list[CaseRecord]) -> CaseView:
         township=row.township,
         status=row.status,
         subject=row.subject,
-        parcels=[Parcel.model_validate(parcel) for parcel in row.parcels],
+        parcels=_parcels(row),
+        facts=None if row.facts is None else CaseFacts.model_validate(row.facts),
         basic_farmland_mu=row.basic_farmland_mu,
         cultivated_mu=row.cultivated_mu,
         violation_kind=row.violation_kind,

@@ -30,6 +30,7 @@ class CaseRow:
     found_on: Any
     clue_id: str | None
     accountability_started_at: datetime | None
+    facts: dict[str, Any] | None = None  # CaseFacts as JSON; None for a case filed before them
     filed_at: datetime | None = None
     updated_at: datetime | None = None
 

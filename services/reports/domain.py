@@ -28,8 +28,11 @@ from services.registry.domain import BASIC_FARMLAND_THRESHOLD_MU, CULTIVATED_THR
 DEFAULT_OPEN_BOUND_DAYS = 90
 MAX_OPEN_BOUND_DAYS = 3650
 EARLIEST_YEAR = 2000
-# Steps after which a case is no longer open (restored, revoked, or closed after either).
-ENDING_STEPS = frozenset({"restoration", "revocation", "closure"})
+# Steps after which a case is no longer open: restored, revoked, legalised (land procedures
+# obtained), confiscated (没收到位 ends the case), or closed after any of them.
+ENDING_STEPS = frozenset(
+    {"restoration", "revocation", "land_procedures", "confiscation", "closure"}
+)
 
 
 # --- periods ------------------------------------------------------------------------

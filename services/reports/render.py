@@ -62,6 +62,9 @@ STATUS_LABELS = {
     "penalty_decided": "已作出处罚决定",
     "rectified": "已整改",
     "restored": "已复耕验收",
+    "revoked": "已撤销",
+    "legalised": "已补办用地手续",
+    "confiscated": "已没收到位",
     "closed": "已结案",
 }
 PALETTE = ("#2f6f4e", "#8cbf6a", "#c9a227", "#8a6d3b", "#a0a0a0", "#4a7fb5", "#b5524a", "#7a5195")

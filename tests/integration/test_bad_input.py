@@ -16,6 +16,8 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from events.authorities import NATURAL_RESOURCES, demo_subscriber
+from events.catalogue import Stage, load_catalogue
+from events.decisions import decide
 from events.envelope import MAX_EVENT_BYTES, Envelope, encode, schema_uri
 from events.models import CaseDetails, CaseFiled, DeadLetter
 from events.signing import Signer, TrustStore, sign
@@ -24,7 +26,14 @@ from services.config import Settings
 from services.entrypoints.blocklist import run_builder
 from services.runtime.devkeys import load_dev_signer
 from tests.conftest import Stack
-from tests.support import case_body, dead_letters, eventually
+from tests.support import (
+    business_premises_facts,
+    case_body,
+    dead_letters,
+    eventually,
+    new_parcel_code,
+    new_unit_code,
+)
 
 CONSUMER = "blocklist_builder"
 
@@ -42,11 +51,21 @@ def _envelope(case_id: str, event_type: str, data: dict[str, Any], source: str) 
 
 
 def _filed_data(case_id: str, **changes: Any) -> dict[str, Any]:
-    data = CaseFiled(
-        case_id=case_id, **CaseDetails.model_validate(case_body()).model_dump()
-    ).model_dump(mode="json")
+    """A case.filed as the registry writes it, with the measures its facts start."""
+    details = CaseDetails.model_validate(case_body())
+    starts = decide(load_catalogue(), [Stage.filing], details.parcels, details.facts)
+    data = CaseFiled(case_id=case_id, starts=starts, **details.model_dump()).model_dump(mode="json")
     data.update(changes)
     return data
+
+
+def _facts_off_parcel() -> dict[str, Any]:
+    site = {
+        "location": "东关村",
+        "parcel_code": new_parcel_code(),
+        "real_estate_unit": new_unit_code(),
+    }
+    return business_premises_facts(site=site)
 
 
 @pytest.fixture
@@ -75,13 +94,16 @@ async def test_each_kind_of_bad_input_is_dead_lettered_with_its_reason_and_chang
     ) -> bytes:
         return encode(sign(_envelope(case_id, event_type, data, src), signer))
 
-    filed = "redline.case.filed.v2"
+    filed = CaseFiled.event_type
     bad_id = _filed_data("x")["subject"] | {"id": "91141181MA0000000X"}
     inputs: dict[str, Callable[[str], bytes]] = {
         "malformed JSON": lambda c: b'{"specversion": "1.0", "id": ' + c.encode(),
         "oversized message": lambda c: b" " * (MAX_EVENT_BYTES + 1),
         "unknown event type": lambda c: signed(c, "redline.case.teleported.v1", {"case_id": c}),
         "unknown version": lambda c: signed(c, "redline.case.filed.v9", _filed_data(c)),
+        "bad fact (a unit not on its parcel)": lambda c: signed(
+            c, filed, _filed_data(c, facts=_facts_off_parcel())
+        ),
         "missing field": lambda c: signed(
             c, filed, {k: v for k, v in _filed_data(c).items() if k != "subject"}
         ),
@@ -96,6 +118,7 @@ async def test_each_kind_of_bad_input_is_dead_lettered_with_its_reason_and_chang
         "oversized message": ("invalid_event", "size"),
         "unknown event type": ("unknown_event_type", "teleported"),
         "unknown version": ("unknown_event_type", "filed.v9"),
+        "bad fact (a unit not on its parcel)": ("invalid_event", "facts.site"),
         "missing field": ("invalid_event", "subject"),
         "wrong check character": ("invalid_event", "check character"),
         "forged signature": ("signature_bad_signature", ""),

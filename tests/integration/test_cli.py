@@ -8,6 +8,7 @@ import subprocess
 import sys
 from typing import Any
 
+from events.signing import TrustStore
 from services.config import Settings
 from tests.support import case_body
 
@@ -72,7 +73,10 @@ def test_a_step_the_case_does_not_allow_is_refused(settings: Settings) -> None:
     assert "cannot record closure on a case that is filed" in refused.stderr
 
 
-def test_restoration_is_signed_off_by_the_holders_of_two_tokens(settings: Settings) -> None:
+def test_restoration_is_signed_off_by_the_holders_of_two_tokens(
+    settings: Settings,
+    trust: TrustStore,  # made the development keys, and with them the tokens
+) -> None:
     case_id = json.loads(_redline(settings, "case", "file", json.dumps(case_body())).stdout)[
         "case_id"
     ]
@@ -106,6 +110,41 @@ def test_restoration_is_signed_off_by_the_holders_of_two_tokens(settings: Settin
         assert answer.returncode == 0, answer.stderr
         signed.append(json.loads(answer.stdout)["status"])
     assert signed == ["rectified", "restored"]
+
+
+def test_land_procedures_and_confiscation_are_steps_on_the_command_line(
+    settings: Settings,
+) -> None:
+    def file() -> str:
+        answer = _redline(settings, "case", "file", json.dumps(case_body()))
+        assert answer.returncode == 0, answer.stderr
+        assert json.loads(answer.stdout)["starts"]  # what filing started, and why
+        case_id: str = json.loads(answer.stdout)["case_id"]
+        return case_id
+
+    procedures = {"approval_no": "晋政地〔2026〕9号", "approved_on": "2026-10-25",
+                  "approved_by": "山西省人民政府"}  # fmt: skip
+    legalised = _redline(
+        settings, "case", "record", file(), "land_procedures", json.dumps(procedures)
+    )
+    assert legalised.returncode == 0, legalised.stderr
+    assert json.loads(legalised.stdout)["status"] == "legalised"
+
+    case_id = file()
+    confiscation = {"decision_no": "罚4", "completed_on": "2026-10-28", "property": "厂房"}
+    early = _redline(settings, "case", "record", case_id, "confiscation", json.dumps(confiscation))
+    assert early.returncode == 1
+    assert "confiscation needs the case to be penalty_decided or rectified" in early.stderr
+    penalty = {"decision_no": "罚4", "decided_on": "2026-10-20", "fine_yuan": "1", "summary": "罚"}
+    assert (
+        _redline(settings, "case", "record", case_id, "penalty", json.dumps(penalty)).returncode
+        == 0
+    )
+    done = _redline(settings, "case", "record", case_id, "confiscation", json.dumps(confiscation))
+    assert done.returncode == 0, done.stderr
+    answer = json.loads(done.stdout)
+    assert answer["status"] == "confiscated"
+    assert [d["measure"] for d in answer["starts"]] == ["supervise_confiscated_property"]
 
 
 def test_replay_refuses_a_time_without_offset(settings: Settings) -> None:

@@ -11,7 +11,19 @@ import httpx
 import pytest
 
 from events.codec import decode
-from events.models import RestorationVerified
+from events.models import (
+    AccountabilityTriggered,
+    CaseClosed,
+    CaseCorrected,
+    CaseFiled,
+    ConfiscationCompleted,
+    LandProceduresObtained,
+    Payload,
+    PenaltyDecided,
+    RectificationRecorded,
+    RestorationVerified,
+    Site,
+)
 from events.signing import TrustStore
 from services.access import TokenStore, dev_token
 from services.blocklist.queries import CentralChecks
@@ -19,7 +31,10 @@ from services.config import Settings
 from services.departments.queries import DepartmentQueries
 from services.entrypoints.api import create_app
 from services.registry.handlers import Registry
-from tests.support import case_body
+from tests.support import business_premises_facts, case_body, new_parcel_code, new_unit_code
+
+FILED, CORRECTED = CaseFiled.event_type, CaseCorrected.event_type
+ACCOUNTABILITY = AccountabilityTriggered.event_type
 
 
 @pytest.fixture
@@ -63,7 +78,7 @@ async def test_filing_a_case_answers_201_and_writes_case_and_event(
     body = response.json()
     assert body["status"] == "filed"
     assert body["accountability_started"] is False
-    assert await _outbox_types(db, body["case_id"]) == ["redline.case.filed.v2"]
+    assert await _outbox_types(db, body["case_id"]) == [FILED]
 
     shown = (await api.get(f"/v1/cases/{body['case_id']}")).json()
     assert shown["parcels"] == [{"land_class": "cultivated", "area_mu": "2"}]
@@ -97,9 +112,9 @@ async def test_accountability_starts_at_the_thresholds(
     assert response.status_code == 201, response.text
     case_id = response.json()["case_id"]
     assert response.json()["accountability_started"] is started
-    expected = ["redline.case.filed.v2"]
+    expected = [FILED]
     if started:
-        expected.append("redline.accountability.triggered.v1")
+        expected.append(ACCOUNTABILITY)
     assert await _outbox_types(db, case_id) == expected
 
 
@@ -113,12 +128,7 @@ async def test_a_correction_that_crosses_the_bound_starts_accountability_once(
     assert first.json()["accountability_started"] is True
     again = {"parcels": [{"land_class": "cultivated", "area_mu": "13"}], "reason": "resurvey 2"}
     assert (await api.post(f"/v1/cases/{case_id}/correction", json=again)).status_code == 200
-    assert await _outbox_types(db, case_id) == [
-        "redline.case.filed.v2",
-        "redline.case.corrected.v1",
-        "redline.accountability.triggered.v1",
-        "redline.case.corrected.v1",
-    ]
+    assert await _outbox_types(db, case_id) == [FILED, CORRECTED, ACCOUNTABILITY, CORRECTED]
 
 
 async def test_the_lifecycle_to_closure(
@@ -148,11 +158,11 @@ async def test_the_lifecycle_to_closure(
         assert response.status_code == 200, response.text
         assert response.json()["status"] == status
     assert await _outbox_types(db, case_id) == [
-        "redline.case.filed.v2",
-        "redline.case.penalty_decided.v1",
-        "redline.case.rectification_recorded.v1",
-        "redline.case.restoration_verified.v1",
-        "redline.case.closed.v1",
+        FILED,
+        PenaltyDecided.event_type,
+        RectificationRecorded.event_type,
+        RestorationVerified.event_type,
+        CaseClosed.event_type,
     ]
 
 
@@ -328,6 +338,37 @@ _DELETE = object()
         (_bad(["parcels"], []), "parcels", "at least 1 item"),
         (_bad(["source"], _DELETE), "source", "Field required"),
         (_bad(["clue_id"], "CL-NOPE"), "clue_id", "no unused clue"),
+        (
+            _bad(["facts", "site", "real_estate_unit"], "141181001002JC0001F0000000"),
+            "facts.site.real_estate_unit",
+            "has 28 characters",
+        ),
+        (
+            _bad(["facts", "site", "real_estate_unit"], "141181001002QQ00001F00000001"),
+            "facts.site.real_estate_unit",
+            "is not a real-estate unit code",
+        ),
+        (
+            _bad(
+                ["facts", "site"],
+                {
+                    "location": "东关村",
+                    "parcel_code": "141181001002JC00002",
+                    "real_estate_unit": "141181001002JC00001F00000001",
+                },
+            ),
+            "facts.site",
+            "is not on parcel_code 141181001002JC00002",
+        ),
+        (_bad(["facts", "site"], _DELETE), "facts.site", "Field required"),
+        (_bad(["facts", "site", "location"], " "), "facts.site.location", "at least 1 character"),
+        (_bad(["facts", "building_use"], "palace"), "facts.building_use", "Input should be"),
+        (
+            _bad(["facts", "project", "works_started"], "maybe"),
+            "facts.project.works_started",
+            "valid boolean",
+        ),
+        (_bad(["facts"], _DELETE), "facts", "Field required"),
     ],
 )
 async def test_bad_input_is_422_naming_the_field_and_writes_nothing(
@@ -398,8 +439,284 @@ async def test_health_reports_database_and_broker(api: httpx.AsyncClient) -> Non
 
 async def test_openapi_document_lists_every_endpoint(api: httpx.AsyncClient) -> None:
     paths = (await api.get("/openapi.json")).json()["paths"]
-    for step in ("penalty", "rectification", "revocation", "closure", "correction"):
+    for step in (
+        "penalty",
+        "rectification",
+        "revocation",
+        "closure",
+        "correction",
+        "land-procedures",
+        "confiscation",
+    ):
         assert f"/v1/cases/{{case_id}}/{step}" in paths
     assert "/v1/cases/{case_id}/restoration/sign-offs" in paths
     assert "/v1/cases/{case_id}/restoration" not in paths
     assert {"/v1/cases", "/v1/clues", "/v1/cases/{case_id}", "/healthz"} <= set(paths)
+
+
+# --- the facts of the case decide its measures ---------------------------------------
+
+
+async def _events(db: asyncpg.Pool, trust: TrustStore, case_id: str) -> list[Payload]:
+    """Every signed event waiting in the outbox for this case, decoded, in order."""
+    rows = await db.fetch("SELECT value FROM outbox WHERE key = $1 ORDER BY position", case_id)
+    return [decode(row["value"], trust)[1] for row in rows]
+
+
+def _measures(decisions: list[dict[str, Any]]) -> set[str]:
+    return {decision["measure"] for decision in decisions}
+
+
+SUPPLY = {"refuse_water_supply", "refuse_power_supply", "refuse_gas_supply", "refuse_loans"}
+PENALTY = {
+    "decision_no": "孝自然资罚〔2026〕9号",
+    "decided_on": "2026-10-20",
+    "fine_yuan": "30000.00",
+    "summary": "责令退还并罚款",
+}
+
+
+async def test_filing_records_the_facts_and_answers_what_started_and_why(
+    api: httpx.AsyncClient, db: asyncpg.Pool, trust: TrustStore
+) -> None:
+    body = case_body(("cultivated", "1.5"))
+    response = await api.post("/v1/cases", json=body)
+    assert response.status_code == 201, response.text
+    answer = response.json()
+    by_code = {decision["measure"]: decision for decision in answer["starts"]}
+    assert SUPPLY | {"halt_works", "refuse_licence"} <= set(by_code)
+    assert "refuse_afforestation_subsidy" not in by_code  # no afforestation on the land
+    power = by_code["refuse_power_supply"]
+    assert power["target"] == "site"
+    assert power["land"] == ["cultivated"]
+    assert power["facts"] == ["construction_project", "business_premises"]
+    assert "cultivated" in power["rule"]
+    assert by_code["halt_works"]["target"] == "project"
+
+    case_id = answer["case_id"]
+    [filed] = await _events(db, trust, case_id)
+    assert isinstance(filed, CaseFiled)
+    assert [d.model_dump(mode="json") for d in filed.starts] == answer["starts"]
+    shown = (await api.get(f"/v1/cases/{case_id}")).json()
+    assert Site.model_validate(shown["facts"]["site"]) == Site.model_validate(body["facts"]["site"])
+    assert shown["facts"]["building_use"] == "business_premises"
+    measures = {m["measure"]: m for m in shown["measures"]}
+    assert set(measures) == set(by_code)
+    assert all(m["in_force"] and m["started_by"] == "filing" for m in measures.values())
+    assert measures["refuse_power_supply"]["departments"] == ["power_supply"]
+    assert "供电" in measures["refuse_power_supply"]["legal_basis"]
+    assert len(measures["refuse_funding"]["departments"]) > 3
+
+
+async def test_a_case_on_unused_land_starts_nothing(
+    api: httpx.AsyncClient, db: asyncpg.Pool, trust: TrustStore
+) -> None:
+    response = await api.post("/v1/cases", json=case_body(("unused", "0.5")))
+    assert response.status_code == 201, response.text
+    assert response.json()["starts"] == []
+    [filed] = await _events(db, trust, response.json()["case_id"])
+    assert isinstance(filed, CaseFiled)
+    assert filed.starts == []
+
+
+async def test_a_residence_on_cultivated_land_starts_only_the_subject_measures(
+    api: httpx.AsyncClient,
+) -> None:
+    facts = {"site": {"location": "东关村北侧民房"}, "building_use": "residence"}
+    response = await api.post("/v1/cases", json=case_body(("cultivated", "0.4"), facts=facts))
+    assert response.status_code == 201, response.text
+    starts = response.json()["starts"]
+    assert _measures(starts) == {"refuse_funding", "refuse_fiscal_funding"}
+    assert {decision["target"] for decision in starts} == {"subject"}
+
+
+async def test_accountability_and_penalty_start_their_own_measures(
+    api: httpx.AsyncClient, db: asyncpg.Pool, trust: TrustStore
+) -> None:
+    response = await api.post("/v1/cases", json=case_body(("permanent_basic_farmland", "6")))
+    assert response.status_code == 201, response.text
+    answer = response.json()
+    assert {"accountability_referral", "record_for_cadre_evaluation"} <= _measures(answer["starts"])
+    case_id = answer["case_id"]
+    decided = await api.post(f"/v1/cases/{case_id}/penalty", json=PENALTY)
+    assert decided.status_code == 200, decided.text
+    assert _measures(decided.json()["starts"]) == {"publish_credit_record"}
+    filed, triggered, penalty = await _events(db, trust, case_id)
+    assert isinstance(filed, CaseFiled)
+    assert isinstance(triggered, AccountabilityTriggered)
+    assert isinstance(penalty, PenaltyDecided)
+    assert {d.measure for d in triggered.starts} >= {"accountability_referral"}
+    assert not {d.measure for d in filed.starts} & {d.measure for d in triggered.starts}
+    assert [d.measure for d in penalty.starts] == ["publish_credit_record"]
+
+
+async def test_a_correction_of_the_facts_ends_and_starts_measures(
+    api: httpx.AsyncClient, db: asyncpg.Pool, trust: TrustStore
+) -> None:
+    case_id = (await api.post("/v1/cases", json=case_body())).json()["case_id"]
+    # the building turns out to be a home: no premises, no project
+    residence = {"site": {"location": "孝义市兑镇镇东村北侧"}, "building_use": "residence"}
+    correction = {
+        "parcels": [{"land_class": "cultivated", "area_mu": "1.5"}],
+        "facts": residence,
+        "reason": "现场复核：自住房，无施工项目",
+    }
+    response = await api.post(f"/v1/cases/{case_id}/correction", json=correction)
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    assert answer["starts"] == []
+    assert SUPPLY | {"halt_works", "refuse_licence"} <= set(answer["ends"])
+    assert "refuse_funding" not in answer["ends"]
+    shown = (await api.get(f"/v1/cases/{case_id}")).json()
+    assert shown["facts"]["building_use"] == "residence"
+    in_force = {m["measure"] for m in shown["measures"] if m["in_force"]}
+    assert in_force == {"refuse_funding", "refuse_fiscal_funding"}
+    ended = {m["measure"]: m for m in shown["measures"] if not m["in_force"]}
+    assert ended["refuse_power_supply"]["ended_by"] == "corrected"
+
+    # back to business premises, at another unit: the site measures start there
+    premises = business_premises_facts(project=None)
+    again = await api.post(
+        f"/v1/cases/{case_id}/correction",
+        json={**correction, "facts": premises, "reason": "复核：改作经营"},
+    )
+    assert again.status_code == 200, again.text
+    assert {"refuse_power_supply", "refuse_licence"} <= _measures(again.json()["starts"])
+    assert "halt_works" not in _measures(again.json()["starts"])  # still no project
+    assert again.json()["ends"] == []
+    # a correction without facts leaves them standing
+    resurvey = {"parcels": [{"land_class": "cultivated", "area_mu": "2"}], "reason": "重测"}
+    same = await api.post(f"/v1/cases/{case_id}/correction", json=resurvey)
+    assert same.status_code == 200, same.text
+    assert (same.json()["starts"], same.json()["ends"]) == ([], [])
+    events = await _events(db, trust, case_id)
+    corrections = [e for e in events if isinstance(e, CaseCorrected)]
+    assert len(corrections) == 3
+    assert corrections[0].facts is not None and corrections[2].facts is None
+    assert "refuse_power_supply" in corrections[0].ends
+    assert "refuse_power_supply" in {d.measure for d in corrections[1].starts}
+
+
+async def test_a_corrected_site_moves_the_site_measures(api: httpx.AsyncClient) -> None:
+    body = case_body()
+    case_id = (await api.post("/v1/cases", json=body)).json()["case_id"]
+    moved = {
+        **body["facts"],
+        "site": {"location": "东关村南侧", "real_estate_unit": new_unit_code()},
+    }
+    correction = {"parcels": body["parcels"], "facts": moved, "reason": "单元号更正"}
+    response = await api.post(f"/v1/cases/{case_id}/correction", json=correction)
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    site_measures = {d["measure"] for d in answer["starts"] if d["target"] == "site"}
+    assert "refuse_power_supply" in site_measures
+    assert site_measures <= set(answer["ends"])
+    assert not {d["measure"] for d in answer["starts"] if d["target"] != "site"}
+
+
+async def test_land_procedures_legalise_the_case_and_lift_the_halt(
+    api: httpx.AsyncClient, db: asyncpg.Pool, trust: TrustStore
+) -> None:
+    case_id = (await api.post("/v1/cases", json=case_body())).json()["case_id"]
+    procedures = {
+        "approval_no": "晋政地〔2026〕88号",
+        "approved_on": "2026-10-25",
+        "approved_by": "山西省人民政府",
+    }
+    response = await api.post(f"/v1/cases/{case_id}/land-procedures", json=procedures)
+    assert response.status_code == 200, response.text
+    assert response.json()["status"] == "legalised"
+    events = await _events(db, trust, case_id)
+    assert [type(e) for e in events] == [CaseFiled, LandProceduresObtained]
+    assert events[-1] == LandProceduresObtained(case_id=case_id, **procedures)
+
+    shown = (await api.get(f"/v1/cases/{case_id}")).json()
+    assert shown["status"] == "legalised"
+    ended = {m["measure"]: m for m in shown["measures"] if not m["in_force"]}
+    assert ended["halt_works"]["ended_by"] == "land_procedures_obtained"
+    assert ended["halt_works"]["ended_event"] == response.json()["event_ids"][0]
+    assert "refuse_power_supply" in ended
+    # housing's referral of unpermitted works is not ended by procedures obtained
+    in_force = {m["measure"] for m in shown["measures"] if m["in_force"]}
+    assert "refer_unpermitted_construction" in in_force
+
+    # a legalised case is no longer open: no correction, but it may be closed
+    refused = await api.post(
+        f"/v1/cases/{case_id}/correction",
+        json={"parcels": [{"land_class": "cultivated", "area_mu": "1"}], "reason": "x"},
+    )
+    assert refused.status_code == 409
+    assert "case that is legalised" in refused.json()["error"]
+    closure = {"closed_on": "2026-10-30", "reason": "已补办用地手续"}
+    closed = await api.post(f"/v1/cases/{case_id}/closure", json=closure)
+    assert closed.status_code == 200, closed.text
+    assert closed.json()["status"] == "closed"
+
+
+async def test_confiscation_ends_the_case_and_reaches_finance(
+    api: httpx.AsyncClient, db: asyncpg.Pool, trust: TrustStore
+) -> None:
+    case_id = (await api.post("/v1/cases", json=case_body())).json()["case_id"]
+    confiscation = {
+        "decision_no": "孝自然资罚〔2026〕9号",
+        "completed_on": "2026-10-28",
+        "property": "厂房及附属设施",
+    }
+    early = await api.post(f"/v1/cases/{case_id}/confiscation", json=confiscation)
+    assert early.status_code == 409
+    assert early.json()["error"] == (
+        "cannot record confiscation on a case that is filed; "
+        "confiscation needs the case to be penalty_decided or rectified"
+    )
+    assert (await api.post(f"/v1/cases/{case_id}/penalty", json=PENALTY)).status_code == 200
+    response = await api.post(f"/v1/cases/{case_id}/confiscation", json=confiscation)
+    assert response.status_code == 200, response.text
+    assert response.json()["status"] == "confiscated"
+    assert _measures(response.json()["starts"]) == {"supervise_confiscated_property"}
+    completed = (await _events(db, trust, case_id))[-1]
+    assert isinstance(completed, ConfiscationCompleted)
+    [supervise] = completed.starts
+    assert (supervise.measure, supervise.target) == ("supervise_confiscated_property", "site")
+
+    shown = (await api.get(f"/v1/cases/{case_id}")).json()
+    in_force = {m["measure"] for m in shown["measures"] if m["in_force"]}
+    # what confiscation does not end: the credit record and the referral stand
+    assert in_force == {
+        "supervise_confiscated_property",
+        "publish_credit_record",
+        "refer_unpermitted_construction",
+    }
+    assert {m["ended_by"] for m in shown["measures"] if not m["in_force"]} == {
+        "confiscation_completed"
+    }
+    # the case has ended: nothing more is recorded on it
+    closure = {"closed_on": "2026-10-30", "reason": "没收到位"}
+    after = await api.post(f"/v1/cases/{case_id}/closure", json=closure)
+    assert after.status_code == 409
+    assert "case that is confiscated" in after.json()["error"]
+
+
+async def test_new_steps_refuse_future_dates_naming_the_field(
+    api: httpx.AsyncClient, db: asyncpg.Pool
+) -> None:
+    case_id = (await api.post("/v1/cases", json=case_body())).json()["case_id"]
+    before = await _counts(db)
+    procedures = {"approval_no": "晋政地1号", "approved_on": "2999-01-01", "approved_by": "省政府"}
+    response = await api.post(f"/v1/cases/{case_id}/land-procedures", json=procedures)
+    assert response.status_code == 422, response.text
+    assert response.json()["errors"][0]["field"] == "approved_on"
+    assert "in the future" in response.json()["errors"][0]["reason"]
+    missing = await api.post(f"/v1/cases/{case_id}/confiscation", json={"decision_no": "1"})
+    assert missing.status_code == 422
+    assert {e["field"] for e in missing.json()["errors"]} == {"completed_on", "property"}
+    assert await _counts(db) == before
+
+
+async def test_a_unit_on_its_parcel_is_taken(api: httpx.AsyncClient) -> None:
+    parcel = new_parcel_code()
+    site = {"location": "东关村", "parcel_code": parcel, "real_estate_unit": new_unit_code(parcel)}
+    facts = business_premises_facts(site=site)
+    response = await api.post("/v1/cases", json=case_body(facts=facts))
+    assert response.status_code == 201, response.text
+    shown = (await api.get(f"/v1/cases/{response.json()['case_id']}")).json()
+    assert {k: v for k, v in shown["facts"]["site"].items() if v is not None} == site

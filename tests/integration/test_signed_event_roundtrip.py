@@ -10,14 +10,17 @@ from decimal import Decimal
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from events.catalogue import Stage, load_catalogue
 from events.codec import decode, encode_signed
+from events.decisions import decide
 from events.errors import SignatureRejected
 from events.identifiers import uscc_check_character
 from events.land import LandClass
-from events.models import CaseFiled, ClueSource, Parcel, Subject
+from events.models import CaseFacts, CaseFiled, ClueSource, Parcel, Subject
 from events.signing import Signer, TrustedKey, TrustStore
 from events.topics import VIOLATIONS
 from tests.conftest import Stack
+from tests.support import business_premises_facts
 
 SOURCE = "/authorities/natural_resources"
 
@@ -26,6 +29,11 @@ def _case(case_id: str) -> CaseFiled:
     first17 = "91141181MA0K" + uuid.uuid4().hex[:5].upper().translate(
         str.maketrans("IOSVZ", "12345")
     )
+    parcels = [
+        Parcel(land_class=LandClass.permanent_basic_farmland, area_mu=Decimal("5.5")),
+        Parcel.from_m2(LandClass.cultivated, "6670"),
+    ]
+    facts = CaseFacts.model_validate(business_premises_facts())
     return CaseFiled(
         case_id=case_id,
         township="xiaoyi-duizhen",
@@ -34,10 +42,9 @@ def _case(case_id: str) -> CaseFiled:
             id=first17 + uscc_check_character(first17),
             name="孝义市某建材有限公司",
         ),
-        parcels=[
-            Parcel(land_class=LandClass.permanent_basic_farmland, area_mu=Decimal("5.5")),
-            Parcel.from_m2(LandClass.cultivated, "6670"),
-        ],
+        parcels=parcels,
+        facts=facts,
+        starts=decide(load_catalogue(), [Stage.filing], parcels, facts),
         violation_kind="illegal_construction",
         source=ClueSource.satellite,
         found_on=date(2026, 11, 2),
@@ -98,9 +105,10 @@ async def test_signed_case_filed_round_trips_through_the_broker(stack: Stack) ->
 
     got_envelope, got_payload = decode(received[genuine_id], trust)
     assert got_envelope.id == envelope.id
-    assert got_envelope.type == "redline.case.filed.v2"
+    assert got_envelope.type == CaseFiled.event_type
     assert got_payload == genuine
     assert isinstance(got_payload, CaseFiled)
+    assert got_payload.starts  # the decisions, with their facts and rule, cross intact
     assert got_payload.cultivated_mu() == Decimal("15.505")
     with pytest.raises(SignatureRejected) as rejected:
         decode(received[forged_id], trust)

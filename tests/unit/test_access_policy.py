@@ -22,6 +22,8 @@ SIGN_OFFS = "/v1/cases/RL-2026-000001/restoration/sign-offs"
     [
         (OFFICER, "POST", "/v1/cases"),
         (OFFICER, "POST", SIGN_OFFS),
+        (OFFICER, "POST", "/v1/cases/RL-2026-000001/land-procedures"),
+        (OFFICER, "POST", "/v1/cases/RL-2026-000001/confiscation"),
         (INSPECTOR, "POST", SIGN_OFFS),
         (INSPECTOR, "GET", "/v1/cases/RL-2026-000001"),
         (OFFICER, "GET", "/v1/cases/RL-2026-000001"),
@@ -54,6 +56,8 @@ def test_allowed(who: Principal | None, method: str, path: str) -> None:
         (OPERATOR, "POST", SIGN_OFFS, "not operator"),
         (INSPECTOR, "POST", "/v1/cases", "not agriculture_inspector"),
         (INSPECTOR, "POST", "/v1/cases/RL-1/closure", "not agriculture_inspector"),
+        (POWER, "POST", "/v1/cases/RL-1/land-procedures", "not department"),
+        (SUBSCRIBER, "POST", "/v1/cases/RL-1/confiscation", "not subscriber"),
     ],
 )
 def test_refused_with_the_reason(

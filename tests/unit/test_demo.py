@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import random
+import statistics
 from collections import Counter
 from datetime import date
 
 import pytest
 
+from events.catalogue import Stage, load_catalogue
+from events.decisions import decide
 from events.identifiers import validate_resident_id, validate_uscc
-from events.models import CaseDetails, Subject
-from services.demo import DemoGenerator
-from services.registry.domain import check_accountability
+from events.land import is_cultivated
+from events.models import BuildingUse, CaseDetails, Subject
+from services.demo import SCENARIOS, DemoGenerator, _plan, describe_facts
+from services.registry.domain import CaseStatus, Step, check_accountability, next_status
 from services.registry.handlers import load_townships
 
 TODAY = date(2026, 5, 1)
@@ -64,9 +69,93 @@ def test_same_seed_gives_the_same_sequence() -> None:
     assert [other.case_details() for _ in range(50)] != run[:50]
 
 
-def test_a_fair_share_crosses_the_accountability_threshold(cases: list[CaseDetails]) -> None:
+def test_the_odd_case_crosses_the_accountability_threshold(cases: list[CaseDetails]) -> None:
     share = sum(check_accountability(case.parcels).due for case in cases) / len(cases)
-    assert 0.10 <= share <= 0.40
+    assert 0.03 <= share <= 0.20
+
+
+CATALOGUE = load_catalogue()
+SUPPLY = {"refuse_water_supply", "refuse_power_supply", "refuse_gas_supply", "refuse_loans"}
+
+
+def _filing_measures(case: CaseDetails) -> set[str]:
+    return {d.measure for d in decide(CATALOGUE, [Stage.filing], case.parcels, case.facts)}
+
+
+def test_most_cases_start_only_what_their_facts_call_for(cases: list[CaseDetails]) -> None:
+    started = [_filing_measures(case) for case in cases]
+    nothing = [case for case, measures in zip(cases, started, strict=True) if not measures]
+    assert 0.05 <= len(nothing) / len(cases) <= 0.30
+    # those are the cases on no farmland at all: not farmland cases, whatever stands there
+    assert all(not any(is_cultivated(p.land_class) for p in case.parcels) for case in nothing)
+    assert {case.facts.building_use for case in nothing} > {BuildingUse.none}
+    # a small case starts a few measures; the long lists are for projects and premises
+    assert statistics.median(len(measures) for measures in started) <= 3
+    everything = set().union(*started)
+    assert {"cancel_agricultural_support", "refuse_afforestation_subsidy"} <= everything
+    assert everything >= SUPPLY
+
+
+def test_supply_is_refused_only_to_a_project_or_business_premises(
+    cases: list[CaseDetails],
+) -> None:
+    supplied = 0
+    for case in cases:
+        facts = case.facts
+        premises = facts.building_use is BuildingUse.business_premises
+        if _filing_measures(case) & SUPPLY:
+            supplied += 1
+            assert facts.project is not None or premises, describe_facts(case)
+        elif any(is_cultivated(p.land_class) for p in case.parcels):
+            assert facts.project is None and not premises, describe_facts(case)
+    assert 0.1 <= supplied / len(cases) <= 0.5
+
+
+def test_facts_are_realistic_and_varied(cases: list[CaseDetails]) -> None:
+    uses = Counter(case.facts.building_use for case in cases)
+    assert set(uses) == set(BuildingUse)
+    assert uses[BuildingUse.residence] > uses[BuildingUse.storage]
+    sites = [case.facts.site for case in cases]
+    assert all(site.location for site in sites)
+    units = [site.real_estate_unit for site in sites if site.real_estate_unit]
+    assert units and all(unit.startswith("141181") for unit in units)
+    assert any(site.parcel_code for site in sites)
+    assert any(site.coordinates for site in sites)
+    projects = [case.facts.project for case in cases if case.facts.project is not None]
+    assert any(p.works_started and not p.construction_permit for p in projects)
+    assert any(not p.works_started for p in projects)
+    assert sum(case.facts.non_compliant_farming for case in cases) > 10
+    assert sum(case.facts.illegal_afforestation for case in cases) > 10
+    # a residence is built by a person far more often than by a company
+    residences = [case for case in cases if case.facts.building_use is BuildingUse.residence]
+    persons = sum(case.subject.kind == "person" for case in residences)
+    assert persons / len(residences) > 0.6
+
+
+def test_every_scenario_is_drawn() -> None:
+    gen = _generator(11)
+    drawn = Counter(gen.scenario().code for _ in range(2000))
+    assert set(drawn) == {scenario.code for scenario in SCENARIOS}
+
+
+def test_plans_walk_legal_steps_and_sometimes_end_in_land_procedures_or_confiscation(
+    cases: list[CaseDetails],
+) -> None:
+    gen, rng = _generator(5), random.Random(5)
+    ends: Counter[CaseStatus] = Counter()
+    for case in cases:
+        status = CaseStatus.filed
+        steps = _plan(gen, rng, case)
+        for step, _ in steps:  # a restoration's two sign-offs make one transition
+            status = next_status(status, step)  # raises on an illegal transition
+        if any(step is Step.land_procedures for step, _ in steps):
+            assert case.facts.project is not None or (
+                case.facts.building_use is BuildingUse.business_premises
+            )
+            assert status is CaseStatus.closed
+        ends[status] += 1
+    assert ends[CaseStatus.confiscated] > 5
+    assert ends[CaseStatus.closed] > ends[CaseStatus.confiscated]
 
 
 def test_cases_are_recent_and_in_known_townships(cases: list[CaseDetails]) -> None:
@@ -98,6 +187,11 @@ def test_step_dates_are_chained_and_never_in_the_future(cases: list[CaseDetails]
         restoration = gen.restoration(rectification.completed_on)
         closure = gen.closure(restoration.verified_on)
         revocation = gen.revocation(penalty.decided_on)
+        procedures = gen.land_procedures(penalty.decided_on)
+        confiscation = gen.confiscation(penalty, rectification.completed_on)
+        assert penalty.decided_on <= procedures.approved_on <= TODAY
+        assert rectification.completed_on <= confiscation.completed_on <= TODAY
+        assert confiscation.decision_no == penalty.decision_no
         dates = [
             case.found_on,
             penalty.decided_on,

@@ -3,11 +3,14 @@ as pure rules."""
 
 from __future__ import annotations
 
-from datetime import date
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 import pytest
 
+from events.catalogue import Stage, load_catalogue
 from events.land import LandClass
 from events.models import Parcel
 from services.access import Role
@@ -22,9 +25,11 @@ from services.registry.domain import (
     SignOff,
     Step,
     check_accountability,
+    measure_history,
     next_status,
     sign_off_restoration,
     signing_body,
+    stages_reached,
 )
 
 S = CaseStatus
@@ -42,6 +47,12 @@ S = CaseStatus
         (S.rectified, Step.revocation, S.revoked),
         (S.revoked, Step.closure, S.closed),
         (S.penalty_decided, Step.correction, S.penalty_decided),
+        (S.filed, Step.land_procedures, S.legalised),
+        (S.penalty_decided, Step.land_procedures, S.legalised),
+        (S.rectified, Step.land_procedures, S.legalised),
+        (S.legalised, Step.closure, S.closed),
+        (S.penalty_decided, Step.confiscation, S.confiscated),
+        (S.rectified, Step.confiscation, S.confiscated),
     ],
 )
 def test_legal_steps_lead_to_their_state(current: S, step: Step, expected: S) -> None:
@@ -59,6 +70,16 @@ def test_legal_steps_lead_to_their_state(current: S, step: Step, expected: S) ->
         (S.closed, Step.penalty),
         (S.closed, Step.correction),
         (S.revoked, Step.restoration),
+        (S.legalised, Step.correction),  # no longer open
+        (S.legalised, Step.land_procedures),
+        (S.legalised, Step.revocation),
+        (S.restored, Step.land_procedures),
+        (S.filed, Step.confiscation),  # confiscation carries out a penalty decision
+        (S.legalised, Step.confiscation),
+        (S.confiscated, Step.closure),  # the case ended with the confiscation
+        (S.confiscated, Step.correction),
+        (S.confiscated, Step.revocation),
+        (S.confiscated, Step.confiscation),
     ],
 )
 def test_illegal_steps_name_the_current_and_the_needed_state(current: S, step: Step) -> None:
@@ -72,6 +93,97 @@ def test_illegal_steps_name_the_current_and_the_needed_state(current: S, step: S
 def test_restoration_before_filing_steps_says_what_it_needs() -> None:
     with pytest.raises(IllegalTransition, match="restoration needs the case to be rectified"):
         next_status(S.filed, Step.restoration)
+
+
+def test_confiscation_names_both_states_it_may_follow() -> None:
+    with pytest.raises(IllegalTransition) as refused:
+        next_status(S.filed, Step.confiscation)
+    assert str(refused.value) == (
+        "cannot record confiscation on a case that is filed; "
+        "confiscation needs the case to be penalty_decided or rectified"
+    )
+
+
+def test_a_confiscated_case_has_ended() -> None:
+    """Terminal: no step at all may follow it."""
+    for step in Step:
+        with pytest.raises(IllegalTransition):
+            next_status(S.confiscated, step)
+
+
+@pytest.mark.parametrize(
+    ("status", "accountability", "stages"),
+    [
+        (S.filed, False, (Stage.filing,)),
+        (S.filed, True, (Stage.filing, Stage.accountability)),
+        (S.penalty_decided, False, (Stage.filing, Stage.penalty)),
+        (S.rectified, True, (Stage.filing, Stage.penalty, Stage.accountability)),
+    ],
+)
+def test_a_correction_decides_again_the_stages_the_case_reached(
+    status: S, accountability: bool, stages: tuple[Stage, ...]
+) -> None:
+    assert stages_reached(status, accountability) == stages
+
+
+@dataclass(frozen=True)
+class _Record:
+    step: str
+    event_id: str
+    recorded_at: datetime
+    data: dict[str, Any]
+
+
+def _decision(code: str) -> dict[str, Any]:
+    measure = CATALOGUE.measures()[code]
+    return {"measure": code, "target": measure.targets, "land": ["cultivated"], "rule": "r"}
+
+
+CATALOGUE = load_catalogue()
+T0 = datetime(2026, 11, 1, tzinfo=UTC)
+
+
+def _at(hours: int) -> datetime:
+    return T0 + timedelta(hours=hours)
+
+
+def test_the_history_shows_what_started_what_ended_and_why() -> None:
+    records = [
+        _Record("filing", "e1", _at(0), {"starts": [_decision(c) for c in ("halt_works",
+                "refuse_power_supply", "refuse_afforestation_subsidy")]}),
+        _Record("correction", "e2", _at(1), {"ends": ["refuse_power_supply"],
+                "starts": [_decision("refuse_power_supply")]}),
+        _Record("penalty", "e3", _at(2), {"starts": [_decision("publish_credit_record")]}),
+        _Record("land_procedures", "e4", _at(3), {"approval_no": "晋政地〔2026〕1号"}),
+    ]  # fmt: skip
+    spells = measure_history(CATALOGUE, records)
+    by_start = {(s.decision.measure, s.started_event): s for s in spells}
+    assert len(spells) == 5
+    moved = by_start["refuse_power_supply", "e1"]
+    assert (moved.ended_by, moved.ended_event, moved.ended_at) == ("corrected", "e2", _at(1))
+    again = by_start["refuse_power_supply", "e2"]
+    assert (again.started_by, again.ended_by) == ("correction", "land_procedures_obtained")
+    assert by_start["halt_works", "e1"].ended_by == "land_procedures_obtained"
+    # restoration alone lifts the afforestation subsidy; revocation alone the credit record
+    assert by_start["refuse_afforestation_subsidy", "e1"].ended_by is None
+    assert by_start["publish_credit_record", "e3"].ended_by is None
+
+
+def test_confiscation_ends_the_blocks_then_starts_finance_supervision() -> None:
+    supervise = "supervise_confiscated_property"
+    records = [
+        _Record("filing", "e1", _at(0), {"starts": [_decision("refuse_loans")]}),
+        _Record("confiscation", "e2", _at(5), {"starts": [_decision(supervise)]}),
+    ]
+    spells = {s.decision.measure: s for s in measure_history(CATALOGUE, records)}
+    assert spells["refuse_loans"].ended_by == "confiscation_completed"
+    assert spells[supervise].ended_by is None
+    assert spells[supervise].started_at == _at(5)
+
+
+def test_a_case_filed_before_facts_has_no_history() -> None:
+    records = [_Record("filing", "e1", _at(0), {"parcels": []})]
+    assert measure_history(CATALOGUE, records) == []
 
 
 def _parcels(*pairs: tuple[LandClass, str]) -> list[Parcel]:

@@ -6,6 +6,7 @@ import csv
 import io
 import random
 import statistics
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from html.parser import HTMLParser
@@ -15,7 +16,9 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from services.errors import InvalidInput
+from services.registry.domain import TRANSITIONS, CaseStatus
 from services.reports.domain import (
+    ENDING_STEPS,
     AccountabilityRow,
     BlockRow,
     ClueRow,
@@ -41,7 +44,7 @@ from services.reports.domain import (
     scrub,
     township_report,
 )
-from services.reports.render import to_csv, to_html
+from services.reports.render import STATUS_LABELS, to_csv, to_html
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 TODAY = date(2026, 11, 29)
@@ -51,7 +54,7 @@ PERSON_ID = "141181198507140013"  # a valid resident ID (check character 3)
 
 
 def utc(*parts: int) -> datetime:
-    return datetime(*parts, tzinfo=UTC)  # type: ignore[misc]
+    return datetime(*parts, tzinfo=UTC)  # type: ignore[arg-type,misc]
 
 
 # --- periods -------------------------------------------------------------------------
@@ -475,6 +478,45 @@ def test_the_public_notice_masks_and_escapes() -> None:
         selection="since", generated_at=NOW, names=NAMES, rows=rows, since=date(2025, 11, 1)
     )
     assert later.cases == []
+
+
+def test_legalised_and_confiscated_cases_are_published_with_their_status() -> None:
+    legalised = _notice_row(
+        "RL-5",
+        _record(2, "penalty", **PENALTY),
+        _record(3, "land_procedures", approval_no="晋政地〔2025〕3号", approved_on="2025-09-01"),
+    )
+    confiscated = _notice_row(
+        "RL-6",
+        _record(2, "penalty", **PENALTY),
+        _record(3, "confiscation", decision_no="罚12", completed_on="2025-09-20"),
+    )
+    legalised = replace(legalised, status="legalised")
+    confiscated = replace(confiscated, status="confiscated")
+    report = public_notice(
+        selection="since", generated_at=NOW, names=NAMES, rows=[legalised, confiscated],
+        since=date(2025, 1, 1),
+    )  # fmt: skip
+    assert [(case.case_id, case.status) for case in report.cases] == [
+        ("RL-5", "legalised"),
+        ("RL-6", "confiscated"),
+    ]
+    html = to_html(report)
+    assert "已补办用地手续" in html
+    assert "已没收到位" in html
+
+
+def test_every_status_has_a_label_and_every_step_that_ends_a_case_is_an_ending_step() -> None:
+    assert set(STATUS_LABELS) == {status.value for status in CaseStatus}
+    not_open = {
+        CaseStatus.restored,
+        CaseStatus.revoked,
+        CaseStatus.legalised,
+        CaseStatus.confiscated,
+        CaseStatus.closed,
+    }
+    ending = {step.value for step, (_, target) in TRANSITIONS.items() if target in not_open}
+    assert ending == ENDING_STEPS
 
 
 # --- rendering -----------------------------------------------------------------------

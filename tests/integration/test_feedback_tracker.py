@@ -1,0 +1,292 @@
+"""The feedback tracker on a real PostgreSQL: what each department owes comes from the
+decisions in the events, lifts only where an apply was owed and not lifted since, and a
+measure lifted and owed again is answered again."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import AsyncIterator
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import asyncpg
+import pytest
+
+from events.authorities import FEEDBACK_TRACKER, NATURAL_RESOURCES, department_authority
+from events.catalogue import LiftTrigger, Stage, load_catalogue
+from events.codec import decode, encode_signed
+from events.decisions import correct, decide
+from events.models import (
+    CaseCorrected,
+    CaseFacts,
+    CaseFiled,
+    LandProceduresObtained,
+    MeasureApplied,
+    MeasureLifted,
+    Parcel,
+    Payload,
+    ResponseOverdue,
+    RestorationVerified,
+)
+from events.signing import TrustStore
+from events.topics import ACKNOWLEDGEMENTS, VIOLATIONS
+from services.adapters.feedback_store import PostgresFeedbackStore
+from services.adapters.postgres import create_pool
+from services.config import Settings
+from services.consuming import Issuer, RawMessage
+from services.feedback.handlers import Tracker
+from services.runtime.devkeys import load_dev_signer
+from tests.support import business_premises_facts, case_body
+
+CATALOGUE = load_catalogue()
+T0 = datetime(2026, 11, 2, 8, tzinfo=UTC)
+Owed = tuple[str, str, str]  # department, measure, action
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = T0
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+class _Feed:
+    """Signs events as the registry and the departments would, and hands them to the
+    tracker as broker messages."""
+
+    def __init__(self, settings: Settings, tracker: Tracker, pool: asyncpg.Pool) -> None:
+        self.settings = settings
+        self.tracker = tracker
+        self.pool = pool
+        self.bureau = load_dev_signer(settings.home, NATURAL_RESOURCES)
+        self.offsets = itertools.count()
+        self.case_id = "RL-T-" + str(id(self))[-6:]
+
+    def message(self, payload: Payload, *, by: str | None = None) -> tuple[str, RawMessage]:
+        if by is None:
+            signer, source, topic = self.bureau, NATURAL_RESOURCES.source, VIOLATIONS.name
+        else:
+            authority = department_authority(by)
+            signer = load_dev_signer(self.settings.home, authority)
+            source, topic = authority.source, ACKNOWLEDGEMENTS.name
+        envelope, raw = encode_signed(payload, signer, source=source, subject=self.case_id, time=T0)
+        message = RawMessage(topic, 0, next(self.offsets), self.case_id.encode(), raw)
+        return envelope.id, message
+
+    async def send(self, payload: Payload, *, by: str | None = None) -> str:
+        event_id, message = self.message(payload, by=by)
+        outcome = await self.tracker.handle([message])
+        assert outcome.dead_letters == []
+        return event_id
+
+    async def ack(self, department: str, measure: str, action: str, caused_by: str) -> str:
+        fields: dict[str, Any] = {
+            "case_id": self.case_id,
+            "department": department,
+            "measure": measure,
+            "caused_by": caused_by,
+        }
+        payload: Payload
+        if action == "apply":
+            payload = MeasureApplied(reference="R", applied_at=T0, **fields)
+        else:
+            payload = MeasureLifted(reason="corrected", lifted_at=T0, **fields)
+        return await self.send(payload, by=department)
+
+    async def rows(self) -> dict[Owed, asyncpg.Record]:
+        found = await self.pool.fetch(
+            "SELECT department, measure, action, required_by, done_at, answers, overdue_at "
+            "FROM responses WHERE case_id = $1",
+            self.case_id,
+        )
+        return {(r["department"], r["measure"], r["action"]): r for r in found}
+
+    async def owed(self, action: str, required_by: str | None = None) -> set[tuple[str, str]]:
+        return {
+            (department, measure)
+            for (department, measure, act), row in (await self.rows()).items()
+            if act == action
+            and row["required_by"] is not None
+            and (required_by is None or row["required_by"] == required_by)
+        }
+
+
+@pytest.fixture
+async def feed(own_database: Settings, trust: TrustStore) -> AsyncIterator[_Feed]:
+    _, database = own_database.require()
+    pool = await create_pool(database, max_size=2)
+    issuer = Issuer(load_dev_signer(own_database.home, FEEDBACK_TRACKER), FEEDBACK_TRACKER.source)
+    tracker = Tracker(CATALOGUE, PostgresFeedbackStore(pool), trust, issuer, _Clock())
+    try:
+        yield _Feed(own_database, tracker, pool)
+    finally:
+        await pool.close()
+
+
+PARCELS = [Parcel.model_validate({"land_class": "cultivated", "area_mu": "1.5"})]
+
+
+def _filed(case_id: str, facts: CaseFacts) -> CaseFiled:
+    details = {k: v for k, v in case_body(("cultivated", "1.5")).items() if k != "facts"}
+    starts = decide(CATALOGUE, [Stage.filing], PARCELS, facts)
+    return CaseFiled.model_validate(
+        {**details, "facts": facts, "case_id": case_id, "starts": starts}
+    )
+
+
+def _owners(measures: set[str]) -> set[tuple[str, str]]:
+    return {
+        (department.code, measure.code)
+        for department in CATALOGUE.departments
+        for measure in department.measures
+        if measure.code in measures
+    }
+
+
+def _lifted_by(trigger: LiftTrigger) -> set[str]:
+    return {code for code, m in CATALOGUE.measures().items() if trigger in m.lifted_by}
+
+
+PREMISES = CaseFacts.model_validate(business_premises_facts())
+RESIDENCE = CaseFacts.model_validate(
+    {"site": {"location": "东关村北侧民房"}, "building_use": "residence"}
+)
+
+
+def _correction(case_id: str, before: CaseFacts, after: CaseFacts) -> CaseCorrected:
+    change = correct(CATALOGUE, [Stage.filing], (PARCELS, before), (PARCELS, after))
+    return CaseCorrected(
+        case_id=case_id,
+        parcels=PARCELS,
+        facts=after,
+        reason="复核",
+        starts=change.starts,
+        ends=change.ends,
+    )
+
+
+def _restored(case_id: str) -> RestorationVerified:
+    return RestorationVerified(
+        case_id=case_id,
+        verified_on=date(2026, 11, 1),
+        natural_resources_officer="李明",
+        agriculture_officer="王芳",
+    )
+
+
+async def test_applies_follow_the_decisions_and_lifts_only_what_was_applied(
+    feed: _Feed,
+) -> None:
+    filed = _filed(feed.case_id, PREMISES)
+    filing = await feed.send(filed)
+    started = {d.measure for d in filed.starts}
+    assert await feed.owed("apply", filing) == _owners(started)
+    assert await feed.owed("lift") == set()
+
+    obtained = LandProceduresObtained(
+        case_id=feed.case_id,
+        approval_no="晋政地〔2026〕5号",
+        approved_on=date(2026, 11, 1),
+        approved_by="山西省人民政府",
+    )
+    procedures = await feed.send(obtained)
+    lifted = started & _lifted_by(LiftTrigger.land_procedures_obtained)
+    assert "halt_works" in lifted
+    assert "refer_unpermitted_construction" not in lifted  # only a revocation ends it
+    assert await feed.owed("lift", procedures) == _owners(lifted)
+    # the afforestation subsidy is lifted by procedures too, but was never applied here
+    assert not {m for _, m in await feed.owed("lift")} - started
+
+    restoration = await feed.send(_restored(feed.case_id))
+    # only what restoration lifts and land procedures had not lifted already
+    rest = started & _lifted_by(LiftTrigger.restoration_verified) - lifted
+    assert await feed.owed("lift", restoration) == _owners(rest)
+    assert await feed.owed("lift", procedures) == _owners(lifted)  # not asked twice
+
+
+async def test_a_case_whose_facts_call_for_nothing_owes_nothing(feed: _Feed) -> None:
+    filed = _filed(feed.case_id, PREMISES).model_copy(update={"starts": []})
+    await feed.send(filed)
+    await feed.send(_restored(feed.case_id))
+    assert await feed.rows() == {}
+
+
+async def test_a_measure_lifted_by_a_correction_and_started_again_is_owed_again(
+    feed: _Feed,
+) -> None:
+    power = ("power_supply", "refuse_power_supply")
+    filing = await feed.send(_filed(feed.case_id, PREMISES))
+    await feed.ack(*power, "apply", filing)
+    assert (await feed.rows())[(*power, "apply")]["done_at"] is not None
+
+    home = await feed.send(_correction(feed.case_id, PREMISES, RESIDENCE))
+    assert power in await feed.owed("lift", home)
+    assert power not in await feed.owed("apply", home)
+    await feed.ack(*power, "lift", home)
+
+    business = await feed.send(_correction(feed.case_id, RESIDENCE, PREMISES))
+    rows = await feed.rows()
+    assert rows[(*power, "apply")]["required_by"] == business
+    assert rows[(*power, "apply")]["done_at"] is None  # the new cycle is not answered yet
+    # a late copy of the first cycle's answer does not answer the second
+    await feed.ack(*power, "apply", filing)
+    assert (await feed.rows())[(*power, "apply")]["done_at"] is None
+    await feed.ack(*power, "apply", business)
+    assert (await feed.rows())[(*power, "apply")]["answers"] == business
+
+    restoration = await feed.send(_restored(feed.case_id))
+    rows = await feed.rows()
+    assert rows[(*power, "lift")]["required_by"] == restoration
+    assert rows[(*power, "lift")]["done_at"] is None  # the earlier lift was another cycle
+
+
+async def test_an_answer_read_before_its_requirement_counts(feed: _Feed) -> None:
+    filed = _filed(feed.case_id, PREMISES)
+    event_id, message = feed.message(filed)
+    await feed.ack("banks", "refuse_loans", "apply", event_id)  # the other topic ran ahead
+    await feed.tracker.handle([message])
+    row = (await feed.rows())[("banks", "refuse_loans", "apply")]
+    assert (row["required_by"], row["answers"]) == (event_id, event_id)
+    assert row["done_at"] is not None
+
+
+async def test_the_same_events_again_change_nothing(feed: _Feed) -> None:
+    messages = [feed.message(_filed(feed.case_id, PREMISES))[1]]
+    messages.append(feed.message(_restored(feed.case_id))[1])
+    first = await feed.tracker.handle(messages)
+    before = await feed.rows()
+    again = await feed.tracker.handle(messages)
+    assert first.required > 0
+    assert (again.required, again.duplicates) == (0, 2)
+    assert await feed.rows() == before
+
+
+async def test_overdue_is_noticed_once_per_cycle(feed: _Feed) -> None:
+    power = ("power_supply", "refuse_power_supply")
+    filing = await feed.send(_filed(feed.case_id, PREMISES))
+    clock = feed.tracker.clock
+    assert isinstance(clock, _Clock)
+    clock.now = T0 + timedelta(days=30)
+    first = await feed.tracker.notify_overdue()
+    assert first == len(await feed.owed("apply", filing))
+    assert await feed.tracker.notify_overdue() == 0  # once
+
+    await feed.send(_correction(feed.case_id, PREMISES, RESIDENCE))
+    business = await feed.send(_correction(feed.case_id, RESIDENCE, PREMISES))
+    renewed = (await feed.rows())[(*power, "apply")]
+    assert (renewed["required_by"], renewed["overdue_at"]) == (business, None)
+    clock.now = T0 + timedelta(days=60)
+    await feed.tracker.notify_overdue()
+    notices = await feed.pool.fetch(
+        "SELECT value FROM outbox WHERE key = $1 AND event_type = $2",
+        feed.case_id,
+        ResponseOverdue.event_type,
+    )
+    power_notices = []
+    for row in notices:
+        envelope, notice = decode(row["value"], feed.tracker.trust)
+        assert isinstance(notice, ResponseOverdue)
+        if (notice.department, notice.measure, notice.action) == (*power, "apply"):
+            power_notices.append(envelope.id)
+    assert len(power_notices) == len(set(power_notices)) == 2  # one per cycle
