@@ -3,10 +3,13 @@
 It keeps a local SQLite replica of the blocklist topics of the measures it enforces,
 answers checks from it in memory, says "stale" rather than "clear" once the builder's
 heartbeats are older than its freshness bound, and acknowledges each block it applies.
+Supply is refused at the site of the illegal project or premises only, so a check of a
+supply measure names the site; a loan check answers for the subject wherever it asks.
 
     from connectors.subscriber import Subscriber, SubscriberConfig
     with Subscriber(config) as subscriber:
-        result = subscriber.check("refuse_power_supply", raw_id)  # Blocked | Clear | Stale
+        # Blocked | Clear | Stale, at the site a unit code (or parcel code, address) names
+        result = subscriber.check("refuse_power_supply", raw_id, unit_code)
 """
 
 from connectors.subscriber.api import ConnectorApp

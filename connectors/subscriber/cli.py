@@ -3,9 +3,11 @@
 Every option can also come from the environment as REDLINE_CONNECTOR_<OPTION> (e.g.
 REDLINE_CONNECTOR_SUBJECT_KEY). Exit codes, so scripts and tills can act on them:
 
-    0  clear (check), or done (run, export, status while fresh)
+    0  clear (check; also when blocked only at another site), or done (run, export,
+       status while fresh)
     1  blocked (check)
-    2  bad input: a bad option, an invalid subject ID, a measure not served here
+    2  bad input: a bad option, an invalid subject ID, a measure not served here, no site
+       for a measure held against sites
     3  stale: the replica cannot vouch for the present (check, export, status)
     4  the replica or the broker failed
 """
@@ -235,17 +237,27 @@ def run(
 
 @app.command()
 def check(
+    *,
     measure: Measure,
     subject: Annotated[
         str, typer.Option("--subject", help="The USCC or resident ID number presented.")
     ],
     replica: Replica,
     subject_key: SubjectKey,
+    site: Annotated[
+        str | None,
+        typer.Option(
+            "--site",
+            help="Where the supply is asked for: real-estate unit code, else parcel code, else "
+            "the address. Required for water, power and gas; ignored for loans.",
+        ),
+    ] = None,
     freshness_bound: Bound = DEFAULT_BOUND_SECONDS,
 ) -> None:
-    """Check one subject against the replica: exit 0 clear, 1 blocked, 2 bad input, 3 stale."""
+    """Check one subject (at a site) against the replica: exit 0 clear (also when blocked
+    only at another site), 1 blocked, 2 bad input, 3 stale."""
     try:
-        result = _view(replica, subject_key, freshness_bound).check(measure, subject)
+        result = _view(replica, subject_key, freshness_bound).check(measure, subject, site)
     except ConnectorError as exc:
         _refuse(exc)
     _print(result.as_json())

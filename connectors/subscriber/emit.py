@@ -119,7 +119,10 @@ class Emitter:
         record: RawRecord,
         entry: BlocklistEntry | None,
     ) -> str | None:
-        """The JSON notice of one change: masked data and the subject hash, never an ID."""
+        """The JSON notice of one change: masked data and the subject hash, never an ID.
+
+        A `blocked` notice names the target and each case with its rule, facts and (for a
+        measure held against sites) its site hashes, never the site itself."""
         if not self.webhooks:
             return None
         body: dict[str, Any] = {
@@ -132,6 +135,7 @@ class Emitter:
         }
         if entry is not None:
             body.update(
+                target=entry.target.value,
                 subject_kind=entry.subject_kind,
                 masked_name=entry.masked_name,
                 department=entry.department,

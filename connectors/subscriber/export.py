@@ -2,7 +2,12 @@
 
 One row per blocked subject: masked data and the subject hash only, never an ID number.
 A subject behind several cases lists their ids separated by ';', each distinct legal
-basis separated by ' | ', and the earliest `since`.
+basis separated by ' | ', and the earliest `since`. The last two columns say what the
+block is held against: `target` (subject or site) and, for a site, each case's site
+hashes in the order of `case_ids` (cases ';', a case's hashes ','). A site's hashes are
+keyed like subject IDs (events.privacy.site_identifiers): the replica never holds a site
+itself, so a billing system matches its own addresses by hashing them with the subject
+key (SubjectIds.site_hashes) and looking for a common hash.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from dataclasses import dataclass
 from typing import TextIO
 
 from connectors.subscriber.results import BlockCase
+from events.catalogue import Target
 
 HEADER = (
     "measure",
@@ -23,6 +29,8 @@ HEADER = (
     "case_ids",
     "legal_basis",
     "since",
+    "target",
+    "site_hashes",
 )
 
 
@@ -35,6 +43,8 @@ class ExportRow:
     case_ids: str
     legal_basis: str
     since: str
+    target: str
+    site_hashes: str
 
     @classmethod
     def of(
@@ -44,7 +54,10 @@ class ExportRow:
         subject_kind: str,
         masked_name: str,
         cases: tuple[BlockCase, ...],
+        *,
+        target: Target,
     ) -> ExportRow:
+        by_site = target is Target.site
         return cls(
             measure,
             subject_hash,
@@ -53,6 +66,8 @@ class ExportRow:
             ";".join(case.case_id for case in cases),
             " | ".join(dict.fromkeys(case.legal_basis for case in cases)),
             min(case.since for case in cases).isoformat() if cases else "",
+            target.value,
+            ";".join(",".join(case.site_hashes) for case in cases) if by_site else "",
         )
 
     def cells(self) -> tuple[str, ...]:
@@ -64,6 +79,8 @@ class ExportRow:
             self.case_ids,
             self.legal_basis,
             self.since,
+            self.target,
+            self.site_hashes,
         )
 
 

@@ -6,7 +6,8 @@ I/O: the view loads it from SQLite and the consumer updates it after each commit
 
 Checks read `hot[measure]`, a tuple replaced whole on every change, so a check never sees
 a watermark without its deadline; the sets are shared and updated in place (set add,
-discard and membership are atomic under the GIL).
+discard and membership are atomic under the GIL). The tuple also says whether the
+measure is held against sites, so a check knows at once that it needs a `site`.
 """
 
 from __future__ import annotations
@@ -16,17 +17,23 @@ from collections.abc import Container, Iterable, Mapping
 from connectors.subscriber.freshness import Freshness, fresh_until, watermark
 from connectors.subscriber.results import Clear
 
-Hot = tuple[Container[bytes], float, Clear]
+Hot = tuple[Container[bytes], float, Clear, bool]
 
 
 class BlockIndex:
-    """Membership and freshness of the measures one replica serves."""
+    """Membership and freshness of the measures one replica serves; `by_site` are those
+    held against a site (catalogue target `site`)."""
 
-    def __init__(self, measures: Iterable[str], bound: float) -> None:
+    def __init__(self, measures: Iterable[str], bound: float, by_site: Iterable[str] = ()) -> None:
         self.bound = bound
         self.hot: dict[str, Hot] = {}
-        """Per measure: (members, the moment it turns stale, its Clear answer)."""
+        """Per measure: (members, the moment it turns stale, its Clear answer, whether it
+        is held against sites)."""
         self._clear = {measure: Clear(measure) for measure in measures}
+        self._elsewhere = {
+            measure: Clear(measure, blocked_elsewhere=True) for measure in self._clear
+        }
+        self._by_site = frozenset(by_site) & frozenset(self._clear)
         self._members: dict[str, Container[bytes]] = {}
         self._heartbeats: dict[str, dict[int, float | None]] = {}
         self._partitions: dict[str, frozenset[int]] = {}
@@ -41,6 +48,14 @@ class BlockIndex:
 
     def clear(self, measure: str) -> Clear:
         return self._clear[measure]
+
+    def elsewhere(self, measure: str) -> Clear:
+        """Clear here, blocked at another site."""
+        return self._elsewhere[measure]
+
+    def by_site(self, measure: str) -> bool:
+        """Whether the measure is held against sites, so a check must name one."""
+        return measure in self._by_site
 
     def load_members(self, measure: str, members: Container[bytes]) -> None:
         """Replace a measure's members: a set, or any container that answers `in`."""
@@ -93,4 +108,9 @@ class BlockIndex:
         members = self._members.get(measure)
         if members is not None:
             deadline = fresh_until(self._watermarks[measure], self.bound)
-            self.hot[measure] = (members, deadline, self._clear[measure])
+            self.hot[measure] = (
+                members,
+                deadline,
+                self._clear[measure],
+                measure in self._by_site,
+            )

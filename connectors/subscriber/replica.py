@@ -24,8 +24,10 @@ from connectors.subscriber.export import ExportRow
 from connectors.subscriber.freshness import effective_as_of
 from connectors.subscriber.records import Heartbeat, Item, Refused, Remove, Upsert
 from connectors.subscriber.results import BlockCase, Blocked
+from events.catalogue import Target
 
-SCHEMA_VERSION = "1"
+# 2: entries record their target, and their cases the rule, facts and site hashes (#16).
+SCHEMA_VERSION = "2"
 BUSY_TIMEOUT_S = 10.0
 CACHE_KIB = 64 * 1024
 
@@ -42,6 +44,7 @@ CREATE TABLE IF NOT EXISTS entries (
     department TEXT NOT NULL,
     cases TEXT NOT NULL,
     event_id TEXT NOT NULL,
+    target TEXT NOT NULL DEFAULT 'subject',
     kafka_partition INTEGER NOT NULL,
     kafka_offset INTEGER NOT NULL,
     PRIMARY KEY (measure, subject)
@@ -118,9 +121,20 @@ def _cases_json(item: Upsert) -> str:
 
 def _block_cases(cases_json: str) -> tuple[BlockCase, ...]:
     return tuple(
-        BlockCase(c["case_id"], c["legal_basis"], datetime.fromisoformat(c["since"]))
+        BlockCase(
+            c["case_id"],
+            c["legal_basis"],
+            datetime.fromisoformat(c["since"]),
+            c.get("rule", ""),
+            tuple(c.get("facts", ())),
+            tuple(c.get("site_hashes", ())),
+        )
         for c in json.loads(cases_json)
     )
+
+
+def _columns(db: sqlite3.Connection, table: str) -> set[str]:
+    return {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
 
 
 class Replica:
@@ -157,6 +171,13 @@ class Replica:
             ).fetchone():
                 db.close()
                 raise ConfigError("replica", f"{path} is not a subscriber replica")
+            elif "target" not in _columns(db, "entries"):
+                db.close()
+                raise ConfigError(
+                    "replica",
+                    f"{path} was written by an older connector (schema 1): start the daemon "
+                    "(redline-connector run) once, which reads the lists again from the start",
+                )
         except sqlite3.Error as exc:
             raise ReplicaError(f"cannot open the replica {path}: {exc}") from exc
         return cls(path, db)
@@ -189,22 +210,34 @@ class Replica:
         key_id: str,
         measures: tuple[str, ...],
         partitions: dict[str, tuple[str, int]],
-    ) -> bool:
+    ) -> str | None:
         """Record who the replica belongs to; forget data this subscriber may not hold.
 
-        A replica built under another subject key cannot be looked up in: it is emptied
-        and rebuilt from the topics. Returns True when that happened. `partitions` maps
+        A replica built under another subject key cannot be looked up in, and one written
+        by an older connector (schema 1) holds entries without their target and sites, and
+        may have passed over entries it could not read then: either is emptied and rebuilt
+        from the start of the topics. Returns why, when that happened. `partitions` maps
         each measure to its topic and partition count.
         """
-        reset = False
+        reset: str | None = None
         try:
             self._db.execute("BEGIN IMMEDIATE")
             meta = dict(self._db.execute("SELECT name, value FROM meta").fetchall())
+            if "target" not in _columns(self._db, "entries"):
+                self._db.execute(
+                    "ALTER TABLE entries ADD COLUMN target TEXT NOT NULL DEFAULT 'subject'"
+                )
             if meta.get("key_id") not in (None, key_id):
+                reset = "the replica was built under another subject key"
+            elif meta.get("schema_version") not in (None, SCHEMA_VERSION):
+                reset = (
+                    f"the replica was written by an older connector (schema "
+                    f"{meta['schema_version']}, now {SCHEMA_VERSION})"
+                )
+            if reset is not None:
                 # What is queued to send stays: those acks and notices are still true.
                 for table in ("entries", "partitions"):
                     self._db.execute(f"DELETE FROM {table}")
-                reset = True
             placeholders = ",".join("?" * len(measures))
             self._db.execute(f"DELETE FROM entries WHERE measure NOT IN ({placeholders})", measures)
             self._db.execute(
@@ -314,10 +347,11 @@ class Replica:
         entry, record = item.entry, item.record
         self._db.execute(
             "INSERT INTO entries (measure, subject, subject_kind, masked_name, department, "
-            "cases, event_id, kafka_partition, kafka_offset) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "cases, event_id, target, kafka_partition, kafka_offset) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
             "ON CONFLICT (measure, subject) DO UPDATE SET subject_kind = excluded.subject_kind, "
             "masked_name = excluded.masked_name, department = excluded.department, "
-            "cases = excluded.cases, event_id = excluded.event_id, "
+            "cases = excluded.cases, event_id = excluded.event_id, target = excluded.target, "
             "kafka_partition = excluded.kafka_partition, kafka_offset = excluded.kafka_offset",
             (
                 item.measure,
@@ -327,6 +361,7 @@ class Replica:
                 entry.department,
                 _cases_json(item),
                 item.event_id,
+                entry.target.value,
                 record.partition,
                 record.offset,
             ),
@@ -427,14 +462,22 @@ class Replica:
 
     def blocked(self, measure: str, digest: bytes) -> Blocked | None:
         rows = self._query(
-            "SELECT subject_kind, masked_name, department, cases FROM entries "
+            "SELECT target, subject_kind, masked_name, department, cases FROM entries "
             "WHERE measure = ? AND subject = ?",
             (measure, digest),
         )
         if not rows:
             return None
-        kind, masked_name, department, cases = rows[0]
-        return Blocked(measure, digest.hex(), kind, masked_name, department, _block_cases(cases))
+        target, kind, masked_name, department, cases = rows[0]
+        return Blocked(
+            measure,
+            Target(target),
+            digest.hex(),
+            kind,
+            masked_name,
+            department,
+            _block_cases(cases),
+        )
 
     def counts(self) -> dict[str, int]:
         return dict(self._query("SELECT measure, count(*) FROM entries GROUP BY measure"))
@@ -444,12 +487,19 @@ class Replica:
         last = b""
         while True:
             rows = self._query(
-                "SELECT subject, subject_kind, masked_name, cases FROM entries "
+                "SELECT subject, subject_kind, masked_name, cases, target FROM entries "
                 "WHERE measure = ? AND subject > ? ORDER BY subject LIMIT ?",
                 (measure, last, batch),
             )
-            for subject, kind, masked_name, cases in rows:
-                yield ExportRow.of(measure, subject.hex(), kind, masked_name, _block_cases(cases))
+            for subject, kind, masked_name, cases, target in rows:
+                yield ExportRow.of(
+                    measure,
+                    subject.hex(),
+                    kind,
+                    masked_name,
+                    _block_cases(cases),
+                    target=Target(target),
+                )
             if len(rows) < batch:
                 return
             last = rows[-1][0]

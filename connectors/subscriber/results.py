@@ -1,8 +1,9 @@
 """What a check answers: blocked (with the cases and their legal basis), clear, or stale.
 
 Plain immutable values with no I/O, so the HTTP layer, the CLI and a host application
-render the same answer. `Clear` carries only the measure: one instance per measure is
-made once and returned by every clear check, which is most of them.
+render the same answer. `Clear` carries only the measure and whether the subject is
+blocked at another site: two instances per measure are made once and returned by every
+clear check, which is most of them.
 """
 
 from __future__ import annotations
@@ -11,31 +12,45 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar, Literal
 
+from events.catalogue import Target
+
 Status = Literal["blocked", "clear", "stale"]
 
 
 @dataclass(frozen=True, slots=True)
 class BlockCase:
-    """One case behind a block and the seed sentence that is its legal basis."""
+    """One case behind a block: the seed sentence that is its legal basis, the rule and
+    facts that started it, and (for a measure held against a site) its site's hashes."""
 
     case_id: str
     legal_basis: str
     since: datetime
+    rule: str = ""
+    facts: tuple[str, ...] = ()
+    site_hashes: tuple[str, ...] = ()
 
-    def as_json(self) -> dict[str, str]:
+    def held_at(self, query: frozenset[str]) -> bool:
+        """Whether this case's site is one of the `query` site hashes."""
+        return not query.isdisjoint(self.site_hashes)
+
+    def as_json(self) -> dict[str, Any]:
         return {
             "case_id": self.case_id,
             "legal_basis": self.legal_basis,
             "since": self.since.isoformat(),
+            "rule": self.rule,
+            "facts": list(self.facts),
         }
 
 
 @dataclass(frozen=True, slots=True)
 class Blocked:
-    """The subject is blocked under the measure: refuse, and cite these cases."""
+    """The subject is blocked under the measure (at the site asked about, for a measure
+    held against a site): refuse, and cite these cases."""
 
     status: ClassVar[Status] = "blocked"
     measure: str
+    target: Target
     subject_hash: str
     subject_kind: str
     masked_name: str
@@ -51,6 +66,7 @@ class Blocked:
         return {
             "status": self.status,
             "measure": self.measure,
+            "target": self.target.value,
             "subject_hash": self.subject_hash,
             "subject_kind": self.subject_kind,
             "masked_name": self.masked_name,
@@ -62,13 +78,22 @@ class Blocked:
 
 @dataclass(frozen=True, slots=True)
 class Clear:
-    """No block under the measure, and the replica is within its freshness bound."""
+    """No block under the measure here, and the replica is within its freshness bound.
+
+    `blocked_elsewhere`: the measure is held against sites and the subject is blocked at
+    another one. Supply here is not refused; nothing more is said about the other site.
+    """
 
     status: ClassVar[Status] = "clear"
     measure: str
+    blocked_elsewhere: bool = False
 
     def as_json(self) -> dict[str, Any]:
-        return {"status": self.status, "measure": self.measure}
+        return {
+            "status": self.status,
+            "measure": self.measure,
+            "blocked_elsewhere": self.blocked_elsewhere,
+        }
 
 
 @dataclass(frozen=True, slots=True)

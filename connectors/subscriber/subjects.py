@@ -102,6 +102,7 @@ class SubjectIds:
         except ValueError as exc:
             raise ConfigError("subject_key", str(exc)) from exc
         self.key_id = hasher.key_id
+        self.hasher = hasher
         block = (hashlib.sha256(key).digest() if len(key) > 64 else key).ljust(64, b"\0")
         self._inner = hashlib.sha256(bytes(b ^ 0x36 for b in block))
         self._outer = hashlib.sha256(bytes(b ^ 0x5C for b in block))
@@ -126,6 +127,15 @@ class SubjectIds:
         outer = self._outer.copy()
         outer.update(inner.digest())
         return outer.digest()
+
+    def site_hashes(self, raw: str) -> frozenset[str]:
+        """The keyed hashes a check's `site` matches (a unit code also matches its parcel),
+        or InvalidInput naming `site` and what is wrong with it. Only a subject on a list
+        held against sites pays for this, never a clear check."""
+        try:
+            return frozenset(self.hasher.query_site_hashes(raw))
+        except InvalidEvent as exc:
+            raise InvalidInput("site", exc.reason) from exc
 
     def normalise(self, raw: str) -> str:
         """The normalised ID, or InvalidInput naming `subject` and what is wrong with it."""

@@ -63,7 +63,7 @@ class Subscriber(BlocklistView):
         signer = load_signer(config)
         replica = Replica.open(config.replica, create=True)
         try:
-            if replica.initialise(
+            rebuilt = replica.initialise(
                 config.name,
                 ids.key_id,
                 config.measures,
@@ -71,8 +71,9 @@ class Subscriber(BlocklistView):
                     m: (blocklist_topic(m).name, blocklist_topic(m).partitions)
                     for m in config.measures
                 },
-            ):
-                log.warning("the replica was built under another subject key: rebuilding it")
+            )
+            if rebuilt is not None:
+                log.warning("%s: reading the lists again from the start", rebuilt)
         finally:
             replica.close()
         super().__init__(config.replica, ids, config.measures, config.freshness_bound, clock=clock)

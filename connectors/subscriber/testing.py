@@ -9,6 +9,7 @@ and tombstones as the blocklist builder does, under the same contract.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,9 +17,10 @@ from pathlib import Path
 from connectors.subscriber.config import SubscriberConfig
 from connectors.subscriber.records import RawRecord
 from connectors.subscriber.subjects import SubjectIds
+from events.catalogue import Fact, Target, load_catalogue
 from events.codec import encode_signed
 from events.identifiers import mask_name
-from events.models import BlocklistCase, BlocklistEntry, BlocklistHeartbeat
+from events.models import BlocklistCase, BlocklistEntry, BlocklistHeartbeat, Site
 from events.privacy import SubjectHasher, parse_subject_id
 from events.signing import Signer, TrustedKey, TrustStore
 from events.topics import HEARTBEAT_KEY, blocklist_topic
@@ -27,12 +29,10 @@ BUILDER = "blocklist_builder"
 BUILDER_SOURCE = f"/authorities/{BUILDER}"
 SUBSCRIBER_MAY_ISSUE = ("redline.measure.applied.*", "redline.deadletter.*")
 LEGAL_BASIS = "供水、供电、燃气等企业对违法建设项目不得提供水、电、气服务 (seed §三)"
-DEPARTMENTS = {
-    "refuse_water_supply": "water_supply",
-    "refuse_power_supply": "power_supply",
-    "refuse_gas_supply": "gas_supply",
-    "refuse_loans": "banks",
-}
+RULE = "land in cultivated or permanent_basic_farmland and (business_premises)"
+# Each list's department and target, as the catalogue says.
+DEPARTMENTS = {code: d.code for code, d in load_catalogue().blocklist_measures().items()}
+TARGETS = {code: m.targets for code, m in load_catalogue().measures().items()}
 
 
 class RecordFactory:
@@ -60,17 +60,23 @@ class RecordFactory:
         subject_id: str,
         *,
         case_ids: tuple[str, ...] = ("case-1",),
+        sites: Sequence[Site] = (),
         name: str = "孝义市某建材有限公司",
         key_id: str | None = None,
         entry_measure: str | None = None,
+        target: Target | None = None,
         since: datetime | None = None,
     ) -> tuple[bytes, bytes, str]:
-        """(key, value, event id) of an entry; `key_id`/`entry_measure` override to forge."""
+        """(key, value, event id) of an entry; `sites` are the cases' sites in order (a
+        case without one holds at no site); `key_id`/`entry_measure` override to forge."""
         kind, _ = parse_subject_id(subject_id)
         subject_hash = self.subject_hash(subject_id)
+        target = target or TARGETS.get(measure, Target.subject)
+        hashes = [self.site_hashes(site) for site in sites] if target is Target.site else []
         payload = BlocklistEntry(
             measure=entry_measure or measure,
             department=DEPARTMENTS.get(measure, "power_supply"),
+            target=target,
             subject_hash=subject_hash,
             key_id=key_id or self.ids.key_id,
             subject_kind=kind,
@@ -80,14 +86,21 @@ class RecordFactory:
                     case_id=case_id,
                     legal_basis=LEGAL_BASIS,
                     since=since or datetime(2026, 10, 12, tzinfo=UTC),
+                    rule=RULE,
+                    facts=(Fact.business_premises,),
+                    site_hashes=hashes[number] if number < len(hashes) else [],
                 )
-                for case_id in case_ids
+                for number, case_id in enumerate(case_ids)
             ],
         )
         envelope, raw = encode_signed(
             payload, self.signer, source=BUILDER_SOURCE, subject=subject_hash
         )
         return subject_hash.encode(), raw, envelope.id
+
+    def site_hashes(self, site: Site) -> list[str]:
+        """What the builder lists for a case at `site`."""
+        return self.ids.hasher.site_hashes(site)
 
     def tombstone(self, subject_id: str) -> tuple[bytes, None]:
         return self.subject_hash(subject_id).encode(), None

@@ -2,8 +2,14 @@
 
 Membership lives in memory (per measure, a set of 32-byte subject digests), so the
 common answer, "clear", costs an ID validation, one HMAC and one set lookup, with no
-SQLite I/O; only a blocked subject's cases are read from the file. The watermark per
+SQLite I/O; only a listed subject's cases are read from the file. The watermark per
 measure is kept in memory too, updated by the consumer right after each commit.
+
+A measure held against a site (supply) answers for the subject AT the site the check
+names: blocked when one of its cases' site hashes is among the site's, else clear with
+`blocked_elsewhere` (and nothing about the other site). The site is hashed only for a
+listed subject, so a clear check costs what it did. A measure held against the subject
+(loans) ignores the site: blocked wherever the subject asks.
 """
 
 from __future__ import annotations
@@ -11,9 +17,10 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Container
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, Protocol, TextIO
 
 from connectors.subscriber.errors import ConfigError, InvalidInput
 from connectors.subscriber.export import write_csv
@@ -22,9 +29,22 @@ from connectors.subscriber.index import BlockIndex
 from connectors.subscriber.replica import Replica
 from connectors.subscriber.results import Blocked, CheckResult, Clear, Stale
 from connectors.subscriber.subjects import SubjectIds
+from events.catalogue import Target, load_catalogue
 from events.topics import blocklist_topic
 
 Clock = Callable[[], float]
+# A check's `site` is a code or an address: longer is not a site (events.privacy agrees).
+MAX_SITE_CHARS = 4000
+
+
+class Check(Protocol):
+    def __call__(self, measure: str, subject: str, site: str | None = None) -> CheckResult: ...
+
+
+def held_against_sites(measures: tuple[str, ...]) -> frozenset[str]:
+    """The measures whose catalogue target is a site: a check of one must name the site."""
+    known = load_catalogue().measures()
+    return frozenset(m for m in measures if m in known and known[m].targets is Target.site)
 
 
 def iso_time(epoch: float | None) -> str | None:
@@ -73,7 +93,7 @@ class BlocklistView:
         self.measures: tuple[str, ...] = measures if measures is not None else replica.measures()
         if not self.measures:
             raise ConfigError("replica", f"{replica_path} serves no measure yet")
-        self.index = BlockIndex(self.measures, self.bound)
+        self.index = BlockIndex(self.measures, self.bound, held_against_sites(self.measures))
         self._hot = self.index.hot  # the same dict, looked up once per check
         self.check = self._checker()
         self._preload = preload
@@ -108,43 +128,84 @@ class BlocklistView:
 
     # -- the hot path -----------------------------------------------------------------
 
-    check: Callable[[str, str], CheckResult]
-    """Blocked, clear or stale for a raw USCC or resident ID number: `check(measure, id)`.
+    check: Check
+    """Blocked, clear or stale for a raw USCC or resident ID number, at `site` where the
+    measure is held against sites: `check(measure, id, site)`.
 
-    Raises InvalidInput naming `measure` (not served here) or `subject` (not a valid ID,
-    and why). Never answers clear when the watermark is missing or too old.
+    Raises InvalidInput naming `measure` (not served here), `site` (missing for a measure
+    held against sites, or not a site) or `subject` (not a valid ID, and why). Never
+    answers clear when the watermark is missing or too old.
     """
 
-    def _checker(self) -> Callable[[str, str], CheckResult]:
+    def _checker(self) -> Check:
         """`check` as a closure over what it reads: on a path of about a microsecond, each
         attribute lookup on `self` costs a few percent."""
         hot_of, digest_of, clock = self._hot.get, self._digest_of, self._clock
 
-        def check(measure: str, subject: str) -> CheckResult:
+        def check(measure: str, subject: str, site: str | None = None) -> CheckResult:
             hot = hot_of(measure)
             if hot is None:
                 raise self.unserved(measure)
-            members, deadline, clear = hot
+            members, deadline, clear, by_site = hot
+            if not by_site:
+                site = None  # held against the subject: wherever it asks
+            elif not site or site.isspace() or len(site) > MAX_SITE_CHARS:
+                raise self.bad_site(measure, site)
             digest = digest_of(subject)
             if clock() > deadline:  # freshness.is_stale, with `mark + bound` precomputed
-                return self._stale(measure, digest, members)
+                return self._stale(measure, digest, members, site)
             if digest in members:
-                return self.replica().blocked(measure, digest) or clear
+                return self._listed(measure, digest, site) or clear
             return clear
 
         return check
 
-    def _stale(self, measure: str, digest: bytes, members: Container[bytes]) -> Stale:
+    def _listed(self, measure: str, digest: bytes, site: str | None) -> Blocked | Clear | None:
+        """A listed subject's answer: its cases at `site` (all of them without one)."""
+        blocked = self.replica().blocked(measure, digest)
+        if blocked is None or site is None or blocked.target is not Target.site:
+            return blocked  # no site to match: an entry held against sites blocks (fail closed)
+        here = self._ids.site_hashes(site)
+        cases = tuple(case for case in blocked.cases if case.held_at(here))
+        if cases:
+            return replace(blocked, cases=cases)
+        return self.index.elsewhere(measure)
+
+    def _stale(
+        self, measure: str, digest: bytes, members: Container[bytes], site: str | None
+    ) -> Stale:
         mark = self.index.watermark(measure)
         last_known: Blocked | Clear = self.index.clear(measure)
         if digest in members:
-            last_known = self.replica().blocked(measure, digest) or last_known
+            last_known = self._listed(measure, digest, site) or last_known
         return Stale(
             measure,
             None if mark is None else datetime.fromtimestamp(mark, UTC),
             None if mark is None else self._clock() - mark,
             self.bound,
             last_known,
+        )
+
+    def subject_problem(self, subject: str) -> InvalidInput | None:
+        """Why `subject` is not a valid ID, or None: for reporting every bad field at once."""
+        try:
+            self._digest_of(subject)
+        except InvalidInput as exc:
+            return exc
+        return None
+
+    def by_site(self, measure: str) -> bool:
+        """Whether `measure` is held against sites, so its checks must name the site."""
+        return self.index.by_site(measure)
+
+    def bad_site(self, measure: str, site: str | None) -> InvalidInput:
+        if site is not None and len(site) > MAX_SITE_CHARS:
+            return InvalidInput("site", f"at most {MAX_SITE_CHARS} characters, got {len(site)}")
+        return InvalidInput(
+            "site",
+            f"required for {measure}: it is held against the site of the illegal project or "
+            "premises, not the subject everywhere; give the real-estate unit code "
+            "(不动产单元代码), the parcel code (宗地代码) or the address of the supply asked for",
         )
 
     def serves(self, measure: str) -> bool:

@@ -8,9 +8,11 @@ from typing import Any
 
 import asyncpg
 
+from events.catalogue import Fact, Target
+from events.land import LandClass
 from services.adapters.outbox import enqueue
 from services.adapters.postgres import TRANSIENT_ERRORS, connection
-from services.blocklist.domain import ActiveBlock, ListedSubject
+from services.blocklist.domain import ActiveBlock, ListedCase, Why
 from services.blocklist.ports import BlocklistStore, BlocklistTransaction, ListWrites
 from services.errors import DatabaseError
 from services.outbox.ports import OutgoingEvent
@@ -18,23 +20,40 @@ from services.outbox.ports import OutgoingEvent
 SCHEMA = "blocklist"
 MIGRATIONS = "services.blocklist.migrations"
 
+_CASE_COLUMNS = "case_id, subject_hash, subject_kind, masked_name, site_hashes"
 _ACTIVE = (
     "SELECT b.measure, b.department, b.case_id, b.legal_basis, b.since, "
-    "c.subject_hash, c.subject_kind, c.masked_name "
+    "b.target, b.rule, b.facts, b.land, "
+    "c.subject_hash, c.subject_kind, c.masked_name, c.site_hashes "
     f"FROM {SCHEMA}.blocks b JOIN {SCHEMA}.cases c USING (case_id) "
     "WHERE b.lifted_at IS NULL "
 )
 
 
+def _listed_case(row: asyncpg.Record) -> ListedCase:
+    return ListedCase(
+        row["case_id"],
+        row["subject_hash"],
+        row["subject_kind"],
+        row["masked_name"],
+        tuple(row["site_hashes"]),
+    )
+
+
 def _active_block(row: asyncpg.Record) -> ActiveBlock:
+    target = row["target"]
     return ActiveBlock(
         measure=row["measure"],
         department=row["department"],
         case_id=row["case_id"],
         legal_basis=row["legal_basis"],
         since=row["since"],
-        subject=ListedSubject(
-            row["case_id"], row["subject_hash"], row["subject_kind"], row["masked_name"]
+        case=_listed_case(row),
+        why=Why(
+            target=None if target is None else Target(target),
+            rule=row["rule"],
+            facts=tuple(Fact(fact) for fact in row["facts"]),
+            land=tuple(LandClass(land) for land in row["land"]),
         ),
     )
 
@@ -50,13 +69,12 @@ class PostgresBlocklistTransaction(BlocklistTransaction):
         )
         return {row["event_id"] for row in rows}
 
-    async def subjects(self, case_ids: Sequence[str]) -> dict[str, ListedSubject]:
+    async def cases(self, case_ids: Sequence[str]) -> dict[str, ListedCase]:
         rows = await self.conn.fetch(
-            f"SELECT case_id, subject_hash, subject_kind, masked_name FROM {SCHEMA}.cases "
-            "WHERE case_id = ANY($1::text[])",
+            f"SELECT {_CASE_COLUMNS} FROM {SCHEMA}.cases WHERE case_id = ANY($1::text[])",
             list(case_ids),
         )
-        return {row["case_id"]: ListedSubject(**dict(row)) for row in rows}
+        return {row["case_id"]: _listed_case(row) for row in rows}
 
     async def active_on(self, case_ids: Sequence[str]) -> set[tuple[str, str]]:
         rows = await self.conn.fetch(
@@ -67,29 +85,52 @@ class PostgresBlocklistTransaction(BlocklistTransaction):
         return {(row["measure"], row["case_id"]) for row in rows}
 
     async def write(self, writes: ListWrites) -> None:
-        if writes.subjects:
+        if writes.cases:
             await self.conn.executemany(
-                f"INSERT INTO {SCHEMA}.cases (case_id, subject_hash, subject_kind, masked_name, "
-                "filed_event) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (case_id) DO NOTHING",
+                f"INSERT INTO {SCHEMA}.cases ({_CASE_COLUMNS}, filed_event, site_event) "
+                "VALUES ($1, $2, $3, $4, $5, $6, $6) ON CONFLICT (case_id) DO NOTHING",
                 [
-                    (s.case_id, s.subject_hash, s.subject_kind, s.masked_name, event_id)
-                    for s, event_id in writes.subjects
+                    (
+                        c.case_id,
+                        c.subject_hash,
+                        c.subject_kind,
+                        c.masked_name,
+                        list(c.site_hashes),
+                        event_id,
+                    )
+                    for c, event_id in writes.cases
                 ],
             )
+        if writes.sites:
+            await self.conn.executemany(
+                f"UPDATE {SCHEMA}.cases SET site_hashes = $2, site_event = $3 WHERE case_id = $1",
+                [(m.case_id, list(m.site_hashes), m.event_id) for m in writes.sites],
+            )
         if writes.applied:
+            # A block lifted (by a correction) and applied again is the same row, replaced.
             await self.conn.executemany(
                 f"INSERT INTO {SCHEMA}.blocks (measure, case_id, subject_hash, department, "
-                "legal_basis, since, applied_by) VALUES ($1, $2, $3, $4, $5, $6, $7) "
-                "ON CONFLICT (measure, case_id) DO NOTHING",
+                "legal_basis, since, applied_by, target, rule, facts, land) "
+                "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) "
+                "ON CONFLICT (measure, case_id) DO UPDATE SET "
+                "subject_hash = excluded.subject_hash, department = excluded.department, "
+                "legal_basis = excluded.legal_basis, since = excluded.since, "
+                "applied_by = excluded.applied_by, target = excluded.target, "
+                "rule = excluded.rule, facts = excluded.facts, land = excluded.land, "
+                "lifted_at = NULL, lifted_by = NULL",
                 [
                     (
                         a.measure,
-                        a.subject.case_id,
-                        a.subject.subject_hash,
+                        a.case.case_id,
+                        a.case.subject_hash,
                         a.department,
                         a.legal_basis,
                         a.since,
                         a.event_id,
+                        None if a.why.target is None else a.why.target.value,
+                        a.why.rule,
+                        [fact.value for fact in a.why.facts],
+                        [land.value for land in a.why.land],
                     )
                     for a in writes.applied
                 ],

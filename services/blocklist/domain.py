@@ -4,26 +4,47 @@ The builder keeps, for every measure in the catalogue, which subjects it blocks 
 the measures served to utilities and banks (events.topics.BLOCKLIST_MEASURES) are also
 published, one compacted record per subject. The rules are the departments' own table
 (services.departments.domain.RULES), so a list can never disagree with a department.
+
+A block is held against its measure's target: the subject wherever it acts (loans), or
+the case's site (supply), which the entry names by the keyed hashes of the site's
+identifiers, so a utility refuses supply at that site only.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
-from events.catalogue import Catalogue, Department, Measure
-from events.models import BlocklistCase, BlocklistEntry, Payload
-from services.departments.domain import Apply, Effect, effects
+from events.catalogue import Catalogue, Department, Fact, Measure, Target
+from events.land import LandClass
+from events.models import BlocklistCase, BlocklistEntry, MeasureDecision, Payload
+from services.departments.domain import Effect, effects
 
 
 @dataclass(frozen=True)
-class ListedSubject:
-    """A case's subject as the builder keeps it: keyed hash and masked name, never the ID."""
+class ListedCase:
+    """A case as the builder keeps it: its subject as a keyed hash and a masked name
+    (never the ID), and its site as the keyed hashes of the site's identifiers."""
 
     case_id: str
     subject_hash: str
     subject_kind: str
     masked_name: str
+    site_hashes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Why:
+    """Why a block holds: what the registry's decision matched (events.decisions)."""
+
+    target: Target | None = None  # None: applied before targets were recorded
+    rule: str = ""
+    facts: tuple[Fact, ...] = ()
+    land: tuple[LandClass, ...] = ()
+
+    @classmethod
+    def of(cls, decision: MeasureDecision) -> Why:
+        return cls(decision.target, decision.rule, decision.facts, decision.land)
 
 
 @dataclass(frozen=True)
@@ -33,7 +54,12 @@ class ActiveBlock:
     case_id: str
     legal_basis: str
     since: datetime
-    subject: ListedSubject
+    case: ListedCase
+    why: Why = field(default_factory=Why)
+
+    def held_at(self, query: frozenset[str]) -> bool:
+        """Whether this block's site is one of the `query` site hashes."""
+        return not query.isdisjoint(self.case.site_hashes)
 
 
 def owners(catalogue: Catalogue) -> dict[str, tuple[Department, Measure]]:
@@ -52,38 +78,43 @@ def owners(catalogue: Catalogue) -> dict[str, tuple[Department, Measure]]:
 def list_effects(
     catalogue: Catalogue, owner: dict[str, tuple[Department, Measure]], payload: Payload
 ) -> list[tuple[Department, Effect]]:
-    """What `payload` changes on the lists, one effect per measure code; `owner` is
-    `owners(catalogue)`, computed once by the caller rather than once per event."""
-    seen: set[str] = set()
+    """What `payload` changes on the lists, lifts before applies as the departments do;
+    `owner` is `owners(catalogue)`, computed once by the caller rather than per event."""
     changes: list[tuple[Department, Effect]] = []
     for department in catalogue.departments:
         for effect in effects(department, payload):
-            code = effect.measure.code
-            if code not in seen and owner[code][0] is department:
-                seen.add(code)
+            if owner[effect.measure.code][0] is department:
                 changes.append((department, effect))
     return changes
 
 
-def is_apply(effect: Effect) -> bool:
-    return isinstance(effect, Apply)
+def entry_for(measure: Measure, key_id: str, blocks: list[ActiveBlock]) -> BlocklistEntry | None:
+    """The compacted record of one subject on one list; None (a tombstone) when unblocked.
 
-
-def entry_for(measure: str, key_id: str, blocks: list[ActiveBlock]) -> BlocklistEntry | None:
-    """The compacted record of one subject on one list; None (a tombstone) when unblocked."""
+    The target is the catalogue's; each case names the rule and facts that started it
+    and, where the measure is held against a site, the hashes of that case's site."""
     if not blocks:
         return None
     ordered = sorted(blocks, key=lambda b: (b.since, b.case_id))
     first = ordered[0]
+    by_site = measure.targets is Target.site
     return BlocklistEntry(
-        measure=measure,
+        measure=measure.code,
         department=first.department,
-        subject_hash=first.subject.subject_hash,
+        target=measure.targets,
+        subject_hash=first.case.subject_hash,
         key_id=key_id,
-        subject_kind=first.subject.subject_kind,
-        masked_name=first.subject.masked_name,
+        subject_kind=first.case.subject_kind,
+        masked_name=first.case.masked_name,
         cases=[
-            BlocklistCase(case_id=b.case_id, legal_basis=b.legal_basis, since=b.since)
+            BlocklistCase(
+                case_id=b.case_id,
+                legal_basis=b.legal_basis,
+                since=b.since,
+                rule=b.why.rule,
+                facts=b.why.facts,
+                site_hashes=list(b.case.site_hashes) if by_site else [],
+            )
             for b in ordered
         ],
     )

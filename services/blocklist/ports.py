@@ -8,18 +8,21 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
 
-from services.blocklist.domain import ActiveBlock, ListedSubject
+from services.blocklist.domain import ActiveBlock, ListedCase, Why
 from services.outbox.ports import OutgoingEvent
 
 
 @dataclass(frozen=True)
 class NewBlock:
+    """A block to start, or to start again after a lift (the row is then replaced)."""
+
     measure: str
     department: str
-    subject: ListedSubject
+    case: ListedCase
     legal_basis: str
     since: datetime
     event_id: str
+    why: Why
 
 
 @dataclass(frozen=True)
@@ -30,11 +33,23 @@ class EndedBlock:
     event_id: str
 
 
+@dataclass(frozen=True)
+class MovedSite:
+    """A correction's new site for a case: the hashes its site blocks are held against."""
+
+    case_id: str
+    site_hashes: tuple[str, ...]
+    event_id: str
+
+
 @dataclass
 class ListWrites:
-    """Everything one batch changes, written in one transaction."""
+    """Everything one batch changes, written in one transaction: cases, then sites, then
+    applies, then lifts. At most one apply and one lift per block: the plan keeps the
+    last apply and, when the block ends lifted, the last lift."""
 
-    subjects: list[tuple[ListedSubject, str]]  # with the case.filed event id
+    cases: list[tuple[ListedCase, str]]  # with the case.filed event id
+    sites: list[MovedSite]
     applied: list[NewBlock]
     lifted: list[EndedBlock]
     consumed: list[tuple[str, str]]  # event id, type
@@ -46,7 +61,7 @@ class BlocklistTransaction(abc.ABC):
     async def consumed_among(self, event_ids: Sequence[str]) -> set[str]: ...
 
     @abc.abstractmethod
-    async def subjects(self, case_ids: Sequence[str]) -> dict[str, ListedSubject]: ...
+    async def cases(self, case_ids: Sequence[str]) -> dict[str, ListedCase]: ...
 
     @abc.abstractmethod
     async def active_on(self, case_ids: Sequence[str]) -> set[tuple[str, str]]:

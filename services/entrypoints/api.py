@@ -21,6 +21,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from events.apidocs import serve_offline_docs
 from events.errors import UnknownDepartment
 from events.identifiers import mask_identifier
 from events.models import (
@@ -290,7 +291,12 @@ def create_app(
         summary="Cases of illegal farmland occupation, from clue to verified restoration.",
         lifespan=lifespan,
         responses=REFUSALS,
+        # FastAPI's own pages load Swagger UI and ReDoc from a public CDN: blank on a
+        # government network. These come from the installation (events/apidocs.py).
+        docs_url=None,
+        redoc_url=None,
     )
+    serve_offline_docs(app, app.title)
     app.state.registry = registry
     app.state.queries = queries
     app.state.checks = checks

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from connectors.subscriber.bench import MEASURE, build_replica, usccs
+from connectors.subscriber.bench import MEASURE, SITE, build_replica, usccs
 from connectors.subscriber.subjects import SubjectIds
 from connectors.subscriber.view import BlocklistView
 from events.privacy import SubjectHasher
@@ -36,7 +36,7 @@ from connectors.subscriber.view import BlocklistView
 ids = SubjectIds.from_file(Path(sys.argv[2]))
 before, began = rss(), time.perf_counter()
 view = BlocklistView(Path(sys.argv[1]), ids, ("refuse_power_supply",), 86400.0)
-assert view.check("refuse_power_supply", sys.argv[3]).status == "blocked"
+assert view.check("refuse_power_supply", sys.argv[3], sys.argv[4]).status == "blocked"
 print(json.dumps({"seconds": time.perf_counter() - began, "bytes": rss() - before}))
 """
 
@@ -48,19 +48,19 @@ def _in_process(
     check = view.check
     started = time.perf_counter()
     for raw in others:
-        check(MEASURE, raw)
+        check(MEASURE, raw, SITE)
     clear = len(others) / (time.perf_counter() - started)
     sample = blocked[:20_000]
     started = time.perf_counter()
     for raw in sample:
-        check(MEASURE, raw)
+        check(MEASURE, raw, SITE)
     found = len(sample) / (time.perf_counter() - started)
     view.close()
     return {"clear": clear, "blocked": found}
 
 
 def _request(subject: str) -> bytes:
-    query = f"measure={MEASURE}&subject={subject}"
+    query = f"measure={MEASURE}&subject={subject}&site={SITE}"
     return f"GET /v1/checks?{query} HTTP/1.1\r\nHost: bench\r\n\r\n".encode()
 
 
@@ -171,7 +171,7 @@ def _run(count: int) -> list[dict[str, Any]]:
     written = time.perf_counter() - started
     cold = json.loads(
         subprocess.run(
-            [sys.executable, "-c", _COLD_START, str(replica), str(key), blocked[0]],
+            [sys.executable, "-c", _COLD_START, str(replica), str(key), blocked[0], SITE],
             check=True,
             capture_output=True,
             text=True,

@@ -1,17 +1,18 @@
-"""The blocklist builder on the real broker and Postgres: entries, tombstones, heartbeats,
-the central check, and a redelivered event that publishes nothing new."""
+"""The blocklist builder on the real broker and Postgres: entries that say why and where,
+tombstones, heartbeats, the central check at a site, corrections that move a case, and a
+redelivered event that publishes nothing new.
+
+The test plays the registry (tests.integration.bureau): the same pure decision, signed
+events straight onto the violations topic, so each test controls what the builder reads.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
-import os
-import subprocess
-import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 import asyncpg
 import httpx
@@ -19,10 +20,11 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from aiokafka.structs import ConsumerRecord
 
-from events.catalogue import load_catalogue
+from events.authorities import NATURAL_RESOURCES
+from events.catalogue import Fact, Target, load_catalogue
 from events.codec import decode
 from events.errors import SignatureRejected
-from events.models import BlocklistEntry, BlocklistHeartbeat, CaseDetails
+from events.models import BlocklistEntry, BlocklistHeartbeat, CaseFacts, CaseFiled, Site
 from events.privacy import SubjectHasher
 from events.signing import TrustStore
 from events.topics import BLOCKLIST_MEASURES, HEARTBEAT_KEY, VIOLATIONS, blocklist_topic
@@ -30,45 +32,31 @@ from services.access import TokenStore, dev_token
 from services.adapters.blocklist_store import MIGRATIONS, SCHEMA, PostgresBlocklistStore
 from services.adapters.migrate import migrate
 from services.blocklist.queries import CentralChecks
+from services.bootstrap import load_signer
 from services.config import Settings
 from services.departments.queries import DepartmentQueries
 from services.entrypoints.api import create_app
 from services.entrypoints.blocklist import run_builder
-from services.errors import ConfigError
-from services.registry.domain import Step
-from services.registry.handlers import STEP_EVENTS, Registry
-from services.runtime.processes import spawn, stop_processes
+from services.errors import ConfigError, InvalidInput
+from services.registry.handlers import Registry
 from tests.conftest import Stack
-from tests.support import case_body, eventually, read_topic
+from tests.integration.bureau import Bureau
+from tests.support import (
+    business_premises_facts,
+    case_body,
+    eventually,
+    new_parcel_code,
+    new_unit_code,
+    read_topic,
+)
 
-POWER = "refuse_power_supply"
+POWER, LOANS = "refuse_power_supply", "refuse_loans"
 WAIT = 60.0
-REVOCATION = {
-    "court": "孝义市人民法院",
-    "decision_no": "(2026)晋1181行初9号",
-    "revoked_on": "2026-11-20",
-}
+HOME = "孝义市梧桐镇西村12号"
 
 
 @pytest.fixture(scope="module")
-def registry_relay(settings: Settings, trust: TrustStore, tmp_path_factory: Any) -> Iterator[None]:
-    env = {
-        **os.environ,
-        "KAFKA_BOOTSTRAP": settings.kafka_bootstrap or "",
-        "DATABASE_URL": settings.database_url or "",
-        "REDLINE_HOME": str(settings.home),
-    }
-    proc: subprocess.Popen[bytes] = spawn(
-        [sys.executable, "-m", "services.entrypoints.relay"],
-        log_path=tmp_path_factory.mktemp("logs") / "relay.log",
-        env=env,
-    )
-    yield
-    stop_processes([proc])
-
-
-@pytest.fixture(scope="module")
-async def builder(settings: Settings, registry_relay: None) -> AsyncIterator[asyncio.Task[None]]:
+async def builder(settings: Settings) -> AsyncIterator[asyncio.Task[None]]:
     stop = asyncio.Event()
     task = asyncio.create_task(run_builder(settings, stop, heartbeat_every=0.3))
     yield task
@@ -81,10 +69,28 @@ def hasher(settings: Settings, trust: TrustStore) -> SubjectHasher:
     return SubjectHasher.from_file(settings.subject_key)
 
 
-async def _file(registry: Registry) -> tuple[str, str]:
+@pytest.fixture
+async def bureau(stack: Stack, settings: Settings, trust: TrustStore) -> AsyncIterator[Bureau]:
+    producer = AIOKafkaProducer(bootstrap_servers=stack.kafka, acks="all")
+    await producer.start()
+    try:
+        yield Bureau(producer, load_signer(settings, NATURAL_RESOURCES))
+    finally:
+        await producer.stop()
+
+
+def _facts(site: Site, **changes: object) -> CaseFacts:
+    """Business premises on the case's land, at `site`, unless `changes` say otherwise."""
+    facts = business_premises_facts(site=site.model_dump(mode="json"))
+    return CaseFacts.model_validate({**facts, **changes})
+
+
+async def _file(bureau: Bureau, site: Site | None = None) -> tuple[CaseFiled, str]:
     body = case_body(("cultivated", "2"))
-    case_id = (await registry.file_case(CaseDetails.model_validate(body))).case_id
-    return case_id, body["subject"]["id"]
+    if site is not None:
+        body["facts"] = business_premises_facts(site=site.model_dump(mode="json"))
+    filed, _ = await bureau.file(body)
+    return filed, body["subject"]["id"]
 
 
 async def _records(stack: Stack, measure: str, key: str) -> list[ConsumerRecord[bytes, bytes]]:
@@ -92,15 +98,29 @@ async def _records(stack: Stack, measure: str, key: str) -> list[ConsumerRecord[
     return [r for r in records if r.key == key.encode()]
 
 
-async def test_filing_lists_the_subject_on_every_utility_and_bank_list_and_revoking_lifts(
+async def _latest(
+    stack: Stack, trust: TrustStore, measure: str, subject_hash: str
+) -> BlocklistEntry | None:
+    """The subject's current entry on a list: None before any, or after a tombstone."""
+    records = await _records(stack, measure, subject_hash)
+    if not records or records[-1].value is None:
+        return None
+    _, entry = decode(records[-1].value, trust)
+    assert isinstance(entry, BlocklistEntry)
+    return entry
+
+
+async def test_filing_lists_the_subject_with_why_and_where_and_revoking_lifts(
     builder: asyncio.Task[None],
-    registry: Registry,
+    bureau: Bureau,
     stack: Stack,
     trust: TrustStore,
     hasher: SubjectHasher,
     checks: CentralChecks,
 ) -> None:
-    case_id, subject_id = await _file(registry)
+    unit = new_unit_code()
+    site = Site(location="孝义市兑镇镇东村北侧厂房", real_estate_unit=unit)
+    filed, subject_id = await _file(bureau, site)
     subject_hash = hasher.hash_id(subject_id)
 
     async def listed_everywhere() -> bool:
@@ -112,60 +132,175 @@ async def test_filing_lists_the_subject_on_every_utility_and_bank_list_and_revok
     envelope, entry = decode(record.value, trust)
     assert isinstance(entry, BlocklistEntry)
     assert envelope.source == "/authorities/blocklist_builder"
+    assert envelope.type == "redline.blocklist.entry.v2"
     assert entry.measure == POWER and entry.department == "power_supply"
+    assert entry.target is Target.site
     assert entry.key_id == hasher.key_id
-    assert [c.case_id for c in entry.cases] == [case_id]
+    [case] = entry.cases
+    assert case.case_id == filed.case_id
     power = load_catalogue().department("power_supply").measure(POWER)
-    assert entry.cases[0].legal_basis == power.legal_basis
+    assert case.legal_basis == power.legal_basis
+    [decision] = [d for d in filed.starts if d.measure == POWER]
+    assert case.rule == decision.rule and Fact.business_premises in case.facts
+    assert case.site_hashes == hasher.site_hashes(site)
     assert subject_id not in record.value.decode()  # the ID itself never travels
-    assert (await checks.check(POWER, subject_id)).status == "blocked"
+    assert unit not in record.value.decode()  # nor the site: its hashes only
 
-    await registry.record_step(
-        case_id, Step.revocation, STEP_EVENTS[Step.revocation][0].model_validate(REVOCATION)
-    )
+    loans = await _latest(stack, trust, LOANS, subject_hash)
+    assert loans is not None and loans.target is Target.subject
+    assert loans.cases[0].site_hashes == []  # held against the subject, wherever
+
+    here = await checks.check(POWER, subject_id, unit)
+    assert here.status == "blocked" and [c.case_id for c in here.cases] == [filed.case_id]
+    assert here.cases[0].rule == decision.rule and here.target is Target.site
+    elsewhere = await checks.check(POWER, subject_id, HOME)
+    assert elsewhere.status == "clear" and elsewhere.blocked_elsewhere
+    assert elsewhere.cases == [] and elsewhere.masked_name is None
+    assert (await checks.check(LOANS, subject_id)).status == "blocked"
+    assert (await checks.check(LOANS, subject_id, HOME)).status == "blocked"
+    with pytest.raises(InvalidInput) as refused:
+        await checks.check(POWER, subject_id)
+    assert refused.value.field == "site" and POWER in refused.value.reason
+
+    await bureau.revoke(filed.case_id)
 
     async def tombstoned() -> bool:
         records = await _records(stack, POWER, subject_hash)
         return len(records) == 2 and records[-1].value is None
 
     await eventually(tombstoned, timeout=WAIT, what="a tombstone after the revocation")
-    answer = await checks.check(POWER, subject_id)
-    assert answer.status == "clear" and answer.cases == []
+    answer = await checks.check(POWER, subject_id, unit)
+    assert answer.status == "clear" and answer.cases == [] and not answer.blocked_elsewhere
 
 
 async def test_a_second_case_extends_the_entry_and_lifting_one_keeps_the_other(
     builder: asyncio.Task[None],
-    registry: Registry,
+    bureau: Bureau,
     stack: Stack,
     trust: TrustStore,
     hasher: SubjectHasher,
 ) -> None:
-    first, subject_id = await _file(registry)
+    first, subject_id = await _file(bureau)
     body = case_body(("cultivated", "3"))
     body["subject"]["id"] = subject_id
-    second = (await registry.file_case(CaseDetails.model_validate(body))).case_id
+    second, _ = await bureau.file(body)
     subject_hash = hasher.hash_id(subject_id)
 
     async def latest_cases() -> list[str] | None:
-        records = await _records(stack, POWER, subject_hash)
-        if not records or records[-1].value is None:
-            return None
-        _, entry = decode(records[-1].value, trust)
-        assert isinstance(entry, BlocklistEntry)
-        return sorted(c.case_id for c in entry.cases)
+        entry = await _latest(stack, trust, POWER, subject_hash)
+        return None if entry is None else sorted(c.case_id for c in entry.cases)
 
     async def both() -> bool:
-        return await latest_cases() == sorted([first, second])
+        return await latest_cases() == sorted([first.case_id, second.case_id])
 
     await eventually(both, timeout=WAIT, what="one entry naming both cases")
-    await registry.record_step(
-        first, Step.revocation, STEP_EVENTS[Step.revocation][0].model_validate(REVOCATION)
-    )
+    await bureau.revoke(first.case_id)
 
     async def only_second() -> bool:
-        return await latest_cases() == [second]
+        return await latest_cases() == [second.case_id]
 
     await eventually(only_second, timeout=WAIT, what="the entry keeps the second case")
+
+
+async def test_a_unit_on_a_parcel_coded_case_is_blocked_and_a_units_neighbour_is_clear(
+    builder: asyncio.Task[None], bureau: Bureau, db: asyncpg.Pool, checks: CentralChecks
+) -> None:
+    parcel = new_parcel_code()
+    whole_parcel = Site(location="某村空地上的厂房", parcel_code=parcel)
+    by_parcel, parcel_subject = await _file(bureau, whole_parcel)
+    unit = new_unit_code(parcel)
+    one_unit = Site(location="某村另一处厂房", real_estate_unit=unit)
+    by_unit, unit_subject = await _file(bureau, one_unit)
+
+    async def listed() -> bool:
+        count = await db.fetchval(
+            "SELECT count(*) FROM blocklist.blocks WHERE measure = $1 AND case_id = ANY($2)",
+            POWER,
+            [by_parcel.case_id, by_unit.case_id],
+        )
+        return bool(count == 2)
+
+    await eventually(listed, timeout=WAIT, what="both cases on the power list")
+    on_parcel = await checks.check(POWER, parcel_subject, new_unit_code(parcel))
+    assert on_parcel.status == "blocked"
+    neighbour = await checks.check(POWER, unit_subject, new_unit_code(parcel))
+    assert neighbour.status == "clear" and neighbour.blocked_elsewhere
+    assert (await checks.check(POWER, unit_subject, unit)).status == "blocked"
+
+
+async def test_a_correction_that_moves_the_site_moves_the_block(
+    builder: asyncio.Task[None],
+    bureau: Bureau,
+    stack: Stack,
+    trust: TrustStore,
+    hasher: SubjectHasher,
+    checks: CentralChecks,
+    db: asyncpg.Pool,
+) -> None:
+    old_unit, new_unit = new_unit_code(), new_unit_code()
+    old_site = Site(location="孝义市兑镇镇东村北侧厂房", real_estate_unit=old_unit)
+    new_site = Site(location="孝义市兑镇镇南村厂房", real_estate_unit=new_unit)
+    filed, subject_id = await _file(bureau, old_site)
+    subject_hash = hasher.hash_id(subject_id)
+
+    async def held_at(site: Site) -> bool:
+        entry = await _latest(stack, trust, POWER, subject_hash)
+        return entry is not None and entry.cases[0].site_hashes == hasher.site_hashes(site)
+
+    await eventually(lambda: held_at(old_site), timeout=WAIT, what="the block at the old site")
+    first_since = await db.fetchval(
+        "SELECT since FROM blocklist.blocks WHERE measure = $1 AND case_id = $2",
+        POWER,
+        filed.case_id,
+    )
+    corrected = await bureau.correct(filed.case_id, _facts(new_site))
+    assert POWER in corrected.ends and POWER in [d.measure for d in corrected.starts]
+
+    await eventually(lambda: held_at(new_site), timeout=WAIT, what="the block at the new site")
+    moved = await checks.check(POWER, subject_id, old_unit)
+    assert moved.status == "clear" and moved.blocked_elsewhere
+    assert (await checks.check(POWER, subject_id, new_unit)).status == "blocked"
+    assert (await checks.check(POWER, subject_id, "孝义市兑镇镇南村厂房")).status == "blocked"
+    row = await db.fetchrow(
+        "SELECT since, lifted_at, applied_by FROM blocklist.blocks "
+        "WHERE measure = $1 AND case_id = $2",
+        POWER,
+        filed.case_id,
+    )
+    assert row["lifted_at"] is None and row["since"] > first_since  # the same row, applied anew
+
+    # The facts no longer meet the measure: it ends; they meet it again: it starts again.
+    # A residence on the land, with no project: no supply measure's condition holds.
+    await bureau.correct(filed.case_id, _facts(new_site, project=None, building_use="residence"))
+
+    async def tombstoned() -> bool:
+        records = await _records(stack, POWER, subject_hash)
+        return bool(records) and records[-1].value is None
+
+    await eventually(tombstoned, timeout=WAIT, what="the block ended by the correction")
+    assert (await checks.check(POWER, subject_id, new_unit)).status == "clear"
+    await bureau.correct(filed.case_id, _facts(new_site))
+    await eventually(lambda: held_at(new_site), timeout=WAIT, what="the block applied again")
+    assert (await checks.check(POWER, subject_id, new_unit)).status == "blocked"
+
+
+async def test_an_unused_land_case_lists_nobody(
+    builder: asyncio.Task[None], bureau: Bureau, db: asyncpg.Pool
+) -> None:
+    unused, _ = await bureau.file(case_body(("unused", "0.5")))
+    assert unused.starts == []
+
+    async def recorded() -> bool:
+        return bool(
+            await db.fetchval(
+                "SELECT count(*) FROM blocklist.cases WHERE case_id = $1", unused.case_id
+            )
+        )
+
+    await eventually(recorded, timeout=WAIT, what="the unused-land case read")
+    assert not await db.fetchval(
+        "SELECT count(*) FROM blocklist.blocks WHERE case_id = $1", unused.case_id
+    )  # recorded in the same transaction as any block it started: none
 
 
 async def test_heartbeats_reach_every_partition_and_advance(
@@ -202,38 +337,32 @@ async def test_heartbeats_reach_every_partition_and_advance(
 
 
 async def test_a_redelivered_case_filed_publishes_nothing_new(
-    builder: asyncio.Task[None],
-    registry: Registry,
-    stack: Stack,
-    db: asyncpg.Pool,
+    builder: asyncio.Task[None], bureau: Bureau, db: asyncpg.Pool
 ) -> None:
-    case_id, _ = await _file(registry)
+    filed, raw = await bureau.file(case_body(("cultivated", "2")))
 
     async def published() -> bool:
         count = await db.fetchval(
             "SELECT count(*) FROM blocklist.blocks WHERE case_id = $1 AND measure = $2",
-            case_id,
+            filed.case_id,
             POWER,
         )
         return bool(count)
 
     await eventually(published, timeout=WAIT, what="the case on the list")
     before = await db.fetchval("SELECT count(*) FROM blocklist.outbox")
-    filed = await db.fetchval(
-        "SELECT value FROM outbox WHERE key = $1 AND event_type = 'redline.case.filed.v2'",
-        case_id,
-    )
-    producer = AIOKafkaProducer(bootstrap_servers=stack.kafka, acks="all")
-    await producer.start()
-    try:
-        await producer.send_and_wait(VIOLATIONS.name, filed, key=case_id.encode())
-    finally:
-        await producer.stop()
-    marker, _ = await _file(registry)  # once this is listed, the duplicate was consumed before
+    key = filed.case_id.encode()
+    await bureau.producer.send_and_wait(VIOLATIONS.name, raw, key=key)
+    # A marker case sent under the same key lands on the same partition, after the
+    # duplicate: once it is listed, the duplicate was read before it.
+    marker, marker_raw = await bureau.file(case_body(("cultivated", "2")), publish=False)
+    await bureau.producer.send_and_wait(VIOLATIONS.name, marker_raw, key=key)
 
     async def marker_listed() -> bool:
         return bool(
-            await db.fetchval("SELECT count(*) FROM blocklist.blocks WHERE case_id = $1", marker)
+            await db.fetchval(
+                "SELECT count(*) FROM blocklist.blocks WHERE case_id = $1", marker.case_id
+            )
         )
 
     await eventually(marker_listed, timeout=WAIT, what="the marker case listed")
@@ -243,25 +372,63 @@ async def test_a_redelivered_case_filed_publishes_nothing_new(
     assert len(new_rows) == len(BLOCKLIST_MEASURES)  # the marker's entries, nothing more
 
 
-async def test_central_check_over_http_refuses_bad_input_naming_the_field(
+async def test_central_check_over_http_answers_at_a_site_and_refuses_bad_input(
+    builder: asyncio.Task[None],
+    bureau: Bureau,
     settings: Settings,
     registry: Registry,
     queries: DepartmentQueries,
     checks: CentralChecks,
+    db: asyncpg.Pool,
 ) -> None:
+    unit = new_unit_code()
+    filed, subject = await _file(
+        bureau, Site(location="孝义市兑镇镇东村厂房", real_estate_unit=unit)
+    )
+
+    async def listed() -> bool:
+        return bool(
+            await db.fetchval(
+                "SELECT count(*) FROM blocklist.blocks WHERE case_id = $1 AND measure = $2",
+                filed.case_id,
+                LOANS,
+            )
+        )
+
+    await eventually(listed, timeout=WAIT, what="the case on the lists")
     app = create_app(settings, registry, queries, checks, TokenStore.load(settings.api_tokens))
     transport = httpx.ASGITransport(app=app)
     subscriber = {"Authorization": f"Bearer {dev_token(settings.home, 'subscriber')}"}
     async with httpx.AsyncClient(
         transport=transport, base_url="http://registry", headers=subscriber
     ) as client:
+        here = await client.get(
+            "/v1/checks", params={"measure": POWER, "subject": subject, "site": unit}
+        )
+        there = await client.get(
+            "/v1/checks", params={"measure": POWER, "subject": subject, "site": HOME}
+        )
+        loan = await client.get(
+            "/v1/checks", params={"measure": LOANS, "subject": subject, "site": HOME}
+        )
+        no_site = await client.get("/v1/checks", params={"measure": POWER, "subject": subject})
         bad_check = await client.get(
-            "/v1/checks", params={"measure": POWER, "subject": "91141181MA0000000X"}
+            "/v1/checks",
+            params={"measure": POWER, "subject": "91141181MA0000000X", "site": unit},
         )
         unknown = await client.get(
             "/v1/checks", params={"measure": "refuse_sunshine", "subject": "91141181MA0000000X"}
         )
         missing = await client.get("/v1/checks", params={"measure": POWER})
+    assert here.status_code == 200 and here.json()["status"] == "blocked"
+    assert here.json()["cases"][0]["facts"] and here.json()["target"] == "site"
+    assert there.status_code == 200
+    assert there.json()["status"] == "clear" and there.json()["blocked_elsewhere"] is True
+    assert there.json()["cases"] == [] and there.json()["masked_name"] is None
+    assert loan.json()["status"] == "blocked" and loan.json()["target"] == "subject"
+    assert no_site.status_code == 422
+    assert no_site.json()["errors"][0]["field"] == "site"
+    assert "required for refuse_power_supply" in no_site.json()["errors"][0]["reason"]
     assert bad_check.status_code == 422
     assert bad_check.json()["errors"][0]["field"] == "subject"
     assert "check character" in bad_check.json()["errors"][0]["reason"]

@@ -27,17 +27,21 @@ from connectors.subscriber.results import Blocked, Clear, Stale
 from connectors.subscriber.subscriber import Subscriber
 from connectors.subscriber.testing import Deployment
 from events.codec import decode
-from events.models import DeadLetter, MeasureApplied
+from events.models import DeadLetter, MeasureApplied, Site
 from events.topics import ACKNOWLEDGEMENTS, DEAD_LETTERS, blocklist_topic
 from services.adapters.kafka import ensure_topics
 from services.runtime.embedded import EmbeddedBroker
 from tests.conftest import Stack
-from tests.support import eventually, new_uscc, read_topic
+from tests.support import eventually, new_parcel_code, new_unit_code, new_uscc, read_topic
 
 POWER = "refuse_power_supply"
 LOANS = "refuse_loans"
 POWER_SUB = "power_supply_test_subscriber"
 LOANS_SUB = "banks_test_subscriber"
+# Unless a test says otherwise, every case is at these premises and every check asks there.
+UNIT = new_unit_code()
+PREMISES = Site(location="孝义市兑镇镇东村北侧厂房", real_estate_unit=UNIT)
+HOME = "孝义市梧桐镇西村12号"
 
 
 @pytest.fixture(scope="module")
@@ -52,8 +56,12 @@ class Builder:
         self.producer = producer
         self.factory = deployment.factory
 
-    async def entry(self, measure: str, subject: str, *case_ids: str) -> str:
-        key, value, event_id = self.factory.entry(measure, subject, case_ids=case_ids)
+    async def entry(
+        self, measure: str, subject: str, *case_ids: str, sites: tuple[Site, ...] = ()
+    ) -> str:
+        """An entry whose cases are at `sites`, by default all at PREMISES."""
+        at = sites or (PREMISES,) * len(case_ids)
+        key, value, event_id = self.factory.entry(measure, subject, case_ids=case_ids, sites=at)
         await self.producer.send_and_wait(blocklist_topic(measure).name, value, key=key)
         return event_id
 
@@ -103,10 +111,13 @@ def running(
 
 
 def answers(
-    subscriber: Subscriber, measure: str, subject: str, kind: type
+    subscriber: Subscriber, measure: str, subject: str, kind: type, site: str = ""
 ) -> Callable[[], Awaitable[bool]]:
+    """Whether a check (at `site`, by default PREMISES) answers `kind`."""
+    site = site or UNIT
+
     async def check() -> bool:
-        return isinstance(subscriber.check(measure, subject), kind)
+        return isinstance(subscriber.check(measure, subject, site), kind)
 
     return check
 
@@ -143,7 +154,7 @@ async def test_an_entry_reaches_the_subscribers_of_its_measure_only_and_is_ackno
         await builder.heartbeats(LOANS)
 
         await eventually(answers(power, POWER, subject, Blocked), what="blocked at power")
-        result = power.check(POWER, subject)
+        result = power.check(POWER, subject, UNIT)
         assert isinstance(result, Blocked)
         assert [c.case_id for c in result.cases] == [case_id]
         assert result.masked_name.startswith("孝")
@@ -153,7 +164,7 @@ async def test_an_entry_reaches_the_subscribers_of_its_measure_only_and_is_ackno
         digest = deployment.factory.ids.digest(subject)
         assert loans.replica().blocked(POWER, digest) is None  # never received, never kept
         with pytest.raises(InvalidInput) as refused:
-            loans.check(POWER, subject)
+            loans.check(POWER, subject, UNIT)
         assert refused.value.field == "measure"
 
         async def acknowledged() -> bool:
@@ -175,6 +186,50 @@ async def test_an_entry_reaches_the_subscribers_of_its_measure_only_and_is_ackno
         await eventually(answers(power, POWER, subject, Clear), what="lifted by the tombstone")
 
 
+async def test_power_answers_for_the_subject_at_a_site_and_the_bank_wherever_it_asks(
+    stack: Stack, builder: Builder, deployment: Deployment, tmp_path: Path
+) -> None:
+    subject, unit, parcel = new_uscc(), new_unit_code(), new_parcel_code()
+    at_unit = Site(location="孝义市兑镇镇东村北侧3号厂房", real_estate_unit=unit)
+    on_parcel = Site(location="某村空地上的厂房", parcel_code=parcel)
+    by_unit, by_parcel = f"case-{uuid.uuid4().hex}", f"case-{uuid.uuid4().hex}"
+    with (
+        running(deployment, stack.kafka, POWER_SUB, POWER, tmp_path / "power.sqlite3") as power,
+        running(deployment, stack.kafka, LOANS_SUB, LOANS, tmp_path / "loans.sqlite3") as loans,
+    ):
+        await builder.entry(POWER, subject, by_unit, by_parcel, sites=(at_unit, on_parcel))
+        await builder.entry(LOANS, subject, by_unit, by_parcel)
+        await builder.heartbeats(POWER)
+        await builder.heartbeats(LOANS)
+        await eventually(answers(power, POWER, subject, Blocked, unit), what="power at the unit")
+
+        def cases_at(site: str) -> list[str]:
+            result = power.check(POWER, subject, site)
+            assert isinstance(result, Blocked), (site, result)
+            return [case.case_id for case in result.cases]
+
+        assert cases_at(unit) == [by_unit]
+        assert cases_at("孝义市兑镇镇东村北侧３号厂房") == [by_unit]  # the address, spelt otherwise
+        assert cases_at(new_unit_code(parcel)) == [by_parcel]  # a unit on the case's parcel
+        elsewhere = Clear(POWER, blocked_elsewhere=True)
+        assert power.check(POWER, subject, new_unit_code(unit[:19])) == elsewhere  # neighbour
+        assert power.check(POWER, subject, HOME) == elsewhere
+        with pytest.raises(InvalidInput) as refused:
+            power.check(POWER, subject)
+        assert refused.value.field == "site"
+
+        await eventually(answers(loans, LOANS, subject, Blocked, HOME), what="the bank refuses")
+        blocked = loans.check(LOANS, subject)
+        assert isinstance(blocked, Blocked) and len(blocked.cases) == 2
+
+        # A correction moved the unit-coded case: the builder sends the entry again.
+        moved = new_unit_code()
+        at_moved = Site(location="孝义市兑镇镇南村厂房", real_estate_unit=moved)
+        await builder.entry(POWER, subject, by_unit, by_parcel, sites=(at_moved, on_parcel))
+        await eventually(answers(power, POWER, subject, Blocked, moved), what="the moved block")
+        assert power.check(POWER, subject, unit) == elsewhere
+
+
 async def test_a_restart_resumes_from_the_stored_offsets(
     stack: Stack, builder: Builder, deployment: Deployment, tmp_path: Path
 ) -> None:
@@ -192,7 +247,7 @@ async def test_a_restart_resumes_from_the_stored_offsets(
     await builder.entry(POWER, after, f"case-{uuid.uuid4().hex}")
     await builder.heartbeats(POWER)
     with running(deployment, stack.kafka, POWER_SUB, POWER, replica) as second:
-        assert isinstance(second.check(POWER, before), Blocked)  # from the replica, at once
+        assert isinstance(second.check(POWER, before, UNIT), Blocked)  # from the replica, at once
         await eventually(answers(second, POWER, after, Blocked), what="second run applied")
         await caught_up(stack.kafka, second, POWER)
         ends = await end_offsets(stack.kafka, POWER)
@@ -213,7 +268,7 @@ async def test_without_heartbeats_past_the_bound_the_answer_is_stale(
         await builder.heartbeats(POWER)
         await eventually(answers(power, POWER, subject, Clear), what="fresh after heartbeats")
         await eventually(answers(power, POWER, subject, Stale), what="stale without heartbeats")
-        stale = power.check(POWER, subject)
+        stale = power.check(POWER, subject, UNIT)
         assert isinstance(stale, Stale)
         assert stale.age_seconds is not None and stale.age_seconds > 1.5
         await builder.heartbeats(POWER)
@@ -229,7 +284,7 @@ async def test_a_bad_id_is_refused_with_the_reason(
         await builder.heartbeats(POWER)
         await eventually(answers(power, POWER, subject, Clear), what="fresh")
         with pytest.raises(InvalidInput) as refused:
-            power.check(POWER, wrong)
+            power.check(POWER, wrong, UNIT)
         assert refused.value.field == "subject"
         assert "check character" in refused.value.reason
 
@@ -351,11 +406,19 @@ async def test_the_daemon_serves_checks_and_stops_on_sigterm(
 
             async def blocked() -> bool:
                 response = await client.get(
-                    "/v1/checks", params={"measure": POWER, "subject": subject}
+                    "/v1/checks", params={"measure": POWER, "subject": subject, "site": UNIT}
                 )
                 return response.status_code == 200 and response.json()["status"] == "blocked"
 
             await eventually(blocked, what="blocked through the daemon's API")
+            elsewhere = await client.get(
+                "/v1/checks", params={"measure": POWER, "subject": subject, "site": HOME}
+            )
+            assert elsewhere.json()["status"] == "clear"
+            assert elsewhere.json()["blocked_elsewhere"] is True
+            no_site = await client.get("/v1/checks", params={"measure": POWER, "subject": subject})
+            assert no_site.status_code == 422
+            assert no_site.json()["errors"][0]["field"] == "site"
             health = await client.get("/v1/health")
             assert health.json()["subscriber"] == POWER_SUB
         proc.send_signal(signal.SIGTERM)
@@ -409,5 +472,5 @@ async def test_a_broker_that_lost_its_data_is_read_again_from_the_start(
     with running(deployment, lonely_broker.bootstrap, POWER_SUB, POWER, replica) as second:
         await eventually(answers(second, POWER, kept, Blocked), what="the new cluster's block")
         await caught_up(lonely_broker.bootstrap, second, POWER)
-        assert second.check(POWER, gone) == Clear(POWER)  # the old cluster's block is gone
+        assert second.check(POWER, gone, UNIT) == Clear(POWER)  # the old cluster's block is gone
         assert second.replica().meta()["cluster_id"] not in (None, old_cluster)

@@ -9,17 +9,20 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from connectors.subscriber.cli import app
 from connectors.subscriber.config import SubscriberConfig
 from connectors.subscriber.errors import ConfigError
 from connectors.subscriber.subscriber import Subscriber
 from connectors.subscriber.testing import Deployment, record
-from tests.support import new_uscc
+from events.models import Site
+from tests.support import new_unit_code, new_uscc
 
 POWER = "refuse_power_supply"
 NAME = "power_supply_cli_subscriber"
+UNIT = new_unit_code()
+PREMISES = Site(location="孝义市兑镇镇东村北侧厂房", real_estate_unit=UNIT)
 runner = CliRunner()
 
 
@@ -31,7 +34,7 @@ def deployment(tmp_path: Path) -> Deployment:
 def _replica(deployment: Deployment, blocked: str, *, vouched_at: float) -> Path:
     config = deployment.config(NAME, (POWER,))
     subscriber = Subscriber(config)
-    key, value, _ = deployment.factory.entry(POWER, blocked)
+    key, value, _ = deployment.factory.entry(POWER, blocked, sites=(PREMISES,))
     moment = datetime.fromtimestamp(vouched_at, UTC)
     subscriber.apply_records(
         [
@@ -50,25 +53,38 @@ def _args(deployment: Deployment, replica: Path, *more: str) -> list[str]:
     return [*more, "--replica", str(replica), "--subject-key", str(deployment.subject_key)]
 
 
+def _check(deployment: Deployment, replica: Path, subject: str, *site: str) -> Result:
+    return runner.invoke(
+        app,
+        _args(deployment, replica, "check", "--measure", POWER, "--subject", subject, *site),
+    )
+
+
 def test_check_exit_codes(deployment: Deployment) -> None:
     blocked = new_uscc()
     replica = _replica(deployment, blocked, vouched_at=time.time())
 
-    clear = runner.invoke(
-        app, _args(deployment, replica, "check", "--measure", POWER, "--subject", new_uscc())
-    )
+    clear = _check(deployment, replica, new_uscc(), "--site", UNIT)
     assert clear.exit_code == 0, clear.output
     assert json.loads(clear.stdout)["status"] == "clear"
 
-    hit = runner.invoke(
-        app, _args(deployment, replica, "check", "--measure", POWER, "--subject", blocked)
-    )
+    hit = _check(deployment, replica, blocked, "--site", UNIT)
     assert hit.exit_code == 1
     assert json.loads(hit.stdout)["cases"][0]["case_id"] == "case-1"
 
-    bad = runner.invoke(
-        app, _args(deployment, replica, "check", "--measure", POWER, "--subject", blocked[:-1])
-    )
+    elsewhere = _check(deployment, replica, blocked, "--site", "孝义市梧桐镇西村12号")
+    assert elsewhere.exit_code == 0, elsewhere.output
+    assert json.loads(elsewhere.stdout) == {
+        "status": "clear",
+        "measure": POWER,
+        "blocked_elsewhere": True,
+    }
+
+    no_site = _check(deployment, replica, blocked)
+    assert no_site.exit_code == 2
+    assert "--site: required for refuse_power_supply" in no_site.output
+
+    bad = _check(deployment, replica, blocked[:-1], "--site", UNIT)
     assert bad.exit_code == 2
     assert "--subject" in bad.output and "18 characters" in bad.output
 
@@ -82,9 +98,7 @@ def test_check_exit_codes(deployment: Deployment) -> None:
 
 def test_check_is_stale_with_exit_code_3_past_the_bound(deployment: Deployment) -> None:
     replica = _replica(deployment, new_uscc(), vouched_at=time.time() - 60)
-    result = runner.invoke(
-        app, _args(deployment, replica, "check", "--measure", POWER, "--subject", new_uscc())
-    )
+    result = _check(deployment, replica, new_uscc(), "--site", UNIT)
     assert result.exit_code == 3
     assert json.loads(result.stdout)["status"] == "stale"
     fresh_enough = runner.invoke(
@@ -97,6 +111,8 @@ def test_check_is_stale_with_exit_code_3_past_the_bound(deployment: Deployment) 
             POWER,
             "--subject",
             new_uscc(),
+            "--site",
+            UNIT,
             "--freshness-bound",
             "120",
         ),
@@ -116,6 +132,8 @@ def test_export_writes_the_csv_and_status_prints_health(
     assert exported.exit_code == 0, exported.output
     rows = list(csv.DictReader(out.open(encoding="utf-8")))
     assert [r["subject_hash"] for r in rows] == [deployment.factory.subject_hash(blocked)]
+    assert rows[0]["target"] == "site"
+    assert rows[0]["site_hashes"] == ",".join(deployment.factory.site_hashes(PREMISES))
 
     status = runner.invoke(app, _args(deployment, replica, "status"))
     assert status.exit_code == 0, status.output

@@ -16,10 +16,13 @@ from connectors.subscriber.export import HEADER
 from connectors.subscriber.metrics import DaemonMetrics
 from connectors.subscriber.subscriber import Subscriber
 from connectors.subscriber.testing import Deployment, ManualClock, record
-from tests.support import new_uscc
+from events.models import Site
+from tests.support import new_unit_code, new_uscc
 
 POWER = "refuse_power_supply"
 NAME = "power_supply_http_subscriber"
+UNIT = new_unit_code()
+PREMISES = Site(location="孝义市兑镇镇东村北侧厂房", real_estate_unit=UNIT)
 
 
 @pytest.fixture
@@ -55,7 +58,9 @@ def _vouch(subscriber: Subscriber, deployment: Deployment, at: float, offset: in
 
 
 def _block(subscriber: Subscriber, deployment: Deployment, subject: str, offset: int) -> None:
-    key, value, _ = deployment.factory.entry(POWER, subject, case_ids=("case-7", "case-9"))
+    key, value, _ = deployment.factory.entry(
+        POWER, subject, case_ids=("case-7", "case-9"), sites=(PREMISES, PREMISES)
+    )
     subscriber.apply_records([record(POWER, 0, offset, key, value)])
 
 
@@ -66,25 +71,45 @@ async def test_clear_and_blocked_answer_200(
     _block(subscriber, deployment, subject, offset=10)
     _vouch(subscriber, deployment, clock.now, offset=11)
 
-    clear = await client.get("/v1/checks", params={"measure": POWER, "subject": new_uscc()})
+    clear = await client.get(
+        "/v1/checks", params={"measure": POWER, "subject": new_uscc(), "site": UNIT}
+    )
     assert clear.status_code == 200
     assert clear.json()["status"] == "clear"
+    assert clear.json()["blocked_elsewhere"] is False
     assert clear.json()["age_seconds"] == 0.0
 
-    blocked = await client.get("/v1/checks", params={"measure": POWER, "subject": subject})
+    blocked = await client.get(
+        "/v1/checks", params={"measure": POWER, "subject": subject, "site": UNIT}
+    )
     assert blocked.status_code == 200
     body = blocked.json()
     assert body["status"] == "blocked"
+    assert body["target"] == "site"
     assert body["masked_name"] == "孝*********"
     assert [c["case_id"] for c in body["cases"]] == ["case-7", "case-9"]
+    assert body["cases"][0]["facts"] == ["business_premises"] and body["cases"][0]["rule"]
     assert "seed §三" in body["legal_basis"][0]
     assert subject not in blocked.text
+
+    elsewhere = await client.get(
+        "/v1/checks",
+        params={"measure": POWER, "subject": subject, "site": "孝义市梧桐镇西村 12 号"},
+    )
+    assert elsewhere.status_code == 200
+    assert elsewhere.json() == {
+        "status": "clear",
+        "measure": POWER,
+        "blocked_elsewhere": True,
+        "watermark": elsewhere.json()["watermark"],
+        "age_seconds": 0.0,
+    }  # nothing about the other site: no cases, no name
 
 
 async def test_stale_answers_503_and_never_clear(
     client: httpx.AsyncClient, subscriber: Subscriber, deployment: Deployment, clock: ManualClock
 ) -> None:
-    params = {"measure": POWER, "subject": new_uscc()}
+    params = {"measure": POWER, "subject": new_uscc(), "site": UNIT}
     never = await client.get("/v1/checks", params=params)
     assert never.status_code == 503
     assert never.json()["status"] == "stale"
@@ -99,15 +124,32 @@ async def test_stale_answers_503_and_never_clear(
     assert old.json()["last_known"]["status"] == "clear"
 
 
+VALID = new_uscc()
+SITE_REQUIRED = "required for refuse_power_supply: it is held against the site"
+
+
 @pytest.mark.parametrize(
     ("query", "errors"),
     [
         ({}, [("measure", "required"), ("subject", "required")]),
-        ({"measure": POWER}, [("subject", "required")]),
-        ({"measure": POWER, "subject": " "}, [("subject", "required")]),
-        ({"measure": "refuse_loans", "subject": "x"}, [("measure", "not served")]),
-        ({"measure": POWER, "subject": "91350100M000100Y42"}, [("subject", "check character")]),
-        ({"measure": POWER, "subject": "12345"}, [("subject", "18 characters")]),
+        ({"measure": POWER}, [("subject", "required"), ("site", SITE_REQUIRED)]),
+        ({"measure": POWER, "subject": " ", "site": UNIT}, [("subject", "required")]),
+        (
+            {"measure": "refuse_loans", "subject": "x"},
+            [("measure", "not served"), ("subject", "18 characters")],
+        ),
+        (
+            {"measure": POWER, "subject": "91350100M000100Y42", "site": UNIT},
+            [("subject", "check character")],
+        ),
+        ({"measure": POWER, "subject": "12345", "site": UNIT}, [("subject", "18 characters")]),
+        ({"measure": POWER, "subject": VALID}, [("site", SITE_REQUIRED)]),
+        ({"measure": POWER, "subject": VALID, "site": "  "}, [("site", SITE_REQUIRED)]),
+        ({"measure": POWER, "subject": VALID, "site": "x" * 4001}, [("site", "at most 4000")]),
+        (
+            {"measure": POWER, "subject": "12345"},
+            [("subject", "18 characters"), ("site", SITE_REQUIRED)],
+        ),
     ],
 )
 async def test_bad_input_answers_422_naming_each_field(
@@ -122,9 +164,11 @@ async def test_bad_input_answers_422_naming_each_field(
 
 
 async def test_a_repeated_parameter_is_refused(client: httpx.AsyncClient) -> None:
-    response = await client.get(f"/v1/checks?measure={POWER}&measure={POWER}&subject=x")
+    response = await client.get(
+        f"/v1/checks?measure={POWER}&measure={POWER}&subject={VALID}&site={UNIT}"
+    )
     assert response.status_code == 422
-    assert response.json()["errors"][0] == {"field": "measure", "reason": "given more than once"}
+    assert response.json()["errors"] == [{"field": "measure", "reason": "given more than once"}]
 
 
 async def test_unknown_paths_and_methods(client: httpx.AsyncClient) -> None:
@@ -171,6 +215,10 @@ async def test_the_csv_lists_the_current_blocks(
     assert rows[1][0] == POWER
     assert rows[1][4] == "case-7;case-9"
     assert rows[1][6] == "2026-10-12T00:00:00+00:00"
+    assert rows[1][7] == "site"
+    held_at = ",".join(deployment.factory.site_hashes(PREMISES))
+    assert rows[1][8] == f"{held_at};{held_at}"  # each case's site, in case order
+    assert UNIT not in response.text  # the site itself is never in the replica
 
     text = io.StringIO()
     assert subscriber.export_csv(POWER, text) == 3
@@ -192,8 +240,12 @@ async def test_metrics_report_staleness_and_count_checks_by_outcome(
             in never
         )
         _vouch(subscriber, deployment, clock.now - 4.0)
-        await client.get("/v1/checks", params={"measure": POWER, "subject": new_uscc()})
-        await client.get("/v1/checks", params={"measure": POWER, "subject": "not-an-id"})
+        await client.get(
+            "/v1/checks", params={"measure": POWER, "subject": new_uscc(), "site": UNIT}
+        )
+        await client.get(
+            "/v1/checks", params={"measure": POWER, "subject": "not-an-id", "site": UNIT}
+        )
         text = (await client.get("/metrics")).text
     staleness = f'redline_subscriber_staleness_seconds{{measure="{POWER}",subscriber="{NAME}"}} '
     [value] = [

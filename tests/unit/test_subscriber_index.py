@@ -11,7 +11,7 @@ POWER, WATER = "refuse_power_supply", "refuse_water_supply"
 
 
 def _index() -> BlockIndex:
-    index = BlockIndex((POWER, WATER), bound=30.0)
+    index = BlockIndex((POWER, WATER), bound=30.0, by_site=(POWER, WATER))
     for measure in (POWER, WATER):
         index.load_heartbeats(measure, {}, range(3))
         index.load_members(measure, set())
@@ -24,9 +24,10 @@ def test_a_measure_is_served_only_once_loaded_and_never_heard_is_stale() -> None
     assert POWER not in index.hot
     index.load_heartbeats(POWER, {}, range(3))
     index.load_members(POWER, set())
-    _, deadline, clear = index.hot[POWER]
+    _, deadline, clear, by_site = index.hot[POWER]
     assert deadline == -math.inf
     assert clear == Clear(POWER)
+    assert by_site is False  # not named held against sites
     assert index.freshness(0.0, POWER).stale
 
 
@@ -74,3 +75,15 @@ def test_members_held_elsewhere_are_not_counted() -> None:
     index.load_members(POWER, frozenset({bytes(32)}))
     assert index.count(POWER) is None
     assert bytes(32) in index.hot[POWER][0]
+
+
+def test_a_measure_held_against_sites_says_so_and_has_its_elsewhere_answer() -> None:
+    index = BlockIndex((POWER, "refuse_loans"), bound=30.0, by_site=(POWER, WATER))
+    for measure in (POWER, "refuse_loans"):
+        index.load_heartbeats(measure, {}, range(3))
+        index.load_members(measure, set())
+    assert index.hot[POWER][3] is True and index.by_site(POWER)
+    assert index.hot["refuse_loans"][3] is False and not index.by_site("refuse_loans")
+    assert not index.by_site(WATER)  # not served here
+    assert index.elsewhere(POWER) == Clear(POWER, blocked_elsewhere=True)
+    assert index.elsewhere(POWER) is index.elsewhere(POWER)  # made once

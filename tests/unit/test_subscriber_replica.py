@@ -17,16 +17,20 @@ from connectors.subscriber.replica import Replica
 from connectors.subscriber.results import Blocked, Clear, Stale
 from connectors.subscriber.subscriber import Subscriber
 from connectors.subscriber.testing import Deployment, ManualClock, RecordFactory, record
+from events.catalogue import Target
 from events.codec import decode
-from events.models import DeadLetter, MeasureApplied
+from events.models import DeadLetter, MeasureApplied, Site
 from events.signing import Signer
 from events.topics import ACKNOWLEDGEMENTS, DEAD_LETTERS, blocklist_topic
-from tests.support import new_uscc
+from tests.support import new_unit_code, new_uscc
 
 POWER = "refuse_power_supply"
 LOANS = "refuse_loans"
 NAME = "power_supply_test_subscriber"
 PARTITIONS = range(3)
+# Every power block here is held at these premises, and every check asks there.
+UNIT = new_unit_code()
+PREMISES = Site(location="孝义市兑镇镇东村北侧厂房", real_estate_unit=UNIT)
 
 
 class Log:
@@ -64,9 +68,17 @@ def subscriber(deployment: Deployment, clock: ManualClock) -> Subscriber:
 
 
 def _entry(
-    deployment: Deployment, log: Log, subject: str, partition: int = 0, **kwargs: object
+    deployment: Deployment,
+    log: Log,
+    subject: str,
+    partition: int = 0,
+    *,
+    case_ids: tuple[str, ...] = ("case-1",),
 ) -> tuple[RawRecord, str]:
-    key, value, event_id = deployment.factory.entry(log.measure, subject, **kwargs)  # type: ignore[arg-type]
+    """An entry whose cases are all held at PREMISES."""
+    key, value, event_id = deployment.factory.entry(
+        log.measure, subject, case_ids=case_ids, sites=(PREMISES,) * len(case_ids)
+    )
     return log.at(partition, key, value), event_id
 
 
@@ -84,7 +96,7 @@ def test_an_entry_blocks_its_subject_with_its_cases_and_legal_basis(
     entry, _ = _entry(deployment, log, subject, case_ids=("case-a", "case-b"))
     subscriber.apply_records([entry, *log.heartbeats(deployment.factory, clock.now)])
 
-    result = subscriber.check(POWER, subject.lower())
+    result = subscriber.check(POWER, subject.lower(), UNIT)
     assert isinstance(result, Blocked)
     assert result.masked_name == "孝*********"
     assert result.subject_kind == "organization"
@@ -92,7 +104,10 @@ def test_an_entry_blocks_its_subject_with_its_cases_and_legal_basis(
     assert [case.case_id for case in result.cases] == ["case-a", "case-b"]
     assert len(result.legal_basis) == 1 and "seed §三" in result.legal_basis[0]
     assert result.subject_hash == deployment.factory.subject_hash(subject)
-    assert subscriber.check(POWER, new_uscc()) == Clear(POWER)
+    assert result.target is Target.site
+    assert result.cases[0].facts == ("business_premises",) and "cultivated" in result.cases[0].rule
+    assert result.cases[0].site_hashes == tuple(deployment.factory.site_hashes(PREMISES))
+    assert subscriber.check(POWER, new_uscc(), UNIT) == Clear(POWER)
 
 
 def test_stale_until_every_partition_has_vouched(
@@ -103,15 +118,15 @@ def test_stale_until_every_partition_has_vouched(
     beats = log.heartbeats(deployment.factory, clock.now)
     subscriber.apply_records([entry, *beats[:2]])
 
-    stale = subscriber.check(POWER, new_uscc())
+    stale = subscriber.check(POWER, new_uscc(), UNIT)
     assert isinstance(stale, Stale)
     assert stale.watermark is None and stale.age_seconds is None
     assert stale.last_known == Clear(POWER)
-    known = subscriber.check(POWER, subject)
+    known = subscriber.check(POWER, subject, UNIT)
     assert isinstance(known, Stale) and isinstance(known.last_known, Blocked)
 
     subscriber.apply_records(beats[2:])
-    assert subscriber.check(POWER, new_uscc()) == Clear(POWER)
+    assert subscriber.check(POWER, new_uscc(), UNIT) == Clear(POWER)
 
 
 def test_stale_once_the_last_heartbeat_is_older_than_the_bound(
@@ -120,9 +135,9 @@ def test_stale_once_the_last_heartbeat_is_older_than_the_bound(
     log = Log()
     subscriber.apply_records(log.heartbeats(deployment.factory, clock.now))
     clock.now += 29.9  # as_of travels with microsecond precision: keep off the boundary
-    assert subscriber.check(POWER, new_uscc()) == Clear(POWER)
+    assert subscriber.check(POWER, new_uscc(), UNIT) == Clear(POWER)
     clock.now += 0.6
-    stale = subscriber.check(POWER, new_uscc())
+    stale = subscriber.check(POWER, new_uscc(), UNIT)
     assert isinstance(stale, Stale)
     assert stale.age_seconds == pytest.approx(30.5, abs=1e-3)
     assert subscriber.freshness(POWER).stale
@@ -133,16 +148,16 @@ def test_a_heartbeat_from_a_clock_ahead_vouches_only_up_to_its_arrival(
 ) -> None:
     subscriber.apply_records(Log().heartbeats(deployment.factory, clock.now + 3600))
     clock.now += 31
-    assert isinstance(subscriber.check(POWER, new_uscc()), Stale)
+    assert isinstance(subscriber.check(POWER, new_uscc(), UNIT), Stale)
 
 
 def test_a_heartbeat_from_beyond_any_clock_skew_vouches_for_nothing(
     subscriber: Subscriber, deployment: Deployment, clock: ManualClock
 ) -> None:
     subscriber.apply_records(Log().heartbeats(deployment.factory, clock.now + 3600))
-    assert isinstance(subscriber.check(POWER, new_uscc()), Stale)  # not even at arrival
+    assert isinstance(subscriber.check(POWER, new_uscc(), UNIT), Stale)  # not even at arrival
     subscriber.apply_records(Log().heartbeats(deployment.factory, clock.now + 2))
-    assert subscriber.check(POWER, new_uscc()) == Clear(POWER)
+    assert subscriber.check(POWER, new_uscc(), UNIT) == Clear(POWER)
 
 
 def test_a_tombstone_lifts_the_block(
@@ -151,11 +166,11 @@ def test_a_tombstone_lifts_the_block(
     log, subject = Log(), new_uscc()
     entry, _ = _entry(deployment, log, subject, partition=1)
     subscriber.apply_records([entry, *log.heartbeats(deployment.factory, clock.now)])
-    assert isinstance(subscriber.check(POWER, subject), Blocked)
+    assert isinstance(subscriber.check(POWER, subject, UNIT), Blocked)
 
     applied = subscriber.apply_records([log.at(1, *deployment.factory.tombstone(subject))])
     assert applied.removals == 1
-    assert subscriber.check(POWER, subject) == Clear(POWER)
+    assert subscriber.check(POWER, subject, UNIT) == Clear(POWER)
     assert subscriber.replica().counts().get(POWER, 0) == 0
 
 
@@ -168,7 +183,7 @@ def test_an_entry_its_tombstone_and_a_new_entry_in_one_poll_leave_the_subject_bl
     again, _ = _entry(deployment, log, subject, partition=2, case_ids=("case-b",))
     subscriber.apply_records([first, lifted, again, *log.heartbeats(deployment.factory, clock.now)])
 
-    result = subscriber.check(POWER, subject)
+    result = subscriber.check(POWER, subject, UNIT)
     assert isinstance(result, Blocked)
     assert [case.case_id for case in result.cases] == ["case-b"]
 
@@ -215,6 +230,10 @@ def test_every_change_is_queued_for_the_webhook_with_masked_data_only(
     assert [n["change"] for n in notices] == ["blocked", "lifted"]
     assert notices[0]["masked_name"] == "孝*********"
     assert notices[0]["cases"][0]["case_id"] == "case-1"
+    assert notices[0]["target"] == "site"
+    assert notices[0]["cases"][0]["site_hashes"] == deployment.factory.site_hashes(PREMISES)
+    assert notices[0]["cases"][0]["facts"] == ["business_premises"]
+    assert UNIT not in json.dumps(notices)  # hashes only, never the site
     assert {n["subject_hash"] for n in notices} == {deployment.factory.subject_hash(subject)}
     assert subject not in json.dumps(notices)
     assert len({n["id"] for n in notices}) == 2
@@ -254,7 +273,7 @@ def test_bad_records_become_signed_dead_letters_and_the_offsets_advance(
         assert letter.detail
     assert subscriber.offsets()[(blocklist_topic(POWER).name, 0)] == good.offset + 1
     subscriber.apply_records(log.heartbeats(factory, clock.now))
-    assert isinstance(subscriber.check(POWER, subject), Blocked)
+    assert isinstance(subscriber.check(POWER, subject, UNIT), Blocked)
 
 
 def test_without_a_signing_key_a_refusal_is_logged_with_its_reason(
@@ -286,8 +305,8 @@ def test_a_reopened_replica_resumes_where_its_data_ends(
     again = Subscriber(config, clock=clock)
     assert again.offsets() == offsets
     assert offsets == {(blocklist_topic(POWER).name, p): log.next[p] for p in PARTITIONS}
-    assert isinstance(again.check(POWER, subject), Blocked)  # index and watermark reloaded
-    assert again.check(POWER, new_uscc()) == Clear(POWER)
+    assert isinstance(again.check(POWER, subject, UNIT), Blocked)  # index and watermark reloaded
+    assert again.check(POWER, new_uscc(), UNIT) == Clear(POWER)
 
 
 def test_a_failed_batch_leaves_no_trace(deployment: Deployment, subscriber: Subscriber) -> None:
@@ -327,7 +346,7 @@ def test_a_bad_id_is_refused_naming_subject_and_the_reason(
     subject = new_uscc()
     wrong = subject[:-1] + ("0" if subject[-1] != "0" else "1")
     with pytest.raises(InvalidInput) as refused:
-        subscriber.check(POWER, wrong)
+        subscriber.check(POWER, wrong, UNIT)
     assert refused.value.field == "subject"
     assert "check character" in refused.value.reason
 
@@ -346,7 +365,7 @@ def test_a_replica_built_under_another_subject_key_is_rebuilt(
     again = Subscriber(rotated.config(NAME, (POWER,), replica=config.replica), clock=clock)
     assert again.replica().counts() == {}
     assert set(again.offsets().values()) == {None}
-    assert isinstance(again.check(POWER, new_uscc()), Stale)
+    assert isinstance(again.check(POWER, new_uscc(), UNIT), Stale)
 
 
 def test_a_reset_partition_forgets_only_that_partition(
@@ -363,7 +382,7 @@ def test_a_reset_partition_forgets_only_that_partition(
     assert subscriber.replica().counts() == {POWER: 1}
     assert subscriber.offsets()[(topic, 0)] is None
     assert subscriber.offsets()[(topic, 1)] == log.next[1]
-    assert isinstance(subscriber.check(POWER, subject_1), Stale)  # partition 0 unvouched
+    assert isinstance(subscriber.check(POWER, subject_1, UNIT), Stale)  # partition 0 unvouched
 
 
 def test_the_replica_file_must_exist_for_a_reader(tmp_path: Path) -> None:
