@@ -249,6 +249,13 @@ def compose(catalogue: Catalogue) -> Json:
             "GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH": (
                 "/var/lib/grafana/dashboards/core/redline-overview.json"
             ),
+            # A government network reaches no public host: Grafana calls none.
+            "GF_ANALYTICS_REPORTING_ENABLED": "false",
+            "GF_ANALYTICS_CHECK_FOR_UPDATES": "false",
+            "GF_ANALYTICS_CHECK_FOR_PLUGIN_UPDATES": "false",
+            "GF_NEWS_NEWS_FEED_ENABLED": "false",
+            "GF_SECURITY_DISABLE_GRAVATAR": "true",
+            "GF_SNAPSHOTS_EXTERNAL_ENABLED": "false",
         },
         "volumes": [
             "../grafana/provisioning:/etc/grafana/provisioning:ro",

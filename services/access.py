@@ -49,7 +49,9 @@ def _rule(method: str, path: str, *roles: Role, own_department: bool = False) ->
 
 OFFICERS, OPERATORS, INSPECTORS = Role.case_officer, Role.operator, Role.agriculture_inspector
 POLICY: tuple[Rule, ...] = (
-    _rule("GET", r"^/(healthz|metrics|openapi\.json|docs|docs/oauth2-redirect|redoc)$"),
+    _rule("GET", r"^/(healthz|metrics|openapi\.json|docs|redoc)$"),
+    # The documents' scripts and styles (events/apidocs.py): a browser sends no token.
+    _rule("GET", r"^/docs/assets/[a-z0-9.-]+$"),
     _rule("POST", r"^/v1/(clues|cases)$", OFFICERS),
     _rule("POST", r"^/v1/cases/[^/]+/[a-z][a-z_-]*$", OFFICERS),
     # Restoration is signed by both bodies; the role decides which one signs.

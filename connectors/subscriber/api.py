@@ -7,6 +7,8 @@ GET /v1/health                     200 fresh, 503 stale (watermarks, offsets, co
 GET /v1/blocks.csv?measure=        the current list as CSV (X-Redline-Status says stale)
 GET /metrics                       Prometheus: staleness per list, checks by outcome
 GET /openapi.json                  the OpenAPI document of the above (fuzzed in the tests)
+GET /docs, /redoc                  that document for people, served whole from the
+                                   installation (events/apidocs.py): no CDN needed
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from connectors.subscriber.metrics import CONTENT_TYPE, DaemonMetrics
 from connectors.subscriber.results import Stale
 from connectors.subscriber.view import BlocklistView
 from connectors.subscriber.view import iso_time as _iso
+from events.apidocs import OfflineDocs
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -195,6 +198,7 @@ class ConnectorApp:
     def __init__(self, view: BlocklistView, metrics: DaemonMetrics | None = None) -> None:
         self.view = view
         self.metrics = metrics
+        self.docs = OfflineDocs(OPENAPI["info"]["title"])
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -222,6 +226,9 @@ class ConnectorApp:
             await self._json(send, 200, OPENAPI)
             return
         if path not in ("/v1/checks", "/v1/health", "/v1/blocks.csv"):
+            if self.docs.serves(path):  # past the check paths: a check pays nothing for it
+                await self.docs.answer(scope, send)
+                return
             await self._json(send, 404, _errors(("path", f"no resource {path}")))
             return
         if scope["method"] != "GET":

@@ -344,8 +344,18 @@ def stacked_bars(
 
 # --- HTML -----------------------------------------------------------------------------
 
-_STYLE = """
-body { font-family: "Noto Sans CJK SC", "Microsoft YaHei", sans-serif; margin: 2em; color: #222; }
+# Installed fonts only, nothing fetched (reports are read on networks with no way out): the
+# CJK fonts of Linux desktops (Noto / Source Han, the same design under two names; WenQuanYi
+# on older ones), of Windows and of macOS, then whatever sans-serif the reader has.
+FONTS = (
+    '"Noto Sans CJK SC", "Source Han Sans SC", "Source Han Sans CN", "WenQuanYi Micro Hei", '
+    '"Microsoft YaHei", "PingFang SC", "Hiragino Sans GB", sans-serif'
+)
+# The page may load nothing at all: its style is inline and its charts are inline SVG, and
+# a browser that opens it (from the API, a mail or a file share) is told to fetch nothing.
+CONTENT_POLICY = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
+
+_RULES = """
 h1 { font-size: 1.5em; } h2 { font-size: 1.2em; margin-top: 1.6em; }
 table { border-collapse: collapse; font-size: 0.9em; }
 th, td { border: 1px solid #bbb; padding: 0.25em 0.5em; }
@@ -356,12 +366,14 @@ svg text { font-size: 12px; } svg .chart-title { font-size: 14px; font-weight: b
 .meta, footer { color: #555; font-size: 0.85em; }
 article.case { border-top: 1px solid #ccc; padding-top: 0.5em; }
 """
+_STYLE = f"body {{ font-family: {FONTS}; margin: 2em; color: #222; }}{_RULES}"
 
 
 def _page(title: str, meta: Sequence[str], body: Sequence[str], notes: Sequence[str]) -> str:
     return "".join(
         [
             '<!DOCTYPE html>\n<html lang="zh-CN"><head><meta charset="utf-8">',
+            f'<meta http-equiv="Content-Security-Policy" content="{CONTENT_POLICY}">',
             f"<title>{_e(title)}</title><style>{_STYLE}</style></head><body>",
             f"<header><h1>{_e(title)}</h1>",
             *(f'<p class="meta">{_e(line)}</p>' for line in meta),

@@ -33,13 +33,14 @@ import asyncpg
 import httpx
 
 from events.authorities import demo_subscriber
-from events.catalogue import Stage, load_catalogue
+from events.catalogue import load_catalogue
 from events.privacy import SubjectHasher, parse_subject_id
 from services.access import dev_token
 from services.config import load_settings
 from services.entrypoints.run import Supervisor
 from services.runtime.processes import free_port
 from tests.support import case_body
+from tests.support import filing_measures as support_filing_measures
 
 REVOKE_EVERY = 4  # every fourth accepted case is revoked by a court soon after
 
@@ -191,13 +192,20 @@ class Tally:
         self.examples.extend(other.examples[: max(0, 10 - len(self.examples))])
 
 
+# The suite's cases: each has its own subject and site, all the same facts (business
+# premises of an unpermitted construction project on cultivated land).
+CASE = case_body(("cultivated", "1.5"))
+
+
 def filing_measures() -> list[tuple[str, str]]:
-    """(department, measure) for every measure a filing starts: what every case must get."""
+    """(department, measure) for every measure filing one of the suite's cases starts
+    (decided from its facts, as the registry decides): what every case must get."""
+    started = support_filing_measures(CASE)
     return [
         (department.code, measure.code)
         for department in load_catalogue().departments
         for measure in department.measures
-        if measure.starts_at is Stage.filing
+        if measure.code in started
     ]
 
 

@@ -683,3 +683,113 @@ async def test_a_stopped_department_is_shown_overdue_once_and_catches_up(
     finally:
         stop.set()
         await tracker
+
+
+async def _lift_reasons(
+    queries: DepartmentQueries, code: str, case_id: str
+) -> dict[str, str | None]:
+    """measure -> lift reason (None while active) of `code`'s blocks on the case."""
+    rows = await queries.blocks(code, subject_id=None, active_only=False)
+    return {row.measure: row.lift_reason for row in rows if row.case_id == case_id}
+
+
+async def _consumed_everywhere(stack: Stack, event_id: str) -> bool:
+    """Whether every department has taken the event (done with it, whatever it did)."""
+    conn = await asyncpg.connect(stack.database_url)
+    try:
+        for code in CATALOGUE.codes:
+            try:
+                taken = await conn.fetchval(
+                    f"SELECT count(*) FROM dept_{code}.consumed_events WHERE event_id = $1",
+                    event_id,
+                )
+            except asyncpg.UndefinedTableError:
+                return False
+            if not taken:
+                return False
+        return True
+    finally:
+        await conn.close()
+
+
+async def test_measures_follow_the_facts_and_end_with_their_own_end_conditions(
+    system: dict[str, Any], registry: Registry, queries: DepartmentQueries, stack: Stack
+) -> None:
+    """Issue #16 end to end: an unused-land case blocks nobody; land procedures lift
+    housing's halt but not the credit record; confiscation ends the blocks and reaches
+    finance, which supervises the confiscated property."""
+    unused = case_body(("unused", "0.5"))  # business premises and all: not farmland
+    filed = await registry.file_case(CaseDetails.model_validate(unused))
+    assert filed.starts == []
+
+    async def taken() -> bool:
+        return await _consumed_everywhere(stack, filed.event_ids[0])
+
+    await eventually(taken, timeout=WAIT, what="every department took the unused-land case")
+    assert await _blocks(queries, filed.case_id, active=False) == set()
+
+    penalty = {
+        "decision_no": "罚2",
+        "decided_on": "2026-11-01",
+        "fine_yuan": "800",
+        "summary": "罚款",
+    }
+    legalised = (await registry.file_case(CaseDetails.model_validate(case_body()))).case_id
+    await _step(registry, legalised, Step.penalty, penalty)
+
+    async def halted() -> bool:
+        found = await _lift_reasons(queries, "housing", legalised)
+        credit = await _lift_reasons(queries, "development_reform", legalised)
+        return found.get("halt_works", "") is None and "publish_credit_record" in credit
+
+    await eventually(halted, timeout=WAIT, what="housing halted the works")
+    await _step(
+        registry,
+        legalised,
+        Step.land_procedures,
+        {
+            "approval_no": "晋政地〔2026〕88号",
+            "approved_on": "2026-11-02",
+            "approved_by": "山西省人民政府",
+        },
+    )
+
+    async def procedures_lift_the_halt() -> bool:
+        found = await _lift_reasons(queries, "housing", legalised)
+        return found.get("halt_works") == "land_procedures_obtained"
+
+    await eventually(procedures_lift_the_halt, timeout=60, what="land procedures lift the halt")
+    assert (await _lift_reasons(queries, "development_reform", legalised)) == {
+        "refuse_feasibility_approval": "land_procedures_obtained",
+        "publish_credit_record": None,  # the penalty's record stands
+    }
+
+    confiscated = (await registry.file_case(CaseDetails.model_validate(case_body()))).case_id
+    await _step(registry, confiscated, Step.penalty, penalty)
+    await _step(
+        registry,
+        confiscated,
+        Step.confiscation,
+        {"decision_no": "孝自然资罚〔2026〕9号", "completed_on": "2026-11-03", "property": "厂房"},
+    )
+
+    async def finance_told() -> bool:
+        found = await _lift_reasons(queries, "finance", confiscated)
+        return found == {
+            "refuse_fiscal_funding": "confiscation_completed",
+            "supervise_confiscated_property": None,
+        }
+
+    await eventually(finance_told, timeout=60, what="confiscation reaches finance")
+    [supervision] = [
+        row
+        for row in await queries.blocks("finance", subject_id=None, active_only=True)
+        if row.case_id == confiscated
+    ]
+    assert supervision.target == "site" and supervision.site is not None
+
+    async def supply_restored() -> bool:
+        power = await _lift_reasons(queries, "power_supply", confiscated)
+        return power == {"refuse_power_supply": "confiscation_completed"}
+
+    await eventually(supply_restored, timeout=60, what="confiscation lifts the supply block")

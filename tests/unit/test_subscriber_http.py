@@ -255,3 +255,15 @@ async def test_metrics_report_staleness_and_count_checks_by_outcome(
     assert 'redline_check_requests_total{outcome="clear",service="subscriber"} 1.0' in text
     assert 'redline_check_requests_total{outcome="refused",service="subscriber"} 1.0' in text
     assert 'redline_check_duration_seconds_count{service="subscriber"} 2.0' in text
+
+
+async def test_the_api_documents_are_served_from_the_installation(
+    client: httpx.AsyncClient,
+) -> None:
+    page = await client.get("/docs")
+    assert page.status_code == 200
+    assert "/docs/assets/" in page.text
+    assert "https://" not in page.text  # no CDN: the connector runs on closed networks
+    script = await client.get("/docs/assets/redoc.standalone.js")
+    assert script.status_code == 200 and len(script.content) > 10_000
+    assert (await client.get("/docs/assets/nothing.js")).status_code == 404
