@@ -5,7 +5,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | cksum | cut -d' ' -f1)
 
-.PHONY: run test lint schemas bench chaos setup clean dashboards prometheus-tools
+.PHONY: run test lint schemas bench chaos setup clean dashboards prometheus-tools node-subscriber \
+	browser-tools
 
 setup: $(STAMP)
 
@@ -19,7 +20,7 @@ $(STAMP): pyproject.toml constraints.txt
 run: $(STAMP)
 	exec $(BIN)/python -m services.entrypoints.run
 
-test: $(STAMP) prometheus-tools
+test: $(STAMP) prometheus-tools node-subscriber browser-tools
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
@@ -57,3 +58,30 @@ prometheus-tools:
 		$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus; \
 	}
 	@promtool --version 2>&1 | head -n 1
+
+# chromium (Debian's package), which tests/integration/test_pages_offline.py runs headless
+# to see each page as a person would, with no outside network.
+browser-tools:
+	@command -v chromium >/dev/null 2>&1 || { \
+		if [ "$$(id -u)" -eq 0 ]; then SUDO=; else SUDO=sudo; fi; \
+		$$SUDO apt-get update && \
+		$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium; \
+	}
+	@chromium --version 2>/dev/null | head -n 1
+
+# The Node subscriber's dependencies (kafkajs, yaml), exactly as its package-lock.json pins
+# them: tests/integration/test_node_subscriber.py runs it beside the Python connector.
+# Node and npm come with the machine's image; Debian's packages stand in where missing.
+NODE_SUBSCRIBER := connectors/node-subscriber
+NODE_MODULES := $(NODE_SUBSCRIBER)/node_modules/.package-lock.json
+
+node-subscriber: $(NODE_MODULES)
+
+$(NODE_MODULES): $(NODE_SUBSCRIBER)/package.json $(NODE_SUBSCRIBER)/package-lock.json
+	@command -v npm >/dev/null 2>&1 || { \
+		if [ "$$(id -u)" -eq 0 ]; then SUDO=; else SUDO=sudo; fi; \
+		$$SUDO apt-get update && \
+		$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends nodejs npm; \
+	}
+	npm ci --prefix $(NODE_SUBSCRIBER) --no-audit --no-fund
+	touch $@

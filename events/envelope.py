@@ -21,6 +21,20 @@ from events.upcasting import upcast
 MAX_EVENT_BYTES = 256 * 1024
 SCHEMA_URN_PREFIX = "urn:redline:schema:"
 
+# The CloudEvents Kafka protocol binding, structured content mode: the whole event is the
+# record's value and this header names its format, so SDKs and header-routing tools can
+# tell a CloudEvent without parsing it. Every record Redline produces with a value carries
+# it; a tombstone (no value) carries no event and so no header. JSON is UTF-8 by RFC 8259.
+KAFKA_CONTENT_TYPE = "application/cloudevents+json"
+_KAFKA_HEADERS: tuple[tuple[str, bytes], ...] = (("content-type", KAFKA_CONTENT_TYPE.encode()),)
+
+
+def kafka_headers(value: bytes | None) -> list[tuple[str, bytes]]:
+    """The headers of a record with this value: the structured-mode content type, or none
+    for a tombstone. A new list each time: clients may keep or extend what they are given."""
+    return [] if value is None else list(_KAFKA_HEADERS)
+
+
 _NonEmpty = Annotated[str, StringConstraints(min_length=1, max_length=512)]
 
 

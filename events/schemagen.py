@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from events.envelope import Envelope, schema_uri
+from events.envelope import KAFKA_CONTENT_TYPE, Envelope, schema_uri
 from events.generated import Generated
 from events.generated import main as run_generator
 from events.models import PAYLOAD_TYPES
@@ -64,7 +64,7 @@ def _message(event_type: str, topic: Topic) -> dict[str, Any]:
         "name": event_type,
         "title": model.__name__,
         "summary": (model.__doc__ or model.__name__).strip().splitlines()[0],
-        "contentType": "application/cloudevents+json",
+        "contentType": KAFKA_CONTENT_TYPE,
         "description": (
             f"A signed CloudEvents 1.0 envelope ({SCHEMA_DIR}/{ENVELOPE_SCHEMA}) with type "
             f"`{event_type}`; the payload below is its `data`. Kafka key: {topic.key}."
@@ -120,7 +120,7 @@ def asyncapi_document() -> dict[str, Any]:
                 "trust store before acting."
             ),
         },
-        "defaultContentType": "application/cloudevents+json",
+        "defaultContentType": KAFKA_CONTENT_TYPE,
         "channels": channels,
         "operations": operations,
         "components": {"messages": messages},

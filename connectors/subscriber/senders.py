@@ -20,6 +20,7 @@ from kafka.errors import KafkaError
 from connectors.subscriber.backoff import Backoff
 from connectors.subscriber.errors import ConnectorError
 from connectors.subscriber.feeder import kafka_options
+from events.envelope import kafka_headers
 
 if TYPE_CHECKING:
     from connectors.subscriber.subscriber import Subscriber
@@ -33,7 +34,8 @@ IDLE_WAIT_S = 0.5
 
 
 class EventSender(threading.Thread):
-    """Sends queued acknowledgements and dead letters with a KafkaProducer (acks='all')."""
+    """Sends queued acknowledgements and dead letters with a KafkaProducer (acks='all'),
+    each with the CloudEvents structured-mode content-type header."""
 
     def __init__(
         self, subscriber: Subscriber, stop: threading.Event, wake: threading.Event
@@ -64,7 +66,12 @@ class EventSender(threading.Thread):
                             **kafka_options(self._subscriber),
                         )
                     futures = [
-                        (seq, producer.send(e.topic, key=e.key, value=e.value))
+                        (
+                            seq,
+                            producer.send(
+                                e.topic, key=e.key, value=e.value, headers=kafka_headers(e.value)
+                            ),
+                        )
                         for seq, e in pending
                     ]
                     producer.flush(timeout=SEND_TIMEOUT_S)

@@ -12,6 +12,7 @@ from aiokafka.errors import KafkaError
 from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.producer.message_accumulator import BatchBuilder
 
+from events.envelope import kafka_headers
 from services.adapters.kafka import client_options, ensure_topics
 from services.config import KafkaAuth
 from services.errors import BrokerError
@@ -100,15 +101,22 @@ class KafkaPublisher(EventPublisher):
                             await producer.partitions_for(event.topic)
                         )
                     partition = choose(key, every, every)
+                headers = kafka_headers(event.value)  # CloudEvents structured mode
                 builder = open_batches.get((event.topic, partition))
                 if builder is None:
                     builder = open_batches[event.topic, partition] = producer.create_batch()
-                if builder.append(key=key, value=event.value, timestamp=None) is None:
+                if (
+                    builder.append(key=key, value=event.value, timestamp=None, headers=headers)
+                    is None
+                ):
                     deliveries.append(
                         await producer.send_batch(builder, event.topic, partition=partition)
                     )
                     builder = open_batches[event.topic, partition] = producer.create_batch()
-                    if builder.append(key=key, value=event.value, timestamp=None) is None:
+                    if (
+                        builder.append(key=key, value=event.value, timestamp=None, headers=headers)
+                        is None
+                    ):
                         raise BrokerError(f"event {event.position} is larger than a batch")
             for (topic, partition), builder in open_batches.items():
                 deliveries.append(await producer.send_batch(builder, topic, partition=partition))

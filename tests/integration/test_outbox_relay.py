@@ -159,9 +159,9 @@ async def test_events_of_a_case_reach_the_topic_in_order(
     ]
     types = [decode(r.value or b"", trust)[0].type for r in records]
     assert types == [
-        "redline.case.filed.v2",
-        "redline.accountability.triggered.v1",
-        "redline.case.penalty_decided.v1",
+        "redline.case.filed.v3",
+        "redline.accountability.triggered.v2",
+        "redline.case.penalty_decided.v2",
         "redline.case.rectification_recorded.v1",
         "redline.case.restoration_verified.v1",
         "redline.case.closed.v1",

@@ -22,11 +22,20 @@ class FakeBatch:
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
         self.records: list[tuple[bytes, bytes | None]] = []
+        self.headers: list[list[tuple[str, bytes]]] = []
 
-    def append(self, *, key: bytes, value: bytes | None, timestamp: None) -> object | None:
+    def append(
+        self,
+        *,
+        key: bytes,
+        value: bytes | None,
+        timestamp: None,
+        headers: list[tuple[str, bytes]],
+    ) -> object | None:
         if len(self.records) == self.capacity:
             return None
         self.records.append((key, value))
+        self.headers.append(headers)
         return object()
 
 
@@ -93,3 +102,26 @@ async def test_a_failed_delivery_is_a_broker_error(monkeypatch: pytest.MonkeyPat
     with pytest.raises(BrokerError, match="publishing"):
         await publisher.publish([PendingEvent(1, TOPIC, "RL-1", b"v")])
     assert publisher._producer is None  # the next publish starts afresh
+
+
+async def test_every_value_carries_the_cloudevents_content_type_and_a_tombstone_none(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The CloudEvents Kafka binding, structured mode: the header names the value's format;
+    a tombstone has no value, so no event and no header."""
+    producer = FakeProducer(capacity=2)
+    events = [PendingEvent(p, TOPIC, f"RL-{p}", f"v{p}".encode()) for p in range(5)]
+    events.append(PendingEvent(5, TOPIC, "RL-0", None))
+    await _publisher(producer, monkeypatch).publish(events)
+
+    sent = [
+        (record, headers)
+        for _, _, batch in producer.sent
+        for record, headers in zip(batch.records, batch.headers, strict=True)
+    ]
+    assert len(sent) == len(events)
+    for (_, value), headers in sent:
+        if value is None:
+            assert headers == []
+        else:
+            assert headers == [("content-type", b"application/cloudevents+json")]
