@@ -48,12 +48,18 @@ def _server_ports() -> range:
 _SERVER_PORTS = _server_ports()
 
 
+_HANDED_OUT: set[int] = set()
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now, outside the range the
-    kernel gives outgoing connections."""
+    kernel gives outgoing connections, and never one this process handed out before: a
+    start-up picks dozens of ports before the first child binds its own, and two picks of
+    one port made the second child fail with 'address already in use'."""
     for _ in range(200):
         port = _random.choice(_SERVER_PORTS)
-        if port_is_free(port):
+        if port not in _HANDED_OUT and port_is_free(port):
+            _HANDED_OUT.add(port)
             return port
     raise OSError(f"no free port in {_SERVER_PORTS.start}-{_SERVER_PORTS.stop - 1}")
 

@@ -100,3 +100,9 @@ def test_ports_for_servers_are_never_ones_outgoing_connections_take() -> None:
     ports = {free_port() for _ in range(50)}
     assert all(port < max(low, 20000) for port in ports)
     assert all(port_is_free(port) for port in ports)
+
+
+def test_a_port_is_handed_out_once_though_nothing_has_bound_it_yet() -> None:
+    """`make run` picks every child's port before the children bind them."""
+    picks = [free_port() for _ in range(300)]
+    assert len(set(picks)) == len(picks)
