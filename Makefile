@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | cksum | cut -d' ' -f1)
 
 .PHONY: run test lint schemas bench chaos setup clean dashboards prometheus-tools node-subscriber \
-	browser-tools
+	browser-tools connector-dist
 
 setup: $(STAMP)
 
@@ -38,6 +38,12 @@ clean:
 
 bench: $(STAMP)
 	$(BIN)/python -m tests.bench
+
+# The connector as its own distribution (distributions/redline-connector): the wheel a utility
+# or bank installs with `pip install`, into build/connector-dist/.
+connector-dist: $(STAMP)
+	$(BIN)/python -m pip wheel --quiet --no-deps -w build/connector-dist distributions/redline-connector
+	@ls build/connector-dist/redline_connector-*.whl
 
 # The fault suite: faults injected while cases flow; fails on any loss or double effect.
 # CHAOS_PLAN=small is the short form `make test` also runs.
