@@ -80,6 +80,9 @@ def compose_environment(process: Process) -> dict[str, str]:
         "REDLINE_KAFKA_REPLICATION": "1",
         "REDLINE_TIMEZONE": TIMEZONE,
         "REDLINE_TRUST_STORE": f"{HOME}/{TRUST_STORE_FILE}",
+        # The Compose stack is a development one: its redline-init writes development keys,
+        # which a service on external servers uses only when told so.
+        "REDLINE_DEV_KEYS": "1",
     }
     if process.subject_key:
         env["REDLINE_SUBJECT_KEY"] = f"{HOME}/keys/{SUBJECT_KEY_FILE}"

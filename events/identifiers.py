@@ -1,6 +1,10 @@
 """Subject identifiers with check characters: a typo must be refused, not stored.
 
 USCC: GB 32100-2015 (统一社会信用代码). Resident ID: GB 11643-1999 (公民身份号码).
+
+A resident ID's errors name positions, never characters: an error goes to logs, API
+answers and dead letters, and must not show more of a person's number than its masked
+form does (first 4 and last 2). A USCC is a public registration, so its errors quote it.
 """
 
 from __future__ import annotations
@@ -59,22 +63,36 @@ def validate_uscc(code: str) -> str:
 
 
 def validate_resident_id(number: str, *, today: date | None = None) -> str:
-    """Return the normalised resident ID or raise ValueError saying exactly what is wrong."""
+    """Return the normalised resident ID or raise ValueError saying what is wrong, by
+    position only: no character, birth date or expected check character is repeated."""
     number = _normalise(number)
     _check_length(number, LENGTH)
-    _check_alphabet(number[:17], "0123456789")
-    _check_alphabet(number, "0123456789X")
+    for position, char in enumerate(number, start=1):
+        if char not in "0123456789" and not (position == LENGTH and char == "X"):
+            allowed = "a digit or X" if position == LENGTH else "a digit"
+            raise ValueError(f"character at position {position} must be {allowed}")
     birth = number[6:14]
     try:
         born = date(int(birth[:4]), int(birth[4:6]), int(birth[6:]))
     except ValueError:
-        raise ValueError(f"birth date {birth!r} is not a real date") from None
+        raise ValueError("birth date (characters 7 to 14) is not a real date") from None
     if born > (today or date.today()):
-        raise ValueError(f"birth date {birth!r} is in the future")
-    expected = resident_id_check_character(number[:17])
-    if number[17] != expected:
-        raise ValueError(f"check character is {number[17]!r}, expected {expected!r}")
+        raise ValueError("birth date (characters 7 to 14) is in the future")
+    if number[17] != resident_id_check_character(number[:17]):
+        raise ValueError("check character is wrong: it does not match the first 17 characters")
     return number
+
+
+def looks_like_resident_id(value: str) -> bool:
+    """17 digits then a digit or X: the shape of a person's number, whatever its checks say.
+    Errors about such a value must not quote it, even when read as a USCC."""
+    value = _normalise(value)
+    return (
+        len(value) == LENGTH
+        and value[:17].isascii()
+        and value[:17].isdigit()
+        and (value[17] in "0123456789X")
+    )
 
 
 def mask_identifier(value: str) -> str:

@@ -1,4 +1,5 @@
-"""Log lines name nobody: every Redline process masks ID numbers in what it logs.
+"""Log lines name nobody and unlock nothing: every Redline process masks ID and telephone
+numbers, and the password of any connection URL, in what it logs.
 
 Here, not in services/, because the connectors (which must not import services/) need the
 same filter. Names of persons cannot be told apart from other words, so call sites never
@@ -8,6 +9,7 @@ log them; this catches the ID numbers that slip into messages, arguments and tra
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Mapping
 
 from events.privacy import mask_identifiers
@@ -18,9 +20,32 @@ from events.privacy import mask_identifiers
 UVICORN_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access", "uvicorn.asgi")
 _TRACEBACKS = logging.Formatter()
 
+# The password of a URL with credentials (postgresql://user:PASSWORD@host/db), up to the
+# last @ before white space: a password may hold an unencoded @ / ? or #, and too much
+# redacted is better than a piece of password shown. And a libpq keyword or query
+# parameter password=...
+_URL_PASSWORD = re.compile(r"(?P<head>\b[a-z][a-z0-9+.-]*://[^\s:/?#@]*:)\S*(?=@)", re.I)
+_KEYWORD_PASSWORD = re.compile(
+    r"(?P<head>\b(?:password|passwd|pwd)\s*=\s*)(?:'(?:[^'\\]|\\.)*'|[^\s&;'\"]+)", re.I
+)
+REDACTED = "***"
+
+
+def redact_passwords(text: str) -> str:
+    """`text` with the password of every connection URL or password=... setting replaced
+    by ***, so an error or log line naming a DATABASE_URL can be shown."""
+    text = _URL_PASSWORD.sub(lambda m: m["head"] + REDACTED, text)
+    return _KEYWORD_PASSWORD.sub(lambda m: m["head"] + REDACTED, text)
+
+
+def mask_secrets(text: str) -> str:
+    """What every log line goes through: ID and telephone numbers masked, passwords gone."""
+    return redact_passwords(mask_identifiers(text))
+
 
 class MaskIdentifiers(logging.Filter):
-    """Masks ID numbers in a record's message and exception text; drops nothing."""
+    """Masks ID and telephone numbers and redacts passwords in a record's message and
+    exception text; drops nothing."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         _mask_message(record)
@@ -28,9 +53,9 @@ class MaskIdentifiers(logging.Filter):
             # Formatters keep exc_text when it is set, so the masked text is what they print.
             record.exc_text = _TRACEBACKS.formatException(record.exc_info)
         if record.exc_text:
-            record.exc_text = mask_identifiers(record.exc_text)
+            record.exc_text = mask_secrets(record.exc_text)
         if record.stack_info:
-            record.stack_info = mask_identifiers(record.stack_info)
+            record.stack_info = mask_secrets(record.stack_info)
         return True
 
 
@@ -40,14 +65,14 @@ def _mask_message(record: logging.LogRecord) -> None:
     # Arguments masked one by one keep the record's shape: uvicorn's access formatter reads
     # the arguments, not the message.
     if isinstance(record.msg, str):
-        record.msg = mask_identifiers(record.msg)
+        record.msg = mask_secrets(record.msg)
     if isinstance(record.args, tuple):
         record.args = tuple(_mask_arg(arg) for arg in record.args)
     elif isinstance(record.args, Mapping):
         record.args = {key: _mask_arg(value) for key, value in record.args.items()}
     left = _unmasked(record)
     if left is not None:  # in an argument that is not text (an exception, a dict): freeze it
-        record.msg, record.args = mask_identifiers(left), ()
+        record.msg, record.args = mask_secrets(left), ()
 
 
 def _unmasked(record: logging.LogRecord) -> str | None:
@@ -56,11 +81,11 @@ def _unmasked(record: logging.LogRecord) -> str | None:
         message = record.getMessage()
     except (TypeError, ValueError, KeyError):  # a bad call: print the template, masked
         message = str(record.msg)
-    return None if mask_identifiers(message) == message else message
+    return None if mask_secrets(message) == message else message
 
 
 def _mask_arg(arg: object) -> object:
-    return mask_identifiers(arg) if isinstance(arg, str) else arg
+    return mask_secrets(arg) if isinstance(arg, str) else arg
 
 
 def mask_logging() -> None:

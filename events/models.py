@@ -32,10 +32,22 @@ from pydantic import (
 
 from events.catalogue import Fact, Target
 from events.identifiers import validate_resident_id, validate_uscc
-from events.land import MAX_PARCEL_MU, LandClass, is_cultivated, m2_to_mu
+from events.land import MAX_PARCEL_MU, MU_PER_M2, LandClass, is_cultivated, m2_to_mu
 
 AREA_DECIMAL_PLACES = 6
 MONEY_DECIMAL_PLACES = 2
+# Bounds on every number a case officer gives: a fine beyond a trillion yuan is a typo or
+# an attack, and a value such as "1e999999" would be answered, then fail every consumer
+# (its plain form alone is a megabyte, over MAX_EVENT_BYTES).
+MAX_MONEY_YUAN = 10**12
+MAX_PARCELS = 500
+MAX_AREA_TOTAL_MU = MAX_PARCELS * int(MAX_PARCEL_MU)
+MAX_PARCEL_M2 = MAX_PARCEL_MU / MU_PER_M2
+MAX_DECIMAL_CHARS = 32
+_PLAIN_DECIMAL = re.compile(r"-?[0-9]+(\.[0-9]+)?")
+_NOT_PLAIN = (
+    "must be a plain decimal such as 1234.56: digits and an optional decimal point, no exponent"
+)
 # A dead letter must itself fit in an event (MAX_EVENT_BYTES), so the original is cut.
 MAX_DEADLETTER_ORIGINAL_BYTES = 128 * 1024
 
@@ -43,9 +55,26 @@ _FLOAT_REFUSED = "must be a decimal string or an integer, not a float (binary ro
 
 
 def _refuse_float(value: object) -> object:
+    """Floats round in binary; a string is read only in the plain form the JSON schema
+    gives (no exponent, no NaN, at most MAX_DECIMAL_CHARS), so no magnitude can hide in a
+    few characters and nothing reaches Decimal arithmetic that could overflow."""
     if isinstance(value, bool | float):
         raise ValueError(_FLOAT_REFUSED)
+    if isinstance(value, str):
+        return _plain(value, "")
     return value
+
+
+def _plain(value: str, name: str) -> str:
+    text = value.strip()
+    prefix = f"{name} " if name else ""
+    if len(text) > MAX_DECIMAL_CHARS:
+        raise ValueError(
+            f"{prefix}must have at most {MAX_DECIMAL_CHARS} characters, got {len(text)}"
+        )
+    if not _PLAIN_DECIMAL.fullmatch(text):
+        raise ValueError(prefix + _NOT_PLAIN)
+    return text
 
 
 def _decimal_places(places: int) -> Any:
@@ -65,8 +94,10 @@ DecimalStr = Annotated[
     WithJsonSchema({"type": "string", "pattern": r"^-?[0-9]+(\.[0-9]+)?$"}),
 ]
 Area = Annotated[DecimalStr, Field(gt=0, le=MAX_PARCEL_MU), _decimal_places(AREA_DECIMAL_PLACES)]
-AreaTotal = Annotated[DecimalStr, Field(ge=0), _decimal_places(AREA_DECIMAL_PLACES)]
-Money = Annotated[DecimalStr, Field(ge=0), _decimal_places(MONEY_DECIMAL_PLACES)]
+AreaTotal = Annotated[
+    DecimalStr, Field(ge=0, le=MAX_AREA_TOTAL_MU), _decimal_places(AREA_DECIMAL_PLACES)
+]
+Money = Annotated[DecimalStr, Field(ge=0, le=MAX_MONEY_YUAN), _decimal_places(MONEY_DECIMAL_PLACES)]
 Id = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 Text = Annotated[str, StringConstraints(strip_whitespace=True, max_length=4000)]
@@ -123,11 +154,13 @@ def _m2_decimal(value: object) -> Decimal:
     if not isinstance(value, int | str | Decimal):
         raise ValueError("area_m2 must be a decimal string or an integer")
     try:
-        area = Decimal(value.strip() if isinstance(value, str) else value)
+        area = Decimal(_plain(value, "area_m2") if isinstance(value, str) else value)
     except InvalidOperation:
-        raise ValueError(f"area_m2 {value!r} is not a decimal number") from None
+        raise ValueError("area_m2 is not a decimal number") from None
     if not area.is_finite() or area <= 0:
-        raise ValueError(f"area_m2 must be a finite number greater than 0, got {value!r}")
+        raise ValueError("area_m2 must be a finite number greater than 0")
+    if area > MAX_PARCEL_M2:  # before converting, which would overflow
+        raise ValueError(f"area_m2 must be at most {MAX_PARCEL_M2:.2f} m² ({MAX_PARCEL_MU} mu)")
     return area
 
 

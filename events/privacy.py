@@ -16,30 +16,91 @@ from pathlib import Path
 from typing import Literal
 
 from events.errors import InvalidEvent
-from events.identifiers import mask_identifier, validate_resident_id, validate_uscc
+from events.identifiers import (
+    looks_like_resident_id,
+    mask_identifier,
+    validate_resident_id,
+    validate_uscc,
+)
 from events.models import PARCEL_CODE, PARCEL_CODE_LENGTH, UNIT_CODE, Site
 
 SUBJECT_KEY_BYTES = 32
 SubjectKind = Literal["organization", "person"]
 
-# 18 characters of the USCC alphabet (which holds the resident ID's X), standing alone and
-# with many digits: a resident ID number or a USCC in free text, check character right or
-# not (a typo is still somebody's number). UUIDs, hashes and case numbers never have 18
-# such characters between separators.
-_ID_TOKEN = re.compile(r"(?<![0-9A-Z])[0-9A-HJ-NP-RTUW-Y]{18}(?![0-9A-Z])", re.IGNORECASE)
+# What a free text may hold that names a person, each standing alone (no letter or digit
+# either side, so UUIDs, hashes, offsets and case numbers stay whole):
+# - id18: 18 characters of the USCC alphabet (which holds the resident ID's X) with many
+#   digits: a resident ID number or a USCC, check character right or not (a typo is still
+#   somebody's number);
+# - id15: 15 digits, a first-generation resident ID number (GB 11643-1989), still found
+#   on old records;
+# - a mobile number, 1[3-9] and 9 more digits, maybe written +86 / 0086 / 86 first and
+#   grouped 3-4-4;
+# - a landline with its area code (0 and 2 or 3 digits, maybe in brackets) and a local
+#   number of 7 or 8 digits. Without the area code a local number cannot be told from
+#   other numbers, so it is left alone.
+_PERSONAL_TOKEN = re.compile(
+    r"(?<![0-9A-Z])(?:"
+    r"(?P<id18>[0-9A-HJ-NP-RTUW-Y]{18})"
+    r"|(?P<id15>[0-9]{15})"
+    r"|(?P<mobile_prefix>(?:\+|00)?86[ -]?)?(?P<mobile>1[3-9][0-9](?:[ -]?[0-9]{4}){2})"
+    r"|(?P<area>\(?0[1-9][0-9]{1,2}\)?[ -]?)(?P<local>[2-9][0-9]{6,7})"
+    r")(?![0-9A-Z])",
+    re.IGNORECASE,
+)
+# A Chinese input method types full-width digits, letters and brackets (１３８…, （0571）):
+# they are matched as their ASCII forms, one character for one, so positions hold.
+_FULL_WIDTH = str.maketrans({chr(code): chr(code - 0xFEE0) for code in range(0xFF01, 0xFF5F)})
 _MIN_DIGITS_IN_ID = 8
+_MOBILE_SHOWN = (3, 4)  # 138****5678, as Chinese services mask a mobile number
+_LANDLINE_SHOWN = 2  # the area code and the last 2 digits: 0571-******21
 
 
 def mask_identifiers(text: str) -> str:
-    """Every ID-shaped token in `text` masked as notices mask an ID, so a log line and a
-    notice name the same 1101************14 and neither names the person."""
+    """Every ID number and telephone number in `text` masked as notices mask them, so a
+    log line and a notice name the same 1101************14 and neither names the person."""
+    folded = text.translate(_FULL_WIDTH)
+    pieces: list[str] = []
+    done = 0
+    for match in _PERSONAL_TOKEN.finditer(folded):
+        start, end = match.span()
+        masked = _mask_token(match)
+        # The masked form keeps the token's length; its shown characters are the text's own.
+        original = text[start:end]
+        pieces += [
+            text[done:start],
+            "".join(m if m == "*" else o for o, m in zip(original, masked, strict=True)),
+        ]
+        done = end
+    return "".join(pieces) + text[done:] if pieces else text
 
-    def mask(match: re.Match[str]) -> str:
-        token = match.group(0)
+
+def _mask_token(match: re.Match[str]) -> str:
+    if match["id18"] is not None:
+        token = match["id18"]
         digits = sum(char.isdigit() for char in token)
         return mask_identifier(token) if digits >= _MIN_DIGITS_IN_ID else token
+    if match["id15"] is not None:
+        return mask_identifier(match["id15"])
+    if match["mobile"] is not None:
+        head, tail = _MOBILE_SHOWN
+        return (match["mobile_prefix"] or "") + _mask_digits(match["mobile"], head, tail)
+    return match["area"] + _mask_digits(match["local"], 0, _LANDLINE_SHOWN)
 
-    return _ID_TOKEN.sub(mask, text)
+
+def _mask_digits(number: str, head: int, tail: int) -> str:
+    """`number` with every digit but the first `head` and last `tail` starred; separators
+    kept, so the masked number reads as the number did."""
+    total = sum(char.isdigit() for char in number)
+    shown: list[str] = []
+    seen = 0
+    for char in number:
+        if char.isdigit():
+            shown.append(char if seen < head or seen >= total - tail else "*")
+            seen += 1
+        else:
+            shown.append(char)
+    return "".join(shown)
 
 
 def parse_subject_id(
@@ -59,9 +120,12 @@ def parse_subject_id(
         try:
             return "person", validate_resident_id(value)
         except ValueError as as_person:
+            # A USCC's error quotes characters and its expected check character, which for
+            # a person's number would disclose what the masked form hides.
+            uscc_reason = "" if looks_like_resident_id(value) else f" ({as_uscc})"
             raise InvalidEvent(
                 field,
-                f"not a valid USCC ({as_uscc}) nor resident ID number ({as_person})",
+                f"not a valid USCC{uscc_reason} nor resident ID number ({as_person})",
             ) from as_person
 
 

@@ -14,6 +14,12 @@ FOREVER = "-1"
 NINETY_DAYS_MS = str(90 * 24 * 3600 * 1000)
 THIRTY_DAYS_MS = str(30 * 24 * 3600 * 1000)
 
+# A write acknowledged with acks=all (every Redline producer) is then held by at least two
+# brokers, so losing one loses nothing acknowledged. With fewer in sync the partition
+# refuses writes (NOT_ENOUGH_REPLICAS) and the outbox relays retry: delayed, never lost.
+MIN_INSYNC = "min.insync.replicas"
+DURABLE = {MIN_INSYNC: "2"}
+
 
 @dataclass(frozen=True)
 class Topic:
@@ -48,7 +54,12 @@ VIOLATIONS = Topic(
         "redline.case.closed.v1",
         "redline.accountability.triggered.v2",
     ),
-    config={"cleanup.policy": "delete", "retention.ms": FOREVER, "retention.bytes": FOREVER},
+    config={
+        "cleanup.policy": "delete",
+        "retention.ms": FOREVER,
+        "retention.bytes": FOREVER,
+        **DURABLE,
+    },
 )
 
 ACKNOWLEDGEMENTS = Topic(
@@ -65,7 +76,12 @@ ACKNOWLEDGEMENTS = Topic(
         "redline.measure.failed.v1",
         "redline.response.overdue.v1",
     ),
-    config={"cleanup.policy": "delete", "retention.ms": FOREVER, "retention.bytes": FOREVER},
+    config={
+        "cleanup.policy": "delete",
+        "retention.ms": FOREVER,
+        "retention.bytes": FOREVER,
+        **DURABLE,
+    },
 )
 
 # The measures served to outside companies (utilities, banks) as blocklists, derived from
@@ -96,6 +112,7 @@ def blocklist_topic(measure: str) -> Topic:
             "cleanup.policy": "compact",
             "min.compaction.lag.ms": "0",
             "delete.retention.ms": THIRTY_DAYS_MS,
+            **DURABLE,
         },
     )
 
@@ -108,7 +125,25 @@ DEAD_LETTERS = Topic(
     key="the consumer group that refused the message",
     description="Messages a consumer could not accept, with the reason and the original bytes.",
     event_types=("redline.deadletter.v1",),
-    config={"cleanup.policy": "delete", "retention.ms": NINETY_DAYS_MS},
+    config={"cleanup.policy": "delete", "retention.ms": NINETY_DAYS_MS, **DURABLE},
 )
 
 ALL_TOPICS: tuple[Topic, ...] = (VIOLATIONS, ACKNOWLEDGEMENTS, *BLOCKLISTS, DEAD_LETTERS)
+
+
+def broker_settings(topic: Topic, replication_factor: int) -> tuple[dict[str, str], dict[str, str]]:
+    """The settings `topic` is created and checked with at this replication factor, and
+    those left out, each with the reason. min.insync.replicas above the replication
+    factor would refuse every acks=all write, so with one replica (`make run`'s embedded
+    broker, a one-broker Compose) it is left out, explicitly."""
+    kept: dict[str, str] = {}
+    skipped: dict[str, str] = {}
+    for name, value in topic.config.items():
+        if name == MIN_INSYNC and int(value) > replication_factor:
+            skipped[name] = (
+                f"{value} needs at least {value} replicas; the replication factor is "
+                f"{replication_factor}, so every acks=all write would be refused"
+            )
+        else:
+            kept[name] = value
+    return kept, skipped

@@ -4,19 +4,30 @@ Tokens are kept only as SHA-256 hashes (a leaked token file opens nothing). Role
 officers file and change cases; agriculture inspectors (农业农村局) co-sign restorations;
 a department reads its own blocks; subscribers (and departments) check subjects; operators
 read everything. Anything the table does not allow is refused.
+
+A check is also bound to its measure (least privilege, as a Kafka ACL binds a principal to
+its topics): a department checks only the measures the catalogue gives it, a subscriber
+only those its token entry grants (none by default), operators and case officers any.
+Each principal's checks are rate limited by a token bucket, so a stolen token cannot be
+used to sweep the ID space.
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 import secrets
-from dataclasses import dataclass
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
 import yaml
 
+from events.catalogue import Catalogue, load_catalogue
 from services.errors import ConfigError
 
 
@@ -33,6 +44,8 @@ class Principal:
     name: str
     role: Role
     department: str | None = None
+    # The measures a subscriber may check; the other roles' reach comes from their role.
+    measures: frozenset[str] = field(default_factory=frozenset)
 
 
 @dataclass(frozen=True)
@@ -93,6 +106,76 @@ def decide(principal: Principal | None, method: str, path: str) -> str | None:
     return "a bearer token is required" if principal is None else f"{method} {path} is not allowed"
 
 
+CHECK_EVERY_MEASURE = frozenset({Role.operator, Role.case_officer})
+
+
+class CheckGrants:
+    """Which measures each principal may check, from the catalogue and its token entry."""
+
+    def __init__(self, catalogue: Catalogue) -> None:
+        self.known = frozenset(catalogue.measures())
+        self.of_department = {
+            d.code: frozenset(m.code for m in d.measures) for d in catalogue.departments
+        }
+
+    def refusal(self, principal: Principal, measure: str) -> str | None:
+        """None when `principal` may check `measure`, else why not (answered 403). An
+        unknown measure is not refused here: the check itself refuses it as bad input."""
+        if principal.role in CHECK_EVERY_MEASURE or measure not in self.known:
+            return None
+        if principal.role is Role.department:
+            own = self.of_department.get(principal.department or "", frozenset())
+            if measure in own:
+                return None
+            return (
+                f"measure {measure}: department {principal.department} may check only its own "
+                f"measures ({', '.join(sorted(own)) or 'none'})"
+            )
+        if principal.role is Role.subscriber:
+            if measure in principal.measures:
+                return None
+            granted = ", ".join(sorted(principal.measures)) or "none"
+            return (
+                f"measure {measure}: subscriber {principal.name} is not granted it "
+                f"(granted: {granted})"
+            )
+        return f"measure {measure}: {principal.role} may check no measure"
+
+
+class RateLimiter:
+    """A token bucket per principal: `rate` requests a second on average, `burst` at once.
+
+    In process and keyed by principal name, so its memory is bounded by the token file.
+    """
+
+    def __init__(
+        self, rate: float, burst: int, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        if rate <= 0 or burst < 1:
+            raise ValueError(f"a rate limit needs rate > 0 and burst >= 1, got {rate}, {burst}")
+        self.rate = rate
+        self.burst = burst
+        self.clock = clock
+        self._buckets: dict[str, tuple[float, float]] = {}  # name -> (tokens, at)
+
+    def take(self, name: str) -> float | None:
+        """Spend one token of `name`'s bucket: None when there was one, else the seconds
+        until there will be (for Retry-After)."""
+        now = self.clock()
+        tokens, at = self._buckets.get(name, (float(self.burst), now))
+        tokens = min(float(self.burst), tokens + (now - at) * self.rate)
+        if tokens >= 1.0:
+            self._buckets[name] = (tokens - 1.0, now)
+            return None
+        self._buckets[name] = (tokens, now)
+        return (1.0 - tokens) / self.rate
+
+
+def retry_after(wait: float) -> str:
+    """A Retry-After value: whole seconds, at least one."""
+    return str(max(1, math.ceil(wait)))
+
+
 def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
@@ -105,28 +188,51 @@ class TokenStore:
         return self._by_hash.get(token_hash(token))
 
     @classmethod
-    def load(cls, path: Path) -> TokenStore:
+    def load(cls, path: Path, catalogue: Catalogue | None = None) -> TokenStore:
+        """Entries: name, role, sha256; a department names its `department`; a subscriber
+        lists the `measures` it may check (none when absent). Codes must be the catalogue's."""
+        known = catalogue or load_catalogue()
         try:
             document = yaml.safe_load(path.read_text())
-            principals = {
-                entry["sha256"]: Principal(
-                    entry["name"], Role(entry["role"]), entry.get("department")
-                )
-                for entry in document["tokens"]
-            }
+            principals = {entry["sha256"]: _principal(entry, known) for entry in document["tokens"]}
         except (OSError, yaml.YAMLError, KeyError, TypeError, ValueError) as exc:
             raise ConfigError(f"REDLINE_API_TOKENS: cannot read tokens from {path}: {exc}") from exc
         return cls(principals)
 
 
-def ensure_dev_tokens(home: Path, departments: list[str]) -> Path:
+def _principal(entry: dict[str, Any], catalogue: Catalogue) -> Principal:
+    """One token entry, refused with the entry and field named when it grants what it cannot."""
+    name, role = entry["name"], Role(entry["role"])
+    department = entry.get("department")
+    measures = entry.get("measures", [])
+    if role is Role.department and department not in catalogue.codes:
+        raise ValueError(f"token {name}: department: {department!r} is not a catalogue department")
+    if measures and role is not Role.subscriber:
+        raise ValueError(
+            f"token {name}: measures: only a subscriber is granted measures; a {role} checks "
+            "what its role gives it"
+        )
+    if not isinstance(measures, list) or not all(isinstance(m, str) for m in measures):
+        raise ValueError(f"token {name}: measures: must be a list of measure codes")
+    unknown = sorted(set(measures) - set(catalogue.measures()))
+    if unknown:
+        raise ValueError(f"token {name}: measures: unknown measure(s) {', '.join(unknown)}")
+    return Principal(name, role, department, frozenset(measures))
+
+
+def ensure_dev_tokens(
+    home: Path, departments: list[str], subscriber_measures: Iterable[str] | None = None
+) -> Path:
     """Development tokens for `make run` and the tests: the raw tokens under
-    home/tokens/<name>.token, their hashes in home/tokens.yaml."""
+    home/tokens/<name>.token, their hashes in home/tokens.yaml. The demo subscriber is
+    granted the utilities' and banks' measures (the catalogue's blocklists) unless told."""
+    if subscriber_measures is None:
+        subscriber_measures = load_catalogue().blocklist_measures()
     wanted = [
         Principal("case-officer", Role.case_officer),
         Principal("agriculture-inspector", Role.agriculture_inspector),
         Principal("operator", Role.operator),
-        Principal("subscriber", Role.subscriber),
+        Principal("subscriber", Role.subscriber, measures=frozenset(subscriber_measures)),
         *(Principal(f"department-{code}", Role.department, code) for code in departments),
     ]
     directory = home / "tokens"
@@ -137,13 +243,15 @@ def ensure_dev_tokens(home: Path, departments: list[str]) -> Path:
         if not raw_path.exists():
             raw_path.touch(mode=0o600)
             raw_path.write_text(secrets.token_urlsafe(32) + "\n")
-        entry = {
+        entry: dict[str, Any] = {
             "name": principal.name,
             "role": principal.role.value,
             "sha256": token_hash(raw_path.read_text().strip()),
         }
         if principal.department:
             entry["department"] = principal.department
+        if principal.measures:
+            entry["measures"] = sorted(principal.measures)
         entries.append(entry)
     path = home / "tokens.yaml"
     path.write_text(yaml.safe_dump({"tokens": entries}, sort_keys=False))

@@ -34,12 +34,15 @@ def utc_now() -> datetime:
 
 
 def load_signer(settings: Settings, authority: Authority) -> Signer:
-    """The authority's signing key: the configured one, else the development key."""
+    """The authority's signing key: the configured one, else the development key, which
+    only the embedded system (or REDLINE_DEV_KEYS=1) may use: a production service never
+    makes itself a key that nobody trusts."""
     if settings.signing_key is not None and settings.signing_key_id is not None:
         try:
             return Signer.from_pem(settings.signing_key_id, settings.signing_key.read_bytes())
         except OSError as exc:
             raise ConfigError(f"REDLINE_SIGNING_KEY: cannot read {settings.signing_key}") from exc
+    settings.dev_key_fallback("REDLINE_SIGNING_KEY and REDLINE_SIGNING_KEY_ID")
     return load_dev_signer(settings.home, authority)
 
 
@@ -103,7 +106,13 @@ async def central_checks(settings: Settings) -> AsyncIterator[CentralChecks]:
     await migrate(database, package=BLOCKLIST_MIGRATIONS, schema=BLOCKLIST_SCHEMA)
     pool = await create_pool(database, max_size=4)
     try:
-        yield CentralChecks(PostgresBlocklistStore(pool), hasher, load_catalogue(), utc_now)
+        yield CentralChecks(
+            PostgresBlocklistStore(pool),
+            hasher,
+            load_catalogue(),
+            utc_now,
+            freshness_bound=settings.check_freshness_bound,
+        )
     finally:
         await pool.close()
 

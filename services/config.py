@@ -8,6 +8,7 @@ embedded broker and Postgres are used, and `make run` writes their addresses to
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -38,7 +39,7 @@ class KafkaAuth:
 @dataclass(frozen=True)
 class Settings:
     kafka_bootstrap: str | None
-    database_url: str | None
+    database_url: str | None = field(repr=False)  # may hold the password
     home: Path
     kafka_replication_factor: int = 1
     signing_key: Path | None = None
@@ -50,29 +51,74 @@ class Settings:
     demo: bool = True
     subject_key_path: Path | None = None
     api_tokens_path: Path | None = None
+    # Development keys under `home` may stand in for unset key settings: true when the
+    # embedded servers are used, else only when REDLINE_DEV_KEYS=1 asks for it.
+    dev_keys_allowed: bool = False
     # How long a consumer's fetch may wait for data. Tansu answers a waiting fetch only at
     # this deadline, not when data arrives, so it bounds delivery latency there.
     fetch_wait_ms: int = 100
     kafka_auth: KafkaAuth | None = None
+    # GET /v1/checks per principal: a token bucket of this rate (a second) and burst.
+    check_rate: float = 50.0
+    check_burst: int = 100
+    # The central check answers stale (503) once the blocklist builder has not vouched for
+    # its tables for this long, as a subscriber's replica does past its heartbeats.
+    check_freshness_bound: float = 30.0
 
     @property
     def embedded(self) -> bool:
         return self.kafka_bootstrap is None and self.database_url is None
 
     @property
+    def dev_keys(self) -> bool:
+        """Whether development keys may stand in for a key setting that is not set."""
+        return self.embedded or self.dev_keys_allowed
+
+    def dev_key_fallback(self, setting: str) -> None:
+        """Allow a development key in place of `setting`, or refuse, naming it: a service
+        on external servers signs, verifies and hashes only with keys it was given."""
+        if not self.dev_keys:
+            raise ConfigError(
+                f"{setting} is not set: on external servers (KAFKA_BOOTSTRAP, DATABASE_URL) "
+                "keys must be configured; development keys are used only by `make run` on "
+                "the embedded servers, or with REDLINE_DEV_KEYS=1 (test systems)"
+            )
+
+    def missing_keys(self) -> list[str]:
+        """Every key setting a start on these servers lacks (none when dev keys may do)."""
+        if self.dev_keys:
+            return []
+        wanted = {
+            "REDLINE_SIGNING_KEY and REDLINE_SIGNING_KEY_ID": self.signing_key,
+            "REDLINE_TRUST_STORE": self.trust_store_path,
+            "REDLINE_SUBJECT_KEY": self.subject_key_path,
+            "REDLINE_API_TOKENS": self.api_tokens_path,
+        }
+        return [setting for setting, value in wanted.items() if value is None]
+
+    @property
     def trust_store(self) -> Path:
         """Which keys may issue which events: REDLINE_TRUST_STORE, else the development one."""
-        return self.trust_store_path or self.home / "truststore.yaml"
+        if self.trust_store_path is not None:
+            return self.trust_store_path
+        self.dev_key_fallback("REDLINE_TRUST_STORE")
+        return self.home / "truststore.yaml"
 
     @property
     def subject_key(self) -> Path:
         """The HMAC key for subject IDs on blocklists: REDLINE_SUBJECT_KEY, else the dev one."""
-        return self.subject_key_path or self.home / "keys" / "subject.key"
+        if self.subject_key_path is not None:
+            return self.subject_key_path
+        self.dev_key_fallback("REDLINE_SUBJECT_KEY")
+        return self.home / "keys" / "subject.key"
 
     @property
     def api_tokens(self) -> Path:
         """Hashed bearer tokens per role: REDLINE_API_TOKENS, else the development ones."""
-        return self.api_tokens_path or self.home / "tokens.yaml"
+        if self.api_tokens_path is not None:
+            return self.api_tokens_path
+        self.dev_key_fallback("REDLINE_API_TOKENS")
+        return self.home / "tokens.yaml"
 
     @property
     def endpoints_file(self) -> Path:
@@ -128,6 +174,11 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         if env.get("REDLINE_SUBJECT_KEY")
         else None,
         kafka_auth=_kafka_auth(env),
+        dev_keys_allowed=_switch(env, "REDLINE_DEV_KEYS", default=False)
+        or (kafka is None and database is None),
+        check_rate=_positive_number(env, "REDLINE_CHECK_RATE", 50.0),
+        check_burst=_positive(env, "REDLINE_CHECK_BURST", 100),
+        check_freshness_bound=_positive_number(env, "REDLINE_CHECK_FRESHNESS_BOUND", 30.0),
     )
 
 
@@ -163,6 +214,19 @@ def _positive(env: Mapping[str, str], name: str, default: int) -> int:
     return int(value)
 
 
+def _positive_number(env: Mapping[str, str], name: str, default: float) -> float:
+    value = env.get(name)
+    if value is None:
+        return default
+    try:
+        number = float(value)
+    except ValueError:
+        number = math.nan
+    if not math.isfinite(number) or number <= 0:
+        raise ConfigError(f"{name} must be a positive number, got {value!r}")
+    return number
+
+
 def _switch(env: Mapping[str, str], name: str, *, default: bool) -> bool:
     value = env.get(name)
     if value is None or value == "":
@@ -189,7 +253,15 @@ def load_running_settings(environ: Mapping[str, str] | None = None) -> Settings:
     if settings.embedded and settings.endpoints_file.exists():
         try:
             endpoints = json.loads(settings.endpoints_file.read_text())
-            return settings.with_endpoints(endpoints["kafka_bootstrap"], endpoints["database_url"])
+            running = settings.with_endpoints(
+                endpoints["kafka_bootstrap"], endpoints["database_url"]
+            )
+            # The running system's keys: development ones only if it ran on them (or if
+            # REDLINE_DEV_KEYS=1 says so here too).
+            asked = _switch(
+                os.environ if environ is None else environ, "REDLINE_DEV_KEYS", default=False
+            )
+            return replace(running, dev_keys_allowed=endpoints.get("dev_keys") is True or asked)
         except (ValueError, KeyError) as exc:
             raise ConfigError(f"{settings.endpoints_file} is malformed: {exc}") from exc
     return settings

@@ -14,7 +14,13 @@ from collections import Counter as Counter_
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from prometheus_client import Counter, Histogram, disable_created_metrics, start_http_server
+from prometheus_client import (
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+    start_http_server,
+)
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -31,6 +37,16 @@ EVENTS_PUBLISHED = Counter(
     "redline_events_published",
     "Events a relay published, acknowledged by the broker.",
     ["outbox", "topic"],
+)
+EVENTS_QUARANTINED = Counter(
+    "redline_events_quarantined",
+    "Events a relay set aside because the broker refused them for good, by Kafka error.",
+    ["outbox", "reason"],
+)
+OUTBOX_QUARANTINED = Gauge(
+    "redline_outbox_quarantined_events",
+    "Events set aside in an outbox now, waiting for an operator to release them.",
+    ["outbox"],
 )
 EVENTS_CONSUMED = Counter(
     "redline_events_consumed",
@@ -86,6 +102,17 @@ def count_published(outbox: str, topics: Sequence[str]) -> None:
     if ENABLED:
         for topic, count in Counter_(topics).items():
             EVENTS_PUBLISHED.labels(outbox, topic).inc(count)
+
+
+def count_quarantined(outbox: str, reason: str, count: int) -> None:
+    """Count events a relay set aside; `reason` is the Kafka error class (a bounded set)."""
+    if ENABLED:
+        EVENTS_QUARANTINED.labels(outbox, reason).inc(count)
+
+
+def show_quarantined(outbox: str, count: int) -> None:
+    """How many events of an outbox are set aside now, as its relay last read."""
+    OUTBOX_QUARANTINED.labels(outbox).set(count)
 
 
 def count_measures(department: str, applied: int, lifted: int) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -21,6 +22,11 @@ from services.departments.queries import DepartmentQueries
 from services.registry.handlers import Registry
 from services.runtime.devkeys import ensure_dev_keys
 from services.runtime.embedded import EmbeddedBroker, EmbeddedPostgres
+
+# The fixtures' servers reach the services by address, as external servers do, and a
+# service on external servers refuses development keys unless told: these are test systems
+# (subprocesses inherit this too).
+os.environ["REDLINE_DEV_KEYS"] = "1"
 
 
 @dataclass

@@ -20,6 +20,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import Collector
 
+from connectors.subscriber.errors import ConnectorError
 from connectors.subscriber.view import BlocklistView
 
 # The *_created series only double what operators must scrape.
@@ -50,6 +51,30 @@ class _Staleness(Collector):
         yield family
 
 
+class _Quarantined(Collector):
+    """Read at scrape time from the replica: rows its senders set aside for good (#18).
+    A gauge, not a counter: it stays up across restarts until an operator releases them."""
+
+    def __init__(self, name: str, view: BlocklistView) -> None:
+        self.name = name
+        self.view = view
+
+    def collect(self) -> Iterator[Metric]:
+        family = GaugeMetricFamily(
+            "redline_subscriber_quarantined_messages",
+            "Acknowledgements (events) or webhook notices (webhooks) refused for good and "
+            "set aside, waiting for an operator to release them.",
+            labels=["subscriber", "queue"],
+        )
+        try:
+            counts = self.view.replica().quarantined()
+        except ConnectorError:
+            counts = {}  # no replica yet: nothing to report, and the scrape must not fail
+        for queue, count in sorted(counts.items()):
+            family.add_metric([self.name, queue], count)
+        yield family
+
+
 class DaemonMetrics:
     def __init__(self, name: str, view: BlocklistView) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
@@ -70,6 +95,7 @@ class DaemonMetrics:
             self.requests.labels(SERVICE, outcome)
         self._timer = self.seconds.labels(SERVICE)
         self.registry.register(_Staleness(name, view))
+        self.registry.register(_Quarantined(name, view))
 
     def observe(self, outcome: str, seconds: float) -> None:
         self.requests.labels(SERVICE, outcome).inc()

@@ -75,7 +75,34 @@ CREATE TABLE IF NOT EXISTS webhooks (
     attempts INTEGER NOT NULL DEFAULT 0,
     last_error TEXT
 );
+CREATE TABLE IF NOT EXISTS outbox_quarantine (
+    seq INTEGER PRIMARY KEY,
+    event_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    topic TEXT NOT NULL,
+    key BLOB NOT NULL,
+    value BLOB NOT NULL,
+    queued_at REAL NOT NULL,
+    quarantined_at REAL NOT NULL,
+    reason TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS webhooks_quarantine (
+    seq INTEGER PRIMARY KEY,
+    body TEXT NOT NULL,
+    queued_at REAL NOT NULL,
+    attempts INTEGER NOT NULL,
+    quarantined_at REAL NOT NULL,
+    reason TEXT NOT NULL
+);
 """
+# What the broker or the receiver refused for good (#18) is moved to the *_quarantine
+# tables, keeping its seq, instead of blocking its queue for ever: never deleted, never
+# sent again until released (Replica.release_quarantined, which puts it back in place).
+# Created by the daemon's open (CREATE TABLE IF NOT EXISTS), so older replicas gain them.
+QUARANTINES = {
+    "events": ("outbox", "outbox_quarantine"),
+    "webhooks": ("webhooks", "webhooks_quarantine"),
+}
 
 log = logging.getLogger(__name__)
 
@@ -535,6 +562,78 @@ class Replica:
 
     def webhook_delivered(self, seq: int) -> None:
         self._query("DELETE FROM webhooks WHERE seq = ?", (seq,))
+
+    def quarantine_event(self, seq: int, reason: str, now: float) -> None:
+        """Move a queued event the broker refused for good out of the queue, with why."""
+        self._move_aside(
+            "INSERT OR REPLACE INTO outbox_quarantine (seq, event_id, kind, topic, key, value, "
+            "queued_at, quarantined_at, reason) SELECT seq, event_id, kind, topic, key, value, "
+            "queued_at, ?, ? FROM outbox WHERE seq = ?",
+            "DELETE FROM outbox WHERE seq = ?",
+            seq,
+            reason,
+            now,
+        )
+
+    def quarantine_webhook(self, seq: int, reason: str, now: float) -> None:
+        """Move a notice the receiver refused for good (a 4xx) out of the queue, with why."""
+        self._move_aside(
+            "INSERT OR REPLACE INTO webhooks_quarantine (seq, body, queued_at, attempts, "
+            "quarantined_at, reason) SELECT seq, body, queued_at, attempts + 1, ?, ? "
+            "FROM webhooks WHERE seq = ?",
+            "DELETE FROM webhooks WHERE seq = ?",
+            seq,
+            reason,
+            now,
+        )
+
+    def _move_aside(self, copy: str, delete: str, seq: int, reason: str, now: float) -> None:
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+            self._db.execute(copy, (now, reason[:1000], seq))
+            self._db.execute(delete, (seq,))
+            self._db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            self._rollback()
+            raise ReplicaError(f"cannot quarantine {seq} in {self.path}: {exc}") from exc
+
+    def quarantined(self) -> dict[str, int]:
+        """How many events and webhook notices are set aside now (0 for a replica written
+        before quarantines existed and not opened by a daemon since)."""
+        tables = {row[0] for row in self._query("SELECT name FROM sqlite_master")}
+        return {
+            queue: self._query(f"SELECT count(*) FROM {aside}")[0][0] if aside in tables else 0
+            for queue, (_, aside) in QUARANTINES.items()
+        }
+
+    def release_quarantined(self, queue: str, seqs: Iterable[int] | None = None) -> int:
+        """Put quarantined rows of a queue ("events" or "webhooks") back in it, at their
+        old place in the order (all of them, or those `seqs`); returns how many."""
+        table, aside = QUARANTINES[queue]
+        columns = (
+            "seq, event_id, kind, topic, key, value, queued_at"
+            if queue == "events"
+            else "seq, body, queued_at, attempts"
+        )
+        wanted = None if seqs is None else [(s,) for s in seqs]
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+            self._db.execute("CREATE TEMP TABLE IF NOT EXISTS released (seq INTEGER PRIMARY KEY)")
+            self._db.execute("DELETE FROM released")
+            if wanted is None:
+                self._db.execute(f"INSERT INTO released SELECT seq FROM {aside}")
+            else:
+                self._db.executemany("INSERT OR IGNORE INTO released VALUES (?)", wanted)
+            cursor = self._db.execute(
+                f"INSERT OR IGNORE INTO {table} ({columns}) SELECT {columns} FROM {aside} "
+                "WHERE seq IN (SELECT seq FROM released)"
+            )
+            self._db.execute(f"DELETE FROM {aside} WHERE seq IN (SELECT seq FROM released)")
+            self._db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            self._rollback()
+            raise ReplicaError(f"cannot release quarantined {queue} in {self.path}: {exc}") from exc
+        return cursor.rowcount
 
     def webhook_failed(self, seq: int, error: str) -> None:
         self._query(

@@ -2,6 +2,13 @@
 webhook. A row is deleted only after the broker (acks='all') or the receiver (2xx) has
 confirmed it, so a crash or an outage delays a message but never loses it; the receiver
 sees each at least once and can deduplicate on its fixed id.
+
+A row refused for good (#18) is quarantined instead of retried at the head of its queue
+for ever: moved aside in the replica with the reason, logged once, shown by the
+redline_subscriber_quarantined_messages gauge, and the rows behind it go on (later rows of
+the same key too). Permanent: the broker's authorisation, size and topic-name refusals; a
+webhook's 4xx other than 408 and 429. Everything else (network, leaders, timeouts, 5xx)
+is retried in order.
 """
 
 from __future__ import annotations
@@ -9,15 +16,27 @@ from __future__ import annotations
 import http.client
 import json
 import logging
+import re
 import threading
+import time
 import urllib.error
 import urllib.request
 from typing import TYPE_CHECKING
 
 from kafka import KafkaProducer
-from kafka.errors import KafkaError
+from kafka.errors import (
+    CorruptRecordError,
+    InvalidRecordError,
+    InvalidTopicError,
+    KafkaError,
+    MessageSizeTooLargeError,
+    RecordListTooLargeError,
+    TopicAuthorizationFailedError,
+    UnsupportedForMessageFormatError,
+)
 
 from connectors.subscriber.backoff import Backoff
+from connectors.subscriber.emit import Outgoing
 from connectors.subscriber.errors import ConnectorError
 from connectors.subscriber.feeder import kafka_options
 from events.envelope import kafka_headers
@@ -32,6 +51,33 @@ SEND_TIMEOUT_S = 10.0
 WEBHOOK_TIMEOUT_S = 10.0
 IDLE_WAIT_S = 0.5
 
+# What the broker refuses for good: sending the same record again cannot succeed.
+PERMANENT_KAFKA_ERRORS: tuple[type[KafkaError], ...] = (
+    TopicAuthorizationFailedError,
+    InvalidTopicError,
+    MessageSizeTooLargeError,  # also raised by send() above max_request_size
+    RecordListTooLargeError,
+    CorruptRecordError,
+    InvalidRecordError,
+    UnsupportedForMessageFormatError,
+)
+# Kafka's rule for topic names; a broker answers INVALID_TOPIC_EXCEPTION to any other,
+# which kafka-python only logs before timing out as if the broker were slow.
+_TOPIC_NAME = re.compile(r"[a-zA-Z0-9._-]{1,249}")
+
+
+def refused_topic(topic: str) -> str | None:
+    """Why Kafka refuses this topic name, or None when it is a valid one."""
+    if topic in (".", "..") or not _TOPIC_NAME.fullmatch(topic):
+        return f"InvalidTopicError: {topic[:80]!r} is not a valid topic name"
+    return None
+
+
+def webhook_refused_for_good(status: int) -> bool:
+    """A 4xx says the request itself is wrong: sending it again gets the same answer.
+    408 (timeout) and 429 (too many requests) say "later", as any 5xx does."""
+    return 400 <= status < 500 and status not in (408, 429)
+
 
 class EventSender(threading.Thread):
     """Sends queued acknowledgements and dead letters with a KafkaProducer (acks='all'),
@@ -45,6 +91,7 @@ class EventSender(threading.Thread):
         self._halt = stop
         self._wake = wake
         self.sent = 0
+        self.quarantined = 0
         self.last_error: str | None = None
 
     def run(self) -> None:
@@ -65,28 +112,7 @@ class EventSender(threading.Thread):
                             max_block_ms=int(SEND_TIMEOUT_S * 1000),
                             **kafka_options(self._subscriber),
                         )
-                    futures = [
-                        (
-                            seq,
-                            producer.send(
-                                e.topic, key=e.key, value=e.value, headers=kafka_headers(e.value)
-                            ),
-                        )
-                        for seq, e in pending
-                    ]
-                    producer.flush(timeout=SEND_TIMEOUT_S)
-                    confirmed = []
-                    failure: Exception | None = None
-                    for seq, future in futures:
-                        try:
-                            future.get(timeout=SEND_TIMEOUT_S)
-                            confirmed.append(seq)
-                        except KafkaError as exc:
-                            failure = exc
-                    self._subscriber.replica().delete_events(confirmed)
-                    self.sent += len(confirmed)
-                    if failure is not None:
-                        raise failure
+                    self._send(producer, pending)
                     backoff.reset()
                     self.last_error = None
                 except Exception as exc:  # the thread must live: retry, and say why
@@ -103,6 +129,54 @@ class EventSender(threading.Thread):
         finally:
             if producer is not None:
                 _close_producer(producer)
+
+    def _send(self, producer: KafkaProducer, pending: list[tuple[int, Outgoing]]) -> None:
+        """Send a batch; delete what the broker confirmed, set aside what it refused for
+        good, and raise the first other failure (those rows are sent again)."""
+        futures = []
+        failure: Exception | None = None
+        for seq, e in pending:
+            refused = refused_topic(e.topic)
+            if refused is not None:
+                self._quarantine(seq, e, refused)
+                continue
+            try:
+                future = producer.send(
+                    e.topic, key=e.key, value=e.value, headers=kafka_headers(e.value)
+                )
+            except PERMANENT_KAFKA_ERRORS as exc:
+                self._quarantine(seq, e, f"{type(exc).__name__}: {exc}")
+                continue
+            except KafkaError as exc:
+                failure = exc  # what follows waits: the queue keeps its order
+                break
+            futures.append((seq, e, future))
+        producer.flush(timeout=SEND_TIMEOUT_S)
+        confirmed = []
+        for seq, e, future in futures:
+            try:
+                future.get(timeout=SEND_TIMEOUT_S)
+                confirmed.append(seq)
+            except PERMANENT_KAFKA_ERRORS as exc:
+                self._quarantine(seq, e, f"{type(exc).__name__}: {exc}")
+            except KafkaError as exc:
+                failure = failure or exc
+        self._subscriber.replica().delete_events(confirmed)
+        self.sent += len(confirmed)
+        if failure is not None:
+            raise failure
+
+    def _quarantine(self, seq: int, event: Outgoing, reason: str) -> None:
+        self._subscriber.replica().quarantine_event(seq, reason, time.time())
+        self.quarantined += 1
+        log.error(
+            "event %s (%s) for %s quarantined, never to be retried on its own: %s. Later "
+            "events go on; once the cause is fixed, release it (Replica.release_quarantined)",
+            event.event_id,
+            event.kind,
+            event.topic,
+            reason,
+        )
 
 
 def _close_producer(producer: KafkaProducer) -> None:
@@ -124,6 +198,7 @@ class WebhookSender(threading.Thread):
         self._halt = stop
         self._wake = wake
         self.delivered = 0
+        self.quarantined = 0
         self.last_error: str | None = None
 
     def run(self) -> None:
@@ -142,13 +217,27 @@ class WebhookSender(threading.Thread):
             for notice in pending:
                 if self._halt.is_set():
                     return
-                error = self._post(notice.body)
+                error, for_good = self._post(notice.body)
                 try:
                     if error is None:
                         self._subscriber.replica().webhook_delivered(notice.seq)
                         self.delivered += 1
                         backoff.reset()
                         self.last_error = None
+                        continue
+                    if for_good:
+                        self._subscriber.replica().quarantine_webhook(
+                            notice.seq, error, time.time()
+                        )
+                        self.quarantined += 1
+                        self.last_error = error
+                        log.error(
+                            "webhook %s refused notice %d for good (%s): quarantined, never "
+                            "to be retried on its own; the notices behind it go on",
+                            self._url,
+                            notice.seq,
+                            error,
+                        )
                         continue
                     self._subscriber.replica().webhook_failed(notice.seq, error)
                 except ConnectorError as exc:
@@ -158,8 +247,8 @@ class WebhookSender(threading.Thread):
                 self._halt.wait(backoff.next())
                 break  # in order: retry this notice before any later one
 
-    def _post(self, body: str) -> str | None:
-        """None when the receiver answered 2xx, else why not."""
+    def _post(self, body: str) -> tuple[str | None, bool]:
+        """(None when the receiver answered 2xx, else why not; whether for good)."""
         notice_id = json.loads(body).get("id", "")
         request = urllib.request.Request(  # noqa: S310 (the URL scheme is checked http(s))
             self._url,
@@ -175,8 +264,10 @@ class WebhookSender(threading.Thread):
             with urllib.request.urlopen(request, timeout=WEBHOOK_TIMEOUT_S) as response:  # noqa: S310
                 status = int(response.status)
         except urllib.error.HTTPError as exc:
-            return f"HTTP {exc.code}"
+            return f"HTTP {exc.code}", webhook_refused_for_good(exc.code)
         except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
             # HTTPException: a receiver that answers garbage (BadStatusLine, LineTooLong)
-            return f"{type(exc).__name__}: {exc}"
-        return None if 200 <= status < 300 else f"HTTP {status}"
+            return f"{type(exc).__name__}: {exc}", False
+        if 200 <= status < 300:
+            return None, False
+        return f"HTTP {status}", webhook_refused_for_good(status)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -14,6 +15,7 @@ from services.adapters.outbox import enqueue
 from services.adapters.postgres import TRANSIENT_ERRORS, connection
 from services.blocklist.domain import ActiveBlock, ListedCase, Why
 from services.blocklist.ports import BlocklistStore, BlocklistTransaction, ListWrites
+from services.blocklist.queries import Vouched
 from services.errors import DatabaseError
 from services.outbox.ports import OutgoingEvent
 
@@ -200,3 +202,30 @@ class PostgresBlocklistStore(BlocklistStore):
                 subject_hash,
             )
         return [_active_block(row) for row in rows]
+
+    async def vouch(self, as_of: datetime) -> None:
+        """Record that the tables hold every event published by `as_of`. Never later than
+        the database's own now (a builder clock running ahead vouches for no future), and
+        never backwards (two builders in a rolling update)."""
+        async with connection(self.pool) as conn:
+            await conn.execute(
+                f"INSERT INTO {SCHEMA}.vouched (as_of) VALUES (LEAST($1::timestamptz, now())) "
+                "ON CONFLICT (singleton) DO UPDATE SET "
+                f"as_of = GREATEST({SCHEMA}.vouched.as_of, excluded.as_of), recorded_at = now()",
+                as_of,
+            )
+
+    async def vouched(self) -> Vouched | None:
+        """When the builder last vouched, and how long ago by the database's clock (so the
+        API host's clock cannot make old tables look fresh); None if it never has."""
+        async with connection(self.pool) as conn:
+            row = await conn.fetchrow(
+                f"SELECT as_of, extract(epoch FROM now() - as_of)::float8 AS age "
+                f"FROM {SCHEMA}.vouched"
+            )
+        return None if row is None else Vouched(row["as_of"], row["age"])
+
+    async def ping(self) -> None:
+        """One round trip on a pooled connection: the database answers (or DatabaseError)."""
+        async with connection(self.pool) as conn:
+            await conn.fetchval("SELECT 1")

@@ -103,11 +103,13 @@ class PostgresBusReader:
     async def read(self, snapshot: BusSnapshot) -> None:
         try:
             async with connection(self.pool) as conn:
+                # Quarantined rows wait for an operator, not the relay: their own gauge and
+                # alert name them, so they do not count as a stuck relay's backlog.
                 for schema in [r["table_schema"] for r in await conn.fetch(_OUTBOXES)]:
                     row = await conn.fetchrow(
                         f"SELECT count(*) AS backlog, coalesce(extract(epoch FROM "
                         f"now() - min(created_at)), 0) AS age FROM {schema}.outbox "
-                        "WHERE sent_at IS NULL"
+                        "WHERE sent_at IS NULL AND quarantined_at IS NULL"
                     )
                     name = "registry" if schema == "public" else schema
                     snapshot.outbox_backlog[name] = row["backlog"]

@@ -1,7 +1,8 @@
 """Apply the numbered SQL files in services/migrations, each once, under an advisory lock.
 
 Two processes migrating at once serialise on the lock; the second finds nothing to do.
-A file that changed after it was applied is refused rather than silently skipped.
+A file that changed after it was applied is refused rather than silently skipped. Its
+errors name the database with the password redacted: they are printed and logged.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from importlib import resources
 
 import asyncpg
 
+from events.logmask import redact_passwords
 from services.errors import DatabaseError
 
 # Any fixed 64-bit number; it only has to be the same in every process.
@@ -58,10 +60,19 @@ async def migrate(
     if not _SCHEMA_NAME.match(schema):
         raise DatabaseError(f"not a schema name: {schema!r}")
     lock_id = _MIGRATION_LOCK_ID ^ int(hashlib.sha256(schema.encode()).hexdigest()[:8], 16)
+    shown = redact_passwords(database_url)
     try:
         conn = await asyncpg.connect(database_url)
     except (OSError, asyncpg.PostgresError) as exc:
-        raise DatabaseError(f"cannot connect to {database_url}: {exc}") from exc
+        raise DatabaseError(f"cannot connect to {shown}: {redact_passwords(str(exc))}") from exc
+    except ValueError as exc:  # asyncpg.ClientConfigurationError is one too
+        # asyncpg could not parse the URL: where its password ends is unknown, and the
+        # parser's message may quote a piece of it, so neither is shown (nor chained).
+        raise DatabaseError(
+            f"DATABASE_URL is not a usable database URL ({type(exc).__name__}): write it as "
+            "postgresql://user:password@host:port/database, special characters of the "
+            "password percent-encoded"
+        ) from None
     applied: list[str] = []
     try:
         await conn.execute("SELECT pg_advisory_lock($1)", lock_id)

@@ -81,7 +81,7 @@ class PostgresOutbox(OutboxStore):
             await conn.execute("SET LOCAL plan_cache_mode = force_generic_plan")
             rows = await conn.fetch(
                 f"SELECT position, topic, key, value FROM {self.schema}.outbox "
-                "WHERE sent_at IS NULL ORDER BY position LIMIT $1",
+                "WHERE sent_at IS NULL AND quarantined_at IS NULL ORDER BY position LIMIT $1",
                 limit,
             )
         return [
@@ -95,6 +95,38 @@ class PostgresOutbox(OutboxStore):
                 "WHERE position = ANY($1::bigint[])",
                 list(positions),
             )
+
+    async def quarantine(self, positions: Sequence[int], reason: str) -> int:
+        async with self._read() as conn:
+            result: str = await conn.execute(
+                f"UPDATE {self.schema}.outbox SET quarantined_at = now(), quarantine_reason = $2 "
+                "WHERE position = ANY($1::bigint[]) AND sent_at IS NULL AND quarantined_at IS NULL",
+                list(positions),
+                reason[:2000],
+            )
+        return int(result.rsplit(maxsplit=1)[-1])
+
+    async def quarantined(self) -> int:
+        async with self._read() as conn:
+            found: int = await conn.fetchval(
+                f"SELECT count(*) FROM {self.schema}.outbox WHERE quarantined_at IS NOT NULL"
+            )
+        return found
+
+    async def release(self, positions: Sequence[int] | None = None) -> int:
+        """Put quarantined events back in the queue (all, or those at `positions`), once
+        what refused them is fixed; they go out at their place in the order. The reason
+        stays on the row as its history."""
+        async with self._read() as conn, conn.transaction():
+            result: str = await conn.execute(
+                f"UPDATE {self.schema}.outbox SET quarantined_at = NULL "
+                "WHERE quarantined_at IS NOT NULL "
+                "AND ($1::bigint[] IS NULL OR position = ANY($1::bigint[]))",
+                None if positions is None else list(positions),
+            )
+            await conn.execute("SELECT pg_notify($1, '')", self.channel)
+        self.wake()
+        return int(result.rsplit(maxsplit=1)[-1])
 
     async def wait_for_new(self, timeout: float) -> None:
         try:
@@ -118,7 +150,8 @@ class PostgresOutbox(OutboxStore):
         """Whether any event waits to be published (asked by any process, lead or not)."""
         async with self._read() as conn:
             found: bool = await conn.fetchval(
-                f"SELECT EXISTS (SELECT FROM {self.schema}.outbox WHERE sent_at IS NULL)"
+                f"SELECT EXISTS (SELECT FROM {self.schema}.outbox "
+                "WHERE sent_at IS NULL AND quarantined_at IS NULL)"
             )
         return found
 

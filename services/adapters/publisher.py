@@ -1,24 +1,73 @@
-"""Kafka implementation of EventPublisher on aiokafka (acks=all, order kept per key)."""
+"""Kafka implementation of EventPublisher on aiokafka (acks=all, order kept per key).
+
+A broker's refusal is either transient (network, leader moves, timeouts: sent again
+later, as Kafka's own RetriableError says) or permanent for the events it names: the
+topic is not writable for this identity or not a valid name, or the record is larger
+than the broker takes. Permanent refusals raise Undeliverable naming those events.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 from collections.abc import Sequence
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.errors import KafkaError
+from aiokafka.errors import (
+    CorruptRecordException,
+    InvalidTopicError,
+    KafkaError,
+    MessageSizeTooLargeError,
+    RecordListTooLargeError,
+    TopicAuthorizationFailedError,
+    UnsupportedForMessageFormatError,
+)
 from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.producer.message_accumulator import BatchBuilder
+from aiokafka.record.default_records import DefaultRecordBatchBuilder
 
 from events.envelope import kafka_headers
 from services.adapters.kafka import client_options, ensure_topics
 from services.config import KafkaAuth
 from services.errors import BrokerError
-from services.outbox.ports import EventPublisher, PendingEvent
+from services.outbox.ports import EventPublisher, PendingEvent, Refusal, Undeliverable
 
 _PARTITIONER = DefaultPartitioner()  # what AIOKafkaProducer uses unless told otherwise
+
+# Refused for every event of the topic, each on its own.
+TOPIC_REFUSALS: tuple[type[KafkaError], ...] = (TopicAuthorizationFailedError, InvalidTopicError)
+# Refused for a record batch: one or more of its records is at fault.
+RECORD_REFUSALS: tuple[type[KafkaError], ...] = (
+    MessageSizeTooLargeError,  # the broker's RecordTooLargeException (MESSAGE_TOO_LARGE)
+    RecordListTooLargeError,
+    CorruptRecordException,
+    UnsupportedForMessageFormatError,
+)
+# The broker's default message.max.bytes (and a topic's max.message.bytes): a larger
+# record is refused by Kafka, and by the Java producer before sending (max.request.size).
+MAX_RECORD_BYTES = 1_048_588
+# Kafka's rule for topic names (org.apache.kafka.common.internals.Topic.validate). A
+# broker answers INVALID_TOPIC_EXCEPTION to a metadata request for any other name (Tansu
+# does too), which aiokafka only logs before timing out as an unknown topic.
+_TOPIC_NAME = re.compile(r"[a-zA-Z0-9._-]{1,249}")
+
+
+def topic_name_error(topic: str) -> str | None:
+    """Why Kafka refuses this topic name, or None when it is a valid one."""
+    if topic in (".", "..") or not _TOPIC_NAME.fullmatch(topic):
+        return f"{topic[:80]!r} is not a valid topic name (1-249 of a-z A-Z 0-9 . _ -, not . or ..)"
+    return None
+
+
+def _refused(exc: BaseException) -> tuple[str, bool] | None:
+    """(Kafka error class, whether each event is refused alone) for a permanent refusal."""
+    if isinstance(exc, TOPIC_REFUSALS):
+        return type(exc).__name__, True
+    if isinstance(exc, RECORD_REFUSALS):
+        return type(exc).__name__, False
+    return None
 
 
 class KafkaPublisher(EventPublisher):
@@ -84,49 +133,115 @@ class KafkaPublisher(EventPublisher):
         Partitions are chosen exactly as `send()` chooses them (the producer's default
         partitioner over the topic's partitions), so a key keeps its partition; each
         partition's batches go in event order, so order per key holds.
+
+        Events refused for good are not sent, or their batch fails: all the others are
+        awaited, then Undeliverable names the refused ones. A transient failure anywhere
+        raises a plain BrokerError instead (the whole call is tried again).
         """
         producer = await self._ready_producer()
+        refusals: list[Refusal] = []
         try:
-            deliveries: list[asyncio.Future[object]] = []
-            open_batches: dict[tuple[str, int], BatchBuilder] = {}
-            partitions: dict[str, list[int]] = {}
-            choose = _PARTITIONER
-            for event in events:
-                key = event.key.encode()
-                partition = event.partition
-                if partition is None:
-                    every = partitions.get(event.topic)
-                    if every is None:
-                        every = partitions[event.topic] = list(
-                            await producer.partitions_for(event.topic)
-                        )
-                    partition = choose(key, every, every)
-                headers = kafka_headers(event.value)  # CloudEvents structured mode
-                builder = open_batches.get((event.topic, partition))
-                if builder is None:
-                    builder = open_batches[event.topic, partition] = producer.create_batch()
-                if (
-                    builder.append(key=key, value=event.value, timestamp=None, headers=headers)
-                    is None
-                ):
-                    deliveries.append(
-                        await producer.send_batch(builder, event.topic, partition=partition)
-                    )
-                    builder = open_batches[event.topic, partition] = producer.create_batch()
-                    if (
-                        builder.append(key=key, value=event.value, timestamp=None, headers=headers)
-                        is None
-                    ):
-                        raise BrokerError(f"event {event.position} is larger than a batch")
-            for (topic, partition), builder in open_batches.items():
-                deliveries.append(await producer.send_batch(builder, topic, partition=partition))
-            await asyncio.gather(*deliveries)
+            deliveries = await self._send_batches(producer, events, refusals)
+            outcomes = await asyncio.gather(
+                *(delivery for _, delivery in deliveries), return_exceptions=True
+            )
         except (KafkaError, AssertionError, TypeError) as exc:
             # Start afresh next time: new connections, topics checked again. (send_batch
             # asserts the partition against metadata refreshed meanwhile: a topic created
             # again with fewer partitions gives AssertionError or TypeError, not KafkaError.)
             await self.close()
             raise BrokerError(f"publishing to {self.bootstrap} failed: {exc!r}") from exc
+        transient: BaseException | None = None
+        for (positions, _), outcome in zip(deliveries, outcomes, strict=True):
+            if isinstance(outcome, BaseException):
+                refused = _refused(outcome)
+                if refused is None:
+                    transient = outcome
+                else:
+                    kind, each = refused
+                    refusals.append(Refusal(tuple(positions), kind, repr(outcome), each))
+        if transient is not None:
+            await self.close()
+            raise BrokerError(
+                f"publishing to {self.bootstrap} failed: {transient!r}"
+            ) from transient
+        if refusals:
+            raise Undeliverable(refusals)
+
+    async def _send_batches(
+        self, producer: AIOKafkaProducer, events: Sequence[PendingEvent], refusals: list[Refusal]
+    ) -> list[tuple[list[int], asyncio.Future[object]]]:
+        """Send every event not refused before sending; (positions, delivery) per batch."""
+        deliveries: list[tuple[list[int], asyncio.Future[object]]] = []
+        open_batches: dict[tuple[str, int], tuple[BatchBuilder, list[int]]] = {}
+        partitions: dict[str, list[int] | tuple[str, str]] = {}  # or why the topic is refused
+        for event in events:
+            key = event.key.encode()
+            headers = kafka_headers(event.value)  # CloudEvents structured mode
+            partition = await self._partition(producer, event, key, headers, partitions)
+            if isinstance(partition, tuple):
+                refusals.append(Refusal((event.position,), *partition, each=True))
+                continue
+            builder, positions = open_batches.get((event.topic, partition)) or (None, [])
+            if builder is None:
+                builder = producer.create_batch()
+                open_batches[event.topic, partition] = builder, positions
+            if builder.append(key=key, value=event.value, timestamp=None, headers=headers) is None:
+                deliveries.append(
+                    (
+                        positions,
+                        await producer.send_batch(builder, event.topic, partition=partition),
+                    )
+                )
+                builder, positions = producer.create_batch(), []
+                open_batches[event.topic, partition] = builder, positions
+                if (
+                    builder.append(key=key, value=event.value, timestamp=None, headers=headers)
+                    is None
+                ):
+                    raise BrokerError(f"event {event.position} is larger than a batch")
+            positions.append(event.position)
+        for (topic, partition), (builder, positions) in open_batches.items():
+            if positions:
+                deliveries.append(
+                    (positions, await producer.send_batch(builder, topic, partition=partition))
+                )
+        return deliveries
+
+    async def _partition(
+        self,
+        producer: AIOKafkaProducer,
+        event: PendingEvent,
+        key: bytes,
+        headers: list[tuple[str, bytes]],
+        partitions: dict[str, list[int] | tuple[str, str]],
+    ) -> int | tuple[str, str]:
+        """The event's partition, or (Kafka error class, reason) when it is refused."""
+        every = partitions.get(event.topic)
+        if every is None:
+            every = partitions[event.topic] = await self._topic(producer, event.topic)
+        if isinstance(every, tuple):
+            return every  # its topic is refused
+        size = DefaultRecordBatchBuilder.estimate_size_in_bytes(key, event.value, [*headers])
+        if size > MAX_RECORD_BYTES:
+            return MessageSizeTooLargeError.__name__, (
+                f"MessageSizeTooLargeError: the record is {size} bytes, more than the "
+                f"{MAX_RECORD_BYTES} a Kafka broker takes by default (message.max.bytes)"
+            )
+        if event.partition is not None:
+            return event.partition
+        return int(_PARTITIONER(key, every, every))
+
+    @staticmethod
+    async def _topic(producer: AIOKafkaProducer, topic: str) -> list[int] | tuple[str, str]:
+        """The topic's partitions, or (Kafka error class, reason) when it is refused."""
+        problem = topic_name_error(topic)
+        if problem is not None:
+            return InvalidTopicError.__name__, f"InvalidTopicError: {problem}"
+        try:
+            return list(await producer.partitions_for(topic))
+        except TOPIC_REFUSALS as exc:
+            return type(exc).__name__, repr(exc)
 
     async def close(self) -> None:
         await self._close_producer()

@@ -184,27 +184,77 @@ class PostgresTransaction(RegistryTransaction):
         return await _sign_offs(self.conn, case_id)
 
     async def add_sign_off(self, case_id: str, sign_off: SignOff) -> None:
+        replaced = await self.conn.fetchrow(
+            "SELECT officer, verified_on FROM restoration_sign_offs "
+            "WHERE case_id = $1 AND body = $2",
+            case_id,
+            sign_off.body.value,
+        )
         await self.conn.execute(
             "INSERT INTO restoration_sign_offs (case_id, body, officer, verified_on) "
-            "VALUES ($1, $2, $3, $4)",
+            "VALUES ($1, $2, $3, $4) ON CONFLICT (case_id, body) DO UPDATE SET "
+            "officer = excluded.officer, verified_on = excluded.verified_on, signed_at = now()",
             case_id,
             sign_off.body.value,
             sign_off.officer,
             sign_off.verified_on,
         )
+        reason = f"signed by {sign_off.officer}, verified on {sign_off.verified_on}"
+        data: dict[str, Any] = _sign_off_data(sign_off)
+        if replaced is not None:  # the body corrected its own date: the earlier one is kept here
+            reason += (
+                f"; replaces the sign-off by {replaced['officer']}, "
+                f"verified on {replaced['verified_on']}"
+            )
+            data["replaces"] = {
+                "officer": replaced["officer"],
+                "verified_on": replaced["verified_on"].isoformat(),
+            }
         entry = AuditEntry(
             actor=sign_off.body.value,
             action="restoration sign-off",
             case_id=case_id,
-            reason=f"signed by {sign_off.officer}, verified on {sign_off.verified_on}",
+            reason=reason,
             legal_basis=SIGN_OFF_BASIS[sign_off.body],
-            data={
-                "body": sign_off.body.value,
-                "officer": sign_off.officer,
-                "verified_on": sign_off.verified_on.isoformat(),
-            },
+            data=data,
         )
         self.audit.append(entry)
+
+    async def void_sign_offs(self, case_id: str, reason: str) -> list[SignOff]:
+        rows = await self.conn.fetch(
+            "DELETE FROM restoration_sign_offs WHERE case_id = $1 "
+            "RETURNING body, officer, verified_on",
+            case_id,
+        )
+        voided = [SignOff(SigningBody(r["body"]), r["officer"], r["verified_on"]) for r in rows]
+        for sign_off in voided:  # the audit log keeps what the table no longer holds
+            self.audit.append(
+                AuditEntry(
+                    actor=NATURAL_RESOURCES.code,
+                    action="restoration sign-off voided",
+                    case_id=case_id,
+                    reason=reason,
+                    legal_basis=SIGN_OFF_BASIS[sign_off.body],
+                    data=_sign_off_data(sign_off),
+                )
+            )
+        return voided
+
+    async def rectified_on(self, case_id: str) -> date | None:
+        found: date | None = await self.conn.fetchval(
+            "SELECT max((data->>'completed_on')::date) FROM case_records "
+            "WHERE case_id = $1 AND step = 'rectification'",
+            case_id,
+        )
+        return found
+
+
+def _sign_off_data(sign_off: SignOff) -> dict[str, Any]:
+    return {
+        "body": sign_off.body.value,
+        "officer": sign_off.officer,
+        "verified_on": sign_off.verified_on.isoformat(),
+    }
 
 
 async def _sign_offs(conn: asyncpg.Connection, case_id: str) -> list[SignOff]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import re
@@ -10,7 +11,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Annotated, Any, Literal
 
-import asyncpg
 import uvicorn
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from events.apidocs import serve_offline_docs
+from events.catalogue import load_catalogue
 from events.errors import UnknownDepartment
 from events.identifiers import mask_identifier
 from events.models import (
@@ -35,12 +36,20 @@ from events.models import (
     RectificationDetails,
     RevocationDetails,
 )
-from services.access import Principal, TokenStore, decide
+from services.access import (
+    CheckGrants,
+    Principal,
+    RateLimiter,
+    TokenStore,
+    decide,
+    retry_after,
+)
 from services.adapters.kafka import client_options
-from services.blocklist.queries import CentralChecks, CheckAnswer
+from services.blocklist.queries import CentralChecks, CheckAnswer, ListsAreStale, StaleAnswer
 from services.bootstrap import bootstrap_registry, central_checks, department_queries
 from services.config import KafkaAuth, Settings, load_settings
 from services.departments.queries import BlockList, DepartmentQueries
+from services.entrypoints.body_limit import MAX_BODY_BYTES, BodyLimit
 from services.entrypoints.report_routes import report_router
 from services.errors import ConfigError, DatabaseError, InvalidInput, RedlineError
 from services.metrics import CHECK_OUTCOMES, CHECK_REQUESTS, CHECK_SECONDS
@@ -92,6 +101,7 @@ def _documented(description: str) -> dict[str, Any]:
 REFUSALS: dict[int | str, dict[str, Any]] = {
     401: _documented("No bearer token, or one that is not known."),
     403: _documented("The token's role may not make this call."),
+    413: _documented(f"The request body is over {MAX_BODY_BYTES} bytes (the limit is named)."),
     422: _documented("Bad input, each field named with the reason."),
     503: _documented("The database is unreachable; try again."),
 }
@@ -104,6 +114,21 @@ SIGN_OFF: dict[int | str, dict[str, Any]] = {
     **NOT_FOUND,
     403: _documented("The token's role signs for neither body."),
     409: _documented("The case is not rectified, or this body has already signed."),
+}
+
+
+CHECK_REFUSALS: dict[int | str, dict[str, Any]] = {
+    403: _documented(
+        "The token may not check this measure: a department checks its own measures, a "
+        "subscriber those granted to it (the measure and the reason are named)."
+    ),
+    429: _documented("Too many checks from this token; Retry-After says when to try again."),
+    503: {
+        "model": StaleAnswer | ErrorBody,
+        "description": "Stale: the blocklist builder has not vouched for its tables within "
+        "the freshness bound, so no answer is given as current (`last_known` is what they "
+        "held); or the database is unreachable.",
+    },
 }
 
 
@@ -136,9 +161,35 @@ async def _observed_check(
     except InvalidInput:
         CHECK_REQUESTS.labels("registry", "refused").inc()
         raise
+    except ListsAreStale:
+        CHECK_REQUESTS.labels("registry", "stale").inc()
+        CHECK_SECONDS.labels("registry").observe(time.perf_counter() - began)
+        raise
     CHECK_REQUESTS.labels("registry", answer.status).inc()
     CHECK_SECONDS.labels("registry").observe(time.perf_counter() - began)
     return answer
+
+
+def _check_refusal(
+    principal: Principal, measure: str, grants: CheckGrants, limiter: RateLimiter
+) -> JSONResponse | None:
+    """429 past the principal's rate (every check counts, refused or not), else 403 when
+    it may not check `measure`, else None."""
+    wait = limiter.take(principal.name)
+    if wait is not None:
+        CHECK_REQUESTS.labels("registry", "refused").inc()
+        reason = (
+            f"too many checks from {principal.name}: at most {limiter.rate:g} a second, "
+            f"{limiter.burst} at once; retry after {retry_after(wait)} s"
+        )
+        response = _error(429, reason, [FieldError(field="Authorization", reason=reason)])
+        response.headers["Retry-After"] = retry_after(wait)
+        return response
+    refusal = grants.refusal(principal, measure)
+    if refusal is not None:
+        CHECK_REQUESTS.labels("registry", "refused").inc()
+        return _error(403, refusal, [FieldError(field="measure", reason=refusal)])
+    return None
 
 
 def _guard(app: FastAPI, tokens: TokenStore) -> None:
@@ -261,6 +312,38 @@ def _serve_metrics(app: FastAPI) -> None:
     CHECK_SECONDS.labels("registry")
 
 
+def _serve_checks(app: FastAPI, settings: Settings) -> None:
+    """GET /v1/checks: each principal bound to its measures, and rate limited."""
+    grants = CheckGrants(load_catalogue())
+    limiter = RateLimiter(settings.check_rate, settings.check_burst)
+
+    @app.get("/v1/checks", response_model=CheckAnswer, responses=CHECK_REFUSALS)
+    async def check(
+        request: Request,
+        subject: Annotated[str, Query(description="USCC or resident ID number, as presented")],
+        measure: Annotated[str, Query(description="A measure code, e.g. refuse_power_supply")],
+        site: Annotated[
+            str | None,
+            Query(
+                description="Where the service is asked for: a real-estate unit code, a parcel "
+                "code or the address. Required for a measure held against a site (water, "
+                "power, gas); ignored for one held against the subject (loans)."
+            ),
+        ] = None,
+    ) -> CheckAnswer | Response:
+        """Whether a subject is blocked under a measure (at a site, for a site-held measure),
+        for those without a local replica. A department checks its own measures, a
+        subscriber those granted to it; each token's checks are rate limited. Stale (503),
+        never clear, while the blocklist builder has not vouched for its tables lately."""
+        refused = _check_refusal(request.state.principal, measure, grants, limiter)
+        if refused is not None:
+            return refused
+        try:
+            return await _observed_check(request.app.state.checks, measure, subject, site)
+        except ListsAreStale as stale:
+            return JSONResponse(status_code=503, content=stale.answer.model_dump(mode="json"))
+
+
 def create_app(
     settings: Settings,
     registry: Registry | None = None,
@@ -272,18 +355,21 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if registry is not None and queries is not None and checks is not None:
-            yield
-            return
-        async with (
-            bootstrap_registry(settings) as real,
-            department_queries(settings) as reads,
-            central_checks(settings) as central,
-        ):
-            app.state.registry = real
-            app.state.queries = reads
-            app.state.checks = central
-            yield
+        try:
+            if registry is not None and queries is not None and checks is not None:
+                yield
+                return
+            async with (
+                bootstrap_registry(settings) as real,
+                department_queries(settings) as reads,
+                central_checks(settings) as central,
+            ):
+                app.state.registry = real
+                app.state.queries = reads
+                app.state.checks = central
+                yield
+        finally:
+            await app.state.health.close()
 
     app = FastAPI(
         title="Redline registry",
@@ -301,6 +387,8 @@ def create_app(
     app.state.queries = queries
     app.state.checks = checks
     _serve_metrics(app)
+    _serve_health(app, settings)
+    app.add_middleware(BodyLimit, max_bytes=MAX_BODY_BYTES)  # inside the token check
     _refuse_nul(app)
     _guard(app, tokens or TokenStore.load(settings.api_tokens))  # runs first: added last
     _answer_errors(app)
@@ -431,23 +519,15 @@ def create_app(
         )
         return BlockList(blocks=blocks)
 
-    @app.get("/v1/checks", response_model=CheckAnswer)
-    async def check(
-        request: Request,
-        subject: Annotated[str, Query(description="USCC or resident ID number, as presented")],
-        measure: Annotated[str, Query(description="A measure code, e.g. refuse_power_supply")],
-        site: Annotated[
-            str | None,
-            Query(
-                description="Where the service is asked for: a real-estate unit code, a parcel "
-                "code or the address. Required for a measure held against a site (water, "
-                "power, gas); ignored for one held against the subject (loans)."
-            ),
-        ] = None,
-    ) -> CheckAnswer:
-        """Whether a subject is blocked under a measure (at a site, for a site-held measure),
-        for those without a local replica."""
-        return await _observed_check(request.app.state.checks, measure, subject, site)
+    _serve_checks(app, settings)
+
+    app.include_router(report_router(settings))
+    return app
+
+
+def _serve_health(app: FastAPI, settings: Settings) -> None:
+    """GET /healthz, open to anyone (probes send no token): cheap by construction."""
+    app.state.health = HealthProbes(app, settings)
 
     @app.get(
         "/healthz",
@@ -455,47 +535,126 @@ def create_app(
         responses={503: {"model": Health, "description": "The database or the broker is down."}},
     )
     async def healthz(request: Request) -> JSONResponse:
-        checks: dict[str, Any] = {}
+        """From the checks' connection pool and one long-lived broker client, each probed at
+        most once a few seconds however often this is asked: it needs no token, so it must
+        cost a caller nothing."""
         try:
-            kafka, database = settings.require()
+            settings.require()
         except RedlineError as exc:
             return JSONResponse(status_code=503, content={"status": "down", "error": str(exc)})
-        checks["database"] = await _check_database(database)
-        checks["broker"] = await _check_broker(kafka, settings.kafka_auth)
+        probes: HealthProbes = request.app.state.health
+        checks = {"database": await probes.database(), "broker": await probes.broker()}
         healthy = all(value == "ok" for value in checks.values())
         return JSONResponse(
             status_code=200 if healthy else 503,
             content={"status": "ok" if healthy else "degraded", **checks},
         )
 
-    app.include_router(report_router(settings))
-    return app
+
+PROBE_TIMEOUT = 3.0
+log = logging.getLogger("redline.api")
 
 
-async def _check_database(url: str) -> str:
-    try:
-        conn = await asyncpg.connect(url, timeout=2)
+class CachedProbe:
+    """A probe run at most once per `ttl` seconds however many ask: concurrent callers
+    share one run, later ones its result until it is older than `ttl`."""
+
+    def __init__(
+        self,
+        probe: Callable[[], Awaitable[str]],
+        ttl: float,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.probe = probe
+        self.ttl = ttl
+        self.monotonic = monotonic
+        self._result: tuple[str, float] | None = None
+        self._lock: asyncio.Lock | None = None  # made on first use, in the serving loop
+
+    def _cached(self) -> str | None:
+        if self._result is not None and self.monotonic() - self._result[1] < self.ttl:
+            return self._result[0]
+        return None
+
+    async def __call__(self) -> str:
+        cached = self._cached()
+        if cached is not None:
+            return cached
+        self._lock = self._lock or asyncio.Lock()
+        async with self._lock:
+            cached = self._cached()  # another caller probed while this one waited
+            if cached is None:
+                cached = await self.probe()
+                self._result = (cached, self.monotonic())
+        return cached
+
+
+class BrokerProbe:
+    """Lists the topics over one admin client kept open between probes, made again only
+    after a failure (a client per request cost a connection and a metadata round each)."""
+
+    def __init__(self, bootstrap: str, auth: KafkaAuth | None) -> None:
+        self.bootstrap = bootstrap
+        self.auth = auth
+        self._admin: AIOKafkaAdminClient | None = None
+
+    async def __call__(self) -> str:
         try:
-            await conn.fetchval("SELECT 1")
-        finally:
-            await conn.close()
-    except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
-        return f"unreachable: {exc}"
-    return "ok"
+            if self._admin is None:
+                self._admin = AIOKafkaAdminClient(
+                    bootstrap_servers=self.bootstrap,
+                    request_timeout_ms=2000,
+                    **client_options(self.auth),
+                )
+                await asyncio.wait_for(self._admin.start(), PROBE_TIMEOUT)
+            await asyncio.wait_for(self._admin.list_topics(), PROBE_TIMEOUT)
+        except (KafkaError, OSError, TimeoutError) as exc:
+            log.warning("health: broker unreachable: %r", exc)
+            await self.close()
+            return f"unreachable: {type(exc).__name__}"
+        return "ok"
+
+    async def close(self) -> None:
+        admin, self._admin = self._admin, None
+        if admin is not None:
+            try:
+                await admin.close()
+            except (KafkaError, OSError) as exc:  # closing a broken client: nothing to keep
+                log.debug("health: closing the broker probe: %r", exc)
 
 
-async def _check_broker(bootstrap: str, auth: KafkaAuth | None) -> str:
-    admin = AIOKafkaAdminClient(
-        bootstrap_servers=bootstrap, request_timeout_ms=2000, **client_options(auth)
-    )
-    try:
-        await admin.start()
-        await admin.list_topics()
-    except (KafkaError, OSError, TimeoutError) as exc:
-        return f"unreachable: {exc!r}"
-    finally:
-        await admin.close()
-    return "ok"
+class HealthProbes:
+    """/healthz's probes: the database through the checks' pool (cached a second), the
+    broker through one kept client (cached a few seconds)."""
+
+    DATABASE_TTL = 1.0
+    BROKER_TTL = 5.0
+
+    def __init__(self, app: FastAPI, settings: Settings) -> None:
+        self.app = app
+        self.settings = settings
+        self._broker: BrokerProbe | None = None
+        self.database = CachedProbe(self._ping_database, self.DATABASE_TTL)
+        self.broker = CachedProbe(self._probe_broker, self.BROKER_TTL)
+
+    async def _ping_database(self) -> str:
+        central: CentralChecks = self.app.state.checks
+        try:
+            await asyncio.wait_for(central.ping(), PROBE_TIMEOUT)
+        except (DatabaseError, TimeoutError) as exc:
+            log.warning("health: database unreachable: %s", exc)
+            return f"unreachable: {type(exc).__name__}"
+        return "ok"
+
+    async def _probe_broker(self) -> str:
+        if self._broker is None:
+            kafka, _ = self.settings.require()
+            self._broker = BrokerProbe(kafka, self.settings.kafka_auth)
+        return await self._broker()
+
+    async def close(self) -> None:
+        if self._broker is not None:
+            await self._broker.close()
 
 
 _SUBJECT_IN_QUERY = re.compile(r"(subject=)([^&\s]+)")

@@ -3,7 +3,9 @@
 Reads the violation stream in its own consumer group, commits offsets only after a batch
 is in its tables, relays its outbox to the compacted blocklist topics, and sends a
 heartbeat to every partition while it is caught up: subscribers take a missing heartbeat
-as a stale list, never as a clean one. Run one builder per deployment.
+as a stale list, never as a clean one. In the same beat it records in its tables when it
+was last caught up, which the central check (GET /v1/checks) takes as its freshness. Run
+one builder per deployment.
 """
 
 from __future__ import annotations
@@ -109,7 +111,14 @@ async def run_builder(
                     log.warning("dead-lettered %s", outcome.dead_letters)
             if time.monotonic() - last_beat >= heartbeat_every:
                 last_beat = time.monotonic()
-                await _heartbeat(builder, consumer, outbox, publisher, clock)
+                await _heartbeat(
+                    builder,
+                    store,
+                    consumer=consumer,
+                    outbox=outbox,
+                    publisher=publisher,
+                    clock=clock,
+                )
     finally:
         relay.cancel()
         await asyncio.gather(relay, return_exceptions=True)
@@ -121,16 +130,23 @@ async def run_builder(
 
 async def _heartbeat(
     builder: Builder,
+    store: PostgresBlocklistStore,
+    *,
     consumer: GroupConsumer,
     outbox: PostgresOutbox,
     publisher: KafkaPublisher,
     clock: Callable[[], datetime],
 ) -> None:
     """Vouch for the lists as of now, but only if everything known by now is published, to
-    the broker the outbox was last published to (an emptied broker gets its replay first)."""
+    the broker the outbox was last published to (an emptied broker gets its replay first).
+    The tables themselves are vouched for as soon as the consumer is caught up: the central
+    check reads them, not the topics."""
     as_of = clock()
     try:
-        if not await consumer.caught_up() or await outbox.has_pending():
+        if not await consumer.caught_up():
+            return
+        await store.vouch(as_of)
+        if await outbox.has_pending():
             return
         if await outbox.known_cluster() != await publisher.cluster_id():
             return

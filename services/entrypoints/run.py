@@ -22,11 +22,11 @@ from types import FrameType
 
 from events.authorities import demo_subscriber
 from events.catalogue import load_catalogue
-from events.logmask import mask_logging
+from events.logmask import mask_logging, redact_passwords
 from services.adapters.kafka import ensure_topics
 from services.adapters.migrate import migrate
 from services.config import REPO_ROOT, Settings, load_settings
-from services.errors import RedlineError, StartupError
+from services.errors import ConfigError, RedlineError, StartupError
 from services.runtime.devkeys import ensure_dev_keys, key_id
 from services.runtime.embedded import EmbeddedBroker, EmbeddedPostgres
 from services.runtime.processes import (
@@ -126,7 +126,8 @@ def child_services(settings: Settings) -> list[ChildService]:
             metrics_port=api_port,
         ),
     ]
-    services.extend(demo_subscribers(settings))
+    if settings.dev_keys:  # each demo subscriber signs with its development key
+        services.extend(demo_subscribers(settings))
     if settings.demo:
         services.append(
             ChildService("demo", "services.entrypoints.cli", args=("demo", "--interval", "2"))
@@ -196,17 +197,35 @@ class Supervisor:
             self.postgres.start()
             settings = settings.with_endpoints(self.broker.bootstrap, self.postgres.url)
         kafka, database = settings.require()
-        asyncio.run(ensure_topics(kafka, replication_factor=settings.kafka_replication_factor))
+        missing = settings.missing_keys()
+        if missing:  # before anything is created: a production start needs its own keys
+            raise ConfigError(
+                f"{', '.join(missing)} not set: on external servers every key is configured; "
+                "development keys only on the embedded servers or with REDLINE_DEV_KEYS=1"
+            )
+        asyncio.run(
+            ensure_topics(
+                kafka,
+                replication_factor=settings.kafka_replication_factor,
+                auth=settings.kafka_auth,
+                embedded=self.broker is not None,
+            )
+        )
         asyncio.run(migrate(database))
-        trust_store = ensure_dev_keys(settings.home)
         env = {
             **os.environ,
             "KAFKA_BOOTSTRAP": kafka,
             "DATABASE_URL": database,
             "REDLINE_HOME": str(settings.home),
-            "REDLINE_TRUST_STORE": str(trust_store),
-            "REDLINE_SUBJECT_KEY": str(settings.subject_key),
         }
+        if settings.dev_keys:
+            # The children get the servers' addresses, so they would count as production:
+            # tell them the development keys are meant.
+            env |= {
+                "REDLINE_DEV_KEYS": "1",
+                "REDLINE_TRUST_STORE": str(ensure_dev_keys(settings.home)),
+                "REDLINE_SUBJECT_KEY": str(settings.subject_key),
+            }
         self._env = env
         services = child_services(settings)
         write_scrape_targets(settings.home, services)
@@ -263,7 +282,9 @@ class Supervisor:
         self.broker.start()
         asyncio.run(
             ensure_topics(
-                self.broker.bootstrap, replication_factor=self.settings.kafka_replication_factor
+                self.broker.bootstrap,
+                replication_factor=self.settings.kafka_replication_factor,
+                embedded=True,
             )
         )
         if self._running is not None:
@@ -286,6 +307,7 @@ class Supervisor:
         endpoints = {
             "kafka_bootstrap": settings.kafka_bootstrap,
             "database_url": settings.database_url,
+            "dev_keys": settings.dev_keys,
             "pids": {
                 **({"broker": self.broker.pid} if self.broker else {}),
                 **({"postgres": self.postgres.pid} if self.postgres else {}),
@@ -298,6 +320,9 @@ class Supervisor:
                 service.name: service.metrics for service, _ in self.children if service.metrics
             },
         }
+        # Owner-only: on external servers the database URL holds its password.
+        settings.endpoints_file.touch(mode=0o600)
+        settings.endpoints_file.chmod(0o600)
         settings.endpoints_file.write_text(json.dumps(endpoints, indent=2) + "\n")
 
     def watch(self) -> int:
@@ -363,7 +388,8 @@ def main() -> int:
         mode = "embedded" if supervisor.broker else "external"
         print(
             f"redline ready in {time.monotonic() - began:.1f}s ({mode}): "
-            f"kafka={settings.kafka_bootstrap} database={settings.database_url}"
+            f"kafka={settings.kafka_bootstrap} "
+            f"database={redact_passwords(settings.database_url or '')}"
             + (f" {services}" if services else "")
             + f" home={Path(settings.home)}",
             flush=True,

@@ -12,11 +12,12 @@ tracker and the departments cannot disagree about what is owed:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
+from events.authorities import demo_subscriber, department_authority, subscriber_authority
 from events.catalogue import Catalogue
 from events.models import Payload
 from services.departments.domain import Apply, effects
@@ -85,3 +86,50 @@ def in_order(required: Iterable[Requirement]) -> list[Sequence[Requirement]]:
             waves.append({})
         waves[wave].setdefault(requirement.key, requirement)
     return [list(wave.values()) for wave in waves]
+
+
+NOT_OWNED = "acknowledgement_not_owned"
+
+
+@dataclass(frozen=True)
+class Answerers:
+    """Who may answer for a department's measures: the department's own authority, and a
+    subscriber (a utility's or bank's connector) for the department it subscribes for.
+
+    The trust store proves which authority signed an acknowledgement (its source); this
+    says whether that authority may answer for `department` and `measure`, so a valid key
+    of one department cannot mark another department's measure done or failed.
+    """
+
+    measures: Mapping[str, frozenset[str]]  # department code -> the measures it owns
+    departments_of: Mapping[str, str]  # authority source -> the department it answers for
+
+    @classmethod
+    def of(cls, catalogue: Catalogue, subscribers: Mapping[str, str] | None = None) -> Answerers:
+        """Each department answers for itself; each utility's and bank's subscriber
+        (`demo_subscriber(department)`, and any named in `subscribers`: authority code ->
+        department code) for the department it subscribes for."""
+        measures = {d.code: frozenset(m.code for m in d.measures) for d in catalogue.departments}
+        departments_of = {department_authority(code).source: code for code in measures}
+        for department in catalogue.subscriber_departments:
+            departments_of[demo_subscriber(department.code).source] = department.code
+        for name, department_code in (subscribers or {}).items():
+            if department_code not in {d.code for d in catalogue.subscriber_departments}:
+                raise ValueError(
+                    f"subscriber {name!r}: {department_code!r} is not a utility or bank "
+                    "department, so it has no blocklist to subscribe to"
+                )
+            departments_of[subscriber_authority(name).source] = department_code
+        return cls(measures, departments_of)
+
+    def refusal(self, source: str, department: str, measure: str) -> str | None:
+        """Why the authority at `source` may not answer for `department`'s `measure`, or
+        None when it may."""
+        answers_for = self.departments_of.get(source)
+        if answers_for is None:
+            return f"{source} answers for no department's measures"
+        if answers_for != department:
+            return f"{source} answers for {answers_for}, not for {department}"
+        if measure not in self.measures.get(department, frozenset()):
+            return f"{measure} is not a measure of {department}"
+        return None

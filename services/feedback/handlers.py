@@ -8,12 +8,21 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from events.catalogue import Catalogue
-from events.models import MeasureApplied, MeasureFailed, MeasureLifted, ResponseOverdue
+from events.envelope import Envelope
+from events.models import (
+    DeadLetter,
+    MeasureApplied,
+    MeasureFailed,
+    MeasureLifted,
+    Payload,
+    ResponseOverdue,
+)
 from events.signing import TrustStore
-from events.topics import ACKNOWLEDGEMENTS
+from events.topics import ACKNOWLEDGEMENTS, DEAD_LETTERS
 from services.consuming import Issuer, RawMessage, decode_or_dead_letter, first_deliveries
-from services.feedback.domain import Requirement, requirements
+from services.feedback.domain import NOT_OWNED, Answerers, Requirement, requirements
 from services.feedback.ports import FeedbackStore, Response
+from services.outbox.ports import OutgoingEvent
 
 CONSUMER = "feedback_tracker"
 
@@ -34,18 +43,64 @@ class Tracker:
         trust: TrustStore,
         issuer: Issuer,
         clock: Callable[[], datetime],
+        *,
+        answerers: Answerers | None = None,
     ) -> None:
         self.catalogue = catalogue
         self.store = store
         self.trust = trust
         self.issuer = issuer
         self.clock = clock
+        self.answerers = answerers or Answerers.of(catalogue)
+
+    def _decode(
+        self, messages: Sequence[RawMessage]
+    ) -> tuple[list[tuple[Envelope, Payload]], list[OutgoingEvent], list[str]]:
+        """The trusted events, and a dead letter for each other message: one that does not
+        decode or verify, and an acknowledgement its signer may not give (another
+        department's measure): such an answer is never recorded, so it cannot count."""
+        decoded: list[tuple[Envelope, Payload]] = []
+        dead: list[OutgoingEvent] = []
+        reasons: list[str] = []
+        for message in messages:
+            found, refused, why = decode_or_dead_letter(
+                [message], self.trust, CONSUMER, self.issuer
+            )
+            dead.extend(refused)
+            reasons.extend(why)
+            for envelope, payload in found:
+                if not isinstance(payload, MeasureApplied | MeasureLifted | MeasureFailed):
+                    decoded.append((envelope, payload))
+                    continue
+                refusal = self.answerers.refusal(
+                    envelope.source, payload.department, payload.measure
+                )
+                if refusal is None:
+                    decoded.append((envelope, payload))
+                    continue
+                dead.append(self._dead_letter(message, NOT_OWNED, refusal))
+                reasons.append(NOT_OWNED)
+        return decoded, dead, reasons
+
+    def _dead_letter(self, message: RawMessage, reason: str, detail: str) -> OutgoingEvent:
+        where = f"{message.topic}/{message.partition}/{message.offset}"
+        letter = DeadLetter.for_message(
+            consumer=CONSUMER,
+            topic=message.topic,
+            partition=message.partition,
+            offset=message.offset,
+            reason=reason,
+            detail=detail,
+            original=message.value or b"",
+        )
+        # The same derived id services.consuming gives: a redelivery makes no second letter.
+        return self.issuer.event(
+            letter, topic=DEAD_LETTERS.name, key=CONSUMER, identity=f"{CONSUMER}:dead:{where}"
+        )
 
     async def handle(self, messages: Sequence[RawMessage]) -> TrackOutcome:
         outcome = TrackOutcome()
-        decoded, dead, outcome.dead_letters = decode_or_dead_letter(
-            messages, self.trust, CONSUMER, self.issuer
-        )
+        decoded, dead, outcome.dead_letters = self._decode(messages)
         async with self.store.transaction() as tx:
             done = await tx.consumed_among([envelope.id for envelope, _ in decoded])
             required: list[Requirement] = []

@@ -7,6 +7,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from services.errors import BrokerError
+
 
 @dataclass(frozen=True)
 class OutgoingEvent:
@@ -28,6 +30,33 @@ class PendingEvent:
     partition: int | None = None  # None: chosen from the key
 
 
+@dataclass(frozen=True)
+class Refusal:
+    """Events the broker refused for good: sending them again cannot succeed.
+
+    `kind` is the Kafka error class (a bounded set, fit for a metric label); `each` says
+    every one of `positions` is refused on its own (its topic is not writable, or it was
+    weighed alone), else the broker refused a record batch holding at least one of them.
+    """
+
+    positions: tuple[int, ...]
+    kind: str
+    reason: str
+    each: bool
+
+
+class Undeliverable(BrokerError):
+    """Some events are refused for good. The other events of the call may or may not have
+    been delivered: they are sent again (at least once). A BrokerError, so that a caller
+    that knows no better retries as before."""
+
+    def __init__(self, refusals: Sequence[Refusal]) -> None:
+        self.refusals = tuple(refusals)
+        super().__init__(
+            "; ".join(f"{len(r.positions)} event(s) refused: {r.reason}" for r in self.refusals)
+        )
+
+
 class OutboxStore(abc.ABC):
     """What the relay needs: pending events in order, and marking them sent."""
 
@@ -44,6 +73,15 @@ class OutboxStore(abc.ABC):
 
     @abc.abstractmethod
     async def mark_sent(self, positions: Sequence[int]) -> None: ...
+
+    @abc.abstractmethod
+    async def quarantine(self, positions: Sequence[int], reason: str) -> int:
+        """Set unsent events aside with the reason and time: never deleted, never sent
+        again until an operator releases them. Returns how many were set aside."""
+
+    @abc.abstractmethod
+    async def quarantined(self) -> int:
+        """How many events are set aside now."""
 
     @abc.abstractmethod
     async def wait_for_new(self, timeout: float) -> None:

@@ -161,28 +161,51 @@ def signing_body(role: Role) -> SigningBody:
 
 
 def sign_off_restoration(
-    status: CaseStatus, earlier: Sequence[SignOff], new: SignOff
+    status: CaseStatus,
+    earlier: Sequence[SignOff],
+    new: SignOff,
+    *,
+    rectified_on: date | None = None,
 ) -> JointVerification | None:
     """Check one more sign-off; the verification once both bodies have signed, else None.
 
-    Raises IllegalTransition (case not rectified), AlreadySigned (same body again) or
-    InvalidInput on verified_on (the two bodies must sign the same inspection).
+    `earlier` are the sign-offs standing since the latest rectification (a new
+    rectification voids them: the land is inspected again after the new works), and
+    `rectified_on` the latest completion date among the case's rectifications. The rules:
+    - the restoration is verified on or after the rectification was completed;
+    - both bodies sign the same inspection, so on the same day;
+    - until the second body signs, a body may correct its own date: its sign-off with
+      another date replaces its earlier one (standing_sign_offs), whichever of its officers
+      signs; the same body with the same date again is AlreadySigned. Once both have
+      signed the case is restored and nothing replaces either.
+
+    Raises IllegalTransition (case not rectified), AlreadySigned (same body, same day) or
+    InvalidInput on verified_on (before the rectification, or not the other body's day).
     """
     next_status(status, Step.restoration)
+    if rectified_on is not None and new.verified_on < rectified_on:
+        raise InvalidInput(
+            "verified_on",
+            f"{new.verified_on} precedes the rectification completed on {rectified_on}; "
+            "the restoration is verified after the works are done",
+        )
     for signed in earlier:
         if signed.body is new.body:
-            raise AlreadySigned(
-                f"{new.body} already signed off the restoration "
-                f"(by {signed.officer}, verified on {signed.verified_on}); "
-                f"the other body's sign-off is what is missing"
-            )
+            if signed.verified_on == new.verified_on:
+                raise AlreadySigned(
+                    f"{new.body} already signed off the restoration "
+                    f"(by {signed.officer}, verified on {signed.verified_on}); "
+                    f"the other body's sign-off is what is missing"
+                )
+            continue  # a correction of this body's own date: it replaces the earlier one
         if signed.verified_on != new.verified_on:
             raise InvalidInput(
                 "verified_on",
                 f"{new.verified_on} differs from the {signed.body} sign-off's "
-                f"{signed.verified_on}; both bodies sign the same inspection",
+                f"{signed.verified_on}; both bodies sign the same inspection (the "
+                f"{signed.body} may correct its date by signing again before you sign)",
             )
-    by_body = {signed.body: signed for signed in (*earlier, new)}
+    by_body = {signed.body: signed for signed in standing_sign_offs(earlier, new)}
     if set(by_body) != set(SigningBody):
         return None
     return JointVerification(
@@ -190,6 +213,11 @@ def sign_off_restoration(
         natural_resources_officer=by_body[SigningBody.natural_resources].officer,
         agriculture_officer=by_body[SigningBody.agriculture].officer,
     )
+
+
+def standing_sign_offs(earlier: Sequence[SignOff], new: SignOff) -> list[SignOff]:
+    """The sign-offs that stand once `new` is taken: it replaces its own body's."""
+    return [*(signed for signed in earlier if signed.body is not new.body), new]
 
 
 BASIC_FARMLAND_THRESHOLD_MU = Decimal(5)

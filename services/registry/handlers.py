@@ -23,6 +23,7 @@ from events.authorities import NATURAL_RESOURCES
 from events.catalogue import Catalogue, Fact, Stage, Target
 from events.codec import encode_signed
 from events.decisions import UNRECORDED_FACTS, correct, decide
+from events.envelope import MAX_EVENT_BYTES
 from events.land import LandClass
 from events.models import (
     AccountabilityTriggered,
@@ -70,6 +71,7 @@ from services.registry.domain import (
     sign_off_restoration,
     signing_body,
     stages_reached,
+    standing_sign_offs,
 )
 from services.registry.ports import (
     CaseRecord,
@@ -373,6 +375,13 @@ class Registry:
             elif step in STARTED_BY_STEP:
                 stage = STARTED_BY_STEP[step]
                 fields["starts"] = decide(self.catalogue, [stage], _parcels(case), _facts(case))
+            elif isinstance(details, RectificationDetails):
+                # New works are inspected anew: a sign-off given before them is void.
+                await tx.void_sign_offs(
+                    case_id,
+                    f"a new rectification ({details.action}, completed on "
+                    f"{details.completed_on}) voids the restoration sign-offs given before it",
+                )
             payload = event_model.model_validate(fields)
             await tx.update_case(updated)
             starts: list[MeasureDecision] = list(fields.get("starts", []))
@@ -401,7 +410,9 @@ class Registry:
         idempotency_key: str | None = None,
     ) -> RestorationSummary:
         """One body's sign-off on a rectified case's restoration (复耕验收); the second
-        body's completes it: the case is restored and restoration_verified is emitted."""
+        body's completes it: the case is restored and restoration_verified is emitted.
+        Until then a body signing again on another day replaces its own sign-off
+        (domain.sign_off_restoration has the rules)."""
         body = signing_body(signer.role)
         new = SignOff(body=body, officer=signer.name, verified_on=details.verified_on)
         self._check_input(details)
@@ -411,7 +422,8 @@ class Registry:
             if case is None:
                 raise NotFound(f"no case {case_id!r}")
             earlier = await tx.restoration_sign_offs(case_id)
-            joint = sign_off_restoration(case.status, earlier, new)
+            rectified_on = await tx.rectified_on(case_id)
+            joint = sign_off_restoration(case.status, earlier, new, rectified_on=rectified_on)
             await tx.add_sign_off(case_id, new)
             status, event_ids = case.status, []
             if joint is not None:
@@ -424,7 +436,7 @@ class Registry:
                 )
                 await tx.update_case(replace(case, status=status))
                 event_ids.append(await self._announce(tx, case_id, Step.restoration.value, payload))
-            signed = [*earlier, new]
+            signed = standing_sign_offs(earlier, new)
             return RestorationSummary(
                 case_id=case_id,
                 status=status,
@@ -518,9 +530,17 @@ class Registry:
             return body
 
     def _event(self, payload: Payload, *, key: str) -> OutgoingEvent:
+        """The signed event; one too big for every consumer to take (MAX_EVENT_BYTES) is
+        refused here, before anything is written, rather than dead-lettered downstream."""
         envelope, raw = encode_signed(
             payload, self.signer, source=NATURAL_RESOURCES.source, subject=key, time=self.clock()
         )
+        if len(raw) > MAX_EVENT_BYTES:
+            raise InvalidInput(
+                "body",
+                f"the {payload.event_type} event would be {len(raw)} bytes, over the limit of "
+                f"{MAX_EVENT_BYTES}: shorten the texts or give fewer parcels",
+            )
         return OutgoingEvent(envelope.id, envelope.type, VIOLATIONS.name, key, raw)
 
     async def _announce(

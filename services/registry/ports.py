@@ -111,11 +111,21 @@ class RegistryTransaction(abc.ABC):
 
     @abc.abstractmethod
     async def restoration_sign_offs(self, case_id: str) -> list[SignOff]:
-        """The sign-offs given so far on the case's restoration (read under the case lock)."""
+        """The sign-offs standing on the case's restoration (read under the case lock)."""
 
     @abc.abstractmethod
     async def add_sign_off(self, case_id: str, sign_off: SignOff) -> None:
-        """Record one body's sign-off, audited in the same transaction."""
+        """Record one body's sign-off, replacing that body's earlier one (a corrected
+        date), audited in the same transaction."""
+
+    @abc.abstractmethod
+    async def void_sign_offs(self, case_id: str, reason: str) -> list[SignOff]:
+        """Withdraw the standing sign-offs (a new rectification is inspected anew), each
+        audited with the reason; returns those withdrawn."""
+
+    @abc.abstractmethod
+    async def rectified_on(self, case_id: str) -> date | None:
+        """The latest completion date among the case's rectifications, if any."""
 
 
 class RegistryStore(abc.ABC):

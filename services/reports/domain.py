@@ -792,18 +792,20 @@ def satellite_ranking(
 
 # --- 4. public notice of typical cases ----------------------------------------------
 
-# 18 characters of the USCC alphabet (which holds the resident ID's X) with many digits:
-# a resident ID or a USCC typed into free text.
+# Every text a notice publishes is either a fixed code (township, source, status, land
+# class, rectification action, all checked against their lists when recorded) or goes
+# through `scrub`: an officer's free text may name anyone's ID or telephone number.
 
 
 def public_name(kind: str, name: str) -> str:
-    """A person's name is masked (张**); an organisation's is published, as notices do."""
-    return name.strip() if kind == "organization" else mask_name(name)
+    """A person's name is masked (张**); an organisation's is published, as notices do,
+    with any ID or telephone number typed into it masked."""
+    return mask_identifiers(name.strip()) if kind == "organization" else mask_name(name)
 
 
 def scrub(text: str, subject_kind: str, subject_id: str, subject_name: str) -> str:
     """Free text made publishable: the subject's ID and a person's name masked, and any
-    other ID-shaped token too."""
+    other ID number (18 or 15 characters) or telephone number too."""
     cleaned = text.replace(subject_id, mask_identifier(subject_id))
     if subject_kind != "organization" and subject_name.strip():
         cleaned = cleaned.replace(subject_name.strip(), mask_name(subject_name))
@@ -845,7 +847,9 @@ def notice_case(row: NoticeSourceRow, names: Mapping[str, str]) -> NoticeCase:
         subject_kind=row.subject_kind,
         subject_name=public_name(row.subject_kind, row.subject_name),
         subject_id=mask_identifier(row.subject_id),
-        violation_kind=row.violation_kind,
+        violation_kind=scrub(
+            row.violation_kind, row.subject_kind, row.subject_id, row.subject_name
+        ),
         source=row.source,
         found_on=row.found_on,
         parcels=[NoticeParcel(land_class=cls, area_mu=area) for cls, area in row.parcels],

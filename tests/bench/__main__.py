@@ -39,6 +39,9 @@ WORKLOADS: dict[str, tuple[Workload, int, int]] = {
 
 async def _measure(quick: bool, only: set[str]) -> dict[str, Any]:
     home = Path(tempfile.mkdtemp(prefix="redline-bench-"))
+    # The services it starts are named the servers by address, as on external servers, and
+    # sign with development keys under `home`: say so (they refuse otherwise).
+    os.environ["REDLINE_DEV_KEYS"] = "1"
     external = os.environ.get("KAFKA_BOOTSTRAP") and os.environ.get("DATABASE_URL")
     broker = postgres = None
     if external:

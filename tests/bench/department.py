@@ -124,7 +124,12 @@ async def _bare(kafka: str, database: str, trust: TrustStore, total: int) -> flo
 async def _bare_enforcer(kafka: str, database: str, home: Path, total: int) -> float:
     """A plain aiokafka loop handing each batch to the department's own runtime."""
     settings = load_settings(
-        {"KAFKA_BOOTSTRAP": kafka, "DATABASE_URL": database, "REDLINE_HOME": str(home)}
+        {
+            "KAFKA_BOOTSTRAP": kafka,
+            "DATABASE_URL": database,
+            "REDLINE_HOME": str(home),
+            "REDLINE_DEV_KEYS": "1",  # a benchmark's own home, with development keys
+        }
     )
     runtime = DepartmentRuntime(BARE_DEPARTMENT, settings)
     await runtime.migrate()

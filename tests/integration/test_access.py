@@ -1,17 +1,25 @@
-"""The registry API refuses callers without a token, or whose role the table does not allow."""
+"""The registry API refuses callers without a token, or whose role the table does not allow;
+what it answers without a token (/healthz) costs no connection per request."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 
+import asyncpg
 import httpx
 import pytest
+from aiokafka.admin import AIOKafkaAdminClient
 
+from events.signing import TrustStore
 from services.access import TokenStore, dev_token
 from services.adapters.migrate import migrate
 from services.blocklist.queries import CentralChecks
+from services.bootstrap import central_checks
 from services.config import Settings
 from services.departments.queries import DepartmentQueries
+from services.entrypoints import api as api_module
 from services.entrypoints.api import create_app
 from services.registry.handlers import Registry
 from tests.support import case_body, new_uscc
@@ -81,12 +89,20 @@ async def test_a_department_reads_only_its_own_blocks(
     assert own.status_code == 200 and operator.status_code == 200
     assert other.status_code == 403
     assert "may read only its own blocks" in other.json()["errors"][0]["reason"]
-    check = await api.get(
-        "/v1/checks",
-        params={"measure": "refuse_loans", "subject": new_uscc()},
-        headers=as_("subscriber"),
-    )
-    assert check.status_code == 200 and check.json()["status"] == "clear"
+    # A department checks only its own measures (tests/integration/test_check_privileges.py
+    # performs the whole attack, with a builder vouching for the lists).
+    loans = {"measure": "refuse_loans", "subject": new_uscc()}
+    check = await api.get("/v1/checks", params=loans, headers=power)
+    assert check.status_code == 403
+    assert check.json()["errors"] == [
+        {
+            "field": "measure",
+            "reason": "measure refuse_loans: department power_supply may check only its own "
+            "measures (refuse_power_supply)",
+        }
+    ]
+    granted = await api.get("/v1/checks", params=loans, headers=as_("subscriber"))
+    assert granted.status_code != 403  # the demo subscriber is granted the banks' measure
 
 
 async def test_only_the_two_bodies_sign_off_a_restoration(api: httpx.AsyncClient, as_: As) -> None:
@@ -101,3 +117,52 @@ async def test_only_the_two_bodies_sign_off_a_restoration(api: httpx.AsyncClient
     signed = await api.post(path, json={"verified_on": "2026-11-10"}, headers=inspector)
     assert signed.status_code == 409
     assert (await api.post("/v1/cases", json=case_body(), headers=inspector)).status_code == 403
+
+
+async def _sessions(conn: asyncpg.Connection) -> int:
+    """Sessions ever opened to this database (PostgreSQL counts each as it ends)."""
+    await conn.execute("SELECT pg_stat_clear_snapshot()")
+    count: int = await conn.fetchval(
+        "SELECT sessions FROM pg_stat_database WHERE datname = current_database()"
+    )
+    return count
+
+
+async def test_health_opens_no_connection_per_request(
+    own_database: Settings,
+    trust: TrustStore,  # the dev tokens and subject key
+    registry: Registry,
+    queries: DepartmentQueries,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """It needs no token, so a flood of it must not become a flood of database sessions
+    and broker clients: it is served from the checks' pool and one kept broker client."""
+    created: list[int] = []
+
+    class CountedAdmin(AIOKafkaAdminClient):  # type: ignore[misc]
+        def __init__(self, **options: Any) -> None:
+            created.append(1)
+            super().__init__(**options)
+
+    monkeypatch.setattr(api_module, "AIOKafkaAdminClient", CountedAdmin)
+    _, database = own_database.require()
+    async with central_checks(own_database) as checks:
+        app = create_app(
+            own_database, registry, queries, checks, TokenStore.load(own_database.api_tokens)
+        )
+        transport = httpx.ASGITransport(app=app)
+        watcher = await asyncpg.connect(database)
+        try:
+            async with httpx.AsyncClient(transport=transport, base_url="http://registry") as http:
+                first = await http.get("/healthz")  # the pool and the broker client, once
+                before = await _sessions(watcher)
+                answers = await asyncio.gather(*(http.get("/healthz") for _ in range(60)))
+                after = await _sessions(watcher)
+        finally:
+            await watcher.close()
+            await app.state.health.close()
+    assert first.json() == {"status": "ok", "database": "ok", "broker": "ok"}
+    assert {(a.status_code, a.json()["status"]) for a in answers} == {(200, "ok")}
+    # A straggler of the set-up may end meanwhile; a session per request would be 60.
+    assert after - before <= 2, f"{after - before} database sessions for 60 health checks"
+    assert len(created) == 1, f"{len(created)} broker clients for 61 health checks"

@@ -4,15 +4,25 @@ measure lifted and owed again is answered again."""
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import itertools
+import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import asyncpg
 import pytest
+from aiokafka import AIOKafkaProducer
 
-from events.authorities import FEEDBACK_TRACKER, NATURAL_RESOURCES, department_authority
+from events.authorities import (
+    FEEDBACK_TRACKER,
+    NATURAL_RESOURCES,
+    Authority,
+    demo_subscriber,
+    department_authority,
+)
 from events.catalogue import LiftTrigger, Stage, load_catalogue
 from events.codec import decode, encode_signed
 from events.decisions import correct, decide
@@ -20,8 +30,10 @@ from events.models import (
     CaseCorrected,
     CaseFacts,
     CaseFiled,
+    DeadLetter,
     LandProceduresObtained,
     MeasureApplied,
+    MeasureFailed,
     MeasureLifted,
     Parcel,
     Payload,
@@ -34,9 +46,11 @@ from services.adapters.feedback_store import PostgresFeedbackStore
 from services.adapters.postgres import create_pool
 from services.config import Settings
 from services.consuming import Issuer, RawMessage
+from services.entrypoints.feedback import run_tracker
 from services.feedback.handlers import Tracker
 from services.runtime.devkeys import load_dev_signer
-from tests.support import business_premises_facts, case_body
+from tests.conftest import Stack
+from tests.support import business_premises_facts, case_body, eventually
 
 CATALOGUE = load_catalogue()
 T0 = datetime(2026, 11, 2, 8, tzinfo=UTC)
@@ -290,3 +304,214 @@ async def test_overdue_is_noticed_once_per_cycle(feed: _Feed) -> None:
         if (notice.department, notice.measure, notice.action) == (*power, "apply"):
             power_notices.append(envelope.id)
     assert len(power_notices) == len(set(power_notices)) == 2  # one per cycle
+
+
+# --- an acknowledgement counts only from the authority that owns the measure ----------
+
+POWER = ("power_supply", "refuse_power_supply")
+
+
+def _signed_ack(feed: _Feed, authority: Authority, payload: Payload) -> RawMessage:
+    """An acknowledgement as `authority` signs it with its own valid key."""
+    signer = load_dev_signer(feed.settings.home, authority)
+    _, raw = encode_signed(payload, signer, source=authority.source, subject=feed.case_id, time=T0)
+    return RawMessage(ACKNOWLEDGEMENTS.name, 0, next(feed.offsets), feed.case_id.encode(), raw)
+
+
+def _applied(feed: _Feed, caused_by: str, reference: str) -> MeasureApplied:
+    department, measure = POWER
+    return MeasureApplied(
+        case_id=feed.case_id,
+        department=department,
+        measure=measure,
+        reference=reference,
+        applied_at=T0,
+        caused_by=caused_by,
+    )
+
+
+NOT_OWNED, NOT_ALLOWED = "acknowledgement_not_owned", "signature_issuer_not_allowed"
+
+
+@pytest.mark.parametrize(
+    ("forger", "reasons"),
+    [
+        # another department's valid key, for an apply and for a failure
+        (department_authority("banks"), [NOT_OWNED, NOT_OWNED]),
+        # a subscriber, but of the banks' list (a subscriber never sends failures)
+        (demo_subscriber("banks"), [NOT_OWNED, NOT_ALLOWED]),
+        # a core service whose key the trust store knows, but not for answers
+        (FEEDBACK_TRACKER, [NOT_ALLOWED, NOT_ALLOWED]),
+    ],
+    ids=["department", "subscriber", "tracker"],
+)
+async def test_an_acknowledgement_for_another_departments_measure_is_refused(
+    feed: _Feed, forger: Authority, reasons: list[str]
+) -> None:
+    filing = await feed.send(_filed(feed.case_id, PREMISES))
+    department, measure = POWER
+    forged: list[Payload] = [
+        _applied(feed, filing, "FORGED"),
+        MeasureFailed(
+            case_id=feed.case_id,
+            department=department,
+            measure=measure,
+            error="forged failure",
+            caused_by=filing,
+        ),
+    ]
+    messages = [_signed_ack(feed, forger, payload) for payload in forged]
+    outcome = await feed.tracker.handle(messages)
+    assert outcome.dead_letters == reasons
+    assert outcome.answered == 0
+    row = (await feed.rows())[(*POWER, "apply")]
+    assert row["done_at"] is None and row["answers"] is None  # still pending
+    failed = await feed.pool.fetchval(
+        "SELECT failed_at FROM responses WHERE case_id = $1 AND department = $2 "
+        "AND measure = $3 AND action = 'apply'",
+        feed.case_id,
+        *POWER,
+    )
+    assert failed is None
+    letters = await feed.pool.fetch(
+        "SELECT value FROM outbox WHERE event_type = $1 AND key = 'feedback_tracker'",
+        DeadLetter.event_type,
+    )
+    refused = [decode(row["value"], feed.tracker.trust)[1] for row in letters]
+    originals = {m.value for m in messages}
+    kept = [
+        letter
+        for letter in refused
+        if isinstance(letter, DeadLetter) and base64.b64decode(letter.original_b64) in originals
+    ]
+    assert sorted(letter.reason for letter in kept) == sorted(reasons)  # nothing lost
+    for letter in kept:
+        if letter.reason == NOT_OWNED:
+            assert "answers for banks, not for power_supply" in letter.detail
+
+
+@pytest.mark.parametrize(
+    "owner",
+    [department_authority("power_supply"), demo_subscriber("power_supply")],
+    ids=lambda authority: authority.code,
+)
+async def test_the_owner_or_its_subscriber_answers_for_the_measure(
+    feed: _Feed, owner: Authority
+) -> None:
+    filing = await feed.send(_filed(feed.case_id, PREMISES))
+    outcome = await feed.tracker.handle([_signed_ack(feed, owner, _applied(feed, filing, "OK"))])
+    assert (outcome.answered, outcome.dead_letters) == (1, [])
+    row = (await feed.rows())[(*POWER, "apply")]
+    assert row["done_at"] is not None
+
+
+async def test_a_department_may_not_answer_for_a_measure_it_does_not_own(feed: _Feed) -> None:
+    """power_supply's key, its own department named, but the bank's measure: refused."""
+    filing = await feed.send(_filed(feed.case_id, PREMISES))
+    stray = MeasureApplied(
+        case_id=feed.case_id,
+        department="power_supply",
+        measure="refuse_loans",
+        reference="R",
+        applied_at=T0,
+        caused_by=filing,
+    )
+    message = _signed_ack(feed, department_authority("power_supply"), stray)
+    outcome = await feed.tracker.handle([message])
+    assert outcome.dead_letters == ["acknowledgement_not_owned"]
+    assert ("power_supply", "refuse_loans", "apply") not in await feed.rows()
+
+
+async def test_a_forged_acknowledgement_on_the_broker_leaves_the_measure_pending(
+    own_database: Settings, stack: Stack, trust: TrustStore
+) -> None:
+    """The tracker process on the real broker and Postgres: banks' valid key says power
+    supply applied its block; refused (dead-lettered with the reason), the requirement
+    stays pending, and power supply's own answer then counts."""
+    case_id = f"RL-FORGED-{uuid.uuid4().hex[:8]}"
+    bureau = load_dev_signer(own_database.home, NATURAL_RESOURCES)
+    filed = _filed(case_id, PREMISES)
+    filing, filed_raw = encode_signed(filed, bureau, source=NATURAL_RESOURCES.source, time=T0)
+    department, measure = POWER
+
+    def ack(authority: Authority, reference: str) -> bytes:
+        payload = MeasureApplied(
+            case_id=case_id,
+            department=department,
+            measure=measure,
+            reference=reference,
+            applied_at=datetime.now(UTC),
+            caused_by=filing.id,
+        )
+        signer = load_dev_signer(own_database.home, authority)
+        return encode_signed(payload, signer, source=authority.source, subject=case_id)[1]
+
+    _, database = own_database.require()
+    pool = await create_pool(database, max_size=2)
+    producer = AIOKafkaProducer(bootstrap_servers=stack.kafka, acks="all")
+    await producer.start()
+    stop = asyncio.Event()
+    tracker = asyncio.create_task(run_tracker(own_database, stop, scan_every=3600))
+
+    async def answer() -> asyncpg.Record | None:
+        if tracker.done():
+            tracker.result()  # the tracker died: raise its error here
+        row: asyncpg.Record | None = await pool.fetchrow(
+            "SELECT required_by, done_at, reference FROM responses WHERE case_id = $1 "
+            "AND department = $2 AND measure = $3 AND action = 'apply'",
+            case_id,
+            department,
+            measure,
+        )
+        return row
+
+    forged = ack(department_authority("banks"), "FORGED")
+
+    async def letters() -> list[DeadLetter]:
+        """The tracker's dead letters of the forged acknowledgement."""
+        await answer()
+        rows = await pool.fetch(
+            "SELECT value FROM outbox WHERE event_type = $1", DeadLetter.event_type
+        )
+        found = [decode(row["value"], trust)[1] for row in rows]
+        return [
+            letter
+            for letter in found
+            if isinstance(letter, DeadLetter) and base64.b64decode(letter.original_b64) == forged
+        ]
+
+    async def refused() -> bool:
+        return bool(await letters())
+
+    try:
+        key = case_id.encode()
+        await producer.send_and_wait(VIOLATIONS.name, filed_raw, key=key)
+        await producer.send_and_wait(ACKNOWLEDGEMENTS.name, forged, key=key)
+        await eventually(refused, timeout=120, what="the forged acknowledgement dead-lettered")
+
+        async def required() -> bool:
+            row = await answer()
+            return row is not None and row["required_by"] == filing.id
+
+        await eventually(required, timeout=60, what="power supply's apply required")
+        row = await answer()
+        assert row is not None and row["done_at"] is None  # the forgery did not count
+        (letter,) = await letters()
+        assert (letter.consumer, letter.reason) == ("feedback_tracker", "acknowledgement_not_owned")
+
+        await producer.send_and_wait(
+            ACKNOWLEDGEMENTS.name, ack(department_authority(department), "OWNER"), key=key
+        )
+
+        async def answered() -> bool:
+            row = await answer()
+            return row is not None and row["done_at"] is not None
+
+        await eventually(answered, timeout=60, what="the owner's acknowledgement counted")
+        row = await answer()
+        assert row is not None and row["reference"] == "OWNER"
+    finally:
+        stop.set()
+        await tracker
+        await producer.stop()
+        await pool.close()

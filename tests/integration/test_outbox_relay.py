@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+from prometheus_client import REGISTRY
 
 from events.codec import decode
 from events.errors import EventError
@@ -22,7 +24,7 @@ from events.models import CaseDetails, RestorationDetails
 from events.signing import TrustStore
 from events.topics import VIOLATIONS
 from services.adapters.kafka import ensure_topics
-from services.adapters.publisher import KafkaPublisher
+from services.adapters.publisher import MAX_RECORD_BYTES, KafkaPublisher
 from services.bootstrap import bootstrap_registry, registry_store
 from services.config import Settings
 from services.demo import sign_off_jointly
@@ -362,3 +364,70 @@ async def test_a_relay_whose_lead_connection_dies_wins_the_lead_again_and_drains
     ours = set(await _outbox_ids(database))
     published = set(await _published_ids(own_database.kafka_bootstrap or "", trust))
     assert ours <= published
+
+
+# -- Quarantine (#18) ----------------------------------------------------------------------
+
+
+async def _settled(database_url: str) -> bool:
+    """Every event sent or quarantined."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        return not await conn.fetchval(
+            "SELECT count(*) FROM outbox WHERE sent_at IS NULL AND quarantined_at IS NULL"
+        )
+    finally:
+        await conn.close()
+
+
+async def test_an_event_the_broker_refuses_for_good_is_quarantined_and_the_rest_delivered(
+    own_database: Settings,
+) -> None:
+    """Poison rows among the queue, keyed like the rows around them: one for a topic name
+    the broker answers INVALID_TOPIC to (Tansu does; it takes any valid name, creating the
+    topic, and ignores max.message.bytes), one larger than a Kafka broker's default
+    message.max.bytes. Both are set aside with the reason and never sent; every row
+    behind them goes out, those of the same key included, in order."""
+    database = own_database.database_url or ""
+    topic = f"redline.test.quarantine.{uuid.uuid4().hex[:12]}"
+    marker = uuid.uuid4().hex.encode()
+    rows = [(topic, "k1", marker + b"-1"), (topic, "k2", marker + b"-2")]
+    rows += [("redline violations!", "k1", marker + b"-bad-topic")]
+    rows += [(topic, "k1", marker + b"-3")]
+    rows += [(topic, "k1", marker + b"x" * MAX_RECORD_BYTES)]
+    rows += [(topic, "k1", marker + b"-4"), (topic, "k2", marker + b"-5")]
+    conn = await asyncpg.connect(database)
+    try:
+        await conn.executemany(
+            "INSERT INTO outbox (event_id, event_type, topic, key, value) "
+            "VALUES ($1, 'redline.test.v1', $2, $3, $4)",
+            [(f"test-{uuid.uuid4()}", *row) for row in rows],
+        )
+    finally:
+        await conn.close()
+
+    async with relaying(own_database):
+        await eventually(lambda: _settled(database), timeout=60, what="every row settled")
+
+    conn = await asyncpg.connect(database)
+    try:
+        aside = await conn.fetch(
+            "SELECT topic, key, sent_at, quarantine_reason FROM outbox "
+            "WHERE quarantined_at IS NOT NULL ORDER BY position"
+        )
+    finally:
+        await conn.close()
+    assert [(r["topic"], r["key"], r["sent_at"]) for r in aside] == [
+        ("redline violations!", "k1", None),
+        (topic, "k1", None),
+    ]
+    assert "InvalidTopicError" in aside[0]["quarantine_reason"]
+    assert "MessageSizeTooLargeError" in aside[1]["quarantine_reason"]
+    records = await read_topic(own_database.kafka_bootstrap or "", topic)
+    by_key = {key: [r.value for r in records if r.key == key.encode()] for key in ("k1", "k2")}
+    assert by_key == {
+        "k1": [marker + b"-1", marker + b"-3", marker + b"-4"],
+        "k2": [marker + b"-2", marker + b"-5"],
+    }
+    gauge = REGISTRY.get_sample_value("redline_outbox_quarantined_events", {"outbox": "registry"})
+    assert gauge == 2

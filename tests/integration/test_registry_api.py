@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from events.codec import decode
+from events.envelope import MAX_EVENT_BYTES
 from events.models import (
     AccountabilityTriggered,
     CaseClosed,
@@ -720,3 +721,190 @@ async def test_a_unit_on_its_parcel_is_taken(api: httpx.AsyncClient) -> None:
     assert response.status_code == 201, response.text
     shown = (await api.get(f"/v1/cases/{response.json()['case_id']}")).json()
     assert {k: v for k, v in shown["facts"]["site"].items() if v is not None} == site
+
+
+# --- restoration sign-offs: voided by new works, after the works, a body's own date -----
+
+
+async def _sign_offs(api: httpx.AsyncClient, case_id: str) -> list[dict[str, str]]:
+    shown: list[dict[str, str]] = (await api.get(f"/v1/cases/{case_id}")).json()[
+        "restoration_sign_offs"
+    ]
+    return shown
+
+
+async def test_a_new_rectification_voids_a_pending_sign_off(
+    api: httpx.AsyncClient, db: asyncpg.Pool, trust: TrustStore, inspector: dict[str, str]
+) -> None:
+    case_id = await _rectified(api)
+    path = f"/v1/cases/{case_id}/restoration/sign-offs"
+    assert (await api.post(path, json={"verified_on": "2026-11-10"})).is_success
+    again = {"action": "restoration_works", "completed_on": "2026-11-05"}
+    assert (await api.post(f"/v1/cases/{case_id}/rectification", json=again)).is_success
+    assert await _sign_offs(api, case_id) == []
+    voided = await db.fetchval(
+        "SELECT count(*) FROM audit_log WHERE case_id = $1 "
+        "AND action = 'restoration sign-off voided'",
+        case_id,
+    )
+    assert voided == 1  # the audit log keeps the withdrawn sign-off
+    # the inspector's sign-off is now the first of a new inspection, not the second
+    first = await api.post(path, json={"verified_on": "2026-11-10"}, headers=inspector)
+    assert first.status_code == 200, first.text
+    assert (first.json()["status"], first.json()["awaiting"]) == (
+        "rectified",
+        ["natural_resources"],
+    )
+    assert await _restoration_events(db, trust, case_id) == []
+
+
+async def test_a_sign_off_before_the_rectification_was_completed_is_422(
+    api: httpx.AsyncClient, db: asyncpg.Pool
+) -> None:
+    case_id = await _rectified(api)  # completed on 2026-11-01
+    early = await api.post(
+        f"/v1/cases/{case_id}/restoration/sign-offs", json={"verified_on": "2026-10-31"}
+    )
+    assert early.status_code == 422, early.text
+    assert early.json()["errors"][0]["field"] == "verified_on"
+    assert "precedes the rectification completed on 2026-11-01" in early.json()["error"]
+    assert await _sign_offs(api, case_id) == []
+
+
+async def test_a_body_corrects_its_date_and_the_other_body_then_signs(
+    api: httpx.AsyncClient, db: asyncpg.Pool, trust: TrustStore, inspector: dict[str, str]
+) -> None:
+    case_id = await _rectified(api)
+    path = f"/v1/cases/{case_id}/restoration/sign-offs"
+    assert (await api.post(path, json={"verified_on": "2026-11-10"})).is_success
+    other_day = await api.post(path, json={"verified_on": "2026-11-12"}, headers=inspector)
+    assert other_day.status_code == 422  # not the day natural resources signed for
+
+    corrected = await api.post(path, json={"verified_on": "2026-11-12"})
+    assert corrected.status_code == 200, corrected.text
+    assert corrected.json()["awaiting"] == ["agriculture"]
+    assert await _sign_offs(api, case_id) == [
+        {"body": "natural_resources", "officer": "case-officer", "verified_on": "2026-11-12"}
+    ]
+    reasons = await db.fetch(
+        "SELECT reason FROM audit_log WHERE case_id = $1 AND action = 'restoration sign-off' "
+        "ORDER BY seq",
+        case_id,
+    )
+    assert "replaces the sign-off by case-officer, verified on 2026-11-10" in reasons[-1]["reason"]
+    same_again = await api.post(path, json={"verified_on": "2026-11-12"})
+    assert same_again.status_code == 409  # the same body, the same day: signed twice
+
+    second = await api.post(path, json={"verified_on": "2026-11-12"}, headers=inspector)
+    assert second.status_code == 200, second.text
+    assert second.json()["status"] == "restored"
+    (verified,) = await _restoration_events(db, trust, case_id)
+    assert verified.verified_on == date(2026, 11, 12)
+
+
+# --- bounded input: no value is answered 200 and then dropped downstream ---------------
+
+
+@pytest.mark.parametrize("fine", ["1e999999", "1e999999999999", "1000000000000.01"])
+async def test_an_absurd_fine_is_422_naming_fine_yuan(
+    api: httpx.AsyncClient, db: asyncpg.Pool, fine: str
+) -> None:
+    case_id = (await api.post("/v1/cases", json=case_body())).json()["case_id"]
+    before = await _counts(db)
+    response = await api.post(f"/v1/cases/{case_id}/penalty", json={**PENALTY, "fine_yuan": fine})
+    assert response.status_code == 422, response.text
+    assert response.json()["errors"][0]["field"] == "fine_yuan"
+    assert await _counts(db) == before
+    assert (await api.get(f"/v1/cases/{case_id}")).json()["status"] == "filed"
+
+
+@pytest.mark.parametrize("area", ["1e999999999999", 10**40])
+async def test_an_absurd_area_in_square_metres_is_422_not_500(
+    api: httpx.AsyncClient, area: object
+) -> None:
+    body = case_body()
+    body["parcels"] = [{"land_class": "cultivated", "area_m2": area}]
+    response = await api.post("/v1/cases", json=body)
+    assert response.status_code == 422, response.text
+    assert response.json()["errors"][0]["field"] == "parcels.0"
+    assert "area_m2" in response.json()["errors"][0]["reason"]
+
+
+async def test_a_body_over_a_mebibyte_is_413_naming_the_limit(
+    api: httpx.AsyncClient, db: asyncpg.Pool
+) -> None:
+    before = await _counts(db)
+    body = case_body()
+    body["padding"] = "x" * (1024 * 1024)
+    declared = await api.post("/v1/cases", json=body)
+    assert declared.status_code == 413, declared.text
+    assert "exceeds the limit of 1048576 bytes (1 MiB)" in declared.json()["error"]
+    assert declared.json()["errors"][0]["field"] == "body"
+
+    async def chunks() -> AsyncIterator[bytes]:  # no Content-Length: counted as it streams
+        for _ in range(17):
+            yield b" " * 65536
+
+    streamed = await api.post(
+        "/v1/cases", content=chunks(), headers={"content-type": "application/json"}
+    )
+    assert streamed.status_code == 413, streamed.text
+    assert await _counts(db) == before
+    # just under the limit is read and judged on its content as before
+    small = await api.post("/v1/cases", json={**case_body(), "padding": "x" * 1000})
+    assert small.status_code == 422
+    assert small.json()["errors"][0]["field"] == "padding"
+
+
+def _longest(length: int) -> str:
+    """A text of `length` characters that each take 6 bytes in JSON (\\u0001)."""
+    return "\x01" * length
+
+
+async def test_the_largest_case_fits_in_an_event_or_is_refused(
+    api: httpx.AsyncClient, db: asyncpg.Pool, trust: TrustStore
+) -> None:
+    """500 parcels and every text at its longest: filed, corrected and penalised, each
+    event within MAX_EVENT_BYTES and taken by a consumer (decode); or refused with 422.
+    Never answered 2xx and then dropped downstream."""
+    parcels = [{"land_class": "permanent_basic_farmland", "area_mu": "99999.999999"}] * 500
+    facts = business_premises_facts()
+    facts["site"]["location"] = _longest(4000)
+    facts["project"].update(name=_longest(200), code="P" * 64)
+    body = case_body(
+        subject={"kind": "organization", "id": case_body()["subject"]["id"], "name": _longest(200)},
+        violation_kind=_longest(200),
+        facts=facts,
+    )
+    body["parcels"] = parcels
+    filed = await api.post("/v1/cases", json=body)
+    assert filed.status_code in (201, 422), filed.text
+    if filed.status_code == 422:
+        assert filed.json()["errors"][0]["field"] == "body"
+        return
+    case_id = filed.json()["case_id"]
+    correction = {"parcels": parcels, "facts": facts, "reason": _longest(4000)}
+    corrected = await api.post(f"/v1/cases/{case_id}/correction", json=correction)
+    assert corrected.status_code in (200, 422), corrected.text
+    penalty = {**PENALTY, "decision_no": _longest(200), "summary": _longest(4000)}
+    penalised = await api.post(f"/v1/cases/{case_id}/penalty", json=penalty)
+    assert penalised.status_code in (200, 422), penalised.text
+    rows = await db.fetch("SELECT value FROM outbox WHERE key = $1", case_id)
+    assert len(rows) >= 2  # filing and accountability at least
+    for row in rows:
+        assert len(row["value"]) <= MAX_EVENT_BYTES
+        decode(row["value"], trust)  # what every consumer does first: it is taken
+
+
+async def test_an_event_over_the_size_limit_is_refused_before_anything_is_written(
+    api: httpx.AsyncClient, db: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The registry measures each signed event against what consumers take: with the
+    limit lowered below an ordinary case, filing one is 422 and writes nothing."""
+    monkeypatch.setattr("services.registry.handlers.MAX_EVENT_BYTES", 2000)
+    before = await _counts(db)
+    response = await api.post("/v1/cases", json=case_body())
+    assert response.status_code == 422, response.text
+    assert response.json()["errors"][0]["field"] == "body"
+    assert "over the limit of 2000" in response.json()["errors"][0]["reason"]
+    assert await _counts(db) == before

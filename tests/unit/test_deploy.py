@@ -48,7 +48,10 @@ ALLOWED_IMAGES = {"apache/kafka", "postgres", "prom/prometheus", "grafana/grafan
 PINNED_TAG = re.compile(r"^v?\d+\.\d+(\.\d+)?([.-][a-z0-9.-]+)?$")
 
 # Metrics that are not in services/metrics.py: the subscriber connector's, and Prometheus'.
-SUBSCRIBER_METRICS = {"redline_subscriber_staleness_seconds": {"subscriber", "measure"}}
+SUBSCRIBER_METRICS = {
+    "redline_subscriber_staleness_seconds": {"subscriber", "measure"},
+    "redline_subscriber_quarantined_messages": {"subscriber", "queue"},
+}
 PROMETHEUS_METRICS = {"up": set[str]()}
 TARGET_LABELS = {"job", "instance", "service", "process"}
 

@@ -5,6 +5,15 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
+import pytest
+
+from events.authorities import (
+    FEEDBACK_TRACKER,
+    NATURAL_RESOURCES,
+    demo_subscriber,
+    department_authority,
+    subscriber_authority,
+)
 from events.catalogue import LiftTrigger, Stage, load_catalogue
 from events.decisions import decide, lifted_by
 from events.land import LandClass
@@ -20,7 +29,7 @@ from events.models import (
     RectificationRecorded,
     RestorationVerified,
 )
-from services.feedback.domain import Action, Requirement, in_order, requirements
+from services.feedback.domain import Action, Answerers, Requirement, in_order, requirements
 from tests.support import business_premises_facts, case_body
 
 CATALOGUE = load_catalogue()
@@ -162,3 +171,47 @@ def test_waves_keep_each_cases_order_and_one_requirement_per_key() -> None:
         [("A", "apply", "e4")],
     ]
     assert in_order([]) == []
+
+
+# --- who may answer for a measure ------------------------------------------------------
+
+ANSWERERS = Answerers.of(CATALOGUE)
+
+
+def test_a_department_answers_for_its_own_measures_only() -> None:
+    power = department_authority("power_supply").source
+    assert ANSWERERS.refusal(power, "power_supply", "refuse_power_supply") is None
+    assert ANSWERERS.refusal(power, "banks", "refuse_loans") == (
+        f"{power} answers for power_supply, not for banks"
+    )
+    assert ANSWERERS.refusal(power, "power_supply", "refuse_loans") == (
+        "refuse_loans is not a measure of power_supply"
+    )
+
+
+def test_a_measure_every_department_shares_is_answered_by_each_for_itself() -> None:
+    finance, housing = (department_authority(code).source for code in ("finance", "housing"))
+    assert ANSWERERS.refusal(finance, "finance", "refuse_fiscal_funding") is None
+    assert ANSWERERS.refusal(housing, "finance", "refuse_fiscal_funding") is not None
+
+
+def test_a_subscriber_answers_for_the_department_it_subscribes_for() -> None:
+    subscriber = demo_subscriber("power_supply").source
+    assert ANSWERERS.refusal(subscriber, "power_supply", "refuse_power_supply") is None
+    assert ANSWERERS.refusal(subscriber, "water_supply", "refuse_water_supply") is not None
+
+
+def test_an_authority_bound_to_no_department_answers_for_none() -> None:
+    for source in (NATURAL_RESOURCES.source, FEEDBACK_TRACKER.source, "/authorities/stranger"):
+        assert ANSWERERS.refusal(source, "banks", "refuse_loans") == (
+            f"{source} answers for no department's measures"
+        )
+
+
+def test_a_named_subscriber_is_bound_to_a_utility_or_bank_only() -> None:
+    answerers = Answerers.of(CATALOGUE, {"xiaoyi_power_company": "power_supply"})
+    source = subscriber_authority("xiaoyi_power_company").source
+    assert answerers.refusal(source, "power_supply", "refuse_power_supply") is None
+    assert answerers.refusal(source, "banks", "refuse_loans") is not None
+    with pytest.raises(ValueError, match="not a utility or bank department"):
+        Answerers.of(CATALOGUE, {"impostor": "discipline"})

@@ -18,7 +18,7 @@ from uvicorn.logging import AccessFormatter
 
 from connectors.subscriber.cli import app as connector_cli
 from events.identifiers import mask_identifier, resident_id_check_character, uscc_check_character
-from events.logmask import UVICORN_LOGGERS, MaskIdentifiers, mask_logging
+from events.logmask import UVICORN_LOGGERS, MaskIdentifiers, mask_logging, redact_passwords
 from events.models import Subject
 from events.privacy import mask_identifiers
 from services.reports.domain import scrub
@@ -298,3 +298,83 @@ def test_the_event_models_never_echo_a_subjects_input_in_their_errors() -> None:
         Subject(kind="person", id=wrong, name="张三")
     assert "check character" in str(raised.value)
     assert wrong not in str(raised.value) and "张三" not in str(raised.value)
+
+
+# --- issue #18 item 12(b, c): old IDs, telephone numbers and passwords --------------------
+
+OLD_ID = "110105491231002"  # first generation: 15 digits, born 1949-12-31
+
+
+@pytest.mark.parametrize(
+    ("text", "masked"),
+    [
+        (f"当事人{OLD_ID}，已立案", "当事人1101*********02，已立案"),
+        ("联系电话13912345678。", "联系电话139****5678。"),
+        ("tel +86 139-1234-5678", "tel +86 139-****-5678"),
+        ("tel 0086 139 1234 5678", "tel 0086 139 **** 5678"),
+        ("座机 0358-7212345 或 (010)62345678", "座机 0358-*****45 或 (010)******78"),
+        ("（0358）7212345", "（0358）*****45"),
+        # A Chinese input method types full-width digits: masked alike, the rest kept.
+        ("电话１３９１２３４５６７８", "电话１３９****５６７８"),
+        ("１１０１０５１９４９１２３１００２Ｘ", "１１０１************２Ｘ"),
+    ],
+)
+def test_old_ids_and_telephone_numbers_are_masked(text: str, masked: str) -> None:
+    assert mask_identifiers(text) == masked
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "1791800000123",  # milliseconds since the epoch: 13 digits
+        "12345678901234",  # 14 digits: neither an ID nor a telephone number
+        "offset 184467440737",  # 12 digits not starting with 0
+        "12345678901",  # 11 digits, but no mobile number starts 12
+        "fine 5000000.00 yuan, area 12.50 mu",
+        "20261012 and 1026-1012",
+    ],
+)
+def test_numbers_that_are_not_ids_or_telephones_are_left_alone(text: str) -> None:
+    assert mask_identifiers(text) == text
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        (
+            "cannot connect to postgresql://redline:S3cret@db:5432/redline: refused",
+            "cannot connect to postgresql://redline:***@db:5432/redline: refused",
+        ),
+        ("postgres://u:p@ss/w#rd@db/redline", "postgres://u:***@db/redline"),
+        (
+            "host=db user=redline password=S3cret dbname=x",
+            "host=db user=redline password=*** dbname=x",
+        ),
+        (
+            "postgresql://db/redline?user=u&password=S3cret",
+            "postgresql://db/redline?user=u&password=***",
+        ),
+        (
+            "postgresql://redline@127.0.0.1:5432/redline",
+            "postgresql://redline@127.0.0.1:5432/redline",
+        ),
+        ("http://127.0.0.1:8000/v1/checks", "http://127.0.0.1:8000/v1/checks"),
+    ],
+)
+def test_connection_passwords_are_redacted(text: str, shown: str) -> None:
+    assert redact_passwords(text) == shown
+
+
+def test_the_filter_redacts_a_database_url_in_a_message_and_a_traceback() -> None:
+    url = "postgresql://redline:S3cret@db.internal:5432/redline"
+    record = _record("cannot reach %s", (url,))
+    MaskIdentifiers().filter(record)
+    assert "S3cret" not in record.getMessage()
+    assert "postgresql://redline:***@db.internal:5432/redline" in record.getMessage()
+    try:
+        raise ConnectionError(f"connect to {url} failed")
+    except ConnectionError:
+        failed = _record("relay failed", None, exc=True)
+    MaskIdentifiers().filter(failed)
+    assert failed.exc_text is not None
+    assert "S3cret" not in failed.exc_text and "redline:***@db.internal" in failed.exc_text

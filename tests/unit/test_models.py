@@ -6,7 +6,16 @@ from pydantic import ValidationError
 
 from events.errors import InvalidEvent, invalid_from_validation
 from events.land import LandClass, is_cultivated
-from events.models import PAYLOAD_TYPES, CaseFiled, Parcel, PenaltyDecided, Subject
+from events.models import (
+    MAX_AREA_TOTAL_MU,
+    MAX_MONEY_YUAN,
+    PAYLOAD_TYPES,
+    AccountabilityTriggered,
+    CaseFiled,
+    Parcel,
+    PenaltyDecided,
+    Subject,
+)
 from events.topics import ALL_TOPICS
 from events.upcasting import UPCASTERS
 
@@ -215,3 +224,80 @@ def test_unknown_building_use_refused() -> None:
 def test_project_needs_its_works_fact() -> None:
     err = facts_error(site={"location": "x"}, project={"code": "P-1", "name": "厂房"})
     assert err.field == "data.facts.project.works_started"
+
+
+def _penalty(fine: object) -> dict[str, object]:
+    return {
+        "case_id": "C1",
+        "decision_no": "D",
+        "decided_on": "2024-01-02",
+        "fine_yuan": fine,
+        "summary": "s",
+    }
+
+
+@pytest.mark.parametrize(
+    ("fine", "reason"),
+    [
+        ("1e999999", "plain decimal"),  # the attack: a megabyte of zeros once written out
+        ("1e999999999999", "plain decimal"),  # overflowed Decimal arithmetic: was a 500
+        ("1E3", "plain decimal"),
+        ("Infinity", "plain decimal"),
+        ("0x10", "plain decimal"),
+        ("1" + "0" * 40, "at most 32 characters"),
+        ("1000000000000.01", "less than or equal to 1000000000000"),
+        (10**13, "less than or equal to 1000000000000"),
+    ],
+)
+def test_a_fine_is_a_plain_bounded_decimal(fine: object, reason: str) -> None:
+    err = error_of(PenaltyDecided, _penalty(fine))
+    assert err.field == "data.fine_yuan"
+    assert reason in err.reason
+
+
+def test_the_largest_fine_is_taken() -> None:
+    fine = PenaltyDecided.model_validate(_penalty(" 1000000000000.00 ")).fine_yuan
+    assert fine == Decimal(MAX_MONEY_YUAN)
+
+
+@pytest.mark.parametrize(
+    ("area", "reason"),
+    [
+        ("1e999999999999", "plain decimal"),  # overflowed the conversion: was a 500
+        ("6.67e3", "plain decimal"),
+        (10**40, "at most 66666666.67 m²"),  # quantize overflowed: was a 500
+        ("66666667", "at most 66666666.67 m²"),
+    ],
+)
+def test_square_metres_are_bounded_before_they_are_converted(area: object, reason: str) -> None:
+    err = error_of(Parcel, {"land_class": "cultivated", "area_m2": area})
+    assert "area_m2" in err.reason and reason in err.reason
+
+
+def test_area_totals_are_bounded_by_the_most_parcels_a_case_holds() -> None:
+    data = {
+        "case_id": "C1",
+        "township": "duizhen",
+        "basic_farmland_mu": "0",
+        "cultivated_mu": str(MAX_AREA_TOTAL_MU + 1),
+        "rule": "r",
+    }
+    assert error_of(AccountabilityTriggered, data).field == "data.cultivated_mu"
+
+
+def test_every_text_field_of_every_event_is_bounded() -> None:
+    """A string with no maximum length would let one field outgrow MAX_EVENT_BYTES."""
+    # Checked by their validators against a fixed length: the subject's 18-character ID
+    # (GB 32100 / GB 11643) and the 19- and 28-character codes of GB/T 37346.
+    fixed_length = {"id", "parcel_code", "real_estate_unit"}
+    unbounded = set()
+    for event_type, model in PAYLOAD_TYPES.items():
+        schema = model.model_json_schema()
+        for definition in [schema, *schema.get("$defs", {}).values()]:
+            for name, field in definition.get("properties", {}).items():
+                for option in field.get("anyOf", [field]):
+                    if option.get("type") == "string" and not (
+                        {"maxLength", "pattern", "enum", "const", "format"} & set(option)
+                    ):
+                        unbounded.add((event_type, name))
+    assert {name for _, name in unbounded} == fixed_length

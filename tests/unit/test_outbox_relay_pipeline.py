@@ -8,9 +8,16 @@ from collections.abc import Sequence
 from datetime import datetime
 
 import pytest
+from prometheus_client import REGISTRY
 
 from services.errors import BrokerError, DatabaseError
-from services.outbox.ports import EventPublisher, OutboxStore, PendingEvent
+from services.outbox.ports import (
+    EventPublisher,
+    OutboxStore,
+    PendingEvent,
+    Refusal,
+    Undeliverable,
+)
 from services.outbox.relay import OutboxRelay
 
 TOPIC = "violations"
@@ -28,6 +35,7 @@ class MemoryOutbox(OutboxStore):
         self.uncommitted: set[int] = set()  # positions taken whose transaction is still open
         self.after_first_read: list[PendingEvent] = []  # committed once the first read ran
         self.reads = 0
+        self.aside: dict[int, str] = {}  # quarantined positions and why
 
     async def lead(self) -> bool:
         self.leads -= 1
@@ -38,7 +46,7 @@ class MemoryOutbox(OutboxStore):
         found = [
             r
             for p, r in sorted(self.rows.items())
-            if p not in self.sent and p not in self.uncommitted
+            if p not in self.sent and p not in self.uncommitted and p not in self.aside
         ]
         self.reads += 1
         if self.reads == 1:  # the open transactions commit, and later ones follow
@@ -53,6 +61,14 @@ class MemoryOutbox(OutboxStore):
             raise DatabaseError("the update failed")
         self.log.append(("marked", max(positions)))
         self.sent.update(positions)
+
+    async def quarantine(self, positions: Sequence[int], reason: str) -> int:
+        fresh = [p for p in positions if p not in self.sent and p not in self.aside]
+        self.aside.update({p: reason for p in fresh})
+        return len(fresh)
+
+    async def quarantined(self) -> int:
+        return len(self.aside)
 
     async def wait_for_new(self, timeout: float) -> None:
         return None
@@ -167,3 +183,100 @@ async def test_an_event_that_commits_late_under_a_lower_position_goes_before_its
 
     assert broker.published.index(3) < broker.published.index(26)
     assert sorted(broker.published) == list(range(1, 27))
+
+
+# -- Quarantine (#18): an event refused for good is set aside, the rest goes on ----------
+
+
+class RefusingBroker(MemoryBroker):
+    """Refuses for good: every event of `refused_topic` on its own, and any call holding a
+    `poison` position as a whole record batch (which event is at fault is not said)."""
+
+    def __init__(self, log: list[tuple[str, int]]) -> None:
+        super().__init__(log)
+        self.poison: set[int] = set()
+        self.refused_topic: str | None = None
+        self.calls = 0
+
+    async def publish(self, events: Sequence[PendingEvent]) -> None:
+        self.calls += 1
+        refusals = []
+        topic = [e.position for e in events if e.topic == self.refused_topic]
+        if topic:
+            refusals.append(Refusal(tuple(topic), "TopicAuthorizationFailedError", "no", True))
+        rest = [e for e in events if e.topic != self.refused_topic]
+        if self.poison & {e.position for e in rest}:
+            positions = tuple(e.position for e in rest)
+            refusals.append(Refusal(positions, "MessageSizeTooLargeError", "too big", False))
+        if refusals:
+            # As the publisher does: every event no refusal names was acknowledged.
+            named = {p for refusal in refusals for p in refusal.positions}
+            self.published.extend(e.position for e in events if e.position not in named)
+            raise Undeliverable(refusals)
+        await super().publish(events)
+
+
+def _refusing(count: int, batch_size: int = 10) -> tuple[OutboxRelay, MemoryOutbox, RefusingBroker]:
+    log: list[tuple[str, int]] = []
+    outbox, broker = MemoryOutbox(count, log), RefusingBroker(log)
+    return OutboxRelay(outbox, broker, batch_size=batch_size, name="test"), outbox, broker
+
+
+async def test_a_poison_event_in_a_refused_batch_is_found_set_aside_and_the_rest_delivered() -> (
+    None
+):
+    relay, outbox, broker = _refusing(40)
+    broker.poison = {13, 27}
+    assert await relay.publish_pending() == 38
+    assert outbox.aside == {13: "too big", 27: "too big"}
+    assert outbox.sent == set(range(1, 41)) - {13, 27}
+    assert sorted(set(broker.published)) == sorted(outbox.sent)
+    assert broker.published.count(12) == 1  # a half delivered while isolating is marked
+    assert relay.quarantined == 2
+    # Later events of the poison's key went on (key-6: 13, 20, 27, 34): kept and flagged.
+    assert {20, 34} <= outbox.sent
+    assert quarantined_gauge("test") == 2
+
+
+async def test_every_event_of_a_topic_refused_for_good_is_set_aside_in_one_round() -> None:
+    relay, outbox, broker = _refusing(30)
+    for p in (4, 5, 17):
+        outbox.rows[p] = PendingEvent(p, "forbidden", f"key-{p}", b"v")
+    broker.refused_topic = "forbidden"
+    assert await relay.publish_pending() == 27
+    assert set(outbox.aside) == {4, 5, 17}
+    # One call per window: a topic's refusal names each of its events, and the others of
+    # the call were acknowledged, so nothing is sent again to find out.
+    assert broker.calls == 3
+    assert outbox.sent == set(range(1, 31)) - {4, 5, 17}
+
+
+async def test_a_transient_refusal_is_still_retried_and_nothing_is_set_aside() -> None:
+    relay, outbox, broker = _relay(20)
+    broker.fail_at = 5
+    with pytest.raises(BrokerError):
+        await relay.publish_pending()
+    assert outbox.aside == {} and outbox.sent == set()
+
+
+async def test_a_batch_refusal_no_single_event_reproduces_sets_nothing_aside() -> None:
+    """A batch refused as a whole whose events each go through alone held no poison
+    event (a topic's batch limit below the producer's, say): all of it is delivered."""
+    relay, outbox, broker = _refusing(4)
+    calls: list[int] = []
+
+    async def refuse_batches_of_more_than_one(events: Sequence[PendingEvent]) -> None:
+        calls.append(len(events))
+        if len(events) > 1:
+            positions = tuple(e.position for e in events)
+            raise Undeliverable([Refusal(positions, "RecordListTooLargeError", "big", False)])
+
+    broker.publish = refuse_batches_of_more_than_one  # type: ignore[method-assign]
+    assert await relay.publish_pending() == 4
+    assert outbox.aside == {} and outbox.sent == {1, 2, 3, 4}
+    assert calls == [4, 2, 1, 1, 2, 1, 1]
+
+
+def quarantined_gauge(outbox: str) -> float:
+    value = REGISTRY.get_sample_value("redline_outbox_quarantined_events", {"outbox": outbox})
+    return -1.0 if value is None else value

@@ -30,6 +30,7 @@ from services.registry.domain import (
     sign_off_restoration,
     signing_body,
     stages_reached,
+    standing_sign_offs,
 )
 
 S = CaseStatus
@@ -264,3 +265,29 @@ def test_sign_offs_must_agree_on_the_day() -> None:
 def test_only_a_rectified_case_is_signed_off(status: S) -> None:
     with pytest.raises(IllegalTransition, match="restoration needs the case to be rectified"):
         sign_off_restoration(status, [], NR)
+
+
+def test_a_body_corrects_its_own_date_before_the_other_signs() -> None:
+    corrected = SignOff(SigningBody.natural_resources, "张伟", date(2026, 11, 12))
+    assert sign_off_restoration(S.rectified, [NR], corrected) is None  # no AlreadySigned
+    assert standing_sign_offs([NR], corrected) == [corrected]  # it replaces NR's first
+    agri = SignOff(SigningBody.agriculture, "王芳", date(2026, 11, 12))
+    assert sign_off_restoration(S.rectified, [corrected], agri) == JointVerification(
+        verified_on=date(2026, 11, 12), natural_resources_officer="张伟", agriculture_officer="王芳"
+    )
+
+
+def test_a_correction_keeps_the_other_bodys_sign_off() -> None:
+    assert standing_sign_offs([AGRI], NR) == [AGRI, NR]
+
+
+@pytest.mark.parametrize("signed_on", [date(2026, 11, 1), DAY])
+def test_the_restoration_is_verified_on_or_after_the_rectification(signed_on: date) -> None:
+    new = SignOff(SigningBody.agriculture, "王芳", signed_on)
+    assert sign_off_restoration(S.rectified, [], new, rectified_on=date(2026, 11, 1)) is None
+    with pytest.raises(InvalidInput) as refused:
+        sign_off_restoration(S.rectified, [], new, rectified_on=signed_on + timedelta(days=1))
+    assert refused.value.field == "verified_on"
+    assert f"precedes the rectification completed on {signed_on + timedelta(days=1)}" in (
+        refused.value.reason
+    )

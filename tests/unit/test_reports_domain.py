@@ -572,3 +572,47 @@ def test_csv_has_a_bom_and_defuses_formulas() -> None:
     parsed = list(csv.DictReader(io.StringIO(text.removeprefix("\ufeff"))))
     assert parsed[0]["penalty_summary"] == "'=HYPERLINK(1)"
     assert parsed[0]["cultivated_mu"] == "2.5"
+
+
+# --- issue #18 item 12(c): every free text of a notice is scrubbed ------------------------
+
+OLD_ID = "110105491231002"  # a first-generation (15-digit) resident ID number
+MOBILE = "13912345678"
+LANDLINE = "0358-7212345"
+
+
+def test_a_notice_scrubs_the_violation_kind_and_finds_old_ids_and_telephones() -> None:
+    """The attack: an officer types the subject's name, an old 15-digit ID and telephone
+    numbers into the violation kind and the penalty summary; the notice publishes none."""
+    leaky = f"王建军（{OLD_ID}，电话 {MOBILE}，{LANDLINE}）在永久基本农田建房"
+    row = replace(
+        _notice_row("RL-7", _record(2, "penalty", **PENALTY | {"summary": leaky})),
+        violation_kind=leaky,
+    )
+    report = public_notice(selection="RL-7", generated_at=NOW, names=NAMES, rows=[row], since=None)
+    case = report.cases[0]
+    assert (
+        case.violation_kind
+        == "王**（1101*********02，电话 139****5678，0358-*****45）在永久基本农田建房"
+    )
+    assert case.penalty_summary == case.violation_kind
+    for published in (to_html(report), to_csv(report), report.model_dump_json()):
+        for secret in ("王建军", OLD_ID, MOBILE, "7212345", "2345678"):
+            assert secret not in published
+
+
+def test_a_known_violation_kind_is_published_as_it_was() -> None:
+    case = public_notice(
+        selection="RL-8",
+        generated_at=NOW,
+        names=NAMES,
+        rows=[_notice_row("RL-8", _record(2, "penalty", **PENALTY))],
+        since=None,
+    ).cases[0]
+    assert case.violation_kind == "illegal_construction"
+
+
+def test_an_organisations_name_is_published_but_not_a_telephone_typed_into_it() -> None:
+    assert public_name("organization", f"孝义市鑫源建材有限公司 {MOBILE}") == (
+        "孝义市鑫源建材有限公司 139****5678"
+    )
