@@ -7,6 +7,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+from deploy.acls import KafkaUser, kafka_users
 from deploy.model import (
     ALL_INTERFACES,
     API_PORT,
@@ -539,6 +540,31 @@ def kafka_topic(topic: Topic) -> Json:
     }
 
 
+def kafka_user(user: KafkaUser) -> Json:
+    """A Strimzi KafkaUser: a SCRAM login and exactly the ACLs of deploy/acls.py."""
+    acls = []
+    for acl in user.acls:
+        resource: Json = {"type": acl.resource}
+        if acl.resource != "cluster":
+            resource |= {"name": acl.name, "patternType": "prefix" if acl.prefix else "literal"}
+        acls.append({"resource": resource, "operations": list(acl.operations)})
+    return {
+        "apiVersion": "kafka.strimzi.io/v1beta2",
+        "kind": "KafkaUser",
+        "metadata": {
+            "name": user.name,
+            "labels": {
+                "strimzi.io/cluster": STRIMZI_CLUSTER,
+                "app.kubernetes.io/part-of": "redline",
+            },
+        },
+        "spec": {
+            "authentication": {"type": "scram-sha-512"},
+            "authorization": {"type": "simple", "acls": acls},
+        },
+    }
+
+
 def pod_monitor() -> Json:
     """For the Prometheus Operator: the same job, labels and relabelling as prometheus.yml."""
     relabel_service = "__meta_kubernetes_pod_label_redline_io_service"
@@ -661,6 +687,7 @@ def kubernetes(catalogue: Catalogue) -> dict[str, list[Json]]:
         }
     ]
     files["topics/kafkatopics.yaml"] = [kafka_topic(topic) for topic in ALL_TOPICS]
+    files["users/kafkausers.yaml"] = [kafka_user(user) for user in kafka_users(catalogue)]
     files["monitoring/podmonitor.yaml"] = [pod_monitor()]
     files["examples/secrets.yaml"] = [*example_secrets(catalogue), trust_store_example()]
     return files

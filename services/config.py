@@ -10,10 +10,12 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from events.catalogue import load_catalogue
 from services.errors import ConfigError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -64,6 +66,9 @@ class Settings:
     # The central check answers stale (503) once the blocklist builder has not vouched for
     # its tables for this long, as a subscriber's replica does past its heartbeats.
     check_freshness_bound: float = 30.0
+    # REDLINE_SUBSCRIBERS: each production subscriber's authority name -> the utility or
+    # bank department it answers for (the demo subscribers are always known).
+    subscribers: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def embedded(self) -> bool:
@@ -179,6 +184,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         check_rate=_positive_number(env, "REDLINE_CHECK_RATE", 50.0),
         check_burst=_positive(env, "REDLINE_CHECK_BURST", 100),
         check_freshness_bound=_positive_number(env, "REDLINE_CHECK_FRESHNESS_BOUND", 30.0),
+        subscribers=_subscribers(env, "REDLINE_SUBSCRIBERS"),
     )
 
 
@@ -203,6 +209,35 @@ def _kafka_auth(env: Mapping[str, str]) -> KafkaAuth | None:
             f"got {mechanism!r}"
         )
     return KafkaAuth(username, password, (mechanism or SASL_MECHANISMS[0]).upper(), tls)
+
+
+_AUTHORITY_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+
+
+def _subscribers(env: Mapping[str, str], name: str) -> dict[str, str]:
+    """`name=department,name2=department2`: which utility or bank department each
+    subscriber (by the authority name it signs as) answers for; anything else is refused."""
+    value = env.get(name, "").strip()
+    if not value:
+        return {}
+    known = {d.code for d in load_catalogue().subscriber_departments}
+    found: dict[str, str] = {}
+    for item in value.split(","):
+        subscriber, equals, department = (part.strip() for part in item.partition("="))
+        if not equals or not _AUTHORITY_NAME.match(subscriber):
+            raise ConfigError(
+                f"{name} must be name=department pairs separated by commas, the name in "
+                f"lower case letters, digits and _, got {item.strip()!r}"
+            )
+        if department not in known:
+            raise ConfigError(
+                f"{name}: subscriber {subscriber!r} names {department!r}, which is not a "
+                f"utility or bank department (one of {', '.join(sorted(known))})"
+            )
+        if found.get(subscriber, department) != department:
+            raise ConfigError(f"{name}: subscriber {subscriber!r} is named twice")
+        found[subscriber] = department
+    return found
 
 
 def _positive(env: Mapping[str, str], name: str, default: int) -> int:

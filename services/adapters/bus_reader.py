@@ -17,10 +17,12 @@ from services.config import KafkaAuth
 from services.errors import BrokerError, DatabaseError
 from services.metrics import BusSnapshot
 
-# Redline's own outboxes only: the registry's, the builder's and each department's.
+# Redline's own outboxes only: the registry's, the builder's, the feedback tracker's and
+# each department's.
 _OUTBOXES = (
     "SELECT table_schema FROM information_schema.tables WHERE table_name = 'outbox' "
-    "AND (table_schema IN ('public', 'blocklist') OR table_schema ~ '^dept_[a-z0-9_]+$') "
+    "AND (table_schema IN ('public', 'blocklist', 'feedback') "
+    "OR table_schema ~ '^dept_[a-z0-9_]+$') "
     "ORDER BY table_schema"
 )
 

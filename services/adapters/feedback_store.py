@@ -1,4 +1,6 @@
-"""PostgreSQL implementation of the feedback tracker's store (table responses)."""
+"""PostgreSQL implementation of the feedback tracker's store (table responses), whose
+notices and dead letters go to the tracker's own outbox (schema `feedback`), relayed under
+the tracker's identity: the registry's relay may write only the violation stream."""
 
 from __future__ import annotations
 
@@ -16,6 +18,9 @@ from services.feedback.domain import Requirement, in_order
 from services.feedback.handlers import CONSUMER
 from services.feedback.ports import FeedbackStore, FeedbackTransaction, Response, Waiting
 from services.outbox.ports import OutgoingEvent
+
+SCHEMA = "feedback"
+MIGRATIONS = "services.feedback.migrations"
 
 # Whether the answer a row holds stays when its requirement is written: an answer that
 # came before any requirement, or one to this very requirement (it was read first).
@@ -154,7 +159,7 @@ class PostgresFeedbackTransaction(FeedbackTransaction):
                 ],
             )
         if outgoing:
-            await enqueue(self.conn, "public", outgoing)
+            await enqueue(self.conn, SCHEMA, outgoing)
 
     async def claim_overdue(self, now: datetime, limit: int) -> list[Waiting]:
         rows = await self.conn.fetch(
@@ -170,7 +175,7 @@ class PostgresFeedbackTransaction(FeedbackTransaction):
 
     async def enqueue(self, events: Sequence[OutgoingEvent]) -> None:
         if events:
-            await enqueue(self.conn, "public", events)
+            await enqueue(self.conn, SCHEMA, events)
 
 
 class PostgresFeedbackStore(FeedbackStore):

@@ -601,7 +601,8 @@ async def test_the_store_moves_reapplies_and_lifts_blocks_whatever_the_batching(
 
 async def _overdue_notices(db: asyncpg.Pool, case_id: str) -> int:
     count: int = await db.fetchval(
-        "SELECT count(*) FROM outbox WHERE event_type = 'redline.response.overdue.v1' AND key = $1",
+        "SELECT count(*) FROM feedback.outbox "
+        "WHERE event_type = 'redline.response.overdue.v1' AND key = $1",
         case_id,
     )
     return count

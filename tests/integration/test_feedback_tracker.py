@@ -42,7 +42,8 @@ from events.models import (
 )
 from events.signing import TrustStore
 from events.topics import ACKNOWLEDGEMENTS, VIOLATIONS
-from services.adapters.feedback_store import PostgresFeedbackStore
+from services.adapters.feedback_store import MIGRATIONS, SCHEMA, PostgresFeedbackStore
+from services.adapters.migrate import migrate
 from services.adapters.postgres import create_pool
 from services.config import Settings
 from services.consuming import Issuer, RawMessage
@@ -129,6 +130,7 @@ class _Feed:
 @pytest.fixture
 async def feed(own_database: Settings, trust: TrustStore) -> AsyncIterator[_Feed]:
     _, database = own_database.require()
+    await migrate(database, package=MIGRATIONS, schema=SCHEMA)  # the tracker's own outbox
     pool = await create_pool(database, max_size=2)
     issuer = Issuer(load_dev_signer(own_database.home, FEEDBACK_TRACKER), FEEDBACK_TRACKER.source)
     tracker = Tracker(CATALOGUE, PostgresFeedbackStore(pool), trust, issuer, _Clock())
@@ -293,7 +295,7 @@ async def test_overdue_is_noticed_once_per_cycle(feed: _Feed) -> None:
     clock.now = T0 + timedelta(days=60)
     await feed.tracker.notify_overdue()
     notices = await feed.pool.fetch(
-        "SELECT value FROM outbox WHERE key = $1 AND event_type = $2",
+        "SELECT value FROM feedback.outbox WHERE key = $1 AND event_type = $2",
         feed.case_id,
         ResponseOverdue.event_type,
     )
@@ -374,7 +376,7 @@ async def test_an_acknowledgement_for_another_departments_measure_is_refused(
     )
     assert failed is None
     letters = await feed.pool.fetch(
-        "SELECT value FROM outbox WHERE event_type = $1 AND key = 'feedback_tracker'",
+        "SELECT value FROM feedback.outbox WHERE event_type = $1 AND key = 'feedback_tracker'",
         DeadLetter.event_type,
     )
     refused = [decode(row["value"], feed.tracker.trust)[1] for row in letters]
@@ -447,6 +449,7 @@ async def test_a_forged_acknowledgement_on_the_broker_leaves_the_measure_pending
         return encode_signed(payload, signer, source=authority.source, subject=case_id)[1]
 
     _, database = own_database.require()
+    await migrate(database, package=MIGRATIONS, schema=SCHEMA)  # read below before it starts
     pool = await create_pool(database, max_size=2)
     producer = AIOKafkaProducer(bootstrap_servers=stack.kafka, acks="all")
     await producer.start()
@@ -471,7 +474,7 @@ async def test_a_forged_acknowledgement_on_the_broker_leaves_the_measure_pending
         """The tracker's dead letters of the forged acknowledgement."""
         await answer()
         rows = await pool.fetch(
-            "SELECT value FROM outbox WHERE event_type = $1", DeadLetter.event_type
+            "SELECT value FROM feedback.outbox WHERE event_type = $1", DeadLetter.event_type
         )
         found = [decode(row["value"], trust)[1] for row in rows]
         return [

@@ -1,0 +1,1 @@
+"""The feedback tracker's own schema (its outbox), applied with {schema} = feedback."""
