@@ -108,6 +108,8 @@ def _connector_environment(process: Process) -> dict[str, str]:
         "REDLINE_CONNECTOR_REPLICA": f"{HOME}/subscribers/{name}/replica.sqlite",
         "REDLINE_CONNECTOR_TRUST_STORE": f"{HOME}/{TRUST_STORE_FILE}",
         "REDLINE_CONNECTOR_SUBJECT_KEY": f"{HOME}/keys/{SUBJECT_KEY_FILE}",
+        # Written by redline-init (development tokens, the raw one beside it in api.token).
+        "REDLINE_CONNECTOR_API_TOKENS": f"{SUBSCRIBER_TOKENS_DIR}/api-tokens.yaml",
         # The development keys the init container made (services/runtime/devkeys.py).
         "REDLINE_CONNECTOR_SIGNING_KEY": f"{HOME}/keys/{name}-dev.pem",
         "REDLINE_CONNECTOR_SIGNING_KEY_ID": f"{name}-dev",
@@ -116,9 +118,12 @@ def _connector_environment(process: Process) -> dict[str, str]:
     }
 
 
+SUBSCRIBER_TOKENS_DIR = f"{HOME}/subscribers"
 _INIT_SCRIPT = f"""\
 python -c 'from pathlib import Path; from services.runtime.devkeys import ensure_dev_keys; \
 print("development keys and trust store:", ensure_dev_keys(Path("{HOME}")))'
+python -c 'from pathlib import Path; from connectors.subscriber.access import ensure_dev_tokens; \
+print("subscriber API tokens:", ensure_dev_tokens(Path("{SUBSCRIBER_TOKENS_DIR}")))'
 redline migrate
 redline topics
 """

@@ -1,14 +1,20 @@
 """The local check API: a bare ASGI app, no framework, because every request of a
 supplier's point of sale passes through it (target: 5,000 req/s at p99 < 5 ms).
 
+POST /v1/checks {measure, subject, site?}
+                                   200 blocked|clear, 503 stale, 422 bad input; preferred
+                                   to GET, as the ID number stays out of URLs and logs
 GET /v1/checks?measure=&subject=&site=
-                                   200 blocked|clear, 503 stale, 422 bad input
+                                   the same, for callers that can only GET
 GET /v1/health                     200 fresh, 503 stale (watermarks, offsets, counts)
 GET /v1/blocks.csv?measure=        the current list as CSV (X-Redline-Status says stale)
 GET /metrics                       Prometheus: staleness per list, checks by outcome
 GET /openapi.json                  the OpenAPI document of the above (fuzzed in the tests)
 GET /docs, /redoc                  that document for people, served whole from the
                                    installation (events/apidocs.py): no CDN needed
+
+Checks and the CSV need a bearer token (401 naming why not); checks are rate limited per
+token (429 with Retry-After). Health, metrics and the documents are open (access.py).
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import IO, Any
 from urllib.parse import parse_qsl
 
+from connectors.subscriber.access import Access, Refusal
 from connectors.subscriber.errors import ConnectorError, InvalidInput
 from connectors.subscriber.metrics import CONTENT_TYPE, DaemonMetrics
 from connectors.subscriber.results import Stale
@@ -38,7 +45,13 @@ _JSON = [(b"content-type", b"application/json; charset=utf-8"), (b"cache-control
 _CSV_CHUNK = 64 * 1024
 _MAX_FIELDS = 10
 _OUTCOME_OF = {503: "stale", 422: "refused"}  # else the body's own status
-_FIELD_ORDER = {"query": 0, "measure": 1, "subject": 2, "site": 3}
+_FIELD_ORDER = {"query": 0, "body": 0, "measure": 1, "subject": 2, "site": 3}
+_CHECK_FIELDS = ("measure", "subject", "site")
+# A check's body: three fields, a site of at most 4000 characters of up to 3 UTF-8 bytes.
+_MAX_BODY = 16 * 1024
+_METHODS = {"/v1/checks": ("GET", "POST"), "/v1/health": ("GET",), "/v1/blocks.csv": ("GET",)}
+_JSON_TYPES = {bool: "a boolean", int: "a number", float: "a number", list: "an array"}
+_REALM = b'Bearer realm="redline-connector"'
 
 
 def _dump(body: Any) -> bytes:
@@ -116,6 +129,36 @@ _HEALTH = {
         "measures": {"type": "object"},
     },
 }
+_CHECK_BODY = {
+    "type": "object",
+    "required": ["measure", "subject"],
+    "additionalProperties": False,
+    "properties": {
+        "measure": {**_NON_BLANK, "description": "A measure this subscriber serves."},
+        "subject": {**_NON_BLANK, "description": "USCC or resident ID number, as presented."},
+        "site": {
+            "type": ["string", "null"],
+            "description": "As the query parameter `site` of GET /v1/checks.",
+        },
+    },
+}
+_UNAUTHORIZED = _json_answer(
+    "No bearer token, or one this connector does not know (the reason says which).",
+    _error_schema(),
+)
+_LIMITED = {
+    **_json_answer(
+        "Too many checks for this token: retry after Retry-After seconds.", _error_schema()
+    ),
+    "headers": {"Retry-After": {"schema": {"type": "integer", "minimum": 1}}},
+}
+_CHECK_ANSWERS = {
+    "200": _json_answer("Blocked or clear, as of the watermark.", _CLEAR_OR_BLOCKED),
+    "401": _UNAUTHORIZED,
+    "422": _REFUSED,
+    "429": _LIMITED,
+    "503": _json_answer("Stale: the replica cannot vouch for now.", _STALE),
+}
 _MEASURE = {
     "name": "measure",
     "in": "query",
@@ -129,11 +172,26 @@ _MEASURE = {
 OPENAPI: dict[str, Any] = {
     "openapi": "3.1.0",
     "info": {"title": "Redline subscriber check API", "version": "1"},
+    "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
+    "security": [{"bearer": []}],
     "paths": {
         "/v1/checks": {
-            "get": {
+            "post": {
                 "summary": "Whether a subject is blocked under a measure (at a site, for a "
-                "measure held against sites), from the local replica.",
+                "measure held against sites), from the local replica. Preferred to GET: the "
+                "ID number stays out of URLs, proxies' and servers' logs.",
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": _CHECK_BODY}},
+                },
+                "responses": {
+                    **_CHECK_ANSWERS,
+                    "413": _json_answer(f"The body is over {_MAX_BODY} bytes.", _error_schema()),
+                },
+            },
+            "get": {
+                "summary": "The same check, its fields in the query string (for callers that "
+                "can only GET; prefer POST, which keeps the ID number out of URLs and logs).",
                 "parameters": [
                     _MEASURE,
                     {
@@ -157,18 +215,13 @@ OPENAPI: dict[str, Any] = {
                         **_QUERY,
                     },
                 ],
-                "responses": {
-                    "200": _json_answer(
-                        "Blocked or clear, as of the watermark.", _CLEAR_OR_BLOCKED
-                    ),
-                    "422": _REFUSED,
-                    "503": _json_answer("Stale: the replica cannot vouch for now.", _STALE),
-                },
-            }
+                "responses": _CHECK_ANSWERS,
+            },
         },
         "/v1/health": {
             "get": {
-                "summary": "Watermarks, offsets, counts and queues.",
+                "summary": "Watermarks, offsets, counts and queues (no token needed).",
+                "security": [],
                 "responses": {
                     "200": _json_answer("Every list is fresh.", _HEALTH),
                     "503": _json_answer("Some list is stale.", _HEALTH),
@@ -184,6 +237,7 @@ OPENAPI: dict[str, Any] = {
                         "description": "The list; X-Redline-Status says fresh or stale.",
                         "content": {"text/csv": {"schema": {"type": "string"}}},
                     },
+                    "401": _UNAUTHORIZED,
                     "422": _REFUSED,
                 },
             }
@@ -193,17 +247,22 @@ OPENAPI: dict[str, Any] = {
 
 
 class ConnectorApp:
-    """ASGI application over a `BlocklistView` (or a running `Subscriber`)."""
+    """ASGI application over a `BlocklistView` (or a running `Subscriber`).
 
-    def __init__(self, view: BlocklistView, metrics: DaemonMetrics | None = None) -> None:
+    `access` is required: `Access.open()` says in so many words that no token is asked."""
+
+    def __init__(
+        self, view: BlocklistView, metrics: DaemonMetrics | None = None, *, access: Access
+    ) -> None:
         self.view = view
         self.metrics = metrics
+        self.access = access
         self.docs = OfflineDocs(OPENAPI["info"]["title"])
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         if kind == "http":
-            await self._http(scope, send)
+            await self._http(scope, receive, send)
         elif kind == "lifespan":
             await self._lifespan(receive, send)
 
@@ -217,7 +276,7 @@ class ConnectorApp:
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
-    async def _http(self, scope: Scope, send: Send) -> None:
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope["path"]
         if path == "/metrics" and self.metrics is not None:
             await self._metrics(send, self.metrics)
@@ -225,32 +284,63 @@ class ConnectorApp:
         if path == "/openapi.json" and scope["method"] == "GET":
             await self._json(send, 200, OPENAPI)
             return
-        if path not in ("/v1/checks", "/v1/health", "/v1/blocks.csv"):
+        methods = _METHODS.get(path)
+        if methods is None:
             if self.docs.serves(path):  # past the check paths: a check pays nothing for it
                 await self.docs.answer(scope, send)
                 return
             await self._json(send, 404, _errors(("path", f"no resource {path}")))
             return
-        if scope["method"] != "GET":
-            await self._json(send, 405, _errors(("method", "only GET is allowed")))
+        method = scope["method"]
+        if method not in methods:
+            allowed = " and ".join(methods)
+            headers = [(b"allow", ", ".join(methods).encode())]
+            await self._json(send, 405, _errors(("method", f"only {allowed}")), headers)
             return
         try:
-            if path == "/v1/checks":
-                began = time.perf_counter()
-                status, body = self._check(scope["query_string"])
-                if self.metrics is not None:
-                    outcome = _OUTCOME_OF.get(status) or body.get("status", "clear")
-                    self.metrics.observe(outcome, time.perf_counter() - began)
-                await self._json(send, status, body)
-            elif path == "/v1/health":
+            if path == "/v1/health":
                 health = self.view.health()
                 await self._json(send, 503 if health["status"] == "stale" else 200, health)
+                return
+            caller = self.access.caller(scope["headers"])
+            if isinstance(caller, Refusal):
+                await self._refuse(send, caller)
+            elif path == "/v1/checks":
+                await self._checks(scope, receive, send, caller)
             else:
                 await self._csv(scope["query_string"], send)
         except InvalidInput as exc:
             await self._json(send, 422, _errors((exc.field, exc.reason)))
         except ConnectorError as exc:
             await self._json(send, 500, _errors(("replica", str(exc))))
+
+    async def _checks(self, scope: Scope, receive: Receive, send: Send, caller: str) -> None:
+        limited = self.access.spend(caller)
+        if limited is not None:
+            await self._refuse(send, limited)
+            return
+        began = time.perf_counter()
+        if scope["method"] == "POST":
+            data = await _read_body(receive)
+            if data is None:
+                reason = f"at most {_MAX_BODY} bytes"
+                await self._json(send, 413, _errors(("body", reason)))
+                return
+            params, problems = _body_params(data)
+        else:
+            params, problems = self._params(scope["query_string"], ("measure", "subject"))
+        status, body = self._check(params, problems)
+        if self.metrics is not None:
+            outcome = _OUTCOME_OF.get(status) or body.get("status", "clear")
+            self.metrics.observe(outcome, time.perf_counter() - began)
+        await self._json(send, status, body)
+
+    async def _refuse(self, send: Send, refusal: Refusal) -> None:
+        if refusal.status == 401:
+            headers = [(b"www-authenticate", _REALM)]
+        else:
+            headers = [(b"retry-after", str(refusal.retry_after or 1).encode())]
+        await self._json(send, refusal.status, _errors(("authorization", refusal.reason)), headers)
 
     def _params(self, query: bytes, names: tuple[str, ...]) -> tuple[dict[str, str], list[Any]]:
         try:
@@ -273,8 +363,9 @@ class ConnectorApp:
                 problems.append((name, "required"))
         return params, problems
 
-    def _check(self, query: bytes) -> tuple[int, dict[str, Any]]:
-        params, problems = self._params(query, ("measure", "subject"))
+    def _check(
+        self, params: dict[str, str], problems: list[tuple[str, str]]
+    ) -> tuple[int, dict[str, Any]]:
         measure, subject, site = (
             params.get("measure", ""),
             params.get("subject", ""),
@@ -354,8 +445,73 @@ class ConnectorApp:
         await send({"type": "http.response.body", "body": data})
 
     @staticmethod
-    async def _json(send: Send, status: int, body: Any) -> None:
+    async def _json(
+        send: Send, status: int, body: Any, extra: list[tuple[bytes, bytes]] | None = None
+    ) -> None:
         data = _dump(body)
-        headers = [*_JSON, (b"content-length", str(len(data)).encode())]
+        headers = [*_JSON, (b"content-length", str(len(data)).encode()), *(extra or ())]
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": data})
+
+
+async def _read_body(receive: Receive) -> bytes | None:
+    """The request body, or None once it is over `_MAX_BODY` bytes (not read further)."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return b"".join(chunks)  # the client went away: answered to no one
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > _MAX_BODY:
+            return None
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object, refusing a key given twice (as the query string does)."""
+    seen: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in seen:
+            raise ValueError(f"{key!r} is given more than once")
+        seen[key] = value
+    return seen
+
+
+def _body_params(data: bytes) -> tuple[dict[str, str], list[tuple[str, str]]]:
+    """A POSTed check's fields, and every problem with them, each naming its field."""
+    try:
+        document = json.loads(data, object_pairs_hook=_unique_keys)
+    except ValueError as exc:  # also UnicodeDecodeError; the message quotes no ID
+        return {}, [("body", f"not a JSON object: {exc}")]
+    if not isinstance(document, dict):
+        return {}, [("body", "must be a JSON object of measure, subject and site")]
+    problems = [
+        (str(name), "unknown field: a check has only measure, subject and site")
+        for name in document
+        if name not in _CHECK_FIELDS
+    ]
+    params: dict[str, str] = {}
+    for name in _CHECK_FIELDS:
+        value = document.get(name)
+        if value is None:
+            if name != "site":
+                problems.append((name, "required"))
+            continue
+        if not isinstance(value, str):
+            kind = _JSON_TYPES.get(type(value), "an object")
+            problems.append((name, f"must be a string, not {kind}"))
+            continue
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            problems.append((name, "not valid Unicode (an unpaired surrogate)"))
+            continue
+        if name != "site" and not value.strip():
+            problems.append((name, "required"))
+            continue
+        params[name] = value
+    return params, problems

@@ -16,12 +16,21 @@ from __future__ import annotations
 
 import json
 import logging
+import ssl
 import sys
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
 
+from connectors.subscriber.access import (
+    DEFAULT_CHECK_BURST,
+    DEFAULT_CHECK_RATE,
+    Access,
+    RateLimiter,
+    TokenSet,
+    is_loopback,
+)
 from connectors.subscriber.config import SubscriberConfig
 from connectors.subscriber.daemon import bind, serve
 from connectors.subscriber.errors import ConfigError, ConnectorError, InvalidInput
@@ -99,6 +108,46 @@ def _view(replica: Path, subject_key: Path, bound: float) -> BlocklistView:
     return BlocklistView(replica, SubjectIds.from_file(subject_key), None, bound, preload=False)
 
 
+def _access(tokens: Path | None, no_auth: bool, host: str, rate: float, burst: int) -> Access:
+    """Tokens from the file, or none only when asked for in so many words, on loopback."""
+    limiter = RateLimiter(rate, burst)
+    if tokens is not None:
+        if no_auth:
+            raise ConfigError("no_auth", "give either --api-tokens or --no-auth, not both")
+        return Access(TokenSet.load(tokens), limiter)
+    if not no_auth:
+        raise ConfigError(
+            "api_tokens",
+            "required: a file of the SHA-256 hashes of the check API's bearer tokens "
+            "(or --no-auth, for a demo listening on loopback only)",
+        )
+    if not is_loopback(host):
+        raise ConfigError(
+            "no_auth", f"only on a loopback host (127.0.0.1, ::1, localhost), not {host}"
+        )
+    return Access.open(limiter)
+
+
+def _auth_note(access: Access) -> str:
+    if access.tokens is None:
+        return "NO AUTHENTICATION (--no-auth)"
+    return f"{len(access.tokens)} API token(s)"
+
+
+def _tls(cert: Path | None, key: Path | None) -> tuple[Path, Path] | None:
+    """Both PEM files or neither, loaded once here so a bad one is named before serving."""
+    if cert is None and key is None:
+        return None
+    if cert is None or key is None:
+        missing = "tls_cert" if cert is None else "tls_key"
+        raise ConfigError(missing, "the certificate and its key go together: give both")
+    try:
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(cert, key)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError("tls_cert", f"cannot load {cert} with key {key}: {exc}") from None
+    return cert, key
+
+
 def _api_version(value: str | None) -> tuple[int, ...] | None:
     if not value:
         return None
@@ -158,6 +207,41 @@ def run(
     ] = None,
     host: Annotated[str, typer.Option("--host", envvar=_env("HOST"))] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", envvar=_env("PORT"), min=0, max=65535)] = 8470,
+    api_tokens: Annotated[
+        Path | None,
+        typer.Option(
+            "--api-tokens",
+            envvar=_env("API_TOKENS"),
+            help="YAML file of the check API's bearer tokens, as SHA-256 hashes "
+            "(tokens: [{name, sha256}]).",
+        ),
+    ] = None,
+    no_auth: Annotated[
+        bool,
+        typer.Option(
+            "--no-auth",
+            envvar=_env("NO_AUTH"),
+            help="Serve checks without tokens: a demo on a loopback --host only.",
+        ),
+    ] = False,
+    check_rate: Annotated[
+        float,
+        typer.Option("--check-rate", envvar=_env("CHECK_RATE"), help="Checks a second per token."),
+    ] = DEFAULT_CHECK_RATE,
+    check_burst: Annotated[
+        int,
+        typer.Option("--check-burst", envvar=_env("CHECK_BURST"), help="Checks at once per token."),
+    ] = DEFAULT_CHECK_BURST,
+    tls_cert: Annotated[
+        Path | None,
+        typer.Option(
+            "--tls-cert", envvar=_env("TLS_CERT"), help="Serve HTTPS: certificate chain PEM."
+        ),
+    ] = None,
+    tls_key: Annotated[
+        Path | None,
+        typer.Option("--tls-key", envvar=_env("TLS_KEY"), help="Its private key PEM."),
+    ] = None,
     kafka_api_version: Annotated[
         str | None,
         typer.Option(
@@ -217,6 +301,8 @@ def run(
             kafka_sasl_mechanism=kafka_sasl_mechanism,
             kafka_tls=kafka_tls,
         )
+        access = _access(api_tokens, no_auth, host, check_rate, check_burst)
+        tls = _tls(tls_cert, tls_key)
         subscriber = Subscriber(config)
         sock = bind(host, port)
     except ConnectorError as exc:
@@ -225,12 +311,13 @@ def run(
     def announce(address: str) -> None:
         typer.echo(
             f"redline-connector {config.name}: serving {address} "
-            f"(measures {', '.join(config.measures)}; replica {config.replica})",
+            f"(measures {', '.join(config.measures)}; replica {config.replica}; "
+            f"{_auth_note(access)})",
         )
         sys.stdout.flush()
 
     try:
-        serve(subscriber, sock, announce=announce)
+        serve(subscriber, sock, access=access, tls=tls, announce=announce)
     except ConnectorError as exc:
         _refuse(exc)
 

@@ -11,10 +11,12 @@ import signal
 import socket
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from types import FrameType
 
 import uvicorn
 
+from connectors.subscriber.access import Access
 from connectors.subscriber.api import ConnectorApp
 from connectors.subscriber.errors import ConfigError
 from connectors.subscriber.metrics import DaemonMetrics
@@ -40,20 +42,26 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def address(sock: socket.socket) -> str:
+def address(sock: socket.socket, tls: bool = False) -> str:
     host, port = sock.getsockname()[:2]
-    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+    scheme = "https" if tls else "http"
+    return f"{scheme}://[{host}]:{port}" if ":" in host else f"{scheme}://{host}:{port}"
 
 
-def make_server(subscriber: Subscriber) -> uvicorn.Server:
+def make_server(
+    subscriber: Subscriber, access: Access, tls: tuple[Path, Path] | None = None
+) -> uvicorn.Server:
+    """The check API's server; `tls` is (certificate chain, private key), both PEM."""
     config = uvicorn.Config(
-        ConnectorApp(subscriber, DaemonMetrics(subscriber.config.name, subscriber)),
+        ConnectorApp(subscriber, DaemonMetrics(subscriber.config.name, subscriber), access=access),
         lifespan="off",
         access_log=False,
         log_level="warning",
         server_header=False,
         date_header=False,
         timeout_keep_alive=30,
+        ssl_certfile=None if tls is None else str(tls[0]),
+        ssl_keyfile=None if tls is None else str(tls[1]),
     )
     return uvicorn.Server(config)
 
@@ -62,10 +70,12 @@ def serve(
     subscriber: Subscriber,
     sock: socket.socket,
     *,
+    access: Access,
+    tls: tuple[Path, Path] | None = None,
     announce: Callable[[str], None] = print,
 ) -> None:
     """Run until SIGTERM/SIGINT (from the main thread) or `server.should_exit`."""
-    server = make_server(subscriber)
+    server = make_server(subscriber, access, tls)
 
     def request_exit(signum: int, frame: FrameType | None) -> None:
         server.should_exit = True
@@ -77,7 +87,7 @@ def serve(
     previous = {sig: signal.signal(sig, request_exit) for sig in handled}
     subscriber.start()
     try:
-        announce(address(sock))
+        announce(address(sock, tls is not None))
         server.run(sockets=[sock])
     finally:
         log.info("stopping the subscriber")

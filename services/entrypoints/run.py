@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
+from connectors.subscriber.access import ensure_dev_tokens
 from events.authorities import demo_subscriber
 from events.catalogue import load_catalogue
 from events.logmask import mask_logging, redact_passwords
@@ -79,7 +80,9 @@ def _observed(name: str, module: str, *args: str) -> ChildService:
 
 def demo_subscribers(settings: Settings) -> list[ChildService]:
     """One subscriber daemon per utility and bank, as a company would run it: its own
-    replica file, the trust store, the subject key and its own signing key."""
+    replica file, the trust store, the subject key and its own signing key. Their check
+    APIs take the development bearer token in home/subscribers/api.token."""
+    api_tokens = ensure_dev_tokens(settings.home / "subscribers")
     subscribers = []
     for measure, department in load_catalogue().blocklist_measures().items():
         authority = demo_subscriber(department.code)
@@ -97,6 +100,7 @@ def demo_subscribers(settings: Settings) -> list[ChildService]:
                     f"--subject-key={settings.subject_key}",
                     f"--signing-key={settings.home / 'keys' / f'{key_id(authority)}.pem'}",
                     f"--signing-key-id={key_id(authority)}",
+                    f"--api-tokens={api_tokens}",
                     f"--port={port}",
                 ),
                 port=port,

@@ -10,12 +10,14 @@ from typing import Any
 
 import uvicorn
 
+from connectors.subscriber.access import Access, RateLimiter, TokenSet, token_hash
 from connectors.subscriber.api import ConnectorApp
 from connectors.subscriber.bench import MEASURE
 from connectors.subscriber.subjects import SubjectIds
 from connectors.subscriber.view import BlocklistView
 
 _BODY = b'{"status":"clear","measure":"refuse_power_supply"}'
+BENCH_TOKEN = "bench-token"  # sent by tests/bench/subscriber.py on every check
 
 
 async def bare(scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -32,7 +34,10 @@ def main() -> None:
         app: Any = bare
     else:
         view = BlocklistView(replica, SubjectIds.from_file(key), (MEASURE,), 86_400.0)
-        app = ConnectorApp(view)
+        # The daemon's path: a token checked and a bucket spent on every check, the bucket
+        # too deep to ever refuse, so the load is measured, not limited.
+        tokens = TokenSet([("bench", token_hash(BENCH_TOKEN))])
+        app = ConnectorApp(view, access=Access(tokens, RateLimiter(1e9, 10**9)))
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
 
 

@@ -20,6 +20,7 @@ from connectors.subscriber.subjects import SubjectIds
 from connectors.subscriber.view import BlocklistView
 from events.privacy import SubjectHasher
 from services.runtime.processes import free_port, spawn, stop_process, tcp_accepts, wait_until
+from tests.bench.checkserver import BENCH_TOKEN
 
 CONNECTIONS = 32
 RATE = 5_000
@@ -61,7 +62,10 @@ def _in_process(
 
 def _request(subject: str) -> bytes:
     query = f"measure={MEASURE}&subject={subject}&site={SITE}"
-    return f"GET /v1/checks?{query} HTTP/1.1\r\nHost: bench\r\n\r\n".encode()
+    return (
+        f"GET /v1/checks?{query} HTTP/1.1\r\nHost: bench\r\n"
+        f"Authorization: Bearer {BENCH_TOKEN}\r\n\r\n"
+    ).encode()
 
 
 async def _connection(

@@ -29,6 +29,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from connectors.subscriber.access import Access, TokenSet, token_hash
 from connectors.subscriber.api import ConnectorApp
 from connectors.subscriber.metrics import DaemonMetrics
 from connectors.subscriber.subscriber import Subscriber
@@ -145,5 +146,8 @@ def test_the_subscriber_check_api_keeps_its_document(tmp_path: Path) -> None:
         ]
     )
     assert subscriber.health()["status"] == "fresh"
-    app = ConnectorApp(subscriber, DaemonMetrics(SUBSCRIBER, subscriber))
-    _fuzz(schemathesis.openapi.from_asgi("/openapi.json", app), lambda method: {})
+    # A token, and no rate limit: the fuzzer's requests reach the check, not a 429.
+    access = Access(TokenSet([("fuzzer", token_hash("fuzz-token"))]), None)
+    app = ConnectorApp(subscriber, DaemonMetrics(SUBSCRIBER, subscriber), access=access)
+    authorised = {"Authorization": "Bearer fuzz-token"}
+    _fuzz(schemathesis.openapi.from_asgi("/openapi.json", app), lambda method: authorised)

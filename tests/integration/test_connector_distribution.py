@@ -31,6 +31,7 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
 
+from connectors.subscriber.access import ensure_dev_tokens
 from connectors.subscriber.testing import Deployment
 from events.topics import blocklist_topic
 from tests.conftest import Stack
@@ -237,6 +238,7 @@ async def test_the_installed_daemon_answers_checks_and_serves_its_docs(
             REDLINE_CONNECTOR_REPLICA=str(tmp_path / "replica.sqlite3"),
             REDLINE_CONNECTOR_TRUST_STORE=str(deployment.trust_store),
             REDLINE_CONNECTOR_SUBJECT_KEY=str(deployment.subject_key),
+            REDLINE_CONNECTOR_API_TOKENS=str(ensure_dev_tokens(tmp_path / "api")),
             REDLINE_CONNECTOR_PORT="0",
         ),
         stdout=asyncio.subprocess.PIPE,
@@ -246,11 +248,13 @@ async def test_the_installed_daemon_answers_checks_and_serves_its_docs(
         line = (await asyncio.wait_for(proc.stdout.readline(), timeout=30)).decode()
         assert "serving " in line, f"the daemon said {line!r} (exit {proc.returncode})"
         address = line.split("serving ")[1].split()[0]
-        async with httpx.AsyncClient(base_url=address) as client:
+        token = (tmp_path / "api" / "api.token").read_text().strip()
+        auth = {"Authorization": f"Bearer {token}"}
+        async with httpx.AsyncClient(base_url=address, headers=auth) as client:
 
             async def blocked() -> bool:
-                response = await client.get(
-                    "/v1/checks", params={"measure": LOANS, "subject": subject}
+                response = await client.post(
+                    "/v1/checks", json={"measure": LOANS, "subject": subject}
                 )
                 return response.status_code == 200 and response.json()["status"] == "blocked"
 

@@ -22,6 +22,7 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from connectors.subscriber.access import ensure_dev_tokens
 from connectors.subscriber.errors import InvalidInput
 from connectors.subscriber.results import Blocked, Clear, Stale
 from connectors.subscriber.subscriber import Subscriber
@@ -391,8 +392,10 @@ async def test_the_daemon_serves_checks_and_stops_on_sigterm(
         "REDLINE_CONNECTOR_REPLICA": str(tmp_path / "daemon.sqlite3"),
         "REDLINE_CONNECTOR_TRUST_STORE": str(deployment.trust_store),
         "REDLINE_CONNECTOR_SUBJECT_KEY": str(deployment.subject_key),
+        "REDLINE_CONNECTOR_API_TOKENS": str(ensure_dev_tokens(tmp_path / "api")),
         "REDLINE_CONNECTOR_PORT": "0",
     }
+    token = (tmp_path / "api" / "api.token").read_text().strip()
     cli = Path(sys.executable).with_name("redline-connector")
     proc = await asyncio.create_subprocess_exec(
         str(cli), "run", env=env, stdout=asyncio.subprocess.PIPE
@@ -402,15 +405,17 @@ async def test_the_daemon_serves_checks_and_stops_on_sigterm(
         line = (await asyncio.wait_for(proc.stdout.readline(), timeout=30)).decode()
         assert "serving " in line, f"the daemon said {line!r} (exit {proc.returncode})"
         address = line.split("serving ")[1].split()[0]
-        async with httpx.AsyncClient(base_url=address) as client:
+        auth = {"Authorization": f"Bearer {token}"}
+        async with httpx.AsyncClient(base_url=address, headers=auth) as client:
+            fields = {"measure": POWER, "subject": subject, "site": UNIT}
 
             async def blocked() -> bool:
-                response = await client.get(
-                    "/v1/checks", params={"measure": POWER, "subject": subject, "site": UNIT}
-                )
+                response = await client.post("/v1/checks", json=fields)
                 return response.status_code == 200 and response.json()["status"] == "blocked"
 
             await eventually(blocked, what="blocked through the daemon's API")
+            anonymous = await client.post("/v1/checks", json=fields, headers={"Authorization": ""})
+            assert anonymous.status_code == 401
             elsewhere = await client.get(
                 "/v1/checks", params={"measure": POWER, "subject": subject, "site": HOME}
             )

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner, Result
 
+from connectors.subscriber.access import TokenSet, ensure_dev_tokens
 from connectors.subscriber.cli import app
 from connectors.subscriber.config import SubscriberConfig
 from connectors.subscriber.errors import ConfigError
@@ -162,12 +163,22 @@ def test_a_missing_replica_is_refused_naming_the_option(
         ({"--kafka-api-version": "two"}, "--kafka-api-version", "not a version"),
         ({"--trust-store": "/nonexistent/trust.yaml"}, "--trust-store", "cannot read"),
         ({"--log-level": "chatty"}, "--log-level", "unknown level"),
+        # The check API: tokens, or --no-auth on loopback only; TLS files go in pairs.
+        ({"--no-auth": None}, "--api-tokens", "required"),
+        ({"--host": "0.0.0.0"}, "--no-auth", "only on a loopback host"),
+        ({"--api-tokens": "/nonexistent/tokens.yaml"}, "--no-auth", "not both"),
+        ({"--check-rate": "0"}, "--check-rate", "> 0"),
+        ({"--tls-cert": "/nonexistent/c.pem"}, "--tls-key", "give both"),
     ],
 )
 def test_run_refuses_a_bad_option_naming_it_and_why(
-    deployment: Deployment, tmp_path: Path, change: dict[str, str], option: str, reason: str
+    deployment: Deployment,
+    tmp_path: Path,
+    change: dict[str, str | None],
+    option: str,
+    reason: str,
 ) -> None:
-    options = {
+    options: dict[str, str | None] = {
         "--name": NAME,
         "--measures": POWER,
         "--bootstrap": "127.0.0.1:9",
@@ -175,9 +186,11 @@ def test_run_refuses_a_bad_option_naming_it_and_why(
         "--trust-store": str(deployment.trust_store),
         "--subject-key": str(deployment.subject_key),
         "--port": "0",
+        "--no-auth": "",  # a flag: "" gives it alone, None leaves it out
     }
     options.update(change)
-    result = runner.invoke(app, ["run", *(x for pair in options.items() for x in pair)])
+    argv = [x for option, value in options.items() if value is not None for x in (option, value)]
+    result = runner.invoke(app, ["run", *(x for x in argv if x)])
     assert result.exit_code == 2
     assert f"{option}: " in result.output and reason in result.output
 
@@ -194,3 +207,51 @@ def test_config_names_the_field_it_refuses(deployment: Deployment, tmp_path: Pat
         )
     assert refused.value.field == "measures"
     assert "refuse_everything" in refused.value.reason
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("tokens: []\n", "lists no token"),
+        ("- name: a\n", "a 'tokens' list"),
+        ("tokens:\n- name: a\n  sha256: abc\n", "sha256: must be 64 hex digits"),
+        (f"tokens:\n- sha256: {'a' * 64}\n", "name: required"),
+        (
+            f"tokens:\n- name: a\n  sha256: {'a' * 64}\n  role: subscriber\n",
+            "unknown field(s) role",
+        ),
+        (
+            f"tokens:\n- name: a\n  sha256: {'a' * 64}\n- name: b\n  sha256: {'A' * 64}\n",
+            "repeated",
+        ),
+    ],
+)
+def test_run_refuses_a_bad_tokens_file_naming_what_is_wrong(
+    deployment: Deployment, tmp_path: Path, text: str, reason: str
+) -> None:
+    tokens = tmp_path / "tokens.yaml"
+    tokens.write_text(text)
+    options = {
+        "--name": NAME,
+        "--measures": POWER,
+        "--bootstrap": "127.0.0.1:9",
+        "--replica": str(tmp_path / "replica.sqlite3"),
+        "--trust-store": str(deployment.trust_store),
+        "--subject-key": str(deployment.subject_key),
+        "--api-tokens": str(tokens),
+        "--port": "0",
+    }
+    result = runner.invoke(app, ["run", *(x for pair in options.items() for x in pair)])
+    assert result.exit_code == 2
+    assert "--api-tokens: " in result.output and reason in result.output
+
+
+def test_the_dev_tokens_file_lets_its_token_in(tmp_path: Path) -> None:
+    path = ensure_dev_tokens(tmp_path / "subscribers")
+    token = (tmp_path / "subscribers" / "api.token").read_text().strip()
+    assert token not in path.read_text()  # only its hash is kept
+    tokens = TokenSet.load(path)
+    assert tokens.who(token) == "demo"
+    assert tokens.who(token + "x") is None
+    assert ensure_dev_tokens(tmp_path / "subscribers") == path  # the same token next run
+    assert TokenSet.load(path).who(token) == "demo"

@@ -2,27 +2,42 @@
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
+import ipaddress
+import ssl
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
+from connectors.subscriber.access import Access, RateLimiter, TokenSet, token_hash
 from connectors.subscriber.api import ConnectorApp
+from connectors.subscriber.daemon import address, bind, make_server
 from connectors.subscriber.export import HEADER
 from connectors.subscriber.metrics import DaemonMetrics
 from connectors.subscriber.subscriber import Subscriber
 from connectors.subscriber.testing import Deployment, ManualClock, record
 from events.models import Site
-from tests.support import new_unit_code, new_uscc
+from tests.support import eventually, new_unit_code, new_uscc
 
 POWER = "refuse_power_supply"
 NAME = "power_supply_http_subscriber"
 UNIT = new_unit_code()
 PREMISES = Site(location="孝义市兑镇镇东村北侧厂房", real_estate_unit=UNIT)
+TOKEN = "billing-system-token"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+def _access(limiter: RateLimiter | None = None) -> Access:
+    return Access(TokenSet([("billing", token_hash(TOKEN))]), limiter)
 
 
 @pytest.fixture
@@ -42,8 +57,10 @@ def subscriber(deployment: Deployment, clock: ManualClock) -> Subscriber:
 
 @pytest.fixture
 async def client(subscriber: Subscriber) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=ConnectorApp(subscriber))
-    async with httpx.AsyncClient(transport=transport, base_url="http://connector") as client:
+    transport = httpx.ASGITransport(app=ConnectorApp(subscriber, access=_access()))
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://connector", headers=AUTH
+    ) as client:
         yield client
 
 
@@ -173,7 +190,10 @@ async def test_a_repeated_parameter_is_refused(client: httpx.AsyncClient) -> Non
 
 async def test_unknown_paths_and_methods(client: httpx.AsyncClient) -> None:
     assert (await client.get("/v1/nothing")).status_code == 404
-    assert (await client.post("/v1/checks")).status_code == 405
+    refused = await client.put("/v1/checks")
+    assert refused.status_code == 405
+    assert refused.headers["allow"] == "GET, POST"
+    assert (await client.post("/v1/health")).status_code == 405
 
 
 async def test_health_reports_watermark_offsets_and_counts(
@@ -232,8 +252,10 @@ async def test_metrics_report_staleness_and_count_checks_by_outcome(
     subscriber: Subscriber, deployment: Deployment, clock: ManualClock
 ) -> None:
     metrics = DaemonMetrics(NAME, subscriber)
-    transport = httpx.ASGITransport(app=ConnectorApp(subscriber, metrics))
-    async with httpx.AsyncClient(transport=transport, base_url="http://connector") as client:
+    transport = httpx.ASGITransport(app=ConnectorApp(subscriber, metrics, access=_access()))
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://connector", headers=AUTH
+    ) as client:
         never = (await client.get("/metrics")).text
         assert (
             f'redline_subscriber_staleness_seconds{{measure="{POWER}",subscriber="{NAME}"}} +Inf'
@@ -267,3 +289,223 @@ async def test_the_api_documents_are_served_from_the_installation(
     script = await client.get("/docs/assets/redoc.standalone.js")
     assert script.status_code == 200 and len(script.content) > 10_000
     assert (await client.get("/docs/assets/nothing.js")).status_code == 404
+
+
+# --- who may check, how often, and how (item 9 of issue #18) -------------------------------
+
+
+def _app(subscriber: Subscriber, limiter: RateLimiter | None = None) -> httpx.AsyncClient:
+    transport = httpx.ASGITransport(app=ConnectorApp(subscriber, access=_access(limiter)))
+    return httpx.AsyncClient(transport=transport, base_url="http://connector")
+
+
+async def test_checks_and_the_list_need_a_known_bearer_token(
+    subscriber: Subscriber, deployment: Deployment, clock: ManualClock
+) -> None:
+    _vouch(subscriber, deployment, clock.now)
+    query = {"measure": POWER, "subject": new_uscc(), "site": UNIT}
+    async with _app(subscriber) as anyone:
+        refusals = {
+            "a bearer token is required": {},
+            "is not known": {"Authorization": "Bearer billing-system-tokem"},
+            "must be 'Bearer <token>'": {"Authorization": f"Basic {TOKEN}"},
+        }
+        for reason, headers in refusals.items():
+            for path in ("/v1/checks", "/v1/blocks.csv"):
+                refused = await anyone.get(path, params=query, headers=headers)
+                assert refused.status_code == 401, (path, headers)
+                assert refused.headers["www-authenticate"].startswith("Bearer")
+                [error] = refused.json()["errors"]
+                assert error["field"] == "authorization" and reason in error["reason"]
+                assert query["subject"] not in refused.text
+            posted = await anyone.post("/v1/checks", json=query, headers=headers)
+            assert posted.status_code == 401
+        answered = await anyone.get("/v1/checks", params=query, headers=AUTH)
+        assert answered.status_code == 200 and answered.json()["status"] == "clear"
+        # Open to all: health, the documents (a browser sends no token), and what they load.
+        for path in ("/v1/health", "/openapi.json", "/docs", "/redoc"):
+            assert (await anyone.get(path)).status_code == 200, path
+
+
+async def test_a_burst_of_checks_is_refused_429_with_retry_after(
+    subscriber: Subscriber, deployment: Deployment, clock: ManualClock
+) -> None:
+    _vouch(subscriber, deployment, clock.now)
+    now = [0.0]
+    limiter = RateLimiter(rate=2.0, burst=3, clock=lambda: now[0])
+    query = {"measure": POWER, "subject": new_uscc(), "site": UNIT}
+    async with _app(subscriber, limiter) as client:
+        statuses = [
+            (await client.get("/v1/checks", params=query, headers=AUTH)).status_code
+            for _ in range(4)
+        ]
+        assert statuses == [200, 200, 200, 429]
+        limited = await client.post("/v1/checks", json=query, headers=AUTH)
+        assert limited.status_code == 429
+        assert limited.headers["retry-after"] == "1"
+        assert "too many checks for token billing" in limited.json()["errors"][0]["reason"]
+        assert (await client.get("/v1/health")).status_code == 200  # health is not a check
+        now[0] += 0.5  # two a second: one more
+        assert (await client.get("/v1/checks", params=query, headers=AUTH)).status_code == 200
+        assert (await client.get("/v1/checks", params=query, headers=AUTH)).status_code == 429
+
+
+async def test_a_posted_check_answers_as_the_query_does(
+    client: httpx.AsyncClient, subscriber: Subscriber, deployment: Deployment, clock: ManualClock
+) -> None:
+    subject = new_uscc()
+    _block(subscriber, deployment, subject, offset=10)
+    _vouch(subscriber, deployment, clock.now, offset=11)
+    for site in (UNIT, "孝义市梧桐镇西村 12 号"):
+        fields = {"measure": POWER, "subject": subject, "site": site}
+        posted = await client.post("/v1/checks", json=fields)
+        assert posted.status_code == 200
+        assert posted.json() == (await client.get("/v1/checks", params=fields)).json()
+    assert posted.json()["blocked_elsewhere"] is True
+    loans_style = await client.post("/v1/checks", json={"measure": POWER, "subject": subject})
+    assert loans_style.status_code == 422
+    assert loans_style.json()["errors"][0]["field"] == "site"
+
+
+@pytest.mark.parametrize(
+    ("body", "errors"),
+    [
+        (b"", [("body", "not a JSON object")]),
+        (b"measure=x", [("body", "not a JSON object")]),
+        (b"[1, 2]", [("body", "must be a JSON object")]),
+        (
+            b'{"measure": 1, "subject": ["x"], "site": UNIT}',
+            [
+                ("measure", "must be a string, not a number"),
+                ("subject", "must be a string, not an array"),
+            ],
+        ),
+        (b'{"subject": " ", "site": UNIT}', [("measure", "required"), ("subject", "required")]),
+        (
+            b'{"measure": MEASURE, "subject": VALID, "site": UNIT, "name": "x"}',
+            [
+                ("name", "unknown field"),
+            ],
+        ),
+        (
+            b'{"measure": MEASURE, "measure": MEASURE, "subject": VALID}',
+            [
+                ("body", "given more than once"),
+            ],
+        ),
+        (
+            b'{"measure": MEASURE, "subject": "\\ud800", "site": UNIT}',
+            [
+                ("subject", "unpaired surrogate"),
+            ],
+        ),
+        (
+            b'{"measure": MEASURE, "subject": "12345", "site": null}',
+            [
+                ("subject", "18 characters"),
+                ("site", SITE_REQUIRED),
+            ],
+        ),
+    ],
+)
+async def test_a_posted_check_refuses_bad_fields_naming_each(
+    client: httpx.AsyncClient, body: bytes, errors: list[tuple[str, str]]
+) -> None:
+    data = (
+        body.replace(b"MEASURE", f'"{POWER}"'.encode())
+        .replace(b"VALID", f'"{VALID}"'.encode())
+        .replace(b"UNIT", f'"{UNIT}"'.encode())
+    )
+    response = await client.post(
+        "/v1/checks", content=data, headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 422, response.text
+    got = response.json()["errors"]
+    assert [e["field"] for e in got] == [field for field, _ in errors]
+    for error, (_, fragment) in zip(got, errors, strict=True):
+        assert fragment in error["reason"]
+
+
+async def test_an_oversized_check_body_is_refused_413(client: httpx.AsyncClient) -> None:
+    fields = {"measure": POWER, "subject": VALID, "site": "x" * 20_000}
+    response = await client.post("/v1/checks", json=fields)
+    assert response.status_code == 413
+    assert response.json()["errors"][0]["field"] == "body"
+
+
+async def test_the_document_lists_both_checks_and_the_bearer_scheme(
+    client: httpx.AsyncClient,
+) -> None:
+    document = (await client.get("/openapi.json")).json()
+    checks = document["paths"]["/v1/checks"]
+    assert set(checks) == {"get", "post"}
+    assert checks["post"]["requestBody"]["content"]["application/json"]["schema"]["required"] == [
+        "measure",
+        "subject",
+    ]
+    assert {"401", "429"} <= set(checks["post"]["responses"]) & set(checks["get"]["responses"])
+    assert document["security"] == [{"bearer": []}]
+    assert document["paths"]["/v1/health"]["get"]["security"] == []
+
+
+def _self_signed(directory: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 and its key, PEM."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "connector")])
+    now = datetime.now(UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=1))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = directory / "connector.crt", directory / "connector.key"
+    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path
+
+
+async def test_the_daemon_serves_https_with_the_given_certificate(
+    subscriber: Subscriber, deployment: Deployment, clock: ManualClock, tmp_path: Path
+) -> None:
+    _vouch(subscriber, deployment, clock.now)
+    cert, key = _self_signed(tmp_path)
+    server = make_server(subscriber, _access(), (cert, key))
+    sock = bind("127.0.0.1", 0)
+    assert address(sock, tls=True).startswith("https://127.0.0.1:")
+    serving = asyncio.create_task(server.serve(sockets=[sock]))
+    try:
+
+        async def listening() -> bool:
+            if serving.done():
+                serving.result()  # why it ended
+            return server.started
+
+        await eventually(listening, what="uvicorn serving TLS")
+        trusted = ssl.create_default_context(cafile=str(cert))
+        fields = {"measure": POWER, "subject": new_uscc(), "site": UNIT}
+        async with httpx.AsyncClient(base_url=address(sock, tls=True), verify=trusted) as https:
+            answer = await https.post("/v1/checks", json=fields, headers=AUTH)
+            assert answer.status_code == 200 and answer.json()["status"] == "clear"
+        async with httpx.AsyncClient(base_url=address(sock)) as plain:
+            with pytest.raises(httpx.HTTPError):
+                await plain.post("/v1/checks", json=fields, headers=AUTH)
+    finally:
+        server.should_exit = True
+        await serving
+        sock.close()
