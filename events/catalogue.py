@@ -161,12 +161,17 @@ class Catalogue(_Strict):
 
     def measures(self) -> dict[str, Measure]:
         """Every measure code once. A code several departments share (no licence, no
-        funding) has one condition and one legal basis: a unit test holds them equal."""
-        found: dict[str, Measure] = {}
+        funding) has one condition and one legal basis: the validator above holds them
+        equal."""
+        return {code: departments[0].measure(code) for code, departments in self.owners().items()}
+
+    def owners(self) -> dict[str, tuple[Department, ...]]:
+        """Every measure code once, with the departments that apply it, in catalogue order."""
+        found: dict[str, list[Department]] = {}
         for department in self.departments:
             for measure in department.measures:
-                found.setdefault(measure.code, measure)
-        return found
+                found.setdefault(measure.code, []).append(department)
+        return {code: tuple(departments) for code, departments in found.items()}
 
     def blocklist_measures(self) -> dict[str, Department]:
         """Each measure served as a blocklist, with the department that owns it."""

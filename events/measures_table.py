@@ -21,10 +21,7 @@ END = "<!-- end of measures table -->"
 
 def render(catalogue: Catalogue) -> str:
     """One row per measure: who, when it starts, on what facts, against what, what ends it."""
-    owners: dict[str, list[str]] = {}
-    for department in catalogue.departments:
-        for measure in department.measures:
-            owners.setdefault(measure.code, []).append(department.name_zh)
+    owners = catalogue.owners()
     lines = [
         BEGIN,
         "",
@@ -35,7 +32,7 @@ def render(catalogue: Catalogue) -> str:
     for code, measure in catalogue.measures().items():
         lifted = ", ".join(trigger.value for trigger in measure.lifted_by)
         lines.append(
-            f"| `{code}` {measure.name_zh} | {'、'.join(owners[code])} "
+            f"| `{code}` {measure.name_zh} | {'、'.join(d.name_zh for d in owners[code])} "
             f"| {measure.starts_at.value} | {describe(measure.when)} "
             f"| {measure.targets.value} | {lifted} | §{measure.seed_section} |"
         )

@@ -68,11 +68,10 @@ def owners(catalogue: Catalogue) -> dict[str, tuple[Department, Measure]]:
     Measures shared by several departments (no licence, no funding) have one rule and
     one legal basis, so one list answers for all of them.
     """
-    found: dict[str, tuple[Department, Measure]] = {}
-    for department in catalogue.departments:
-        for measure in department.measures:
-            found.setdefault(measure.code, (department, measure))
-    return found
+    return {
+        code: (departments[0], departments[0].measure(code))
+        for code, departments in catalogue.owners().items()
+    }
 
 
 def list_effects(

@@ -264,10 +264,10 @@ class Registry:
         self.timezone = timezone
         self.catalogue = catalogue
         self._measures = catalogue.measures()
-        self._owners: dict[str, list[str]] = {}
-        for department in catalogue.departments:
-            for measure in department.measures:
-                self._owners.setdefault(measure.code, []).append(department.code)
+        self._owners = {
+            code: [department.code for department in departments]
+            for code, departments in catalogue.owners().items()
+        }
 
     # --- commands ---------------------------------------------------------------------
 
