@@ -72,26 +72,29 @@ def decode_or_dead_letter(
             decoded.append(decode(message.value, trust))
         except EventError as exc:
             reason = refusal_reason(exc)
-            where = f"{message.topic}/{message.partition}/{message.offset}"
-            letter = DeadLetter.for_message(
-                consumer=consumer,
-                topic=message.topic,
-                partition=message.partition,
-                offset=message.offset,
-                reason=reason,
-                detail=str(exc),
-                original=message.value or b"",
-            )
-            dead.append(
-                issuer.event(
-                    letter,
-                    topic=DEAD_LETTERS.name,
-                    key=consumer,
-                    identity=f"{consumer}:dead:{where}",
-                )
-            )
+            dead.append(dead_letter(message, consumer, issuer, reason, str(exc)))
             reasons.append(reason)
     return decoded, dead, reasons
+
+
+def dead_letter(
+    message: RawMessage, consumer: str, issuer: Issuer, reason: str, detail: str
+) -> OutgoingEvent:
+    """A signed dead letter for `message`, its id fixed by where the message was, so a
+    redelivery makes no second letter."""
+    where = f"{message.topic}/{message.partition}/{message.offset}"
+    letter = DeadLetter.for_message(
+        consumer=consumer,
+        topic=message.topic,
+        partition=message.partition,
+        offset=message.offset,
+        reason=reason,
+        detail=detail,
+        original=message.value or b"",
+    )
+    return issuer.event(
+        letter, topic=DEAD_LETTERS.name, key=consumer, identity=f"{consumer}:dead:{where}"
+    )
 
 
 def first_deliveries(

@@ -10,7 +10,6 @@ from datetime import datetime
 from events.catalogue import Catalogue
 from events.envelope import Envelope
 from events.models import (
-    DeadLetter,
     MeasureApplied,
     MeasureFailed,
     MeasureLifted,
@@ -18,8 +17,14 @@ from events.models import (
     ResponseOverdue,
 )
 from events.signing import TrustStore
-from events.topics import ACKNOWLEDGEMENTS, DEAD_LETTERS
-from services.consuming import Issuer, RawMessage, decode_or_dead_letter, first_deliveries
+from events.topics import ACKNOWLEDGEMENTS
+from services.consuming import (
+    Issuer,
+    RawMessage,
+    dead_letter,
+    decode_or_dead_letter,
+    first_deliveries,
+)
 from services.feedback.domain import NOT_OWNED, Answerers, Requirement, requirements
 from services.feedback.ports import FeedbackStore, Response
 from services.outbox.ports import OutgoingEvent
@@ -78,25 +83,9 @@ class Tracker:
                 if refusal is None:
                     decoded.append((envelope, payload))
                     continue
-                dead.append(self._dead_letter(message, NOT_OWNED, refusal))
+                dead.append(dead_letter(message, CONSUMER, self.issuer, NOT_OWNED, refusal))
                 reasons.append(NOT_OWNED)
         return decoded, dead, reasons
-
-    def _dead_letter(self, message: RawMessage, reason: str, detail: str) -> OutgoingEvent:
-        where = f"{message.topic}/{message.partition}/{message.offset}"
-        letter = DeadLetter.for_message(
-            consumer=CONSUMER,
-            topic=message.topic,
-            partition=message.partition,
-            offset=message.offset,
-            reason=reason,
-            detail=detail,
-            original=message.value or b"",
-        )
-        # The same derived id services.consuming gives: a redelivery makes no second letter.
-        return self.issuer.event(
-            letter, topic=DEAD_LETTERS.name, key=CONSUMER, identity=f"{CONSUMER}:dead:{where}"
-        )
 
     async def handle(self, messages: Sequence[RawMessage]) -> TrackOutcome:
         outcome = TrackOutcome()
