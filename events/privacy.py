@@ -129,6 +129,9 @@ def parse_subject_id(
             ) from as_person
 
 
+MAX_SITE_CHARS = 4000  # a check's `site`: longer is no address
+
+
 def normalise_location(text: str) -> str:
     """One spelling of a location text: NFKC (full-width digits and letters to ASCII), no
     white space, letters upper-case. Locations match only when written alike; the codes
@@ -155,14 +158,16 @@ def query_site_identifiers(raw: str, field: str = "site") -> list[str]:
     its parcel's; a parcel code the parcel's; anything else is a location text."""
     if not isinstance(raw, str) or not raw.strip():
         raise InvalidEvent(field, "required: a real-estate unit code, parcel code or address")
-    if len(raw) > 4000:
-        raise InvalidEvent(field, f"at most 4000 characters, got {len(raw)}")
-    value = raw.strip().upper()
+    if len(raw) > MAX_SITE_CHARS:
+        raise InvalidEvent(field, f"at most {MAX_SITE_CHARS} characters, got {len(raw)}")
+    # Normalised before the codes are recognised: a code typed with a Chinese input method
+    # (full-width) or grouped with spaces is still that code, never an unmatched address.
+    value = normalise_location(raw)
     if UNIT_CODE.match(value):
         return [f"site:unit:{value}", f"site:parcel:{value[:PARCEL_CODE_LENGTH]}"]
     if PARCEL_CODE.match(value):
         return [f"site:parcel:{value}"]
-    return [f"site:location:{normalise_location(raw)}"]
+    return [f"site:location:{value}"]
 
 
 class SubjectHasher:

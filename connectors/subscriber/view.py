@@ -30,11 +30,11 @@ from connectors.subscriber.replica import Replica
 from connectors.subscriber.results import Blocked, CheckResult, Clear, Stale
 from connectors.subscriber.subjects import SubjectIds
 from events.catalogue import Target, load_catalogue
+from events.privacy import MAX_SITE_CHARS
 from events.topics import blocklist_topic
 
 Clock = Callable[[], float]
 # A check's `site` is a code or an address: longer is not a site (events.privacy agrees).
-MAX_SITE_CHARS = 4000
 
 
 class Check(Protocol):

@@ -102,6 +102,12 @@ def test_power_is_refused_at_the_cases_unit_and_by_its_location_text(
     by_text = subscriber.check(POWER, subject, " 孝义市兑镇镇 东村北侧３号厂房 ")
     assert isinstance(by_text, Blocked)
     assert subscriber.check(POWER, new_uscc(), unit) == Clear(POWER)  # not on the list
+    # The unit code typed with a Chinese input method (full width), or grouped with spaces,
+    # is still the unit: never an unmatched address answered "blocked elsewhere".
+    full_width = "".join(chr(ord(c) + 0xFEE0) for c in unit)
+    grouped = f"{unit[:6]} {unit[6:12]} {unit[12:19]} {unit[19:]}"
+    for typed in (full_width, grouped):
+        assert isinstance(subscriber.check(POWER, subject, typed), Blocked), typed
 
 
 def test_at_the_subjects_other_address_power_is_clear_and_says_only_blocked_elsewhere(
