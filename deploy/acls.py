@@ -25,6 +25,7 @@ GROUP_PREFIX = "redline-"
 BLOCKLIST_PREFIX = "redline.blocklist."
 
 READ, WRITE, DESCRIBE, CREATE, ALTER = "Read", "Write", "Describe", "Create", "Alter"
+DESCRIBE_CONFIGS = "DescribeConfigs"  # the start-up check of topic settings
 
 
 @dataclass(frozen=True)
@@ -136,6 +137,9 @@ def kafka_users(catalogue: Catalogue) -> list[KafkaUser]:
     and bank), and the operators' user that creates the topics."""
     processes = [*server_processes(catalogue), *subscriber_processes(catalogue)]
     admin = KafkaUser(
-        "redline-admin", None, None, (_topic(PREFIX, CREATE, DESCRIBE, ALTER, prefix=True),)
+        "redline-admin",
+        None,
+        None,
+        (_topic(PREFIX, CREATE, DESCRIBE, DESCRIBE_CONFIGS, ALTER, prefix=True),),
     )
     return [*(_user(p) for p in processes), admin]

@@ -109,6 +109,7 @@ async def ensure_topics(
     topics: tuple[Topic, ...] = ALL_TOPICS,
     auth: KafkaAuth | None = None,
     embedded: bool = False,
+    check_existing: bool = True,
 ) -> list[str]:
     """Create whichever of `topics` are missing and check those that exist against their
     declaration; safe to call any number of times. Returns the names it created.
@@ -117,6 +118,9 @@ async def ensure_topics(
     differ, or whose settings the broker will not describe, is refused with BrokerError
     naming topic, setting, expected and actual. `embedded=True` (make run's memory-only
     broker, rebuilt at every start) logs the same as a warning and carries on.
+    `check_existing=False` only creates what is missing: a publisher's login may describe
+    topics but not their settings (DescribeConfigs is the admin's), and the start-up and
+    `redline topics` have checked them already.
     """
     admin = AIOKafkaAdminClient(
         bootstrap_servers=bootstrap, request_timeout_ms=10_000, **client_options(auth)
@@ -143,7 +147,7 @@ async def ensure_topics(
             )
             _raise_creation_errors(response)
         present = [topic for topic in topics if topic.name in existing]
-        if present:
+        if present and check_existing:
             await _check_existing(admin, present, replication_factor, embedded=embedded)
         return [topic.name for topic in missing]
     except KafkaError as exc:

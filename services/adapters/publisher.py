@@ -107,7 +107,10 @@ class KafkaPublisher(EventPublisher):
         if self._producer is None:
             # A broker that lost its memory comes back without topics: create them again.
             await ensure_topics(
-                self.bootstrap, replication_factor=self.replication_factor, auth=self.auth
+                self.bootstrap,
+                replication_factor=self.replication_factor,
+                auth=self.auth,
+                check_existing=False,
             )
             producer = AIOKafkaProducer(
                 bootstrap_servers=self.bootstrap,

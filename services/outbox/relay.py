@@ -175,9 +175,13 @@ class OutboxRelay:
                     time.monotonic() - self._counted_at > QUARANTINE_RECOUNT_S
                 ):
                     await self._recount()
+                quarantined_before = self.quarantined
                 sent = await self.publish_pending()
+                # Rows set aside were settled as much as rows sent: only a short window
+                # means the backlog is drained, whichever way its rows went.
+                settled = sent + self.quarantined - quarantined_before
                 backoff = 0.1
-                if sent == 0 or sent % self.batch_size:
+                if settled == 0 or settled % self.batch_size:
                     # The last batch was short: all that had committed is sent. An event
                     # committing since then has woken the wait already (a NOTIFY from its
                     # insert, or its writer's wake()), so no read is spent to learn that
