@@ -6,6 +6,7 @@ generated from them, so the broker, the code and the documentation cannot disagr
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from events.catalogue import load_catalogue
@@ -127,6 +128,18 @@ DEAD_LETTERS = Topic(
     event_types=("redline.deadletter.v1",),
     config={"cleanup.policy": "delete", "retention.ms": NINETY_DAYS_MS, **DURABLE},
 )
+
+# Kafka's rule for topic names; a broker answers INVALID_TOPIC_EXCEPTION to any other,
+# which clients only log before timing out as if the broker were slow.
+_TOPIC_NAME = re.compile(r"[a-zA-Z0-9._-]{1,249}")
+
+
+def topic_name_error(topic: str) -> str | None:
+    """Why Kafka refuses this topic name, or None when it is a valid one."""
+    if topic in (".", "..") or not _TOPIC_NAME.fullmatch(topic):
+        return f"{topic[:80]!r} is not a valid topic name (1-249 of a-z A-Z 0-9 . _ -, not . or ..)"
+    return None
+
 
 ALL_TOPICS: tuple[Topic, ...] = (VIOLATIONS, ACKNOWLEDGEMENTS, *BLOCKLISTS, DEAD_LETTERS)
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 import http.client
 import json
 import logging
-import re
 import threading
 import time
 import urllib.error
@@ -40,6 +39,7 @@ from connectors.subscriber.emit import Outgoing
 from connectors.subscriber.errors import ConnectorError
 from connectors.subscriber.feeder import kafka_options
 from events.envelope import kafka_headers
+from events.topics import topic_name_error
 
 if TYPE_CHECKING:
     from connectors.subscriber.subscriber import Subscriber
@@ -61,16 +61,12 @@ PERMANENT_KAFKA_ERRORS: tuple[type[KafkaError], ...] = (
     InvalidRecordError,
     UnsupportedForMessageFormatError,
 )
-# Kafka's rule for topic names; a broker answers INVALID_TOPIC_EXCEPTION to any other,
-# which kafka-python only logs before timing out as if the broker were slow.
-_TOPIC_NAME = re.compile(r"[a-zA-Z0-9._-]{1,249}")
 
 
 def refused_topic(topic: str) -> str | None:
     """Why Kafka refuses this topic name, or None when it is a valid one."""
-    if topic in (".", "..") or not _TOPIC_NAME.fullmatch(topic):
-        return f"InvalidTopicError: {topic[:80]!r} is not a valid topic name"
-    return None
+    problem = topic_name_error(topic)
+    return None if problem is None else f"InvalidTopicError: {problem}"
 
 
 def webhook_refused_for_good(status: int) -> bool:

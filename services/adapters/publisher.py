@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import re
 from collections.abc import Sequence
 
 from aiokafka import AIOKafkaProducer
@@ -29,6 +28,7 @@ from aiokafka.producer.message_accumulator import BatchBuilder
 from aiokafka.record.default_records import DefaultRecordBatchBuilder
 
 from events.envelope import kafka_headers
+from events.topics import topic_name_error
 from services.adapters.kafka import client_options, ensure_topics
 from services.config import KafkaAuth
 from services.errors import BrokerError
@@ -48,17 +48,6 @@ RECORD_REFUSALS: tuple[type[KafkaError], ...] = (
 # The broker's default message.max.bytes (and a topic's max.message.bytes): a larger
 # record is refused by Kafka, and by the Java producer before sending (max.request.size).
 MAX_RECORD_BYTES = 1_048_588
-# Kafka's rule for topic names (org.apache.kafka.common.internals.Topic.validate). A
-# broker answers INVALID_TOPIC_EXCEPTION to a metadata request for any other name (Tansu
-# does too), which aiokafka only logs before timing out as an unknown topic.
-_TOPIC_NAME = re.compile(r"[a-zA-Z0-9._-]{1,249}")
-
-
-def topic_name_error(topic: str) -> str | None:
-    """Why Kafka refuses this topic name, or None when it is a valid one."""
-    if topic in (".", "..") or not _TOPIC_NAME.fullmatch(topic):
-        return f"{topic[:80]!r} is not a valid topic name (1-249 of a-z A-Z 0-9 . _ -, not . or ..)"
-    return None
 
 
 def _refused(exc: BaseException) -> tuple[str, bool] | None:
