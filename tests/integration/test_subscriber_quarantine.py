@@ -88,14 +88,16 @@ async def test_an_acknowledgement_the_broker_refuses_is_set_aside_and_later_ones
 
 
 class _Refuses400Once(BaseHTTPRequestHandler):
-    """Answers 400 Bad Request to the first notice, 204 to every other."""
+    """Answers 400 Bad Request to the first notice about `subject_hash`, 204 to every
+    other: the shared lists hold earlier tests' entries, notified first or not."""
 
     bodies: ClassVar[list[dict[str, object]]] = []
     refused: ClassVar[list[dict[str, object]]] = []
+    subject_hash: ClassVar[str] = ""
 
     def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        if not self.refused:
+        if not self.refused and body.get("subject_hash") == self.subject_hash:
             self.refused.append(body)
             self.send_response(400)
         else:
@@ -108,10 +110,12 @@ class _Refuses400Once(BaseHTTPRequestHandler):
 
 
 @contextmanager
-def _receiver() -> Iterator[tuple[str, type[_Refuses400Once]]]:
+def _receiver(subject_hash: str) -> Iterator[tuple[str, type[_Refuses400Once]]]:
     class Receiver(_Refuses400Once):
         bodies: ClassVar[list[dict[str, object]]] = []
         refused: ClassVar[list[dict[str, object]]] = []
+
+    Receiver.subject_hash = subject_hash
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -129,7 +133,7 @@ async def test_a_webhook_answering_400_once_does_not_block_later_changes(
     subject = new_uscc()
     digest = deployment.factory.subject_hash(subject)
     with (
-        _receiver() as (url, handler),
+        _receiver(digest) as (url, handler),
         running(
             deployment, stack.kafka, POWER_SUB, POWER, tmp_path / "power.sqlite3", webhook_url=url
         ) as power,
@@ -146,6 +150,7 @@ async def test_a_webhook_answering_400_once_does_not_block_later_changes(
         await eventually(lifted, what="the change behind the refused one delivered")
         assert [b["change"] for b in handler.refused] == ["blocked"]
         (aside,) = power.replica()._query("SELECT body, reason FROM webhooks_quarantine")
+        assert json.loads(aside[0])["subject_hash"] == digest
         assert json.loads(aside[0])["change"] == "blocked" and aside[1] == "HTTP 400"
         assert _gauge(power, "webhooks") == 1
 
