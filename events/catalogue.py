@@ -28,6 +28,8 @@ CATALOGUE_FILE = Path(__file__).with_name("catalogue.yaml")
 SCHEMA_FILE = Path(__file__).with_name("catalogue.schema.json")
 
 Code = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{1,40}$")]
+# The registry's own authority (自然资源局): it files cases and sends most referrals.
+NATURAL_RESOURCES_CODE = "natural_resources"
 
 
 class Stage(StrEnum):
@@ -118,17 +120,69 @@ class Department(_Strict):
         raise KeyError(code)
 
 
+class Party(_Strict):
+    """A body the seed gives a duty that is not a block: it receives referrals, rules on
+    them, hands clues or reads assessments (公安, 纪委监委, 检察院, 法院, 市政府...)."""
+
+    code: Code
+    name: str = Field(min_length=3)
+    name_zh: str = Field(min_length=2)
+    seed_section: str = Field(min_length=1)
+    legal_basis: str = Field(min_length=8, description="The seed's sentence, verbatim.")
+
+
+class ReferralKind(_Strict):
+    """A hand-over from one body to another that the receiver accepts or refuses with its
+    own reference number and then answers with an outcome (移送, 申请强制执行, 报告)."""
+
+    code: Code
+    name: str = Field(min_length=3)
+    name_zh: str = Field(min_length=2)
+    sent_by: tuple[Code, ...] = Field(
+        min_length=1, description="Who may send it: natural_resources, a department or party."
+    )
+    to: Code = Field(description="The receiving department or party.")
+    starts_at: Stage | None = Field(
+        default=None, description="Sent automatically at this stage; None: only by hand."
+    )
+    when: Condition | None = Field(
+        default=None, description="The facts that send it automatically (with starts_at)."
+    )
+    answer_within_hours: int = Field(gt=0, le=24 * 90, description="To accept or refuse.")
+    outcome_within_days: int = Field(gt=0, le=3 * 365, description="From acceptance.")
+    outcomes: tuple[Code, ...] = Field(min_length=1, description="What the receiver may rule.")
+    seed_section: str = Field(min_length=1)
+    legal_basis: str = Field(min_length=8, description="The seed's sentence, verbatim.")
+
+    @model_validator(mode="after")
+    def _automatic_has_a_condition(self) -> ReferralKind:
+        if (self.starts_at is None) != (self.when is None):
+            raise ValueError(f"{self.code}: starts_at and when go together (automatic), or neither")
+        return self
+
+
 class Catalogue(_Strict):
     definitions: dict[str, object] = Field(
         default_factory=dict, description="Shared pieces the file reuses by YAML anchor."
     )
     departments: tuple[Department, ...] = Field(min_length=1)
+    parties: tuple[Party, ...] = Field(default=(), description="Bodies without blocks.")
+    referrals: tuple[ReferralKind, ...] = Field(default=(), description="Referral workflows.")
 
     @model_validator(mode="after")
     def _unique_codes(self) -> Catalogue:
         codes = [department.code for department in self.departments]
+        codes += [party.code for party in self.parties]
         if len(set(codes)) != len(codes):
-            raise ValueError(f"department codes repeat: {sorted(codes)}")
+            raise ValueError(f"department and party codes repeat: {sorted(codes)}")
+        senders = {*codes, NATURAL_RESOURCES_CODE}
+        kinds = [kind.code for kind in self.referrals]
+        if len(set(kinds)) != len(kinds):
+            raise ValueError(f"referral codes repeat: {sorted(kinds)}")
+        for kind in self.referrals:
+            unknown = sorted({*kind.sent_by, kind.to} - senders)
+            if unknown:
+                raise ValueError(f"referral {kind.code}: unknown bodies {', '.join(unknown)}")
         shared: dict[str, Measure] = {}
         for department in self.departments:
             measures = [measure.code for measure in department.measures]
@@ -152,7 +206,20 @@ class Catalogue(_Strict):
 
     @property
     def codes(self) -> list[str]:
+        """The departments: each runs an enforcer for its measures."""
         return [department.code for department in self.departments]
+
+    @property
+    def bodies(self) -> list[str]:
+        """Departments and parties: every body that may hold a token of its own."""
+        return [*self.codes, *(party.code for party in self.parties)]
+
+    def referral(self, code: str) -> ReferralKind:
+        for kind in self.referrals:
+            if kind.code == code:
+                return kind
+        known = ", ".join(kind.code for kind in self.referrals)
+        raise KeyError(f"unknown referral kind {code!r}; known: {known}")
 
     @property
     def subscriber_departments(self) -> list[Department]:

@@ -19,7 +19,7 @@ import math
 import re
 import secrets
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -37,6 +37,12 @@ class Role(StrEnum):
     department = "department"
     subscriber = "subscriber"
     operator = "operator"
+    # A township's (乡镇/街道) own officials: its reports, talks and rectifications.
+    township = "township"
+    # Those who find occupations on the ground and hand clues to natural resources
+    # (seed §一: 村（组）日常巡查; 田长制).
+    village_patrol = "village_patrol"
+    field_chief = "field_chief"
 
 
 @dataclass(frozen=True)
@@ -44,6 +50,8 @@ class Principal:
     name: str
     role: Role
     department: str | None = None
+    # The township a township official, village patrol or field chief belongs to.
+    township: str | None = None
     # The measures a subscriber may check; the other roles' reach comes from their role.
     measures: frozenset[str] = field(default_factory=frozenset)
 
@@ -188,25 +196,49 @@ class TokenStore:
         return self._by_hash.get(token_hash(token))
 
     @classmethod
-    def load(cls, path: Path, catalogue: Catalogue | None = None) -> TokenStore:
-        """Entries: name, role, sha256; a department names its `department`; a subscriber
-        lists the `measures` it may check (none when absent). Codes must be the catalogue's."""
+    def load(
+        cls,
+        path: Path,
+        catalogue: Catalogue | None = None,
+        townships: Collection[str] | None = None,
+    ) -> TokenStore:
+        """Entries: name, role, sha256; a department (or party) names its `department`; a
+        township official, village patrol or field chief its `township`; a subscriber lists
+        the `measures` it may check (none when absent). Codes must be the catalogue's (and,
+        when `townships` is given, a township's)."""
         known = catalogue or load_catalogue()
         try:
             document = yaml.safe_load(path.read_text())
-            principals = {entry["sha256"]: _principal(entry, known) for entry in document["tokens"]}
+            principals = {
+                entry["sha256"]: _principal(entry, known, townships) for entry in document["tokens"]
+            }
         except (OSError, yaml.YAMLError, KeyError, TypeError, ValueError) as exc:
             raise ConfigError(f"REDLINE_API_TOKENS: cannot read tokens from {path}: {exc}") from exc
         return cls(principals)
 
 
-def _principal(entry: dict[str, Any], catalogue: Catalogue) -> Principal:
+TOWNSHIP_ROLES = frozenset({Role.township, Role.village_patrol, Role.field_chief})
+
+
+def _principal(
+    entry: dict[str, Any], catalogue: Catalogue, townships: Collection[str] | None
+) -> Principal:
     """One token entry, refused with the entry and field named when it grants what it cannot."""
     name, role = entry["name"], Role(entry["role"])
     department = entry.get("department")
+    township = entry.get("township")
+    if (role in TOWNSHIP_ROLES) != (township is not None):
+        raise ValueError(
+            f"token {name}: township: required for a {', '.join(sorted(TOWNSHIP_ROLES))} "
+            f"token and only for those (role {role})"
+        )
+    if township is not None and townships is not None and township not in townships:
+        raise ValueError(f"token {name}: township: {township!r} is not a known township")
     measures = entry.get("measures", [])
-    if role is Role.department and department not in catalogue.codes:
-        raise ValueError(f"token {name}: department: {department!r} is not a catalogue department")
+    if role is Role.department and department not in catalogue.bodies:
+        raise ValueError(
+            f"token {name}: department: {department!r} is not a catalogue department or party"
+        )
     if measures and role is not Role.subscriber:
         raise ValueError(
             f"token {name}: measures: only a subscriber is granted measures; a {role} checks "
@@ -217,7 +249,7 @@ def _principal(entry: dict[str, Any], catalogue: Catalogue) -> Principal:
     unknown = sorted(set(measures) - set(catalogue.measures()))
     if unknown:
         raise ValueError(f"token {name}: measures: unknown measure(s) {', '.join(unknown)}")
-    return Principal(name, role, department, frozenset(measures))
+    return Principal(name, role, department, township, frozenset(measures))
 
 
 def ensure_dev_tokens(

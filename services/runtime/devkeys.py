@@ -39,7 +39,7 @@ def ensure_dev_keys(home: Path, authorities: tuple[Authority, ...] | None = None
     TrustStore(trusted).dump(path)
     if not (keys_dir / "subject.key").exists():
         SubjectHasher.create_file(keys_dir / "subject.key")
-    ensure_dev_tokens(home, load_catalogue().codes)
+    ensure_dev_tokens(home, load_catalogue().bodies)
     return path
 
 
