@@ -2,7 +2,9 @@
 'use strict';
 // A Redline blocklist subscriber in Node: follows one blocklist topic from its start,
 // believes only records signed by a trusted key (Ed25519 over RFC 8785 canonical JSON),
-// applies tombstones, keeps the newest heartbeat per partition and answers blocked /
+// lifts only on a signed lift record (a bare tombstone is ignored: anyone able to write
+// the topic could write one), ignores replayed older records, keeps the newest heartbeat
+// per partition only while the partition matches its signed list head, and answers blocked /
 // clear / stale for a USCC or resident ID number. The same contract as the Python
 // connector (connectors/subscriber), in another language, with kafkajs.
 //
@@ -59,7 +61,7 @@ function settings(argv) {
     list: new Blocklist({
       topic: values.topic,
       trust: loadTrustStore(values['trust-store']),
-      subjectKey: loadSubjectKey(values['subject-key']),
+      subjectKey: loadSubjectKey(values['subject-key'], measureOf(values.topic)),
       boundSeconds: bound,
     }),
     ids: positionals,
@@ -67,6 +69,12 @@ function settings(argv) {
 }
 
 const now = () => Date.now() / 1000;
+
+function measureOf(topic) {
+  const match = /^redline\.blocklist\.([a-z0-9_]+)\.v\d+$/.exec(topic);
+  if (!match) throw new InvalidInput('topic', `${topic} is not a blocklist topic`);
+  return match[1];
+}
 
 async function main() {
   let config;

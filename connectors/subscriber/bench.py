@@ -22,7 +22,7 @@ from connectors.subscriber.emit import Emitter
 from connectors.subscriber.records import Heartbeat, RawRecord, Upsert
 from connectors.subscriber.replica import Replica
 from connectors.subscriber.subjects import SubjectIds
-from connectors.subscriber.view import BlocklistView
+from connectors.subscriber.view import BlocklistView, keyring_id
 from events.catalogue import Target
 from events.identifiers import USCC_ALPHABET, uscc_check_character
 from events.models import BlocklistCase, BlocklistEntry, Site
@@ -47,7 +47,9 @@ def usccs(count: int, rng: random.Random) -> list[str]:
 def build_replica(path: Path, ids: SubjectIds, blocked: list[str]) -> None:
     topic = blocklist_topic(MEASURE)
     replica = Replica.open(path, create=True)
-    replica.initialise("bench_subscriber", ids.key_id, (MEASURE,), {MEASURE: (topic.name, 3)})
+    replica.initialise(
+        "bench_subscriber", keyring_id({MEASURE: ids}), (MEASURE,), {MEASURE: (topic.name, 3)}
+    )
     emitter = Emitter("bench_subscriber", None, webhooks=False)
     since = datetime(2026, 1, 1, tzinfo=UTC)
     at = ids.hasher.site_hashes(Site(location="孝义市兑镇镇东村北侧厂房", real_estate_unit=SITE))
@@ -73,14 +75,23 @@ def build_replica(path: Path, ids: SubjectIds, blocked: list[str]) -> None:
                 subject_kind="organization",
                 masked_name="某*****公司",
                 cases=[case],
+                version=offset + 1,
             )
             record = RawRecord(topic.name, offset % 3, offset // 3, None, None)
             items.append(Upsert(record, MEASURE, digest, entry, f"event-{offset}"))
             offset += 1
         replica.apply(items, emitter, time.time())
     now = time.time()
+    heads = {p.partition: p for p in replica.partitions()}
     beats = [
-        Heartbeat(RawRecord(topic.name, p, offset, None, None), MEASURE, now) for p in range(3)
+        Heartbeat(
+            RawRecord(topic.name, p, offset, None, None),
+            MEASURE,
+            now,
+            heads[p].held_entries,
+            heads[p].held_digest,
+        )
+        for p in range(3)
     ]
     replica.apply(beats, emitter, now)
     replica.close()
@@ -112,7 +123,7 @@ def main() -> None:
         build_replica(Path(tmp) / "replica.sqlite3", ids, blocked)
         print(f"replica built in {time.perf_counter() - started:.1f} s")
         started = time.perf_counter()
-        view = BlocklistView(Path(tmp) / "replica.sqlite3", ids, (MEASURE,), 3600.0)
+        view = BlocklistView(Path(tmp) / "replica.sqlite3", {MEASURE: ids}, (MEASURE,), 3600.0)
         print(f"index of {args.subjects:,} loaded in {time.perf_counter() - started:.2f} s")
         check, normalise, digest = view.check, ids.normalise, ids.digest
         sample = blocked[: min(len(blocked), 100_000)]

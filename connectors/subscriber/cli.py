@@ -23,6 +23,7 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 
+from connectors.subscriber import replica as replica_file
 from connectors.subscriber.access import (
     DEFAULT_CHECK_BURST,
     DEFAULT_CHECK_RATE,
@@ -105,7 +106,13 @@ def _print(body: Any) -> None:
 def _view(replica: Path, subject_key: Path, bound: float) -> BlocklistView:
     if not 0 < bound <= 86_400:
         raise ConfigError("freshness_bound", f"must be between 0 and 86400 seconds, got {bound}")
-    return BlocklistView(replica, SubjectIds.from_file(subject_key), None, bound, preload=False)
+    held = replica_file.Replica.open(replica)
+    try:
+        measures = held.measures()
+    finally:
+        held.close()
+    ids = SubjectIds.for_measures(subject_key, measures)
+    return BlocklistView(replica, ids, measures or None, bound, preload=False)
 
 
 def _access(tokens: Path | None, no_auth: bool, host: str, rate: float, burst: int) -> Access:

@@ -45,6 +45,10 @@ class FeedStatus:
     records: int = 0
     batches: int = 0
     refused: int = 0
+    # Unsigned tombstones and replayed records ignored; divergences from the signed heads.
+    tombstones: int = 0
+    replayed: int = 0
+    divergences: int = 0
     last_error: str | None = None
     last_poll_at: float | None = None
 
@@ -78,6 +82,9 @@ class Feeder(threading.Thread):
         self._subscriber = subscriber
         self._halt = stop
         self.status = FeedStatus()
+        # Partitions read again from their start after diverging, until a heartbeat
+        # matches: a second divergence then does not loop, the partition stays stale.
+        self._reread: set[tuple[str, int]] = set()
 
     def run(self) -> None:
         backoff = Backoff(0.5, 30.0)
@@ -118,7 +125,26 @@ class Feeder(threading.Thread):
             applied = self._subscriber.apply_records(records)
             self.status.records += applied.records
             self.status.refused += applied.refused
+            self.status.tombstones += applied.tombstones
+            self.status.replayed += applied.replayed
+            self.status.divergences += len(applied.diverged)
             self.status.batches += 1
+            for measure, partition, _ in applied.vouched:
+                self._reread.discard((blocklist_topic(measure).name, partition))
+            for measure, topic, partition in applied.diverged:
+                self._read_again(consumer, measure, topic, partition)
+
+    def _read_again(
+        self, consumer: KafkaConsumer, measure: str, topic: str, partition: int
+    ) -> None:
+        """A partition whose replica differs from the builder's signed head is forgotten
+        and read again from its start, once; it answers stale meanwhile."""
+        if (topic, partition) in self._reread:
+            return
+        self._reread.add((topic, partition))
+        log.warning("%s/%d diverged from the signed list: reading it again", topic, partition)
+        self._subscriber.reset_partition(measure, topic, partition)
+        consumer.seek_to_beginning(TopicPartition(topic, partition))
 
     def _connect(self) -> KafkaConsumer:
         subscriber = self._subscriber

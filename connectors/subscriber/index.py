@@ -78,6 +78,13 @@ class BlockIndex:
         self._watermarks[measure] = watermark(heartbeats, self._partitions.get(measure, ()))
         self._publish(measure)
 
+    def unvouch(self, measure: str, partition: int) -> None:
+        """The partition diverged from the builder's signed head: it vouches for nothing."""
+        heartbeats = self._heartbeats.setdefault(measure, {})
+        heartbeats[partition] = None
+        self._watermarks[measure] = watermark(heartbeats, self._partitions.get(measure, ()))
+        self._publish(measure)
+
     def add(self, measure: str, digest: bytes) -> None:
         members = self._members.get(measure)
         if isinstance(members, set):

@@ -16,7 +16,7 @@ from prometheus_client import (
     Histogram,
     disable_created_metrics,
 )
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import Collector
 
@@ -75,6 +75,32 @@ class _Quarantined(Collector):
         yield family
 
 
+class _Integrity(Collector):
+    """Read at scrape time from the feeder (#18): records that tried to lift a block or
+    roll the list back without the builder's signature, and divergences from the signed
+    list heads. Any of them rising is an attack on the topic or a lost log."""
+
+    def __init__(self, name: str, view: BlocklistView) -> None:
+        self.name = name
+        self.view = view
+
+    def collect(self) -> Iterator[Metric]:
+        status = getattr(self.view, "feed_status", None)
+        family = CounterMetricFamily(
+            "redline_subscriber_integrity_events",
+            "Unsigned tombstones ignored (tombstone), older records replayed and ignored "
+            "(replay), partitions that diverged from the builder's signed head (divergence).",
+            labels=["subscriber", "kind"],
+        )
+        for kind, count in (
+            ("tombstone", status.tombstones if status else 0),
+            ("replay", status.replayed if status else 0),
+            ("divergence", status.divergences if status else 0),
+        ):
+            family.add_metric([self.name, kind], count)
+        yield family
+
+
 class DaemonMetrics:
     def __init__(self, name: str, view: BlocklistView) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
@@ -96,6 +122,7 @@ class DaemonMetrics:
         self._timer = self.seconds.labels(SERVICE)
         self.registry.register(_Staleness(name, view))
         self.registry.register(_Quarantined(name, view))
+        self.registry.register(_Integrity(name, view))
 
     def observe(self, outcome: str, seconds: float) -> None:
         self.requests.labels(SERVICE, outcome).inc()

@@ -3,18 +3,22 @@
 Decoding verifies the builder's signature (`events.codec.decode`) and then the contract
 of the topic: the key is the subject hash the entry names, the entry is of this topic's
 measure and hashed under this subscriber's subject key, a heartbeat vouches for the
-partition it sits in. Anything else is refused with a reason for the dead-letter topic.
+partition it sits in and carries that partition's signed head. A lift is believed only
+as a signed `blocklist.lifted` record: a bare tombstone (null value) is unsigned, so
+anyone able to write the topic could write one; it is ignored (the block stays) and
+counted. Anything else is refused with a reason for the dead-letter topic.
 CPU only, no I/O, so it is tested without a broker.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from events.codec import decode
 from events.errors import EventError, InvalidEvent, SignatureRejected, UnknownEventType
-from events.models import BlocklistEntry, BlocklistHeartbeat
+from events.models import BlocklistEntry, BlocklistHeartbeat, BlocklistLifted
 from events.signing import TrustStore
 from events.topics import HEARTBEAT_KEY
 
@@ -42,10 +46,24 @@ class Upsert:
     entry: BlocklistEntry
     event_id: str
 
+    @property
+    def version(self) -> int:
+        return self.entry.version
+
 
 @dataclass(frozen=True, slots=True)
 class Remove:
-    """A tombstone: the subject is no longer blocked under this measure."""
+    """A signed lift: the subject is no longer blocked under this measure."""
+
+    record: RawRecord
+    measure: str
+    digest: bytes
+    version: int
+
+
+@dataclass(frozen=True, slots=True)
+class Tombstone:
+    """A null value under a subject key: unsigned, so it lifts nothing (ignored, counted)."""
 
     record: RawRecord
     measure: str
@@ -59,6 +77,8 @@ class Heartbeat:
     record: RawRecord
     measure: str
     as_of: float
+    entries: int
+    digest: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +91,7 @@ class Refused:
     detail: str
 
 
-Item = Upsert | Remove | Heartbeat | Refused
+Item = Upsert | Remove | Tombstone | Heartbeat | Refused
 
 
 def refusal_reason(exc: EventError) -> str:
@@ -88,9 +108,10 @@ def refusal_reason(exc: EventError) -> str:
 class RecordReader:
     """Interprets the records of one subscriber's blocklist topics."""
 
-    def __init__(self, trust: TrustStore, key_id: str) -> None:
+    def __init__(self, trust: TrustStore, key_ids: Mapping[str, str]) -> None:
+        """`key_ids`: the id of each served measure's subject key."""
         self._trust = trust
-        self._key_id = key_id
+        self._key_ids = dict(key_ids)
 
     def read(self, record: RawRecord, measure: str) -> Item:
         """What `record`, read from `measure`'s topic, means; never raises for bad data."""
@@ -111,7 +132,7 @@ class RecordReader:
             )
         digest = bytes.fromhex(key)
         if record.value is None:
-            return Remove(record, measure, digest)
+            return Tombstone(record, measure, digest)
         return self._entry(record, measure, key, digest, record.value)
 
     def _entry(
@@ -119,20 +140,24 @@ class RecordReader:
     ) -> Item:
         envelope, payload = decode(value, self._trust)
         problem: tuple[str, str] | None = None
-        if not isinstance(payload, BlocklistEntry):
+        held = self._key_ids[measure]
+        if not isinstance(payload, BlocklistEntry | BlocklistLifted):
             problem = ("wrong_event_type", f"{envelope.type} under a subject key")
         elif payload.measure != measure:
-            problem = ("wrong_measure", f"entry of {payload.measure} on {record.topic}")
-        elif payload.key_id != self._key_id:
+            problem = ("wrong_measure", f"record of {payload.measure} on {record.topic}")
+        elif payload.key_id != held:
             problem = (
                 "wrong_subject_key",
-                f"hashed under subject key {payload.key_id}, this subscriber holds {self._key_id}",
+                f"hashed under subject key {payload.key_id}, this subscriber holds {held}",
             )
         elif payload.subject_hash != key:
-            problem = ("key_mismatch", "the record key is not the entry's subject hash")
-        if problem is not None or not isinstance(payload, BlocklistEntry):
-            reason, detail = problem or ("wrong_event_type", envelope.type)
-            return Refused(record, measure, reason, detail)
+            problem = ("key_mismatch", "the record key is not the record's subject hash")
+        if problem is not None:
+            return Refused(record, measure, *problem)
+        if isinstance(payload, BlocklistLifted):
+            return Remove(record, measure, digest, payload.version)
+        if not isinstance(payload, BlocklistEntry):  # pragma: no cover - refused above
+            return Refused(record, measure, "wrong_event_type", envelope.type)
         return Upsert(record, measure, digest, payload, envelope.id)
 
     def _heartbeat(self, record: RawRecord, measure: str) -> Item:
@@ -151,12 +176,18 @@ class RecordReader:
                 f"heartbeat of {payload.measure}/{payload.partition} on "
                 f"{record.topic}/{record.partition}",
             )
-        if payload.key_id != self._key_id:
+        held = self._key_ids[measure]
+        if payload.key_id != held:
             # A builder hashing under another key vouches for a list we cannot look up in.
             return Refused(
                 record,
                 measure,
                 "wrong_subject_key",
-                f"builder hashes under {payload.key_id}, this subscriber holds {self._key_id}",
+                f"builder hashes under {payload.key_id}, this subscriber holds {held}",
             )
-        return Heartbeat(record, measure, payload.as_of.timestamp())
+        if payload.entries is None or payload.digest is None:
+            # Without a list head the replica cannot tell that it holds the list.
+            return Refused(record, measure, "no_list_head", "a heartbeat without a list head")
+        return Heartbeat(
+            record, measure, payload.as_of.timestamp(), payload.entries, payload.digest
+        )

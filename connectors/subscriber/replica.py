@@ -22,16 +22,18 @@ from connectors.subscriber.emit import Emitter, Outgoing
 from connectors.subscriber.errors import ConfigError, ReplicaError
 from connectors.subscriber.export import ExportRow
 from connectors.subscriber.freshness import effective_as_of
-from connectors.subscriber.records import Heartbeat, Item, Refused, Remove, Upsert
+from connectors.subscriber.records import Heartbeat, Item, Refused, Remove, Tombstone, Upsert
 from connectors.subscriber.results import BlockCase, Blocked
+from events.blocklist_head import EMPTY_DIGEST, item_digest, xor
 from events.catalogue import Target
 
 # 2: entries record their target, and their cases the rule, facts and site hashes (#16).
-SCHEMA_VERSION = "2"
+# 3: list versions, signed lifts and each partition's head (#18): read again from the start.
+SCHEMA_VERSION = "3"
 BUSY_TIMEOUT_S = 10.0
 CACHE_KIB = 64 * 1024
 
-_SCHEMA = """
+_SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS meta (
     name TEXT PRIMARY KEY,
     value TEXT NOT NULL
@@ -47,6 +49,14 @@ CREATE TABLE IF NOT EXISTS entries (
     target TEXT NOT NULL DEFAULT 'subject',
     kafka_partition INTEGER NOT NULL,
     kafka_offset INTEGER NOT NULL,
+    version INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (measure, subject)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS lifts (
+    measure TEXT NOT NULL,
+    subject BLOB NOT NULL,
+    version INTEGER NOT NULL,
+    kafka_partition INTEGER NOT NULL,
     PRIMARY KEY (measure, subject)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS entries_by_partition ON entries (measure, kafka_partition);
@@ -57,6 +67,8 @@ CREATE TABLE IF NOT EXISTS partitions (
     next_offset INTEGER,
     heartbeat_at REAL,
     heartbeat_as_of TEXT,
+    held_entries INTEGER NOT NULL DEFAULT 0,
+    held_digest TEXT NOT NULL DEFAULT '{EMPTY_DIGEST}',
     PRIMARY KEY (topic, kafka_partition)
 );
 CREATE TABLE IF NOT EXISTS outbox (
@@ -118,6 +130,11 @@ class Applied:
     refused: int = 0
     queued_events: int = 0
     queued_webhooks: int = 0
+    # Unsigned tombstones ignored, replayed (older) records ignored, and the partitions
+    # whose signed head the replica does not match (measure, topic, partition).
+    tombstones: int = 0
+    replayed: int = 0
+    diverged: list[tuple[str, str, int]] = field(default_factory=list)
     # (measure, subject, listed) in the order the records came: an entry, its tombstone
     # and a new entry may share one poll, and only the last of them holds.
     changes: list[tuple[str, bytes, bool]] = field(default_factory=list)
@@ -132,6 +149,8 @@ class PartitionState:
     next_offset: int | None
     heartbeat_at: float | None
     heartbeat_as_of: str | None
+    held_entries: int = 0
+    held_digest: str = EMPTY_DIGEST
 
 
 @dataclass(frozen=True)
@@ -254,6 +273,7 @@ class Replica:
                 self._db.execute(
                     "ALTER TABLE entries ADD COLUMN target TEXT NOT NULL DEFAULT 'subject'"
                 )
+            self._upgrade_to_heads()
             if meta.get("key_id") not in (None, key_id):
                 reset = "the replica was built under another subject key"
             elif meta.get("schema_version") not in (None, SCHEMA_VERSION):
@@ -263,10 +283,11 @@ class Replica:
                 )
             if reset is not None:
                 # What is queued to send stays: those acks and notices are still true.
-                for table in ("entries", "partitions"):
+                for table in ("entries", "partitions", "lifts"):
                     self._db.execute(f"DELETE FROM {table}")
             placeholders = ",".join("?" * len(measures))
             self._db.execute(f"DELETE FROM entries WHERE measure NOT IN ({placeholders})", measures)
+            self._db.execute(f"DELETE FROM lifts WHERE measure NOT IN ({placeholders})", measures)
             self._db.execute(
                 f"DELETE FROM partitions WHERE measure NOT IN ({placeholders})", measures
             )
@@ -291,6 +312,24 @@ class Replica:
             raise ReplicaError(f"cannot initialise the replica {self.path}: {exc}") from exc
         return reset
 
+    def _upgrade_to_heads(self) -> None:
+        """Columns and tables of schema 3 on a replica written before (then emptied)."""
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS lifts (measure TEXT NOT NULL, subject BLOB NOT NULL, "
+            "version INTEGER NOT NULL, kafka_partition INTEGER NOT NULL, "
+            "PRIMARY KEY (measure, subject)) WITHOUT ROWID"
+        )
+        if "version" not in _columns(self._db, "entries"):
+            self._db.execute("ALTER TABLE entries ADD COLUMN version INTEGER NOT NULL DEFAULT 0")
+        if "held_entries" not in _columns(self._db, "partitions"):
+            self._db.execute(
+                "ALTER TABLE partitions ADD COLUMN held_entries INTEGER NOT NULL DEFAULT 0"
+            )
+            self._db.execute(
+                f"ALTER TABLE partitions ADD COLUMN held_digest TEXT NOT NULL "
+                f"DEFAULT '{EMPTY_DIGEST}'"
+            )
+
     def register_partitions(self, measure: str, topic: str, partitions: Iterable[int]) -> None:
         """Partitions the broker reports; a new one has no heartbeat, so it is stale."""
         try:
@@ -312,14 +351,16 @@ class Replica:
                 (topic, partition),
             ).fetchone()
             if row is not None:
-                self._db.execute(
-                    "DELETE FROM entries WHERE measure = ? AND kafka_partition = ?",
-                    (row[0], partition),
-                )
+                for table in ("entries", "lifts"):
+                    self._db.execute(
+                        f"DELETE FROM {table} WHERE measure = ? AND kafka_partition = ?",
+                        (row[0], partition),
+                    )
             self._db.execute(
                 "UPDATE partitions SET next_offset = NULL, heartbeat_at = NULL, "
-                "heartbeat_as_of = NULL WHERE topic = ? AND kafka_partition = ?",
-                (topic, partition),
+                "heartbeat_as_of = NULL, held_entries = 0, held_digest = ? "
+                "WHERE topic = ? AND kafka_partition = ?",
+                (EMPTY_DIGEST, topic, partition),
             )
             self._db.execute("COMMIT")
         except sqlite3.Error as exc:
@@ -347,6 +388,8 @@ class Replica:
                     self._upsert(item, emitter, now, applied)
                 elif isinstance(item, Remove):
                     self._remove(item, emitter, now, applied)
+                elif isinstance(item, Tombstone):
+                    self._ignore_tombstone(item, applied)
                 elif isinstance(item, Heartbeat):
                     self._heartbeat(item, now, applied)
                 else:
@@ -364,22 +407,65 @@ class Replica:
             raise
         return applied
 
+    def _newer(self, measure: str, digest: bytes, version: int) -> bool:
+        """Whether a record of this version is newer than any entry or lift held for the
+        subject: an older one is a replay (or a redelivery), and changes nothing."""
+        row = self._db.execute(
+            "SELECT max(coalesce((SELECT version FROM entries WHERE measure = ?1 AND "
+            "subject = ?2), -1), coalesce((SELECT version FROM lifts WHERE measure = ?1 AND "
+            "subject = ?2), -1))",
+            (measure, digest),
+        ).fetchone()
+        return bool(version > row[0] or (version == 0 and row[0] <= 0))
+
+    def _hold(self, topic: str, partition: int, subject: bytes, version: int, delta: int) -> None:
+        """Add (`delta` 1) or remove (-1) one entry in its partition's head; the digest
+        changes the same way both times (XOR)."""
+        row = self._db.execute(
+            "SELECT held_digest FROM partitions WHERE topic = ? AND kafka_partition = ?",
+            (topic, partition),
+        ).fetchone()
+        if row is None:
+            return
+        self._db.execute(
+            "UPDATE partitions SET held_entries = held_entries + ?, held_digest = ? "
+            "WHERE topic = ? AND kafka_partition = ?",
+            (delta, xor(row[0], item_digest(subject.hex(), version)), topic, partition),
+        )
+
     def _upsert(self, item: Upsert, emitter: Emitter, now: float, applied: Applied) -> None:
         row = self._db.execute(
-            "SELECT cases, event_id FROM entries WHERE measure = ? AND subject = ?",
+            "SELECT cases, event_id, version, kafka_partition FROM entries "
+            "WHERE measure = ? AND subject = ?",
             (item.measure, item.digest),
         ).fetchone()
         if row is not None and row[1] == item.event_id:
             return  # the same entry delivered again
+        if not self._newer(item.measure, item.digest, item.version):
+            applied.replayed += 1
+            log.warning(
+                "%s/%d@%d: an entry older than what the replica holds (a replay); ignored",
+                item.record.topic,
+                item.record.partition,
+                item.record.offset,
+            )
+            return
         entry, record = item.entry, item.record
+        if row is not None:
+            self._hold(record.topic, row[3], item.digest, row[2], -1)
+        self._hold(record.topic, record.partition, item.digest, item.version, 1)
+        self._db.execute(
+            "DELETE FROM lifts WHERE measure = ? AND subject = ?", (item.measure, item.digest)
+        )
         self._db.execute(
             "INSERT INTO entries (measure, subject, subject_kind, masked_name, department, "
-            "cases, event_id, target, kafka_partition, kafka_offset) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "cases, event_id, target, kafka_partition, kafka_offset, version) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
             "ON CONFLICT (measure, subject) DO UPDATE SET subject_kind = excluded.subject_kind, "
             "masked_name = excluded.masked_name, department = excluded.department, "
             "cases = excluded.cases, event_id = excluded.event_id, target = excluded.target, "
-            "kafka_partition = excluded.kafka_partition, kafka_offset = excluded.kafka_offset",
+            "kafka_partition = excluded.kafka_partition, kafka_offset = excluded.kafka_offset, "
+            "version = excluded.version",
             (
                 item.measure,
                 item.digest,
@@ -391,6 +477,7 @@ class Replica:
                 entry.target.value,
                 record.partition,
                 record.offset,
+                item.version,
             ),
         )
         applied.upserts += 1
@@ -406,10 +493,27 @@ class Replica:
         )
 
     def _remove(self, item: Remove, emitter: Emitter, now: float, applied: Applied) -> None:
-        cursor = self._db.execute(
-            "DELETE FROM entries WHERE measure = ? AND subject = ?", (item.measure, item.digest)
+        if not self._newer(item.measure, item.digest, item.version):
+            applied.replayed += 1
+            log.warning(
+                "%s/%d@%d: a lift older than what the replica holds (a replay); the block stays",
+                item.record.topic,
+                item.record.partition,
+                item.record.offset,
+            )
+            return
+        row = self._db.execute(
+            "DELETE FROM entries WHERE measure = ? AND subject = ? "
+            "RETURNING version, kafka_partition",
+            (item.measure, item.digest),
+        ).fetchone()
+        self._db.execute(
+            "INSERT OR REPLACE INTO lifts (measure, subject, version, kafka_partition) "
+            "VALUES (?, ?, ?, ?)",
+            (item.measure, item.digest, item.version, item.record.partition),
         )
-        if cursor.rowcount:
+        if row is not None:
+            self._hold(item.record.topic, row[1], item.digest, row[0], -1)
             applied.removals += 1
             applied.changes.append((item.measure, item.digest, False))
             self._notify(
@@ -418,9 +522,47 @@ class Replica:
                 applied,
             )
 
+    def _ignore_tombstone(self, item: Tombstone, applied: Applied) -> None:
+        """Anyone who can write the topic can write a tombstone: it lifts nothing."""
+        applied.tombstones += 1
+        log.warning(
+            "%s/%d@%d: an unsigned tombstone for a subject key; ignored, the block stays "
+            "(only a signed blocklist.lifted record lifts)",
+            item.record.topic,
+            item.record.partition,
+            item.record.offset,
+        )
+
     def _heartbeat(self, item: Heartbeat, now: float, applied: Applied) -> None:
         vouched = effective_as_of(item.as_of, now)
         record = item.record
+        held = self._db.execute(
+            "SELECT held_entries, held_digest FROM partitions "
+            "WHERE topic = ? AND kafka_partition = ?",
+            (record.topic, record.partition),
+        ).fetchone()
+        if held is None or (held[0], held[1]) != (item.entries, item.digest):
+            # The replica is not the list the builder signed: it lost, missed or was fed
+            # something. Vouch for nothing (stale at once) until a heartbeat matches.
+            log.warning(
+                "%s/%d: the replica holds %s entries, the builder's signed head says %d: "
+                "diverged from the list, answering stale",
+                record.topic,
+                record.partition,
+                None if held is None else held[0],
+                item.entries,
+            )
+            self._db.execute(
+                "UPDATE partitions SET heartbeat_at = NULL, heartbeat_as_of = NULL "
+                "WHERE topic = ? AND kafka_partition = ?",
+                (record.topic, record.partition),
+            )
+            # Only a partition's last heartbeat in the batch counts, as in the file.
+            applied.vouched = [
+                v for v in applied.vouched if v[:2] != (item.measure, record.partition)
+            ]
+            applied.diverged.append((item.measure, record.topic, record.partition))
+            return
         if vouched is None:
             log.warning(
                 "%s/%d: a heartbeat from %.1f s in the future vouches for nothing; "
@@ -441,6 +583,9 @@ class Replica:
             ),
         )
         applied.heartbeats += 1
+        applied.diverged = [
+            d for d in applied.diverged if d[::2] != (item.measure, record.partition)
+        ]
         applied.vouched.append((item.measure, record.partition, vouched))
 
     def _refuse(self, item: Refused, emitter: Emitter, now: float, applied: Applied) -> None:
@@ -467,8 +612,8 @@ class Replica:
 
     def partitions(self) -> list[PartitionState]:
         rows = self._query(
-            "SELECT measure, topic, kafka_partition, next_offset, heartbeat_at, heartbeat_as_of "
-            "FROM partitions ORDER BY measure, kafka_partition"
+            "SELECT measure, topic, kafka_partition, next_offset, heartbeat_at, heartbeat_as_of, "
+            "held_entries, held_digest FROM partitions ORDER BY measure, kafka_partition"
         )
         return [PartitionState(*row) for row in rows]
 

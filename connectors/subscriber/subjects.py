@@ -31,6 +31,7 @@ from events.identifiers import (
     USCC_WEIGHTS,
 )
 from events.privacy import SubjectHasher, parse_subject_id
+from events.subject_keys import read_measure_keys
 
 _LENGTH = 18
 _BASE36 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -119,6 +120,16 @@ class SubjectIds:
             return cls(bytes.fromhex(path.read_text(encoding="ascii").strip()))
         except (OSError, ValueError) as exc:
             raise ConfigError("subject_key", f"cannot read a hex key from {path}: {exc}") from exc
+
+    @classmethod
+    def for_measures(cls, path: Path, measures: tuple[str, ...]) -> dict[str, SubjectIds]:
+        """Each measure's own key from a subscriber's key file (events.subject_keys): one
+        `<measure> <hex>` line per measure, or one bare master key to derive them from."""
+        try:
+            keys = read_measure_keys(path, measures)
+        except (OSError, ValueError) as exc:
+            raise ConfigError("subject_key", f"cannot read the keys from {path}: {exc}") from exc
+        return {measure: cls(key) for measure, key in keys.items()}
 
     def digest(self, normalised_id: str) -> bytes:
         """HMAC-SHA256(key, id): equal to `SubjectHasher.digest`, from precomputed states."""

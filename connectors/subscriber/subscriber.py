@@ -22,7 +22,7 @@ from connectors.subscriber.records import RawRecord, RecordReader
 from connectors.subscriber.replica import Applied, Replica
 from connectors.subscriber.senders import EventSender, WebhookSender
 from connectors.subscriber.subjects import SubjectIds
-from connectors.subscriber.view import BlocklistView, Clock
+from connectors.subscriber.view import BlocklistView, Clock, keyring_id
 from events.errors import EventError
 from events.signing import Signer, TrustStore
 from events.topics import blocklist_topic
@@ -58,14 +58,14 @@ class Subscriber(BlocklistView):
     """
 
     def __init__(self, config: SubscriberConfig, *, clock: Clock = time.time) -> None:
-        ids = SubjectIds.from_file(config.subject_key)
+        ids = SubjectIds.for_measures(config.subject_key, config.measures)
         trust = load_trust(config)
         signer = load_signer(config)
         replica = Replica.open(config.replica, create=True)
         try:
             rebuilt = replica.initialise(
                 config.name,
-                ids.key_id,
+                keyring_id(ids),
                 config.measures,
                 {
                     m: (blocklist_topic(m).name, blocklist_topic(m).partitions)
@@ -78,7 +78,7 @@ class Subscriber(BlocklistView):
             replica.close()
         super().__init__(config.replica, ids, config.measures, config.freshness_bound, clock=clock)
         self.config = config
-        self._records = RecordReader(trust, ids.key_id)
+        self._records = RecordReader(trust, {m: i.key_id for m, i in ids.items()})
         self._emitter = Emitter(config.name, signer, webhooks=config.webhook_url is not None)
         self._measure_of = {blocklist_topic(m).name: m for m in config.measures}
         self._stop = threading.Event()
@@ -113,6 +113,8 @@ class Subscriber(BlocklistView):
                 self.index.discard(measure, digest)
         for measure, partition, at in applied.vouched:
             self.index.vouch(measure, partition, at)
+        for measure, _, partition in applied.diverged:
+            self.index.unvouch(measure, partition)  # stale at once, never "clear"
         if applied.queued_events:
             self._wake_events.set()
         if applied.queued_webhooks:
@@ -181,6 +183,9 @@ class Subscriber(BlocklistView):
             "connected": bool(status and status.connected),
             "records": status.records if status else 0,
             "refused": status.refused if status else 0,
+            "ignored_tombstones": status.tombstones if status else 0,
+            "replayed": status.replayed if status else 0,
+            "divergences": status.divergences if status else 0,
             "last_error": status.last_error if status else None,
         }
         report["senders"] = {

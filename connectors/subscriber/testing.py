@@ -2,8 +2,10 @@
 its integration before it is connected to the centre.
 
 `Deployment` makes what an operator would hand a subscriber (subject key, trust store,
-the subscriber's signing key) in a directory; `RecordFactory` signs entries, heartbeats
-and tombstones as the blocklist builder does, under the same contract.
+the subscriber's signing key) in a directory; `RecordFactory` signs entries, lifts and
+heartbeats (with each partition's list head) as the blocklist builder does, under the
+same contract: each measure's hashes under its own derived key, every record with the
+next list version, each subject in the partition Kafka's default partitioner picks.
 """
 
 from __future__ import annotations
@@ -17,12 +19,14 @@ from pathlib import Path
 from connectors.subscriber.config import SubscriberConfig
 from connectors.subscriber.records import RawRecord
 from connectors.subscriber.subjects import SubjectIds
+from events.blocklist_head import EMPTY_DIGEST, item_digest, partition_of, xor
 from events.catalogue import Fact, Target, load_catalogue
 from events.codec import encode_signed
 from events.identifiers import mask_name
-from events.models import BlocklistCase, BlocklistEntry, BlocklistHeartbeat, Site
+from events.models import BlocklistCase, BlocklistEntry, BlocklistHeartbeat, BlocklistLifted, Site
 from events.privacy import SubjectHasher, parse_subject_id
 from events.signing import Signer, TrustedKey, TrustStore
+from events.subject_keys import derive_measure_key
 from events.topics import HEARTBEAT_KEY, blocklist_topic
 
 BUILDER = "blocklist_builder"
@@ -38,9 +42,28 @@ TARGETS = {code: m.targets for code, m in load_catalogue().measures().items()}
 class RecordFactory:
     """Signs blocklist records as the builder would; `key` and `value` are Kafka bytes."""
 
-    def __init__(self, ids: SubjectIds, signer: Signer | None = None) -> None:
-        self.ids = ids
+    def __init__(self, master_key: bytes, signer: Signer | None = None) -> None:
+        self.master_key = master_key
         self.signer = signer or Signer.generate(f"{BUILDER}-test")
+        self._ids: dict[str, SubjectIds] = {}
+        self.version = 0
+        # What the builder has published: (measure, subject hash) -> (version, listed).
+        self.published: dict[tuple[str, str], tuple[int, bool]] = {}
+
+    def ids(self, measure: str) -> SubjectIds:
+        """The subject IDs hashed under `measure`'s own key."""
+        if measure not in self._ids:
+            self._ids[measure] = SubjectIds(derive_measure_key(self.master_key, measure))
+        return self._ids[measure]
+
+    def partition(self, measure: str, subject_id: str) -> int:
+        """Where the builder's records of this subject go (Kafka's default partitioner)."""
+        key = self.subject_hash(subject_id, measure)
+        return partition_of(key, blocklist_topic(measure).partitions)
+
+    def _next_version(self) -> int:
+        self.version += 1
+        return self.version
 
     def trusted_key(self) -> TrustedKey:
         return TrustedKey(
@@ -51,8 +74,8 @@ class RecordFactory:
             may_issue=("redline.blocklist.*",),
         )
 
-    def subject_hash(self, subject_id: str) -> str:
-        return self.ids.digest(parse_subject_id(subject_id)[1]).hex()
+    def subject_hash(self, subject_id: str, measure: str) -> str:
+        return self.ids(measure).digest(parse_subject_id(subject_id)[1]).hex()
 
     def entry(
         self,
@@ -66,19 +89,25 @@ class RecordFactory:
         entry_measure: str | None = None,
         target: Target | None = None,
         since: datetime | None = None,
+        version: int | None = None,
     ) -> tuple[bytes, bytes, str]:
         """(key, value, event id) of an entry; `sites` are the cases' sites in order (a
-        case without one holds at no site); `key_id`/`entry_measure` override to forge."""
+        case without one holds at no site); `key_id`/`entry_measure` override to forge,
+        `version` to replay (neither is then counted in the heads)."""
         kind, _ = parse_subject_id(subject_id)
-        subject_hash = self.subject_hash(subject_id)
+        subject_hash = self.subject_hash(subject_id, measure)
         target = target or TARGETS.get(measure, Target.subject)
-        hashes = [self.site_hashes(site) for site in sites] if target is Target.site else []
+        hashes = (
+            [self.site_hashes(site, measure) for site in sites] if target is Target.site else []
+        )
+        genuine = key_id is None and entry_measure is None and version is None
+        version = self._next_version() if version is None else version
         payload = BlocklistEntry(
             measure=entry_measure or measure,
             department=DEPARTMENTS.get(measure, "power_supply"),
             target=target,
             subject_hash=subject_hash,
-            key_id=key_id or self.ids.key_id,
+            key_id=key_id or self.ids(measure).key_id,
             subject_kind=kind,
             masked_name=mask_name(name),
             cases=[
@@ -92,27 +121,73 @@ class RecordFactory:
                 )
                 for number, case_id in enumerate(case_ids)
             ],
+            version=version,
         )
         envelope, raw = encode_signed(
             payload, self.signer, source=BUILDER_SOURCE, subject=subject_hash
         )
+        if genuine:
+            self.published[(measure, subject_hash)] = (version, True)
         return subject_hash.encode(), raw, envelope.id
 
-    def site_hashes(self, site: Site) -> list[str]:
-        """What the builder lists for a case at `site`."""
-        return self.ids.hasher.site_hashes(site)
+    def site_hashes(self, site: Site, measure: str) -> list[str]:
+        """What the builder lists for a case at `site` on `measure`'s list."""
+        return self.ids(measure).hasher.site_hashes(site)
 
-    def tombstone(self, subject_id: str) -> tuple[bytes, None]:
-        return self.subject_hash(subject_id).encode(), None
+    def lift(
+        self,
+        measure: str,
+        subject_id: str,
+        *,
+        signer: Signer | None = None,
+        version: int | None = None,
+    ) -> tuple[bytes, bytes]:
+        """A signed lift (by `signer` to forge one, at `version` to replay one)."""
+        subject_hash = self.subject_hash(subject_id, measure)
+        genuine = signer is None and version is None
+        version = self._next_version() if version is None else version
+        payload = BlocklistLifted(
+            measure=measure,
+            subject_hash=subject_hash,
+            key_id=self.ids(measure).key_id,
+            version=version,
+        )
+        _, raw = encode_signed(
+            payload, signer or self.signer, source=BUILDER_SOURCE, subject=subject_hash
+        )
+        if genuine:
+            self.published[(measure, subject_hash)] = (version, False)
+        return subject_hash.encode(), raw
+
+    def tombstone(self, subject_id: str, measure: str) -> tuple[bytes, None]:
+        """An unsigned tombstone, as anyone able to write the topic could write it."""
+        return self.subject_hash(subject_id, measure).encode(), None
+
+    def head(self, measure: str, partition: int) -> tuple[int, str]:
+        """The partition's list head over everything published through this factory."""
+        entries, digest = 0, EMPTY_DIGEST
+        count = blocklist_topic(measure).partitions
+        for (on, subject_hash), (version, listed) in self.published.items():
+            if on == measure and listed and partition_of(subject_hash, count) == partition:
+                entries, digest = entries + 1, xor(digest, item_digest(subject_hash, version))
+        return entries, digest
 
     def heartbeat(
-        self, measure: str, partition: int, as_of: datetime | None = None
+        self,
+        measure: str,
+        partition: int,
+        as_of: datetime | None = None,
+        *,
+        head: tuple[int, str] | None = None,
     ) -> tuple[bytes, bytes]:
+        entries, digest = head or self.head(measure, partition)
         payload = BlocklistHeartbeat(
             measure=measure,
             partition=partition,
-            key_id=self.ids.key_id,
+            key_id=self.ids(measure).key_id,
             as_of=as_of or datetime.now(UTC),
+            entries=entries,
+            digest=digest,
         )
         _, raw = encode_signed(payload, self.signer, source=BUILDER_SOURCE, subject=HEARTBEAT_KEY)
         return HEARTBEAT_KEY.encode(), raw
@@ -142,7 +217,7 @@ class Deployment:
         directory.mkdir(parents=True, exist_ok=True)
         subject_key = directory / "subject.key"
         SubjectHasher.create_file(subject_key)
-        factory = RecordFactory(SubjectIds.from_file(subject_key))
+        factory = RecordFactory(bytes.fromhex(subject_key.read_text().strip()))
         signers = {name: Signer.generate(f"{name}-test") for name in subscribers}
         trust = TrustStore(
             [

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Container
+from collections.abc import Callable, Container, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -51,6 +51,11 @@ def iso_time(epoch: float | None) -> str | None:
     return None if epoch is None else datetime.fromtimestamp(epoch, UTC).isoformat()
 
 
+def keyring_id(ids: Mapping[str, SubjectIds]) -> str:
+    """What the replica records as the keys it was built under: each measure's key id."""
+    return ",".join(f"{measure}:{ids[measure].key_id}" for measure in sorted(ids))
+
+
 class _OnDisk:
     """Membership read from the replica per lookup: for one-shot checks (the CLI), where
     loading a million digests would cost more than the single query it saves."""
@@ -69,7 +74,7 @@ class BlocklistView:
     def __init__(
         self,
         replica_path: Path,
-        ids: SubjectIds,
+        ids: Mapping[str, SubjectIds],
         measures: tuple[str, ...] | None = None,
         freshness_bound: float = 30.0,
         *,
@@ -78,21 +83,26 @@ class BlocklistView:
     ) -> None:
         self.replica_path = replica_path
         self.bound = float(freshness_bound)
-        self._ids = ids
-        self._digest_of = ids.digest_of  # bound once: the hot path skips two lookups
         self._clock = clock
         self._local = threading.local()
         replica = self.replica()
         meta = replica.meta()
-        if meta.get("key_id") not in (None, ids.key_id):
-            raise ConfigError(
-                "subject_key",
-                f"the replica {replica_path} was built under subject key {meta['key_id']}, "
-                f"this key is {ids.key_id}",
-            )
         self.measures: tuple[str, ...] = measures if measures is not None else replica.measures()
         if not self.measures:
             raise ConfigError("replica", f"{replica_path} serves no measure yet")
+        missing = [m for m in self.measures if m not in ids]
+        if missing:
+            raise ConfigError("subject_key", f"no subject key for measure {missing[0]!r}")
+        # One key per measure (events.subject_keys): a list's hashes confirm nothing on
+        # another list.
+        self._ids = {m: ids[m] for m in self.measures}
+        self.key_id = keyring_id(self._ids)
+        if meta.get("key_id") not in (None, self.key_id):
+            raise ConfigError(
+                "subject_key",
+                f"the replica {replica_path} was built under subject keys {meta['key_id']}, "
+                f"these keys are {self.key_id}",
+            )
         self.index = BlockIndex(self.measures, self.bound, held_against_sites(self.measures))
         self._hot = self.index.hot  # the same dict, looked up once per check
         self.check = self._checker()
@@ -140,7 +150,8 @@ class BlocklistView:
     def _checker(self) -> Check:
         """`check` as a closure over what it reads: on a path of about a microsecond, each
         attribute lookup on `self` costs a few percent."""
-        hot_of, digest_of, clock = self._hot.get, self._digest_of, self._clock
+        hot_of, clock = self._hot.get, self._clock
+        digest_of_measure = {m: ids.digest_of for m, ids in self._ids.items()}
 
         def check(measure: str, subject: str, site: str | None = None) -> CheckResult:
             hot = hot_of(measure)
@@ -151,7 +162,7 @@ class BlocklistView:
                 site = None  # held against the subject: wherever it asks
             elif not site or site.isspace() or len(site) > MAX_SITE_CHARS:
                 raise self.bad_site(measure, site)
-            digest = digest_of(subject)
+            digest = digest_of_measure[measure](subject)
             if clock() > deadline:  # freshness.is_stale, with `mark + bound` precomputed
                 return self._stale(measure, digest, members, site)
             if digest in members:
@@ -165,7 +176,7 @@ class BlocklistView:
         blocked = self.replica().blocked(measure, digest)
         if blocked is None or site is None or blocked.target is not Target.site:
             return blocked  # no site to match: an entry held against sites blocks (fail closed)
-        here = self._ids.site_hashes(site)
+        here = self._ids[measure].site_hashes(site)
         cases = tuple(case for case in blocked.cases if case.held_at(here))
         if cases:
             return replace(blocked, cases=cases)
@@ -189,7 +200,7 @@ class BlocklistView:
     def subject_problem(self, subject: str) -> InvalidInput | None:
         """Why `subject` is not a valid ID, or None: for reporting every bad field at once."""
         try:
-            self._digest_of(subject)
+            next(iter(self._ids.values())).digest_of(subject)
         except InvalidInput as exc:
             return exc
         return None

@@ -13,8 +13,14 @@ from events.catalogue import Fact, Target
 from events.land import LandClass
 from services.adapters.outbox import enqueue
 from services.adapters.postgres import TRANSIENT_ERRORS, connection
-from services.blocklist.domain import ActiveBlock, ListedCase, Why
-from services.blocklist.ports import BlocklistStore, BlocklistTransaction, ListWrites
+from services.blocklist.domain import ActiveBlock, ListedCase, ListHashes, Why
+from services.blocklist.ports import (
+    BlocklistStore,
+    BlocklistTransaction,
+    Head,
+    ListWrites,
+    Published,
+)
 from services.blocklist.queries import Vouched
 from services.errors import DatabaseError
 from services.outbox.ports import OutgoingEvent
@@ -22,14 +28,18 @@ from services.outbox.ports import OutgoingEvent
 SCHEMA = "blocklist"
 MIGRATIONS = "services.blocklist.migrations"
 
-_CASE_COLUMNS = "case_id, subject_hash, subject_kind, masked_name, site_hashes"
+_CASE_COLUMNS = "case_id, subject_hash, subject_kind, masked_name, site_hashes, list_hashes"
 _ACTIVE = (
     "SELECT b.measure, b.department, b.case_id, b.legal_basis, b.since, "
     "b.target, b.rule, b.facts, b.land, "
-    "c.subject_hash, c.subject_kind, c.masked_name, c.site_hashes "
+    "c.subject_hash, c.subject_kind, c.masked_name, c.site_hashes, c.list_hashes "
     f"FROM {SCHEMA}.blocks b JOIN {SCHEMA}.cases c USING (case_id) "
     "WHERE b.lifted_at IS NULL "
 )
+
+
+def _list_hashes_json(lists: tuple[ListHashes, ...]) -> dict[str, Any]:
+    return {h.measure: {"subject": h.subject_hash, "sites": list(h.site_hashes)} for h in lists}
 
 
 def _listed_case(row: asyncpg.Record) -> ListedCase:
@@ -39,6 +49,10 @@ def _listed_case(row: asyncpg.Record) -> ListedCase:
         row["subject_kind"],
         row["masked_name"],
         tuple(row["site_hashes"]),
+        tuple(
+            ListHashes(measure, on["subject"], tuple(on["sites"]))
+            for measure, on in sorted(row["list_hashes"].items())
+        ),
     )
 
 
@@ -90,7 +104,7 @@ class PostgresBlocklistTransaction(BlocklistTransaction):
         if writes.cases:
             await self.conn.executemany(
                 f"INSERT INTO {SCHEMA}.cases ({_CASE_COLUMNS}, filed_event, site_event) "
-                "VALUES ($1, $2, $3, $4, $5, $6, $6) ON CONFLICT (case_id) DO NOTHING",
+                "VALUES ($1, $2, $3, $4, $5, $6, $7, $7) ON CONFLICT (case_id) DO NOTHING",
                 [
                     (
                         c.case_id,
@@ -98,6 +112,7 @@ class PostgresBlocklistTransaction(BlocklistTransaction):
                         c.subject_kind,
                         c.masked_name,
                         list(c.site_hashes),
+                        _list_hashes_json(c.lists),
                         event_id,
                     )
                     for c, event_id in writes.cases
@@ -105,8 +120,12 @@ class PostgresBlocklistTransaction(BlocklistTransaction):
             )
         if writes.sites:
             await self.conn.executemany(
-                f"UPDATE {SCHEMA}.cases SET site_hashes = $2, site_event = $3 WHERE case_id = $1",
-                [(m.case_id, list(m.site_hashes), m.event_id) for m in writes.sites],
+                f"UPDATE {SCHEMA}.cases SET site_hashes = $2, site_event = $3, "
+                "list_hashes = $4 WHERE case_id = $1",
+                [
+                    (m.case_id, list(m.site_hashes), m.event_id, _list_hashes_json(m.lists))
+                    for m in writes.sites
+                ],
             )
         if writes.applied:
             # A block lifted (by a correction) and applied again is the same row, replaced.
@@ -160,6 +179,61 @@ class PostgresBlocklistTransaction(BlocklistTransaction):
             [subject_hash for _, subject_hash in keys],
         )
         return [_active_block(row) for row in rows]
+
+    async def subjects(self, subject_hashes: Sequence[str]) -> dict[str, ListedCase]:
+        rows = await self.conn.fetch(
+            f"SELECT DISTINCT ON (subject_hash) {_CASE_COLUMNS} FROM {SCHEMA}.cases "
+            "WHERE subject_hash = ANY($1::text[]) ORDER BY subject_hash, case_id",
+            list(subject_hashes),
+        )
+        return {row["subject_hash"]: _listed_case(row) for row in rows}
+
+    async def published(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], Published]:
+        rows = await self.conn.fetch(
+            f"SELECT measure, subject_hash, kafka_partition, version, listed "
+            f"FROM {SCHEMA}.published WHERE (measure, subject_hash) IN "
+            "(SELECT * FROM unnest($1::text[], $2::text[]))",
+            [measure for measure, _ in keys],
+            [subject for _, subject in keys],
+        )
+        return {(row["measure"], row["subject_hash"]): Published(*row.values()) for row in rows}
+
+    async def next_versions(self, count: int) -> list[int]:
+        rows = await self.conn.fetch(
+            f"SELECT nextval('{SCHEMA}.list_version') AS v FROM generate_series(1, $1)", count
+        )
+        return sorted(row["v"] for row in rows)
+
+    async def heads(
+        self, measure_partitions: Sequence[tuple[str, int]]
+    ) -> dict[tuple[str, int], Head]:
+        rows = await self.conn.fetch(
+            f"SELECT measure, kafka_partition, entries, digest FROM {SCHEMA}.list_heads "
+            "WHERE (measure, kafka_partition) IN (SELECT * FROM unnest($1::text[], $2::int[]))",
+            [measure for measure, _ in measure_partitions],
+            [partition for _, partition in measure_partitions],
+        )
+        return {
+            (row["measure"], row["kafka_partition"]): (row["entries"], row["digest"])
+            for row in rows
+        }
+
+    async def record_published(
+        self, rows: Sequence[Published], heads: dict[tuple[str, int], Head]
+    ) -> None:
+        await self.conn.executemany(
+            f"INSERT INTO {SCHEMA}.published (measure, subject_hash, kafka_partition, version, "
+            "listed) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (measure, subject_hash) DO UPDATE "
+            "SET kafka_partition = excluded.kafka_partition, version = excluded.version, "
+            "listed = excluded.listed",
+            [(r.measure, r.subject_hash, r.partition, r.version, r.listed) for r in rows],
+        )
+        await self.conn.executemany(
+            f"INSERT INTO {SCHEMA}.list_heads (measure, kafka_partition, entries, digest) "
+            "VALUES ($1, $2, $3, $4) ON CONFLICT (measure, kafka_partition) DO UPDATE "
+            "SET entries = excluded.entries, digest = excluded.digest",
+            [(m, p, entries, digest) for (m, p), (entries, digest) in heads.items()],
+        )
 
     async def enqueue(self, outgoing: Sequence[OutgoingEvent]) -> None:
         if outgoing:
@@ -224,6 +298,54 @@ class PostgresBlocklistStore(BlocklistStore):
                 f"FROM {SCHEMA}.vouched"
             )
         return None if row is None else Vouched(row["as_of"], row["age"])
+
+    async def heads(self) -> dict[tuple[str, int], Head]:
+        """Every partition's head, read in one statement (one snapshot)."""
+        async with connection(self.pool) as conn:
+            rows = await conn.fetch(
+                f"SELECT measure, kafka_partition, entries, digest FROM {SCHEMA}.list_heads"
+            )
+        return {
+            (row["measure"], row["kafka_partition"]): (row["entries"], row["digest"])
+            for row in rows
+        }
+
+    async def rebuild_requested(self) -> bool:
+        """Whether the lists are being rebuilt from the start of the violation stream
+        (migration 0008: the per-measure subject keys)."""
+        async with connection(self.pool) as conn:
+            return bool(await conn.fetchval(f"SELECT count(*) FROM {SCHEMA}.rebuild"))
+
+    async def rebuilt(self) -> bool:
+        """The rebuild has caught up with the violation stream: it is not asked again.
+        Returns False, whether a rebuild is still under way."""
+        async with connection(self.pool) as conn:
+            await conn.execute(f"DELETE FROM {SCHEMA}.rebuild")
+        return False
+
+    async def retire_old_keys(self, measures: Sequence[str], topic_of: dict[str, str]) -> int:
+        """Tombstone, once, the keys the lists were published under with the old single
+        subject key, so compaction drops them; returns how many."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            rows = await conn.fetch(
+                f"DELETE FROM {SCHEMA}.retired_keys WHERE measure = ANY($1::text[]) "
+                "RETURNING measure, subject_hash",
+                list(measures),
+            )
+            await conn.execute(f"DELETE FROM {SCHEMA}.retired_keys")
+            outgoing = [
+                OutgoingEvent(
+                    f"retired:{row['measure']}:{row['subject_hash']}",
+                    "redline.blocklist.tombstone",
+                    topic_of[row["measure"]],
+                    row["subject_hash"],
+                    None,
+                )
+                for row in rows
+            ]
+            if outgoing:
+                await enqueue(conn, SCHEMA, outgoing)
+        return len(outgoing)
 
     async def ping(self) -> None:
         """One round trip on a pooled connection: the database answers (or DatabaseError)."""

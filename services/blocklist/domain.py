@@ -22,15 +22,35 @@ from services.departments.domain import Effect, effects
 
 
 @dataclass(frozen=True)
+class ListHashes:
+    """A case's subject and site hashed under one published list's own key
+    (events.subject_keys): what that list's entry names, and nothing any other list's
+    subscribers could confirm."""
+
+    measure: str
+    subject_hash: str
+    site_hashes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class ListedCase:
     """A case as the builder keeps it: its subject as a keyed hash and a masked name
-    (never the ID), and its site as the keyed hashes of the site's identifiers."""
+    (never the ID), and its site as the keyed hashes of the site's identifiers, under the
+    deployment key (for the central check), and under each published list's key."""
 
     case_id: str
     subject_hash: str
     subject_kind: str
     masked_name: str
     site_hashes: tuple[str, ...] = ()
+    lists: tuple[ListHashes, ...] = ()
+
+    def on(self, measure: str) -> ListHashes:
+        """This case's hashes under `measure`'s key."""
+        for hashes in self.lists:
+            if hashes.measure == measure:
+                return hashes
+        raise LookupError(f"case {self.case_id} has no hashes for the list of {measure}")
 
 
 @dataclass(frozen=True)
@@ -87,9 +107,12 @@ def list_effects(
     return changes
 
 
-def entry_for(measure: Measure, key_id: str, blocks: list[ActiveBlock]) -> BlocklistEntry | None:
-    """The compacted record of one subject on one list; None (a tombstone) when unblocked.
+def entry_for(
+    measure: Measure, key_id: str, blocks: list[ActiveBlock], version: int
+) -> BlocklistEntry | None:
+    """The compacted record of one subject on one list; None (a lift) when unblocked.
 
+    The subject and sites are named by their hashes under the list's own key (`key_id`).
     The target is the catalogue's; each case names the rule and facts that started it
     and, where the measure is held against a site, the hashes of that case's site."""
     if not blocks:
@@ -101,7 +124,7 @@ def entry_for(measure: Measure, key_id: str, blocks: list[ActiveBlock]) -> Block
         measure=measure.code,
         department=first.department,
         target=measure.targets,
-        subject_hash=first.case.subject_hash,
+        subject_hash=first.case.on(measure.code).subject_hash,
         key_id=key_id,
         subject_kind=first.case.subject_kind,
         masked_name=first.case.masked_name,
@@ -112,8 +135,9 @@ def entry_for(measure: Measure, key_id: str, blocks: list[ActiveBlock]) -> Block
                 since=b.since,
                 rule=b.why.rule,
                 facts=b.why.facts,
-                site_hashes=list(b.case.site_hashes) if by_site else [],
+                site_hashes=list(b.case.on(measure.code).site_hashes) if by_site else [],
             )
             for b in ordered
         ],
+        version=version,
     )

@@ -13,33 +13,57 @@ outbox. A redelivered event finds its id consumed and changes nothing.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
+from events.blocklist_head import EMPTY_DIGEST, item_digest, partition_of, xor
 from events.catalogue import Catalogue, Target
 from events.decisions import UNRECORDED_FACTS
 from events.envelope import Envelope
 from events.identifiers import mask_name
-from events.models import BlocklistHeartbeat, CaseCorrected, CaseFacts, CaseFiled, Payload
+from events.models import (
+    BlocklistHeartbeat,
+    BlocklistLifted,
+    CaseCorrected,
+    CaseFacts,
+    CaseFiled,
+    Payload,
+)
 from events.privacy import SubjectHasher
 from events.signing import TrustStore
 from events.topics import BLOCKLIST_MEASURES, HEARTBEAT_KEY, blocklist_topic
-from services.blocklist.domain import ActiveBlock, ListedCase, Why, entry_for, list_effects, owners
-from services.blocklist.ports import BlocklistStore, EndedBlock, ListWrites, MovedSite, NewBlock
+from services.blocklist.domain import (
+    ActiveBlock,
+    ListedCase,
+    ListHashes,
+    Why,
+    entry_for,
+    list_effects,
+    owners,
+)
+from services.blocklist.ports import (
+    BlocklistStore,
+    BlocklistTransaction,
+    EndedBlock,
+    Head,
+    ListWrites,
+    MovedSite,
+    NewBlock,
+    Published,
+)
 from services.consuming import (
     Issuer,
     RawMessage,
     case_id_of,
     decode_or_dead_letter,
-    derived_id,
     first_deliveries,
 )
 from services.departments.domain import Apply, Lift
 from services.outbox.ports import OutgoingEvent, PendingEvent
 
 CONSUMER = "blocklist_builder"
-TOMBSTONE = "redline.blocklist.tombstone"
+TOMBSTONE = "redline.blocklist.tombstone"  # only for keys retired with the old subject key
 
 
 @dataclass
@@ -61,6 +85,7 @@ class Builder:
         trust: TrustStore,
         issuer: Issuer,
         hasher: SubjectHasher,
+        list_hashers: Mapping[str, SubjectHasher],
         clock: Callable[[], datetime],
     ) -> None:
         self.catalogue = catalogue
@@ -73,6 +98,11 @@ class Builder:
         self.trust = trust
         self.issuer = issuer
         self.hasher = hasher
+        missing = [m for m in BLOCKLIST_MEASURES if m not in list_hashers]
+        if missing:
+            raise ValueError(f"no subject key for the list of {missing[0]}")
+        # Each published list hashes under its own key (events.subject_keys).
+        self.list_hashers = {m: list_hashers[m] for m in BLOCKLIST_MEASURES}
         self.clock = clock
 
     async def handle(self, messages: Sequence[RawMessage]) -> BuildOutcome:
@@ -90,7 +120,7 @@ class Builder:
             await tx.write(writes)
             # The new state of every changed list entry, read back after this batch's writes.
             blocks = await tx.listed(sorted(touched))
-            outgoing = self._records(touched, blocks)
+            outgoing = await self._publish(tx, touched, blocks)
             outcome.published = len(outgoing)
             await tx.enqueue([*outgoing, *dead])
         return outcome
@@ -116,6 +146,7 @@ class Builder:
                     subject_kind=payload.subject.kind,
                     masked_name=mask_name(payload.subject.name),
                     site_hashes=self._site_hashes(payload.facts),
+                    lists=self._list_hashes(payload.subject.id, payload.facts),
                 )
                 cases[case_id] = listed
                 writes.cases.append((listed, envelope.id))
@@ -181,8 +212,12 @@ class Builder:
         hashes = self._site_hashes(facts)
         if hashes == listed.site_hashes:
             return
-        cases[case_id] = replace(listed, site_hashes=hashes)
-        writes.sites.append(MovedSite(case_id, hashes, cause))
+        lists = tuple(
+            replace(on, site_hashes=self._list_site_hashes(on.measure, facts))
+            for on in listed.lists
+        )
+        cases[case_id] = replace(listed, site_hashes=hashes, lists=lists)
+        writes.sites.append(MovedSite(case_id, hashes, cause, lists))
         for measure, on_case in active:
             if on_case == case_id and measure in self.site_lists:
                 touched[(measure, listed.subject_hash)] = cause
@@ -193,38 +228,87 @@ class Builder:
             return ()
         return tuple(self.hasher.site_hashes(facts.site))
 
-    def _records(
-        self, touched: dict[tuple[str, str], str], blocks: Sequence[ActiveBlock]
+    def _list_hashes(self, subject_id: str, facts: CaseFacts) -> tuple[ListHashes, ...]:
+        """The subject and site under every published list's own key."""
+        return tuple(
+            ListHashes(m, hasher.hash_id(subject_id), self._list_site_hashes(m, facts))
+            for m, hasher in self.list_hashers.items()
+        )
+
+    def _list_site_hashes(self, measure: str, facts: CaseFacts) -> tuple[str, ...]:
+        if facts == UNRECORDED_FACTS:
+            return ()
+        return tuple(self.list_hashers[measure].site_hashes(facts.site))
+
+    async def _publish(
+        self,
+        tx: BlocklistTransaction,
+        touched: dict[tuple[str, str], str],
+        blocks: Sequence[ActiveBlock],
     ) -> list[OutgoingEvent]:
-        """One record per changed (measure, subject): the whole entry, or a tombstone."""
+        """One record per changed (measure, subject): the whole entry, or a signed lift;
+        each with the next list version, and the heads of the partitions they land in."""
+        if not touched:
+            return []
         by_key: dict[tuple[str, str], list[ActiveBlock]] = {key: [] for key in touched}
         for block in blocks:
             by_key[(block.measure, block.case.subject_hash)].append(block)
+        subjects = await tx.subjects(sorted({subject for _, subject in touched}))
+        list_key = {
+            (measure, subject): subjects[subject].on(measure).subject_hash
+            for measure, subject in touched
+        }
+        before = await tx.published(sorted({(m, key) for (m, _), key in list_key.items()}))
+        versions = await tx.next_versions(len(touched))
+        partitions = {
+            (m, partition_of(list_key[(m, s)], blocklist_topic(m).partitions)) for m, s in touched
+        }
+        heads: dict[tuple[str, int], Head] = {
+            where: (0, EMPTY_DIGEST) for where in partitions
+        } | await tx.heads(sorted(partitions))
+        rows: list[Published] = []
         records: list[OutgoingEvent] = []
-        for (measure, subject_hash), cause in sorted(touched.items()):
-            topic = blocklist_topic(measure).name
-            identity = f"{CONSUMER}:{measure}:{subject_hash}:{cause}"
-            entry = entry_for(
-                self.owners[measure][1], self.hasher.key_id, by_key[(measure, subject_hash)]
+        for ((measure, subject), cause), version in zip(
+            sorted(touched.items()), versions, strict=True
+        ):
+            topic = blocklist_topic(measure)
+            key = list_key[(measure, subject)]
+            partition = partition_of(key, topic.partitions)
+            identity = f"{CONSUMER}:{measure}:{key}:{cause}"
+            key_id = self.list_hashers[measure].key_id
+            entry = entry_for(self.owners[measure][1], key_id, by_key[(measure, subject)], version)
+            payload: Payload = entry or BlocklistLifted(
+                measure=measure, subject_hash=key, key_id=key_id, version=version
             )
-            if entry is None:
-                records.append(
-                    OutgoingEvent(derived_id(identity), TOMBSTONE, topic, subject_hash, None)
-                )
-            else:
-                records.append(
-                    self.issuer.event(entry, topic=topic, key=subject_hash, identity=identity)
-                )
+            records.append(self.issuer.event(payload, topic=topic.name, key=key, identity=identity))
+            entries, digest = heads[(measure, partition)]
+            previous = before.get((measure, key))
+            if previous is not None and previous.listed:
+                entries, digest = entries - 1, xor(digest, item_digest(key, previous.version))
+            if entry is not None:
+                entries, digest = entries + 1, xor(digest, item_digest(key, version))
+            heads[(measure, partition)] = (entries, digest)
+            rows.append(Published(measure, key, partition, version, entry is not None))
+        await tx.record_published(rows, heads)
         return records
 
-    def heartbeats(self, as_of: datetime) -> list[PendingEvent]:
-        """A signed heartbeat for every partition of every published list."""
+    def heartbeats(
+        self, as_of: datetime, heads: Mapping[tuple[str, int], Head]
+    ) -> list[PendingEvent]:
+        """A signed heartbeat for every partition of every published list, carrying the
+        partition's head as of the tables the caller read `heads` from."""
         beats: list[PendingEvent] = []
         for measure in BLOCKLIST_MEASURES:
             topic = blocklist_topic(measure).name
             for partition in range(blocklist_topic(measure).partitions):
+                entries, digest = heads.get((measure, partition), (0, EMPTY_DIGEST))
                 beat = BlocklistHeartbeat(
-                    measure=measure, partition=partition, key_id=self.hasher.key_id, as_of=as_of
+                    measure=measure,
+                    partition=partition,
+                    key_id=self.list_hashers[measure].key_id,
+                    as_of=as_of,
+                    entries=entries,
+                    digest=digest,
                 )
                 signed = self.issuer.event(
                     beat,

@@ -8,7 +8,7 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
 
-from services.blocklist.domain import ActiveBlock, ListedCase, Why
+from services.blocklist.domain import ActiveBlock, ListedCase, ListHashes, Why
 from services.outbox.ports import OutgoingEvent
 
 
@@ -40,6 +40,21 @@ class MovedSite:
     case_id: str
     site_hashes: tuple[str, ...]
     event_id: str
+    lists: tuple[ListHashes, ...] = ()
+
+
+@dataclass(frozen=True)
+class Published:
+    """What the builder last published under one key of one list."""
+
+    measure: str
+    subject_hash: str  # under the list's own key
+    partition: int
+    version: int
+    listed: bool
+
+
+Head = tuple[int, str]  # (entries, digest): events.blocklist_head
 
 
 @dataclass
@@ -74,6 +89,31 @@ class BlocklistTransaction(abc.ABC):
     @abc.abstractmethod
     async def listed(self, keys: Sequence[tuple[str, str]]) -> list[ActiveBlock]:
         """The unlifted blocks of these (measure, subject hash) pairs, as written so far."""
+
+    @abc.abstractmethod
+    async def subjects(self, subject_hashes: Sequence[str]) -> dict[str, ListedCase]:
+        """One case of each of these subjects (by deployment-key hash): its list hashes
+        name the subject on every list, lifted or not."""
+
+    @abc.abstractmethod
+    async def published(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], Published]:
+        """What was last published under these (measure, list subject hash) keys."""
+
+    @abc.abstractmethod
+    async def next_versions(self, count: int) -> list[int]:
+        """`count` new list versions, increasing."""
+
+    @abc.abstractmethod
+    async def heads(
+        self, measure_partitions: Sequence[tuple[str, int]]
+    ) -> dict[tuple[str, int], Head]:
+        """The current heads of these partitions (absent: never written, so empty)."""
+
+    @abc.abstractmethod
+    async def record_published(
+        self, rows: Sequence[Published], heads: dict[tuple[str, int], Head]
+    ) -> None:
+        """Remember what this batch publishes, and the partitions' new heads."""
 
     @abc.abstractmethod
     async def enqueue(self, outgoing: Sequence[OutgoingEvent]) -> None: ...

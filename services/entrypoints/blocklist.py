@@ -16,12 +16,14 @@ import time
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
+from aiokafka import ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
 
 from events.authorities import BLOCKLIST_BUILDER
 from events.catalogue import load_catalogue
 from events.signing import TrustStore
-from events.topics import VIOLATIONS
+from events.subject_keys import measure_hashers
+from events.topics import BLOCKLIST_MEASURES, VIOLATIONS, blocklist_topic
 from services.adapters.blocklist_store import MIGRATIONS, SCHEMA, PostgresBlocklistStore
 from services.adapters.group_consumer import GroupConsumer
 from services.adapters.migrate import migrate
@@ -61,31 +63,27 @@ async def run_builder(
     if pool is None:
         return
     store = PostgresBlocklistStore(pool)
-    built_under = await retrying(
-        stop, lambda: store.claim_subject_key(hasher.key_id), what=CONSUMER
-    )
-    if built_under != hasher.key_id:
+    try:
+        await _claim_subject_key(store, hasher.key_id, stop)
+    except ConfigError:
         await pool.close()
-        raise ConfigError(
-            f"REDLINE_SUBJECT_KEY: the lists were built under subject key {built_under}, this "
-            f"key is {hasher.key_id}; hashes under another key cannot be looked up. Rotating "
-            "the key needs the blocklist schema rebuilt from the violation stream."
-        )
+        raise
     builder = Builder(
         load_catalogue(),
         store,
         trust=TrustStore.load(settings.trust_store),
         issuer=Issuer(load_signer(settings, BLOCKLIST_BUILDER), BLOCKLIST_BUILDER.source),
         hasher=hasher,
+        list_hashers=measure_hashers(_master_key(settings), BLOCKLIST_MEASURES),
         clock=clock,
     )
+    rebuilding = await _prepare_rebuild(store, stop)
     outbox = PostgresOutbox(pool, database, schema=SCHEMA, channel=f"{SCHEMA}.outbox")
     publisher = KafkaPublisher(
         kafka, replication_factor=settings.kafka_replication_factor, auth=settings.kafka_auth
     )
-    consumer = GroupConsumer(settings, name=CONSUMER, group=GROUP, topics=[VIOLATIONS.name])
     try:
-        await consumer.start()
+        consumer = await _start_consumer(settings, rebuilding=rebuilding)
     except BrokerError:
         await pool.close()
         raise
@@ -111,7 +109,7 @@ async def run_builder(
                     log.warning("dead-lettered %s", outcome.dead_letters)
             if time.monotonic() - last_beat >= heartbeat_every:
                 last_beat = time.monotonic()
-                await _heartbeat(
+                vouched = await _heartbeat(
                     builder,
                     store,
                     consumer=consumer,
@@ -119,6 +117,8 @@ async def run_builder(
                     publisher=publisher,
                     clock=clock,
                 )
+                if vouched and rebuilding:
+                    rebuilding = await store.rebuilt()  # caught up: a restart resumes
     finally:
         relay.cancel()
         await asyncio.gather(relay, return_exceptions=True)
@@ -136,7 +136,7 @@ async def _heartbeat(
     outbox: PostgresOutbox,
     publisher: KafkaPublisher,
     clock: Callable[[], datetime],
-) -> None:
+) -> bool:
     """Vouch for the lists as of now, but only if everything known by now is published, to
     the broker the outbox was last published to (an emptied broker gets its replay first).
     The tables themselves are vouched for as soon as the consumer is caught up: the central
@@ -144,20 +144,83 @@ async def _heartbeat(
     as_of = clock()
     try:
         if not await consumer.caught_up():
-            return
+            return False
         await store.vouch(as_of)
         if await outbox.has_pending():
-            return
+            return True
         if await outbox.known_cluster() != await publisher.cluster_id():
-            return
-        await publisher.publish(builder.heartbeats(as_of))
+            return True
+        # Read after the outbox is empty: every record these heads count is published,
+        # and no batch is stored meanwhile (this loop stores them).
+        await publisher.publish(builder.heartbeats(as_of, await store.heads()))
     except (BrokerError, DatabaseError, KafkaError) as exc:
         log.warning("heartbeat not sent: %s", exc)
+        return False
+    return True
+
+
+async def _claim_subject_key(
+    store: PostgresBlocklistStore, key_id: str, stop: asyncio.Event
+) -> None:
+    built_under = await retrying(stop, lambda: store.claim_subject_key(key_id), what=CONSUMER)
+    if built_under is not None and built_under != key_id:
+        raise ConfigError(
+            f"REDLINE_SUBJECT_KEY: the lists were built under subject key {built_under}, this "
+            f"key is {key_id}; hashes under another key cannot be looked up. Rotating "
+            "the key needs the blocklist schema rebuilt from the violation stream."
+        )
+
+
+async def _start_consumer(settings: Settings, *, rebuilding: bool) -> GroupConsumer:
+    consumer = GroupConsumer(settings, name=CONSUMER, group=GROUP, topics=[VIOLATIONS.name])
+    if rebuilding:
+        log.warning("rebuilding the lists from the start of the violation stream")
+        consumer.kafka.subscribe([VIOLATIONS.name], listener=_FromTheStart(consumer))
+    await consumer.start()
+    return consumer
+
+
+async def _prepare_rebuild(store: PostgresBlocklistStore, stop: asyncio.Event) -> bool:
+    """Tombstone, once, the keys published under the old single subject key, and say
+    whether the lists are being rebuilt from the start of the violation stream."""
+    retired = await retrying(
+        stop,
+        lambda: store.retire_old_keys(
+            BLOCKLIST_MEASURES, {m: blocklist_topic(m).name for m in BLOCKLIST_MEASURES}
+        ),
+        what=CONSUMER,
+    )
+    if retired:
+        log.warning("tombstoned %d list keys published under the old single subject key", retired)
+    return bool(await retrying(stop, store.rebuild_requested, what=CONSUMER))
+
+
+class _FromTheStart(ConsumerRebalanceListener):  # type: ignore[misc]
+    """While the lists are rebuilt, every partition assigned is read from its start
+    (events already taken are skipped by their ids, so a restart mid-rebuild is safe)."""
+
+    def __init__(self, consumer: GroupConsumer) -> None:
+        self.consumer = consumer
+
+    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        return None
+
+    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        if assigned:
+            await self.consumer.kafka.seek_to_beginning(*assigned)
+
+
+def _master_key(settings: Settings) -> bytes:
+    """The builder's master subject key, from which each list's key is derived."""
+    try:
+        return bytes.fromhex(settings.subject_key.read_text(encoding="ascii").strip())
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"REDLINE_SUBJECT_KEY: cannot read a hex key: {exc}") from exc
 
 
 def main() -> None:
     settings = load_settings()
-    start_metrics_server()
+    start_metrics_server(settings)
     serve(lambda stop: run_builder(settings, stop))
 
 

@@ -24,12 +24,12 @@ from connectors.subscriber.config import SubscriberConfig
 from connectors.subscriber.errors import InvalidInput
 from connectors.subscriber.results import Blocked, CheckResult, Clear, Stale
 from connectors.subscriber.subscriber import Subscriber
-from events.catalogue import Fact, Target
+from connectors.subscriber.testing import RecordFactory
 from events.codec import encode_signed
 from events.envelope import canonical_json
 from events.identifiers import resident_id_check_character
-from events.models import BlocklistCase, BlocklistEntry, BlocklistHeartbeat
-from events.privacy import SubjectHasher, parse_subject_id
+from events.models import BlocklistHeartbeat
+from events.privacy import SubjectHasher
 from events.signing import Signer, TrustedKey, TrustStore
 from events.topics import HEARTBEAT_KEY, blocklist_topic
 from services.adapters.kafka import ensure_topics
@@ -122,35 +122,30 @@ class BuilderStandIn:
         self.keys = keys
         self.position = 0
 
-    def subject_hash(self, subject_id: str) -> str:
-        return self.keys.hasher.hash_id(parse_subject_id(subject_id)[1])
+        # The builder's records, hashed under the loans list's own key (derived from the
+        # master key the subscribers here are given), with versions and list heads.
+        master = bytes.fromhex(keys.subject_key.read_text().strip())
+        self.factory = RecordFactory(master, keys.builder)
 
-    def entry(self, subject_id: str, *case_ids: str, signer: Signer | None = None) -> bytes:
-        kind, _ = parse_subject_id(subject_id)
-        payload = BlocklistEntry(
-            measure=LOANS,
-            department="banks",
-            target=Target.subject,
-            subject_hash=self.subject_hash(subject_id),
-            key_id=self.keys.hasher.key_id,
-            subject_kind=kind,
-            masked_name="孝**********",
-            cases=[
-                BlocklistCase(
-                    case_id=case_id,
-                    legal_basis=LEGAL_BASIS,
-                    since=datetime(2026, 10, 12, tzinfo=UTC),
-                    rule="land in cultivated and (business_premises)",
-                    facts=(Fact.business_premises,),
-                )
-                for case_id in case_ids
-            ],
-        )
-        _, raw = encode_signed(
-            payload,
-            signer or self.keys.builder,
-            source=BUILDER_SOURCE,
-            subject=payload.subject_hash,
+    def subject_hash(self, subject_id: str) -> str:
+        return self.factory.subject_hash(subject_id, LOANS)
+
+    def entry(
+        self,
+        subject_id: str,
+        *case_ids: str,
+        signer: Signer | None = None,
+        published: bool = True,
+    ) -> bytes:
+        """A signed entry; by `signer` to forge one; `published=False`: one the builder's
+        heads do not count (it is to be altered on the way)."""
+        factory = self.factory if signer is None else RecordFactory(self.factory.master_key, signer)
+        _, raw, _ = factory.entry(
+            LOANS,
+            subject_id,
+            case_ids=case_ids,
+            since=datetime(2026, 10, 12, tzinfo=UTC),
+            version=None if published and signer is None else 10**9,
         )
         return raw
 
@@ -163,17 +158,13 @@ class BuilderStandIn:
         await self.send(self.subject_hash(subject_id), self.entry(subject_id, *case_ids))
 
     async def lift(self, subject_id: str) -> None:
-        await self.send(self.subject_hash(subject_id), None)
+        _, raw = self.factory.lift(LOANS, subject_id)
+        await self.send(self.subject_hash(subject_id), raw)
 
     async def heartbeats(self) -> None:
         now = datetime.now(UTC)
         for partition in range(TOPIC.partitions):
-            payload = BlocklistHeartbeat(
-                measure=LOANS, partition=partition, key_id=self.keys.hasher.key_id, as_of=now
-            )
-            _, raw = encode_signed(
-                payload, self.keys.builder, source=BUILDER_SOURCE, subject=HEARTBEAT_KEY
-            )
+            _, raw = self.factory.heartbeat(LOANS, partition, now)
             await self.send(HEARTBEAT_KEY, raw, partition)
 
 
@@ -357,7 +348,7 @@ async def test_node_and_python_give_the_same_answers_on_the_same_list(
         builder.subject_hash(forged_by_stranger),
         builder.entry(forged_by_stranger, "case-unknown-key", signer=unknown),
     )
-    genuine = json.loads(builder.entry(tampered, "case-tampered"))
+    genuine = json.loads(builder.entry(tampered, "case-tampered", published=False))
     genuine["data"]["cases"][0]["case_id"] = "case-altered"
     await builder.send(builder.subject_hash(tampered), json.dumps(genuine).encode())
 
@@ -373,20 +364,29 @@ async def test_node_and_python_give_the_same_answers_on_the_same_list(
         }
         await _both_say(node, python, blocked_and_clear, "the same list at both")
 
+        # #18 item 4: whoever can write the topic writes a tombstone and a forged lift
+        # for org; neither lifts anything, at either subscriber.
+        await builder.send(builder.subject_hash(org), None)
+        _, forged_lift = RecordFactory(builder.factory.master_key, stranger).lift(
+            LOANS, org, version=10**9
+        )
+        await builder.send(builder.subject_hash(org), forged_lift)
         await builder.lift(lifted)
         await _both_say(
             node,
             python,
             {lifted: {"status": "clear"}, org: {"status": "blocked", "cases": list(org_cases)}},
-            "the tombstone lifts the block at both",
+            "only the builder's signed lift lifts, at both",
         )
+        assert any(e.get("reason") == "unsigned_tombstone" for e in node.events)
     finally:
         heartbeats.cancel()
         with pytest.raises(asyncio.CancelledError):
             await heartbeats
 
-    # Both refused the three forged records, for the same reasons.
+    # Both refused the four forged records, for the same reasons.
     reasons = ["signature_bad_signature", "signature_unknown_key", "signature_bad_signature"]
+    reasons.append("signature_bad_signature")  # the forged lift
 
     async def python_dead_lettered() -> bool:
         trust = TrustStore.load(keys.trust_store)

@@ -1,5 +1,5 @@
 """The blocklist subscriber on the real broker: the test plays the builder, publishing
-signed entries, heartbeats and tombstones, and watches replicas, acks and dead letters."""
+signed entries, lifts and heartbeats, and watches replicas, acks and dead letters."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ from connectors.subscriber.access import ensure_dev_tokens
 from connectors.subscriber.errors import InvalidInput
 from connectors.subscriber.results import Blocked, Clear, Stale
 from connectors.subscriber.subscriber import Subscriber
-from connectors.subscriber.testing import Deployment
+from connectors.subscriber.testing import Deployment, RecordFactory
 from events.codec import decode
 from events.models import DeadLetter, MeasureApplied, Site
 from events.topics import ACKNOWLEDGEMENTS, DEAD_LETTERS, blocklist_topic
@@ -53,9 +53,15 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Deployment:
 class Builder:
     """The test's stand-in for the blocklist builder: signed records onto the real topics."""
 
-    def __init__(self, producer: AIOKafkaProducer, deployment: Deployment) -> None:
+    def __init__(
+        self,
+        producer: AIOKafkaProducer,
+        deployment: Deployment,
+        factory: RecordFactory | None = None,
+    ) -> None:
         self.producer = producer
-        self.factory = deployment.factory
+        # `factory`: a builder whose list is another (its heads count only its records).
+        self.factory = factory or deployment.factory
 
     async def entry(
         self, measure: str, subject: str, *case_ids: str, sites: tuple[Site, ...] = ()
@@ -66,8 +72,14 @@ class Builder:
         await self.producer.send_and_wait(blocklist_topic(measure).name, value, key=key)
         return event_id
 
+    async def lift(self, measure: str, subject: str) -> None:
+        """The builder's signed lift."""
+        key, value = self.factory.lift(measure, subject)
+        await self.producer.send_and_wait(blocklist_topic(measure).name, value, key=key)
+
     async def tombstone(self, measure: str, subject: str) -> None:
-        key, _ = self.factory.tombstone(subject)
+        """An unsigned tombstone, as anyone able to write the topic could write it."""
+        key, _ = self.factory.tombstone(subject, measure)
         await self.producer.send_and_wait(blocklist_topic(measure).name, None, key=key)
 
     async def raw(self, measure: str, key: bytes, value: bytes) -> None:
@@ -162,7 +174,7 @@ async def test_an_entry_reaches_the_subscribers_of_its_measure_only_and_is_ackno
 
         await eventually(answers(loans, LOANS, subject, Clear), what="clear at loans")
         await caught_up(stack.kafka, loans, LOANS)
-        digest = deployment.factory.ids.digest(subject)
+        digest = deployment.factory.ids(POWER).digest(subject)
         assert loans.replica().blocked(POWER, digest) is None  # never received, never kept
         with pytest.raises(InvalidInput) as refused:
             loans.check(POWER, subject, UNIT)
@@ -183,8 +195,8 @@ async def test_an_entry_reaches_the_subscribers_of_its_measure_only_and_is_ackno
         assert ack.caused_by == event_id
         assert ack.reference.startswith(f"{POWER_SUB}:{blocklist_topic(POWER).name}:")
 
-        await builder.tombstone(POWER, subject)
-        await eventually(answers(power, POWER, subject, Clear), what="lifted by the tombstone")
+        await builder.lift(POWER, subject)
+        await eventually(answers(power, POWER, subject, Clear), what="lifted by the signed lift")
 
 
 async def test_power_answers_for_the_subject_at_a_site_and_the_bank_wherever_it_asks(
@@ -295,7 +307,7 @@ async def test_a_garbage_record_is_dead_lettered_and_later_records_still_apply(
 ) -> None:
     subject = new_uscc()
     garbage = f"garbage {uuid.uuid4()}".encode()
-    key = deployment.factory.subject_hash(subject).encode()  # same partition as the entry
+    key = deployment.factory.subject_hash(subject, POWER).encode()  # same partition as the entry
     with running(deployment, stack.kafka, POWER_SUB, POWER, tmp_path / "power.sqlite3") as power:
         await builder.raw(POWER, key, garbage)
         await builder.entry(POWER, subject, f"case-{uuid.uuid4().hex}")
@@ -355,14 +367,14 @@ async def test_the_webhook_receives_each_change_despite_a_failure(
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     subject = new_uscc()
-    digest = deployment.factory.subject_hash(subject)
+    digest = deployment.factory.subject_hash(subject, POWER)
     url = f"http://127.0.0.1:{server.server_address[1]}/hook"
     try:
         with running(
             deployment, stack.kafka, POWER_SUB, POWER, tmp_path / "power.sqlite3", webhook_url=url
         ):
             await builder.entry(POWER, subject, f"case-{uuid.uuid4().hex}")
-            await builder.tombstone(POWER, subject)
+            await builder.lift(POWER, subject)
 
             def changes() -> list[object]:
                 return [b["change"] for b in handler.bodies if b["subject_hash"] == digest]
@@ -455,8 +467,10 @@ async def test_a_broker_that_lost_its_data_is_read_again_from_the_start(
     async def publish(*subjects: str) -> None:
         producer = AIOKafkaProducer(bootstrap_servers=lonely_broker.bootstrap, acks="all")
         await producer.start()
+        # This broker's list only: a builder that lost its data too publishes it anew.
+        factory = RecordFactory(deployment.factory.master_key, deployment.factory.signer)
         try:
-            builder = Builder(producer, deployment)
+            builder = Builder(producer, deployment, factory)
             for subject in subjects:
                 await builder.entry(POWER, subject, f"case-{uuid.uuid4().hex}")
             await builder.heartbeats(POWER)

@@ -131,7 +131,7 @@ async def test_a_webhook_answering_400_once_does_not_block_later_changes(
     stack: Stack, builder: Builder, deployment: Deployment, tmp_path: Path
 ) -> None:
     subject = new_uscc()
-    digest = deployment.factory.subject_hash(subject)
+    digest = deployment.factory.subject_hash(subject, POWER)
     with (
         _receiver(digest) as (url, handler),
         running(
@@ -139,7 +139,7 @@ async def test_a_webhook_answering_400_once_does_not_block_later_changes(
         ) as power,
     ):
         await builder.entry(POWER, subject, f"case-{uuid.uuid4().hex}")
-        await builder.tombstone(POWER, subject)
+        await builder.lift(POWER, subject)
 
         def changes() -> list[object]:
             return [b["change"] for b in handler.bodies if b["subject_hash"] == digest]

@@ -22,7 +22,9 @@ from events.models import (
 )
 from events.privacy import SubjectHasher
 from events.signing import Signer, TrustStore
-from services.blocklist.domain import ActiveBlock, ListedCase, Why, entry_for
+from events.subject_keys import measure_hashers
+from events.topics import BLOCKLIST_MEASURES
+from services.blocklist.domain import ActiveBlock, ListedCase, ListHashes, Why, entry_for
 from services.blocklist.handlers import Builder, BuildOutcome
 from services.blocklist.ports import BlocklistStore
 from services.consuming import Issuer
@@ -45,6 +47,7 @@ def builder(hasher: SubjectHasher) -> Builder:
         trust=TrustStore([]),
         issuer=Issuer(Signer.generate("builder-test"), "/authorities/blocklist_builder"),
         hasher=hasher,
+        list_hashers=measure_hashers(b"k" * 32, BLOCKLIST_MEASURES),
         clock=lambda: START,
     )
 
@@ -172,12 +175,19 @@ def test_ended_then_started_again_in_one_batch_leaves_only_the_last_apply(
 
 def test_an_entry_names_site_hashes_only_for_a_measure_held_against_sites() -> None:
     measures = load_catalogue().measures()
-    case = ListedCase("T1", "a" * 64, "organization", "孝***", ("b" * 64, "c" * 64))
+    lists = (
+        ListHashes(POWER, "d" * 64, ("b" * 64, "c" * 64)),
+        ListHashes(LOANS, "e" * 64, ("f" * 64,)),
+    )
+    case = ListedCase("T1", "a" * 64, "organization", "孝***", ("9" * 64,), lists)
     block = ActiveBlock(POWER, "power_supply", "T1", "seed", START, case, Why(Target.site, "rule"))
-    power = entry_for(measures[POWER], "0" * 16, [block])
-    assert power is not None and power.target is Target.site
+    power = entry_for(measures[POWER], "0" * 16, [block], 7)
+    assert power is not None and power.target is Target.site and power.version == 7
+    # Each list names the subject and site under its own key, never the deployment's.
+    assert power.subject_hash == "d" * 64
     assert power.cases[0].site_hashes == ["b" * 64, "c" * 64]
-    loans = entry_for(measures[LOANS], "0" * 16, [block])
+    loans = entry_for(measures[LOANS], "0" * 16, [block], 8)
     assert loans is not None and loans.target is Target.subject
+    assert loans.subject_hash == "e" * 64
     assert loans.cases[0].site_hashes == []
-    assert entry_for(measures[POWER], "0" * 16, []) is None  # a tombstone
+    assert entry_for(measures[POWER], "0" * 16, [], 9) is None  # a signed lift

@@ -39,7 +39,7 @@ def _replica(deployment: Deployment, blocked: str, *, vouched_at: float) -> Path
     moment = datetime.fromtimestamp(vouched_at, UTC)
     subscriber.apply_records(
         [
-            record(POWER, 0, 0, key, value),
+            record(POWER, deployment.factory.partition(POWER, blocked), 0, key, value),
             *(
                 record(POWER, p, 1, *deployment.factory.heartbeat(POWER, p, moment))
                 for p in range(3)
@@ -132,9 +132,9 @@ def test_export_writes_the_csv_and_status_prints_health(
     )
     assert exported.exit_code == 0, exported.output
     rows = list(csv.DictReader(out.open(encoding="utf-8")))
-    assert [r["subject_hash"] for r in rows] == [deployment.factory.subject_hash(blocked)]
+    assert [r["subject_hash"] for r in rows] == [deployment.factory.subject_hash(blocked, POWER)]
     assert rows[0]["target"] == "site"
-    assert rows[0]["site_hashes"] == ",".join(deployment.factory.site_hashes(PREMISES))
+    assert rows[0]["site_hashes"] == ",".join(deployment.factory.site_hashes(PREMISES, POWER))
 
     status = runner.invoke(app, _args(deployment, replica, "status"))
     assert status.exit_code == 0, status.output

@@ -78,7 +78,8 @@ def _block(subscriber: Subscriber, deployment: Deployment, subject: str, offset:
     key, value, _ = deployment.factory.entry(
         POWER, subject, case_ids=("case-7", "case-9"), sites=(PREMISES, PREMISES)
     )
-    subscriber.apply_records([record(POWER, 0, offset, key, value)])
+    partition = deployment.factory.partition(POWER, subject)
+    subscriber.apply_records([record(POWER, partition, offset, key, value)])
 
 
 async def test_clear_and_blocked_answer_200(
@@ -230,13 +231,13 @@ async def test_the_csv_lists_the_current_blocks(
     assert response.headers["x-redline-status"] == "fresh"
     rows = list(csv.reader(io.StringIO(response.text)))
     assert tuple(rows[0]) == HEADER
-    hashes = sorted(deployment.factory.subject_hash(s) for s in subjects)
+    hashes = sorted(deployment.factory.subject_hash(s, POWER) for s in subjects)
     assert [row[1] for row in rows[1:]] == hashes
     assert rows[1][0] == POWER
     assert rows[1][4] == "case-7;case-9"
     assert rows[1][6] == "2026-10-12T00:00:00+00:00"
     assert rows[1][7] == "site"
-    held_at = ",".join(deployment.factory.site_hashes(PREMISES))
+    held_at = ",".join(deployment.factory.site_hashes(PREMISES, POWER))
     assert rows[1][8] == f"{held_at};{held_at}"  # each case's site, in case order
     assert UNIT not in response.text  # the site itself is never in the replica
 

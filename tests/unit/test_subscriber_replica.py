@@ -71,15 +71,22 @@ def _entry(
     deployment: Deployment,
     log: Log,
     subject: str,
-    partition: int = 0,
     *,
     case_ids: tuple[str, ...] = ("case-1",),
 ) -> tuple[RawRecord, str]:
-    """An entry whose cases are all held at PREMISES."""
+    """An entry whose cases are all held at PREMISES, in the subject's partition."""
     key, value, event_id = deployment.factory.entry(
         log.measure, subject, case_ids=case_ids, sites=(PREMISES,) * len(case_ids)
     )
-    return log.at(partition, key, value), event_id
+    return log.at(deployment.factory.partition(log.measure, subject), key, value), event_id
+
+
+def _subject_on(factory: RecordFactory, partition: int) -> str:
+    """A subject whose records the builder puts in `partition`."""
+    while True:
+        subject = new_uscc()
+        if factory.partition(POWER, subject) == partition:
+            return subject
 
 
 def _events(subscriber: Subscriber, deployment: Deployment) -> list[tuple[Outgoing, object]]:
@@ -103,10 +110,10 @@ def test_an_entry_blocks_its_subject_with_its_cases_and_legal_basis(
     assert result.department == "power_supply"
     assert [case.case_id for case in result.cases] == ["case-a", "case-b"]
     assert len(result.legal_basis) == 1 and "seed §三" in result.legal_basis[0]
-    assert result.subject_hash == deployment.factory.subject_hash(subject)
+    assert result.subject_hash == deployment.factory.subject_hash(subject, POWER)
     assert result.target is Target.site
     assert result.cases[0].facts == ("business_premises",) and "cultivated" in result.cases[0].rule
-    assert result.cases[0].site_hashes == tuple(deployment.factory.site_hashes(PREMISES))
+    assert result.cases[0].site_hashes == tuple(deployment.factory.site_hashes(PREMISES, POWER))
     assert subscriber.check(POWER, new_uscc(), UNIT) == Clear(POWER)
 
 
@@ -160,27 +167,58 @@ def test_a_heartbeat_from_beyond_any_clock_skew_vouches_for_nothing(
     assert subscriber.check(POWER, new_uscc(), UNIT) == Clear(POWER)
 
 
-def test_a_tombstone_lifts_the_block(
+def test_only_a_signed_lift_lifts_the_block_never_a_tombstone_a_forgery_or_a_replay(
     subscriber: Subscriber, deployment: Deployment, clock: ManualClock
 ) -> None:
-    log, subject = Log(), new_uscc()
-    entry, _ = _entry(deployment, log, subject, partition=1)
-    subscriber.apply_records([entry, *log.heartbeats(deployment.factory, clock.now)])
+    """#18 item 4: anyone who can write the topic can write a tombstone or replay an old
+    lift; the block stays until the builder's own, newer lift."""
+    log, subject, factory = Log(), new_uscc(), deployment.factory
+    where = factory.partition(POWER, subject)
+    old_lift = factory.lift(POWER, subject)  # a genuine lift, before the block
+    entry, _ = _entry(deployment, log, subject)
+    subscriber.apply_records([entry, *log.heartbeats(factory, clock.now)])
     assert isinstance(subscriber.check(POWER, subject, UNIT), Blocked)
 
-    applied = subscriber.apply_records([log.at(1, *deployment.factory.tombstone(subject))])
+    forger = Signer.generate(factory.signer.key_id)  # the builder's key id, another key
+    attacks = [
+        log.at(where, *factory.tombstone(subject, POWER)),
+        log.at(where, *old_lift),
+        log.at(where, *factory.lift(POWER, subject, signer=forger, version=10**9)),
+    ]
+    applied = subscriber.apply_records(attacks)
+    assert (applied.tombstones, applied.replayed, applied.refused) == (1, 1, 1)
+    assert applied.removals == 0
+    assert isinstance(subscriber.check(POWER, subject, UNIT), Blocked)
+
+    applied = subscriber.apply_records([log.at(where, *factory.lift(POWER, subject))])
     assert applied.removals == 1
+    subscriber.apply_records(log.heartbeats(factory, clock.now))
     assert subscriber.check(POWER, subject, UNIT) == Clear(POWER)
     assert subscriber.replica().counts().get(POWER, 0) == 0
+
+
+def test_a_replica_that_diverges_from_the_signed_head_answers_stale_not_clear(
+    subscriber: Subscriber, deployment: Deployment, clock: ManualClock
+) -> None:
+    """M1: a replica that missed an entry (a truncated log, compaction of a forged
+    tombstone) must not answer clear for it."""
+    log, factory = Log(), deployment.factory
+    held, missed = new_uscc(), new_uscc()
+    entry, _ = _entry(deployment, log, held)
+    factory.entry(POWER, missed)  # published, but never reaches this replica
+    applied = subscriber.apply_records([entry, *log.heartbeats(factory, clock.now)])
+    assert applied.diverged  # the missed subject's partition, at least
+    assert isinstance(subscriber.check(POWER, missed, UNIT), Stale)
+    assert subscriber.health()["status"] == "stale"
 
 
 def test_an_entry_its_tombstone_and_a_new_entry_in_one_poll_leave_the_subject_blocked(
     subscriber: Subscriber, deployment: Deployment, clock: ManualClock
 ) -> None:
     log, subject = Log(), new_uscc()
-    first, _ = _entry(deployment, log, subject, partition=2, case_ids=("case-a",))
-    lifted = log.at(2, *deployment.factory.tombstone(subject))
-    again, _ = _entry(deployment, log, subject, partition=2, case_ids=("case-b",))
+    first, _ = _entry(deployment, log, subject, case_ids=("case-a",))
+    lifted = log.at(first.partition, *deployment.factory.lift(POWER, subject))
+    again, _ = _entry(deployment, log, subject, case_ids=("case-b",))
     subscriber.apply_records([first, lifted, again, *log.heartbeats(deployment.factory, clock.now)])
 
     result = subscriber.check(POWER, subject, UNIT)
@@ -223,18 +261,19 @@ def test_every_change_is_queued_for_the_webhook_with_masked_data_only(
     entry, _ = _entry(deployment, log, subject)
     subscriber.apply_records([entry])
     subscriber.apply_records([entry])  # no change, no notice
-    subscriber.apply_records([log.at(0, *deployment.factory.tombstone(subject))])
-    subscriber.apply_records([log.at(0, *deployment.factory.tombstone(subject))])  # nothing left
+    lift = log.at(entry.partition, *deployment.factory.lift(POWER, subject))
+    subscriber.apply_records([lift])
+    subscriber.apply_records([lift])  # nothing left
 
     notices = [json.loads(n.body) for n in subscriber.replica().pending_webhooks(10)]
     assert [n["change"] for n in notices] == ["blocked", "lifted"]
     assert notices[0]["masked_name"] == "孝*********"
     assert notices[0]["cases"][0]["case_id"] == "case-1"
     assert notices[0]["target"] == "site"
-    assert notices[0]["cases"][0]["site_hashes"] == deployment.factory.site_hashes(PREMISES)
+    assert notices[0]["cases"][0]["site_hashes"] == deployment.factory.site_hashes(PREMISES, POWER)
     assert notices[0]["cases"][0]["facts"] == ["business_premises"]
     assert UNIT not in json.dumps(notices)  # hashes only, never the site
-    assert {n["subject_hash"] for n in notices} == {deployment.factory.subject_hash(subject)}
+    assert {n["subject_hash"] for n in notices} == {deployment.factory.subject_hash(subject, POWER)}
     assert subject not in json.dumps(notices)
     assert len({n["id"] for n in notices}) == 2
 
@@ -244,9 +283,10 @@ def test_bad_records_become_signed_dead_letters_and_the_offsets_advance(
 ) -> None:
     log, factory = Log(), deployment.factory
     subject = new_uscc()
-    key = factory.subject_hash(subject).encode()
-    forger = RecordFactory(factory.ids, Signer.generate(factory.signer.key_id))
-    other_key, other_value, _ = factory.entry(POWER, new_uscc())
+    key = factory.subject_hash(subject, POWER).encode()
+    forger = RecordFactory(factory.master_key, Signer.generate(factory.signer.key_id))
+    # Never published by the builder (a version of its own): not in the signed heads.
+    other_key, other_value, _ = factory.entry(POWER, new_uscc(), version=1)
     bad = [
         (log.at(0, key, b"not json"), "invalid_event"),
         (log.at(0, key, forger.entry(POWER, subject)[1]), "signature_bad_signature"),
@@ -271,7 +311,9 @@ def test_bad_records_become_signed_dead_letters_and_the_offsets_advance(
         assert event.key == NAME.encode()
         assert (letter.consumer, letter.topic, letter.offset) == (NAME, rec.topic, rec.offset)
         assert letter.detail
-    assert subscriber.offsets()[(blocklist_topic(POWER).name, 0)] == good.offset + 1
+    topic = blocklist_topic(POWER).name
+    assert subscriber.offsets()[(topic, 0)] == log.next[0]
+    assert subscriber.offsets()[(topic, good.partition)] == good.offset + 1
     subscriber.apply_records(log.heartbeats(factory, clock.now))
     assert isinstance(subscriber.check(POWER, subject, UNIT), Blocked)
 
@@ -288,7 +330,9 @@ def test_without_a_signing_key_a_refusal_is_logged_with_its_reason(
     assert applied.refused == 1
     assert "invalid_event" in caplog.text and "no dead letter" in caplog.text
     assert subscriber.replica().pending_events(10) == []  # nothing signed: no acks either
-    assert subscriber.offsets()[(blocklist_topic(POWER).name, 0)] == 2
+    topic = blocklist_topic(POWER).name
+    assert subscriber.offsets()[(topic, 0)] == log.next[0]
+    assert subscriber.offsets()[(topic, entry.partition)] == entry.offset + 1
 
 
 def test_a_reopened_replica_resumes_where_its_data_ends(
@@ -297,7 +341,7 @@ def test_a_reopened_replica_resumes_where_its_data_ends(
     config = deployment.config(NAME, (POWER,))
     log, subject = Log(), new_uscc()
     first = Subscriber(config, clock=clock)
-    entry, _ = _entry(deployment, log, subject, partition=2)
+    entry, _ = _entry(deployment, log, subject)
     first.apply_records([entry, *log.heartbeats(deployment.factory, clock.now)])
     offsets = first.offsets()
     first.stop()
@@ -372,9 +416,9 @@ def test_a_reset_partition_forgets_only_that_partition(
     subscriber: Subscriber, deployment: Deployment, clock: ManualClock
 ) -> None:
     log = Log()
-    on_0, _ = _entry(deployment, log, new_uscc(), partition=0)
-    subject_1 = new_uscc()
-    on_1, _ = _entry(deployment, log, subject_1, partition=1)
+    on_0, _ = _entry(deployment, log, _subject_on(deployment.factory, 0))
+    subject_1 = _subject_on(deployment.factory, 1)
+    on_1, _ = _entry(deployment, log, subject_1)
     subscriber.apply_records([on_0, on_1, *log.heartbeats(deployment.factory, clock.now)])
     topic = blocklist_topic(POWER).name
 

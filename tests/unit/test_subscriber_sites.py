@@ -17,7 +17,7 @@ from connectors.subscriber.replica import Replica
 from connectors.subscriber.results import Blocked, Clear, Stale
 from connectors.subscriber.subscriber import Subscriber
 from connectors.subscriber.testing import Deployment, ManualClock, record
-from connectors.subscriber.view import BlocklistView
+from connectors.subscriber.view import BlocklistView, keyring_id
 from events.catalogue import Target, load_catalogue
 from events.models import Site
 from events.topics import blocklist_topic
@@ -47,7 +47,8 @@ class Feed:
     ) -> None:
         ids = case_ids or tuple(f"case-{n}" for n in range(len(sites) or 1))
         key, value, _ = self.factory.entry(measure, subject, case_ids=ids, sites=sites)
-        self.subscriber.apply_records([self._at(measure, 0, key, value)])
+        where = self.factory.partition(measure, subject)
+        self.subscriber.apply_records([self._at(measure, where, key, value)])
 
     def vouch(self, at: float) -> None:
         moment = datetime.fromtimestamp(at, UTC)
@@ -220,7 +221,7 @@ def test_the_replica_keeps_site_hashes_never_the_site(
     feed.entry(POWER, subject, site)
     dump = "\n".join(subscriber.replica()._db.iterdump())
     assert unit not in dump and FACTORY_PREMISES not in dump and subject not in dump
-    for digest in deployment.factory.site_hashes(site):
+    for digest in deployment.factory.site_hashes(site, POWER):
         assert digest in dump
 
 
@@ -266,15 +267,16 @@ def test_a_replica_of_the_older_schema_is_refused_by_readers_and_rebuilt_by_the_
     deployment: Deployment, tmp_path: Path, clock: ManualClock
 ) -> None:
     path = tmp_path / "old.sqlite3"
-    _schema_1_replica(path, deployment.factory.ids.key_id)
+    ids = {POWER: deployment.factory.ids(POWER)}
+    _schema_1_replica(path, keyring_id(ids))
     with pytest.raises(ConfigError) as refused:
-        BlocklistView(path, deployment.factory.ids, (POWER,))
+        BlocklistView(path, ids, (POWER,))
     assert refused.value.field == "replica" and "older connector" in refused.value.reason
 
     daemon = Subscriber(deployment.config(NAME, (POWER,), replica=path), clock=clock)
     assert daemon.replica().counts() == {}  # read again from the start of the topic
     assert set(daemon.offsets().values()) == {None}
-    assert daemon.replica().meta()["schema_version"] == "2"
+    assert daemon.replica().meta()["schema_version"] == "3"
     assert isinstance(daemon.check(POWER, new_uscc(), HOME), Stale)  # until heartbeats
     feed = Feed(daemon, deployment)
     subject, unit = new_uscc(), new_unit_code()

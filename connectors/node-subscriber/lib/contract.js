@@ -10,8 +10,12 @@ const YAML = require('yaml');
 const { canonicalize } = require('./canonical');
 
 const HEARTBEAT_KEY = 'heartbeat';
-const ENTRY_TYPES = new Set(['redline.blocklist.entry.v1', 'redline.blocklist.entry.v2']);
-const HEARTBEAT_TYPE = 'redline.blocklist.heartbeat.v1';
+// Entries before v3 carry no list version: 0, older than any versioned record.
+const ENTRY_TYPES = new Set(['redline.blocklist.entry.v1', 'redline.blocklist.entry.v2', 'redline.blocklist.entry.v3']);
+const LIFTED_TYPE = 'redline.blocklist.lifted.v1';
+// A v1 heartbeat has no list head, so it vouches for nothing (refused, as in Python).
+const HEARTBEAT_TYPE = 'redline.blocklist.heartbeat.v2';
+const EMPTY_DIGEST = '0'.repeat(64);
 const MAX_EVENT_BYTES = 256 * 1024;
 const MAX_CLOCK_SKEW_S = 5;
 const SUBJECT_HASH = /^[0-9a-f]{64}$/;
@@ -122,18 +126,36 @@ function loadTrustStore(path) {
   return keys;
 }
 
-/** The subject key: hex on one line. Its id is what every entry and heartbeat names. */
-function loadSubjectKey(path) {
-  let hex;
+/** HKDF-SHA256 of the master key for one measure's list (events/subject_keys.py). */
+function deriveMeasureKey(master, measure) {
+  return Buffer.from(
+    crypto.hkdfSync('sha256', master, Buffer.from('redline-blocklist-subject-keys-v1'), Buffer.from(`redline-subject-key:${measure}`, 'utf8'), 32),
+  );
+}
+
+/**
+ * The subject key of `measure`'s list: a file of `<measure> <hex>` lines (what a
+ * subscriber is given: only its measures' keys), or one bare hex master key to derive
+ * it from. Its id is what every entry, lift and heartbeat of that list names.
+ */
+function loadSubjectKey(path, measure) {
+  let text;
   try {
-    hex = fs.readFileSync(path, 'utf8').replace(/\s+/g, '');
+    text = fs.readFileSync(path, 'utf8');
   } catch (error) {
     throw new InvalidInput('subject-key', `cannot read ${path}: ${error.message}`);
   }
-  if (!/^([0-9a-fA-F]{2})+$/.test(hex) || hex.length < 32) {
-    throw new InvalidInput('subject-key', `${path}: expected at least 16 bytes as hex`);
+  const lines = text.split(/\r?\n/).map((l) => l.trim().split(/\s+/)).filter((p) => p[0]);
+  let key;
+  const isHex = (hex) => /^([0-9a-fA-F]{2})+$/.test(hex) && hex.length >= 32;
+  if (lines.length === 1 && lines[0].length === 1) {
+    if (!isHex(lines[0][0])) throw new InvalidInput('subject-key', `${path}: expected at least 16 bytes as hex`);
+    key = deriveMeasureKey(Buffer.from(lines[0][0], 'hex'), measure);
+  } else {
+    const line = lines.find((p) => p.length === 2 && p[0] === measure);
+    if (!line || !isHex(line[1])) throw new InvalidInput('subject-key', `${path}: no hex key for measure ${measure}`);
+    key = Buffer.from(line[1], 'hex');
   }
-  const key = Buffer.from(hex, 'hex');
   const keyId = crypto
     .createHash('sha256')
     .update(Buffer.concat([Buffer.from('redline-subject-key:'), key]))
@@ -297,6 +319,18 @@ function verifiedEvent(value, trust) {
   return event;
 }
 
+/** What one listed entry adds to (and removes from) its partition's digest
+ * (events/blocklist_head.py): SHA-256 of "<subject hash>:<version>". */
+function itemDigest(subjectHash, version) {
+  return crypto.createHash('sha256').update(`${subjectHash}:${version}`, 'ascii').digest();
+}
+
+function xorDigest(hex, item) {
+  const value = Buffer.from(hex, 'hex');
+  for (let i = 0; i < value.length; i++) value[i] ^= item[i];
+  return value.toString('hex');
+}
+
 /** A heartbeat cannot vouch for a moment after it arrived (freshness.effective_as_of). */
 function effectiveAsOf(asOf, receivedAt) {
   if (asOf > receivedAt + MAX_CLOCK_SKEW_S) return null;
@@ -317,6 +351,8 @@ class Blocklist {
     this.subjectKey = subjectKey;
     this.boundSeconds = boundSeconds;
     this.entries = new Map(); // subject hash -> what the entry says
+    this.lifted = new Map(); // subject hash -> version of the signed lift
+    this.heads = new Map(); // partition -> { entries, digest } of what this list holds
     this.heartbeats = new Map(); // partition -> epoch seconds it vouches for (null: unheard)
   }
 
@@ -348,24 +384,43 @@ class Blocklist {
       throw new Refusal('invalid_key', `key '${text.slice(0, 80)}' is not a subject hash`);
     }
     if (value === null || value === undefined) {
-      const removed = this.entries.delete(text); // a tombstone lifts the entry
-      return { kind: 'remove', subjectHash: text, removed };
+      // Unsigned: anyone able to write the topic could write it. The block stays.
+      return { kind: 'ignored', reason: 'unsigned_tombstone', subjectHash: text };
     }
     const event = verifiedEvent(value, this.trust);
     const data = event.data;
-    if (!ENTRY_TYPES.has(event.type)) throw new Refusal('wrong_event_type', `${event.type} under a subject key`);
-    if (data.measure !== this.measure) throw new Refusal('wrong_measure', `entry of ${data.measure} on ${this.topic}`);
+    if (!ENTRY_TYPES.has(event.type) && event.type !== LIFTED_TYPE) {
+      throw new Refusal('wrong_event_type', `${event.type} under a subject key`);
+    }
+    if (data.measure !== this.measure) throw new Refusal('wrong_measure', `record of ${data.measure} on ${this.topic}`);
     if (data.key_id !== this.subjectKey.keyId) {
       throw new Refusal('wrong_subject_key', `hashed under subject key ${data.key_id}, this subscriber holds ${this.subjectKey.keyId}`);
     }
-    if (data.subject_hash !== text) throw new Refusal('key_mismatch', 'the record key is not the entry\'s subject hash');
+    if (data.subject_hash !== text) throw new Refusal('key_mismatch', 'the record key is not the record\'s subject hash');
+    const version = Number.isSafeInteger(data.version) && data.version >= 0 ? data.version : 0;
+    if (!this.newer(text, version)) {
+      return { kind: 'ignored', reason: 'replayed', subjectHash: text };
+    }
+    if (event.type === LIFTED_TYPE) {
+      const held = this.entries.get(text);
+      if (held) this.hold(held.partition, text, held.version);
+      this.entries.delete(text);
+      this.lifted.set(text, version);
+      return { kind: 'remove', subjectHash: text, removed: Boolean(held) };
+    }
     if ((data.target ?? 'subject') !== 'subject') {
       throw new Refusal('unsupported_target', `held against a ${data.target}: this subscriber answers by subject only`);
     }
     if (!Array.isArray(data.cases) || !data.cases.length || typeof data.masked_name !== 'string') {
       throw new Refusal('invalid_event', 'data: an entry needs masked_name and at least one case');
     }
+    const previous = this.entries.get(text);
+    if (previous) this.hold(previous.partition, text, previous.version);
+    this.hold(partition, text, version);
+    this.lifted.delete(text);
     this.entries.set(text, {
+      partition,
+      version,
       eventId: event.id,
       maskedName: data.masked_name,
       department: data.department,
@@ -394,6 +449,15 @@ class Blocklist {
     if (data.key_id !== this.subjectKey.keyId) {
       throw new Refusal('wrong_subject_key', `builder hashes under ${data.key_id}, this subscriber holds ${this.subjectKey.keyId}`);
     }
+    if (!Number.isSafeInteger(data.entries) || typeof data.digest !== 'string') {
+      throw new Refusal('no_list_head', 'a heartbeat without a list head');
+    }
+    const head = this.heads.get(partition) ?? { entries: 0, digest: EMPTY_DIGEST };
+    if (head.entries !== data.entries || head.digest !== data.digest) {
+      // Not the list the builder signed: vouch for nothing until a heartbeat matches.
+      this.heartbeats.set(partition, null);
+      return { kind: 'ignored', reason: 'diverged', partition, held: head.entries, signed: data.entries };
+    }
     const asOf = parseTime(data.as_of, 'data.as_of');
     const vouched = effectiveAsOf(asOf, now);
     if (vouched === null) {
@@ -401,6 +465,23 @@ class Blocklist {
     }
     this.heartbeats.set(partition, vouched);
     return { kind: 'heartbeat', partition, vouched };
+  }
+
+  /** Whether a record of `version` is newer than the entry or lift held (else a replay). */
+  newer(subjectHash, version) {
+    const held = Math.max(this.entries.get(subjectHash)?.version ?? -1, this.lifted.get(subjectHash) ?? -1);
+    return version > held || (version === 0 && held <= 0);
+  }
+
+  /** Add or remove (the same XOR) one entry in its partition's head. */
+  hold(partition, subjectHash, version) {
+    const head = this.heads.get(partition) ?? { entries: 0, digest: EMPTY_DIGEST };
+    const present = this.entries.get(subjectHash);
+    const removing = present && present.partition === partition && present.version === version;
+    this.heads.set(partition, {
+      entries: head.entries + (removing ? -1 : 1),
+      digest: xorDigest(head.digest, itemDigest(subjectHash, version)),
+    });
   }
 
   /** The oldest heartbeat over every partition; null while any is unheard. */
@@ -455,6 +536,7 @@ class Blocklist {
 
 module.exports = {
   Blocklist,
+  deriveMeasureKey,
   InvalidInput,
   Refusal,
   loadSubjectKey,
