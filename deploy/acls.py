@@ -23,6 +23,9 @@ PREFIX = "redline."
 """Every Redline topic's name begins so: Describe on it lets `ensure_topics` list them."""
 GROUP_PREFIX = "redline-"
 BLOCKLIST_PREFIX = "redline.blocklist."
+# The signed heads of the audit chains (services/adapters/audit_anchor.py): written by the
+# audit anchor's identity alone, so nobody else can anchor a shortened history (#18).
+AUDIT_CHECKPOINTS = "redline.audit.checkpoints.v1"
 
 READ, WRITE, DESCRIBE, CREATE, ALTER = "Read", "Write", "Describe", "Create", "Alter"
 DESCRIBE_CONFIGS = "DescribeConfigs"  # the start-up check of topic settings
@@ -142,4 +145,10 @@ def kafka_users(catalogue: Catalogue) -> list[KafkaUser]:
         None,
         (_topic(PREFIX, CREATE, DESCRIBE, DESCRIBE_CONFIGS, ALTER, prefix=True),),
     )
-    return [*(_user(p) for p in processes), admin]
+    anchor = KafkaUser(
+        "redline-audit-anchor",
+        "audit-anchor",
+        None,  # it signs no events: its checkpoints are signed with the registry's key
+        (_topic(AUDIT_CHECKPOINTS, WRITE, READ), _DESCRIBE_ALL),
+    )
+    return [*(_user(p) for p in processes), anchor, admin]

@@ -6,13 +6,17 @@ import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import asyncpg
 import pytest
 
+from events.catalogue import load_catalogue
 from events.signing import TrustStore
+from events.topics import ALL_TOPICS
+from services.adapters.audit_anchor import AUDIT_CHECKPOINTS
+from services.adapters.db_roles import ensure_dev_passwords, login_roles, prepare_database
 from services.adapters.kafka import ensure_topics
 from services.adapters.migrate import migrate
 from services.blocklist.queries import CentralChecks
@@ -34,6 +38,7 @@ class Stack:
     broker: EmbeddedBroker
     postgres: EmbeddedPostgres
     home: Path
+    roles: dict[str, str] = field(default_factory=dict)  # role -> its DATABASE_URL
 
     @property
     def kafka(self) -> str:
@@ -53,13 +58,27 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     try:
         postgres.start()
         try:
-            asyncio.run(ensure_topics(broker.bootstrap))
-            asyncio.run(migrate(postgres.url))
-            yield Stack(broker, postgres, home)
+            asyncio.run(ensure_topics(broker.bootstrap, topics=(*ALL_TOPICS, AUDIT_CHECKPOINTS)))
+            # As `make run` does: every schema migrated, a role per service (#18).
+            roles = asyncio.run(prepare_database(postgres.url, CODES, dev_passwords(home)))
+            yield Stack(broker, postgres, home, roles)
         finally:
             postgres.stop()
     finally:
         broker.stop()
+
+
+CODES = load_catalogue().codes
+
+
+def dev_passwords(home: Path) -> dict[str, str]:
+    """The service roles' development passwords, kept where `make run` keeps them."""
+    return ensure_dev_passwords(home / "keys" / "database-roles.json", login_roles(CODES))
+
+
+def as_role(settings: Settings, url: str) -> Settings:
+    """`settings` connecting as one service's role (a URL from `Stack.roles`)."""
+    return settings.with_endpoints(settings.kafka_bootstrap or "", url)
 
 
 @pytest.fixture(scope="session")
@@ -74,20 +93,23 @@ def trust(settings: Settings) -> TrustStore:
 
 
 @pytest.fixture(scope="session")
-async def registry(settings: Settings) -> AsyncIterator[Registry]:
-    async with bootstrap_registry(settings) as real:
+async def registry(settings: Settings, stack: Stack) -> AsyncIterator[Registry]:
+    async with bootstrap_registry(as_role(settings, stack.roles["redline_registry"])) as real:
         yield real
 
 
 @pytest.fixture(scope="session")
-async def queries(settings: Settings) -> AsyncIterator[DepartmentQueries]:
-    async with department_queries(settings) as reads:
+async def queries(settings: Settings, stack: Stack) -> AsyncIterator[DepartmentQueries]:
+    async with department_queries(as_role(settings, stack.roles["redline_registry"])) as reads:
         yield reads
 
 
 @pytest.fixture(scope="session")
-async def checks(settings: Settings, trust: TrustStore) -> AsyncIterator[CentralChecks]:
-    async with central_checks(settings) as central:  # `trust` made the dev subject key
+async def checks(
+    settings: Settings, trust: TrustStore, stack: Stack
+) -> AsyncIterator[CentralChecks]:
+    api = as_role(settings, stack.roles["redline_registry"])  # as the API reads them
+    async with central_checks(api) as central:  # `trust` made the dev subject key
         yield central
 
 

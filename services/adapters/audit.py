@@ -83,3 +83,16 @@ async def audited_schemas(conn: asyncpg.Connection) -> list[str]:
         "ORDER BY table_schema"
     )
     return [row["table_schema"] for row in rows]
+
+
+async def audit_head(conn: asyncpg.Connection, schema: str) -> tuple[int, str] | None:
+    """The last entry's sequence number and hash, or None for an empty trail."""
+    row = await conn.fetchrow(f"SELECT seq, hash FROM {schema}.audit_log ORDER BY seq DESC LIMIT 1")
+    return (row["seq"], row["hash"]) if row else None
+
+
+async def audit_hash_at(conn: asyncpg.Connection, schema: str, seq: int) -> str | None:
+    hash_: str | None = await conn.fetchval(
+        f"SELECT hash FROM {schema}.audit_log WHERE seq = $1", seq
+    )
+    return hash_

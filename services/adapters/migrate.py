@@ -77,6 +77,10 @@ async def migrate(
     try:
         await conn.execute("SELECT pg_advisory_lock($1)", lock_id)
         try:
+            if await _up_to_date(conn, package, schema):
+                # A service's role may read the bookkeeping but create nothing (#18): the
+                # migrator has run, and there is nothing to do.
+                return applied
             await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
             await conn.execute(
                 f"""CREATE TABLE IF NOT EXISTS {schema}.schema_migrations (
@@ -111,8 +115,27 @@ async def migrate(
                 applied.append(f"{migration.version:04d}_{migration.name}")
         finally:
             await conn.execute("SELECT pg_advisory_unlock($1)", lock_id)
+    except asyncpg.InsufficientPrivilegeError as exc:
+        raise DatabaseError(
+            f"migration failed: {exc}: schema {schema} has migrations to apply and this "
+            "service's role may not create anything; the migrator applies them (`make run` "
+            "at start-up, or `redline migrate` with the migrator's DATABASE_URL)"
+        ) from exc
     except asyncpg.PostgresError as exc:
         raise DatabaseError(f"migration failed: {exc}") from exc
     finally:
         await conn.close()
     return applied
+
+
+async def _up_to_date(conn: asyncpg.Connection, package: str, schema: str) -> bool:
+    """Whether every migration of `package` is applied to `schema` as it is now: a read
+    that needs no privilege beyond SELECT on the schema's bookkeeping."""
+    if await conn.fetchval("SELECT to_regclass($1)", f"{schema}.schema_migrations") is None:
+        return False
+    try:
+        rows = await conn.fetch(f"SELECT version, checksum FROM {schema}.schema_migrations")
+    except asyncpg.InsufficientPrivilegeError:
+        return False
+    done = {row["version"]: row["checksum"] for row in rows}
+    return all(done.get(m.version) == m.checksum for m in load_migrations(package))

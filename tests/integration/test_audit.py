@@ -24,7 +24,8 @@ async def test_every_filing_is_audited_and_tampering_is_found(own_database: Sett
         second = await registry.file_case(
             CaseDetails.model_validate(case_body(("permanent_basic_farmland", "6")))
         )
-    assert await verify_trails(database, "public") == {"public": (3, [])}  # + accountability
+    # + accountability, and the referrals it sends (criminal, discipline, the city's report)
+    assert await verify_trails(database, "public") == {"public": (6, [])}
 
     conn = await asyncpg.connect(database)
     try:
@@ -33,6 +34,7 @@ async def test_every_filing_is_audited_and_tampering_is_found(own_database: Sett
             ("filing", first.case_id),
             ("filing", second.case_id),
             ("accountability", second.case_id),
+            *[("referral_sent", second.case_id)] * 3,
         ]
         assert "5" in rows[2]["legal_basis"]  # the seed's threshold rule, as applied
         with pytest.raises(asyncpg.RaiseError, match="append-only"):
