@@ -36,10 +36,21 @@ BatchOutcome = TypeVar("BatchOutcome", bound=Outcome)
 
 
 class GroupConsumer:
-    def __init__(self, settings: Settings, *, name: str, group: str, topics: Sequence[str]) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        name: str,
+        group: str,
+        topics: Sequence[str],
+        before_commit: Callable[[], Awaitable[bool]] | None = None,
+    ) -> None:
+        """`before_commit`: asked before each commit; False leaves the offsets uncommitted
+        (a department host's check that the broker is still the cluster it started on)."""
         kafka, _ = settings.require()
         self.name = name
         self.topics = tuple(topics)
+        self._before_commit = before_commit
         self.kafka = AIOKafkaConsumer(
             *topics,
             bootstrap_servers=kafka,
@@ -80,7 +91,8 @@ class GroupConsumer:
         if outcome is None:
             return None
         try:
-            await self.kafka.commit()
+            if self._before_commit is None or await self._before_commit():
+                await self.kafka.commit()
         except KafkaError as exc:
             # The effects and their event ids are stored: whoever holds these partitions
             # next (after a rebalance, or a broker that came back empty) is handed the

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Sequence
+import itertools
+from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from typing import Any
@@ -15,6 +16,24 @@ from services.adapters.postgres import TRANSIENT_ERRORS, connection
 from services.errors import DatabaseError
 from services.outbox.ports import OutboxStore, OutgoingEvent, PendingEvent
 from services.runtime.service import wait_set
+
+_UNSENT = (
+    "SELECT position, topic, key, value FROM {schema}.outbox "
+    "WHERE sent_at IS NULL AND quarantined_at IS NULL"
+)
+# The first unsent events in order.
+_PENDING = _UNSENT + " ORDER BY position LIMIT $1"
+# The same, leaving out the window in flight: every position in [$2, $3] but the holes $4.
+# Each branch is a range of outbox_pending (or a few of its rows) read in order, merged:
+# nothing walks the window's own rows.
+_PENDING_BESIDES = (
+    f"({_UNSENT} AND position < $2 ORDER BY position LIMIT $1) UNION ALL "
+    f"({_UNSENT} AND position BETWEEN $2 AND $3 AND position = ANY($4::bigint[])) UNION ALL "
+    f"({_UNSENT} AND position > $3 ORDER BY position LIMIT $1) "
+    "ORDER BY position LIMIT $1"
+)
+# Past this many holes in the window's span, read past the window and drop it instead.
+MAX_HOLES = 4096
 
 
 async def enqueue(conn: asyncpg.Connection, schema: str, events: Sequence[OutgoingEvent]) -> None:
@@ -41,6 +60,7 @@ class PostgresOutbox(OutboxStore):
         self.channel = channel
         self._listener: asyncpg.Connection | None = None
         self._leader: asyncpg.Connection | None = None
+        self._leading = asyncio.Lock()  # one statement at a time on the lead connection
         self._woken = asyncio.Event()
 
     def _read(self) -> AbstractAsyncContextManager[asyncpg.Connection]:
@@ -48,48 +68,101 @@ class PostgresOutbox(OutboxStore):
 
     async def lead(self) -> bool:
         """Hold a session advisory lock on a connection of our own; a relay whose
-        connection died has lost the lock with it and must win it again."""
+        connection died has lost the lock with it and must win it again.
+
+        The relay reads and marks over that same connection (`_session`), so each read and
+        each mark proves the lead afresh: a lead already held costs no round trip here.
+        """
+        if self._leader is not None and not self._leader.is_closed():
+            return True
+        self._drop_lead()
         try:
-            if self._leader is not None:
-                await self._leader.fetchval("SELECT 1")
-                return True
             conn = await asyncpg.connect(self.database_url)
             try:
                 won = await conn.fetchval(
                     "SELECT pg_try_advisory_lock(hashtextextended($1, 0))",
                     f"redline-relay:{self.schema}",
                 )
+                if won:
+                    # Its reads walk outbox_pending in order and stop at the limit: a custom
+                    # plan made without fresh statistics (a backlog just written) sorts every
+                    # pending row instead, 20x slower. A mark lost with an unflushed commit
+                    # only sends its events again (at least once), and marks commit in order,
+                    # so a crash loses a tail of them, never one in the middle.
+                    await conn.execute(
+                        "SET plan_cache_mode = force_generic_plan; SET synchronous_commit = off"
+                    )
             except BaseException:
                 conn.terminate()  # not ours to keep: it never held the lock
                 raise
-            if won:
-                self._leader = conn
-            else:
-                await conn.close()
-            return bool(won)
         except (*TRANSIENT_ERRORS, asyncpg.PostgresError) as exc:
-            if self._leader is not None:
-                self._leader.terminate()
-                self._leader = None
             raise DatabaseError(f"cannot hold the relay lead: {exc}") from exc
+        if won:
+            self._leader = conn
+        else:
+            await conn.close()
+        return bool(won)
+
+    def _drop_lead(self) -> None:
+        if self._leader is not None:
+            self._leader.terminate()
+            self._leader = None
+
+    @contextlib.asynccontextmanager
+    async def _session(self) -> AsyncIterator[asyncpg.Connection]:
+        """The lead connection when this relay holds the lead, else a pooled one.
+
+        A failure on the lead connection gives the lead up: the relay wins it again on a new
+        connection before it reads or marks anything more.
+        """
+        if self._leader is None:
+            async with self._read() as conn:
+                yield conn
+            return
+        async with self._leading:
+            leader = self._leader
+            if leader is None:
+                raise DatabaseError("the relay lead was given up")
+            try:
+                yield leader
+            except BaseException as exc:
+                self._drop_lead()
+                if isinstance(exc, (*TRANSIENT_ERRORS, asyncpg.PostgresError)):
+                    raise DatabaseError(f"database error: {exc}") from exc
+                raise
 
     async def pending(self, limit: int) -> list[PendingEvent]:
-        # On a generic plan: it walks outbox_pending in order and stops at `limit`, while a
-        # custom plan made without fresh statistics (a backlog just written) sorts every
-        # pending row instead: 20x slower.
-        async with self._read() as conn, conn.transaction():
-            await conn.execute("SET LOCAL plan_cache_mode = force_generic_plan")
-            rows = await conn.fetch(
-                f"SELECT position, topic, key, value FROM {self.schema}.outbox "
-                "WHERE sent_at IS NULL AND quarantined_at IS NULL ORDER BY position LIMIT $1",
-                limit,
-            )
-        return [
-            PendingEvent(row["position"], row["topic"], row["key"], row["value"]) for row in rows
-        ]
+        return await self._fetch_pending(_PENDING, limit)
+
+    async def pending_besides(
+        self, limit: int, in_flight: Sequence[PendingEvent]
+    ) -> list[PendingEvent]:
+        """One read that leaves the window in flight out without walking it: index ranges
+        below and above it, and the positions inside its span it does not hold (rows
+        committed late under lower positions, or released), merged in order."""
+        if not in_flight:
+            return await self.pending(limit)
+        held = sorted(event.position for event in in_flight)
+        low, high = held[0], held[-1]
+        if high - low + 1 - len(held) > MAX_HOLES:
+            return await super().pending_besides(limit, in_flight)
+        holes = [hole for a, b in itertools.pairwise(held) for hole in range(a + 1, b)]
+        return await self._fetch_pending(_PENDING_BESIDES, limit, low, high, holes)
+
+    async def _fetch_pending(self, query: str, *args: Any) -> list[PendingEvent]:
+        sql = query.format(schema=self.schema)
+        async with self._session() as conn:
+            on_lead = conn is self._leader  # on a generic plan already (see lead)
+            if on_lead:
+                rows = await conn.fetch(sql, *args)
+            else:
+                async with conn.transaction():
+                    await conn.execute("SET LOCAL plan_cache_mode = force_generic_plan")
+                    rows = await conn.fetch(sql, *args)
+        return [PendingEvent(*row) for row in rows]
 
     async def mark_sent(self, positions: Sequence[int]) -> None:
-        async with self._read() as conn:
+        async with self._session() as conn:
             await conn.execute(
                 f"UPDATE {self.schema}.outbox SET sent_at = now(), send_count = send_count + 1 "
                 "WHERE position = ANY($1::bigint[])",

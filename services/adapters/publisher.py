@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
@@ -32,9 +33,28 @@ from events.topics import topic_name_error
 from services.adapters.kafka import client_options, ensure_topics
 from services.config import KafkaAuth
 from services.errors import BrokerError
-from services.outbox.ports import EventPublisher, PendingEvent, Refusal, Undeliverable
+from services.outbox.ports import (
+    EventPublisher,
+    PendingEvent,
+    Prepared,
+    Refusal,
+    Undeliverable,
+)
 
 _PARTITIONER = DefaultPartitioner()  # what AIOKafkaProducer uses unless told otherwise
+
+# A filled record batch: (topic, partition, builder, the positions of its events).
+_Batch = tuple[str, int, BatchBuilder, list[int]]
+
+
+@dataclass(frozen=True)
+class _Built:
+    """The batches `prepare` filled, valid for the producer that made them."""
+
+    producer: AIOKafkaProducer
+    batches: list[_Batch]
+    refusals: list[Refusal]
+
 
 # Refused for every event of the topic, each on its own.
 TOPIC_REFUSALS: tuple[type[KafkaError], ...] = (TopicAuthorizationFailedError, InvalidTopicError)
@@ -133,7 +153,44 @@ class KafkaPublisher(EventPublisher):
         producer = await self._ready_producer()
         refusals: list[Refusal] = []
         try:
-            deliveries = await self._send_batches(producer, events, refusals)
+            batches = await self._build_batches(producer, events, refusals)
+        except (KafkaError, AssertionError, TypeError) as exc:
+            await self.close()
+            raise BrokerError(f"publishing to {self.bootstrap} failed: {exc!r}") from exc
+        await self._send_built(producer, batches, refusals)
+
+    async def prepare(self, events: Sequence[PendingEvent]) -> Prepared:
+        """Fill the record batches of `events` now, while the window before is with the
+        broker (most of a publish's Python work: partitioning, headers, appending); they
+        are sent by `publish_prepared`, in order, after it. With no producer yet, or if
+        anything fails here, nothing is done ahead: `publish_prepared` does it all."""
+        producer = self._producer
+        if producer is None:
+            return Prepared(events)
+        refusals: list[Refusal] = []
+        try:
+            batches = await self._build_batches(producer, events, refusals)
+        except (KafkaError, AssertionError, TypeError, BrokerError):
+            return Prepared(events)
+        return Prepared(events, _Built(producer, batches, refusals))
+
+    async def publish_prepared(self, prepared: Prepared) -> None:
+        built = prepared.work
+        if not isinstance(built, _Built) or built.producer is not self._producer:
+            # Prepared by a producer since discarded: build again on the new one.
+            await self.publish(prepared.events)
+            return
+        await self._send_built(built.producer, built.batches, list(built.refusals))
+
+    async def _send_built(
+        self, producer: AIOKafkaProducer, batches: list[_Batch], refusals: list[Refusal]
+    ) -> None:
+        """Send the batches in order, await all, then raise what failed (see publish)."""
+        try:
+            deliveries = [
+                (positions, await producer.send_batch(builder, topic, partition=partition))
+                for topic, partition, builder, positions in batches
+            ]
             outcomes = await asyncio.gather(
                 *(delivery for _, delivery in deliveries), return_exceptions=True
             )
@@ -160,11 +217,12 @@ class KafkaPublisher(EventPublisher):
         if refusals:
             raise Undeliverable(refusals)
 
-    async def _send_batches(
+    async def _build_batches(
         self, producer: AIOKafkaProducer, events: Sequence[PendingEvent], refusals: list[Refusal]
-    ) -> list[tuple[list[int], asyncio.Future[object]]]:
-        """Send every event not refused before sending; (positions, delivery) per batch."""
-        deliveries: list[tuple[list[int], asyncio.Future[object]]] = []
+    ) -> list[_Batch]:
+        """Fill record batches with every event not refused before sending, in the order
+        they are to be sent: each partition's batches in event order."""
+        batches: list[_Batch] = []
         open_batches: dict[tuple[str, int], tuple[BatchBuilder, list[int]]] = {}
         partitions: dict[str, list[int] | tuple[str, str]] = {}  # or why the topic is refused
         for event in events:
@@ -179,12 +237,7 @@ class KafkaPublisher(EventPublisher):
                 builder = producer.create_batch()
                 open_batches[event.topic, partition] = builder, positions
             if builder.append(key=key, value=event.value, timestamp=None, headers=headers) is None:
-                deliveries.append(
-                    (
-                        positions,
-                        await producer.send_batch(builder, event.topic, partition=partition),
-                    )
-                )
+                batches.append((event.topic, partition, builder, positions))
                 builder, positions = producer.create_batch(), []
                 open_batches[event.topic, partition] = builder, positions
                 if (
@@ -193,12 +246,12 @@ class KafkaPublisher(EventPublisher):
                 ):
                     raise BrokerError(f"event {event.position} is larger than a batch")
             positions.append(event.position)
-        for (topic, partition), (builder, positions) in open_batches.items():
-            if positions:
-                deliveries.append(
-                    (positions, await producer.send_batch(builder, topic, partition=partition))
-                )
-        return deliveries
+        batches.extend(
+            (topic, partition, builder, positions)
+            for (topic, partition), (builder, positions) in open_batches.items()
+            if positions
+        )
+        return batches
 
     async def _partition(
         self,

@@ -215,6 +215,19 @@ def run_department(code: str) -> None:
     run([code])
 
 
+@department_app.command("host")
+def host_departments(
+    codes: Annotated[
+        list[str] | None, typer.Argument(help="Department codes; none: every department.")
+    ] = None,
+) -> None:
+    """Run many departments' enforcers in one process (none named: every department), each
+    in its own consumer group, schema, role and key; `make run` runs them this way."""
+    from services.entrypoints.department_host import main as run  # noqa: PLC0415
+
+    run(list(codes or []))
+
+
 @department_app.command("list")
 def list_departments() -> None:
     """Every department in the measures catalogue, with its measures."""

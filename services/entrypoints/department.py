@@ -14,47 +14,28 @@ import logging
 import os
 import ssl
 import sys
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import faust
 from faust.transport.drivers import aiokafka as aiokafka_driver
 
-from events.authorities import department_authority
-from events.catalogue import load_catalogue
-from events.signing import TrustStore
 from events.topics import VIOLATIONS
-from services.adapters.department_store import PostgresDepartmentStore, department_schema
-from services.adapters.migrate import migrate
-from services.adapters.outbox import PostgresOutbox
-from services.adapters.postgres import create_pool
 from services.adapters.publisher import KafkaPublisher
 from services.adapters.same_broker import SameBroker
-from services.bootstrap import load_signer, utc_now
-from services.config import KafkaAuth, Settings, load_settings
+from services.config import KafkaAuth, load_settings
 from services.consuming import RawMessage
-from services.departments.handlers import Enforcer
-from services.errors import BrokerError
-from services.metrics import (
-    count_measures,
-    observe_batch,
-    prepare_consumer,
-    start_metrics_server,
-)
-from services.outbox.relay import OutboxRelay
-from services.runtime.service import configure_logging, retrying
+from services.entrypoints.department_runtime import ACK_LINGER_SECONDS, DepartmentRuntime
+from services.metrics import count_measures, prepare_consumer, start_metrics_server
+from services.runtime.service import configure_logging
+
+__all__ = ["ACK_LINGER_SECONDS", "DepartmentRuntime", "build_app", "main"]
 
 log = logging.getLogger("redline.department")
 
 BATCH_SIZE = 2000
 BROKER_CHECK_SECONDS = 1.0  # how soon a broker that came back empty ends the worker
 BATCH_WAIT_SECONDS = 0.01
-# Acknowledgements report a block that is already committed; gathering them this long
-# before relaying spares a trickle of single events one outbox round (reads, cluster
-# checks, a produce request, a mark) each, the largest cost per batch after faust's own.
-ACK_LINGER_SECONDS = 0.2
-T = TypeVar("T")
 
 
 def prompt_fetches(
@@ -126,102 +107,6 @@ async def take_batches(stream: Any, max_: int, within: float) -> AsyncIterator[l
             yield batch
             for event in batch:
                 await stream.ack(event)
-
-
-class DepartmentRuntime:
-    """The enforcer and the acknowledgement relay, set up once the worker starts."""
-
-    def __init__(self, code: str, settings: Settings) -> None:
-        self.department = load_catalogue().department(code)
-        self.settings = settings
-        self._enforcer: Enforcer | None = None
-        self._pool: Any = None
-        self._outbox: PostgresOutbox | None = None  # woken here after each batch commits
-        self._lock = asyncio.Lock()
-        self.same_broker: SameBroker | None = None  # set once the broker is known
-
-    async def migrate(self) -> None:
-        _, database = self.settings.require()
-        schema = department_schema(self.department.code)
-        await self._retrying(
-            lambda: migrate(database, package="services.departments.migrations", schema=schema)
-        )
-
-    async def enforcer(self) -> Enforcer:
-        async with self._lock:
-            if self._enforcer is None:
-                _, database = self.settings.require()
-                self._pool = await self._retrying(lambda: create_pool(database, max_size=4))
-                schema = department_schema(self.department.code)
-                self._outbox = PostgresOutbox(
-                    self._pool, database, schema=schema, channel=f"{schema}.outbox"
-                )
-                self._enforcer = Enforcer(
-                    self.department,
-                    PostgresDepartmentStore(self._pool, self.department.code),
-                    TrustStore.load(self.settings.trust_store),
-                    load_signer(self.settings, department_authority(self.department.code)),
-                    utc_now,
-                )
-            return self._enforcer
-
-    async def first_cluster(self) -> str:
-        """The broker's cluster id, waited for: the worker must know it before it reads."""
-        kafka, _ = self.settings.require()
-        probe = KafkaPublisher(kafka, auth=self.settings.kafka_auth)
-        delay = 0.1
-        try:
-            while True:
-                try:
-                    return await probe.cluster_id()
-                except BrokerError as exc:
-                    log.warning("%s: %s; retrying in %.1f s", self.department.code, exc, delay)
-                    await asyncio.sleep(delay)
-                    delay = min(delay * 2, 5.0)
-        finally:
-            await probe.close()
-
-    async def close(self) -> None:
-        if self._pool is not None:
-            await self._pool.close()
-
-    async def _retrying(self, attempt: Callable[[], Awaitable[T]]) -> T:
-        """Until it works: the worker stops this task by cancelling it, not by an event."""
-        result = await retrying(asyncio.Event(), attempt, what=self.department.code)
-        assert result is not None  # only a set stop event gives None
-        return result
-
-    async def enforce(self, messages: list[RawMessage]) -> None:
-        """Apply one batch, retrying database errors on the same batch until it commits."""
-        enforcer = await self.enforcer()
-        began = time.monotonic()
-        outcome = await self._retrying(lambda: enforcer.handle(messages))
-        if self._outbox is not None:
-            self._outbox.wake()  # its acknowledgements are committed: the relay may read
-        code = self.department.code
-        observe_batch(code, messages, time.monotonic() - began, outcome.dead_letters)
-        count_measures(code, outcome.applied, outcome.lifted)
-        if outcome.dead_letters:
-            log.warning("%s: dead-lettered %s", code, outcome.dead_letters)
-
-    async def relay(self) -> None:
-        await self.enforcer()
-        kafka, _ = self.settings.require()
-        publisher = KafkaPublisher(
-            kafka,
-            replication_factor=self.settings.kafka_replication_factor,
-            auth=self.settings.kafka_auth,
-        )
-        outbox = self._outbox
-        assert outbox is not None  # made with the enforcer
-        try:
-            relay = OutboxRelay(
-                outbox, publisher, idle_wait=0.5, linger=ACK_LINGER_SECONDS, name=outbox.schema
-            )
-            await relay.run(asyncio.Event())
-        finally:
-            await outbox.close()
-            await publisher.close()
 
 
 def faust_credentials(auth: KafkaAuth | None) -> faust.SASLCredentials | None:
@@ -301,17 +186,18 @@ def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1:
         raise SystemExit("usage: python -m services.entrypoints.department <department code>")
-    level = os.environ.get("REDLINE_LOG_LEVEL", "WARNING").upper()
+    settings = load_settings()
+    level = settings.log_level
     configure_logging(level)
-    runtime = DepartmentRuntime(args[0], load_settings())  # an unknown code stops here
+    runtime = DepartmentRuntime(args[0], settings)  # an unknown code stops here
     kafka, _ = runtime.settings.require()
     watch = KafkaPublisher(kafka, auth=runtime.settings.kafka_auth)  # asks the cluster id only
     first = asyncio.run(runtime.first_cluster())  # before the consumer reads anything
     runtime.same_broker = SameBroker(first, watch.cluster_id, f"department {args[0]}")
     prompt_fetches(runtime.settings.fetch_wait_ms, before_commit=runtime.same_broker.check)
+    start_metrics_server(settings)  # first: it decides whether the counting below counts
     prepare_consumer(runtime.department.code, [VIOLATIONS.name])
     count_measures(runtime.department.code, 0, 0)
-    start_metrics_server()
     asyncio.run(runtime.migrate())  # its tables exist before it consumes anything
     app = build_app(runtime)
     # faust would replace the root's handlers, and with them the masking filter.

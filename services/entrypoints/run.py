@@ -22,11 +22,15 @@ from types import FrameType
 
 from connectors.subscriber.access import ensure_dev_tokens
 from events.authorities import demo_subscriber
+from events.backoff import Backoff
 from events.catalogue import load_catalogue
 from events.logmask import mask_logging, redact_passwords
+from events.topics import ALL_TOPICS
+from services.adapters.audit_anchor import AUDIT_CHECKPOINTS
+from services.adapters.db_roles import department_role, prepare_database, role_passwords
 from services.adapters.kafka import ensure_topics
-from services.adapters.migrate import migrate
 from services.config import REPO_ROOT, Settings, load_settings
+from services.entrypoints.department_host import DATABASE_URLS as DEPARTMENT_DATABASE_URLS
 from services.errors import ConfigError, RedlineError, StartupError
 from services.runtime.devkeys import ensure_dev_keys, key_id
 from services.runtime.embedded import EmbeddedBroker, EmbeddedPostgres
@@ -52,6 +56,11 @@ class ChildService:
     env: tuple[tuple[str, str], ...] = ()
     port: int | None = None
     metrics_port: int | None = None  # where Prometheus scrapes /metrics
+    db_role: str | None = None  # the database role it connects as; None: no database
+    # A department host: the departments it runs, each connecting as its own role.
+    departments: tuple[str, ...] = ()
+    # Prometheus targets as (service label, metrics path); empty: one, its name at /metrics.
+    scrape: tuple[tuple[str, str], ...] = ()
 
     @property
     def argv(self) -> list[str]:
@@ -70,11 +79,16 @@ def _port(preferred: int) -> int:
     return preferred if port_is_free(preferred) else free_port()
 
 
-def _observed(name: str, module: str, *args: str) -> ChildService:
+def _observed(name: str, module: str, *args: str, db_role: str) -> ChildService:
     """A service that serves its metrics on a port of its own."""
     port = free_port()
     return ChildService(
-        name, module, args, env=(("REDLINE_METRICS_PORT", str(port)),), metrics_port=port
+        name,
+        module,
+        args,
+        env=(("REDLINE_METRICS_PORT", str(port)),),
+        metrics_port=port,
+        db_role=db_role,
     )
 
 
@@ -110,17 +124,48 @@ def demo_subscribers(settings: Settings) -> list[ChildService]:
     return subscribers
 
 
+def department_services(settings: Settings) -> list[ChildService]:
+    """The departments' enforcers: by default one host process for all of them, scraped as
+    one target per department (`department-<code>`); REDLINE_DEPARTMENTS=standalone: a
+    process each, as a bureau with its own servers runs one."""
+    codes = load_catalogue().codes
+    if not settings.departments_hosted:
+        return [
+            _observed(
+                f"department-{code}",
+                "services.entrypoints.department",
+                code,
+                db_role=department_role(code),
+            )
+            for code in codes
+        ]
+    port = free_port()
+    return [
+        ChildService(
+            "department-host",
+            "services.entrypoints.department_host",
+            env=(("REDLINE_METRICS_PORT", str(port)),),
+            metrics_port=port,
+            departments=tuple(codes),
+            scrape=(
+                ("department-host", "/metrics/host"),
+                *((f"department-{code}", f"/metrics/{code}") for code in codes),
+            ),
+        )
+    ]
+
+
 def child_services(settings: Settings) -> list[ChildService]:
     """Every service `make run` starts, in start order (stopped in reverse)."""
     api_port = _port(settings.api_port)
     services = [
-        _observed("relay", "services.entrypoints.relay"),
-        _observed("feedback", "services.entrypoints.feedback"),
-        _observed("blocklist", "services.entrypoints.blocklist"),
-        _observed("monitor", "services.entrypoints.monitor"),
-        *(
-            _observed(f"department-{code}", "services.entrypoints.department", code)
-            for code in load_catalogue().codes
+        _observed("relay", "services.entrypoints.relay", db_role="redline_relay"),
+        _observed("feedback", "services.entrypoints.feedback", db_role="redline_feedback"),
+        _observed("blocklist", "services.entrypoints.blocklist", db_role="redline_blocklist"),
+        _observed("monitor", "services.entrypoints.monitor", db_role="redline_monitor"),
+        *department_services(settings),
+        ChildService(
+            "audit-anchor", "services.entrypoints.audit_anchor", db_role="redline_audit_anchor"
         ),
         ChildService(
             "registry-api",
@@ -128,13 +173,19 @@ def child_services(settings: Settings) -> list[ChildService]:
             env=(("REDLINE_API_PORT", str(api_port)),),
             port=api_port,
             metrics_port=api_port,
+            db_role="redline_registry",
         ),
     ]
     if settings.dev_keys:  # each demo subscriber signs with its development key
         services.extend(demo_subscribers(settings))
     if settings.demo:
         services.append(
-            ChildService("demo", "services.entrypoints.cli", args=("demo", "--interval", "2"))
+            ChildService(
+                "demo",
+                "services.entrypoints.cli",
+                args=("demo", "--interval", "2"),
+                db_role="redline_registry",
+            )
         )
     return services
 
@@ -146,9 +197,13 @@ def write_scrape_targets(home: Path, services: list[ChildService]) -> Path:
     Prometheus resolves against their own directory. Written by rename: Prometheus
     watches the targets file and must never read half of it."""
     targets = [
-        {"targets": [f"127.0.0.1:{service.metrics_port}"], "labels": {"service": service.name}}
+        {
+            "targets": [f"127.0.0.1:{service.metrics_port}"],
+            "labels": {"service": label, **({"__metrics_path__": path} if path else {})},
+        }
         for service in services
         if service.metrics_port
+        for label, path in (service.scrape or ((service.name, ""),))
     ]
     directory = home / "prometheus"
     directory.mkdir(parents=True, exist_ok=True)
@@ -161,13 +216,14 @@ def write_scrape_targets(home: Path, services: list[ChildService]) -> Path:
     return path
 
 
-def prometheus_service(home: Path) -> ChildService | None:
-    """A local Prometheus with the shipped config, when one is installed and not turned off."""
+def prometheus_service(settings: Settings) -> ChildService | None:
+    """A local Prometheus with the shipped config, when one is installed and not turned off
+    (REDLINE_PROMETHEUS=off)."""
     binary = shutil.which("prometheus")
-    if binary is None or os.environ.get("REDLINE_PROMETHEUS", "on") == "off":
+    if binary is None or not settings.prometheus:
         return None
     port = _port(9090)
-    directory = home / "prometheus"
+    directory = settings.home / "prometheus"
     return ChildService(
         "prometheus",
         "",
@@ -189,6 +245,7 @@ class Supervisor:
         self.children: list[tuple[ChildService, subprocess.Popen[bytes]]] = []
         self.stopping = threading.Event()
         self._env: dict[str, str] = {}
+        self._role_urls: dict[str, str] = {}  # each service role's DATABASE_URL
         self._running: Settings | None = None  # the settings the children were given
 
     def start(self) -> Settings:
@@ -213,13 +270,18 @@ class Supervisor:
                 replication_factor=settings.kafka_replication_factor,
                 auth=settings.kafka_auth,
                 embedded=self.broker is not None,
+                topics=(*ALL_TOPICS, AUDIT_CHECKPOINTS),
             )
         )
-        asyncio.run(migrate(database))
+        # As the migrator: every schema migrated, then a role per service with its grants;
+        # each child connects as its own role, never as the migrator (#18).
+        codes = load_catalogue().codes
+        self._role_urls = asyncio.run(
+            prepare_database(database, codes, role_passwords(settings, codes))
+        )
         env = {
-            **os.environ,
+            **{name: value for name, value in os.environ.items() if name != "DATABASE_URL"},
             "KAFKA_BOOTSTRAP": kafka,
-            "DATABASE_URL": database,
             "REDLINE_HOME": str(settings.home),
         }
         if settings.dev_keys:
@@ -233,7 +295,7 @@ class Supervisor:
         self._env = env
         services = child_services(settings)
         write_scrape_targets(settings.home, services)
-        prometheus = prometheus_service(settings.home)
+        prometheus = prometheus_service(settings)
         for service in [*services, *([prometheus] if prometheus else [])]:
             self.children.append((service, self._spawn(service)))
         for service, proc in self.children:
@@ -244,10 +306,16 @@ class Supervisor:
         return settings
 
     def _spawn(self, service: ChildService) -> subprocess.Popen[bytes]:
+        database = {"DATABASE_URL": self._role_urls[service.db_role]} if service.db_role else {}
+        if service.departments:  # each department as its own role, never one for all
+            urls = {code: self._role_urls[department_role(code)] for code in service.departments}
+            database[DEPARTMENT_DATABASE_URLS] = json.dumps(urls)
+            # The host has no role of its own: DATABASE_URL only completes the server pair.
+            database["DATABASE_URL"] = next(iter(urls.values()))
         return spawn(
             service.argv,
             log_path=self.settings.home / "logs" / f"{service.name}.log",
-            env={**self._env, **dict(service.env)},
+            env={**self._env, **database, **dict(service.env)},
         )
 
     def child(self, name: str) -> subprocess.Popen[bytes]:
@@ -289,6 +357,7 @@ class Supervisor:
                 self.broker.bootstrap,
                 replication_factor=self.settings.kafka_replication_factor,
                 embedded=True,
+                topics=(*ALL_TOPICS, AUDIT_CHECKPOINTS),
             )
         )
         if self._running is not None:
@@ -333,7 +402,7 @@ class Supervisor:
         """Block until asked to stop. A child that dies on its own is started again after a
         back-off that doubles while it keeps dying (as systemd's Restart=on-failure or a
         Kubernetes pod would): each service recovers by design, from its stored state."""
-        backoff: dict[str, float] = {}
+        backoffs: dict[str, Backoff] = {}
         due: dict[str, float] = {}
         started: dict[str, float] = {}
         while not self.stopping.wait(0.5):
@@ -342,13 +411,14 @@ class Supervisor:
                 if proc.poll() is None:
                     continue
                 if service.name not in due:
-                    steady = now - started.get(service.name, float("-inf")) > 60
-                    delay = 1.0 if steady else backoff[service.name] * 2
-                    backoff[service.name] = min(delay, 30.0)
-                    due[service.name] = now + backoff[service.name]
+                    backoff = backoffs.setdefault(service.name, Backoff(1.0, 30.0))
+                    if now - started.get(service.name, float("-inf")) > 60:
+                        backoff.reset()  # it ran steadily: a fresh failure, not a streak
+                    delay = backoff.next()
+                    due[service.name] = now + delay
                     print(
                         f"redline: {service.name} exited with {proc.returncode}; starting it "
-                        f"again in {backoff[service.name]:.0f} s; see "
+                        f"again in {delay:.0f} s; see "
                         f"{self.settings.home / 'logs' / (service.name + '.log')}",
                         file=sys.stderr,
                         flush=True,

@@ -6,6 +6,7 @@ import abc
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import NamedTuple
 
 from services.errors import BrokerError
 
@@ -21,8 +22,10 @@ class OutgoingEvent:
     value: bytes | None  # None is a tombstone on a compacted topic
 
 
-@dataclass(frozen=True)
-class PendingEvent:
+class PendingEvent(NamedTuple):
+    """An unsent event as the relay reads it. A named tuple, not a dataclass: one is made
+    per row read, and a tuple is made in a third of the time of a frozen dataclass."""
+
     position: int
     topic: str
     key: str
@@ -71,8 +74,23 @@ class OutboxStore(abc.ABC):
     async def pending(self, limit: int) -> list[PendingEvent]:
         """The first `limit` unsent events in outbox order."""
 
+    async def pending_besides(
+        self, limit: int, in_flight: Sequence[PendingEvent]
+    ) -> list[PendingEvent]:
+        """The first `limit` unsent events in outbox order, leaving out `in_flight`: read
+        while that window is still with the broker, hence not yet marked. Rows that
+        committed late under lower positions are included, as `pending` would include them.
+
+        This default reads past the window and drops it; a store may do it more cheaply.
+        """
+        skipped = {event.position for event in in_flight}
+        found = await self.pending(limit + len(skipped))
+        return [event for event in found if event.position not in skipped][:limit]
+
     @abc.abstractmethod
-    async def mark_sent(self, positions: Sequence[int]) -> None: ...
+    async def mark_sent(self, positions: Sequence[int]) -> None:
+        """Mark these events sent. The relay marks its windows one after another, each
+        only once the one before is marked, so the rows marked are an unbroken run."""
 
     @abc.abstractmethod
     async def quarantine(self, positions: Sequence[int], reason: str) -> int:
@@ -107,3 +125,22 @@ class EventPublisher(abc.ABC):
     @abc.abstractmethod
     async def publish(self, events: Sequence[PendingEvent]) -> None:
         """Publish all, in order per key, and return once the broker has them all."""
+
+    async def prepare(self, events: Sequence[PendingEvent]) -> Prepared:
+        """Do the per-event work of publishing `events` ahead, sending nothing: the relay
+        prepares the next window while the one before is with the broker. This default
+        leaves all of it to `publish_prepared`."""
+        return Prepared(tuple(events))
+
+    async def publish_prepared(self, prepared: Prepared) -> None:
+        """Publish what `prepare` made, as `publish` would publish its events."""
+        await self.publish(prepared.events)
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A window made ready to send: its events, and the publisher's own work on them
+    (None: nothing done ahead)."""
+
+    events: Sequence[PendingEvent]
+    work: object = None

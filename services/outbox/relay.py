@@ -16,10 +16,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from typing import Any
 
 from services.errors import BrokerError, DatabaseError
 from services.metrics import count_published, count_quarantined, show_quarantined
-from services.outbox.ports import EventPublisher, OutboxStore, PendingEvent, Undeliverable
+from services.outbox.ports import (
+    EventPublisher,
+    OutboxStore,
+    PendingEvent,
+    Prepared,
+    Undeliverable,
+)
 from services.runtime.service import wait_set
 
 log = logging.getLogger(__name__)
@@ -52,39 +59,88 @@ class OutboxRelay:
         self._counted_at: float | None = None  # when the quarantined gauge was last read
 
     async def publish_pending(self, max_batches: int = 16) -> int:
-        """Publish up to `max_batches` batches of pending events; returns how many events
-        (0 when standing by or when none is pending).
+        """Publish up to `max_batches` windows of pending events; returns how many events
+        were marked sent (0 when standing by or when none is pending).
 
-        One batch after another, each read from the lowest unsent position: a row that
-        committed late under a lower position (a sequence number is taken before its
-        transaction commits) is then always sent before any later event of its key, and
-        the rows marked sent are always an unbroken run. Each batch is marked only once
-        the broker has acknowledged all of it and the cluster is the one it was sent to.
-        Events of a batch refused for good are quarantined and the rest marked, so a
-        batch is always settled as a whole.
+        Pipelined, with the order of the one-window-after-another relay: while a window is
+        with the broker, the mark of the window before it commits and then the next window
+        is read, leaving out the one in flight. Each read starts from the lowest unsent
+        position, so a row that committed late under a lower position (a sequence number
+        is taken before its transaction commits) goes out before any later event of its
+        key. Windows are sent one after another, each only once the broker acknowledged
+        the one before it and is still the same cluster, so a failed send never has a
+        later window delivered past it. Marks commit one after another, each only once the
+        window before it is marked: the rows marked are always an unbroken run of what was
+        acknowledged. Events of a window refused for good are quarantined and the rest
+        marked, so a window is always settled as a whole.
         """
         if not await self.outbox.lead():
             return 0  # another relay holds the lead: stand by
         cluster = await self._same_cluster()
-        marked = 0
-        for number in range(max_batches):
-            if number > 0 and not await self.outbox.lead():
-                break
-            batch = await self.outbox.pending(self.batch_size)
-            if not batch:
-                break
-            try:
-                await self.publisher.publish(batch)
-                delivered = batch
-            except Undeliverable as refused:
-                delivered = await self._set_aside(batch, refused)
-            # Also the check for the next batch: it is sent only after this answer.
-            if await self.publisher.cluster_id() != cluster:
-                raise BrokerError("the broker changed while publishing; publishing again")
-            marked += await self._mark_sent(delivered)
-            if len(batch) < self.batch_size:
-                break
-        return marked
+        published_before = self.published
+        marking: asyncio.Task[int] | None = None  # the last window's mark, committing
+        ahead: asyncio.Task[Prepared] | None = None  # the next window, being read
+        try:
+            prepared = Prepared(await self.outbox.pending(self.batch_size))
+            for number in range(max_batches):
+                window = list(prepared.events)
+                if not window:
+                    break
+                ahead = None
+                if len(window) == self.batch_size and number + 1 < max_batches:
+                    ahead = asyncio.create_task(self._read_ahead(marking, window))
+                delivered = await self._deliver(prepared)
+                # Also the check for the next window: it is sent only after this answer.
+                if await self.publisher.cluster_id() != cluster:
+                    raise BrokerError("the broker changed while publishing; publishing again")
+                if ahead is None:
+                    if marking is not None:
+                        await marking
+                    prepared = Prepared(())
+                else:
+                    prepared = await ahead  # it waited for the mark before this window's
+                marking = asyncio.create_task(self._mark_sent(delivered))
+            if marking is not None:
+                await marking
+        except BaseException as failure:
+            await self._abandon(failure, marking, ahead)
+            raise
+        return self.published - published_before
+
+    @staticmethod
+    async def _abandon(failure: BaseException, *under_way: asyncio.Task[Any] | None) -> None:
+        """Settle what is under way when a window fails: a mark already started commits
+        (the windows before the failure stay marked), the window read ahead is dropped
+        unsent. A relay being stopped cancels both instead."""
+        tasks = [task for task in under_way if task is not None]
+        if isinstance(failure, asyncio.CancelledError):
+            for task in tasks:
+                task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _read_ahead(
+        self, marking: asyncio.Task[int] | None, in_flight: list[PendingEvent]
+    ) -> Prepared:
+        """The window after `in_flight`, read and made ready to send while that one is
+        with the broker: read once the window before it is marked (else that one would be
+        read again), and only while this relay leads (empty: stop after the one in flight).
+        """
+        if marking is not None:
+            await marking
+        if not await self.outbox.lead():
+            return Prepared(())
+        window = await self.outbox.pending_besides(self.batch_size, in_flight)
+        return await self.publisher.prepare(window)
+
+    async def _deliver(self, prepared: Prepared) -> list[PendingEvent]:
+        """Send a window; returns its events the broker acknowledged (all but those set
+        aside for good)."""
+        window = list(prepared.events)
+        try:
+            await self.publisher.publish_prepared(prepared)
+        except Undeliverable as refused:
+            return await self._set_aside(window, refused)
+        return window
 
     async def _mark_sent(self, batch: list[PendingEvent]) -> int:
         if not batch:

@@ -35,6 +35,7 @@ import httpx
 from events.authorities import demo_subscriber
 from events.catalogue import load_catalogue
 from events.privacy import SubjectHasher, parse_subject_id
+from events.subject_keys import read_measure_keys
 from services.access import dev_token
 from services.config import load_settings
 from services.entrypoints.run import Supervisor
@@ -102,7 +103,7 @@ SUBSCRIBER = f"subscriber-{demo_subscriber('power_supply').code}"
 
 PLANS: dict[str, tuple[Fault, ...]] = {
     "full": (
-        _kill("department-power_supply"),
+        _kill("department-host"),
         _kill("relay"),
         _kill("blocklist"),
         _kill(SUBSCRIBER),
@@ -110,10 +111,10 @@ PLANS: dict[str, tuple[Fault, ...]] = {
         _restart_broker(),
         _stop_postgres(20),
         _pause_broker(10),
-        _kill("department-approvals"),
+        _kill("department-host"),
     ),
     "small": (
-        _kill("department-power_supply"),
+        _kill("department-host"),
         _kill("relay"),
         _kill("blocklist"),
         _kill(SUBSCRIBER),
@@ -253,13 +254,17 @@ def _replica(path: Path, measure: str) -> dict[bytes, list[str]]:
         return {bytes(s): [c["case_id"] for c in json.loads(cases)] for s, cases in rows}
 
 
-def _subscribers(home: Path, hasher: SubjectHasher, registry: dict[str, tuple[str, str]]) -> Tally:
+def _subscribers(
+    home: Path, hashers: dict[str, SubjectHasher], registry: dict[str, tuple[str, str]]
+) -> Tally:
     tally = Tally()
-    wanted: dict[bytes, set[str]] = {}
-    for case_id, (status, subject_id) in registry.items():
-        if status != "revoked":
-            wanted.setdefault(hasher.digest(parse_subject_id(subject_id)[1]), set()).add(case_id)
-    for measure, department in load_catalogue().blocklist_measures().items():
+    lists = load_catalogue().blocklist_measures()
+    for measure, department in lists.items():
+        wanted: dict[bytes, set[str]] = {}
+        for case_id, (status, subject_id) in registry.items():
+            if status != "revoked":
+                subject = hashers[measure].digest(parse_subject_id(subject_id)[1])
+                wanted.setdefault(subject, set()).add(case_id)
         code = demo_subscriber(department.code).code
         actual = _replica(home / "subscribers" / f"{code}.sqlite", measure)
         tally.expected += len(wanted)
@@ -355,7 +360,7 @@ async def _inject_all(
 async def _converge(
     database: str,
     home: Path,
-    hasher: SubjectHasher,
+    hasher: dict[str, SubjectHasher],
     supervisor: Supervisor,
     restarted: list[str],
     timeout: float,
@@ -396,7 +401,9 @@ async def run(plan: str = "small", *, rate: float = 4.0, spacing: float = 8.0) -
     running = await asyncio.to_thread(supervisor.start)
     restarted: list[str] = []
     try:
-        hasher = SubjectHasher.from_file(running.subject_key)
+        # Each list keys its subjects under its own key, derived from the master (#18 item 9).
+        keys = read_measure_keys(running.subject_key, load_catalogue().blocklist_measures())
+        hasher = {measure: SubjectHasher(key) for measure, key in keys.items()}
         async with httpx.AsyncClient(
             base_url=f"http://127.0.0.1:{port}",
             timeout=httpx.Timeout(10),

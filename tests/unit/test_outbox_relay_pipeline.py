@@ -185,6 +185,111 @@ async def test_an_event_that_commits_late_under_a_lower_position_goes_before_its
     assert sorted(broker.published) == list(range(1, 27))
 
 
+# -- Pipelining (#19): the next window is read while one is with the broker ---------------
+
+
+class ReadLoggingOutbox(MemoryOutbox):
+    """Also keeps every read's positions, and can hold one window's mark back."""
+
+    def __init__(self, count: int, log: list[tuple[str, int]]) -> None:
+        super().__init__(count, log)
+        self.read_log: list[list[int]] = []
+        self.slow_mark: int | None = None  # a position whose window's mark lags far behind
+
+    async def pending(self, limit: int) -> list[PendingEvent]:
+        found = await super().pending(limit)
+        self.read_log.append([event.position for event in found])
+        return found
+
+    async def mark_sent(self, positions: Sequence[int]) -> None:
+        if self.slow_mark in positions:
+            for _ in range(500):  # long enough for the next window's whole send
+                await asyncio.sleep(0)
+        await super().mark_sent(positions)
+
+    def was_read(self, position: int) -> bool:
+        return any(position in read for read in self.read_log)
+
+
+class StallingBroker(MemoryBroker):
+    """Refuses the window holding `fail_after_read`, but only once the outbox has read
+    `read_first` (the next window) meanwhile, or after a long wait if it never does."""
+
+    def __init__(self, log: list[tuple[str, int]], outbox: ReadLoggingOutbox) -> None:
+        super().__init__(log)
+        self.outbox = outbox
+        self.fail_after_read: int | None = None
+        self.read_first = 0
+        self.read_before_failing = False
+
+    async def publish(self, events: Sequence[PendingEvent]) -> None:
+        if self.fail_after_read in {event.position for event in events}:
+            for _ in range(1000):
+                if self.outbox.was_read(self.read_first):
+                    break
+                await asyncio.sleep(0)
+            self.read_before_failing = self.outbox.was_read(self.read_first)
+            raise BrokerError("the broker went away")
+        await super().publish(events)
+
+
+def _stalling(count: int) -> tuple[OutboxRelay, ReadLoggingOutbox, StallingBroker]:
+    log: list[tuple[str, int]] = []
+    outbox = ReadLoggingOutbox(count, log)
+    broker = StallingBroker(log, outbox)
+    return OutboxRelay(outbox, broker, batch_size=10), outbox, broker
+
+
+def _marks(log: list[tuple[str, int]]) -> list[int]:
+    return [position for what, position in log if what == "marked"]
+
+
+async def test_a_window_that_fails_after_the_next_was_read_keeps_order_and_loses_nothing() -> None:
+    relay, outbox, broker = _stalling(60)
+    broker.fail_after_read, broker.read_first = 25, 35  # window 21-30 fails, 31-40 read
+
+    with pytest.raises(BrokerError):
+        await relay.publish_pending()
+
+    assert broker.read_before_failing, "the next window was not read while one was in flight"
+    assert outbox.sent == set(range(1, 21))  # the windows acknowledged before stay marked
+    assert broker.published == list(range(1, 21))  # the window read ahead was never sent
+    assert _marks(outbox.log) == [10, 20]
+
+    broker.fail_after_read = None
+    assert await relay.publish_pending() == 40
+    assert broker.published == list(range(1, 61))  # in outbox order, the failed one first
+    assert outbox.sent == set(range(1, 61))
+    assert _marks(outbox.log) == [10, 20, 30, 40, 50, 60]
+
+
+async def test_a_window_is_marked_only_after_the_one_before_it_even_when_that_mark_lags() -> None:
+    relay, outbox, broker = _stalling(50)
+    outbox.slow_mark = 15  # window 11-20 is marked long after 21-30 was acknowledged
+
+    assert await relay.publish_pending() == 50
+
+    assert _marks(outbox.log) == [10, 20, 30, 40, 50]
+    assert outbox.log.index(("acknowledged", 30)) < outbox.log.index(("marked", 20))
+    assert broker.published == list(range(1, 51))
+
+
+async def test_when_a_mark_fails_the_window_acknowledged_after_it_stays_unmarked() -> None:
+    relay, outbox, broker = _stalling(50)
+    outbox.fail_mark = 15
+
+    with pytest.raises(DatabaseError):
+        await relay.publish_pending()
+
+    assert ("acknowledged", 30) in outbox.log  # sent while the failing mark was under way
+    assert outbox.sent == set(range(1, 11))  # but neither it nor 11-20 is marked
+    outbox.fail_mark = None
+    assert await relay.publish_pending() == 40
+    assert outbox.sent == set(range(1, 51))
+    # At least once, in order: what follows the failure starts again at the unmarked window.
+    assert broker.published == [*range(1, 31), *range(11, 51)]
+
+
 # -- Quarantine (#18): an event refused for good is set aside, the rest goes on ----------
 
 

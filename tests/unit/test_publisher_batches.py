@@ -15,7 +15,8 @@ from aiokafka.errors import (
 )
 from aiokafka.partitioner import murmur2
 
-from services.adapters.publisher import MAX_RECORD_BYTES, KafkaPublisher, topic_name_error
+from events.topics import topic_name_error
+from services.adapters.publisher import MAX_RECORD_BYTES, KafkaPublisher
 from services.errors import BrokerError
 from services.outbox.ports import PendingEvent, Undeliverable
 
@@ -252,3 +253,41 @@ async def test_a_transient_failure_beside_a_refusal_is_retried_as_a_whole(
 )
 def test_topic_names_follow_kafkas_rule(topic: str, valid: bool) -> None:
     assert (topic_name_error(topic) is None) is valid
+
+
+async def test_a_prepared_window_sends_the_batches_publish_would_send(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The relay fills the next window's batches while one is in flight: sent later, they
+    are the batches `publish` sends, in the same order; nothing goes out before."""
+    events = [PendingEvent(p, TOPIC, f"RL-{p % 5}", f"v{p}".encode()) for p in range(20)]
+    direct = FakeProducer(capacity=3)
+    await _publisher(direct, monkeypatch).publish(events)
+
+    ahead = FakeProducer(capacity=3)
+    publisher = _publisher(ahead, monkeypatch)
+    publisher._producer = ahead  # as after the window before
+    prepared = await publisher.prepare(events)
+    assert prepared.work is not None and ahead.sent == []
+    await publisher.publish_prepared(prepared)
+
+    def sent(producer: FakeProducer) -> list[tuple[str, int, list[tuple[bytes, bytes | None]]]]:
+        return [(topic, partition, batch.records) for topic, partition, batch in producer.sent]
+
+    assert sent(ahead) == sent(direct)
+
+
+async def test_a_window_prepared_on_a_producer_since_replaced_is_built_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    events = [PendingEvent(p, TOPIC, f"RL-{p}", b"v") for p in range(4)]
+    old, new = FakeProducer(), FakeProducer()
+    publisher = _publisher(new, monkeypatch)
+    publisher._producer = old
+    prepared = await publisher.prepare(events)
+    publisher._producer = new  # the old one failed and was closed
+    await publisher.publish_prepared(prepared)
+    assert old.sent == []
+    assert sorted(r for _, _, batch in new.sent for r in batch.records) == sorted(
+        (e.key.encode(), e.value) for e in events
+    )

@@ -1,0 +1,319 @@
+"""A department host: many departments' enforcers in one process, as a municipal data
+centre runs them for bureaus without their own IT.
+
+`redline department host [codes...]` (or `python -m services.entrypoints.department_host`;
+no codes: every department in the catalogue). Each hosted department keeps everything that
+is its own: its consumer group `redline-department-<code>` (the standalone worker's, so a
+department moves between hosted and standalone without losing its place), its schema and
+database role (REDLINE_DEPARTMENT_DATABASE_URLS, a JSON object code -> DATABASE_URL; a
+code it does not name uses DATABASE_URL), its signing key, outbox and relay, and its
+metrics labels. Each runs as its own task on a GroupConsumer, committing offsets only after
+its effects are stored; one that fails (its handler raising, its consumer unable to start)
+is started again from its committed offsets after a back-off, while the others go on; one
+whose schema cannot be written retries its batch and catches up once it can.
+
+Shared, because it is safe to share: the process, its event loop, the trust store, and the
+signature check of each event (`SharedVerifications`). Never a key, a pool or a table.
+The whole host ends with exit 75 when the broker turns out to be another cluster, as the
+standalone worker does: its supervisor starts it afresh on the new logs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import replace
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from prometheus_client import REGISTRY, CollectorRegistry
+from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
+
+from events.backoff import Backoff
+from events.catalogue import load_catalogue
+from events.envelope import Envelope
+from events.signing import TrustedKey, TrustStore
+from events.topics import VIOLATIONS
+from services.adapters.department_store import department_schema
+from services.adapters.group_consumer import GroupConsumer
+from services.adapters.publisher import KafkaPublisher
+from services.adapters.same_broker import SameBroker
+from services.config import Settings, load_settings
+from services.entrypoints.department_runtime import DepartmentRuntime, first_cluster
+from services.errors import ConfigError
+from services.metrics import count_measures, prepare_consumer, start_metrics_server
+from services.runtime.service import configure_logging, wait_set
+
+log = logging.getLogger("redline.department_host")
+
+DATABASE_URLS = "REDLINE_DEPARTMENT_DATABASE_URLS"
+BROKER_CHECK_SECONDS = 1.0  # how soon a broker that came back empty ends the host
+RESTART_BACKOFF = (1.0, 30.0)  # a failed department, started again (as the supervisor would)
+STEADY_SECONDS = 60.0  # a department that ran this long failed afresh, not in a streak
+STOP_GRACE_SECONDS = 10.0
+VERIFIED_CACHE_SIZE = 4096  # events; each department reads the same stream within seconds
+
+
+def _same_json(a: object, b: object) -> bool:
+    """Equal as JSON values, types included: 1, 1.0 and true are three different values."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, dict):
+        assert isinstance(b, dict)
+        return a.keys() == b.keys() and all(_same_json(a[k], b[k]) for k in a)
+    if isinstance(a, list):
+        assert isinstance(b, list)
+        return len(a) == len(b) and all(_same_json(x, y) for x, y in zip(a, b, strict=True))
+    return a == b
+
+
+class SharedVerifications(TrustStore):
+    """The trust store, with each event's signature checked once for all hosted departments.
+
+    A signature is remembered with the exact JSON it was verified over (type-strictly
+    compared, so every byte the signature covers is the same): a forged event that copies
+    a valid signature onto other content is checked afresh, and refused. Only successes are
+    kept, in a bounded LRU: an event every department has read drops out."""
+
+    def __init__(self, keys: Iterable[TrustedKey], *, size: int = VERIFIED_CACHE_SIZE) -> None:
+        super().__init__(keys)
+        self._size = size
+        self._verified: OrderedDict[tuple[str, str], tuple[dict[str, Any], TrustedKey]] = (
+            OrderedDict()
+        )
+        self.hits = 0
+
+    @classmethod
+    def of(cls, trust: TrustStore, *, size: int = VERIFIED_CACHE_SIZE) -> SharedVerifications:
+        return cls(trust.keys, size=size)
+
+    def verify(self, envelope: Envelope) -> TrustedKey:
+        if not envelope.signingkey or not envelope.signature:
+            return super().verify(envelope)  # refused there, with its reason
+        key = (envelope.signingkey, envelope.signature)
+        content = envelope.model_dump(mode="json")
+        found = self._verified.get(key)
+        if found is not None and _same_json(found[0], content):
+            self._verified.move_to_end(key)
+            self.hits += 1
+            return found[1]
+        trusted = super().verify(envelope)
+        self._verified[key] = (content, trusted)
+        self._verified.move_to_end(key)
+        while len(self._verified) > self._size:
+            self._verified.popitem(last=False)
+        return trusted
+
+
+def department_urls(settings: Settings, codes: Sequence[str]) -> dict[str, str]:
+    """Each hosted department's DATABASE_URL (its own role): from
+    REDLINE_DEPARTMENT_DATABASE_URLS, else DATABASE_URL; a department with neither, or an
+    unknown code in the map, is refused by name."""
+    catalogue = load_catalogue()
+    for code in settings.department_database_urls:
+        catalogue.department(code)  # an unknown code is named here
+    urls = {}
+    for code in codes:
+        url = settings.department_database_urls.get(code) or settings.database_url
+        if not url:
+            raise ConfigError(f"{DATABASE_URLS}: no database URL for department {code}")
+        urls[code] = url
+    return urls
+
+
+class HostedDepartment:
+    """One department in the host: its consumer, started again when it fails."""
+
+    def __init__(
+        self, code: str, settings: Settings, trust: TrustStore, same_broker: SameBroker
+    ) -> None:
+        self.code = code
+        self.settings = settings  # with the department's own DATABASE_URL
+        self.trust = trust
+        self.same_broker = same_broker
+        self.running = False  # consuming now (False while it starts or waits to restart)
+        self.restarts = 0
+
+    async def run(self, stop: asyncio.Event) -> None:
+        backoff = Backoff(*RESTART_BACKOFF)
+        while not stop.is_set():
+            began = time.monotonic()
+            try:
+                await self._consume(stop)
+            except Exception:  # its failure is its own; the others go on
+                self.running = False
+                if time.monotonic() - began > STEADY_SECONDS:
+                    backoff.reset()
+                delay = backoff.next()
+                self.restarts += 1
+                log.exception(
+                    "%s: failed; starting it again in %.0f s from its committed offsets",
+                    self.code,
+                    delay,
+                )
+                await wait_set(stop, delay)
+
+    async def _consume(self, stop: asyncio.Event) -> None:
+        runtime = DepartmentRuntime(self.code, self.settings, trust=self.trust)
+        consumer = GroupConsumer(
+            self.settings,
+            name=self.code,
+            group=f"redline-department-{self.code}",
+            topics=[VIOLATIONS.name],
+            before_commit=self.same_broker.check,  # never old offsets into a new cluster
+        )
+        try:
+            await runtime.migrate()  # its tables exist before it consumes anything
+            await runtime.enforcer()
+            await consumer.start()
+            relay = asyncio.create_task(runtime.relay(), name=f"relay-{self.code}")
+            self.running = True
+            try:
+                while not stop.is_set():
+                    if relay.done():
+                        relay.result()  # a relay that died takes its department with it
+                        raise RuntimeError(f"{self.code}: its relay ended")
+                    messages = await consumer.batch()
+                    if messages and await consumer.take(stop, runtime.apply, messages) is None:
+                        break  # stopped before the batch was stored: left uncommitted
+            finally:
+                self.running = False
+                relay.cancel()
+                await asyncio.gather(relay, return_exceptions=True)
+                await consumer.stop()
+        finally:
+            await runtime.close()
+
+
+def _belongs(labels: Mapping[str, str], code: str) -> bool:
+    return (
+        labels.get("department") == code
+        or labels.get("consumer") == code
+        or labels.get("outbox") == department_schema(code)
+    )
+
+
+class _Filtered(Collector):
+    """The process's metrics, only the samples `keep` selects."""
+
+    def __init__(self, keep: Callable[[Mapping[str, str]], bool]) -> None:
+        self._keep = keep
+
+    def collect(self) -> Iterator[Metric]:
+        for family in REGISTRY.collect():
+            kept = Metric(family.name, family.documentation, family.type, family.unit)
+            kept.samples = [s for s in family.samples if self._keep(s.labels)]
+            if kept.samples:
+                yield kept
+
+
+def serve_metrics(
+    host: str, port: int, departments: Mapping[str, HostedDepartment]
+) -> ThreadingHTTPServer:
+    """/metrics: everything; /metrics/<code>: one department's series, 503 while it is not
+    consuming (so Prometheus' `up` of `department-<code>` says so); /metrics/host: the
+    series of no department (the process's own). The supervisor scrapes one target per
+    department, so each series is scraped once and keeps its department's labels."""
+    codes = tuple(departments)
+
+    def host_only(labels: Mapping[str, str]) -> bool:
+        return not any(_belongs(labels, code) for code in codes)
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # the http.server hook
+            path = self.path.split("?", 1)[0].rstrip("/")
+            status, registry = 200, CollectorRegistry(auto_describe=False)
+            code = path.removeprefix("/metrics/")
+            if path == "/metrics":
+                registry = REGISTRY
+            elif path == "/metrics/host":
+                registry.register(_Filtered(host_only))
+            elif code in departments:
+                registry.register(_Filtered(lambda labels: _belongs(labels, code)))
+                status = 200 if departments[code].running else 503
+            else:
+                self.send_error(404)
+                return
+            body = generate_latest(registry)
+            self.send_response(status)
+            self.send_header("Content-Type", CONTENT_TYPE_LATEST)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            del format, args  # one line per scrape is noise
+
+    server = ThreadingHTTPServer((host, port), Handler)
+    threading.Thread(target=server.serve_forever, name="metrics", daemon=True).start()
+    return server
+
+
+async def host(settings: Settings, urls: Mapping[str, str], stop: asyncio.Event) -> None:
+    """Run every department of `urls` until `stop`; the caller has set up metrics."""
+    kafka, _ = settings.require()
+    trust = SharedVerifications.of(TrustStore.load(settings.trust_store))
+    first = await first_cluster(settings, "department host")  # before anything is read
+    watch = KafkaPublisher(kafka, auth=settings.kafka_auth)  # asks the cluster id only
+    same_broker = SameBroker(first, watch.cluster_id, "department host")
+    departments = {
+        code: HostedDepartment(code, settings.with_endpoints(kafka, url), trust, same_broker)
+        for code, url in urls.items()
+    }
+    server = None
+    if settings.metrics_port is not None:
+        server = serve_metrics(settings.metrics_host, settings.metrics_port, departments)
+    tasks = [
+        asyncio.create_task(department.run(stop), name=f"department-{code}")
+        for code, department in departments.items()
+    ]
+    log.warning("department host: running %s", ", ".join(departments))
+    try:
+        while not await wait_set(stop, BROKER_CHECK_SECONDS):
+            await same_broker.check()  # another cluster: the process ends here (exit 75)
+        await asyncio.wait(tasks, timeout=STOP_GRACE_SECONDS)  # each ends its batch
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await watch.close()
+        if server is not None:
+            server.shutdown()
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = sys.argv[1:] if argv is None else argv
+    catalogue = load_catalogue()
+    codes = [catalogue.department(code).code for code in args] or list(catalogue.codes)
+    if len(set(codes)) != len(codes):
+        raise SystemExit("department host: a department is named twice")
+    settings = load_settings()
+    configure_logging(settings.log_level)
+    urls = department_urls(settings, codes)
+    start_metrics_server(replace(settings, metrics_port=None))  # counting on or off only
+    for code in codes:
+        prepare_consumer(code, [VIOLATIONS.name])
+        count_measures(code, 0, 0)
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        await host(settings, urls, stop)
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(run())
+
+
+if __name__ == "__main__":
+    main()
