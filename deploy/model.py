@@ -18,8 +18,8 @@ from events.authorities import (
     demo_subscriber,
 )
 from events.catalogue import Catalogue, Department
-from services.adapters.department_store import department_schema
 from services.config import Settings
+from services.departments.schema import department_schema
 
 JOB = "redline"
 """The Prometheus job that scrapes every Redline process (alerts select on it)."""

@@ -5,7 +5,10 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
 
 from events.authorities import NATURAL_RESOURCES, Authority
 from events.catalogue import load_catalogue
@@ -18,15 +21,21 @@ from services.adapters.blocklist_store import PostgresBlocklistStore
 from services.adapters.department_store import PostgresDepartmentStore
 from services.adapters.migrate import migrate
 from services.adapters.postgres import create_pool
+from services.adapters.referral_store import PostgresReferralReader
 from services.adapters.registry_store import PostgresRegistryStore
 from services.adapters.report_store import PostgresReportStore
+from services.adapters.township_store import PostgresTownshipStore
 from services.blocklist.queries import CentralChecks
 from services.config import Settings
 from services.departments.queries import DepartmentQueries
 from services.errors import ConfigError
-from services.registry.handlers import Registry, load_townships
+from services.referrals.handlers import Referrals
+from services.registry.handlers import Registry
 from services.reports.handlers import Reports
+from services.reports.ranking import RankingRule, parse_ranking_rule
 from services.runtime.devkeys import load_dev_signer
+from services.townships.directory import load_township_aliases, load_townships, township_names
+from services.townships.handlers import Townships
 
 
 def utc_now() -> datetime:
@@ -76,7 +85,31 @@ async def bootstrap_registry(
     timezone = zone(settings)
     catalogue = load_catalogue()
     async with registry_store(settings) as store:
-        yield Registry(store, signer, townships, clock, timezone, catalogue=catalogue)
+        yield Registry(
+            store,
+            signer,
+            townships,
+            clock,
+            timezone,
+            catalogue=catalogue,
+            abolished=load_township_aliases(),
+        )
+
+
+def referrals_for(registry: Registry, clock: Callable[[], datetime] | None = None) -> Referrals:
+    """The referral service on the registry's own store: its commands join the registry's
+    transactions, idempotency keys and audit chain, and read through the same pool."""
+    store = registry.store
+    if not isinstance(store, PostgresRegistryStore):
+        raise ConfigError("referrals need the registry's PostgreSQL store")
+    return Referrals(
+        store,
+        PostgresReferralReader(store.pool),
+        catalogue=registry.catalogue,
+        townships=registry.townships,
+        clock=clock or registry.clock,
+        timezone=registry.timezone,
+    )
 
 
 @asynccontextmanager
@@ -117,14 +150,50 @@ async def central_checks(settings: Settings) -> AsyncIterator[CentralChecks]:
         await pool.close()
 
 
-def build_reports(settings: Settings, clock: Callable[[], datetime] = utc_now) -> Reports:
+def build_reports(
+    settings: Settings,
+    clock: Callable[[], datetime] = utc_now,
+    ranking_rule: RankingRule | None = None,
+) -> Reports:
     """Reports over the database in `settings` (the broker is not needed); each report
     opens its own connection, so nothing here needs closing."""
     database = settings.database_url or settings.require()[1]
     return Reports(
         PostgresReportStore(database),
-        townships={code: township.name for code, township in load_townships().items()},
+        townships=township_names(),
         departments={d.code: d.name_zh for d in load_catalogue().departments},
+        timezone=zone(settings),
+        clock=clock,
+        ranking_rule=ranking_rule or load_ranking_rule(settings.city_config),
+    )
+
+
+CITY_FILE = Path(__file__).parent / "reports" / "city.yaml"
+
+
+def load_ranking_rule(path: Path | None = None) -> RankingRule:
+    """The city's ranking rule (seed §四(五)): the deployment's file (`Settings.city_config`,
+    REDLINE_CITY_CONFIG), else the one shipped in services/reports/city.yaml. Refused at
+    start-up, with the file and the key named, when it is not a valid rule."""
+    chosen = path or CITY_FILE
+    try:
+        document = yaml.safe_load(chosen.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"REDLINE_CITY_CONFIG: cannot read {chosen}: {exc}") from exc
+    try:
+        return parse_ranking_rule(document, str(chosen))
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
+
+
+def build_townships(settings: Settings, clock: Callable[[], datetime] = utc_now) -> Townships:
+    """Township accountability over the database in `settings`; each command opens its own
+    connection, so nothing here needs closing."""
+    database = settings.database_url or settings.require()[1]
+    return Townships(
+        PostgresTownshipStore(database),
+        townships=load_townships(),
+        aliases=load_township_aliases(),
         timezone=zone(settings),
         clock=clock,
     )

@@ -2,7 +2,9 @@
 
 `KAFKA_BOOTSTRAP` and `DATABASE_URL` name production servers; when both are unset the
 embedded broker and Postgres are used, and `make run` writes their addresses to
-`.redline/endpoints.json` so the CLI in another terminal finds them.
+`.redline/endpoints.json` so the CLI in another terminal finds them. Nothing else reads
+the environment: every variable is here, and in the README's "Settings" table with its
+default (tests/unit/test_settings_table.py keeps the two in step).
 """
 
 from __future__ import annotations
@@ -69,6 +71,32 @@ class Settings:
     # REDLINE_SUBSCRIBERS: each production subscriber's authority name -> the utility or
     # bank department it answers for (the demo subscribers are always known).
     subscribers: Mapping[str, str] = field(default_factory=dict)
+    # REDLINE_DB_PASSWORDS: a JSON file of each service's database role -> password, which
+    # the migrator sets and the supervisor builds each child's DATABASE_URL from (#18).
+    db_passwords_path: Path | None = None
+    # The audit anchor publishes a schema's head once it is this many entries or seconds
+    # past its last checkpoint (REDLINE_AUDIT_CHECKPOINT_ENTRIES / _SECONDS).
+    audit_checkpoint_entries: int = 100
+    audit_checkpoint_seconds: float = 10.0
+    # Where the registry API listens (REDLINE_API_HOST; its port is REDLINE_API_PORT).
+    api_host: str = "127.0.0.1"
+    # REDLINE_METRICS=off makes the counters no-ops (the benchmark compares the two);
+    # REDLINE_METRICS_PORT/_HOST: where a service serves /metrics (unset: nowhere).
+    metrics: bool = True
+    metrics_port: int | None = None
+    metrics_host: str = "127.0.0.1"
+    # Whether `make run` starts a local Prometheus when one is installed.
+    prometheus: bool = True
+    # A department worker's log level (faust logs a lot at INFO).
+    log_level: str = "WARNING"
+    # The city's ranking rule file (REDLINE_CITY_CONFIG); None: services/reports/city.yaml.
+    city_config: Path | None = None
+    # REDLINE_DEPARTMENTS: `make run` hosts every department in one process (host), or
+    # runs one process each (standalone), as bureaus with their own servers do.
+    departments_hosted: bool = True
+    # REDLINE_DEPARTMENT_DATABASE_URLS: a JSON object, department code -> its DATABASE_URL
+    # (its own role), which the supervisor gives a department host.
+    department_database_urls: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     @property
     def embedded(self) -> bool:
@@ -139,7 +167,14 @@ class Settings:
         )
 
     def with_endpoints(self, kafka_bootstrap: str, database_url: str) -> Settings:
-        return replace(self, kafka_bootstrap=kafka_bootstrap, database_url=database_url)
+        """These settings on the named servers; a system started on the embedded ones keeps
+        its development keys (`make run` names them to its children by address)."""
+        return replace(
+            self,
+            kafka_bootstrap=kafka_bootstrap,
+            database_url=database_url,
+            dev_keys_allowed=self.dev_keys,
+        )
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
@@ -149,11 +184,6 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     if (kafka is None) != (database is None):
         missing = "DATABASE_URL" if database is None else "KAFKA_BOOTSTRAP"
         raise ConfigError(f"{missing} must be set too: use both external servers or neither")
-    replication = env.get("REDLINE_KAFKA_REPLICATION", "1")
-    if not replication.isdigit() or int(replication) < 1:
-        raise ConfigError(
-            f"REDLINE_KAFKA_REPLICATION must be a positive integer, got {replication!r}"
-        )
     home = Path(env.get("REDLINE_HOME") or REPO_ROOT / ".redline")
     signing_key = env.get("REDLINE_SIGNING_KEY") or None
     signing_key_id = env.get("REDLINE_SIGNING_KEY_ID") or None
@@ -179,13 +209,50 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         if env.get("REDLINE_SUBJECT_KEY")
         else None,
         kafka_auth=_kafka_auth(env),
-        dev_keys_allowed=_switch(env, "REDLINE_DEV_KEYS", default=False)
-        or (kafka is None and database is None),
+        dev_keys_allowed=_switch(env, "REDLINE_DEV_KEYS", default=False),
         check_rate=_positive_number(env, "REDLINE_CHECK_RATE", 50.0),
         check_burst=_positive(env, "REDLINE_CHECK_BURST", 100),
         check_freshness_bound=_positive_number(env, "REDLINE_CHECK_FRESHNESS_BOUND", 30.0),
         subscribers=_subscribers(env, "REDLINE_SUBSCRIBERS"),
+        db_passwords_path=Path(env["REDLINE_DB_PASSWORDS"])
+        if env.get("REDLINE_DB_PASSWORDS")
+        else None,
+        audit_checkpoint_entries=_positive(env, "REDLINE_AUDIT_CHECKPOINT_ENTRIES", 100),
+        audit_checkpoint_seconds=_positive_number(env, "REDLINE_AUDIT_CHECKPOINT_SECONDS", 10.0),
+        api_host=_host(env, "REDLINE_API_HOST"),
+        metrics=_switch(env, "REDLINE_METRICS", default=True),
+        metrics_port=_optional_port(env, "REDLINE_METRICS_PORT"),
+        metrics_host=_host(env, "REDLINE_METRICS_HOST"),
+        prometheus=_switch(env, "REDLINE_PROMETHEUS", default=True),
+        log_level=_log_level(env, "REDLINE_LOG_LEVEL"),
+        city_config=Path(env["REDLINE_CITY_CONFIG"]) if env.get("REDLINE_CITY_CONFIG") else None,
+        departments_hosted=_choice(env, "REDLINE_DEPARTMENTS", ("host", "standalone")) == "host",
+        department_database_urls=_url_map(env, "REDLINE_DEPARTMENT_DATABASE_URLS"),
     )
+
+
+def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str:
+    """One of `choices`, the first by default."""
+    value = env.get(name) or choices[0]
+    if value not in choices:
+        raise ConfigError(f"{name}: {value!r} is not one of {', '.join(choices)}")
+    return value
+
+
+def _url_map(env: Mapping[str, str], name: str) -> dict[str, str]:
+    """A JSON object of names to non-empty URLs, or nothing when unset."""
+    text = env.get(name)
+    if not text:
+        return {}
+    try:
+        found = json.loads(text)
+    except ValueError:
+        raise ConfigError(f"{name}: not JSON (an object of code -> URL)") from None
+    if not isinstance(found, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) and v for k, v in found.items()
+    ):
+        raise ConfigError(f"{name}: must map department codes to database URLs")
+    return found
 
 
 def _kafka_auth(env: Mapping[str, str]) -> KafkaAuth | None:
@@ -274,12 +341,36 @@ def _switch(env: Mapping[str, str], name: str, *, default: bool) -> bool:
 
 
 def _port(env: Mapping[str, str], name: str, default: int) -> int:
+    port = _optional_port(env, name)
+    return default if port is None else port
+
+
+def _optional_port(env: Mapping[str, str], name: str) -> int | None:
+    """A TCP port, or None when unset or empty."""
     value = env.get(name)
-    if value is None:
-        return default
+    if not value:
+        return None
     if not value.isdigit() or not 0 < int(value) < 65536:
         raise ConfigError(f"{name} must be a TCP port number, got {value!r}")
     return int(value)
+
+
+def _host(env: Mapping[str, str], name: str) -> str:
+    """An address to listen on: loopback unless set (a container sets 0.0.0.0)."""
+    value = env.get(name) or "127.0.0.1"
+    if any(character.isspace() for character in value):
+        raise ConfigError(f"{name} must be a host name or address, got {value!r}")
+    return value
+
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def _log_level(env: Mapping[str, str], name: str) -> str:
+    value = (env.get(name) or "WARNING").upper()
+    if value not in LOG_LEVELS:
+        raise ConfigError(f"{name} must be one of {', '.join(LOG_LEVELS)}, got {value!r}")
+    return value
 
 
 def load_running_settings(environ: Mapping[str, str] | None = None) -> Settings:
@@ -293,10 +384,8 @@ def load_running_settings(environ: Mapping[str, str] | None = None) -> Settings:
             )
             # The running system's keys: development ones only if it ran on them (or if
             # REDLINE_DEV_KEYS=1 says so here too).
-            asked = _switch(
-                os.environ if environ is None else environ, "REDLINE_DEV_KEYS", default=False
-            )
-            return replace(running, dev_keys_allowed=endpoints.get("dev_keys") is True or asked)
+            ran_on_dev_keys = endpoints.get("dev_keys") is True
+            return replace(running, dev_keys_allowed=ran_on_dev_keys or settings.dev_keys_allowed)
         except (ValueError, KeyError) as exc:
             raise ConfigError(f"{settings.endpoints_file} is malformed: {exc}") from exc
     return settings

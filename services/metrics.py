@@ -9,7 +9,6 @@ from its source of truth by the monitor (services.entrypoints.monitor), see BusC
 
 from __future__ import annotations
 
-import os
 from collections import Counter as Counter_
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -24,8 +23,8 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from services.config import Settings
 from services.consuming import RawMessage
-from services.errors import ConfigError
 
 # The *_created series only double what operators must scrape.
 disable_created_metrics()  # type: ignore[no-untyped-call]
@@ -93,20 +92,26 @@ REFUSAL_REASONS = (
 CHECK_OUTCOMES = ("blocked", "clear", "stale", "refused")
 
 
-# REDLINE_METRICS=off turns the counting below into no-ops; the benchmark compares the two.
-ENABLED = os.environ.get("REDLINE_METRICS", "on") != "off"
+class _Switch:
+    """Whether the counting below counts: decided at start-up by `start_metrics_server`
+    from REDLINE_METRICS (off: no-ops; the benchmark compares the two), never at import."""
+
+    on = True
+
+
+_COUNTING = _Switch()
 
 
 def count_published(outbox: str, topics: Sequence[str]) -> None:
     """Count events a relay published, by topic."""
-    if ENABLED:
+    if _COUNTING.on:
         for topic, count in Counter_(topics).items():
             EVENTS_PUBLISHED.labels(outbox, topic).inc(count)
 
 
 def count_quarantined(outbox: str, reason: str, count: int) -> None:
     """Count events a relay set aside; `reason` is the Kafka error class (a bounded set)."""
-    if ENABLED:
+    if _COUNTING.on:
         EVENTS_QUARANTINED.labels(outbox, reason).inc(count)
 
 
@@ -116,7 +121,7 @@ def show_quarantined(outbox: str, count: int) -> None:
 
 
 def count_measures(department: str, applied: int, lifted: int) -> None:
-    if ENABLED:
+    if _COUNTING.on:
         MEASURES_APPLIED.labels(department).inc(applied)
         MEASURES_LIFTED.labels(department).inc(lifted)
 
@@ -134,7 +139,7 @@ def observe_batch(
     consumer: str, messages: Sequence[RawMessage], seconds: float, dead_letters: Sequence[str]
 ) -> None:
     """Count one batch a consumer committed: its messages by topic, its refusals by reason."""
-    if not ENABLED:
+    if not _COUNTING.on:
         return
     by_topic = Counter_(message.topic for message in messages)
     for topic, count in by_topic.items():
@@ -156,15 +161,21 @@ class BusSnapshot:
     responses_overdue: dict[str, int] = field(default_factory=dict)
     cases_filed: dict[str, int] = field(default_factory=dict)
     accountability_referrals: dict[str, int] = field(default_factory=dict)
+    referrals_open: dict[str, int] = field(default_factory=dict)
+    referrals_overdue: dict[str, int] = field(default_factory=dict)
     read_at: float = 0.0  # Unix time of the read these figures come from
 
-    def fill_zeros(self, measures: Sequence[str], departments: Sequence[str]) -> None:
-        """Every measure and department gets a series, 0 when nothing is counted: a panel
-        or an alert then tells "none" from "not reported"."""
+    def fill_zeros(
+        self, measures: Sequence[str], departments: Sequence[str], receivers: Sequence[str] = ()
+    ) -> None:
+        """Every measure, department and referral receiver gets a series, 0 when nothing is
+        counted: a panel or an alert then tells "none" from "not reported"."""
         for counts, keys in (
             (self.active_blocks, measures),
             (self.responses_pending, departments),
             (self.responses_overdue, departments),
+            (self.referrals_open, receivers),
+            (self.referrals_overdue, receivers),
         ):
             for key in keys:
                 counts.setdefault(key, 0)
@@ -219,6 +230,19 @@ class BusCollector(Collector):
             ),
         ):
             yield _family(GaugeMetricFamily, name, text, ["department"], _keyed(values))
+        for name, text, values in (
+            (
+                "redline_referrals_open",
+                "Referrals a body has received and not yet answered with an outcome.",
+                s.referrals_open,
+            ),
+            (
+                "redline_referrals_overdue",
+                "Referrals past their answer or outcome deadline, by receiving body.",
+                s.referrals_overdue,
+            ),
+        ):
+            yield _family(GaugeMetricFamily, name, text, ["body"], _keyed(values))
         yield GaugeMetricFamily(
             "redline_monitor_last_read_timestamp_seconds",
             "When the monitor last read the bus; older figures are served until it reads again.",
@@ -257,12 +281,11 @@ def _family(
     return family
 
 
-def start_metrics_server() -> int | None:
-    """Serve /metrics on REDLINE_METRICS_PORT, if set; returns the port."""
-    value = os.environ.get("REDLINE_METRICS_PORT")
-    if not value:
+def start_metrics_server(settings: Settings) -> int | None:
+    """At a service's start: count or not (REDLINE_METRICS), and serve /metrics on
+    REDLINE_METRICS_PORT at REDLINE_METRICS_HOST, if a port is set; returns the port."""
+    _COUNTING.on = settings.metrics
+    if settings.metrics_port is None:
         return None
-    if not value.isdigit() or not 0 < int(value) < 65536:
-        raise ConfigError(f"REDLINE_METRICS_PORT must be a TCP port number, got {value!r}")
-    start_http_server(int(value), addr=os.environ.get("REDLINE_METRICS_HOST", "127.0.0.1"))
-    return int(value)
+    start_http_server(settings.metrics_port, addr=settings.metrics_host)
+    return settings.metrics_port

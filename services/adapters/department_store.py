@@ -29,11 +29,8 @@ from services.departments.ports import (
     KnownCase,
     TargetRef,
 )
+from services.departments.schema import department_schema as department_schema  # noqa: PLC0414 (re-exported)
 from services.errors import DatabaseError
-
-
-def department_schema(code: str) -> str:
-    return f"dept_{code}"
 
 
 class PostgresDepartmentTransaction(DepartmentTransaction):

@@ -19,21 +19,21 @@ import asyncpg
 from services.adapters.department_store import department_schema
 from services.adapters.postgres import TRANSIENT_ERRORS
 from services.errors import DatabaseError
-from services.reports.domain import (
+from services.reports.notice import NoticeSourceRow, RecordRow
+from services.reports.outcomes import ResponseRow
+from services.reports.periods import Window
+from services.reports.ports import ReportReads, ReportStore
+from services.reports.ranking import SatelliteCaseRow
+from services.reports.township import (
     ENDING_STEPS,
     AccountabilityRow,
     BlockRow,
     ClueRow,
     FiledCaseRow,
-    NoticeSourceRow,
     OpenCaseRow,
-    RecordRow,
-    ResponseRow,
     RestorationRow,
-    SatelliteCaseRow,
-    Window,
 )
-from services.reports.ports import ReportReads, ReportStore
+from services.reports.township_targets import TalkRow, TargetRow
 
 
 def _parcels(raw: Any) -> tuple[tuple[str, Decimal], ...]:
@@ -136,6 +136,25 @@ class PostgresReportReads(ReportReads):
             sorted(ENDING_STEPS),
         )
         return [OpenCaseRow(**dict(row)) for row in rows]
+
+    async def township_targets(self, quarter: str, township: str | None) -> list[TargetRow]:
+        rows = await self.conn.fetch(
+            "SELECT township, status, figures FROM township_quarter_reports "
+            "WHERE quarter = $1 AND ($2::text IS NULL OR township = $2)",
+            quarter,
+            township,
+        )
+        return [TargetRow(**dict(row)) for row in rows]
+
+    async def township_talks(self, window: Window, township: str | None) -> list[TalkRow]:
+        rows = await self.conn.fetch(
+            "SELECT talk_id, township, status, reason, requested_at, talk_on, rectify_by, "
+            "rectified_on FROM township_talks "
+            "WHERE requested_at < $1 AND ($2::text IS NULL OR township = $2)",
+            window.end,
+            township,
+        )
+        return [TalkRow(**dict(row)) for row in rows]
 
     async def responses(self, window: Window, department: str | None) -> list[ResponseRow]:
         rows = await self.conn.fetch(

@@ -12,13 +12,11 @@ import typer
 from services.bootstrap import build_reports
 from services.config import load_running_settings
 from services.errors import InvalidInput
-from services.reports.domain import (
-    DEFAULT_OPEN_BOUND_DAYS,
-    NoticeReport,
-    Report,
-)
 from services.reports.handlers import Reports
+from services.reports.kinds import Report
+from services.reports.notice import NoticeReport
 from services.reports.render import to_csv, to_html
+from services.reports.township import DEFAULT_OPEN_BOUND_DAYS
 
 report_app = typer.Typer(
     help="Responsibility reports (seed §四): township quarters, departments, ranking, notices."

@@ -13,19 +13,15 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
-from services.bootstrap import build_reports, utc_now
+from services.bootstrap import build_reports, load_ranking_rule, utc_now
 from services.config import Settings
-from services.reports.domain import (
-    DEFAULT_OPEN_BOUND_DAYS,
-    MAX_OPEN_BOUND_DAYS,
-    DepartmentReport,
-    NoticeReport,
-    RankingReport,
-    Report,
-    TownshipReport,
-)
+from services.reports.department import DepartmentReport
 from services.reports.handlers import Reports
+from services.reports.kinds import Report
+from services.reports.notice import NoticeReport
+from services.reports.ranking import RankingReport
 from services.reports.render import to_csv, to_html
+from services.reports.township import DEFAULT_OPEN_BOUND_DAYS, MAX_OPEN_BOUND_DAYS, TownshipReport
 
 Format = Literal["json", "csv", "html"]
 OutputFormat = Annotated[
@@ -54,11 +50,13 @@ def report_router(settings: Settings, clock: Callable[[], datetime] = utc_now) -
     """The report endpoints; each report reads one snapshot over its own connection."""
     router = APIRouter(prefix="/v1/reports", tags=["reports"])
     built: list[Reports] = []
+    # Now: a wrong city rule stops the start, naming the key.
+    rule = load_ranking_rule(settings.city_config)
 
     def reports() -> Reports:
         """Built on first use, so an app made without a database still starts."""
         if not built:
-            built.append(build_reports(settings, clock))
+            built.append(build_reports(settings, clock, rule))
         return built[0]
 
     @router.get("/township", response_model=TownshipReport, responses=_FILES)
@@ -71,7 +69,8 @@ def report_router(settings: Settings, clock: Callable[[], datetime] = utc_now) -
         ] = DEFAULT_OPEN_BOUND_DAYS,
         output: OutputFormat = "json",
     ) -> Response:
-        """Quarterly township report (每季度书面汇报)."""
+        """Quarterly township report (每季度书面汇报), with the responsibility targets each
+        township entered for the quarter and its warning talks and rectification deadlines."""
         report = await reports().township(
             quarter=quarter, township=township, older_than_days=older_than_days
         )
@@ -94,7 +93,8 @@ def report_router(settings: Settings, clock: Callable[[], datetime] = utc_now) -
         year: Annotated[str, Query(description="The enforcement year, e.g. 2026.")],
         output: OutputFormat = "json",
     ) -> Response:
-        """Annual satellite-enforcement ranking of townships (§四(五))."""
+        """Annual satellite-enforcement ranking of townships (§四(五)); townships are flagged
+        by the city's ranking rule (REDLINE_CITY_CONFIG, `ranking:`), which the report names."""
         return respond(await reports().ranking(year=year), output)
 
     @router.get("/notice", response_model=NoticeReport, responses=_FILES)

@@ -8,26 +8,24 @@ from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
 from services.errors import InvalidInput
-from services.reports.domain import (
-    DEFAULT_OPEN_BOUND_DAYS,
-    MAX_OPEN_BOUND_DAYS,
-    DepartmentReport,
-    NoticeReport,
-    RankingReport,
-    TownshipReport,
-    TownshipRows,
+from services.reports.department import DepartmentReport, department_report
+from services.reports.notice import NoticeReport, notice_refusal, public_notice
+from services.reports.periods import (
     check_known,
-    department_report,
-    notice_refusal,
     parse_day,
     parse_period,
     parse_quarter,
     parse_year,
-    public_notice,
-    satellite_ranking,
-    township_report,
 )
 from services.reports.ports import ReportStore
+from services.reports.ranking import RankingReport, RankingRule, satellite_ranking
+from services.reports.township import (
+    DEFAULT_OPEN_BOUND_DAYS,
+    MAX_OPEN_BOUND_DAYS,
+    TownshipReport,
+    TownshipRows,
+    township_report,
+)
 
 MAX_NOTICE_CASES = 200
 
@@ -41,8 +39,10 @@ class Reports:
         departments: Mapping[str, str],
         timezone: ZoneInfo,
         clock: Callable[[], datetime],
+        ranking_rule: RankingRule | None = None,
     ) -> None:
         self.store = store
+        self.ranking_rule = ranking_rule or RankingRule()
         self.townships = townships
         self.departments = departments
         self.timezone = timezone
@@ -78,6 +78,8 @@ class Reports:
                 blocks=await reads.blocks(window, township, departments),
                 restorations=await reads.restorations(window, township),
                 open_cases=await reads.open_cases(as_of, township),
+                targets=await reads.township_targets(period.label, township),
+                talks=await reads.township_talks(window, township),
             )
         return township_report(
             period=period,
@@ -119,7 +121,13 @@ class Reports:
         period = parse_year(year, self._today(now))
         async with self.store.snapshot() as reads:
             rows = await reads.satellite_cases(period.first_day, period.last_day)
-        return satellite_ranking(period=period, generated_at=now, names=self.townships, rows=rows)
+        return satellite_ranking(
+            period=period,
+            generated_at=now,
+            names=self.townships,
+            rows=rows,
+            rule=self.ranking_rule,
+        )
 
     async def notice(self, *, cases: Sequence[str] = (), since: str | None = None) -> NoticeReport:
         """§四(六): typical cases ready to publish, personal data masked.

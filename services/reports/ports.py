@@ -1,7 +1,8 @@
 """What the reports need from storage: plain rows, read-only, all from one snapshot.
 
 The rows are filtered by period in the store (for speed) but every rule that decides
-whether a row counts is applied again in `services.reports.domain`.
+whether a row counts is applied again in the report's own module (township, department,
+ranking, notice).
 """
 
 from __future__ import annotations
@@ -11,18 +12,19 @@ from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import date, datetime
 
-from services.reports.domain import (
+from services.reports.notice import NoticeSourceRow
+from services.reports.outcomes import ResponseRow
+from services.reports.periods import Window
+from services.reports.ranking import SatelliteCaseRow
+from services.reports.township import (
     AccountabilityRow,
     BlockRow,
     ClueRow,
     FiledCaseRow,
-    NoticeSourceRow,
     OpenCaseRow,
-    ResponseRow,
     RestorationRow,
-    SatelliteCaseRow,
-    Window,
 )
+from services.reports.township_targets import TalkRow, TargetRow
 
 
 class ReportReads(abc.ABC):
@@ -57,6 +59,14 @@ class ReportReads(abc.ABC):
     @abc.abstractmethod
     async def open_cases(self, as_of: datetime, township: str | None) -> list[OpenCaseRow]:
         """Cases filed before `as_of` and not ended before it."""
+
+    @abc.abstractmethod
+    async def township_targets(self, quarter: str, township: str | None) -> list[TargetRow]:
+        """The responsibility targets townships entered for the quarter (e.g. 2026Q3)."""
+
+    @abc.abstractmethod
+    async def township_talks(self, window: Window, township: str | None) -> list[TalkRow]:
+        """Warning talks requested before the window ends."""
 
     @abc.abstractmethod
     async def responses(self, window: Window, department: str | None) -> list[ResponseRow]:

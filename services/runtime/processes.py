@@ -6,7 +6,6 @@ run cannot leave a broker or a database running behind it.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import ctypes
 import os
@@ -15,10 +14,11 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import IO
 
+from events.backoff import Backoff
 from services.errors import StartupError
 
 _PR_SET_PDEATHSIG = 1
@@ -145,29 +145,13 @@ def stop_processes(
 def wait_until(check: Callable[[], bool], *, timeout: float, what: str) -> None:
     """Poll `check` until it holds, or raise naming `what` once the deadline passes."""
     deadline = time.monotonic() + timeout
-    delay = 0.02
+    backoff = Backoff(0.02, 0.5)
     while True:
         if check():
             return
         if time.monotonic() > deadline:
             raise StartupError(f"{what}: not ready after {timeout:.0f} s")
-        time.sleep(delay)
-        delay = min(delay * 2, 0.5)
-
-
-async def wait_until_async(
-    check: Callable[[], Awaitable[bool]], *, timeout: float, what: str
-) -> None:
-    """The asyncio form of `wait_until`."""
-    deadline = time.monotonic() + timeout
-    delay = 0.02
-    while True:
-        if await check():
-            return
-        if time.monotonic() > deadline:
-            raise StartupError(f"{what}: not ready after {timeout:.0f} s")
-        await asyncio.sleep(delay)
-        delay = min(delay * 2, 0.5)
+        time.sleep(backoff.next())
 
 
 def tcp_accepts(host: str, port: int) -> bool:

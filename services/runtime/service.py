@@ -9,6 +9,7 @@ import signal
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
+from events.backoff import Backoff
 from events.logmask import mask_logging
 from services.errors import DatabaseError
 
@@ -38,14 +39,14 @@ async def retrying(
     stop: asyncio.Event, attempt: Callable[[], Awaitable[T]], *, what: str
 ) -> T | None:
     """Retry database errors with capped backoff until it works; None if asked to stop."""
-    backoff = 0.1
+    backoff = Backoff(0.1, MAX_BACKOFF_SECONDS)
     while not stop.is_set():
         try:
             return await attempt()
         except DatabaseError as exc:
-            logging.getLogger("redline").warning("%s: %s; retrying in %.1f s", what, exc, backoff)
-            await wait_set(stop, backoff)
-            backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
+            delay = backoff.next()
+            logging.getLogger("redline").warning("%s: %s; retrying in %.1f s", what, exc, delay)
+            await wait_set(stop, delay)
     return None
 
 

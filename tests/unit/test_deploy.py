@@ -20,6 +20,7 @@ from prometheus_client.registry import Collector
 
 import services.metrics
 from deploy import generate
+from deploy.acls import kafka_users
 from deploy.dashboards import DATASOURCE, all_dashboards, department_uid, panel_queries
 from deploy.manifests import DOCKERFILE, signing_secret
 from deploy.model import (
@@ -56,12 +57,23 @@ PROMETHEUS_METRICS = {"up": set[str]()}
 TARGET_LABELS = {"job", "instance", "service", "process"}
 
 
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+@cache
+def _parsed(path: Path) -> tuple[Any, ...]:
+    """Each file parsed once per run (read only by the tests): parsing every manifest again
+    for each process made two tests take ten seconds each."""
+    return tuple(yaml.load_all(path.read_text(encoding="utf-8"), Loader=_Loader))
+
+
 def load(path: Path) -> Any:
-    return yaml.safe_load(path.read_text(encoding="utf-8"))
+    (document,) = _parsed(path)
+    return document
 
 
 def load_all(path: Path) -> list[Any]:
-    return [doc for doc in yaml.safe_load_all(path.read_text(encoding="utf-8")) if doc]
+    return [doc for doc in _parsed(path) if doc]
 
 
 def compose_services() -> dict[str, Any]:
@@ -318,6 +330,26 @@ def test_every_department_has_a_compose_service_and_a_deployment() -> None:
         assert env["REDLINE_SIGNING_KEY_ID"]["secretKeyRef"]["name"] == signing_secret(code)
         labels = deployment["spec"]["template"]["metadata"]["labels"]
         assert labels["redline.io/service"] == f"department-{code}"
+
+
+def test_a_party_gets_no_enforcer_deployment_dashboard_or_kafka_user() -> None:
+    """Parties (public security, discipline, court...) own no measures: nothing of theirs
+    consumes the violations stream, so nothing of theirs is deployed from the catalogue."""
+    catalogue = load_catalogue()
+    parties = [party.code for party in catalogue.parties]
+    assert {"public_security", "discipline", "urban_management", "court"} <= set(parties)
+    services = compose_services()
+    found = deployments()
+    uids = {board["uid"] for board in dashboards().values()}
+    departments = {process.department for process in server_processes(catalogue)}
+    issuers = {user.issuer for user in kafka_users(catalogue)}
+    for code in parties:
+        assert code not in departments
+        assert f"department-{code}" not in services
+        assert f"redline-department-{code}".replace("_", "-") not in found
+        assert not (K8S / "departments" / f"{code}.yaml").exists()
+        assert department_uid(code) not in uids
+        assert code not in issuers
 
 
 def test_core_services_are_deployed_and_the_api_has_a_service() -> None:

@@ -21,7 +21,7 @@ from events.identifiers import mask_identifier, resident_id_check_character, usc
 from events.logmask import UVICORN_LOGGERS, MaskIdentifiers, mask_logging, redact_passwords
 from events.models import Subject
 from events.privacy import mask_identifiers
-from services.reports.domain import scrub
+from services.reports.notice import scrub
 from services.runtime.service import configure_logging
 
 PERSON = "11010519491231002" + resident_id_check_character("11010519491231002")  # ...2X

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import random
+import re
 import statistics
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
@@ -15,36 +16,40 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from services.bootstrap import load_ranking_rule
 from services.errors import InvalidInput
 from services.registry.domain import TRANSITIONS, CaseStatus
-from services.reports.domain import (
+from services.reports.common import percentile
+from services.reports.department import department_report
+from services.reports.notice import (
+    NoticeSourceRow,
+    RecordRow,
+    notice_refusal,
+    public_name,
+    public_notice,
+    scrub,
+)
+from services.reports.outcomes import ResponseRow, classify
+from services.reports.periods import Period, parse_period, parse_quarter, parse_year
+from services.reports.ranking import (
+    RankingRule,
+    SatelliteCaseRow,
+    parse_ranking_rule,
+    satellite_ranking,
+)
+from services.reports.render import to_csv, to_html
+from services.reports.render.labels import STATUS_LABELS
+from services.reports.township import (
     ENDING_STEPS,
     AccountabilityRow,
     BlockRow,
     ClueRow,
     FiledCaseRow,
-    NoticeSourceRow,
     OpenCaseRow,
-    Period,
-    RecordRow,
-    ResponseRow,
-    SatelliteCaseRow,
     TownshipRows,
-    classify,
-    department_report,
     is_open_over_bound,
-    notice_refusal,
-    parse_period,
-    parse_quarter,
-    parse_year,
-    percentile,
-    public_name,
-    public_notice,
-    satellite_ranking,
-    scrub,
     township_report,
 )
-from services.reports.render import STATUS_LABELS, to_csv, to_html
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 TODAY = date(2026, 11, 29)
@@ -354,28 +359,88 @@ def _satellite(
     )
 
 
-def test_the_ranking_orders_by_cultivated_area_and_flags_at_the_thresholds() -> None:
-    rows = [
-        _satellite("A", "xinyi", "2", "4"),
-        _satellite("B", "xinyi", "3", "3"),  # xinyi: 5 mu basic farmland: flagged
-        _satellite("C", "duizhen", "0", "9.99"),  # below 10 mu: not flagged
-        _satellite("D", "xiabao", "0", "9.99"),  # same area: same rank
-        _satellite("E", "xiabao", "20", "20", revoked=True),  # a court revoked it
-    ]
+RANKING_ROWS = [
+    _satellite("A", "xinyi", "2", "4"),
+    _satellite("B", "xinyi", "3", "3"),  # xinyi: 7 mu cultivated, 5 of them basic farmland
+    _satellite("C", "duizhen", "0", "9.99"),
+    _satellite("D", "xiabao", "0", "9.99"),  # same area: same rank
+    _satellite("E", "xiabao", "20", "20", revoked=True),  # a court revoked it
+]
+
+
+def test_the_ranking_orders_by_cultivated_area_and_flags_by_the_citys_rule() -> None:
+    rule = RankingRule(basic_farmland_mu=Decimal(5))
     report = satellite_ranking(
-        period=parse_year("2025", TODAY), generated_at=NOW, names=NAMES, rows=rows
+        period=parse_year("2025", TODAY),
+        generated_at=NOW,
+        names=NAMES,
+        rows=RANKING_ROWS,
+        rule=rule,
     )
     ranks = [(row.rank, row.township, row.flagged) for row in report.rows]
     assert ranks == [(1, "duizhen", False), (1, "xiabao", False), (3, "xinyi", True)]
     assert report.rows[2].basic_farmland_mu == Decimal(5)
     assert "永久基本农田 5 亩 ≥ 5 亩" in report.rows[2].flag_reason
+    assert report.rule == "永久基本农田合计 ≥ 5 亩"
     assert report.revoked_excluded == 1
-    assert report.large_cases == []  # no single case reaches a threshold
+    assert report.large_cases == []  # no single case reaches the per-case thresholds
+
+
+def test_the_per_case_thresholds_no_longer_flag_a_townships_totals() -> None:
+    """xinyi's totals (5 mu basic farmland) reach the per-CASE 5 mu threshold, but no rule of
+    the city's says so: without one, nothing is flagged."""
+    report = satellite_ranking(
+        period=parse_year("2025", TODAY),
+        generated_at=NOW,
+        names=NAMES,
+        rows=RANKING_ROWS,
+        rule=RankingRule(),
+    )
+    assert not any(row.flagged for row in report.rows)
+
+
+def test_a_top_n_rule_flags_the_first_ranks_ties_included() -> None:
+    report = satellite_ranking(
+        period=parse_year("2025", TODAY),
+        generated_at=NOW,
+        names=NAMES,
+        rows=RANKING_ROWS,
+        rule=RankingRule(top=1),
+    )
+    assert [(row.township, row.flagged) for row in report.rows] == [
+        ("duizhen", True),
+        ("xiabao", True),
+        ("xinyi", False),
+    ]
+    assert report.rows[0].flag_reason == "耕地面积排名第 1（前 1 名）"
+
+
+@pytest.mark.parametrize(
+    ("document", "named"),
+    [
+        ({}, "ranking:"),
+        ({"ranking": {"cultivated": 10}}, "unknown key(s) cultivated"),
+        ({"ranking": {"cultivated_mu": -1}}, "ranking.cultivated_mu: must be more than 0"),
+        ({"ranking": {"basic_farmland_mu": "many"}}, "ranking.basic_farmland_mu: not a number"),
+        ({"ranking": {"top": 2.5}}, "ranking.top: a whole number from 0 to 100"),
+        ({"ranking": {"top": True}}, "ranking.top"),
+    ],
+)
+def test_a_wrong_ranking_rule_is_refused_naming_the_key(
+    document: dict[str, Any], named: str
+) -> None:
+    with pytest.raises(ValueError, match=re.escape(named)):
+        parse_ranking_rule(document, "city.yaml")
+
+
+def test_the_shipped_city_rule_loads() -> None:
+    rule = load_ranking_rule()
+    assert rule == parse_ranking_rule({"ranking": {"top": 3}}, "expected")
 
 
 def test_an_empty_year_gives_an_empty_ranking() -> None:
     report = satellite_ranking(
-        period=parse_year("2024", TODAY), generated_at=NOW, names=NAMES, rows=[]
+        period=parse_year("2024", TODAY), generated_at=NOW, names=NAMES, rows=[], rule=RankingRule()
     )
     assert (report.rows, report.large_cases) == ([], [])
     assert "no satellite findings" in to_html(report)

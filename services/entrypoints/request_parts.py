@@ -1,0 +1,26 @@
+"""What the registry's own routes take from a request besides its body: the
+Idempotency-Key header, and the registry the app was built or bootstrapped with."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Header, Request
+
+from services.registry.handlers import Registry
+
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=200,
+        description="A retried POST with this key returns the first answer, writes nothing new.",
+    ),
+]
+
+
+def registry_of(request: Request) -> Registry:
+    """The app's registry: given to create_app, or made in its lifespan."""
+    found: Registry = request.app.state.registry
+    return found
