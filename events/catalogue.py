@@ -67,6 +67,9 @@ class Fact(StrEnum):
     business_premises = "business_premises"  # the illegal building is used for business
     illegal_afforestation = "illegal_afforestation"  # 违规造林 on the land
     non_compliant_farming = "non_compliant_farming"  # farming that breaks land-use control
+    transport_project = "transport_project"  # the project is a transport project (交通运输项目)
+    water_project = "water_project"  # the project is a water project (水利项目)
+    in_nature_reserve = "in_nature_reserve"  # the site lies inside a nature reserve (自然保护区)
 
 
 class _Strict(BaseModel):
@@ -81,6 +84,9 @@ class Condition(_Strict):
     )
     all_of: tuple[Fact, ...] = Field(default=(), description="Every one of these facts.")
     any_of: tuple[Fact, ...] = Field(default=(), description="At least one of these facts.")
+    none_of: tuple[Fact, ...] = Field(
+        default=(), description="None of these facts: another body's sentence covers them."
+    )
 
 
 class Measure(_Strict):

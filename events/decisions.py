@@ -34,6 +34,12 @@ def established(facts: CaseFacts) -> frozenset[Fact]:
             found.add(Fact.works_started)
             if not project.construction_permit:
                 found.add(Fact.works_without_permit)
+        if project.sector == "transport":
+            found.add(Fact.transport_project)
+        elif project.sector == "water":
+            found.add(Fact.water_project)
+    if facts.in_nature_reserve:
+        found.add(Fact.in_nature_reserve)
     if facts.building_use is BuildingUse.business_premises:
         found.add(Fact.business_premises)
     if facts.illegal_afforestation:
@@ -50,7 +56,18 @@ def describe(condition: Condition) -> str:
         parts.append(" and ".join(condition.all_of))
     if condition.any_of:
         parts.append("(" + " or ".join(condition.any_of) + ")")
+    if condition.none_of:
+        parts.append("not " + " or ".join(condition.none_of))
     return " and ".join(parts)
+
+
+def condition_met(condition: Condition, land: frozenset[LandClass], facts: frozenset[Fact]) -> bool:
+    """Every part of `condition` holds on this land and these facts (measures and referrals)."""
+    if not condition.land & land or not set(condition.all_of) <= facts:
+        return False
+    if set(condition.none_of) & facts:
+        return False
+    return not condition.any_of or any(fact in facts for fact in condition.any_of)
 
 
 def matches(
@@ -58,16 +75,13 @@ def matches(
 ) -> MeasureDecision | None:
     """The decision to start `measure`, with the land and facts it matched, or None."""
     condition = measure.when
-    land_matched = condition.land & land
-    if not land_matched or not set(condition.all_of) <= facts:
+    if not condition_met(condition, land, facts):
         return None
     any_matched = tuple(f for f in condition.any_of if f in facts)
-    if condition.any_of and not any_matched:
-        return None
     return MeasureDecision(
         measure=measure.code,
         target=measure.targets,
-        land=tuple(sorted(land_matched)),
+        land=tuple(sorted(condition.land & land)),
         facts=(*condition.all_of, *any_matched),
         rule=describe(condition),
     )

@@ -261,6 +261,11 @@ class Site(_Frozen):
         return self
 
 
+# The sector whose department answers for the project's land procedures (seed §三):
+# transport (交通运输局), water (水利局), municipal works (住建局) or another.
+ProjectSector = Literal["transport", "water", "municipal", "other"]
+
+
 class Project(_Frozen):
     """The construction project on the occupied land (施工项目), if there is one."""
 
@@ -269,6 +274,10 @@ class Project(_Frozen):
     works_started: bool
     construction_permit: bool = Field(
         default=False, description="A construction permit (施工许可证) is held."
+    )
+    sector: ProjectSector | None = Field(
+        default=None,
+        description="Whose sector the project is (交通, 水利, 市政...); None: not recorded.",
     )
 
 
@@ -293,6 +302,11 @@ class CaseFacts(_Frozen):
         description="Agricultural production that breaks land-use control (不符合耕地用途管制).",
     )
     illegal_afforestation: bool = Field(default=False, description="违规造林 on the land.")
+    in_nature_reserve: bool | None = Field(
+        default=None,
+        description="The occupied land lies inside a nature reserve (自然保护区); None: not "
+        "recorded, which sends no referral. Not part of the site, so recording it moves no block.",
+    )
 
 
 class MeasureDecision(_Frozen):
@@ -540,7 +554,7 @@ class AccountabilityTriggered(Payload):
     basic_farmland_mu: AreaTotal
     cultivated_mu: AreaTotal
     rule: NonEmptyText
-    addressed_to: tuple[Name, ...] = ("discipline", "organization")
+    addressed_to: tuple[Name, ...] = ("public_security", "discipline", "city_government")
     starts: list[MeasureDecision] = Field(default_factory=list)
 
 
@@ -654,14 +668,8 @@ class BlocklistCase(_Frozen):
     site_hashes: list[SubjectHash] = Field(default_factory=list, max_length=8)
 
 
-class BlocklistEntry(Payload):
-    """The active blocks of one measure on one subject.
-
-    The subject travels as an HMAC of its ID under the deployment's subject key (`key_id`
-    names that key) and a masked name, so a leaked replica exposes no ID numbers. Where
-    the measure targets a site (supply), each case lists its site's hashed identifiers:
-    a check answers blocked only at those sites, and "blocked at another site" elsewhere.
-    """
+class BlocklistEntryV2(Payload):
+    """blocklist.entry before list versions; kept only for upcasting."""
 
     event_type: ClassVar[str] = "redline.blocklist.entry.v2"
 
@@ -675,12 +683,50 @@ class BlocklistEntry(Payload):
     cases: list[BlocklistCase] = Field(min_length=1)
 
 
-class BlocklistHeartbeat(Payload):
-    """The builder vouches that this partition held every block it knew of at `as_of`.
+ListVersion = Annotated[int, Field(ge=0, le=2**63 - 1)]
 
-    Sent only while the builder is caught up, so a quiet list stays fresh and a dead or
-    lagging builder lets its subscribers' replicas go stale.
+
+class BlocklistEntry(Payload):
+    """The active blocks of one measure on one subject.
+
+    The subject travels as an HMAC of its ID under the measure's subject key (`key_id`
+    names that key) and a masked name, so a leaked replica exposes no ID numbers. Where
+    the measure targets a site (supply), each case lists its site's hashed identifiers:
+    a check answers blocked only at those sites, and "blocked at another site" elsewhere.
+    `version` grows with every record the builder publishes, so a replayed older record
+    of the same subject (entry or lift) is recognised and ignored.
     """
+
+    event_type: ClassVar[str] = "redline.blocklist.entry.v3"
+
+    measure: Name
+    department: Name
+    target: Target
+    subject_hash: SubjectHash
+    key_id: KeyId
+    subject_kind: SubjectKind
+    masked_name: Name
+    cases: list[BlocklistCase] = Field(min_length=1)
+    version: ListVersion
+
+
+class BlocklistLifted(Payload):
+    """The builder lifts one subject from one measure's list: a signed record that takes
+    the entry's place under its key. A bare tombstone (null value) is unsigned, so anyone
+    who can write the topic could write one; subscribers ignore those and believe only
+    this. Never followed by a tombstone: compaction keeps it, so a subscriber that was
+    offline for any time still learns of the lift."""
+
+    event_type: ClassVar[str] = "redline.blocklist.lifted.v1"
+
+    measure: Name
+    subject_hash: SubjectHash
+    key_id: KeyId
+    version: ListVersion
+
+
+class BlocklistHeartbeatV1(Payload):
+    """blocklist.heartbeat before list heads; kept only for upcasting."""
 
     event_type: ClassVar[str] = "redline.blocklist.heartbeat.v1"
 
@@ -688,6 +734,26 @@ class BlocklistHeartbeat(Payload):
     partition: int = Field(ge=0)
     key_id: KeyId
     as_of: AwareDatetime
+
+
+class BlocklistHeartbeat(Payload):
+    """The builder vouches that this partition held every block it knew of at `as_of`,
+    and exactly these: `entries` listed subjects whose items XOR to `digest`
+    (events.blocklist_head). A replica whose own sums differ has diverged from the list.
+
+    Sent only while the builder is caught up, so a quiet list stays fresh and a dead or
+    lagging builder lets its subscribers' replicas go stale. A heartbeat without a head
+    (upcast from v1) vouches for nothing: a replica cannot tell it holds the list.
+    """
+
+    event_type: ClassVar[str] = "redline.blocklist.heartbeat.v2"
+
+    measure: Name
+    partition: int = Field(ge=0)
+    key_id: KeyId
+    as_of: AwareDatetime
+    entries: int | None = Field(default=None, ge=0)
+    digest: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")] | None = None
 
 
 class DeadLetter(Payload):
@@ -761,7 +827,10 @@ PAYLOAD_TYPES: dict[str, type[Payload]] = {
         MeasureFailed,
         ResponseOverdue,
         BlocklistEntryV1,
+        BlocklistEntryV2,
         BlocklistEntry,
+        BlocklistLifted,
+        BlocklistHeartbeatV1,
         BlocklistHeartbeat,
         DeadLetter,
     )

@@ -99,16 +99,22 @@ def blocklist_topic(measure: str) -> Topic:
         name=f"redline.blocklist.{measure}.v1",
         partitions=3,
         key=(
-            "keyed hash of the subject (HMAC-SHA256, hex); a null value (tombstone) lifts "
-            f"the entry; key {HEARTBEAT_KEY!r} carries the builder's heartbeat, one per partition"
+            "keyed hash of the subject (HMAC-SHA256 under the measure's key, hex); a signed "
+            "blocklist.lifted record lifts the entry (a null value is unsigned and ignored); "
+            f"key {HEARTBEAT_KEY!r} carries the builder's heartbeat, one per partition"
         ),
         description=(
             f"The active blocks of measure {measure}, one record per subject; compacted, so "
             "reading it from the start gives the current list."
         ),
-        event_types=("redline.blocklist.entry.v2", "redline.blocklist.heartbeat.v1"),
-        # A tombstone outlives compaction for 30 days: a subscriber offline for longer
-        # must rebuild its replica from the start, or it would keep a lifted block.
+        event_types=(
+            "redline.blocklist.entry.v3",
+            "redline.blocklist.lifted.v1",
+            "redline.blocklist.heartbeat.v2",
+        ),
+        # The builder lifts with signed records, which compaction keeps; a tombstone
+        # (anyone's) is ignored by subscribers, and the list heads in the heartbeats show
+        # a replica that misses what compaction removed (events.blocklist_head).
         config={
             "cleanup.policy": "compact",
             "min.compaction.lag.ms": "0",

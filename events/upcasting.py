@@ -84,6 +84,16 @@ def _blocklist_entry_v1_to_v2(data: dict[str, Any]) -> dict[str, Any]:
     return {**data, "target": target.value}
 
 
+def _blocklist_entry_v2_to_v3(data: dict[str, Any]) -> dict[str, Any]:
+    """v2 had no list version: 0, older than any record a versioned builder publishes."""
+    return {**data, "version": 0}
+
+
+def _blocklist_heartbeat_v1_to_v2(data: dict[str, Any]) -> dict[str, Any]:
+    """v1 had no list head: a heartbeat without one vouches for nothing (fail closed)."""
+    return {**data, "entries": None, "digest": None}
+
+
 def _unchanged(data: dict[str, Any]) -> dict[str, Any]:
     """The new version only widens what the old one could say."""
     return data
@@ -100,6 +110,11 @@ UPCASTERS: dict[str, tuple[str, Upcaster]] = {
     ),
     "redline.measure.lifted.v1": ("redline.measure.lifted.v2", _unchanged),
     "redline.blocklist.entry.v1": ("redline.blocklist.entry.v2", _blocklist_entry_v1_to_v2),
+    "redline.blocklist.entry.v2": ("redline.blocklist.entry.v3", _blocklist_entry_v2_to_v3),
+    "redline.blocklist.heartbeat.v1": (
+        "redline.blocklist.heartbeat.v2",
+        _blocklist_heartbeat_v1_to_v2,
+    ),
 }
 
 CURRENT_TYPES: frozenset[str] = frozenset(PAYLOAD_TYPES) - frozenset(UPCASTERS)

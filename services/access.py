@@ -20,8 +20,7 @@ import re
 import secrets
 import time
 from collections.abc import Callable, Collection, Iterable
-from dataclasses import dataclass, field
-from enum import StrEnum
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,31 +28,8 @@ import yaml
 
 from events.catalogue import Catalogue, load_catalogue
 from services.errors import ConfigError
-
-
-class Role(StrEnum):
-    case_officer = "case_officer"
-    agriculture_inspector = "agriculture_inspector"
-    department = "department"
-    subscriber = "subscriber"
-    operator = "operator"
-    # A township's (乡镇/街道) own officials: its reports, talks and rectifications.
-    township = "township"
-    # Those who find occupations on the ground and hand clues to natural resources
-    # (seed §一: 村（组）日常巡查; 田长制).
-    village_patrol = "village_patrol"
-    field_chief = "field_chief"
-
-
-@dataclass(frozen=True)
-class Principal:
-    name: str
-    role: Role
-    department: str | None = None
-    # The township a township official, village patrol or field chief belongs to.
-    township: str | None = None
-    # The measures a subscriber may check; the other roles' reach comes from their role.
-    measures: frozenset[str] = field(default_factory=frozenset)
+from services.principals import Principal as Principal  # noqa: PLC0414 (re-exported)
+from services.principals import Role as Role  # noqa: PLC0414 (re-exported)
 
 
 @dataclass(frozen=True)
@@ -62,18 +38,43 @@ class Rule:
     path: re.Pattern[str]
     roles: frozenset[Role] | None  # None: open to anyone (health, metrics, the API's docs)
     own_department: bool = False  # a department only where the path names it
+    # A department token only for these bodies (e.g. the city government), when given.
+    bodies: frozenset[str] | None = None
+    # A township, village patrol or field chief only where the path names its township.
+    own_township: bool = False
 
 
-def _rule(method: str, path: str, *roles: Role, own_department: bool = False) -> Rule:
-    return Rule(method, re.compile(path), frozenset(roles) if roles else None, own_department)
+def _rule(
+    method: str,
+    path: str,
+    *roles: Role,
+    own_department: bool = False,
+    bodies: Iterable[str] | None = None,
+    own_township: bool = False,
+) -> Rule:
+    return Rule(
+        method,
+        re.compile(path),
+        frozenset(roles) if roles else None,
+        own_department,
+        None if bodies is None else frozenset(bodies),
+        own_township,
+    )
 
 
 OFFICERS, OPERATORS, INSPECTORS = Role.case_officer, Role.operator, Role.agriculture_inspector
+# Township accountability (seed §四(三)): the city government decides talks and records
+# praise, criticism and vetoes; the organisation department reads the assessment.
+CITY, ORGANIZATION = "city_government", "organization"
+TOWNSHIP_PATH = r"^/v1/townships/(?P<township>[^/]+)"
 POLICY: tuple[Rule, ...] = (
     _rule("GET", r"^/(healthz|metrics|openapi\.json|docs|redoc)$"),
     # The documents' scripts and styles (events/apidocs.py): a browser sends no token.
     _rule("GET", r"^/docs/assets/[a-z0-9.-]+$"),
-    _rule("POST", r"^/v1/(clues|cases)$", OFFICERS),
+    _rule("POST", r"^/v1/cases$", OFFICERS),
+    # A clue from natural resources, any department or party, a village patrol or a field
+    # chief (seed §四(五)); the handler keeps a patrol or chief to its own township.
+    _rule("POST", r"^/v1/clues$", OFFICERS, Role.department, Role.village_patrol, Role.field_chief),
     _rule("POST", r"^/v1/cases/[^/]+/[a-z][a-z_-]*$", OFFICERS),
     # Restoration is signed by both bodies; the role decides which one signs.
     _rule("POST", r"^/v1/cases/[^/]+/restoration/sign-offs$", OFFICERS, INSPECTORS),
@@ -87,6 +88,46 @@ POLICY: tuple[Rule, ...] = (
     ),
     _rule("GET", r"^/v1/checks$", Role.subscriber, Role.department, OPERATORS, OFFICERS),
     _rule("GET", r"^/v1/reports/[a-z]+$", OPERATORS, OFFICERS),
+    # Referrals: the handler checks the token's body against the kind's senders and the
+    # referral's receiver (services/referrals/domain.py); subscribers and patrols never.
+    _rule("POST", r"^/v1/referrals$", OFFICERS, Role.department),
+    _rule("POST", r"^/v1/referrals/[^/]+/(acceptance|refusal|outcome)$", Role.department),
+    _rule("GET", r"^/v1/referrals(/[^/]+)?$", OFFICERS, OPERATORS, Role.department),
+    # Warning talks: natural resources requests, the city government decides, the township
+    # reports its rectification; each township reads only its own.
+    _rule("POST", r"^/v1/talks$", OFFICERS),
+    _rule("POST", r"^/v1/talks/[^/]+/decision$", Role.department, bodies=[CITY]),
+    _rule("GET", r"^/v1/talks$", OFFICERS, OPERATORS, Role.department, bodies=[CITY, ORGANIZATION]),
+    _rule("POST", TOWNSHIP_PATH + r"/talks/[^/]+/rectification$", Role.township, own_township=True),
+    _rule(
+        "GET",
+        TOWNSHIP_PATH + r"/talks$",
+        Role.township,
+        OFFICERS,
+        OPERATORS,
+        Role.department,
+        bodies=[CITY, ORGANIZATION],
+        own_township=True,
+    ),
+    _rule("POST", TOWNSHIP_PATH + r"/(notices|vetoes)$", Role.department, bodies=[CITY]),
+    # The quarterly report: the township enters and submits its own, the city receives it.
+    _rule("PUT", TOWNSHIP_PATH + r"/reports/[^/]+$", Role.township, own_township=True),
+    _rule("POST", TOWNSHIP_PATH + r"/reports/[^/]+/submission$", Role.township, own_township=True),
+    _rule("POST", TOWNSHIP_PATH + r"/reports/[^/]+/receipt$", Role.department, bodies=[CITY]),
+    _rule(
+        "GET",
+        TOWNSHIP_PATH + r"/reports/[^/]+$",
+        Role.township,
+        OFFICERS,
+        OPERATORS,
+        Role.department,
+        bodies=[CITY, ORGANIZATION],
+        own_township=True,
+    ),
+    # The organisation department's assessment view (instead of a per-case alert).
+    _rule(
+        "GET", r"^/v1/assessments/[^/]+$", OPERATORS, Role.department, bodies=[ORGANIZATION, CITY]
+    ),
 )
 
 
@@ -103,15 +144,27 @@ def decide(principal: Principal | None, method: str, path: str) -> str | None:
         if principal.role not in rule.roles:
             allowed = ", ".join(sorted(rule.roles))
             return f"{method} {path} is for {allowed}, not {principal.role}"
-        named = match.groupdict().get("department")
-        if (
-            rule.own_department
-            and principal.role is Role.department
-            and named != principal.department
-        ):
-            return f"department {principal.department} may read only its own blocks"
-        return None
+        return _out_of_reach(rule, match, principal, f"{method} {path}")
     return "a bearer token is required" if principal is None else f"{method} {path} is not allowed"
+
+
+def _out_of_reach(rule: Rule, match: re.Match[str], principal: Principal, call: str) -> str | None:
+    """Why a principal whose role the rule allows is still refused: a department outside
+    the rule's bodies, or one reading another's blocks; a township acting for another."""
+    named = match.groupdict()
+    if principal.role is Role.department:
+        if rule.own_department and named.get("department") != principal.department:
+            return f"department {principal.department} may read only its own blocks"
+        if rule.bodies is not None and principal.department not in rule.bodies:
+            allowed = ", ".join(sorted(rule.bodies))
+            return f"{call} is for {allowed}, not department {principal.department}"
+    if (
+        rule.own_township
+        and principal.role in TOWNSHIP_ROLES
+        and named.get("township") != principal.township
+    ):
+        return f"township {principal.township} may act only for its own township"
+    return None
 
 
 CHECK_EVERY_MEASURE = frozenset({Role.operator, Role.case_officer})
@@ -252,6 +305,9 @@ def _principal(
     return Principal(name, role, department, township, frozenset(measures))
 
 
+DEV_TOWNSHIPS = ("xinyi", "duizhen")
+
+
 def ensure_dev_tokens(
     home: Path, departments: list[str], subscriber_measures: Iterable[str] | None = None
 ) -> Path:
@@ -266,6 +322,8 @@ def ensure_dev_tokens(
         Principal("operator", Role.operator),
         Principal("subscriber", Role.subscriber, measures=frozenset(subscriber_measures)),
         *(Principal(f"department-{code}", Role.department, code) for code in departments),
+        # Two townships' officials, so that one township can be shown refused another's.
+        *(Principal(f"township-{code}", Role.township, township=code) for code in DEV_TOWNSHIPS),
     ]
     directory = home / "tokens"
     directory.mkdir(parents=True, exist_ok=True)
@@ -282,6 +340,8 @@ def ensure_dev_tokens(
         }
         if principal.department:
             entry["department"] = principal.department
+        if principal.township:
+            entry["township"] = principal.township
         if principal.measures:
             entry["measures"] = sorted(principal.measures)
         entries.append(entry)

@@ -39,6 +39,7 @@ from events.models import (
     Parcel,
     PenaltyDetails,
     Project,
+    ProjectSector,
     RectificationDetails,
     RestorationDetails,
     RevocationDetails,
@@ -47,13 +48,8 @@ from events.models import (
 )
 from services.access import Principal, Role
 from services.registry.domain import AlreadySigned, CaseStatus, IllegalTransition, Step, next_status
-from services.registry.handlers import (
-    CaseSummary,
-    NotFound,
-    Registry,
-    RestorationSummary,
-    SignOffDetails,
-)
+from services.registry.handlers import NotFound, Registry, SignOffDetails
+from services.registry.views import CaseSummary, RestorationSummary
 
 # Xiaoyi (孝义市) and its prefecture-level city Lüliang (吕梁市): where the seed's cases are.
 XIAOYI = "141181"
@@ -116,6 +112,9 @@ class Scenario:
     farming: bool = False
     afforestation: bool = False
     large_share: float = 0.03  # parcels big enough to start accountability
+    # Whose sector a project is (None: the officers did not record it).
+    sectors: tuple[tuple[ProjectSector | None, int], ...] = ((None, 1),)
+    in_reserve: bool | None = None  # inside a nature reserve; None: not recorded
 
 
 SCENARIOS = (
@@ -153,6 +152,25 @@ SCENARIOS = (
         ((BuildingUse.none, 60), (BuildingUse.business_premises, 40)),
         ("项目施工场地", "在建厂区", "搅拌站"),
         project="sometimes", large_share=0.3,
+        sectors=((None, 40), ("municipal", 35), ("other", 25)),
+    ),
+    Scenario(
+        "transport_project", "未取得合法用地手续的交通建设项目", 4, FARMLAND,
+        (("illegal_occupation", 60), ("illegal_construction", 40)), 1.0,
+        ((BuildingUse.none, 1),), ("公路改线施工段", "桥梁施工便道", "县道拓宽工地"),
+        project="sometimes", large_share=0.3, sectors=(("transport", 1),),
+    ),
+    Scenario(
+        "water_project", "未办理用地手续的水利项目", 3, FARMLAND,
+        (("illegal_occupation", 70), ("illegal_construction", 30)), 1.0,
+        ((BuildingUse.none, 1),), ("河道治理工地", "灌区渠道工程", "水库除险加固施工区"),
+        project="sometimes", large_share=0.2, sectors=(("water", 1),),
+    ),
+    Scenario(
+        "nature_reserve", "自然保护区内违法占地", 3, ANY_LAND,
+        (("illegal_mining", 40), ("illegal_construction", 30), ("illegal_occupation", 30)), 0.7,
+        ((BuildingUse.none, 70), (BuildingUse.storage, 30)), ("采石场", "施工便道", "拦河坝"),
+        in_reserve=True,
     ),
     Scenario(
         "greenhouse_housing", "大棚房", 6, FARMLAND,
@@ -318,12 +336,13 @@ class DemoGenerator:
                 kind = "none"
         if kind != "none":
             started = kind != "not_started"
+            sector = self._weighted(scenario.sectors)
             project = Project(
                 code=self._project_code(),
-                name=f"{subject.name.removesuffix('有限公司').removesuffix('有限责任公司')}"
-                f"{rng.choice(('厂区', '物流园', '仓储', '生产线'))}建设项目",
+                name=self._project_name(sector, subject),
                 works_started=started,
                 construction_permit=kind == "permitted",
+                sector=sector,
             )
         return CaseFacts(
             site=self._site(scenario, use),
@@ -331,7 +350,17 @@ class DemoGenerator:
             building_use=use,
             non_compliant_farming=scenario.farming,
             illegal_afforestation=scenario.afforestation,
+            in_nature_reserve=scenario.in_reserve,
         )
+
+    def _project_name(self, sector: ProjectSector | None, subject: Subject) -> str:
+        rng = self.rng
+        if sector == "transport":
+            return f"{rng.choice(VILLAGES)}至{rng.choice(VILLAGES)}公路改建工程"
+        if sector == "water":
+            return f"{rng.choice(VILLAGES)}{rng.choice(('河道综合治理', '灌区续建配套'))}工程"
+        owner = subject.name.removesuffix("有限公司").removesuffix("有限责任公司")
+        return f"{owner}{rng.choice(('厂区', '物流园', '仓储', '生产线'))}建设项目"
 
     def _site(self, scenario: Scenario, use: BuildingUse) -> Site:
         """Where it is: a location text always; a parcel or real-estate unit code and the
@@ -611,11 +640,14 @@ def describe_facts(case: CaseDetails) -> str:
     if facts.project is not None:
         works = "works started" if facts.project.works_started else "works not started"
         permit = ", permitted" if facts.project.construction_permit else ""
-        found.append(f"project ({works}{permit})")
+        sector = f"{facts.project.sector} " if facts.project.sector else ""
+        found.append(f"{sector}project ({works}{permit})")
     if facts.non_compliant_farming:
         found.append("non-compliant farming")
     if facts.illegal_afforestation:
         found.append("illegal afforestation")
+    if facts.in_nature_reserve:
+        found.append("inside a nature reserve")
     classes = sorted({str(parcel.land_class) for parcel in case.parcels})
     return f"{' + '.join(found) or 'no building'} on {', '.join(classes)}"
 

@@ -140,6 +140,20 @@ class PostgresBusReader:
                     "SELECT township, count(*) FROM cases "
                     "WHERE accountability_started_at IS NOT NULL GROUP BY township",
                 )
+                snapshot.referrals_open = await _counts(
+                    conn,
+                    "SELECT to_body, count(*) FROM referrals "
+                    "WHERE status IN ('sent', 'accepted') GROUP BY to_body",
+                    optional=True,
+                )
+                # Late to answer, or accepted and late to rule (services.referrals.domain).
+                snapshot.referrals_overdue = await _counts(
+                    conn,
+                    "SELECT to_body, count(*) FROM referrals WHERE "
+                    "(status = 'sent' AND answer_due_at < now()) OR "
+                    "(status = 'accepted' AND outcome_due_at < now()) GROUP BY to_body",
+                    optional=True,
+                )
         except (*TRANSIENT_ERRORS, asyncpg.PostgresError) as exc:
             raise DatabaseError(f"cannot read the bus state: {exc}") from exc
 

@@ -11,10 +11,13 @@ import asyncpg
 
 from events.authorities import NATURAL_RESOURCES
 from services.adapters.audit import append_audit
+from services.adapters.idempotency_keys import PostgresIdempotencyKeys
 from services.adapters.outbox import PostgresOutbox, enqueue
 from services.adapters.postgres import TRANSIENT_ERRORS, connection
+from services.adapters.referral_store import PostgresReferralTransaction
 from services.audit.domain import AuditEntry
 from services.errors import DatabaseError
+from services.feedback.status import ResponseRow
 from services.outbox.ports import OutgoingEvent
 from services.registry.domain import SIGN_OFF_BASIS, CaseStatus, SigningBody, SignOff
 from services.registry.ports import (
@@ -22,8 +25,6 @@ from services.registry.ports import (
     CaseRow,
     RegistryStore,
     RegistryTransaction,
-    ResponseRow,
-    StoredResponse,
 )
 
 _CASE_COLUMNS = (
@@ -53,34 +54,10 @@ def _case(row: asyncpg.Record) -> CaseRow:
     )
 
 
-class PostgresTransaction(RegistryTransaction):
+class PostgresTransaction(PostgresIdempotencyKeys, RegistryTransaction):
     def __init__(self, conn: asyncpg.Connection) -> None:
         self.conn = conn
         self.audit: list[AuditEntry] = []  # chained by the store just before the commit
-
-    async def claim_idempotency_key(self, key: str) -> StoredResponse | None:
-        await self.conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", key)
-        row = await self.conn.fetchrow(
-            "SELECT operation, request_hash, status_code, response FROM idempotency_keys "
-            "WHERE key = $1",
-            key,
-        )
-        if row is None:
-            return None
-        return StoredResponse(
-            row["operation"], row["request_hash"], row["status_code"], row["response"]
-        )
-
-    async def save_idempotent_response(self, key: str, response: StoredResponse) -> None:
-        await self.conn.execute(
-            "INSERT INTO idempotency_keys (key, operation, request_hash, status_code, response) "
-            "VALUES ($1, $2, $3, $4, $5)",
-            key,
-            response.operation,
-            response.request_hash,
-            response.status_code,
-            response.body,
-        )
 
     async def next_case_id(self, year: int) -> str:
         number = await self.conn.fetchval("SELECT nextval('case_number_seq')")
@@ -92,14 +69,15 @@ class PostgresTransaction(RegistryTransaction):
 
     async def insert_clue(self, clue: dict[str, Any]) -> None:
         await self.conn.execute(
-            "INSERT INTO clues (clue_id, source, township, location, description, reported_on) "
-            "VALUES ($1, $2, $3, $4, $5, $6)",
+            "INSERT INTO clues (clue_id, source, township, location, description, reported_on, "
+            "reported_by) VALUES ($1, $2, $3, $4, $5, $6, $7)",
             clue["clue_id"],
             clue["source"],
             clue["township"],
             clue["location"],
             clue["description"],
             clue["reported_on"],
+            clue.get("reported_by"),
         )
 
     async def take_clue(self, clue_id: str, case_id: str) -> bool:
@@ -248,6 +226,9 @@ class PostgresTransaction(RegistryTransaction):
         )
         return found
 
+    def referrals(self) -> PostgresReferralTransaction:
+        return PostgresReferralTransaction(self.conn, self.audit)
+
 
 def _sign_off_data(sign_off: SignOff) -> dict[str, Any]:
     return {
@@ -301,8 +282,8 @@ class PostgresRegistryStore(RegistryStore):
     async def responses(self, case_id: str) -> list[ResponseRow]:
         async with self._read() as conn:
             rows = await conn.fetch(
-                "SELECT department, measure, action, required_at, due_at, done_at, reference, "
-                "failed_at, error, overdue_at FROM responses WHERE case_id = $1 "
+                "SELECT case_id, department, measure, action, required_at, due_at, done_at, "
+                "reference, failed_at, error, overdue_at FROM responses WHERE case_id = $1 "
                 "ORDER BY department, measure, action",
                 case_id,
             )

@@ -112,7 +112,7 @@ async def run_tracker(
 
 def main() -> None:
     settings = load_settings()
-    start_metrics_server()
+    start_metrics_server(settings)
     serve(lambda stop: run_tracker(settings, stop))
 
 

@@ -57,7 +57,8 @@ async def run_monitor(
             except (BrokerError, DatabaseError) as exc:
                 log.warning("monitor: %s; keeping the last figures", exc)
             else:
-                snapshot.fill_zeros(measures, catalogue.codes)
+                receivers = sorted({kind.to for kind in catalogue.referrals})
+                snapshot.fill_zeros(measures, catalogue.codes, receivers)
                 collector.snapshot = snapshot
             await wait_set(stop, every)
     finally:
@@ -69,7 +70,7 @@ def main() -> None:
     settings = load_settings()
     collector = BusCollector()
     REGISTRY.register(collector)
-    start_metrics_server()
+    start_metrics_server(settings)
     serve(lambda stop: run_monitor(settings, stop, collector))
 
 

@@ -33,7 +33,7 @@ async def run_relay(settings: Settings, stop: asyncio.Event) -> None:
 
 def main() -> None:
     settings = load_settings()
-    start_metrics_server()
+    start_metrics_server(settings)
     serve(lambda stop: run_relay(settings, stop))
 
 

@@ -15,8 +15,8 @@ from typing import Any, Protocol
 
 from events.catalogue import Catalogue, LiftTrigger, Stage
 from events.models import LiftReason, MeasureDecision, Parcel, basic_farmland_mu, cultivated_mu
-from services.access import Role
 from services.errors import InvalidInput, RedlineError
+from services.principals import Role
 
 
 class CaseStatus(StrEnum):

@@ -6,31 +6,24 @@ transaction; a command repeated with the same idempotency key returns the first 
 
 from __future__ import annotations
 
-import hashlib
-import json
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Mapping
+from dataclasses import replace
 from datetime import date, datetime
-from decimal import Decimal
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import yaml
 from pydantic import BaseModel, ConfigDict
 
 from events.authorities import NATURAL_RESOURCES
-from events.catalogue import Catalogue, Fact, Stage, Target
+from events.catalogue import Catalogue, Stage
 from events.codec import encode_signed
-from events.decisions import UNRECORDED_FACTS, correct, decide
+from events.decisions import correct, decide, established, occupied_classes
 from events.envelope import MAX_EVENT_BYTES
-from events.land import LandClass
 from events.models import (
     AccountabilityTriggered,
     CaseClosed,
     CaseCorrected,
     CaseDetails,
-    CaseFacts,
     CaseFiled,
     CaseRevoked,
     ClosureDetails,
@@ -41,9 +34,7 @@ from events.models import (
     CorrectionDetails,
     LandProceduresDetails,
     LandProceduresObtained,
-    LiftReason,
     MeasureDecision,
-    Parcel,
     Payload,
     PenaltyDecided,
     PenaltyDetails,
@@ -55,18 +46,19 @@ from events.models import (
 from events.signing import Signer
 from events.topics import VIOLATIONS
 from services.access import Principal
-from services.errors import ConfigError, InvalidInput, RedlineError
+from services.errors import InvalidInput, RedlineError
+from services.idempotency import once
 from services.outbox.ports import OutgoingEvent
+from services.referrals.domain import acting_body, clue_refusal
+from services.referrals.handlers import SentReferral, send_automatic
 from services.registry.domain import (
     STARTED_BY_STEP,
     AccountabilityCheck,
     CaseStatus,
-    MeasureSpell,
     SigningBody,
     SignOff,
     Step,
     check_accountability,
-    measure_history,
     next_status,
     sign_off_restoration,
     signing_body,
@@ -74,33 +66,27 @@ from services.registry.domain import (
     standing_sign_offs,
 )
 from services.registry.ports import (
-    CaseRecord,
     CaseRow,
     RegistryStore,
     RegistryTransaction,
-    ResponseRow,
-    StoredResponse,
+    stored_facts,
+    stored_parcels,
 )
-
-TOWNSHIPS_FILE = Path(__file__).with_name("townships.yaml")
+from services.registry.views import (
+    CasePage,
+    CaseSummary,
+    CaseView,
+    CaseViews,
+    ClueSummary,
+    RestorationSummary,
+    case_view,
+    sign_off_view,
+)
+from services.townships.directory import Township, TownshipAlias
 
 
 class NotFound(RedlineError):
     """No such case (HTTP 404)."""
-
-
-@dataclass(frozen=True)
-class Township:
-    code: str
-    name: str
-
-
-def load_townships(path: Path = TOWNSHIPS_FILE) -> dict[str, Township]:
-    try:
-        entries = yaml.safe_load(path.read_text(encoding="utf-8"))["townships"]
-        return {entry["code"]: Township(entry["code"], entry["name"]) for entry in entries}
-    except (OSError, KeyError, TypeError, yaml.YAMLError) as exc:
-        raise ConfigError(f"{path}: not a townships file: {exc}") from exc
 
 
 # Each step one case officer records: the details given and the event that announces it.
@@ -116,132 +102,12 @@ STEP_EVENTS: dict[Step, tuple[type[BaseModel], type[Payload]]] = {
 }
 
 
-class CaseSummary(BaseModel):
-    """What a command on a case answers: with the measures its events start, and why,
-    and the measures a correction ends because the corrected facts no longer meet them."""
-
-    case_id: str
-    status: CaseStatus
-    accountability_started: bool
-    event_ids: list[str]
-    starts: list[MeasureDecision] = []
-    ends: list[str] = []
-
-
 class SignOffDetails(BaseModel):
     """One body's sign-off; who signs, and for which body, comes from the caller's token."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
 
     verified_on: date
-
-
-class SignOffView(BaseModel):
-    body: SigningBody
-    officer: str
-    verified_on: date
-
-
-class RestorationSummary(CaseSummary):
-    """A sign-off's answer: the case stays rectified until both bodies have signed."""
-
-    signed: list[SignOffView]
-    awaiting: list[SigningBody]
-
-
-class ClueSummary(BaseModel):
-    clue_id: str
-    event_id: str
-
-
-class MeasureView(BaseModel):
-    """A measure the case's records started: on what grounds, and what ended it."""
-
-    measure: str
-    name_zh: str
-    departments: list[str]
-    target: Target
-    in_force: bool
-    rule: str
-    land: list[LandClass]
-    facts: list[Fact]
-    legal_basis: str
-    started_by: str
-    started_event: str
-    started_at: datetime
-    ended_by: LiftReason | None
-    ended_event: str | None
-    ended_at: datetime | None
-
-
-class CaseView(BaseModel):
-    case_id: str
-    township: str
-    status: CaseStatus
-    subject: dict[str, str]
-    parcels: list[Parcel]
-    facts: CaseFacts | None
-    basic_farmland_mu: Decimal
-    cultivated_mu: Decimal
-    violation_kind: str
-    source: str
-    found_on: date
-    clue_id: str | None
-    accountability_started: bool
-    filed_at: datetime | None
-    updated_at: datetime | None
-    records: list[dict[str, Any]]
-    measures: list[MeasureView] = []
-    responses: list[ResponseView] = []
-    restoration_sign_offs: list[SignOffView] = []
-
-
-class ResponseView(BaseModel):
-    """One department's answer to one measure on the case (发起-响应-反馈)."""
-
-    department: str
-    measure: str
-    action: str
-    status: str  # done, done_late, pending, overdue, failed
-    required_at: datetime | None
-    due_at: datetime | None
-    done_at: datetime | None
-    reference: str | None
-    error: str | None
-
-
-def _response(row: ResponseRow, now: datetime) -> ResponseView:
-    late = row.due_at is not None and (
-        (row.done_at is not None and row.done_at > row.due_at)
-        or (row.done_at is None and row.due_at < now)
-    )
-    if row.done_at is not None:
-        status = "done_late" if late else "done"
-    elif row.failed_at is not None:
-        status = "failed"
-    else:
-        status = "overdue" if late or row.overdue_at is not None else "pending"
-    return ResponseView(
-        department=row.department,
-        measure=row.measure,
-        action=row.action,
-        status=status,
-        required_at=row.required_at,
-        due_at=row.due_at,
-        done_at=row.done_at,
-        reference=row.reference,
-        error=row.error,
-    )
-
-
-class CasePage(BaseModel):
-    cases: list[CaseView]
-    next_after: str | None
-
-
-def _fingerprint(operation: str, body: BaseModel) -> str:
-    canonical = json.dumps([operation, body.model_dump(mode="json")], sort_keys=True)
-    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 class Registry:
@@ -256,36 +122,49 @@ class Registry:
         timezone: ZoneInfo,
         *,
         catalogue: Catalogue,
+        abolished: Mapping[str, TownshipAlias] | None = None,
     ) -> None:
         self.store = store
         self.signer = signer
         self.townships = townships
+        self.abolished = abolished or {}
         self.clock = clock
         self.timezone = timezone
         self.catalogue = catalogue
-        self._measures = catalogue.measures()
-        self._owners = {
-            code: [department.code for department in departments]
-            for code, departments in catalogue.owners().items()
-        }
+        self.views = CaseViews(catalogue)
 
     # --- commands ---------------------------------------------------------------------
 
     async def report_clue(
-        self, details: ClueDetails, idempotency_key: str | None = None
+        self,
+        details: ClueDetails,
+        idempotency_key: str | None = None,
+        *,
+        reporter: Principal | None = None,
     ) -> ClueSummary:
+        """A clue from a case officer, any department or party, a village patrol or a field
+        chief (seed §四(五), §一); the last two only in their own township. Who reported it
+        is kept with the clue, not in the event: every department reads the event, and the
+        name of a villager who reported is none of their business."""
         self._check_township(details.township)
+        if reporter is not None:
+            refusal = clue_refusal(reporter, details.township)
+            if refusal is not None:
+                raise refusal
         self._check_input(details)
+        reported_by = None if reporter is None else _reporter(reporter)
 
         async def write(tx: RegistryTransaction) -> dict[str, Any]:
             clue_id = await tx.next_clue_id(self._today())
             payload = ClueReported(clue_id=clue_id, **details.model_dump())
-            await tx.insert_clue(payload.model_dump())
+            await tx.insert_clue({**payload.model_dump(), "reported_by": reported_by})
             event = self._event(payload, key=clue_id)
             await tx.enqueue(event)
-            return ClueSummary(clue_id=clue_id, event_id=event.event_id).model_dump(mode="json")
+            answer = ClueSummary(clue_id=clue_id, event_id=event.event_id, reported_by=reported_by)
+            return answer.model_dump(mode="json")
 
-        body = await self._once("report_clue", details, idempotency_key, write)
+        operation = "report_clue" if reporter is None else f"report_clue:{reporter.name}"
+        body = await once(self.store.transaction, operation, details, idempotency_key, write)
         return ClueSummary.model_validate(body)
 
     async def file_case(
@@ -319,19 +198,22 @@ class Registry:
             )
             await tx.insert_case(row)
             event_ids = [await self._announce(tx, case_id, "filing", filed)]
+            referrals = await self._refer(tx, row, Stage.filing)
             if check.due:
                 triggered = self._accountability(row, check)
                 starts = [*starts, *triggered.starts]
                 event_ids.append(await self._announce(tx, case_id, "accountability", triggered))
+                referrals += await self._refer(tx, row, Stage.accountability)
             return CaseSummary(
                 case_id=case_id,
                 status=CaseStatus.filed,
                 accountability_started=check.due,
                 event_ids=event_ids,
                 starts=starts,
+                referrals=referrals,
             ).model_dump(mode="json")
 
-        body = await self._once("file_case", details, idempotency_key, write)
+        body = await once(self.store.transaction, "file_case", details, idempotency_key, write)
         return CaseSummary.model_validate(body)
 
     async def record_step(
@@ -345,62 +227,91 @@ class Registry:
         self._check_input(details)
 
         async def write(tx: RegistryTransaction) -> dict[str, Any]:
-            case = await tx.case_for_update(case_id)
-            if case is None:
-                raise NotFound(f"no case {case_id!r}")
-            status = next_status(case.status, step)
-            fields: dict[str, Any] = {"case_id": case_id, **details.model_dump()}
-            updated = replace(case, status=status)
-            starts_accountability: AccountabilityCheck | None = None
-            if isinstance(details, CorrectionDetails):
-                before = (_parcels(case), _facts(case))
-                facts = details.facts if details.facts is not None else before[1]
-                after = (details.parcels, facts)
-                reached = stages_reached(case.status, case.accountability_started_at is not None)
-                change = correct(self.catalogue, reached, before, after)
-                fields.update(starts=change.starts, ends=change.ends)
-                check = check_accountability(details.parcels)
-                if check.due and case.accountability_started_at is None:
-                    starts_accountability = check
-                updated = replace(
-                    updated,
-                    parcels=[parcel.model_dump(mode="json") for parcel in details.parcels],
-                    facts=case.facts if details.facts is None else facts.model_dump(mode="json"),
-                    basic_farmland_mu=check.basic_farmland_mu,
-                    cultivated_mu=check.cultivated_mu,
-                    accountability_started_at=(
-                        self.clock() if starts_accountability else case.accountability_started_at
-                    ),
-                )
-            elif step in STARTED_BY_STEP:
-                stage = STARTED_BY_STEP[step]
-                fields["starts"] = decide(self.catalogue, [stage], _parcels(case), _facts(case))
-            elif isinstance(details, RectificationDetails):
-                # New works are inspected anew: a sign-off given before them is void.
-                await tx.void_sign_offs(
-                    case_id,
-                    f"a new rectification ({details.action}, completed on "
-                    f"{details.completed_on}) voids the restoration sign-offs given before it",
-                )
-            payload = event_model.model_validate(fields)
-            await tx.update_case(updated)
-            starts: list[MeasureDecision] = list(fields.get("starts", []))
-            event_ids = [await self._announce(tx, case_id, step.value, payload)]
-            if starts_accountability is not None:
-                triggered = self._accountability(updated, starts_accountability)
-                starts.extend(triggered.starts)
-                event_ids.append(await self._announce(tx, case_id, "accountability", triggered))
-            return CaseSummary(
-                case_id=case_id,
-                status=status,
-                accountability_started=updated.accountability_started_at is not None,
-                event_ids=event_ids,
-                starts=starts,
-                ends=list(fields.get("ends", [])),
-            ).model_dump(mode="json")
+            answer = await self._step(tx, case_id, step, details, event_model)
+            return answer.model_dump(mode="json")
 
-        body = await self._once(f"{step}:{case_id}", details, idempotency_key, write)
+        body = await once(
+            self.store.transaction, f"{step}:{case_id}", details, idempotency_key, write
+        )
         return CaseSummary.model_validate(body)
+
+    async def _step(
+        self,
+        tx: RegistryTransaction,
+        case_id: str,
+        step: Step,
+        details: BaseModel,
+        event_model: type[Payload],
+    ) -> CaseSummary:
+        """One step under the case's lock: the case row, its record and event, the
+        referrals it sends, and the accountability a correction may start late."""
+        case = await tx.case_for_update(case_id)
+        if case is None:
+            raise NotFound(f"no case {case_id!r}")
+        status = next_status(case.status, step)
+        fields: dict[str, Any] = {"case_id": case_id, **details.model_dump()}
+        updated = replace(case, status=status)
+        accountability: AccountabilityCheck | None = None
+        if isinstance(details, CorrectionDetails):
+            corrected, changes, accountability = self._corrected(case, details)
+            updated = replace(corrected, status=status)
+            fields.update(changes)
+        elif step in STARTED_BY_STEP:
+            stage = STARTED_BY_STEP[step]
+            fields["starts"] = decide(
+                self.catalogue, [stage], stored_parcels(case), stored_facts(case)
+            )
+        elif isinstance(details, RectificationDetails):
+            # New works are inspected anew: a sign-off given before them is void.
+            await tx.void_sign_offs(
+                case_id,
+                f"a new rectification ({details.action}, completed on "
+                f"{details.completed_on}) voids the restoration sign-offs given before it",
+            )
+        payload = event_model.model_validate(fields)
+        await tx.update_case(updated)
+        starts: list[MeasureDecision] = list(fields.get("starts", []))
+        event_ids = [await self._announce(tx, case_id, step.value, payload)]
+        referrals: list[SentReferral] = []
+        if step in STARTED_BY_STEP:
+            referrals += await self._refer(tx, updated, STARTED_BY_STEP[step])
+        if accountability is not None:
+            triggered = self._accountability(updated, accountability)
+            starts.extend(triggered.starts)
+            event_ids.append(await self._announce(tx, case_id, "accountability", triggered))
+            referrals += await self._refer(tx, updated, Stage.accountability)
+        return CaseSummary(
+            case_id=case_id,
+            status=status,
+            accountability_started=updated.accountability_started_at is not None,
+            event_ids=event_ids,
+            starts=starts,
+            ends=list(fields.get("ends", [])),
+            referrals=referrals,
+        )
+
+    def _corrected(
+        self, case: CaseRow, details: CorrectionDetails
+    ) -> tuple[CaseRow, dict[str, Any], AccountabilityCheck | None]:
+        """The case with its corrected parcels (and facts, where given); the measures the
+        correction starts and ends; and the accountability it starts late, if now due."""
+        before = (stored_parcels(case), stored_facts(case))
+        facts = details.facts if details.facts is not None else before[1]
+        reached = stages_reached(case.status, case.accountability_started_at is not None)
+        change = correct(self.catalogue, reached, before, (details.parcels, facts))
+        check = check_accountability(details.parcels)
+        starts = check if check.due and case.accountability_started_at is None else None
+        corrected = replace(
+            case,
+            parcels=[parcel.model_dump(mode="json") for parcel in details.parcels],
+            facts=case.facts if details.facts is None else facts.model_dump(mode="json"),
+            basic_farmland_mu=check.basic_farmland_mu,
+            cultivated_mu=check.cultivated_mu,
+            accountability_started_at=(
+                self.clock() if starts is not None else case.accountability_started_at
+            ),
+        )
+        return corrected, {"starts": change.starts, "ends": change.ends}, starts
 
     async def sign_off_restoration(
         self,
@@ -442,12 +353,12 @@ class Registry:
                 status=status,
                 accountability_started=case.accountability_started_at is not None,
                 event_ids=event_ids,
-                signed=[_sign_off_view(s) for s in signed],
+                signed=[sign_off_view(s) for s in signed],
                 awaiting=[b for b in SigningBody if b not in {s.body for s in signed}],
             ).model_dump(mode="json")
 
         operation = f"restoration-sign-off:{case_id}:{body}:{signer.name}"
-        answer = await self._once(operation, details, idempotency_key, write)
+        answer = await once(self.store.transaction, operation, details, idempotency_key, write)
         return RestorationSummary.model_validate(answer)
 
     # --- queries ----------------------------------------------------------------------
@@ -456,12 +367,13 @@ class Registry:
         found = await self.store.get_case(case_id)
         if found is None:
             raise NotFound(f"no case {case_id!r}")
-        now = self.clock()
-        answers = [_response(row, now) for row in await self.store.responses(case_id)]
-        signed = [_sign_off_view(s) for s in await self.store.restoration_sign_offs(case_id)]
-        measures = [self._measure_view(s) for s in measure_history(self.catalogue, found[1])]
-        return _view(*found).model_copy(
-            update={"measures": measures, "responses": answers, "restoration_sign_offs": signed}
+        row, records = found
+        return self.views.case(
+            row,
+            records,
+            responses=await self.store.responses(case_id),
+            sign_offs=await self.store.restoration_sign_offs(case_id),
+            now=self.clock(),
         )
 
     async def list_cases(
@@ -477,57 +389,10 @@ class Registry:
         rows = await self.store.list_cases(
             township=township, status=status, after=after, limit=limit
         )
-        views = [_view(row, []) for row in rows]
+        views = [case_view(row, []) for row in rows]
         return CasePage(cases=views, next_after=rows[-1].case_id if len(rows) == limit else None)
 
     # --- helpers ----------------------------------------------------------------------
-
-    def _measure_view(self, spell: MeasureSpell) -> MeasureView:
-        decision = spell.decision
-        measure = self._measures.get(decision.measure)
-        return MeasureView(
-            measure=decision.measure,
-            name_zh=measure.name_zh if measure else decision.measure,
-            departments=self._owners.get(decision.measure, []),
-            target=decision.target,
-            in_force=spell.ended_by is None,
-            rule=decision.rule,
-            land=list(decision.land),
-            facts=list(decision.facts),
-            legal_basis=measure.legal_basis if measure else "",
-            started_by=spell.started_by,
-            started_event=spell.started_event,
-            started_at=spell.started_at,
-            ended_by=spell.ended_by,
-            ended_event=spell.ended_event,
-            ended_at=spell.ended_at,
-        )
-
-    async def _once(
-        self,
-        operation: str,
-        request: BaseModel,
-        idempotency_key: str | None,
-        write: Callable[[RegistryTransaction], Awaitable[dict[str, Any]]],
-    ) -> dict[str, Any]:
-        """Run `write` in one transaction, once per idempotency key."""
-        fingerprint = _fingerprint(operation, request)
-        async with self.store.transaction() as tx:
-            if idempotency_key is not None:
-                earlier = await tx.claim_idempotency_key(idempotency_key)
-                if earlier is not None:
-                    if earlier.request_hash != fingerprint:
-                        raise InvalidInput(
-                            "Idempotency-Key",
-                            "already used for a different request; use a new key",
-                        )
-                    return earlier.body
-            body = await write(tx)
-            if idempotency_key is not None:
-                await tx.save_idempotent_response(
-                    idempotency_key, StoredResponse(operation, fingerprint, 200, body)
-                )
-            return body
 
     def _event(self, payload: Payload, *, key: str) -> OutgoingEvent:
         """The signed event; one too big for every consumer to take (MAX_EVENT_BYTES) is
@@ -551,6 +416,22 @@ class Registry:
         await tx.enqueue(event)
         return event.event_id
 
+    async def _refer(
+        self, tx: RegistryTransaction, case: CaseRow, stage: Stage
+    ) -> list[SentReferral]:
+        """The referrals the catalogue sends at `stage` on this case, in this transaction."""
+        return await send_automatic(
+            tx.referrals(),
+            self.catalogue,
+            stage,
+            case_id=case.case_id,
+            township=case.township,
+            land=occupied_classes(stored_parcels(case)),
+            facts=established(stored_facts(case)),
+            now=self.clock(),
+            year=self._today().year,
+        )
+
     def _accountability(self, case: CaseRow, check: AccountabilityCheck) -> AccountabilityTriggered:
         """Seed §四(五), with the accountability measures the case's facts start."""
         return AccountabilityTriggered(
@@ -559,15 +440,25 @@ class Registry:
             basic_farmland_mu=check.basic_farmland_mu,
             cultivated_mu=check.cultivated_mu,
             rule=check.rule,
-            starts=decide(self.catalogue, [Stage.accountability], _parcels(case), _facts(case)),
+            starts=decide(
+                self.catalogue, [Stage.accountability], stored_parcels(case), stored_facts(case)
+            ),
         )
 
     def _today(self) -> date:
         return self.clock().astimezone(self.timezone).date()
 
     def _check_township(self, code: str) -> None:
-        if code not in self.townships:
-            raise InvalidInput("township", f"unknown township {code!r}")
+        if code in self.townships:
+            return
+        if code in self.abolished:
+            unit = self.abolished[code]
+            instead = f"; its successor is {unit.successor}" if unit.successor else ""
+            raise InvalidInput(
+                "township",
+                f"{code} ({unit.name}) was abolished: old cases keep it, new ones may not{instead}",
+            )
+        raise InvalidInput("township", f"unknown township {code!r}")
 
     def _check_input(self, details: BaseModel) -> None:
         """Dates not in the future, and no NUL in any text: PostgreSQL cannot store one."""
@@ -593,47 +484,12 @@ def _check_text(value: object, field: str) -> None:
         _check_text(item, f"{field}.{key}" if field else str(key))
 
 
-def _parcels(case: CaseRow) -> list[Parcel]:
-    return [Parcel.model_validate(parcel) for parcel in case.parcels]
-
-
-def _facts(case: CaseRow) -> CaseFacts:
-    """The stored facts; a case filed before facts were recorded is decided on none."""
-    return UNRECORDED_FACTS if case.facts is None else CaseFacts.model_validate(case.facts)
-
-
-def _sign_off_view(sign_off: SignOff) -> SignOffView:
-    return SignOffView(
-        body=sign_off.body, officer=sign_off.officer, verified_on=sign_off.verified_on
-    )
-
-
-def _view(row: CaseRow, records: list[CaseRecord]) -> CaseView:
-    return CaseView(
-        case_id=row.case_id,
-        township=row.township,
-        status=row.status,
-        subject=row.subject,
-        parcels=_parcels(row),
-        facts=None if row.facts is None else CaseFacts.model_validate(row.facts),
-        basic_farmland_mu=row.basic_farmland_mu,
-        cultivated_mu=row.cultivated_mu,
-        violation_kind=row.violation_kind,
-        source=row.source,
-        found_on=row.found_on,
-        clue_id=row.clue_id,
-        accountability_started=row.accountability_started_at is not None,
-        filed_at=row.filed_at,
-        updated_at=row.updated_at,
-        records=[
-            {
-                "seq": record.seq,
-                "step": record.step,
-                "event_id": record.event_id,
-                "event_type": record.event_type,
-                "recorded_at": record.recorded_at.isoformat(),
-                "data": record.data,
-            }
-            for record in records
-        ],
-    )
+def _reporter(principal: Principal) -> dict[str, str | None]:
+    """Who reported a clue, from the token: its name and role, and the body or township
+    it acts for."""
+    return {
+        "name": principal.name,
+        "role": principal.role.value,
+        "body": acting_body(principal),
+        "township": principal.township,
+    }

@@ -12,7 +12,12 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
+from events.decisions import UNRECORDED_FACTS
+from events.models import CaseFacts, Parcel
+from services.feedback.status import ResponseRow
+from services.idempotency import IdempotencyKeys
 from services.outbox.ports import OutgoingEvent
+from services.referrals.ports import ReferralTransaction
 from services.registry.domain import CaseStatus, SignOff
 
 
@@ -35,6 +40,15 @@ class CaseRow:
     updated_at: datetime | None = None
 
 
+def stored_parcels(case: CaseRow) -> list[Parcel]:
+    return [Parcel.model_validate(parcel) for parcel in case.parcels]
+
+
+def stored_facts(case: CaseRow) -> CaseFacts:
+    """The stored facts; a case filed before facts were recorded is decided on none."""
+    return UNRECORDED_FACTS if case.facts is None else CaseFacts.model_validate(case.facts)
+
+
 @dataclass(frozen=True)
 class CaseRecord:
     seq: int
@@ -45,39 +59,8 @@ class CaseRecord:
     recorded_at: datetime
 
 
-@dataclass(frozen=True)
-class ResponseRow:
-    """The feedback tracker's record of one department's answer on a case."""
-
-    department: str
-    measure: str
-    action: str
-    required_at: datetime | None
-    due_at: datetime | None
-    done_at: datetime | None
-    reference: str | None
-    failed_at: datetime | None
-    error: str | None
-    overdue_at: datetime | None
-
-
-@dataclass(frozen=True)
-class StoredResponse:
-    operation: str
-    request_hash: str
-    status_code: int
-    body: dict[str, Any]
-
-
-class RegistryTransaction(abc.ABC):
+class RegistryTransaction(IdempotencyKeys):
     """Everything one command writes, committed or rolled back together."""
-
-    @abc.abstractmethod
-    async def claim_idempotency_key(self, key: str) -> StoredResponse | None:
-        """Serialise requests with this key; the first answer given with it, if any."""
-
-    @abc.abstractmethod
-    async def save_idempotent_response(self, key: str, response: StoredResponse) -> None: ...
 
     @abc.abstractmethod
     async def next_case_id(self, year: int) -> str: ...
@@ -126,6 +109,10 @@ class RegistryTransaction(abc.ABC):
     @abc.abstractmethod
     async def rectified_on(self, case_id: str) -> date | None:
         """The latest completion date among the case's rectifications, if any."""
+
+    @abc.abstractmethod
+    def referrals(self) -> ReferralTransaction:
+        """The referrals' writes, in this same transaction (and audit chain)."""
 
 
 class RegistryStore(abc.ABC):

@@ -19,7 +19,7 @@ from services.blocklist.queries import CentralChecks
 from services.bootstrap import central_checks
 from services.config import Settings
 from services.departments.queries import DepartmentQueries
-from services.entrypoints import api as api_module
+from services.entrypoints import health_routes
 from services.entrypoints.api import create_app
 from services.registry.handlers import Registry
 from tests.support import case_body, new_uscc
@@ -144,7 +144,7 @@ async def test_health_opens_no_connection_per_request(
             created.append(1)
             super().__init__(**options)
 
-    monkeypatch.setattr(api_module, "AIOKafkaAdminClient", CountedAdmin)
+    monkeypatch.setattr(health_routes, "AIOKafkaAdminClient", CountedAdmin)
     _, database = own_database.require()
     async with central_checks(own_database) as checks:
         app = create_app(

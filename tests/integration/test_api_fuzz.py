@@ -34,9 +34,10 @@ from connectors.subscriber.api import ConnectorApp
 from connectors.subscriber.metrics import DaemonMetrics
 from connectors.subscriber.subscriber import Subscriber
 from connectors.subscriber.testing import Deployment, ManualClock, record
+from events.catalogue import load_catalogue
 from events.signing import TrustStore
 from services.access import TokenStore, dev_token
-from services.adapters.migrate import migrate
+from services.adapters.db_roles import migrate_all
 from services.config import Settings
 from services.entrypoints.api import create_app
 from tests.conftest import Stack, create_database
@@ -57,8 +58,9 @@ async def fuzzed_settings(stack: Stack, settings: Settings, trust: TrustStore) -
     """A database of its own: what the fuzzer files stays out of the other tests' way,
     with blocklist tables a builder has just vouched for, so that a check the fuzzer
     happens to send with a valid ID is answered, not refused as stale (a 503)."""
-    database = await create_database(stack)
-    await migrate(database, package="services.blocklist.migrations", schema="blocklist")
+    database = await create_database(stack, migrated=False)
+    # Every schema, as `make run` prepares them: a department's blocks are read from its own.
+    await migrate_all(database, load_catalogue().codes)
     conn = await asyncpg.connect(database)
     try:
         await conn.execute("INSERT INTO blocklist.vouched (as_of) VALUES (now())")
@@ -134,11 +136,13 @@ def test_the_subscriber_check_api_keeps_its_document(tmp_path: Path) -> None:
     deployment = Deployment.create(tmp_path, SUBSCRIBER)
     clock = ManualClock()
     subscriber = Subscriber(deployment.config(SUBSCRIBER, (POWER,)), clock=clock)
-    key, value, _ = deployment.factory.entry(POWER, new_uscc(), case_ids=("case-1",))
+    subject = new_uscc()
+    key, value, _ = deployment.factory.entry(POWER, subject, case_ids=("case-1",))
     moment = datetime.fromtimestamp(clock.now, UTC)
     subscriber.apply_records(
         [
-            record(POWER, 0, 0, key, value),
+            # In the partition the builder would use, which its signed list head counts.
+            record(POWER, deployment.factory.partition(POWER, subject), 0, key, value),
             *(
                 record(POWER, p, 1, *deployment.factory.heartbeat(POWER, p, moment))
                 for p in range(3)

@@ -174,9 +174,11 @@ async def test_each_kind_of_bad_input_is_dead_lettered_with_its_reason_and_chang
         "SELECT count(*) FROM blocklist.cases WHERE case_id = ANY($1::text[])", case_ids
     )
     assert changed == 0  # nothing bad reached the lists
+    # Each list keys the subject under its own key (events.subject_keys).
     outbox = await db.fetchval(
-        "SELECT count(*) FROM blocklist.outbox WHERE key = (SELECT subject_hash FROM "
-        "blocklist.cases WHERE case_id = $1)",
+        "SELECT count(*) FROM blocklist.outbox o, blocklist.cases c, "
+        "jsonb_each(c.list_hashes) AS list(measure, hashes) "
+        "WHERE c.case_id = $1 AND o.key = list.hashes ->> 'subject'",
         replayed_case,
     )
     assert outbox == 4  # one entry per list: the replay published nothing more

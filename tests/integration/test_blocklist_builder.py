@@ -24,9 +24,17 @@ from events.authorities import NATURAL_RESOURCES
 from events.catalogue import Fact, Target, load_catalogue
 from events.codec import decode
 from events.errors import SignatureRejected
-from events.models import BlocklistEntry, BlocklistHeartbeat, CaseFacts, CaseFiled, Site
+from events.models import (
+    BlocklistEntry,
+    BlocklistHeartbeat,
+    BlocklistLifted,
+    CaseFacts,
+    CaseFiled,
+    Site,
+)
 from events.privacy import SubjectHasher
 from events.signing import TrustStore
+from events.subject_keys import measure_hashers
 from events.topics import BLOCKLIST_MEASURES, HEARTBEAT_KEY, VIOLATIONS, blocklist_topic
 from services.access import TokenStore, dev_token
 from services.adapters.blocklist_store import MIGRATIONS, SCHEMA, PostgresBlocklistStore
@@ -65,8 +73,16 @@ async def builder(settings: Settings) -> AsyncIterator[asyncio.Task[None]]:
 
 
 @pytest.fixture(scope="module")
-def hasher(settings: Settings, trust: TrustStore) -> SubjectHasher:
-    return SubjectHasher.from_file(settings.subject_key)
+def lists(settings: Settings) -> dict[str, SubjectHasher]:
+    """Each published list's hasher, under the key derived for it (events.subject_keys)."""
+    master = bytes.fromhex(settings.subject_key.read_text().strip())
+    return measure_hashers(master, BLOCKLIST_MEASURES)
+
+
+@pytest.fixture(scope="module")
+def hasher(lists: dict[str, SubjectHasher]) -> SubjectHasher:
+    """The power list's: most tests here watch that list."""
+    return lists[POWER]
 
 
 @pytest.fixture
@@ -101,13 +117,25 @@ async def _records(stack: Stack, measure: str, key: str) -> list[ConsumerRecord[
 async def _latest(
     stack: Stack, trust: TrustStore, measure: str, subject_hash: str
 ) -> BlocklistEntry | None:
-    """The subject's current entry on a list: None before any, or after a tombstone."""
+    """The subject's current entry on a list: None before any, or after a signed lift."""
     records = await _records(stack, measure, subject_hash)
     if not records or records[-1].value is None:
         return None
     _, entry = decode(records[-1].value, trust)
+    if isinstance(entry, BlocklistLifted):
+        return None
     assert isinstance(entry, BlocklistEntry)
     return entry
+
+
+async def _lifted(stack: Stack, trust: TrustStore, measure: str, subject_hash: str) -> bool:
+    """Whether the subject's last record on a list is the builder's signed lift (never a
+    bare tombstone, which anyone able to write the topic could write)."""
+    records = await _records(stack, measure, subject_hash)
+    if not records or records[-1].value is None:
+        return False
+    _, lift = decode(records[-1].value, trust)
+    return isinstance(lift, BlocklistLifted) and lift.subject_hash == subject_hash
 
 
 async def test_filing_lists_the_subject_with_why_and_where_and_revoking_lifts(
@@ -116,6 +144,8 @@ async def test_filing_lists_the_subject_with_why_and_where_and_revoking_lifts(
     stack: Stack,
     trust: TrustStore,
     hasher: SubjectHasher,
+    lists: dict[str, SubjectHasher],
+    settings: Settings,
     checks: CentralChecks,
 ) -> None:
     unit = new_unit_code()
@@ -124,7 +154,9 @@ async def test_filing_lists_the_subject_with_why_and_where_and_revoking_lifts(
     subject_hash = hasher.hash_id(subject_id)
 
     async def listed_everywhere() -> bool:
-        return all([await _records(stack, m, subject_hash) for m in BLOCKLIST_MEASURES])
+        return all(
+            [await _records(stack, m, lists[m].hash_id(subject_id)) for m in BLOCKLIST_MEASURES]
+        )
 
     await eventually(listed_everywhere, timeout=WAIT, what="an entry on every list")
     [record] = await _records(stack, POWER, subject_hash)
@@ -132,10 +164,16 @@ async def test_filing_lists_the_subject_with_why_and_where_and_revoking_lifts(
     envelope, entry = decode(record.value, trust)
     assert isinstance(entry, BlocklistEntry)
     assert envelope.source == "/authorities/blocklist_builder"
-    assert envelope.type == "redline.blocklist.entry.v2"
+    assert envelope.type == "redline.blocklist.entry.v3" and entry.version > 0
     assert entry.measure == POWER and entry.department == "power_supply"
     assert entry.target is Target.site
     assert entry.key_id == hasher.key_id
+    # #18 item 9: each list names the subject under its own key; the power list's hash
+    # is no hash of any other list, nor the deployment key's (the central check's).
+    others = {lists[m].hash_id(subject_id) for m in BLOCKLIST_MEASURES if m != POWER}
+    assert subject_hash not in others
+    master = SubjectHasher(bytes.fromhex(settings.subject_key.read_text().strip()))
+    assert subject_hash != master.hash_id(subject_id)
     [case] = entry.cases
     assert case.case_id == filed.case_id
     power = load_catalogue().department("power_supply").measure(POWER)
@@ -146,7 +184,7 @@ async def test_filing_lists_the_subject_with_why_and_where_and_revoking_lifts(
     assert subject_id not in record.value.decode()  # the ID itself never travels
     assert unit not in record.value.decode()  # nor the site: its hashes only
 
-    loans = await _latest(stack, trust, LOANS, subject_hash)
+    loans = await _latest(stack, trust, LOANS, lists[LOANS].hash_id(subject_id))
     assert loans is not None and loans.target is Target.subject
     assert loans.cases[0].site_hashes == []  # held against the subject, wherever
 
@@ -164,11 +202,11 @@ async def test_filing_lists_the_subject_with_why_and_where_and_revoking_lifts(
 
     await bureau.revoke(filed.case_id)
 
-    async def tombstoned() -> bool:
+    async def lifted() -> bool:
         records = await _records(stack, POWER, subject_hash)
-        return len(records) == 2 and records[-1].value is None
+        return len(records) == 2 and await _lifted(stack, trust, POWER, subject_hash)
 
-    await eventually(tombstoned, timeout=WAIT, what="a tombstone after the revocation")
+    await eventually(lifted, timeout=WAIT, what="a signed lift after the revocation")
     answer = await checks.check(POWER, subject_id, unit)
     assert answer.status == "clear" and answer.cases == [] and not answer.blocked_elsewhere
 
@@ -273,11 +311,10 @@ async def test_a_correction_that_moves_the_site_moves_the_block(
     # A residence on the land, with no project: no supply measure's condition holds.
     await bureau.correct(filed.case_id, _facts(new_site, project=None, building_use="residence"))
 
-    async def tombstoned() -> bool:
-        records = await _records(stack, POWER, subject_hash)
-        return bool(records) and records[-1].value is None
+    async def lifted() -> bool:
+        return await _lifted(stack, trust, POWER, subject_hash)
 
-    await eventually(tombstoned, timeout=WAIT, what="the block ended by the correction")
+    await eventually(lifted, timeout=WAIT, what="the block ended by the correction")
     assert (await checks.check(POWER, subject_id, new_unit)).status == "clear"
     await bureau.correct(filed.case_id, _facts(new_site))
     await eventually(lambda: held_at(new_site), timeout=WAIT, what="the block applied again")
@@ -304,7 +341,7 @@ async def test_an_unused_land_case_lists_nobody(
 
 
 async def test_heartbeats_reach_every_partition_and_advance(
-    builder: asyncio.Task[None], stack: Stack, trust: TrustStore, hasher: SubjectHasher
+    builder: asyncio.Task[None], stack: Stack, trust: TrustStore, lists: dict[str, SubjectHasher]
 ) -> None:
     async def beats() -> dict[tuple[str, int], datetime]:
         latest: dict[tuple[str, int], datetime] = {}
@@ -316,7 +353,9 @@ async def test_heartbeats_reach_every_partition_and_advance(
                 except SignatureRejected:
                     continue  # another test's builder, under a key this trust lacks
                 assert isinstance(beat, BlocklistHeartbeat)
-                assert beat.partition == record.partition and beat.key_id == hasher.key_id
+                assert beat.partition == record.partition
+                assert beat.key_id == lists[measure].key_id  # each list its own key
+                assert beat.entries is not None and beat.digest is not None
                 latest[(measure, beat.partition)] = beat.as_of
         return latest
 

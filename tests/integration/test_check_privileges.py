@@ -37,7 +37,8 @@ from tests.integration.bureau import Bureau
 from tests.support import business_premises_facts, case_body, eventually, new_unit_code, new_uscc
 
 POWER, LOANS = "refuse_power_supply", "refuse_loans"
-REFERRALS = ("accountability_referral", "receive_criminal_referral")
+# Government departments' measures: no utility or bank may check them.
+GOVERNMENT = ("publish_credit_record", "halt_transport_works")
 WAIT = 60.0
 
 
@@ -190,7 +191,7 @@ async def test_a_power_company_checks_its_own_measure_and_nothing_else(
     )
     assert await _is(caller, "subscriber", subject, unit, 200, "blocked")
     assert (await caller.check("department-banks", LOANS, subject)).json()["status"] == "blocked"
-    for measure in REFERRALS:  # operators keep access to every measure
+    for measure in GOVERNMENT:  # operators keep access to every measure
         assert (await caller.check("operator", measure, subject)).status_code == 200
 
     # The attack: the power company's tokens ask for what is not theirs.
@@ -198,10 +199,10 @@ async def test_a_power_company_checks_its_own_measure_and_nothing_else(
         ("department-power_supply", LOANS, "department power_supply may check only its own"),
         *(
             ("department-power_supply", m, "department power_supply may check only its own")
-            for m in REFERRALS
+            for m in GOVERNMENT
         ),
         ("subscriber", LOANS, "subscriber subscriber is not granted it (granted: " + POWER),
-        *(("subscriber", m, "is not granted it") for m in REFERRALS),
+        *(("subscriber", m, "is not granted it") for m in GOVERNMENT),
     ):
         answer = await caller.check(who, measure, subject)
         assert answer.status_code == 403, (who, measure, answer.text)

@@ -146,13 +146,19 @@ async def test_filing_blocks_in_every_department_and_restoration_lifts(
     stack: Stack,
     trust: TrustStore,
 ) -> None:
-    body = case_body(("permanent_basic_farmland", "5.5"))
+    facts = business_premises_facts()
+    facts["project"]["sector"] = "transport"
+    body = case_body(("permanent_basic_farmland", "5.5"), facts=facts)
     case_id = (await registry.file_case(CaseDetails.model_validate(body))).case_id
     expected = _required(Stage.filing, body) | _required(Stage.accountability, body)
-    # The business premises of an unpermitted project: everything but the subsidies for
-    # trees and farming, which its facts do not call for.
+    # The business premises of an unpermitted transport project: everything but the
+    # subsidies for trees and farming and water's projects, which its facts do not call
+    # for. Accountability (5.5 mu) starts no measure: its referrals are workflows.
     assert ("forestry", "refuse_afforestation_subsidy") not in expected
+    assert ("water_resources", "supervise_water_project_land_procedures") not in expected
     assert ("power_supply", "refuse_power_supply") in expected
+    assert ("transport", "halt_transport_works") in expected
+    assert _required(Stage.accountability, body) == set()
 
     async def all_blocked() -> bool:
         return await _blocks(queries, case_id, active=True) == expected
@@ -200,13 +206,7 @@ async def test_filing_blocks_in_every_department_and_restoration_lifts(
         return await _blocks(queries, case_id, active=True) == survivors
 
     await eventually(lifted, timeout=60, what="restoration lifted the blocks")
-    assert survivors == {
-        ("discipline", "accountability_referral"),
-        ("organization", "record_for_cadre_evaluation"),
-        ("public_security", "receive_criminal_referral"),
-        ("development_reform", "publish_credit_record"),
-        ("housing", "refer_unpermitted_construction"),
-    }
+    assert survivors == {("development_reform", "publish_credit_record")}
 
     async def lifts_acknowledged() -> bool:
         acks = await _acks(stack, trust, case_id)

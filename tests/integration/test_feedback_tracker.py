@@ -194,7 +194,9 @@ def _restored(case_id: str) -> RestorationVerified:
 async def test_applies_follow_the_decisions_and_lifts_only_what_was_applied(
     feed: _Feed,
 ) -> None:
-    filed = _filed(feed.case_id, PREMISES)
+    # business premises of a project, with trees planted on the farmland besides
+    trees = CaseFacts.model_validate(business_premises_facts(illegal_afforestation=True))
+    filed = _filed(feed.case_id, trees)
     filing = await feed.send(filed)
     started = {d.measure for d in filed.starts}
     assert await feed.owed("apply", filing) == _owners(started)
@@ -209,14 +211,15 @@ async def test_applies_follow_the_decisions_and_lifts_only_what_was_applied(
     procedures = await feed.send(obtained)
     lifted = started & _lifted_by(LiftTrigger.land_procedures_obtained)
     assert "halt_works" in lifted
-    assert "refer_unpermitted_construction" not in lifted  # only a revocation ends it
+    assert "refuse_afforestation_subsidy" not in lifted  # the land, not a permit, ends it
     assert await feed.owed("lift", procedures) == _owners(lifted)
-    # the afforestation subsidy is lifted by procedures too, but was never applied here
+    # nothing that was never applied here is owed a lift
     assert not {m for _, m in await feed.owed("lift")} - started
 
     restoration = await feed.send(_restored(feed.case_id))
     # only what restoration lifts and land procedures had not lifted already
     rest = started & _lifted_by(LiftTrigger.restoration_verified) - lifted
+    assert rest == {"refuse_afforestation_subsidy"}
     assert await feed.owed("lift", restoration) == _owners(rest)
     assert await feed.owed("lift", procedures) == _owners(lifted)  # not asked twice
 

@@ -44,6 +44,17 @@ async def test_monitor_reports_lag_backlog_and_cases_by_township(
         "SELECT count(*) FROM cases WHERE accountability_started_at IS NOT NULL"
     )
     assert sum(snapshot.accountability_referrals.values()) == referred > 0
+    waiting = {
+        row["to_body"]: row["n"]
+        for row in await db.fetch(
+            "SELECT to_body, count(*) AS n FROM referrals "
+            "WHERE status IN ('sent', 'accepted') GROUP BY to_body"
+        )
+    }
+    # The 12 mu case referred itself; every receiver has a series, 0 when nothing waits.
+    assert {"public_security", "discipline", "city_government"} <= set(waiting)
+    assert {k: v for k, v in snapshot.referrals_open.items() if v} == waiting
+    assert snapshot.referrals_open["court"] == 0 or "court" in waiting
     assert "registry" in snapshot.outbox_backlog and "registry" in snapshot.outbox_oldest_age
 
     registry_ = CollectorRegistry()

@@ -34,7 +34,8 @@ from services.blocklist.queries import CentralChecks
 from services.config import Settings
 from services.departments.queries import DepartmentQueries
 from services.entrypoints.api import create_app
-from services.registry.handlers import Registry, load_townships
+from services.registry.handlers import Registry
+from services.townships.directory import load_townships
 from tests.support import case_body, eventually
 
 # The flags of the issue: no first-run, sync, update or background fetches of its own.

@@ -32,7 +32,13 @@ from services.config import Settings
 from services.departments.queries import DepartmentQueries
 from services.entrypoints.api import create_app
 from services.registry.handlers import Registry
-from tests.support import business_premises_facts, case_body, new_parcel_code, new_unit_code
+from tests.support import (
+    business_premises_facts,
+    case_body,
+    filing_measures,
+    new_parcel_code,
+    new_unit_code,
+)
 
 FILED, CORRECTED = CaseFiled.event_type, CaseCorrected.event_type
 ACCOUNTABILITY = AccountabilityTriggered.event_type
@@ -330,6 +336,7 @@ _DELETE = object()
         (_bad(["subject", "id"], "91141181MA0K12345X"), "subject.id", "check character"),
         (_bad(["subject", "name"], "  "), "subject.name", "at least 1 character"),
         (_bad(["township"], "atlantis"), "township", "unknown township 'atlantis'"),
+        (_bad(["township"], "daxiaobao_xiang"), "township", "was abolished: old cases keep it"),
         (_bad(["parcels", 0, "land_class"], "swamp"), "parcels.0.land_class", "Input should be"),
         (_bad(["parcels", 0, "area_mu"], "0"), "parcels.0.area_mu", "greater than 0"),
         (_bad(["parcels", 0, "area_mu"], "-3"), "parcels.0.area_mu", "greater than 0"),
@@ -412,13 +419,13 @@ async def test_a_clue_becomes_a_case_once(api: httpx.AsyncClient, db: asyncpg.Po
 
 async def test_listing_pages_through_a_township(api: httpx.AsyncClient) -> None:
     filed = [
-        (await api.post("/v1/cases", json=case_body(township="nanyang"))).json()["case_id"]
+        (await api.post("/v1/cases", json=case_body(township="kaifaqu"))).json()["case_id"]
         for _ in range(3)
     ]
     seen: list[str] = []
     after: str | None = None
     while True:
-        params: dict[str, Any] = {"township": "nanyang", "status": "filed", "limit": 2}
+        params: dict[str, Any] = {"township": "kaifaqu", "status": "filed", "limit": 2}
         if after:
             params["after"] = after
         page = (await api.get("/v1/cases", params=params)).json()
@@ -534,10 +541,13 @@ async def test_a_residence_on_cultivated_land_starts_only_the_subject_measures(
 async def test_accountability_and_penalty_start_their_own_measures(
     api: httpx.AsyncClient, db: asyncpg.Pool, trust: TrustStore
 ) -> None:
-    response = await api.post("/v1/cases", json=case_body(("permanent_basic_farmland", "6")))
+    body = case_body(("permanent_basic_farmland", "6"))
+    response = await api.post("/v1/cases", json=body)
     assert response.status_code == 201, response.text
     answer = response.json()
-    assert {"accountability_referral", "record_for_cadre_evaluation"} <= _measures(answer["starts"])
+    # The threshold starts no measure: its referrals are workflows now (issue #17).
+    assert answer["accountability_started"] is True
+    assert _measures(answer["starts"]) == filing_measures(body)
     case_id = answer["case_id"]
     decided = await api.post(f"/v1/cases/{case_id}/penalty", json=PENALTY)
     assert decided.status_code == 200, decided.text
@@ -546,8 +556,7 @@ async def test_accountability_and_penalty_start_their_own_measures(
     assert isinstance(filed, CaseFiled)
     assert isinstance(triggered, AccountabilityTriggered)
     assert isinstance(penalty, PenaltyDecided)
-    assert {d.measure for d in triggered.starts} >= {"accountability_referral"}
-    assert not {d.measure for d in filed.starts} & {d.measure for d in triggered.starts}
+    assert triggered.starts == []
     assert [d.measure for d in penalty.starts] == ["publish_credit_record"]
 
 
@@ -618,7 +627,10 @@ async def test_a_corrected_site_moves_the_site_measures(api: httpx.AsyncClient) 
 async def test_land_procedures_legalise_the_case_and_lift_the_halt(
     api: httpx.AsyncClient, db: asyncpg.Pool, trust: TrustStore
 ) -> None:
-    case_id = (await api.post("/v1/cases", json=case_body())).json()["case_id"]
+    # trees planted on the farmland besides: only their restoration ends that measure
+    facts = business_premises_facts(illegal_afforestation=True)
+    body = case_body(facts=facts)
+    case_id = (await api.post("/v1/cases", json=body)).json()["case_id"]
     procedures = {
         "approval_no": "晋政地〔2026〕88号",
         "approved_on": "2026-10-25",
@@ -637,9 +649,9 @@ async def test_land_procedures_legalise_the_case_and_lift_the_halt(
     assert ended["halt_works"]["ended_by"] == "land_procedures_obtained"
     assert ended["halt_works"]["ended_event"] == response.json()["event_ids"][0]
     assert "refuse_power_supply" in ended
-    # housing's referral of unpermitted works is not ended by procedures obtained
+    # forestry's refusal of the afforestation subsidy is not ended by procedures obtained
     in_force = {m["measure"] for m in shown["measures"] if m["in_force"]}
-    assert "refer_unpermitted_construction" in in_force
+    assert in_force == {"refuse_afforestation_subsidy"}
 
     # a legalised case is no longer open: no correction, but it may be closed
     refused = await api.post(
@@ -681,12 +693,8 @@ async def test_confiscation_ends_the_case_and_reaches_finance(
 
     shown = (await api.get(f"/v1/cases/{case_id}")).json()
     in_force = {m["measure"] for m in shown["measures"] if m["in_force"]}
-    # what confiscation does not end: the credit record and the referral stand
-    assert in_force == {
-        "supervise_confiscated_property",
-        "publish_credit_record",
-        "refer_unpermitted_construction",
-    }
+    # what confiscation does not end: the credit record stands
+    assert in_force == {"supervise_confiscated_property", "publish_credit_record"}
     assert {m["ended_by"] for m in shown["measures"] if not m["in_force"]} == {
         "confiscation_completed"
     }

@@ -82,6 +82,58 @@ def test_refused_with_the_reason(
     assert refusal is not None and reason in refusal
 
 
+# --- referrals and clues (issue #17): the table lets the roles reach the paths; the
+# handlers check the body behind the token (tests/unit/test_referrals_domain.py) --------
+
+PATROL = Principal("p", Role.village_patrol, township="duizhen")
+CHIEF = Principal("c", Role.field_chief, township="duizhen")
+COURT = Principal("court", Role.department, "court")
+TOWNSHIP = Principal("t", Role.township, township="duizhen")
+REFERRAL = "/v1/referrals/R-2026-000001"
+
+
+@pytest.mark.parametrize(
+    ("who", "method", "path"),
+    [
+        (PATROL, "POST", "/v1/clues"),
+        (CHIEF, "POST", "/v1/clues"),
+        (POWER, "POST", "/v1/clues"),
+        (OFFICER, "POST", "/v1/clues"),
+        (OFFICER, "POST", "/v1/referrals"),
+        (COURT, "POST", "/v1/referrals"),
+        (COURT, "POST", f"{REFERRAL}/acceptance"),
+        (COURT, "POST", f"{REFERRAL}/refusal"),
+        (COURT, "POST", f"{REFERRAL}/outcome"),
+        (COURT, "GET", "/v1/referrals"),
+        (OPERATOR, "GET", REFERRAL),
+        (OFFICER, "GET", REFERRAL),
+    ],
+)
+def test_referral_and_clue_paths_allowed(who: Principal, method: str, path: str) -> None:
+    assert decide(who, method, path) is None
+
+
+@pytest.mark.parametrize(
+    ("who", "method", "path"),
+    [
+        (SUBSCRIBER, "POST", "/v1/clues"),
+        (OPERATOR, "POST", "/v1/clues"),
+        (TOWNSHIP, "POST", "/v1/clues"),
+        (PATROL, "POST", "/v1/cases"),
+        (PATROL, "POST", "/v1/referrals"),
+        (PATROL, "GET", "/v1/referrals"),
+        (SUBSCRIBER, "GET", "/v1/referrals"),
+        (SUBSCRIBER, "GET", REFERRAL),
+        (INSPECTOR, "GET", REFERRAL),
+        (OFFICER, "POST", f"{REFERRAL}/acceptance"),
+        (OPERATOR, "POST", f"{REFERRAL}/outcome"),
+        (OPERATOR, "POST", "/v1/referrals"),
+    ],
+)
+def test_referral_and_clue_paths_refused(who: Principal, method: str, path: str) -> None:
+    assert decide(who, method, path) is not None
+
+
 def test_dev_tokens_are_stored_only_as_hashes(tmp_path: Path) -> None:
     path = ensure_dev_tokens(tmp_path, ["power_supply"])
     token = dev_token(tmp_path, "department-power_supply")
@@ -112,8 +164,8 @@ POWER_COMPANY = Principal("power-co", Role.subscriber, measures=frozenset({"refu
         (Principal("b", Role.department, "banks"), "refuse_loans"),
         (Principal("e", Role.department, "energy"), "refuse_funding"),  # shared, and its own
         (POWER_COMPANY, "refuse_power_supply"),
-        (OPERATOR, "accountability_referral"),
-        (OFFICER, "receive_criminal_referral"),
+        (OPERATOR, "publish_credit_record"),
+        (OFFICER, "halt_transport_works"),
         (POWER, "refuse_sunshine"),  # unknown: the check refuses it as bad input (422)
     ],
 )
@@ -124,10 +176,10 @@ def test_a_principal_checks_its_own_measures(who: Principal, measure: str) -> No
 @pytest.mark.parametrize(
     ("who", "measure", "reason"),
     [
-        (POWER, "accountability_referral", "department power_supply may check only its own"),
+        (POWER, "publish_credit_record", "department power_supply may check only its own"),
         (POWER, "refuse_loans", "its own measures (refuse_power_supply)"),
         (POWER_COMPANY, "refuse_loans", "not granted it (granted: refuse_power_supply)"),
-        (POWER_COMPANY, "receive_criminal_referral", "subscriber power-co is not granted it"),
+        (POWER_COMPANY, "halt_works", "subscriber power-co is not granted it"),
         (SUBSCRIBER, "refuse_power_supply", "(granted: none)"),  # none unless granted
         (INSPECTOR, "refuse_loans", "agriculture_inspector may check no measure"),
     ],
@@ -210,7 +262,7 @@ def test_the_dev_subscriber_is_granted_the_utilities_and_banks_measures(tmp_path
         "refuse_gas_supply",
         "refuse_loans",
     }
-    assert GRANTS.refusal(subscriber, "accountability_referral") is not None
+    assert GRANTS.refusal(subscriber, "publish_credit_record") is not None
 
 
 def test_the_check_limits_are_settings() -> None:

@@ -36,7 +36,8 @@ REQUIRED_DEPARTMENTS = {
     "development_reform",
     "finance",
     "housing",
-    "urban_management",
+    "transport",
+    "water_resources",
     "forestry",
     "agriculture",
     "emergency",
@@ -50,8 +51,17 @@ REQUIRED_DEPARTMENTS = {
     "power_supply",
     "gas_supply",
     "banks",
+}
+# Bodies the seed gives a duty that is no block: they receive referrals or read assessments.
+REQUIRED_PARTIES = {
+    "urban_management",
     "public_security",
     "discipline",
+    "procuratorate",
+    "court",
+    "ecology_environment",
+    "audit",
+    "city_government",
     "organization",
 }
 
@@ -135,6 +145,12 @@ def test_every_legal_basis_is_verbatim_in_the_seed() -> None:
         for measure in department.measures
         if _without_whitespace(measure.legal_basis) not in seed
     ]
+    catalogue = load_catalogue()
+    missing += [
+        f"{entry.code}"
+        for entry in (*catalogue.parties, *catalogue.referrals)
+        if _without_whitespace(entry.legal_basis) not in seed
+    ]
     assert missing == []
 
 
@@ -143,12 +159,28 @@ def test_credit_record_starts_at_penalty() -> None:
     assert measure.starts_at is Stage.penalty
 
 
-@pytest.mark.parametrize("code", ["discipline", "organization", "public_security"])
-def test_accountability_departments_start_at_accountability(code: str) -> None:
-    department = load_catalogue().department(code)
-    assert [m.starts_at for m in department.measures] == [Stage.accountability] * len(
-        department.measures
-    )
+def test_the_parties_hold_no_measure_and_receive_the_referrals() -> None:
+    catalogue = load_catalogue()
+    assert {party.code for party in catalogue.parties} == REQUIRED_PARTIES
+    assert not REQUIRED_PARTIES & set(catalogue.codes)
+    receivers = {kind.to for kind in catalogue.referrals}
+    assert {"public_security", "discipline", "court", "procuratorate"} <= receivers
+
+
+def test_the_threshold_refers_rather_than_blocks() -> None:
+    """Seed §四(五): 5 mu / 10 mu starts the accountability procedure, which is a referral to
+    discipline inspection (and public security, and a report to the city), not a block."""
+    catalogue = load_catalogue()
+    assert not [m for m in catalogue.measures().values() if m.starts_at is Stage.accountability]
+    automatic = {k.code for k in catalogue.referrals if k.starts_at is Stage.accountability}
+    assert automatic == {"criminal", "discipline", "major_case_report"}
+
+
+def test_a_referral_to_an_unknown_body_is_refused() -> None:
+    document = _catalogue_document()
+    document["referrals"][0]["to"] = "nobody"
+    message = _refused(document)
+    assert "unknown bodies nobody" in message
 
 
 def test_unknown_department_is_a_config_error_listing_the_known() -> None:
@@ -231,7 +263,7 @@ def test_duplicate_department_code_is_refused() -> None:
     document = _catalogue_document()
     document["departments"][1]["code"] = document["departments"][0]["code"]
     message = _refused(document)
-    assert "department codes repeat" in message
+    assert "department and party codes repeat" in message
     assert document["departments"][0]["code"] in message
 
 

@@ -125,6 +125,7 @@ def test_defaults_and_explicit_subject() -> None:
             "target": "subject",
             "subject_hash": "ab" * 32,
             "key_id": "cd" * 8,
+            "version": 1,
             "subject_kind": "person",
             "masked_name": "张*",
             "cases": [

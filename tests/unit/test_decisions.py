@@ -12,9 +12,16 @@ from typing import Any
 import pytest
 
 from events.catalogue import Fact, LiftTrigger, Stage, Target, load_catalogue
-from events.decisions import correct, decide, established, lifted_by
+from events.decisions import (
+    UNRECORDED_FACTS,
+    correct,
+    decide,
+    established,
+    lifted_by,
+)
 from events.land import LandClass
 from events.models import CaseFacts, Parcel
+from services.referrals.domain import automatic_referrals
 
 CATALOGUE = load_catalogue()
 SITE = {"location": "孝义市兑镇镇东村北侧", "real_estate_unit": "141181001002GB00123F00010001"}
@@ -24,8 +31,16 @@ def facts(**changes: Any) -> CaseFacts:
     return CaseFacts.model_validate({"site": SITE, **changes})
 
 
-def project(*, started: bool = True, permit: bool = False) -> dict[str, Any]:
-    return {"code": "P-1", "name": "厂房", "works_started": started, "construction_permit": permit}
+def project(
+    *, started: bool = True, permit: bool = False, sector: str | None = None
+) -> dict[str, Any]:
+    return {
+        "code": "P-1",
+        "name": "厂房",
+        "works_started": started,
+        "construction_permit": permit,
+        "sector": sector,
+    }
 
 
 RESIDENCE = facts(building_use="residence")
@@ -36,6 +51,11 @@ PERMITTED_WORKS = facts(project=project(permit=True))
 WORKS_NOT_STARTED = facts(project=project(started=False))
 AFFORESTATION = facts(illegal_afforestation=True)
 FARMING = facts(non_compliant_farming=True)
+TRANSPORT_WORKS = facts(project=project(sector="transport"))
+WATER_WORKS = facts(project=project(started=False, sector="water"))
+MUNICIPAL_WORKS = facts(project=project(sector="municipal"))
+IN_RESERVE = facts(in_nature_reserve=True)
+NOT_IN_RESERVE = facts(in_nature_reserve=False)
 
 CULTIVATED = LandClass.cultivated
 BASIC = LandClass.permanent_basic_farmland
@@ -57,17 +77,31 @@ SENTENCES: dict[str, tuple[Case, list[Case]]] = {
         (BASIC, WORKS_NOT_STARTED),
         [(CULTIVATED, RESIDENCE), (UNUSED, WORKS_NOT_STARTED)],
     ),
-    # 住建局：在取得合法用地手续前不得开工建设
-    "halt_works": ((CULTIVATED, UNPERMITTED_WORKS), [(CULTIVATED, STORAGE)]),
-    # 住建局：未办理建筑工程施工许可证、擅自开工建设的…移送城市管理局
-    "refer_unpermitted_construction": (
+    # 住建局：在取得合法用地手续前不得开工建设 (transport and water projects are their
+    # own regulators', not housing's)
+    "halt_works": (
         (CULTIVATED, UNPERMITTED_WORKS),
-        [(CULTIVATED, PERMITTED_WORKS), (CULTIVATED, WORKS_NOT_STARTED), (CULTIVATED, BUSINESS)],
+        [(CULTIVATED, STORAGE), (CULTIVATED, TRANSPORT_WORKS), (BASIC, WATER_WORKS)],
     ),
-    # 城管局：对住建局移送的…擅自开工建设的违法违规行为依法查处
-    "investigate_unpermitted_construction": (
-        (BASIC, UNPERMITTED_WORKS),
-        [(CULTIVATED, PERMITTED_WORKS), (CONSTRUCTION, UNPERMITTED_WORKS)],
+    # 交通运输局：…交通运输项目…在取得合法用地手续前不得开工建设
+    "halt_transport_works": (
+        (CULTIVATED, TRANSPORT_WORKS),
+        [
+            (CULTIVATED, UNPERMITTED_WORKS),  # sector not recorded
+            (CULTIVATED, MUNICIPAL_WORKS),
+            (BASIC, WATER_WORKS),
+            (CONSTRUCTION, TRANSPORT_WORKS),
+        ],
+    ),
+    # 水利局：督促水利类重大项目依法办理用地手续
+    "supervise_water_project_land_procedures": (
+        (BASIC, WATER_WORKS),
+        [
+            (CULTIVATED, WORKS_NOT_STARTED),
+            (CULTIVATED, TRANSPORT_WORKS),
+            (UNUSED, WATER_WORKS),
+            (CULTIVATED, IN_RESERVE),
+        ],
     ),
     # 供水、供电、燃气、金融企业不得为违法占用耕地施工项目或以违法占地建筑作为生产经营场所的…
     "refuse_water_supply": (
@@ -111,10 +145,6 @@ SENTENCES: dict[str, tuple[Case, list[Case]]] = {
     "refuse_funding": ((BASIC, STORAGE), [(CONSTRUCTION, RESIDENCE)]),
     # 将…违法违规用地企业法人、自然人的行政处罚等信用信息…公示 (after the penalty)
     "publish_credit_record": ((CULTIVATED, RESIDENCE), [(OTHER_AGRICULTURAL, RESIDENCE)]),
-    # §四(五) 一律启动责任追究程序, and the referrals that go with it
-    "accountability_referral": ((BASIC, RESIDENCE), [(UNUSED, RESIDENCE)]),
-    "receive_criminal_referral": ((CULTIVATED, BUSINESS), [(CONSTRUCTION, BUSINESS)]),
-    "record_for_cadre_evaluation": ((BASIC, FARMING), [(OTHER_AGRICULTURAL, FARMING)]),
     # 财政局：负责指导、监督…没收的构筑物、建筑物或土地等罚没财物管理工作
     "supervise_confiscated_property": ((CULTIVATED, BUSINESS), [(CONSTRUCTION, BUSINESS)]),
 }
@@ -198,6 +228,61 @@ def test_the_facts_established() -> None:
     }
     assert established(PERMITTED_WORKS) == {Fact.construction_project, Fact.works_started}
     assert established(WORKS_NOT_STARTED) == {Fact.construction_project}
+    assert established(TRANSPORT_WORKS) >= {Fact.construction_project, Fact.transport_project}
+    assert established(WATER_WORKS) == {Fact.construction_project, Fact.water_project}
+    assert established(MUNICIPAL_WORKS) & {Fact.transport_project, Fact.water_project} == set()
+    assert established(IN_RESERVE) == {Fact.in_nature_reserve}
+    assert established(NOT_IN_RESERVE) == frozenset()
+
+
+def test_a_sector_or_reserve_not_recorded_is_possible_and_establishes_nothing() -> None:
+    """Cases filed before these facts existed validate and keep what they started."""
+    old = CaseFacts.model_validate(
+        {"site": SITE, "project": {"code": "P-1", "name": "厂房", "works_started": True}}
+    )
+    assert old.in_nature_reserve is None and old.project is not None
+    assert old.project.sector is None
+    assert established(old) == established(UNPERMITTED_WORKS)
+    assert established(UNRECORDED_FACTS) == frozenset()
+
+
+def test_the_threshold_starts_no_measure() -> None:
+    """Accountability is a referral now (catalogue `referrals`), not a block."""
+    assert decide(CATALOGUE, [Stage.accountability], parcels(BASIC, "6"), BUSINESS) == []
+
+
+def referred(stages: list[Stage], land: LandClass, case_facts: CaseFacts) -> list[str]:
+    """The referral kinds the registry sends by itself for this case at these stages."""
+    found = established(case_facts)
+    return [
+        sent.kind.code
+        for stage in stages
+        for sent in automatic_referrals(CATALOGUE, stage, frozenset({land}), found)
+    ]
+
+
+@pytest.mark.parametrize("land", list(LandClass))
+def test_a_site_in_a_nature_reserve_is_referred_to_ecology_at_filing(land: LandClass) -> None:
+    """Mining, roads, dams, building: an occupation inside a reserve, whatever the land."""
+    assert referred([Stage.filing], land, IN_RESERVE) == ["nature_reserve"]
+    assert CATALOGUE.referral("nature_reserve").to == "ecology_environment"
+
+
+@pytest.mark.parametrize("case_facts", [NOT_IN_RESERVE, UNRECORDED_FACTS, BUSINESS])
+def test_a_site_outside_a_reserve_or_not_recorded_is_not_referred(case_facts: CaseFacts) -> None:
+    assert "nature_reserve" not in referred(list(Stage), CULTIVATED, case_facts)
+    assert referred([Stage.filing], CULTIVATED, case_facts) == []
+
+
+def test_the_threshold_sends_its_referrals_and_hand_referrals_are_never_automatic() -> None:
+    assert referred([Stage.accountability], BASIC, RESIDENCE) == [
+        "criminal",
+        "discipline",
+        "major_case_report",
+    ]
+    by_hand = {k.code for k in CATALOGUE.referrals if k.starts_at is None}
+    everything = facts(building_use="business_premises", project=project(), in_nature_reserve=True)
+    assert by_hand and not by_hand & set(referred(list(Stage), BASIC, everything))
 
 
 def test_each_measure_appears_once_though_departments_share_it() -> None:

@@ -10,13 +10,14 @@ from datetime import date
 import pytest
 
 from events.catalogue import Stage, load_catalogue
-from events.decisions import decide
+from events.decisions import decide, established
 from events.identifiers import validate_resident_id, validate_uscc
 from events.land import is_cultivated
 from events.models import BuildingUse, CaseDetails, Subject
 from services.demo import SCENARIOS, DemoGenerator, _plan, describe_facts
+from services.referrals.domain import automatic_referrals
 from services.registry.domain import CaseStatus, Step, check_accountability, next_status
-from services.registry.handlers import load_townships
+from services.townships.directory import load_townships
 
 TODAY = date(2026, 5, 1)
 TOWNSHIPS = sorted(load_townships())
@@ -130,6 +131,24 @@ def test_facts_are_realistic_and_varied(cases: list[CaseDetails]) -> None:
     residences = [case for case in cases if case.facts.building_use is BuildingUse.residence]
     persons = sum(case.subject.kind == "person" for case in residences)
     assert persons / len(residences) > 0.6
+
+
+def test_transport_water_and_nature_reserve_cases_reach_their_bodies(
+    cases: list[CaseDetails],
+) -> None:
+    """Some projects are transport's or water resources' and start their halts; some
+    sites lie in a nature reserve and are referred to ecology and environment (#17)."""
+    sectors = Counter(c.facts.project.sector for c in cases if c.facts.project is not None)
+    assert sectors["transport"] and sectors["water"] and sectors["municipal"] and sectors[None]
+    everything = set().union(*(_filing_measures(case) for case in cases))
+    assert {"halt_transport_works", "supervise_water_project_land_procedures"} <= everything
+    in_reserve = [case for case in cases if case.facts.in_nature_reserve]
+    assert in_reserve
+    for case in in_reserve:
+        land = frozenset(parcel.land_class for parcel in case.parcels)
+        sent = automatic_referrals(CATALOGUE, Stage.filing, land, established(case.facts))
+        assert [r.kind.code for r in sent] == ["nature_reserve"], describe_facts(case)
+        assert "inside a nature reserve" in describe_facts(case)
 
 
 def test_every_scenario_is_drawn() -> None:

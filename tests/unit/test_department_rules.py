@@ -40,13 +40,10 @@ DEPARTMENTS = CATALOGUE.departments
 FARMLAND = [Parcel(land_class="permanent_basic_farmland", area_mu="6")]
 FACTS = CaseFacts.model_validate(business_premises_facts())
 
-# Measures that are referrals or records rather than blocks: only a revocation lifts them.
+# Measures that are records rather than blocks: only a revocation lifts them. (Referrals
+# are workflows now, catalogue `referrals`, not measures: issue #17.)
 REFERRALS = {
     ("development_reform", "publish_credit_record"),
-    ("housing", "refer_unpermitted_construction"),
-    ("public_security", "receive_criminal_referral"),
-    ("discipline", "accountability_referral"),
-    ("organization", "record_for_cadre_evaluation"),
     ("finance", "supervise_confiscated_property"),
 }
 
@@ -196,7 +193,8 @@ def test_case_filed_applies_exactly_the_decided_measures() -> None:
     case = filed()
     assert applied(case) == owners(case.starts)
     assert ("power_supply", "refuse_power_supply") in applied(case)
-    assert ("housing", "refer_unpermitted_construction") in applied(case)
+    assert ("housing", "halt_works") in applied(case)
+    assert ("transport", "halt_transport_works") not in applied(case)  # no sector recorded
     assert ("development_reform", "publish_credit_record") not in applied(case)
     assert ("forestry", "refuse_afforestation_subsidy") not in applied(case)  # no trees
 
@@ -245,12 +243,28 @@ def test_penalty_decided_publishes_the_credit_record_only() -> None:
     assert applied(penalty()) == {("development_reform", "publish_credit_record")}
 
 
-def test_accountability_triggered_starts_discipline_organization_public_security() -> None:
-    assert applied(accountability()) == {
-        ("discipline", "accountability_referral"),
-        ("organization", "record_for_cadre_evaluation"),
-        ("public_security", "receive_criminal_referral"),
-    }
+def test_accountability_triggered_starts_no_measure_its_referrals_are_workflows() -> None:
+    assert accountability().starts == []
+    assert applied(accountability()) == set()
+    assert not {"discipline", "organization", "public_security"} & set(CATALOGUE.codes)
+
+
+@pytest.mark.parametrize(
+    ("sector", "department", "measure"),
+    [
+        ("transport", "transport", "halt_transport_works"),
+        ("water", "water_resources", "supervise_water_project_land_procedures"),
+    ],
+)
+def test_a_transport_or_water_project_starts_its_departments_measure(
+    sector: str, department: str, measure: str
+) -> None:
+    facts = business_premises_facts()
+    case = filed(facts={**facts, "project": {**facts["project"], "sector": sector}})
+    assert (department, measure) in applied(case)
+    assert applied(case) == owners(case.starts)
+    others = {"transport", "water_resources"} - {department}
+    assert not {code for code, _ in applied(case)} & others
 
 
 def test_confiscation_completed_ends_the_blocks_and_tells_finance() -> None:
@@ -285,9 +299,9 @@ def test_land_procedures_lift_the_halt_but_not_the_records_or_referrals() -> Non
     assert ("housing", "halt_works") in lifts
     assert ("approvals", "refuse_construction_permit") in lifts
     assert ("power_supply", "refuse_power_supply") in lifts
-    assert ("housing", "refer_unpermitted_construction") not in lifts
+    assert ("transport", "halt_transport_works") in lifts
+    assert ("water_resources", "supervise_water_project_land_procedures") in lifts
     assert ("development_reform", "publish_credit_record") not in lifts
-    assert ("urban_management", "investigate_unpermitted_construction") not in lifts
     assert ("forestry", "refuse_afforestation_subsidy") not in lifts  # the land, not a permit
 
 

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from events.authorities import NATURAL_RESOURCES, department_authority
-from events.catalogue import Stage, load_catalogue
+from events.catalogue import Stage, Target, load_catalogue
 from events.codec import decode, encode_signed
 from events.decisions import UNRECORDED_FACTS, correct, decide
 from events.envelope import Envelope, encode, new_event, schema_uri
@@ -28,6 +28,7 @@ from events.models import (
     DeadLetter,
     LandProceduresObtained,
     MeasureApplied,
+    MeasureDecision,
     MeasureFailed,
     MeasureLifted,
     Parcel,
@@ -358,7 +359,7 @@ def acks(w: World, state: MemoryState) -> list[Payload]:
     return [
         decode(e.value, w.department_trust)[1]
         for e in state.outbox
-        if e.topic == ACKNOWLEDGEMENTS.name
+        if e.topic == ACKNOWLEDGEMENTS.name and e.value is not None
     ]
 
 
@@ -398,6 +399,7 @@ async def test_case_filed_for_power_supply_applies_one_block_and_one_signed_ack(
     assert outgoing.key == case.case_id
     assert outgoing.event_type == "redline.measure.applied.v1"
     # Verifies against a trust store that holds the department's key and nothing else.
+    assert outgoing.value is not None
     envelope, payload = decode(outgoing.value, w.department_trust)
     assert envelope.id == outgoing.event_id
     assert envelope.source == "/authorities/power_supply"
@@ -498,6 +500,7 @@ async def test_restoration_lifts_the_block_and_acks_measure_lifted() -> None:
     applied_ack, lifted_ack = state.outbox
     assert lifted_ack.topic == ACKNOWLEDGEMENTS.name
     assert lifted_ack.event_type == "redline.measure.lifted.v2"
+    assert lifted_ack.value is not None
     _, payload = decode(lifted_ack.value, w.department_trust)
     assert isinstance(payload, MeasureLifted)
     assert (payload.measure, payload.reason, payload.lifted_at) == (
@@ -627,12 +630,44 @@ async def test_a_correction_that_moves_the_project_moves_housings_halt() -> None
     moved = facts_of(project=project)
     outcome = await e.handle([w.message(w.event(corrected(case, moved)))])
 
-    # Works not started: the referral for unpermitted works ends; the halt moves.
+    # The halt ends on the old project and starts on the new one.
     halts = await e.store.blocks(subject_id=None, active_only=True, project=project["code"])
     assert [(b.measure, b.target_ref) for b in halts] == [("halt_works", moved.project)]
-    assert (outcome.applied, outcome.lifted) == (1, 2)
-    old = {b.measure: b.lift_reason for b in store_of(e).blocks if b.lifted_at}
-    assert old == {"refer_unpermitted_construction": "corrected"}
+    assert (outcome.applied, outcome.lifted) == (1, 1)
+    assert case.facts.project is not None
+    old = case.facts.project.code
+    assert not await e.store.blocks(subject_id=None, active_only=True, project=old)
+    lifts = [p for p in acks(w, store_of(e)) if isinstance(p, MeasureLifted)]
+    assert [(p.measure, p.reason) for p in lifts] == [("halt_works", "corrected")]
+
+
+def transport_project(sector: str | None = "transport") -> dict[str, Any]:
+    return {
+        "code": "2401-141181-04-01-000888",
+        "name": "某县道改线工程",
+        "works_started": True,
+        "sector": sector,
+    }
+
+
+async def test_transport_halts_only_its_own_projects_and_a_corrected_sector_lifts_it() -> None:
+    w = world("transport")
+    e = enforcer(w, "transport")
+    municipal = filed("XY-2026-0002")  # the default case's project, sector not recorded
+    road = filed(facts=facts_of(project=transport_project(), building_use="none"))
+    outcome = await e.handle([w.message(w.event(municipal)), w.message(w.event(road))])
+
+    assert (outcome.applied, outcome.failed) == (1, 0)
+    [halt] = store_of(e).blocks
+    assert (halt.measure, halt.case_id, halt.target) == (
+        "halt_transport_works",
+        road.case_id,
+        "project",
+    )
+    other = facts_of(project=transport_project("other"), building_use="none")
+    outcome = await e.handle([w.message(w.event(corrected(road, other)))])
+    assert (outcome.applied, outcome.lifted) == (0, 1)
+    assert [b.lift_reason for b in store_of(e).blocks] == ["corrected"]
 
 
 async def test_a_measure_applied_again_after_a_correction_lifted_it_gets_a_fresh_ack() -> None:
@@ -661,16 +696,26 @@ async def test_a_measure_applied_again_after_a_correction_lifted_it_gets_a_fresh
     assert len({o.event_id for o in state.outbox}) == 4
 
 
-async def test_land_procedures_lift_housings_halt_but_not_its_referral() -> None:
-    w = world("housing")
-    e = enforcer(w, "housing")
-    case = filed()
+@pytest.mark.parametrize(
+    ("code", "sector", "measure"),
+    [
+        ("housing", None, "halt_works"),
+        ("transport", "transport", "halt_transport_works"),
+        ("water_resources", "water", "supervise_water_project_land_procedures"),
+    ],
+)
+async def test_land_procedures_lift_each_departments_halt_on_its_project(
+    code: str, sector: str | None, measure: str
+) -> None:
+    w = world(code)
+    e = enforcer(w, code)
+    case = filed(facts=facts_of(project=transport_project(sector)))
     await e.handle([w.message(w.event(case))])
+    assert [b.measure for b in store_of(e).blocks] == [measure]
     outcome = await e.handle([w.message(w.event(procedures(case.case_id)))])
     assert (outcome.applied, outcome.lifted) == (0, 1)
     assert {b.measure: b.lift_reason for b in store_of(e).blocks} == {
-        "halt_works": "land_procedures_obtained",
-        "refer_unpermitted_construction": None,
+        measure: "land_procedures_obtained"
     }
 
 
@@ -760,6 +805,7 @@ def _dead_letters(w: World, state: MemoryState) -> list[DeadLetter]:
             continue
         assert event.key == "department.power_supply"
         assert event.event_type == DeadLetter.event_type
+        assert event.value is not None
         _, payload = decode(event.value, w.department_trust)
         assert isinstance(payload, DeadLetter)
         letters.append(payload)
@@ -907,8 +953,11 @@ async def test_deeply_nested_json_is_dead_lettered_not_raised(kind: str) -> None
     ("code", "event", "measures"),
     [
         ("development_reform", penalty, ["publish_credit_record"]),
-        ("discipline", accountability, ["accountability_referral"]),
-        ("public_security", accountability, ["receive_criminal_referral"]),
+        (
+            "finance",
+            lambda case_id: confiscated(filed(case_id)),
+            ["refuse_fiscal_funding", "supervise_confiscated_property"],  # lift, then apply
+        ),
     ],
 )
 async def test_an_event_for_a_case_never_filed_here_acks_measure_failed(
@@ -927,6 +976,34 @@ async def test_an_event_for_a_case_never_filed_here_acks_measure_failed(
     ]
     assert [o.topic for o in state.outbox] == [ACKNOWLEDGEMENTS.name] * len(measures)
     assert [o.event_type for o in state.outbox] == ["redline.measure.failed.v1"] * len(measures)
+
+
+# What accountability.triggered started before the referrals left the measures (#17).
+RETIRED = ("receive_criminal_referral", "accountability_referral", "record_for_cadre_evaluation")
+
+
+@pytest.mark.parametrize("code", load_catalogue().codes)
+async def test_accountability_old_or_new_is_consumed_and_asks_nothing_of_any_department(
+    code: str,
+) -> None:
+    """The threshold starts no measure now; one stored before that names the retired
+    referral measures, which no department owns: consumed, not dead-lettered, no ack."""
+    w = world(code)
+    e = enforcer(w, code)
+    case = filed()
+    await e.handle([w.message(w.event(case))])
+    before = len(store_of(e).outbox)
+    new = accountability(case.case_id)
+    assert new.starts == []
+    old = new.model_copy(
+        update={
+            "starts": [MeasureDecision(measure=m, target=Target.subject, rule="r") for m in RETIRED]
+        }
+    )
+    outcome = await e.handle([w.message(w.event(new)), w.message(w.event(old))])
+    assert (outcome.applied, outcome.failed, outcome.dead_letters) == (0, 0, [])
+    assert len(store_of(e).outbox) == before
+    assert len(store_of(e).consumed) == 3
 
 
 async def test_a_penalty_after_filing_applies_the_credit_record() -> None:

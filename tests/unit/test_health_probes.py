@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from aiokafka.errors import KafkaConnectionError
 
-from services.entrypoints import api
-from services.entrypoints.api import BrokerProbe, CachedProbe
+from services.entrypoints import health_routes
+from services.entrypoints.health_routes import BrokerProbe, CachedProbe
 
 
 class FakeAdmin:
@@ -42,7 +42,7 @@ class FakeAdmin:
 @pytest.fixture
 def admin(monkeypatch: pytest.MonkeyPatch) -> type[FakeAdmin]:
     counted = type("CountedAdmin", (FakeAdmin,), {})
-    monkeypatch.setattr(api, "AIOKafkaAdminClient", counted)
+    monkeypatch.setattr(health_routes, "AIOKafkaAdminClient", counted)
     return counted
 
 

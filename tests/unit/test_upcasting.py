@@ -1,9 +1,13 @@
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 import pytest
+import yaml
 
-from events.catalogue import Target
+from events import upcasting
+from events.catalogue import CATALOGUE_FILE, Catalogue, Target, load_catalogue
+from events.codec import decode, encode_signed
 from events.decisions import UNRECORDED_FACTS
 from events.errors import UnknownEventType
 from events.land import LandClass
@@ -11,6 +15,7 @@ from events.models import (
     PAYLOAD_TYPES,
     AccountabilityTriggered,
     BlocklistEntry,
+    BlocklistHeartbeat,
     CaseCorrected,
     CaseFiled,
     CaseFiledV1,
@@ -18,7 +23,10 @@ from events.models import (
     MeasureLifted,
     PenaltyDecided,
 )
+from events.signing import Signer, TrustedKey, TrustStore
 from events.upcasting import CURRENT_TYPES, UPCASTERS, upcast
+from services.departments.domain import effects
+from services.feedback.domain import requirements
 
 V1_TO_V2_ONLY = {"redline.case.filed.v1": UPCASTERS["redline.case.filed.v1"]}
 V1_PARCEL = {"land_class": "cultivated", "area_mu": "12.5"}
@@ -98,6 +106,33 @@ def test_penalty_v1_starts_every_penalty_measure_as_v1_did() -> None:
     assert "upcast" in penalty.starts[0].rule
 
 
+ACCOUNTABILITY_V1 = {
+    "case_id": "C-1",
+    "township": "城关镇",
+    "basic_farmland_mu": "5",
+    "cultivated_mu": "5",
+    "rule": "seed §四(五)",
+    "addressed_to": ["discipline", "organization"],
+}
+# What the threshold started before the referrals left the measures (issue #17).
+RETIRED = ("receive_criminal_referral", "accountability_referral", "record_for_cadre_evaluation")
+
+
+def with_an_accountability_measure() -> Catalogue:
+    """The catalogue plus one accountability-stage measure, as it had before issue #17."""
+    document = yaml.safe_load(CATALOGUE_FILE.read_text(encoding="utf-8"))
+    [finance] = [d for d in document["departments"] if d["code"] == "finance"]
+    finance["measures"].append(
+        {
+            **finance["measures"][0],
+            "code": "record_accountability",
+            "starts_at": "accountability",
+            "targets": "subject",
+        }
+    )
+    return Catalogue.model_validate(document)
+
+
 @pytest.mark.parametrize(
     ("basic", "cultivated", "land"),
     [
@@ -106,26 +141,55 @@ def test_penalty_v1_starts_every_penalty_measure_as_v1_did() -> None:
         ("0", "10", {LandClass.cultivated}),
     ],
 )
-def test_accountability_v1_starts_the_referrals_on_the_land_its_areas_name(
-    basic: str, cultivated: str, land: set[LandClass]
+def test_accountability_v1_starts_the_stage_measures_on_the_land_its_areas_name(
+    basic: str, cultivated: str, land: set[LandClass], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    v1 = {
-        "case_id": "C-1",
-        "township": "城关镇",
-        "basic_farmland_mu": basic,
-        "cultivated_mu": cultivated,
-        "rule": "seed §四(五)",
-        "addressed_to": ["discipline", "organization"],
-    }
+    monkeypatch.setattr(upcasting, "load_catalogue", with_an_accountability_measure)
+    v1 = {**ACCOUNTABILITY_V1, "basic_farmland_mu": basic, "cultivated_mu": cultivated}
     event_type, data = upcast("redline.accountability.triggered.v1", v1)
     assert event_type == "redline.accountability.triggered.v2"
     triggered = AccountabilityTriggered.model_validate(data)
-    assert {d.measure for d in triggered.starts} == {
-        "receive_criminal_referral",
-        "accountability_referral",
-        "record_for_cadre_evaluation",
-    }
+    assert [d.measure for d in triggered.starts] == ["record_accountability"]
     assert all(set(d.land) == land for d in triggered.starts)
+
+
+def test_accountability_v1_starts_no_measure_now_the_referrals_are_workflows() -> None:
+    event_type, data = upcast("redline.accountability.triggered.v1", ACCOUNTABILITY_V1)
+    assert event_type == "redline.accountability.triggered.v2"
+    triggered = AccountabilityTriggered.model_validate(data)
+    assert triggered.starts == []
+    assert triggered.basic_farmland_mu == Decimal("5")
+
+
+def test_a_stored_accountability_v2_naming_retired_measures_decodes_and_asks_nothing() -> None:
+    """No upcaster: the event keeps what was decided then (the legal record), and nothing
+    acts on it, because every consumer looks each decision up in its own catalogue and no
+    department owns a retired measure. So it is neither dead-lettered nor owed."""
+    catalogue = load_catalogue()
+    assert not set(RETIRED) & set(catalogue.measures())
+    stored = AccountabilityTriggered.model_validate(
+        {
+            **ACCOUNTABILITY_V1,
+            "starts": [
+                {"measure": code, "target": "subject", "land": ["cultivated"], "rule": "r"}
+                for code in RETIRED
+            ],
+        }
+    )
+    signer = Signer.generate("nr")
+    source = "/authorities/natural_resources"
+    trust = TrustStore(
+        [TrustedKey("nr", "Natural Resources", source, signer.public_key_b64(), ("redline.*",))]
+    )
+    _, raw = encode_signed(stored, signer, source=source)
+    envelope, payload = decode(raw, trust)
+    assert envelope.type == "redline.accountability.triggered.v2"
+    assert isinstance(payload, AccountabilityTriggered)
+    assert [d.measure for d in payload.starts] == list(RETIRED)
+    for department in catalogue.departments:
+        assert effects(department, payload) == [], department.code
+    at = datetime(2026, 12, 1, tzinfo=UTC)
+    assert requirements(catalogue, payload, at, envelope.id) == []
 
 
 def test_measure_lifted_v1_is_a_valid_v2() -> None:
@@ -156,11 +220,26 @@ def test_blocklist_entry_v1_takes_the_catalogue_target(measure: str, target: str
         "cases": [{"case_id": "C-1", "legal_basis": "seed", "since": "2023-07-01T00:00:00Z"}],
     }
     event_type, data = upcast("redline.blocklist.entry.v1", v1)
-    assert event_type == "redline.blocklist.entry.v2"
+    assert event_type == "redline.blocklist.entry.v3"
     entry = BlocklistEntry.model_validate(data)
     assert entry.target == target
     # v1 named no site: a site-targeted entry matches no site rather than every one.
     assert entry.cases[0].site_hashes == []
+    # Nor a list version: 0, older than any record a versioned builder publishes.
+    assert entry.version == 0
+
+
+def test_a_heartbeat_v1_has_no_list_head_and_so_vouches_for_nothing() -> None:
+    v1 = {
+        "measure": "refuse_loans",
+        "partition": 0,
+        "key_id": "cd" * 8,
+        "as_of": "2026-01-01T00:00:00Z",
+    }
+    event_type, data = upcast("redline.blocklist.heartbeat.v1", v1)
+    assert event_type == "redline.blocklist.heartbeat.v2"
+    beat = BlocklistHeartbeat.model_validate(data)
+    assert beat.entries is None and beat.digest is None  # refused by subscribers: no_list_head
 
 
 def test_current_type_is_unchanged() -> None:

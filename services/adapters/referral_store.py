@@ -1,0 +1,185 @@
+"""PostgreSQL implementation of the referral ports (table `referrals`, registry schema)."""
+
+from __future__ import annotations
+
+from contextlib import AbstractAsyncContextManager
+from typing import Any
+
+import asyncpg
+
+from services.adapters.postgres import connection
+from services.audit.domain import AuditEntry
+from services.referrals.domain import Referral, ReferralStatus
+from services.referrals.ports import ReferralFilter, ReferralReader, ReferralTransaction
+
+_COLUMNS = (
+    "referral_id, kind, case_id, township, sent_by, sent_by_officer, to_body, automatic, "
+    "reason, file_summary, sent_at, answer_due_at, status, answered_at, answered_by, "
+    "reference, refusal_reason, outcome_due_at, outcome, outcome_on, outcome_note, "
+    "outcome_at, outcome_by"
+)
+
+
+def _referral(row: asyncpg.Record) -> Referral:
+    fields = dict(row)
+    fields["to"] = fields.pop("to_body")
+    fields["status"] = ReferralStatus(fields["status"])
+    return Referral(**fields)
+
+
+def _values(referral: Referral) -> list[Any]:
+    return [
+        referral.referral_id,
+        referral.kind,
+        referral.case_id,
+        referral.township,
+        referral.sent_by,
+        referral.sent_by_officer,
+        referral.to,
+        referral.automatic,
+        referral.reason,
+        referral.file_summary,
+        referral.sent_at,
+        referral.answer_due_at,
+        referral.status.value,
+        referral.answered_at,
+        referral.answered_by,
+        referral.reference,
+        referral.refusal_reason,
+        referral.outcome_due_at,
+        referral.outcome,
+        referral.outcome_on,
+        referral.outcome_note,
+        referral.outcome_at,
+        referral.outcome_by,
+    ]
+
+
+class PostgresReferralTransaction(ReferralTransaction):
+    """On the registry transaction's connection; its audit entries join that
+    transaction's, which the registry store chains just before the commit."""
+
+    def __init__(self, conn: asyncpg.Connection, audit: list[AuditEntry]) -> None:
+        self.conn = conn
+        self.audit = audit
+
+    async def next_referral_id(self, year: int) -> str:
+        number = await self.conn.fetchval("SELECT nextval('referral_number_seq')")
+        return f"R-{year}-{number:06d}"
+
+    async def case_township(self, case_id: str) -> str | None:
+        township: str | None = await self.conn.fetchval(
+            "SELECT township FROM cases WHERE case_id = $1 FOR UPDATE", case_id
+        )
+        return township
+
+    async def referrals_on(self, case_id: str) -> list[Referral]:
+        rows = await self.conn.fetch(
+            f"SELECT {_COLUMNS} FROM referrals WHERE case_id = $1 ORDER BY referral_id", case_id
+        )
+        return [_referral(row) for row in rows]
+
+    async def insert(self, referral: Referral) -> None:
+        placeholders = ", ".join(f"${n}" for n in range(1, 24))
+        await self.conn.execute(
+            f"INSERT INTO referrals ({_COLUMNS}) VALUES ({placeholders})", *_values(referral)
+        )
+
+    async def for_update(self, referral_id: str) -> Referral | None:
+        row = await self.conn.fetchrow(
+            f"SELECT {_COLUMNS} FROM referrals WHERE referral_id = $1 FOR UPDATE", referral_id
+        )
+        return None if row is None else _referral(row)
+
+    async def update(self, referral: Referral) -> None:
+        await self.conn.execute(
+            "UPDATE referrals SET status = $2, answered_at = $3, answered_by = $4, "
+            "reference = $5, refusal_reason = $6, outcome_due_at = $7, outcome = $8, "
+            "outcome_on = $9, outcome_note = $10, outcome_at = $11, outcome_by = $12 "
+            "WHERE referral_id = $1",
+            referral.referral_id,
+            referral.status.value,
+            referral.answered_at,
+            referral.answered_by,
+            referral.reference,
+            referral.refusal_reason,
+            referral.outcome_due_at,
+            referral.outcome,
+            referral.outcome_on,
+            referral.outcome_note,
+            referral.outcome_at,
+            referral.outcome_by,
+        )
+
+    async def record(
+        self,
+        referral: Referral,
+        step: str,
+        *,
+        actor: str,
+        legal_basis: str,
+        data: dict[str, Any],
+    ) -> None:
+        if referral.case_id is not None:
+            # The case's history; not a bus event (receivers answer over the API), so the
+            # record names the referral step where an event's id would be.
+            await self.conn.execute(
+                "INSERT INTO case_records (case_id, seq, step, event_id, event_type, data) "
+                "SELECT $1, coalesce(max(seq), 0) + 1, $2, $3, $4, $5 FROM case_records "
+                "WHERE case_id = $1",
+                referral.case_id,
+                step,
+                f"{referral.referral_id}:{step}",
+                f"referral.{step.removeprefix('referral_')}",
+                data,
+            )
+        self.audit.append(
+            AuditEntry(
+                actor=actor,
+                action=step,
+                case_id=referral.case_id or f"township:{referral.township}",
+                reason=f"{referral.kind} referral {referral.referral_id} to {referral.to}",
+                legal_basis=legal_basis,
+                data=data,
+            )
+        )
+
+
+class PostgresReferralReader(ReferralReader):
+    def __init__(self, pool: Any) -> None:
+        self.pool = pool
+
+    async def get(self, referral_id: str) -> Referral | None:
+        async with self._read() as conn:
+            row = await conn.fetchrow(
+                f"SELECT {_COLUMNS} FROM referrals WHERE referral_id = $1", referral_id
+            )
+        return None if row is None else _referral(row)
+
+    async def find(self, where: ReferralFilter) -> list[Referral]:
+        async with self._read() as conn:
+            rows = await conn.fetch(
+                f"SELECT {_COLUMNS} FROM referrals "
+                "WHERE ($1::text IS NULL OR to_body = $1) "
+                "AND ($2::text IS NULL OR sent_by = $2) "
+                "AND ($3::text IS NULL OR case_id = $3) "
+                "AND ($4::text IS NULL OR status = $4) "
+                "AND ($5::timestamptz IS NULL "
+                "     OR (status = 'sent' AND answer_due_at < $5) "
+                "     OR (status = 'accepted' AND outcome_due_at < $5)) "
+                "AND ($6::text IS NULL OR case_id IS NOT NULL OR sent_by = $6) "
+                "AND ($7::text IS NULL OR referral_id > $7) "
+                "ORDER BY referral_id LIMIT $8",
+                where.to,
+                where.sent_by,
+                where.case_id,
+                where.status.value if where.status else None,
+                where.overdue_at,
+                where.on_cases_or_sent_by,
+                where.after,
+                where.limit,
+            )
+        return [_referral(row) for row in rows]
+
+    def _read(self) -> AbstractAsyncContextManager[asyncpg.Connection]:
+        return connection(self.pool)

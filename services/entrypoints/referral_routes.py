@@ -1,0 +1,148 @@
+"""`/v1/referrals`: send, accept or refuse, answer and read referrals (issue #17).
+
+The access table (services/access.py) lets the roles reach these paths; the handlers then
+check the body behind the token against the referral: who may send its kind, that only
+its receiver answers it, that only sender, receiver and operators read it.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, FastAPI, Header, Query, Request
+
+from services.access import Principal
+from services.bootstrap import referrals_for
+from services.entrypoints.refusals import answer_refusals, documented
+from services.referrals.domain import (
+    AlreadyPending,
+    IllegalReferralStep,
+    NoSuchReferral,
+    NotAllowed,
+    ReferralStatus,
+)
+from services.referrals.handlers import (
+    Acceptance,
+    Outcome,
+    ReferralPage,
+    Referrals,
+    ReferralView,
+    Refusal,
+    SendReferral,
+)
+
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=200,
+        description="A retried POST with this key returns the first answer, writes nothing new.",
+    ),
+]
+
+
+ON_A_REFERRAL: dict[int | str, dict[str, Any]] = {
+    403: documented("Only the referral's receiver answers it (the receiver is named)."),
+    404: documented("No such referral."),
+    409: documented("The referral's state does not allow this step (both named)."),
+}
+
+
+def service(request: Request) -> Referrals:
+    """The app's referral service: given (tests inject one with their own clock), or made
+    on first use over the registry's store."""
+    found: Referrals | None = getattr(request.app.state, "referrals", None)
+    if found is None:
+        found = referrals_for(request.app.state.registry)
+        request.app.state.referrals = found
+    return found
+
+
+def principal(request: Request) -> Principal:
+    who: Principal = request.state.principal
+    return who
+
+
+def referral_router() -> APIRouter:
+    router = APIRouter(prefix="/v1/referrals", tags=["referrals"])
+
+    @router.post(
+        "",
+        status_code=201,
+        response_model=ReferralView,
+        responses={
+            403: documented("The caller's body does not send this kind."),
+            404: documented("No such case."),
+            409: documented("The case has this kind of referral waiting already."),
+        },
+    )
+    async def send(
+        request: Request, details: SendReferral, key: IdempotencyKey = None
+    ) -> ReferralView:
+        """Send a referral by hand (a case officer for natural resources, a department or
+        party for itself); the threshold's referrals are sent by the registry itself."""
+        return await service(request).send(principal(request), details, key)
+
+    @router.get("", response_model=ReferralPage)
+    async def find(
+        request: Request,
+        *,
+        to: Annotated[str | None, Query(description="A receiving body's code, or me.")] = None,
+        sent_by: Annotated[
+            str | None, Query(alias="from", description="A sending body's code, or me.")
+        ] = None,
+        case: Annotated[str | None, Query(description="Only this case's referrals.")] = None,
+        status: ReferralStatus | None = None,
+        overdue: Annotated[bool, Query(description="Only those past a deadline.")] = False,
+        after: Annotated[str | None, Query(description="next_after of the last page")] = None,
+        limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    ) -> ReferralPage:
+        """A receiver lists what was sent to it (`to=me`, the default for a department or
+        party), a sender what it sent (`from=me`)."""
+        return await service(request).find(
+            principal(request),
+            to=to,
+            sent_by=sent_by,
+            case_id=case,
+            status=status,
+            overdue_only=overdue,
+            after=after,
+            limit=limit,
+        )
+
+    @router.get("/{referral_id}", response_model=ReferralView, responses=ON_A_REFERRAL)
+    async def get(request: Request, referral_id: str) -> ReferralView:
+        return await service(request).get(principal(request), referral_id)
+
+    @router.post("/{referral_id}/acceptance", response_model=ReferralView, responses=ON_A_REFERRAL)
+    async def accept(
+        request: Request, referral_id: str, details: Acceptance, key: IdempotencyKey = None
+    ) -> ReferralView:
+        """Accept (受理/立案) under the receiver's own reference number."""
+        return await service(request).accept(principal(request), referral_id, details, key)
+
+    @router.post("/{referral_id}/refusal", response_model=ReferralView, responses=ON_A_REFERRAL)
+    async def refuse(
+        request: Request, referral_id: str, details: Refusal, key: IdempotencyKey = None
+    ) -> ReferralView:
+        """Refuse (不予受理), saying why."""
+        return await service(request).refuse(principal(request), referral_id, details, key)
+
+    @router.post("/{referral_id}/outcome", response_model=ReferralView, responses=ON_A_REFERRAL)
+    async def outcome(
+        request: Request, referral_id: str, details: Outcome, key: IdempotencyKey = None
+    ) -> ReferralView:
+        """The outcome, one of the kind's (e.g. case_opened, enforcement_granted)."""
+        return await service(request).record_outcome(principal(request), referral_id, details, key)
+
+    return router
+
+
+def serve_referrals(app: FastAPI) -> None:
+    """The referral routes and the answers to their refusals."""
+    app.include_router(referral_router())
+
+    answer_refusals(
+        app, {NotAllowed: 403, NoSuchReferral: 404, IllegalReferralStep: 409, AlreadyPending: 409}
+    )

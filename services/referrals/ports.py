@@ -1,0 +1,69 @@
+"""What the referral handlers need from storage; the asyncpg adapter implements it.
+
+Referrals are written inside the registry's transaction (RegistryTransaction.referrals),
+so a referral, the case's record of it and its audit entry commit together with whatever
+else the command writes: the case filing whose threshold sends it, or nothing else.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from services.referrals.domain import Referral, ReferralStatus
+
+
+class ReferralTransaction(abc.ABC):
+    @abc.abstractmethod
+    async def next_referral_id(self, year: int) -> str: ...
+
+    @abc.abstractmethod
+    async def case_township(self, case_id: str) -> str | None:
+        """The case's township, the case locked for the rest of the transaction (so two
+        senders of one kind serialise); None when there is no such case."""
+
+    @abc.abstractmethod
+    async def referrals_on(self, case_id: str) -> list[Referral]: ...
+
+    @abc.abstractmethod
+    async def insert(self, referral: Referral) -> None: ...
+
+    @abc.abstractmethod
+    async def for_update(self, referral_id: str) -> Referral | None: ...
+
+    @abc.abstractmethod
+    async def update(self, referral: Referral) -> None: ...
+
+    @abc.abstractmethod
+    async def record(
+        self,
+        referral: Referral,
+        step: str,
+        *,
+        actor: str,
+        legal_basis: str,
+        data: dict[str, Any],
+    ) -> None:
+        """The step in the case's history (its records) and in the audit log."""
+
+
+@dataclass(frozen=True)
+class ReferralFilter:
+    to: str | None = None
+    sent_by: str | None = None
+    case_id: str | None = None
+    status: ReferralStatus | None = None
+    overdue_at: datetime | None = None  # only those past a deadline at this time
+    on_cases_or_sent_by: str | None = None  # a case officer's reach: on cases, or sent by
+    after: str | None = None
+    limit: int = 50
+
+
+class ReferralReader(abc.ABC):
+    @abc.abstractmethod
+    async def get(self, referral_id: str) -> Referral | None: ...
+
+    @abc.abstractmethod
+    async def find(self, where: ReferralFilter) -> list[Referral]: ...

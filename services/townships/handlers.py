@@ -1,0 +1,441 @@
+"""The township-accountability service behind the HTTP API: check the caller and the input,
+apply the pure rules, write once per idempotency key in one transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import date, datetime, time, timedelta
+from typing import Any, Literal
+from zoneinfo import ZoneInfo
+
+from pydantic import BaseModel, ConfigDict
+
+from events.models import DecimalStr
+from services.access import Principal, Role
+from services.errors import InvalidInput
+from services.idempotency import once
+from services.townships.directory import Township, TownshipAlias
+from services.townships.domain import (
+    EARLIEST_YEAR,
+    Assessment,
+    BusFigures,
+    Finding,
+    Notice,
+    NoticeDetails,
+    NoticeView,
+    NotYours,
+    QuarterFigures,
+    QuarterReport,
+    RectificationReport,
+    ReportStatus,
+    Talk,
+    TalkDecision,
+    TalkRequest,
+    TalkView,
+    Veto,
+    VetoDetails,
+    VetoView,
+    assessment,
+    check_report,
+    decide_talk,
+    enter_report,
+    new_talk,
+    quarter_days,
+    receive_report,
+    record_rectification,
+    submit_report,
+    talk_view,
+    year_quarters,
+)
+from services.townships.domain import NotFound as TownshipNotFound
+from services.townships.domain import StateError as TownshipStateError
+from services.townships.ports import QuarterSpan, TownshipStore, TownshipTransaction
+
+
+class BusFiguresView(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    cases_filed: int
+    cultivated_occupied_mu: DecimalStr
+    basic_farmland_occupied_mu: DecimalStr
+    restored_mu: DecimalStr
+    open_cases: int
+    open_cases_as_of: datetime
+
+
+class QuarterView(BaseModel):
+    """A township's quarterly report with the bus's figures beside the entered ones and
+    every unmet target or discrepancy named."""
+
+    model_config = ConfigDict(frozen=True)
+
+    township: str
+    township_name: str
+    quarter: str
+    status: ReportStatus | Literal["missing"]
+    figures: QuarterFigures | None
+    entered_by: str | None = None
+    entered_at: datetime | None = None
+    submitted_by: str | None = None
+    submitted_at: datetime | None = None
+    received_by: str | None = None
+    received_at: datetime | None = None
+    bus: BusFiguresView
+    findings: list[Finding]
+
+
+class Townships:
+    def __init__(
+        self,
+        store: TownshipStore,
+        *,
+        townships: Mapping[str, Township],
+        aliases: Mapping[str, TownshipAlias],
+        timezone: ZoneInfo,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self.store = store
+        self.townships = townships
+        self.aliases = aliases
+        self.names = {code: township.name for code, township in townships.items()}
+        self.timezone = timezone
+        self.clock = clock
+
+    # --- warning talks --------------------------------------------------------------
+
+    async def request_talk(
+        self, request: TalkRequest, by: Principal, key: str | None = None
+    ) -> TalkView:
+        self._check_township(request.township, "township")
+        now = self.clock()
+
+        async def write(tx: TownshipTransaction) -> dict[str, Any]:
+            talk_id = await tx.next_talk_id(self._today(now).year)
+            talk = new_talk(talk_id, request, by=by.name, at=now, known=self.townships)
+            await tx.save_talk(talk)
+            return talk_view(talk, self._today(now)).model_dump(mode="json")
+
+        body = await once(
+            self.store.transaction, "request_talk", request.model_dump(mode="json"), key, write
+        )
+        return TalkView.model_validate(body)
+
+    async def decide_talk(
+        self, talk_id: str, decision: TalkDecision, by: Principal, key: str | None = None
+    ) -> TalkView:
+        now = self.clock()
+
+        async def write(tx: TownshipTransaction) -> dict[str, Any]:
+            talk = await self._talk(tx, talk_id)
+            decided = decide_talk(talk, decision, by=by.name, at=now, today=self._today(now))
+            await tx.save_talk(decided)
+            return talk_view(decided, self._today(now)).model_dump(mode="json")
+
+        operation = f"decide_talk:{talk_id}"
+        body = await once(
+            self.store.transaction, operation, decision.model_dump(mode="json"), key, write
+        )
+        return TalkView.model_validate(body)
+
+    async def report_rectification(
+        self,
+        township: str,
+        talk_id: str,
+        report: RectificationReport,
+        by: Principal,
+        key: str | None = None,
+    ) -> TalkView:
+        self._check_township(township, "township")
+        self._own(by, township)
+        now = self.clock()
+
+        async def write(tx: TownshipTransaction) -> dict[str, Any]:
+            talk = await self._talk(tx, talk_id)
+            if talk.township != township:  # not this township's talk: as if there were none
+                raise TownshipNotFound(f"township {township} has no talk {talk_id}")
+            done = record_rectification(
+                talk, report, township=township, by=by.name, today=self._today(now)
+            )
+            await tx.save_talk(done)
+            return talk_view(done, self._today(now)).model_dump(mode="json")
+
+        operation = f"rectification:{talk_id}"
+        body = await once(
+            self.store.transaction, operation, report.model_dump(mode="json"), key, write
+        )
+        return TalkView.model_validate(body)
+
+    async def talks(self, *, township: str | None, year: str) -> list[TalkView]:
+        """The talks requested in the year or whose deadline falls in it, as they stand."""
+        if township is not None:
+            self._check_township(township, "township")
+        now = self.clock()
+        number = self._year(year, now)
+        async with self.store.transaction(readonly=True) as tx:
+            talks = await tx.talks(
+                township,
+                date(number, 1, 1),
+                date(number, 12, 31),
+                self._start(number),
+                self._start(number + 1),
+            )
+        today = self._today(now)
+        return [talk_view(talk, today) for talk in talks]
+
+    # --- praise, criticism, veto ----------------------------------------------------
+
+    async def record_notice(
+        self, township: str, details: NoticeDetails, by: Principal, key: str | None = None
+    ) -> NoticeView:
+        self._check_township(township, "township")
+        now = self.clock()
+        self._not_future_year(details.year, now)
+
+        async def write(tx: TownshipTransaction) -> dict[str, Any]:
+            notice = Notice(
+                notice_id=await tx.next_notice_id(details.year),
+                township=township,
+                year=details.year,
+                kind=details.kind,
+                text=details.text,
+                recorded_by=by.name,
+                recorded_at=now,
+            )
+            await tx.add_notice(notice)
+            return NoticeView(**notice.__dict__).model_dump(mode="json")
+
+        operation = f"notice:{township}"
+        body = await once(
+            self.store.transaction, operation, details.model_dump(mode="json"), key, write
+        )
+        return NoticeView.model_validate(body)
+
+    async def record_veto(
+        self, township: str, details: VetoDetails, by: Principal, key: str | None = None
+    ) -> VetoView:
+        self._check_township(township, "township")
+        now = self.clock()
+        self._not_future_year(details.year, now)
+
+        async def write(tx: TownshipTransaction) -> dict[str, Any]:
+            if await tx.veto(township, details.year) is not None:
+                raise TownshipStateError(
+                    f"{township}'s {details.year} assessment already has a one-vote veto"
+                )
+            veto = Veto(township, details.year, details.reason, by.name, now)
+            await tx.add_veto(veto)
+            return VetoView(**veto.__dict__).model_dump(mode="json")
+
+        operation = f"veto:{township}"
+        body = await once(
+            self.store.transaction, operation, details.model_dump(mode="json"), key, write
+        )
+        return VetoView.model_validate(body)
+
+    # --- quarterly report -----------------------------------------------------------
+
+    async def enter_report(
+        self,
+        township: str,
+        quarter: str,
+        figures: QuarterFigures,
+        by: Principal,
+        key: str | None = None,
+    ) -> QuarterView:
+        label, span = self._quarter(township, quarter)
+        self._own(by, township)
+        now = self.clock()
+
+        async def write(tx: TownshipTransaction) -> dict[str, Any]:
+            existing = await tx.report(township, label, for_update=True)
+            report = enter_report(
+                existing, township=township, quarter=label, figures=figures, by=by.name, at=now
+            )
+            await tx.save_report(report)
+            return (await self._view(tx, township, label, span, report)).model_dump(mode="json")
+
+        operation = f"enter_report:{township}:{label}"
+        body = await once(
+            self.store.transaction, operation, figures.model_dump(mode="json"), key, write
+        )
+        return QuarterView.model_validate(body)
+
+    async def submit_report(
+        self, township: str, quarter: str, by: Principal, key: str | None = None
+    ) -> QuarterView:
+        label, span = self._quarter(township, quarter)
+        self._own(by, township)
+        return await self._move(
+            f"submit_report:{township}:{label}",
+            township=township,
+            label=label,
+            span=span,
+            key=key,
+            step=lambda existing, now: submit_report(existing, by=by.name, at=now),
+        )
+
+    async def receive_report(
+        self, township: str, quarter: str, by: Principal, key: str | None = None
+    ) -> QuarterView:
+        label, span = self._quarter(township, quarter)
+        return await self._move(
+            f"receive_report:{township}:{label}",
+            township=township,
+            label=label,
+            span=span,
+            key=key,
+            step=lambda existing, now: receive_report(existing, by=by.name, at=now),
+        )
+
+    async def quarter_report(self, township: str, quarter: str, by: Principal) -> QuarterView:
+        label, span = self._quarter(township, quarter)
+        self._own(by, township)
+        async with self.store.transaction(readonly=True) as tx:
+            report = await tx.report(township, label)
+            return await self._view(tx, township, label, span, report)
+
+    async def assessment(self, year: str) -> Assessment:
+        """The organisation department's view of every township for a year."""
+        now = self.clock()
+        number = self._year(year, now)
+        today = self._today(now)
+        quarters = year_quarters(number, today)
+        async with self.store.transaction(readonly=True) as tx:
+            talks = await tx.talks(
+                None,
+                date(number, 1, 1),
+                date(number, 12, 31),
+                self._start(number),
+                self._start(number + 1),
+            )
+            notices = await tx.notices(number)
+            vetoes = await tx.vetoes(number)
+            reports = {(r.township, r.quarter): r for r in await tx.reports(quarters)}
+            bus: dict[tuple[str, str], BusFigures] = {}
+            for township, label in reports:
+                _, span = self._quarter(township, label)
+                bus[(township, label)] = await tx.bus_figures(self._codes(township), span)
+        return assessment(
+            year=number,
+            today=today,
+            generated_at=now,
+            names=self.names,
+            talks=talks,
+            notices=notices,
+            vetoes=vetoes,
+            reports=reports,
+            bus=bus,
+        )
+
+    # --- helpers --------------------------------------------------------------------
+
+    async def _move(
+        self,
+        operation: str,
+        *,
+        township: str,
+        label: str,
+        span: QuarterSpan,
+        key: str | None,
+        step: Callable[[QuarterReport | None, datetime], QuarterReport],
+    ) -> QuarterView:
+        now = self.clock()
+
+        async def write(tx: TownshipTransaction) -> dict[str, Any]:
+            moved = step(await tx.report(township, label, for_update=True), now)
+            await tx.save_report(moved)
+            return (await self._view(tx, township, label, span, moved)).model_dump(mode="json")
+
+        body = await once(self.store.transaction, operation, {}, key, write)
+        return QuarterView.model_validate(body)
+
+    async def _view(
+        self,
+        tx: TownshipTransaction,
+        township: str,
+        label: str,
+        span: QuarterSpan,
+        report: QuarterReport | None,
+    ) -> QuarterView:
+        bus = await tx.bus_figures(self._codes(township), span)
+        shown = BusFiguresView(**bus.__dict__, open_cases_as_of=span.as_of)
+        name = self.names[township]
+        if report is None:
+            return QuarterView(
+                township=township,
+                township_name=name,
+                quarter=label,
+                status="missing",
+                figures=None,
+                bus=shown,
+                findings=[],
+            )
+        return QuarterView(
+            township=township,
+            township_name=name,
+            quarter=label,
+            status=report.status,
+            figures=report.figures,
+            entered_by=report.entered_by,
+            entered_at=report.entered_at,
+            submitted_by=report.submitted_by,
+            submitted_at=report.submitted_at,
+            received_by=report.received_by,
+            received_at=report.received_at,
+            bus=shown,
+            findings=check_report(report.figures, bus),
+        )
+
+    async def _talk(self, tx: TownshipTransaction, talk_id: str) -> Talk:
+        talk = await tx.talk(talk_id, for_update=True)
+        if talk is None:
+            raise TownshipNotFound(f"no talk {talk_id!r}")
+        return talk
+
+    def _codes(self, township: str) -> list[str]:
+        """The township's code and those of abolished units whose cases count under it."""
+        return [township, *(a.code for a in self.aliases.values() if a.successor == township)]
+
+    def _check_township(self, code: str, field: str) -> None:
+        if code in self.townships:
+            return
+        if code in self.aliases:
+            alias = self.aliases[code]
+            now = f"; its cases count under {alias.successor}" if alias.successor else ""
+            raise InvalidInput(
+                field, f"{code} ({alias.name}) was abolished or renamed{now}: name a current one"
+            )
+        raise InvalidInput(field, f"unknown township {code!r}; known: {', '.join(self.townships)}")
+
+    def _own(self, principal: Principal, township: str) -> None:
+        """A township's officials act for their own township only (the policy says so too)."""
+        if principal.role is Role.township and principal.township != township:
+            raise NotYours(f"township {principal.township} may not act for {township}")
+
+    def _quarter(self, township: str, quarter: str) -> tuple[str, QuarterSpan]:
+        self._check_township(township, "township")
+        now = self.clock()
+        first, last = quarter_days(quarter, self._today(now))
+        start = datetime.combine(first, time(), self.timezone)
+        end = datetime.combine(last + timedelta(days=1), time(), self.timezone)
+        label = f"{first.year}Q{(first.month + 2) // 3}"
+        return label, QuarterSpan(first, last, start, end, min(end, now))
+
+    def _year(self, text: str, now: datetime) -> int:
+        if not text.strip().isdigit() or len(text.strip()) != 4:
+            raise InvalidInput("year", f"expected a year such as 2026, got {text!r}")
+        number = int(text)
+        if number < EARLIEST_YEAR:
+            raise InvalidInput("year", f"year {number} is before {EARLIEST_YEAR}")
+        self._not_future_year(number, now)
+        return number
+
+    def _not_future_year(self, year: int, now: datetime) -> None:
+        if year > self._today(now).year:
+            raise InvalidInput("year", f"{year} has not begun (today is {self._today(now)})")
+
+    def _start(self, year: int) -> datetime:
+        return datetime.combine(date(year, 1, 1), time(), self.timezone)
+
+    def _today(self, now: datetime) -> date:
+        return now.astimezone(self.timezone).date()
