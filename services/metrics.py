@@ -10,7 +10,7 @@ from its source of truth by the monitor (services.entrypoints.monitor), see BusC
 from __future__ import annotations
 
 from collections import Counter as Counter_
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from prometheus_client import (
@@ -197,71 +197,74 @@ class BusCollector(Collector):
             ["consumer", "topic"],
             {key: float(v) for key, v in s.consumer_lag.items()},
         )
-        for name, text, values in (
-            (
-                "redline_outbox_backlog_events",
-                "Events in an outbox not yet published.",
-                s.outbox_backlog,
-            ),
-            (
-                "redline_outbox_oldest_unsent_age_seconds",
-                "Age of the oldest unpublished event in an outbox (0 when empty).",
-                s.outbox_oldest_age,
-            ),
-        ):
-            yield _family(GaugeMetricFamily, name, text, ["outbox"], _keyed(values))
-        yield _family(
-            GaugeMetricFamily,
-            "redline_active_blocks",
-            "Cases blocked now, by measure.",
-            ["measure"],
-            _keyed(s.active_blocks),
-        )
-        for name, text, values in (
-            (
-                "redline_responses_pending",
-                "Answers a department owes, not yet due.",
-                s.responses_pending,
-            ),
-            (
-                "redline_responses_overdue",
-                "Answers a department owes past the deadline.",
-                s.responses_overdue,
-            ),
-        ):
-            yield _family(GaugeMetricFamily, name, text, ["department"], _keyed(values))
-        for name, text, values in (
-            (
-                "redline_referrals_open",
-                "Referrals a body has received and not yet answered with an outcome.",
-                s.referrals_open,
-            ),
-            (
-                "redline_referrals_overdue",
-                "Referrals past their answer or outcome deadline, by receiving body.",
-                s.referrals_overdue,
-            ),
-        ):
-            yield _family(GaugeMetricFamily, name, text, ["body"], _keyed(values))
+        for name, text, label, values in _GAUGES:
+            yield _family(GaugeMetricFamily, name, text, [label], _keyed(values(s)))
         yield GaugeMetricFamily(
             "redline_monitor_last_read_timestamp_seconds",
             "When the monitor last read the bus; older figures are served until it reads again.",
             value=s.read_at,
         )
-        yield _family(
-            CounterMetricFamily,
-            "redline_cases_filed",
-            "Cases filed, by township.",
-            ["township"],
-            _keyed(s.cases_filed),
-        )
-        yield _family(
-            CounterMetricFamily,
-            "redline_accountability_referrals",
-            "Cases that started the accountability procedure (seed §四(五)), by township.",
-            ["township"],
-            _keyed(s.accountability_referrals),
-        )
+        for name, text, label, values in _COUNTERS:
+            yield _family(CounterMetricFamily, name, text, [label], _keyed(values(s)))
+
+
+# The snapshot's series with one label, in the order they are exposed: (metric, help, label,
+# where the snapshot holds its figures).
+_Series = tuple[str, str, str, Callable[[BusSnapshot], Mapping[str, float] | Mapping[str, int]]]
+_GAUGES: tuple[_Series, ...] = (
+    (
+        "redline_outbox_backlog_events",
+        "Events in an outbox not yet published.",
+        "outbox",
+        lambda s: s.outbox_backlog,
+    ),
+    (
+        "redline_outbox_oldest_unsent_age_seconds",
+        "Age of the oldest unpublished event in an outbox (0 when empty).",
+        "outbox",
+        lambda s: s.outbox_oldest_age,
+    ),
+    (
+        "redline_active_blocks",
+        "Cases blocked now, by measure.",
+        "measure",
+        lambda s: s.active_blocks,
+    ),
+    (
+        "redline_responses_pending",
+        "Answers a department owes, not yet due.",
+        "department",
+        lambda s: s.responses_pending,
+    ),
+    (
+        "redline_responses_overdue",
+        "Answers a department owes past the deadline.",
+        "department",
+        lambda s: s.responses_overdue,
+    ),
+    (
+        "redline_referrals_open",
+        "Referrals a body has received and not yet answered with an outcome.",
+        "body",
+        lambda s: s.referrals_open,
+    ),
+    (
+        "redline_referrals_overdue",
+        "Referrals past their answer or outcome deadline, by receiving body.",
+        "body",
+        lambda s: s.referrals_overdue,
+    ),
+)
+# Counters: the registry never deletes a case, so these counts only grow.
+_COUNTERS: tuple[_Series, ...] = (
+    ("redline_cases_filed", "Cases filed, by township.", "township", lambda s: s.cases_filed),
+    (
+        "redline_accountability_referrals",
+        "Cases that started the accountability procedure (seed §四(五)), by township.",
+        "township",
+        lambda s: s.accountability_referrals,
+    ),
+)
 
 
 def _keyed(values: Mapping[str, float] | Mapping[str, int]) -> dict[tuple[str, ...], float]:

@@ -18,11 +18,13 @@ import json
 import logging
 import ssl
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
 
+from connectors.subscriber import cli_options as opt
 from connectors.subscriber import replica as replica_file
 from connectors.subscriber.access import (
     DEFAULT_CHECK_BURST,
@@ -32,6 +34,7 @@ from connectors.subscriber.access import (
     TokenSet,
     is_loopback,
 )
+from connectors.subscriber.cli_options import Bound, Measure, Replica, SubjectKey
 from connectors.subscriber.config import SubscriberConfig
 from connectors.subscriber.daemon import bind, serve
 from connectors.subscriber.errors import ConfigError, ConnectorError, InvalidInput
@@ -54,34 +57,6 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-
-
-def _env(name: str) -> str:
-    return f"REDLINE_CONNECTOR_{name}"
-
-
-Replica = Annotated[
-    Path, typer.Option("--replica", envvar=_env("REPLICA"), help="The replica SQLite file.")
-]
-SubjectKey = Annotated[
-    Path,
-    typer.Option(
-        "--subject-key",
-        envvar=_env("SUBJECT_KEY"),
-        help="The deployment's subject key file (hex), to hash IDs as the builder does.",
-    ),
-]
-Bound = Annotated[
-    float,
-    typer.Option(
-        "--freshness-bound",
-        envvar=_env("FRESHNESS_BOUND"),
-        help="Seconds after the last heartbeat beyond which answers are 'stale'.",
-    ),
-]
-Measure = Annotated[
-    str, typer.Option("--measure", envvar=_env("MEASURE"), help="e.g. refuse_power_supply")
-]
 
 
 def _option(field: str) -> str:
@@ -167,129 +142,33 @@ def _api_version(value: str | None) -> tuple[int, ...] | None:
 @app.command()
 def run(
     *,
-    name: Annotated[
-        str,
-        typer.Option(
-            "--name",
-            envvar=_env("NAME"),
-            help="This subscriber's authority code (who it signs as).",
-        ),
-    ],
-    measures: Annotated[
-        str,
-        typer.Option(
-            "--measures",
-            envvar=_env("MEASURES"),
-            help="Comma-separated measures it enforces, e.g. refuse_power_supply.",
-        ),
-    ],
-    bootstrap: Annotated[
-        str,
-        typer.Option(
-            "--bootstrap", envvar=[_env("BOOTSTRAP"), "KAFKA_BOOTSTRAP"], help="host:port"
-        ),
-    ],
+    name: opt.Name,
+    measures: opt.Measures,
+    bootstrap: opt.Bootstrap,
     replica: Replica,
-    trust_store: Annotated[
-        Path,
-        typer.Option("--trust-store", envvar=_env("TRUST_STORE"), help="Trust store YAML."),
-    ],
+    trust_store: opt.TrustStore,
     subject_key: SubjectKey,
-    signing_key: Annotated[
-        Path | None,
-        typer.Option(
-            "--signing-key",
-            envvar=_env("SIGNING_KEY"),
-            help="Ed25519 private key PEM: sign acknowledgements and dead letters.",
-        ),
-    ] = None,
-    signing_key_id: Annotated[
-        str | None,
-        typer.Option("--signing-key-id", envvar=_env("SIGNING_KEY_ID"), help="Its key id."),
-    ] = None,
+    signing_key: opt.SigningKey = None,
+    signing_key_id: opt.SigningKeyId = None,
     freshness_bound: Bound = DEFAULT_BOUND_SECONDS,
-    webhook_url: Annotated[
-        str | None,
-        typer.Option("--webhook-url", envvar=_env("WEBHOOK_URL"), help="POST every change here."),
-    ] = None,
-    host: Annotated[str, typer.Option("--host", envvar=_env("HOST"))] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", envvar=_env("PORT"), min=0, max=65535)] = 8470,
-    api_tokens: Annotated[
-        Path | None,
-        typer.Option(
-            "--api-tokens",
-            envvar=_env("API_TOKENS"),
-            help="YAML file of the check API's bearer tokens, as SHA-256 hashes "
-            "(tokens: [{name, sha256}]).",
-        ),
-    ] = None,
-    no_auth: Annotated[
-        bool,
-        typer.Option(
-            "--no-auth",
-            envvar=_env("NO_AUTH"),
-            help="Serve checks without tokens: a demo on a loopback --host only.",
-        ),
-    ] = False,
-    check_rate: Annotated[
-        float,
-        typer.Option("--check-rate", envvar=_env("CHECK_RATE"), help="Checks a second per token."),
-    ] = DEFAULT_CHECK_RATE,
-    check_burst: Annotated[
-        int,
-        typer.Option("--check-burst", envvar=_env("CHECK_BURST"), help="Checks at once per token."),
-    ] = DEFAULT_CHECK_BURST,
-    tls_cert: Annotated[
-        Path | None,
-        typer.Option(
-            "--tls-cert", envvar=_env("TLS_CERT"), help="Serve HTTPS: certificate chain PEM."
-        ),
-    ] = None,
-    tls_key: Annotated[
-        Path | None,
-        typer.Option("--tls-key", envvar=_env("TLS_KEY"), help="Its private key PEM."),
-    ] = None,
-    kafka_api_version: Annotated[
-        str | None,
-        typer.Option(
-            "--kafka-api-version",
-            envvar=_env("KAFKA_API_VERSION"),
-            help="Pin the Kafka protocol version (e.g. 2.8.0) instead of probing the broker.",
-        ),
-    ] = None,
-    kafka_username: Annotated[
-        str | None,
-        typer.Option(
-            "--kafka-username", envvar=_env("KAFKA_USERNAME"), help="SASL/SCRAM user, if any."
-        ),
-    ] = None,
-    kafka_password: Annotated[
-        str | None,
-        typer.Option(
-            "--kafka-password",
-            envvar=_env("KAFKA_PASSWORD"),
-            help="Its password (prefer the environment variable: options show in ps).",
-        ),
-    ] = None,
-    kafka_sasl_mechanism: Annotated[
-        str,
-        typer.Option("--kafka-sasl-mechanism", envvar=_env("KAFKA_SASL_MECHANISM")),
-    ] = "SCRAM-SHA-512",
-    kafka_tls: Annotated[
-        bool, typer.Option("--kafka-tls", envvar=_env("KAFKA_TLS"), help="SASL_SSL.")
-    ] = False,
-    log_level: Annotated[str, typer.Option("--log-level", envvar=_env("LOG_LEVEL"))] = "INFO",
+    webhook_url: opt.WebhookUrl = None,
+    host: opt.Host = "127.0.0.1",
+    port: opt.Port = 8470,
+    api_tokens: opt.ApiTokens = None,
+    no_auth: opt.NoAuth = False,
+    check_rate: opt.CheckRate = DEFAULT_CHECK_RATE,
+    check_burst: opt.CheckBurst = DEFAULT_CHECK_BURST,
+    tls_cert: opt.TlsCert = None,
+    tls_key: opt.TlsKey = None,
+    kafka_api_version: opt.KafkaApiVersion = None,
+    kafka_username: opt.KafkaUsername = None,
+    kafka_password: opt.KafkaPassword = None,
+    kafka_sasl_mechanism: opt.KafkaSaslMechanism = "SCRAM-SHA-512",
+    kafka_tls: opt.KafkaTls = False,
+    log_level: opt.LogLevel = "INFO",
 ) -> None:
     """Run the daemon: keep the replica current and serve the check API until SIGTERM."""
-    level = logging.getLevelName(log_level.upper())
-    if not isinstance(level, int):
-        _fail(EXIT_BAD_INPUT, f"--log-level: unknown level {log_level!r}")
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    mask_logging()
-    if level > logging.DEBUG:
-        # kafka-python logs every refused connection as an ERROR; the consumer and senders
-        # log one warning per failure themselves and health reports the last error.
-        logging.getLogger("kafka").setLevel(logging.CRITICAL)
+    _configure_logging(log_level)
     try:
         config = SubscriberConfig(
             name=name,
@@ -314,6 +193,14 @@ def run(
         sock = bind(host, port)
     except ConnectorError as exc:
         _refuse(exc)
+    try:
+        serve(subscriber, sock, access=access, tls=tls, announce=_announcer(config, access))
+    except ConnectorError as exc:
+        _refuse(exc)
+
+
+def _announcer(config: SubscriberConfig, access: Access) -> Callable[[str], None]:
+    """What `serve` prints once listening: who serves what, where, and under which auth."""
 
     def announce(address: str) -> None:
         typer.echo(
@@ -323,10 +210,19 @@ def run(
         )
         sys.stdout.flush()
 
-    try:
-        serve(subscriber, sock, access=access, tls=tls, announce=announce)
-    except ConnectorError as exc:
-        _refuse(exc)
+    return announce
+
+
+def _configure_logging(log_level: str) -> None:
+    level = logging.getLevelName(log_level.upper())
+    if not isinstance(level, int):
+        _fail(EXIT_BAD_INPUT, f"--log-level: unknown level {log_level!r}")
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    mask_logging()
+    if level > logging.DEBUG:
+        # kafka-python logs every refused connection as an ERROR; the consumer and senders
+        # log one warning per failure themselves and health reports the last error.
+        logging.getLogger("kafka").setLevel(logging.CRITICAL)
 
 
 @app.command()

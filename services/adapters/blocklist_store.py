@@ -19,6 +19,7 @@ from services.blocklist.ports import (
     BlocklistTransaction,
     Head,
     ListWrites,
+    NewBlock,
     Published,
 )
 from services.blocklist.queries import Vouched
@@ -128,34 +129,7 @@ class PostgresBlocklistTransaction(BlocklistTransaction):
                 ],
             )
         if writes.applied:
-            # A block lifted (by a correction) and applied again is the same row, replaced.
-            await self.conn.executemany(
-                f"INSERT INTO {SCHEMA}.blocks (measure, case_id, subject_hash, department, "
-                "legal_basis, since, applied_by, target, rule, facts, land) "
-                "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) "
-                "ON CONFLICT (measure, case_id) DO UPDATE SET "
-                "subject_hash = excluded.subject_hash, department = excluded.department, "
-                "legal_basis = excluded.legal_basis, since = excluded.since, "
-                "applied_by = excluded.applied_by, target = excluded.target, "
-                "rule = excluded.rule, facts = excluded.facts, land = excluded.land, "
-                "lifted_at = NULL, lifted_by = NULL",
-                [
-                    (
-                        a.measure,
-                        a.case.case_id,
-                        a.case.subject_hash,
-                        a.department,
-                        a.legal_basis,
-                        a.since,
-                        a.event_id,
-                        None if a.why.target is None else a.why.target.value,
-                        a.why.rule,
-                        [fact.value for fact in a.why.facts],
-                        [land.value for land in a.why.land],
-                    )
-                    for a in writes.applied
-                ],
-            )
+            await self._apply_blocks(writes.applied)
         if writes.lifted:
             await self.conn.executemany(
                 f"UPDATE {SCHEMA}.blocks SET lifted_at = $3, lifted_by = $4 "
@@ -168,6 +142,37 @@ class PostgresBlocklistTransaction(BlocklistTransaction):
                 "ON CONFLICT (event_id) DO NOTHING",
                 writes.consumed,
             )
+
+    async def _apply_blocks(self, applied: Sequence[NewBlock]) -> None:
+        """Blocks applied, each with why (target, rule, facts, land)."""
+        # A block lifted (by a correction) and applied again is the same row, replaced.
+        await self.conn.executemany(
+            f"INSERT INTO {SCHEMA}.blocks (measure, case_id, subject_hash, department, "
+            "legal_basis, since, applied_by, target, rule, facts, land) "
+            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) "
+            "ON CONFLICT (measure, case_id) DO UPDATE SET "
+            "subject_hash = excluded.subject_hash, department = excluded.department, "
+            "legal_basis = excluded.legal_basis, since = excluded.since, "
+            "applied_by = excluded.applied_by, target = excluded.target, "
+            "rule = excluded.rule, facts = excluded.facts, land = excluded.land, "
+            "lifted_at = NULL, lifted_by = NULL",
+            [
+                (
+                    a.measure,
+                    a.case.case_id,
+                    a.case.subject_hash,
+                    a.department,
+                    a.legal_basis,
+                    a.since,
+                    a.event_id,
+                    None if a.why.target is None else a.why.target.value,
+                    a.why.rule,
+                    [fact.value for fact in a.why.facts],
+                    [land.value for land in a.why.land],
+                )
+                for a in applied
+            ],
+        )
 
     async def listed(self, keys: Sequence[tuple[str, str]]) -> list[ActiveBlock]:
         if not keys:

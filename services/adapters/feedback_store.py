@@ -121,6 +121,12 @@ class PostgresFeedbackTransaction(FeedbackTransaction):
                 ]
                 if rows:
                     await self.conn.executemany(statement, rows)
+        await self._record_responses(responses)
+        if outgoing:
+            await enqueue(self.conn, SCHEMA, outgoing)
+
+    async def _record_responses(self, responses: Sequence[Response]) -> None:
+        """Each department's answer: done, or failed with its error."""
         done = [r for r in responses if r.error is None]
         failed = [r for r in responses if r.error is not None]
         if done:
@@ -158,8 +164,6 @@ class PostgresFeedbackTransaction(FeedbackTransaction):
                     for r in failed
                 ],
             )
-        if outgoing:
-            await enqueue(self.conn, SCHEMA, outgoing)
 
     async def claim_overdue(self, now: datetime, limit: int) -> list[Waiting]:
         rows = await self.conn.fetch(

@@ -60,19 +60,7 @@ async def migrate(
     if not _SCHEMA_NAME.match(schema):
         raise DatabaseError(f"not a schema name: {schema!r}")
     lock_id = _MIGRATION_LOCK_ID ^ int(hashlib.sha256(schema.encode()).hexdigest()[:8], 16)
-    shown = redact_passwords(database_url)
-    try:
-        conn = await asyncpg.connect(database_url)
-    except (OSError, asyncpg.PostgresError) as exc:
-        raise DatabaseError(f"cannot connect to {shown}: {redact_passwords(str(exc))}") from exc
-    except ValueError as exc:  # asyncpg.ClientConfigurationError is one too
-        # asyncpg could not parse the URL: where its password ends is unknown, and the
-        # parser's message may quote a piece of it, so neither is shown (nor chained).
-        raise DatabaseError(
-            f"DATABASE_URL is not a usable database URL ({type(exc).__name__}): write it as "
-            "postgresql://user:password@host:port/database, special characters of the "
-            "password percent-encoded"
-        ) from None
+    conn = await _connect(database_url)
     applied: list[str] = []
     try:
         await conn.execute("SELECT pg_advisory_lock($1)", lock_id)
@@ -81,38 +69,7 @@ async def migrate(
                 # A service's role may read the bookkeeping but create nothing (#18): the
                 # migrator has run, and there is nothing to do.
                 return applied
-            await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
-            await conn.execute(
-                f"""CREATE TABLE IF NOT EXISTS {schema}.schema_migrations (
-                       version    integer PRIMARY KEY,
-                       name       text NOT NULL,
-                       checksum   text NOT NULL,
-                       applied_at timestamptz NOT NULL DEFAULT now())"""
-            )
-            done = {
-                row["version"]: row["checksum"]
-                for row in await conn.fetch(
-                    f"SELECT version, checksum FROM {schema}.schema_migrations"
-                )
-            }
-            for migration in load_migrations(package):
-                if migration.version in done:
-                    if done[migration.version] != migration.checksum:
-                        raise DatabaseError(
-                            f"migration {migration.version:04d}_{migration.name} was edited "
-                            "after it was applied; add a new migration instead"
-                        )
-                    continue
-                async with conn.transaction():
-                    await conn.execute(migration.sql.replace("{schema}", schema))
-                    await conn.execute(
-                        f"INSERT INTO {schema}.schema_migrations (version, name, checksum) "
-                        "VALUES ($1, $2, $3)",
-                        migration.version,
-                        migration.name,
-                        migration.checksum,
-                    )
-                applied.append(f"{migration.version:04d}_{migration.name}")
+            applied = await _apply_pending(conn, package, schema)
         finally:
             await conn.execute("SELECT pg_advisory_unlock($1)", lock_id)
     except asyncpg.InsufficientPrivilegeError as exc:
@@ -139,3 +96,58 @@ async def _up_to_date(conn: asyncpg.Connection, package: str, schema: str) -> bo
         return False
     done = {row["version"]: row["checksum"] for row in rows}
     return all(done.get(m.version) == m.checksum for m in load_migrations(package))
+
+
+async def _connect(database_url: str) -> asyncpg.Connection:
+    """A connection, or an error that never shows the password."""
+    shown = redact_passwords(database_url)
+    try:
+        conn = await asyncpg.connect(database_url)
+    except (OSError, asyncpg.PostgresError) as exc:
+        raise DatabaseError(f"cannot connect to {shown}: {redact_passwords(str(exc))}") from exc
+    except ValueError as exc:  # asyncpg.ClientConfigurationError is one too
+        # asyncpg could not parse the URL: where its password ends is unknown, and the
+        # parser's message may quote a piece of it, so neither is shown (nor chained).
+        raise DatabaseError(
+            f"DATABASE_URL is not a usable database URL ({type(exc).__name__}): write it as "
+            "postgresql://user:password@host:port/database, special characters of the "
+            "password percent-encoded"
+        ) from None
+    return conn
+
+
+async def _apply_pending(conn: asyncpg.Connection, package: str, schema: str) -> list[str]:
+    """Apply, each in its own transaction, the migrations not yet recorded; refuse an
+    applied one whose file was edited since."""
+    applied: list[str] = []
+    await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+    await conn.execute(
+        f"""CREATE TABLE IF NOT EXISTS {schema}.schema_migrations (
+               version    integer PRIMARY KEY,
+               name       text NOT NULL,
+               checksum   text NOT NULL,
+               applied_at timestamptz NOT NULL DEFAULT now())"""
+    )
+    done = {
+        row["version"]: row["checksum"]
+        for row in await conn.fetch(f"SELECT version, checksum FROM {schema}.schema_migrations")
+    }
+    for migration in load_migrations(package):
+        if migration.version in done:
+            if done[migration.version] != migration.checksum:
+                raise DatabaseError(
+                    f"migration {migration.version:04d}_{migration.name} was edited "
+                    "after it was applied; add a new migration instead"
+                )
+            continue
+        async with conn.transaction():
+            await conn.execute(migration.sql.replace("{schema}", schema))
+            await conn.execute(
+                f"INSERT INTO {schema}.schema_migrations (version, name, checksum) "
+                "VALUES ($1, $2, $3)",
+                migration.version,
+                migration.name,
+                migration.checksum,
+            )
+        applied.append(f"{migration.version:04d}_{migration.name}")
+    return applied

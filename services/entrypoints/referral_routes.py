@@ -66,6 +66,13 @@ def principal(request: Request) -> Principal:
 
 def referral_router() -> APIRouter:
     router = APIRouter(prefix="/v1/referrals", tags=["referrals"])
+    _add_sending(router)
+    _add_answering(router)
+    return router
+
+
+def _add_sending(router: APIRouter) -> None:
+    """Sending a referral, and finding those sent or received."""
 
     @router.post(
         "",
@@ -111,6 +118,10 @@ def referral_router() -> APIRouter:
             limit=limit,
         )
 
+
+def _add_answering(router: APIRouter) -> None:
+    """One referral: read, accepted, refused, its outcome recorded."""
+
     @router.get("/{referral_id}", response_model=ReferralView, responses=ON_A_REFERRAL)
     async def get(request: Request, referral_id: str) -> ReferralView:
         return await service(request).get(principal(request), referral_id)
@@ -135,8 +146,6 @@ def referral_router() -> APIRouter:
     ) -> ReferralView:
         """The outcome, one of the kind's (e.g. case_opened, enforcement_granted)."""
         return await service(request).record_outcome(principal(request), referral_id, details, key)
-
-    return router
 
 
 def serve_referrals(app: FastAPI) -> None:

@@ -59,6 +59,14 @@ def report_router(settings: Settings, clock: Callable[[], datetime] = utc_now) -
             built.append(build_reports(settings, clock, rule))
         return built[0]
 
+    _add_periodic_reports(router, reports)
+    _add_public_reports(router, reports)
+    return router
+
+
+def _add_periodic_reports(router: APIRouter, reports: Callable[[], Reports]) -> None:
+    """The quarter's township report and the departments' response record."""
+
     @router.get("/township", response_model=TownshipReport, responses=_FILES)
     async def township_report(
         quarter: Annotated[str, Query(description="The quarter, e.g. 2026Q3.")],
@@ -88,6 +96,10 @@ def report_router(settings: Settings, clock: Callable[[], datetime] = utc_now) -
         report = await reports().departments_record(period=period, department=department)
         return respond(report, output)
 
+
+def _add_public_reports(router: APIRouter, reports: Callable[[], Reports]) -> None:
+    """The annual satellite ranking and the public notice of typical cases."""
+
     @router.get("/ranking", response_model=RankingReport, responses=_FILES)
     async def satellite_ranking(
         year: Annotated[str, Query(description="The enforcement year, e.g. 2026.")],
@@ -109,5 +121,3 @@ def report_router(settings: Settings, clock: Callable[[], datetime] = utc_now) -
     ) -> Response:
         """Public notice of typical cases (§四(六)), personal data masked."""
         return respond(await reports().notice(cases=case or [], since=since), output)
-
-    return router

@@ -42,6 +42,7 @@ IdempotencyKey = Annotated[
     ),
 ]
 T = TypeVar("T")
+Service = Callable[[Request], Townships]  # the service a request is answered by
 
 _ANSWERS: dict[int | str, dict[str, Any]] = {
     403: {"description": "Not this token's role or body, or another township's record."},
@@ -79,9 +80,20 @@ def township_router(settings: Settings, clock: Callable[[], datetime] = utc_now)
             built.append(build_townships(settings, clock))
         return built[0]
 
-    def caller(request: Request) -> Principal:
-        principal: Principal = request.state.principal
-        return principal
+    _add_talk_routes(router, service)
+    _add_record_routes(router, service)
+    _add_report_routes(router, service)
+    _add_views(router, service)
+    return router
+
+
+def _caller(request: Request) -> Principal:
+    principal: Principal = request.state.principal
+    return principal
+
+
+def _add_talk_routes(router: APIRouter, service: Service) -> None:
+    """Warning talks (警示约谈): requested, decided, listed, rectified."""
 
     @router.post("/v1/talks", status_code=201, response_model=TalkView, responses=_ANSWERS)
     async def request_talk(
@@ -89,7 +101,7 @@ def township_router(settings: Settings, clock: Callable[[], datetime] = utc_now)
     ) -> TalkView | JSONResponse:
         """Natural resources asks the city government for a warning talk (警示约谈) with a
         township, giving the reason and the cases it cites."""
-        return await _answered(service(request).request_talk(details, caller(request), key))
+        return await _answered(service(request).request_talk(details, _caller(request), key))
 
     @router.post("/v1/talks/{talk_id}/decision", response_model=TalkView, responses=_ANSWERS)
     async def decide_talk(
@@ -98,7 +110,7 @@ def township_router(settings: Settings, clock: Callable[[], datetime] = utc_now)
         """The city government approves (talk date, rectification deadline 限时整改) or
         declines (reason)."""
         return await _answered(
-            service(request).decide_talk(talk_id, decision, caller(request), key)
+            service(request).decide_talk(talk_id, decision, _caller(request), key)
         )
 
     @router.get("/v1/talks", response_model=list[TalkView])
@@ -123,7 +135,7 @@ def township_router(settings: Settings, clock: Callable[[], datetime] = utc_now)
     ) -> TalkView | JSONResponse:
         """The township reports its rectification done; past the deadline it shows late."""
         return await _answered(
-            service(request).report_rectification(township, talk_id, details, caller(request), key)
+            service(request).report_rectification(township, talk_id, details, _caller(request), key)
         )
 
     @router.get("/v1/townships/{township}/talks", response_model=list[TalkView])
@@ -133,6 +145,10 @@ def township_router(settings: Settings, clock: Callable[[], datetime] = utc_now)
         year: Annotated[str, Query(description="Talks requested or due in this year.")],
     ) -> list[TalkView]:
         return await service(request).talks(township=township, year=year)
+
+
+def _add_record_routes(router: APIRouter, service: Service) -> None:
+    """Praise and criticism (通报) and the one-vote veto (一票否决)."""
 
     @router.post(
         "/v1/townships/{township}/notices",
@@ -145,7 +161,7 @@ def township_router(settings: Settings, clock: Callable[[], datetime] = utc_now)
     ) -> NoticeView | JSONResponse:
         """通报表扬 / 通报批评 of a township for a year, recorded by the city government."""
         return await _answered(
-            service(request).record_notice(township, details, caller(request), key)
+            service(request).record_notice(township, details, _caller(request), key)
         )
 
     @router.post(
@@ -159,8 +175,12 @@ def township_router(settings: Settings, clock: Callable[[], datetime] = utc_now)
     ) -> VetoView | JSONResponse:
         """一票否决 in the township's annual assessment; one per township and year."""
         return await _answered(
-            service(request).record_veto(township, details, caller(request), key)
+            service(request).record_veto(township, details, _caller(request), key)
         )
+
+
+def _add_report_routes(router: APIRouter, service: Service) -> None:
+    """The quarterly report: entered, submitted, received."""
 
     @router.put(
         "/v1/townships/{township}/reports/{quarter}",
@@ -177,7 +197,7 @@ def township_router(settings: Settings, clock: Callable[[], datetime] = utc_now)
         """The township enters (or corrects, until submitted) its quarter's responsibility
         targets and findings; the answer sets the bus's figures beside them."""
         return await _answered(
-            service(request).enter_report(township, quarter, figures, caller(request), key)
+            service(request).enter_report(township, quarter, figures, _caller(request), key)
         )
 
     @router.post(
@@ -190,7 +210,7 @@ def township_router(settings: Settings, clock: Callable[[], datetime] = utc_now)
     ) -> QuarterView | JSONResponse:
         """每季度向市政府书面汇报: the township submits; the report no longer changes."""
         return await _answered(
-            service(request).submit_report(township, quarter, caller(request), key)
+            service(request).submit_report(township, quarter, _caller(request), key)
         )
 
     @router.post(
@@ -203,8 +223,12 @@ def township_router(settings: Settings, clock: Callable[[], datetime] = utc_now)
     ) -> QuarterView | JSONResponse:
         """The city government marks a submitted report received."""
         return await _answered(
-            service(request).receive_report(township, quarter, caller(request), key)
+            service(request).receive_report(township, quarter, _caller(request), key)
         )
+
+
+def _add_views(router: APIRouter, service: Service) -> None:
+    """The quarter's report checked against the bus, and the annual assessment."""
 
     @router.get(
         "/v1/townships/{township}/reports/{quarter}",
@@ -216,12 +240,10 @@ def township_router(settings: Settings, clock: Callable[[], datetime] = utc_now)
     ) -> QuarterView | JSONResponse:
         """The entered figures (or `missing`), the bus's beside them, and every unmet
         target, discrepancy and figure to verify, named."""
-        return await _answered(service(request).quarter_report(township, quarter, caller(request)))
+        return await _answered(service(request).quarter_report(township, quarter, _caller(request)))
 
     @router.get("/v1/assessments/{year}", response_model=Assessment)
     async def annual_assessment(request: Request, year: str) -> Assessment:
         """The organisation department's view (组织部, seed §四(三)): per township, talks and
         rectifications, praise and criticism, veto, quarterly reports and target checks."""
         return await service(request).assessment(year)
-
-    return router

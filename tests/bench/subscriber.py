@@ -36,7 +36,8 @@ from connectors.subscriber.subjects import SubjectIds
 from connectors.subscriber.view import BlocklistView
 ids = SubjectIds.from_file(Path(sys.argv[2]))
 before, began = rss(), time.perf_counter()
-view = BlocklistView(Path(sys.argv[1]), ids, ("refuse_power_supply",), 86400.0)
+lists = {"refuse_power_supply": ids}
+view = BlocklistView(Path(sys.argv[1]), lists, ("refuse_power_supply",), 86400.0)
 assert view.check("refuse_power_supply", sys.argv[3], sys.argv[4]).status == "blocked"
 print(json.dumps({"seconds": time.perf_counter() - began, "bytes": rss() - before}))
 """
@@ -45,7 +46,7 @@ print(json.dumps({"seconds": time.perf_counter() - began, "bytes": rss() - befor
 def _in_process(
     replica: Path, ids: SubjectIds, blocked: list[str], others: list[str]
 ) -> dict[str, float]:
-    view = BlocklistView(replica, ids, (MEASURE,), 86_400.0)
+    view = BlocklistView(replica, {MEASURE: ids}, (MEASURE,), 86_400.0)
     check = view.check
     started = time.perf_counter()
     for raw in others:

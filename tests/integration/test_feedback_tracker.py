@@ -42,10 +42,11 @@ from events.models import (
 )
 from events.signing import TrustStore
 from events.topics import ACKNOWLEDGEMENTS, VIOLATIONS
-from services.adapters.feedback_store import MIGRATIONS, SCHEMA, PostgresFeedbackStore
+from services.adapters.feedback_store import MIGRATIONS, SCHEMA
 from services.adapters.migrate import migrate
 from services.adapters.postgres import create_pool
 from services.config import Settings
+from services.consumer.postgres import ClaimingFeedbackStore
 from services.consuming import Issuer, RawMessage
 from services.entrypoints.feedback import run_tracker
 from services.feedback.handlers import Tracker
@@ -133,7 +134,7 @@ async def feed(own_database: Settings, trust: TrustStore) -> AsyncIterator[_Feed
     await migrate(database, package=MIGRATIONS, schema=SCHEMA)  # the tracker's own outbox
     pool = await create_pool(database, max_size=2)
     issuer = Issuer(load_dev_signer(own_database.home, FEEDBACK_TRACKER), FEEDBACK_TRACKER.source)
-    tracker = Tracker(CATALOGUE, PostgresFeedbackStore(pool), trust, issuer, _Clock())
+    tracker = Tracker(CATALOGUE, ClaimingFeedbackStore(pool), trust, issuer, _Clock())
     try:
         yield _Feed(own_database, tracker, pool)
     finally:

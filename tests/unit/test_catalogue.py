@@ -146,11 +146,9 @@ def test_every_legal_basis_is_verbatim_in_the_seed() -> None:
         if _without_whitespace(measure.legal_basis) not in seed
     ]
     catalogue = load_catalogue()
-    missing += [
-        f"{entry.code}"
-        for entry in (*catalogue.parties, *catalogue.referrals)
-        if _without_whitespace(entry.legal_basis) not in seed
-    ]
+    bases = [(p.code, p.legal_basis) for p in catalogue.parties]
+    bases += [(k.code, k.legal_basis) for k in catalogue.referrals]
+    missing += [code for code, basis in bases if _without_whitespace(basis) not in seed]
     assert missing == []
 
 

@@ -102,7 +102,8 @@ def test_round_trip_gives_an_equal_model() -> None:
     assert received == envelope
     assert received.subject == "C-2024-001"
     assert received.dataschema == schema_uri("redline.case.filed.v3")
-    assert payload.basic_farmland_mu() == Decimal("5.0025")  # type: ignore[attr-defined]
+    assert isinstance(payload, CaseFiled)
+    assert payload.basic_farmland_mu() == Decimal("5.0025")
     assert json.loads(raw)["data"]["parcels"][0]["area_mu"] == "5.0025"
 
 

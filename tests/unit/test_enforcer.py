@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import base64
 import uuid
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -34,171 +32,18 @@ from events.models import (
     Parcel,
     Payload,
     PenaltyDecided,
-    Project,
     RestorationVerified,
-    Site,
 )
 from events.signing import Signer, TrustedKey, TrustStore, sign
 from events.topics import ACKNOWLEDGEMENTS, DEAD_LETTERS, VIOLATIONS
 from services.departments.handlers import Enforcer, RawMessage
-from services.departments.ports import (
-    BatchWrites,
-    Block,
-    BlockApplied,
-    BlockLifted,
-    Consumed,
-    DepartmentStore,
-    DepartmentTransaction,
-    KnownCase,
-)
-from services.outbox.ports import OutgoingEvent
+from tests.fakes.departments import MemoryState, MemoryStore
 from tests.support import business_premises_facts, case_body, new_parcel_code
 
 NOW = datetime(2026, 10, 13, 9, 30, tzinfo=UTC)
 NR_KEY = "natural_resources-test"
 CATALOGUE = load_catalogue()
 FARMLAND = [Parcel(land_class="permanent_basic_farmland", area_mu="6")]
-
-
-# --- an in-memory DepartmentStore ----------------------------------------------------
-
-
-@dataclass
-class MemoryState:
-    consumed: dict[str, str] = field(default_factory=dict)
-    cases: dict[str, KnownCase] = field(default_factory=dict)
-    blocks: list[Block] = field(default_factory=list)
-    outbox: list[OutgoingEvent] = field(default_factory=list)
-    transactions: int = 0
-
-
-class MemoryTransaction(DepartmentTransaction):
-    def __init__(self, state: MemoryState) -> None:
-        self.state = state
-        self.pending: list[BatchWrites] = []
-        self.claimed: dict[str, str] = {}
-
-    async def claim(self, events: Sequence[Consumed]) -> set[str]:
-        self.claimed = {e.event_id: e.event_type for e in events}
-        for event_id in self.state.consumed.keys() & self.claimed.keys():
-            del self.claimed[event_id]
-        return set(self.claimed)
-
-    async def known_cases(self, case_ids: Sequence[str]) -> dict[str, KnownCase]:
-        return {c: self.state.cases[c] for c in case_ids if c in self.state.cases}
-
-    async def active_blocks(self, case_ids: Sequence[str]) -> set[tuple[str, str]]:
-        wanted = set(case_ids)
-        return {
-            (b.measure, b.case_id)
-            for b in self.state.blocks
-            if b.case_id in wanted and b.lifted_at is None
-        }
-
-    async def write(self, writes: BatchWrites) -> None:
-        self.pending.append(writes)
-
-    def commit(self) -> None:
-        state = self.state
-        for event_id, event_type in self.claimed.items():
-            assert event_id not in state.consumed, "event consumed twice"
-            state.consumed[event_id] = event_type
-        for writes in self.pending:
-            for new in writes.cases:
-                assert new.case.case_id not in state.cases, "case written twice"
-                state.cases[new.case.case_id] = new.case
-            for correction in writes.corrected:
-                case = state.cases[correction.case_id]
-                state.cases[correction.case_id] = replace(case, facts=correction.facts)
-            for change in writes.in_order():
-                if isinstance(change, BlockApplied):
-                    self._apply(change)
-                else:
-                    self._lift(change)
-            known = {e.event_id for e in state.outbox}
-            for event in writes.outgoing:
-                assert event.event_id not in known, "outgoing event id repeats"
-                known.add(event.event_id)
-                state.outbox.append(event)
-
-    def _apply(self, a: BlockApplied) -> None:
-        """One row per measure and case, as in Postgres: applying again takes it over."""
-        block = Block(
-            a.measure,
-            a.case.case_id,
-            a.case.subject_kind,
-            a.case.subject_id,
-            a.case.subject_name,
-            a.legal_basis,
-            a.at,
-            None,
-            None,
-            a.target,
-            a.target_ref,
-            a.rule,
-            a.land,
-            a.facts,
-        )
-        blocks = self.state.blocks
-        for index, old in enumerate(blocks):
-            if (old.measure, old.case_id) == (a.measure, a.case.case_id):
-                assert old.lifted_at is not None, f"applied an active block again: {a}"
-                blocks[index] = block
-                return
-        blocks.append(block)
-
-    def _lift(self, lift: BlockLifted) -> None:
-        for index, block in enumerate(self.state.blocks):
-            if (block.measure, block.case_id, block.lifted_at) == (
-                lift.measure,
-                lift.case_id,
-                None,
-            ):
-                self.state.blocks[index] = replace(
-                    block, lifted_at=lift.at, lift_reason=lift.reason
-                )
-                return
-        raise AssertionError(f"lifted a block never applied: {lift}")
-
-
-class MemoryStore(DepartmentStore):
-    def __init__(self) -> None:
-        self.state = MemoryState()
-
-    @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[DepartmentTransaction]:
-        tx = MemoryTransaction(self.state)
-        yield tx
-        tx.commit()  # only reached when the block raised nothing
-        self.state.transactions += 1
-
-    async def blocks(
-        self,
-        *,
-        subject_id: str | None,
-        active_only: bool,
-        site: str | None = None,
-        project: str | None = None,
-    ) -> list[Block]:
-        def at_site(b: Block) -> bool:
-            ref = b.target_ref
-            return isinstance(ref, Site) and site in (
-                ref.real_estate_unit,
-                ref.parcel_code,
-                ref.location,
-            )
-
-        return [
-            b
-            for b in self.state.blocks
-            if (subject_id is None or b.subject_id == subject_id)
-            and (not active_only or b.lifted_at is None)
-            and (site is None or at_site(b))
-            and (
-                project is None
-                or (isinstance(b.target_ref, Project) and b.target_ref.code == project)
-            )
-        ]
 
 
 # --- keys, events and an enforcer ----------------------------------------------------

@@ -1,5 +1,6 @@
 """Prometheus itself checks the config, the alert rules (and their unit tests), and every
-dashboard query. promtool is required: `make prometheus-tools` installs it."""
+dashboard query. `make prometheus-tools` installs promtool where make runs as root (CI);
+elsewhere it never asks for sudo, and this one check is skipped, saying so."""
 
 from __future__ import annotations
 
@@ -32,7 +33,7 @@ GRAFANA_VARIABLES = {
 def promtool() -> str:
     path = shutil.which("promtool")
     if path is None:
-        pytest.fail("promtool is not installed: run `make prometheus-tools`")
+        pytest.skip("promtool is not installed: as root, run `make prometheus-tools`")
     return path
 
 

@@ -131,7 +131,7 @@ def test_export_writes_the_csv_and_status_prints_health(
         app, _args(deployment, replica, "export", "--measure", POWER, "--out", str(out))
     )
     assert exported.exit_code == 0, exported.output
-    rows = list(csv.DictReader(out.open(encoding="utf-8")))
+    rows = list(csv.DictReader(out.read_text(encoding="utf-8").splitlines()))
     assert [r["subject_hash"] for r in rows] == [deployment.factory.subject_hash(blocked, POWER)]
     assert rows[0]["target"] == "site"
     assert rows[0]["site_hashes"] == ",".join(deployment.factory.site_hashes(PREMISES, POWER))

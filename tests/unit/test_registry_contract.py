@@ -1,0 +1,30 @@
+"""The registry store's contract against the in-memory fake (no PostgreSQL)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+import pytest
+
+from tests.contracts import registry as contract
+from tests.fakes.registry import FakeRegistryStore
+
+
+def harness(store: FakeRegistryStore | None = None) -> contract.Registry:
+    """The fake with what it committed to its outbox and audit log."""
+    store = store or FakeRegistryStore()
+
+    async def outbox() -> list[str]:
+        return [e.event_id for e in store.state.outbox]
+
+    async def audit() -> list[tuple[str, str]]:
+        return [(a.action, a.case_id) for a in store.state.audit]
+
+    return contract.Registry(store, outbox, audit)
+
+
+@pytest.mark.parametrize("check", contract.CHECKS, ids=lambda check: check.__name__)
+async def test_the_fake_keeps_the_registry_contract(
+    check: Callable[[contract.Registry], Awaitable[None]],
+) -> None:
+    await check(harness())
