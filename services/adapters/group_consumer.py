@@ -1,38 +1,28 @@
-"""A consumer-group member on aiokafka for the services that are not faust apps (the
-feedback tracker, the blocklist builder): batches in, offsets committed only after the
-handler's effect is stored, so a crash re-delivers the batch instead of skipping it."""
+"""A consumer-group member on aiokafka, the driver of the consumer skeleton for the
+feedback tracker, the blocklist builder and the department host: batches in, offsets
+committed only after the handler's effect is stored, so a crash re-delivers the batch
+instead of skipping it."""
 
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
-import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Protocol, TypeVar
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
 from services.adapters.kafka import client_options
 from services.config import Settings
+from services.consumer import Consumer, OutcomeT
 from services.consuming import RawMessage
 from services.errors import BrokerError
-from services.metrics import observe_batch, prepare_consumer
-from services.runtime.service import retrying
+from services.metrics import prepare_consumer
 
 log = logging.getLogger(__name__)
 
 BATCH_SIZE = 2000
 POLL_MS = 200
-
-
-class Outcome(Protocol):
-    @property
-    def dead_letters(self) -> list[str]: ...
-
-
-BatchOutcome = TypeVar("BatchOutcome", bound=Outcome)
 
 
 class GroupConsumer:
@@ -78,16 +68,13 @@ class GroupConsumer:
         ]
 
     async def take(
-        self,
-        stop: asyncio.Event,
-        handle: Callable[[Sequence[RawMessage]], Awaitable[BatchOutcome]],
-        messages: list[RawMessage],
-    ) -> BatchOutcome | None:
-        """Store the batch's effect (database errors retried), then commit its offsets.
+        self, stop: asyncio.Event, consumer: Consumer[OutcomeT], messages: list[RawMessage]
+    ) -> OutcomeT | None:
+        """Store the batch's effect through the consumer skeleton (database errors retried
+        there), then commit its offsets.
 
         None when asked to stop first: the batch stays uncommitted, to be seen again."""
-        began = time.monotonic()
-        outcome = await retrying(stop, functools.partial(handle, messages), what=self.name)
+        outcome = await consumer.run(stop, messages)
         if outcome is None:
             return None
         try:
@@ -98,7 +85,6 @@ class GroupConsumer:
             # next (after a rebalance, or a broker that came back empty) is handed the
             # batch again and skips it as already taken. Not committing loses nothing.
             log.warning("%s: offsets not committed (%r); they will be re-read", self.name, exc)
-        observe_batch(self.name, messages, time.monotonic() - began, outcome.dead_letters)
         return outcome
 
     async def caught_up(self) -> bool:

@@ -13,14 +13,15 @@ outbox. A redelivered event finds its id consumed and changes nothing.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import abc
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from events.blocklist_head import EMPTY_DIGEST, item_digest, partition_of, xor
 from events.catalogue import Catalogue, Target
 from events.decisions import UNRECORDED_FACTS
-from events.envelope import Envelope
 from events.identifiers import mask_name
 from events.models import (
     BlocklistHeartbeat,
@@ -52,18 +53,28 @@ from services.blocklist.ports import (
     NewBlock,
     Published,
 )
-from services.consuming import (
-    Issuer,
-    RawMessage,
-    case_id_of,
-    decode_or_dead_letter,
-    first_deliveries,
-)
-from services.departments.domain import Apply, Lift
+from services.consumer import Consumed, Decoded, Events, take
+from services.consuming import Issuer, RawMessage, case_id_of, decode_or_dead_letter
+from services.departments.domain import Apply, fold_blocks
 from services.outbox.ports import OutgoingEvent, PendingEvent
 
 CONSUMER = "blocklist_builder"
 TOMBSTONE = "redline.blocklist.tombstone"  # only for keys retired with the old subject key
+
+
+class ListTransaction(BlocklistTransaction):
+    """The builder's transaction in the consumer skeleton: it claims event ids too."""
+
+    @abc.abstractmethod
+    async def claim(self, events: Sequence[Consumed]) -> set[str]: ...
+
+
+@dataclass(frozen=True)
+class Listed:
+    """What the builder's plan needs of the store: the batch's cases and blocks in force."""
+
+    cases: dict[str, ListedCase]
+    active: set[tuple[str, str]]
 
 
 @dataclass
@@ -74,6 +85,13 @@ class BuildOutcome:
     duplicates: int = 0
     unknown_cases: int = 0
     dead_letters: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ListPlan:
+    writes: ListWrites
+    touched: dict[tuple[str, str], str]  # (measure, subject hash) -> last cause
+    outcome: BuildOutcome
 
 
 class Builder:
@@ -106,28 +124,45 @@ class Builder:
         self.clock = clock
 
     async def handle(self, messages: Sequence[RawMessage]) -> BuildOutcome:
-        outcome = BuildOutcome()
-        decoded, dead, outcome.dead_letters = decode_or_dead_letter(
-            messages, self.trust, CONSUMER, self.issuer
-        )
+        return await take(self, messages)
+
+    def decode(self, messages: Sequence[RawMessage]) -> Decoded:
+        return Decoded(*decode_or_dead_letter(messages, self.trust, CONSUMER, self.issuer))
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[ListTransaction]:
         async with self.store.transaction() as tx:
-            done = await tx.consumed_among([envelope.id for envelope, _ in decoded])
-            fresh, outcome.duplicates = first_deliveries(decoded, done)
-            case_ids = sorted({case_id_of(p) for _, p in fresh} - {""})
-            cases = await tx.cases(case_ids)
-            active = await tx.active_on(case_ids)
-            writes, touched = self._plan(fresh, cases, active, outcome)
-            await tx.write(writes)
-            # The new state of every changed list entry, read back after this batch's writes.
-            blocks = await tx.listed(sorted(touched))
-            outgoing = await self._publish(tx, touched, blocks)
-            outcome.published = len(outgoing)
-            await tx.enqueue([*outgoing, *dead])
-        return outcome
+            if not isinstance(tx, ListTransaction):
+                raise TypeError(
+                    "the builder's store must claim event ids "
+                    "(services.consumer.postgres.ClaimingBlocklistStore)"
+                )
+            yield tx
+
+    async def read(self, tx: ListTransaction, fresh: Events) -> Listed:
+        case_ids = sorted({case_id_of(p) for _, p in fresh} - {""})
+        return Listed(await tx.cases(case_ids), await tx.active_on(case_ids))
+
+    def plan(self, fresh: Events, state: Listed) -> ListPlan:
+        outcome = BuildOutcome()
+        writes, touched = self._plan(fresh, dict(state.cases), set(state.active), outcome)
+        writes.consumed = []  # claimed before the plan (services.consumer.take)
+        return ListPlan(writes, touched, outcome)
+
+    async def apply(
+        self, tx: ListTransaction, plan: ListPlan, dead: Sequence[OutgoingEvent]
+    ) -> BuildOutcome:
+        await tx.write(plan.writes)
+        # The new state of every changed list entry, read back after this batch's writes.
+        blocks = await tx.listed(sorted(plan.touched))
+        outgoing = await self._publish(tx, plan.touched, blocks)
+        plan.outcome.published = len(outgoing)
+        await tx.enqueue([*outgoing, *dead])
+        return plan.outcome
 
     def _plan(
         self,
-        fresh: list[tuple[Envelope, Payload]],
+        fresh: Events,
         cases: dict[str, ListedCase],
         active: set[tuple[str, str]],
         outcome: BuildOutcome,
@@ -160,32 +195,29 @@ class Builder:
                     writes=writes,
                     touched=touched,
                 )
-            for department, effect in list_effects(self.catalogue, self.owners, payload):
+            wanted = [effect for _, effect in list_effects(self.catalogue, self.owners, payload)]
+            listed_case = cases.get(case_id)
+            if listed_case is None:
+                outcome.unknown_cases += len(wanted)  # its case.filed never arrived
+                continue
+            for effect in fold_blocks(active, case_id, wanted):
                 measure = effect.measure.code
-                listed_case = cases.get(case_id)
-                if listed_case is None:
-                    outcome.unknown_cases += 1  # its case.filed never arrived: nothing to list
-                    continue
                 key = (measure, case_id)
-                if isinstance(effect, Apply) and key not in active:
-                    active.add(key)
+                if isinstance(effect, Apply):
                     outcome.applied += 1
                     lifts.pop(key, None)  # applied again after a lift: the row is replaced
                     applies[key] = NewBlock(
                         measure,
-                        department.code,
+                        self.owners[measure][0].code,
                         listed_case,
                         effect.measure.legal_basis,
                         envelope.time,
                         envelope.id,
                         Why.of(effect.decision),
                     )
-                elif isinstance(effect, Lift) and key in active:
-                    active.discard(key)
+                else:
                     outcome.lifted += 1
                     lifts[key] = EndedBlock(measure, case_id, envelope.time, envelope.id)
-                else:
-                    continue
                 if measure in BLOCKLIST_MEASURES:
                     touched[(measure, listed_case.subject_hash)] = envelope.id
         writes.applied = list(applies.values())

@@ -9,7 +9,7 @@ tracker use the same rules, so none of them can disagree about what is owed.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from events.catalogue import Department, LiftTrigger, Measure
@@ -99,3 +99,24 @@ def effects(department: Department, payload: Payload) -> list[Effect]:
     """What `payload` asks of `department`, lifts before applies."""
     rule = RULES.get(type(payload))
     return rule(department, payload) if rule else []
+
+
+def fold_blocks(
+    active: set[tuple[str, str]], case_id: str, wanted: Iterable[Effect]
+) -> list[Effect]:
+    """The effects that change which blocks are in force on a case: an apply of a block not
+    in force, a lift of one in force; the others change nothing. `active` holds the
+    (measure, case id) of the blocks in force and is the caller's working set, updated
+    here in order, so a batch that lifts and applies again folds to both. The enforcer
+    and the blocklist builder fold the same way, so a list cannot disagree with its
+    department."""
+    changed: list[Effect] = []
+    for effect in wanted:
+        key = (effect.measure.code, case_id)
+        if isinstance(effect, Apply) and key not in active:
+            active.add(key)
+            changed.append(effect)
+        elif isinstance(effect, Lift) and key in active:
+            active.discard(key)
+            changed.append(effect)
+    return changed

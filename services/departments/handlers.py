@@ -9,13 +9,13 @@ to the dead-letter topic with its reason and original bytes, and the batch carri
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from events.authorities import department_authority
 from events.catalogue import Department, Target
 from events.decisions import UNRECORDED_FACTS
-from events.envelope import Envelope
 from events.models import (
     CaseCorrected,
     CaseFiled,
@@ -26,20 +26,15 @@ from events.models import (
 )
 from events.signing import Signer, TrustStore
 from events.topics import ACKNOWLEDGEMENTS
-from services.consuming import (
-    Issuer,
-    RawMessage,
-    case_id_of,
-    decode_or_dead_letter,
-    first_deliveries,
-)
-from services.departments.domain import Apply, Lift, effects
+from services.consumer import Decoded, Events, take
+from services.consuming import Issuer, RawMessage, case_id_of, decode_or_dead_letter
+from services.departments.domain import Apply, effects, fold_blocks
 from services.departments.ports import (
     BatchWrites,
     BlockApplied,
     BlockLifted,
-    Consumed,
     DepartmentStore,
+    DepartmentTransaction,
     FactsCorrected,
     KnownCase,
     NewCase,
@@ -58,6 +53,14 @@ def target_of(target: Target, case: KnownCase) -> TargetRef:
     return facts.site if target is Target.site else facts.project
 
 
+@dataclass(frozen=True)
+class Known:
+    """What the enforcer's plan needs of the store: the batch's cases and blocks in force."""
+
+    cases: dict[str, KnownCase]
+    active: set[tuple[str, str]]
+
+
 @dataclass
 class BatchOutcome:
     applied: int = 0
@@ -68,6 +71,9 @@ class BatchOutcome:
 
 
 class Enforcer:
+    """A handler of the consumer skeleton (services.consumer): decode, read the batch's
+    cases and blocks in force, plan (pure), write."""
+
     def __init__(
         self,
         department: Department,
@@ -85,28 +91,37 @@ class Enforcer:
         self.issuer = Issuer(signer, department_authority(department.code).source)
 
     async def handle(self, messages: Sequence[RawMessage]) -> BatchOutcome:
-        outcome = BatchOutcome()
-        decoded, dead, outcome.dead_letters = decode_or_dead_letter(
-            messages, self.trust, self.consumer, self.issuer
-        )
+        return await take(self, messages)
 
-        # Sorted, so that concurrent claims of overlapping batches wait, never deadlock.
-        events = sorted({Consumed(envelope.id, envelope.type) for envelope, _ in decoded})
-        async with self.store.transaction() as tx:
-            claimed = await tx.claim(events)
-            taken = {event.event_id for event in events} - claimed
-            fresh, outcome.duplicates = first_deliveries(decoded, taken)
-            case_ids = sorted({case_id_of(payload) for _, payload in fresh} - {""})
-            known = await tx.known_cases(case_ids)
-            active = await tx.active_blocks(case_ids)
-            writes = self._plan(fresh, known, active, outcome)
-            writes.outgoing.extend(dead)
-            await tx.write(writes)
+    def decode(self, messages: Sequence[RawMessage]) -> Decoded:
+        return Decoded(*decode_or_dead_letter(messages, self.trust, self.consumer, self.issuer))
+
+    def transaction(self) -> AbstractAsyncContextManager[DepartmentTransaction]:
+        return self.store.transaction()
+
+    async def read(self, tx: DepartmentTransaction, fresh: Events) -> Known:
+        case_ids = sorted({case_id_of(payload) for _, payload in fresh} - {""})
+        return Known(await tx.known_cases(case_ids), await tx.active_blocks(case_ids))
+
+    def plan(self, fresh: Events, state: Known) -> tuple[BatchWrites, BatchOutcome]:
+        outcome = BatchOutcome()
+        writes = self._plan(fresh, dict(state.cases), set(state.active), outcome)
+        return writes, outcome
+
+    async def apply(
+        self,
+        tx: DepartmentTransaction,
+        plan: tuple[BatchWrites, BatchOutcome],
+        dead: Sequence[OutgoingEvent],
+    ) -> BatchOutcome:
+        writes, outcome = plan
+        writes.outgoing.extend(dead)
+        await tx.write(writes)
         return outcome
 
     def _plan(
         self,
-        fresh: list[tuple[Envelope, Payload]],
+        fresh: Events,
         known: dict[str, KnownCase],
         active: set[tuple[str, str]],
         outcome: BatchOutcome,
@@ -130,11 +145,11 @@ class Enforcer:
                 # Before its starts: a measure moved to a corrected site is held there.
                 known[case_id] = replace(known[case_id], facts=payload.facts)
                 writes.corrected.append(FactsCorrected(case_id, payload.facts, envelope.id))
-            for effect in effects(self.department, payload):
-                measure = effect.measure.code
-                key = (measure, case_id)
-                case = known.get(case_id)
-                if case is None:
+            wanted = effects(self.department, payload)
+            case = known.get(case_id)
+            if case is None:
+                for effect in wanted:
+                    measure = effect.measure.code
                     outcome.failed += 1
                     writes.outgoing.append(
                         self._ack(
@@ -146,8 +161,10 @@ class Enforcer:
                             error="the case's case.filed event never reached this department",
                         )
                     )
-                elif isinstance(effect, Apply) and key not in active:
-                    active.add(key)
+                continue
+            for effect in fold_blocks(active, case_id, wanted):
+                measure = effect.measure.code
+                if isinstance(effect, Apply):
                     outcome.applied += 1
                     writes.changes.append(self._block(effect, case, now, envelope.id))
                     writes.outgoing.append(
@@ -161,8 +178,7 @@ class Enforcer:
                             applied_at=now,
                         )
                     )
-                elif isinstance(effect, Lift) and key in active:
-                    active.discard(key)
+                else:
                     outcome.lifted += 1
                     writes.changes.append(
                         BlockLifted(measure, case_id, effect.reason, now, envelope.id)

@@ -11,7 +11,23 @@ from datetime import datetime
 from events.catalogue import Fact, Target
 from events.land import LandClass
 from events.models import CaseFacts, Project, Site
+from services.consumer import Consumed
 from services.outbox.ports import OutgoingEvent
+
+__all__ = [
+    "BatchWrites",
+    "Block",
+    "BlockApplied",
+    "BlockChange",
+    "BlockLifted",
+    "Consumed",
+    "DepartmentStore",
+    "DepartmentTransaction",
+    "FactsCorrected",
+    "KnownCase",
+    "NewCase",
+    "TargetRef",
+]
 
 # What a block is held against: the subject's id, the case's site or its project. None
 # only where the case's facts name none (a case recorded before facts were).
@@ -73,12 +89,6 @@ class BlockLifted:
 
 
 BlockChange = BlockApplied | BlockLifted
-
-
-@dataclass(frozen=True, order=True)
-class Consumed:
-    event_id: str
-    event_type: str
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import datetime
 
 from aiokafka import ConsumerRebalanceListener, TopicPartition
@@ -21,6 +20,7 @@ from aiokafka.errors import KafkaError
 
 from events.authorities import BLOCKLIST_BUILDER
 from events.catalogue import load_catalogue
+from events.privacy import SubjectHasher
 from events.signing import TrustStore
 from events.subject_keys import measure_hashers
 from events.topics import BLOCKLIST_MEASURES, VIOLATIONS, blocklist_topic
@@ -30,13 +30,16 @@ from services.adapters.migrate import migrate
 from services.adapters.outbox import PostgresOutbox
 from services.adapters.postgres import create_pool
 from services.adapters.publisher import KafkaPublisher
-from services.blocklist.handlers import CONSUMER, Builder, BuildOutcome
+from services.blocklist.handlers import CONSUMER, Builder
+from services.blocklist.ports import BlocklistStore
 from services.bootstrap import load_hasher, load_signer, utc_now
 from services.config import Settings, load_settings
-from services.consuming import Issuer, RawMessage
+from services.consumer import Consumer
+from services.consumer.group import consume, relay_outbox
+from services.consumer.postgres import ClaimingBlocklistStore
+from services.consuming import Issuer
 from services.errors import BrokerError, ConfigError, DatabaseError
 from services.metrics import start_metrics_server
-from services.outbox.relay import OutboxRelay
 from services.runtime.service import retrying, serve
 
 GROUP = "redline-blocklist"
@@ -62,21 +65,13 @@ async def run_builder(
     pool = await retrying(stop, lambda: create_pool(database, max_size=4), what=CONSUMER)
     if pool is None:
         return
-    store = PostgresBlocklistStore(pool)
+    store = ClaimingBlocklistStore(pool)
     try:
         await _claim_subject_key(store, hasher.key_id, stop)
     except ConfigError:
         await pool.close()
         raise
-    builder = Builder(
-        load_catalogue(),
-        store,
-        trust=TrustStore.load(settings.trust_store),
-        issuer=Issuer(load_signer(settings, BLOCKLIST_BUILDER), BLOCKLIST_BUILDER.source),
-        hasher=hasher,
-        list_hashers=measure_hashers(_master_key(settings), BLOCKLIST_MEASURES),
-        clock=clock,
-    )
+    builder = _builder(settings, store, hasher, clock)
     rebuilding = await _prepare_rebuild(store, stop)
     outbox = PostgresOutbox(pool, database, schema=SCHEMA, channel=f"{SCHEMA}.outbox")
     publisher = KafkaPublisher(
@@ -87,45 +82,42 @@ async def run_builder(
     except BrokerError:
         await pool.close()
         raise
-    relaying = OutboxRelay(outbox, publisher, idle_wait=0.5, name=SCHEMA)
+    state = {"rebuilding": rebuilding}
 
-    async def stored(messages: Sequence[RawMessage]) -> BuildOutcome:
-        outcome = await builder.handle(messages)
-        outbox.wake()  # its list records are committed: the relay may read them now
-        return outcome
+    async def beat() -> None:
+        vouched = await _heartbeat(
+            builder, store, consumer=consumer, outbox=outbox, publisher=publisher, clock=clock
+        )
+        if vouched and state["rebuilding"]:
+            state["rebuilding"] = await store.rebuilt()  # caught up: a restart resumes
 
-    relay = asyncio.create_task(relaying.run(stop))
-    last_beat = 0.0
     try:
-        while not stop.is_set():
-            if relay.done():
-                relay.result()  # a relay that died takes the builder with it
-            messages = await consumer.batch()
-            if messages:
-                outcome = await consumer.take(stop, stored, messages)
-                if outcome is None:
-                    break  # stopped before the batch was stored: leave it uncommitted
-                if outcome.dead_letters:
-                    log.warning("dead-lettered %s", outcome.dead_letters)
-            if time.monotonic() - last_beat >= heartbeat_every:
-                last_beat = time.monotonic()
-                vouched = await _heartbeat(
-                    builder,
-                    store,
-                    consumer=consumer,
-                    outbox=outbox,
-                    publisher=publisher,
-                    clock=clock,
-                )
-                if vouched and rebuilding:
-                    rebuilding = await store.rebuilt()  # caught up: a restart resumes
+        await consume(
+            stop,
+            consumer,
+            Consumer(CONSUMER, builder.handle, wake=outbox.wake),
+            relay_outbox(outbox, publisher, stop),
+            tick=beat,
+            every=heartbeat_every,
+        )
     finally:
-        relay.cancel()
-        await asyncio.gather(relay, return_exceptions=True)
-        await consumer.stop()
         await outbox.close()
         await publisher.close()
         await pool.close()
+
+
+def _builder(
+    settings: Settings, store: BlocklistStore, hasher: SubjectHasher, clock: Callable[[], datetime]
+) -> Builder:
+    return Builder(
+        load_catalogue(),
+        store,
+        trust=TrustStore.load(settings.trust_store),
+        issuer=Issuer(load_signer(settings, BLOCKLIST_BUILDER), BLOCKLIST_BUILDER.source),
+        hasher=hasher,
+        list_hashers=measure_hashers(_master_key(settings), BLOCKLIST_MEASURES),
+        clock=clock,
+    )
 
 
 async def _heartbeat(

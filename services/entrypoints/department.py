@@ -38,12 +38,14 @@ BROKER_CHECK_SECONDS = 1.0  # how soon a broker that came back empty ends the wo
 BATCH_WAIT_SECONDS = 0.01
 
 
-def prompt_fetches(
+def prompt_transport(
     fetch_wait_ms: int, before_commit: Callable[[], Awaitable[bool]] | None = None
-) -> None:
+) -> type[aiokafka_driver.Transport]:
     """faust fixes the consumer's fetch wait at 1500 ms; on a broker that answers a waiting
-    fetch only at its deadline (Tansu), every event would wait that long. Its consumer
-    class is the documented extension point of the transport, so a subclass sets the wait."""
+    fetch only at its deadline (Tansu), every event would wait that long. Its transport's
+    consumer class is the documented extension point, so a subclass sets the wait (and
+    guards commits); `DepartmentApp` uses it for its own transport only, so nothing of
+    faust's is changed for the rest of the process."""
 
     class PromptConsumerThread(aiokafka_driver.AIOKafkaConsumerThread):
         def _create_worker_consumer(self, transport: Any) -> Any:
@@ -62,7 +64,22 @@ def prompt_fetches(
             result: bool = await super()._commit(offsets)
             return result
 
-    aiokafka_driver.Transport.Consumer = PromptConsumer
+    class PromptTransport(aiokafka_driver.Transport):
+        Consumer = PromptConsumer
+
+    return PromptTransport
+
+
+class DepartmentApp(faust.App):
+    """A faust app on its own transport class (`prompt_transport`), chosen here rather than
+    by replacing the class faust looks up by URL, which every app in the process shares."""
+
+    def __init__(self, id: str, *, transport: type[aiokafka_driver.Transport], **options: Any):
+        self._transport_type = transport  # before faust's set-up, which may ask for it
+        super().__init__(id, **options)
+
+    def _new_transport(self) -> Any:
+        return self._transport_type(self.conf.broker_consumer, self)
 
 
 async def take_batches(stream: Any, max_: int, within: float) -> AsyncIterator[list[Any]]:
@@ -121,13 +138,20 @@ def faust_credentials(auth: KafkaAuth | None) -> faust.SASLCredentials | None:
     )
 
 
+def _transport(runtime: DepartmentRuntime) -> type[aiokafka_driver.Transport]:
+    watch = runtime.same_broker  # never old offsets into a new cluster
+    check = None if watch is None else watch.check
+    return prompt_transport(runtime.settings.fetch_wait_ms, check)
+
+
 def build_app(runtime: DepartmentRuntime) -> faust.App:
     code, settings = runtime.department.code, runtime.settings
     kafka, _ = settings.require()
     datadir = settings.home / "faust" / code
     datadir.mkdir(parents=True, exist_ok=True)
-    app = faust.App(
+    app = DepartmentApp(
         f"redline-department-{code}",
+        transport=_transport(runtime),
         broker=f"kafka://{kafka}",
         broker_credentials=faust_credentials(settings.kafka_auth),
         store="memory://",
@@ -194,7 +218,6 @@ def main(argv: list[str] | None = None) -> None:
     watch = KafkaPublisher(kafka, auth=runtime.settings.kafka_auth)  # asks the cluster id only
     first = asyncio.run(runtime.first_cluster())  # before the consumer reads anything
     runtime.same_broker = SameBroker(first, watch.cluster_id, f"department {args[0]}")
-    prompt_fetches(runtime.settings.fetch_wait_ms, before_commit=runtime.same_broker.check)
     start_metrics_server(settings)  # first: it decides whether the counting below counts
     prepare_consumer(runtime.department.code, [VIOLATIONS.name])
     count_measures(runtime.department.code, 0, 0)

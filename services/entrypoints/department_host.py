@@ -48,6 +48,7 @@ from services.adapters.group_consumer import GroupConsumer
 from services.adapters.publisher import KafkaPublisher
 from services.adapters.same_broker import SameBroker
 from services.config import Settings, load_settings
+from services.consumer.group import consume
 from services.entrypoints.department_runtime import DepartmentRuntime, first_cluster
 from services.errors import ConfigError
 from services.metrics import count_measures, prepare_consumer, start_metrics_server
@@ -115,15 +116,17 @@ class SharedVerifications(TrustStore):
 
 
 def department_urls(settings: Settings, codes: Sequence[str]) -> dict[str, str]:
-    """Each hosted department's DATABASE_URL (its own role): from
-    REDLINE_DEPARTMENT_DATABASE_URLS, else DATABASE_URL; a department with neither, or an
-    unknown code in the map, is refused by name."""
+    """Each hosted department's DATABASE_URL (its own role), from
+    REDLINE_DEPARTMENT_DATABASE_URLS. Only without that map (one department's own server,
+    or a test) does DATABASE_URL serve them all; with it, a department missing from it is
+    refused by name rather than given another's role, as is an unknown code."""
     catalogue = load_catalogue()
-    for code in settings.department_database_urls:
+    given = settings.department_database_urls
+    for code in given:
         catalogue.department(code)  # an unknown code is named here
     urls = {}
     for code in codes:
-        url = settings.department_database_urls.get(code) or settings.database_url
+        url = given.get(code) if given else settings.database_url
         if not url:
             raise ConfigError(f"{DATABASE_URLS}: no database URL for department {code}")
         urls[code] = url
@@ -173,23 +176,13 @@ class HostedDepartment:
         )
         try:
             await runtime.migrate()  # its tables exist before it consumes anything
-            await runtime.enforcer()
+            enforcing = await runtime.consumer()
             await consumer.start()
-            relay = asyncio.create_task(runtime.relay(), name=f"relay-{self.code}")
             self.running = True
             try:
-                while not stop.is_set():
-                    if relay.done():
-                        relay.result()  # a relay that died takes its department with it
-                        raise RuntimeError(f"{self.code}: its relay ended")
-                    messages = await consumer.batch()
-                    if messages and await consumer.take(stop, runtime.apply, messages) is None:
-                        break  # stopped before the batch was stored: left uncommitted
+                await consume(stop, consumer, enforcing, runtime.relay(stop))
             finally:
                 self.running = False
-                relay.cancel()
-                await asyncio.gather(relay, return_exceptions=True)
-                await consumer.stop()
         finally:
             await runtime.close()
 

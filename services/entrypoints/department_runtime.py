@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
@@ -26,11 +25,12 @@ from services.adapters.publisher import KafkaPublisher
 from services.adapters.same_broker import SameBroker
 from services.bootstrap import load_signer, utc_now
 from services.config import Settings
+from services.consumer import Consumer
+from services.consumer.group import relay_outbox
 from services.consuming import RawMessage
 from services.departments.handlers import BatchOutcome, Enforcer
 from services.errors import BrokerError
-from services.metrics import count_measures, observe_batch
-from services.outbox.relay import OutboxRelay
+from services.metrics import count_measures
 from services.runtime.service import MAX_BACKOFF_SECONDS, retrying
 
 log = logging.getLogger("redline.department")
@@ -71,6 +71,7 @@ class DepartmentRuntime:
         self._enforcer: Enforcer | None = None
         self._pool: Any = None
         self._outbox: PostgresOutbox | None = None  # woken here after each batch commits
+        self._consumer: Consumer[BatchOutcome] | None = None
         self._lock = asyncio.Lock()
         self.same_broker: SameBroker | None = None  # set once the broker is known
 
@@ -83,21 +84,25 @@ class DepartmentRuntime:
 
     async def enforcer(self) -> Enforcer:
         async with self._lock:
-            if self._enforcer is None:
-                _, database = self.settings.require()
-                self._pool = await self._retrying(lambda: create_pool(database, max_size=4))
-                schema = department_schema(self.department.code)
-                self._outbox = PostgresOutbox(
-                    self._pool, database, schema=schema, channel=f"{schema}.outbox"
-                )
-                self._enforcer = Enforcer(
-                    self.department,
-                    PostgresDepartmentStore(self._pool, self.department.code),
-                    self._trust or TrustStore.load(self.settings.trust_store),
-                    load_signer(self.settings, department_authority(self.department.code)),
-                    utc_now,
-                )
-            return self._enforcer
+            return await self._make_enforcer()
+
+    async def _make_enforcer(self) -> Enforcer:
+        """Called under the lock."""
+        if self._enforcer is None:
+            _, database = self.settings.require()
+            self._pool = await self._retrying(lambda: create_pool(database, max_size=4))
+            schema = department_schema(self.department.code)
+            self._outbox = PostgresOutbox(
+                self._pool, database, schema=schema, channel=f"{schema}.outbox"
+            )
+            self._enforcer = Enforcer(
+                self.department,
+                PostgresDepartmentStore(self._pool, self.department.code),
+                self._trust or TrustStore.load(self.settings.trust_store),
+                load_signer(self.settings, department_authority(self.department.code)),
+                utc_now,
+            )
+        return self._enforcer
 
     async def first_cluster(self) -> str:
         """The broker's cluster id, waited for: the worker must know it before it reads."""
@@ -113,27 +118,34 @@ class DepartmentRuntime:
         assert result is not None  # only a set stop event gives None
         return result
 
-    async def apply(self, messages: Sequence[RawMessage]) -> BatchOutcome:
-        """One attempt at a batch (a database error is raised, for the caller to retry);
-        once it is committed, the relay is woken and the measures counted."""
-        enforcer = await self.enforcer()
-        outcome = await enforcer.handle(messages)
+    async def consumer(self) -> Consumer[BatchOutcome]:
+        """The enforcer in the consumer skeleton: each batch retried until stored, then the
+        relay woken and the measures counted under the department's labels."""
+        async with self._lock:
+            if self._consumer is None:
+                enforcer = await self._make_enforcer()
+                code = self.department.code
+                self._consumer = Consumer(
+                    code,
+                    enforcer.handle,
+                    wake=self._wake,
+                    count=lambda outcome: count_measures(code, outcome.applied, outcome.lifted),
+                )
+            return self._consumer
+
+    def _wake(self) -> None:
         if self._outbox is not None:
             self._outbox.wake()  # its acknowledgements are committed: the relay may read
-        code = self.department.code
-        count_measures(code, outcome.applied, outcome.lifted)
-        if outcome.dead_letters:
-            log.warning("%s: dead-lettered %s", code, outcome.dead_letters)
-        return outcome
+
+    async def apply(self, messages: Sequence[RawMessage]) -> BatchOutcome:
+        """One attempt at a batch (a database error is raised, for the caller to retry)."""
+        return await (await self.consumer()).attempt(messages)
 
     async def enforce(self, messages: list[RawMessage]) -> None:
         """Apply one batch, retrying database errors on the same batch until it commits."""
-        began = time.monotonic()
-        outcome = await self._retrying(lambda: self.apply(messages))
-        code = self.department.code
-        observe_batch(code, messages, time.monotonic() - began, outcome.dead_letters)
+        await (await self.consumer()).run(asyncio.Event(), messages)
 
-    async def relay(self) -> None:
+    async def relay(self, stop: asyncio.Event | None = None) -> None:
         await self.enforcer()
         kafka, _ = self.settings.require()
         publisher = KafkaPublisher(
@@ -144,10 +156,9 @@ class DepartmentRuntime:
         outbox = self._outbox
         assert outbox is not None  # made with the enforcer
         try:
-            relay = OutboxRelay(
-                outbox, publisher, idle_wait=0.5, linger=ACK_LINGER_SECONDS, name=outbox.schema
+            await relay_outbox(
+                outbox, publisher, stop or asyncio.Event(), linger=ACK_LINGER_SECONDS
             )
-            await relay.run(asyncio.Event())
         finally:
             await outbox.close()
             await publisher.close()

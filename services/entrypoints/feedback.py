@@ -10,15 +10,15 @@ tracker's own Kafka login: the registry's relay may write only the violation str
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Callable, Sequence
+import functools
+from collections.abc import Callable
 from datetime import datetime
 
 from events.authorities import FEEDBACK_TRACKER
 from events.catalogue import load_catalogue
 from events.signing import TrustStore
 from events.topics import ACKNOWLEDGEMENTS, VIOLATIONS
-from services.adapters.feedback_store import MIGRATIONS, SCHEMA, PostgresFeedbackStore
+from services.adapters.feedback_store import MIGRATIONS, SCHEMA
 from services.adapters.group_consumer import GroupConsumer
 from services.adapters.migrate import migrate
 from services.adapters.outbox import PostgresOutbox
@@ -26,12 +26,14 @@ from services.adapters.postgres import create_pool
 from services.adapters.publisher import KafkaPublisher
 from services.bootstrap import load_signer, utc_now
 from services.config import Settings, load_settings
-from services.consuming import Issuer, RawMessage
+from services.consumer import Consumer
+from services.consumer.group import consume, relay_outbox
+from services.consumer.postgres import ClaimingFeedbackStore
+from services.consuming import Issuer
 from services.errors import BrokerError
 from services.feedback.domain import Answerers
-from services.feedback.handlers import CONSUMER, Tracker, TrackOutcome
+from services.feedback.handlers import CONSUMER, Tracker
 from services.metrics import start_metrics_server
-from services.outbox.relay import OutboxRelay
 from services.runtime.service import retrying, serve
 
 GROUP = "redline-feedback"
@@ -45,10 +47,8 @@ async def run_tracker(
     scan_every: float = 5.0,
 ) -> None:
     kafka, database = settings.require()
-    migrated = await retrying(
-        stop, lambda: migrate(database, package=MIGRATIONS, schema=SCHEMA), what=CONSUMER
-    )
-    if migrated is None:
+    own = functools.partial(migrate, database, package=MIGRATIONS, schema=SCHEMA)
+    if await retrying(stop, own, what=CONSUMER) is None:
         return
     pool = await retrying(stop, lambda: create_pool(database, max_size=4), what=CONSUMER)
     if pool is None:
@@ -56,7 +56,7 @@ async def run_tracker(
     catalogue = load_catalogue()
     tracker = Tracker(
         catalogue,
-        PostgresFeedbackStore(pool),
+        ClaimingFeedbackStore(pool),
         TrustStore.load(settings.trust_store),
         Issuer(load_signer(settings, FEEDBACK_TRACKER), FEEDBACK_TRACKER.source),
         clock,
@@ -76,35 +76,23 @@ async def run_tracker(
         await pool.close()
         raise
 
-    async def stored(messages: Sequence[RawMessage]) -> TrackOutcome:
-        outcome = await tracker.handle(messages)
-        outbox.wake()  # its dead letters are committed: the relay may read them now
-        return outcome
-
-    async def notify_overdue() -> int:
-        noticed = await tracker.notify_overdue()
-        if noticed:
+    async def notify_overdue() -> None:
+        if await tracker.notify_overdue():
             outbox.wake()
-        return noticed
 
-    relay = asyncio.create_task(
-        OutboxRelay(outbox, publisher, idle_wait=0.5, name=SCHEMA).run(stop)
-    )
-    last_scan = 0.0
+    async def scan() -> None:
+        await retrying(stop, notify_overdue, what=CONSUMER)
+
     try:
-        while not stop.is_set():
-            if relay.done():
-                relay.result()  # a relay that died takes the tracker with it
-            messages = await consumer.batch()
-            if messages and await consumer.take(stop, stored, messages) is None:
-                break  # stopped before the batch was stored: leave it uncommitted
-            if time.monotonic() - last_scan >= scan_every:
-                await retrying(stop, notify_overdue, what=CONSUMER)
-                last_scan = time.monotonic()
+        await consume(
+            stop,
+            consumer,
+            Consumer(CONSUMER, tracker.handle, wake=outbox.wake),
+            relay_outbox(outbox, publisher, stop),
+            tick=scan,
+            every=scan_every,
+        )
     finally:
-        relay.cancel()
-        await asyncio.gather(relay, return_exceptions=True)
-        await consumer.stop()
         await outbox.close()
         await publisher.close()
         await pool.close()

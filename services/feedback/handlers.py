@@ -3,33 +3,43 @@ and a notice (response.overdue) once per answer that misses its deadline."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import abc
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from events.catalogue import Catalogue
-from events.envelope import Envelope
 from events.models import (
     MeasureApplied,
     MeasureFailed,
     MeasureLifted,
-    Payload,
     ResponseOverdue,
 )
 from events.signing import TrustStore
 from events.topics import ACKNOWLEDGEMENTS
-from services.consuming import (
-    Issuer,
-    RawMessage,
-    dead_letter,
-    decode_or_dead_letter,
-    first_deliveries,
-)
+from services.consumer import Consumed, Decoded, Events, take
+from services.consuming import Issuer, RawMessage, dead_letter, decode_or_dead_letter
 from services.feedback.domain import NOT_OWNED, Answerers, Requirement, requirements
-from services.feedback.ports import FeedbackStore, Response
+from services.feedback.ports import FeedbackStore, FeedbackTransaction, Response
 from services.outbox.ports import OutgoingEvent
 
 CONSUMER = "feedback_tracker"
+
+
+class TrackerTransaction(FeedbackTransaction):
+    """The tracker's transaction in the consumer skeleton: it claims event ids too."""
+
+    @abc.abstractmethod
+    async def claim(self, events: Sequence[Consumed]) -> set[str]: ...
+
+
+@dataclass(frozen=True)
+class Tracked:
+    """A batch's plan: what it requires of the departments, and their answers."""
+
+    required: list[Requirement]
+    responses: list[Response]
 
 
 @dataclass
@@ -58,13 +68,14 @@ class Tracker:
         self.clock = clock
         self.answerers = answerers or Answerers.of(catalogue)
 
-    def _decode(
-        self, messages: Sequence[RawMessage]
-    ) -> tuple[list[tuple[Envelope, Payload]], list[OutgoingEvent], list[str]]:
+    async def handle(self, messages: Sequence[RawMessage]) -> TrackOutcome:
+        return await take(self, messages)
+
+    def decode(self, messages: Sequence[RawMessage]) -> Decoded:
         """The trusted events, and a dead letter for each other message: one that does not
         decode or verify, and an acknowledgement its signer may not give (another
         department's measure): such an answer is never recorded, so it cannot count."""
-        decoded: list[tuple[Envelope, Payload]] = []
+        decoded: Events = []
         dead: list[OutgoingEvent] = []
         reasons: list[str] = []
         for message in messages:
@@ -85,66 +96,77 @@ class Tracker:
                     continue
                 dead.append(dead_letter(message, CONSUMER, self.issuer, NOT_OWNED, refusal))
                 reasons.append(NOT_OWNED)
-        return decoded, dead, reasons
+        return Decoded(decoded, dead, reasons)
 
-    async def handle(self, messages: Sequence[RawMessage]) -> TrackOutcome:
-        outcome = TrackOutcome()
-        decoded, dead, outcome.dead_letters = self._decode(messages)
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[TrackerTransaction]:
         async with self.store.transaction() as tx:
-            done = await tx.consumed_among([envelope.id for envelope, _ in decoded])
-            required: list[Requirement] = []
-            responses: list[Response] = []
-            consumed: list[tuple[str, str]] = []
-            fresh, outcome.duplicates = first_deliveries(decoded, done)
-            for envelope, payload in fresh:
-                consumed.append((envelope.id, envelope.type))
-                if isinstance(payload, MeasureApplied):
-                    responses.append(
-                        Response(
-                            payload.case_id,
-                            payload.department,
-                            payload.measure,
-                            "apply",
-                            payload.applied_at,
-                            envelope.id,
-                            answers=payload.caused_by,
-                            reference=payload.reference,
-                        )
+            if not isinstance(tx, TrackerTransaction):
+                raise TypeError(
+                    "the tracker's store must claim event ids "
+                    "(services.consumer.postgres.ClaimingFeedbackStore)"
+                )
+            yield tx
+
+    async def read(self, tx: TrackerTransaction, fresh: Events) -> None:
+        """The plan needs nothing read: the store decides what is owed as it writes."""
+        return None
+
+    def plan(self, fresh: Events, state: None) -> Tracked:
+        required: list[Requirement] = []
+        responses: list[Response] = []
+        for envelope, payload in fresh:
+            if isinstance(payload, MeasureApplied):
+                responses.append(
+                    Response(
+                        payload.case_id,
+                        payload.department,
+                        payload.measure,
+                        "apply",
+                        payload.applied_at,
+                        envelope.id,
+                        answers=payload.caused_by,
+                        reference=payload.reference,
                     )
-                elif isinstance(payload, MeasureLifted):
-                    responses.append(
-                        Response(
-                            payload.case_id,
-                            payload.department,
-                            payload.measure,
-                            "lift",
-                            payload.lifted_at,
-                            envelope.id,
-                            answers=payload.caused_by,
-                        )
+                )
+            elif isinstance(payload, MeasureLifted):
+                responses.append(
+                    Response(
+                        payload.case_id,
+                        payload.department,
+                        payload.measure,
+                        "lift",
+                        payload.lifted_at,
+                        envelope.id,
+                        answers=payload.caused_by,
                     )
-                elif isinstance(payload, MeasureFailed):
-                    responses.append(
-                        Response(
-                            payload.case_id,
-                            payload.department,
-                            payload.measure,
-                            "apply",
-                            envelope.time,
-                            envelope.id,
-                            answers=payload.caused_by,
-                            error=payload.error,
-                        )
+                )
+            elif isinstance(payload, MeasureFailed):
+                responses.append(
+                    Response(
+                        payload.case_id,
+                        payload.department,
+                        payload.measure,
+                        "apply",
+                        envelope.time,
+                        envelope.id,
+                        answers=payload.caused_by,
+                        error=payload.error,
                     )
-                else:
-                    required.extend(
-                        requirements(self.catalogue, payload, envelope.time, envelope.id)
-                    )
-            outcome.required, outcome.answered = len(required), len(responses)
-            await tx.record(
-                required=required, responses=responses, consumed=consumed, outgoing=dead
-            )
-        return outcome
+                )
+            else:
+                required.extend(requirements(self.catalogue, payload, envelope.time, envelope.id))
+        return Tracked(required, responses)
+
+    async def apply(
+        self, tx: TrackerTransaction, plan: Tracked, dead: Sequence[OutgoingEvent]
+    ) -> TrackOutcome:
+        # The consumed ids are claimed already (services.consumer.take), before the answers
+        # are written: an answer to a requirement read before is told by its claim.
+        await tx.record(
+            required=plan.required, responses=plan.responses, consumed=[], outgoing=dead
+        )
+        return TrackOutcome(required=len(plan.required), answered=len(plan.responses))
 
     async def notify_overdue(self, limit: int = 1000) -> int:
         """Send response.overdue for every answer past its deadline, once each."""

@@ -48,7 +48,9 @@ def _start_host(settings: Settings, stack: Stack, logs: Path) -> subprocess.Pope
     env = {
         **os.environ,
         "KAFKA_BOOTSTRAP": stack.kafka,
-        "DATABASE_URL": "",  # no fallback: every department must use its own role
+        # As the supervisor does: DATABASE_URL only completes the server pair; with the map
+        # given, no department falls back to it (department_urls).
+        "DATABASE_URL": next(iter(urls.values())),
         DATABASE_URLS: json.dumps(urls),
         "REDLINE_HOME": str(settings.home),
     }
