@@ -4,6 +4,8 @@ batch delivered again (the host killed mid-stream, its groups rewound) doubles n
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import json
 import os
 import subprocess
@@ -23,9 +25,11 @@ from events.signing import TrustStore
 from events.topics import ACKNOWLEDGEMENTS, VIOLATIONS
 from services.adapters.db_roles import department_role
 from services.adapters.department_store import department_schema
+from services.adapters.kafka import ensure_topics
 from services.config import Settings
 from services.entrypoints.department_host import DATABASE_URLS
 from services.runtime.devkeys import ensure_dev_keys, load_dev_signer
+from services.runtime.embedded import EmbeddedBroker
 from services.runtime.processes import spawn, stop_processes
 from tests.conftest import Stack
 from tests.integration.test_departments import _filed, _publish
@@ -59,6 +63,21 @@ def _start_host(settings: Settings, stack: Stack, logs: Path) -> subprocess.Pope
         log_path=logs / "department-host.log",
         env=env,
     )
+
+
+@pytest.fixture(scope="module")
+def stack(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """The session's PostgreSQL with a broker of this module's own. The host's members
+    (aiokafka's assignor) and the faust workers other tests start in the same
+    `redline-department-<code>` groups cannot be in one group at once, and a host this
+    module kills stays a member until its session times out."""
+    broker = EmbeddedBroker(tmp_path_factory.mktemp("host-broker"))
+    broker.start()
+    try:
+        asyncio.run(ensure_topics(broker.bootstrap))
+        yield dataclasses.replace(stack, broker=broker)
+    finally:
+        broker.stop()
 
 
 @pytest.fixture(scope="module")
