@@ -66,7 +66,7 @@ def _start_host(settings: Settings, stack: Stack, logs: Path) -> subprocess.Pope
 
 
 @pytest.fixture(scope="module")
-def stack(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def hosted(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """The session's PostgreSQL with a broker of this module's own. The host's members
     (aiokafka's assignor) and the faust workers other tests start in the same
     `redline-department-<code>` groups cannot be in one group at once, and a host this
@@ -86,10 +86,10 @@ def logs(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def host(settings: Settings, stack: Stack, logs: Path) -> Iterator[list[subprocess.Popen[bytes]]]:
+def host(settings: Settings, hosted: Stack, logs: Path) -> Iterator[list[subprocess.Popen[bytes]]]:
     """The running host (a list, so a test may replace it by a new one)."""
     ensure_dev_keys(settings.home)
-    procs = [_start_host(settings, stack, logs)]
+    procs = [_start_host(settings, hosted, logs)]
     yield procs
     stop_processes(procs)
 
@@ -164,23 +164,23 @@ async def _each_once(db: asyncpg.Pool, stack: Stack, trust: TrustStore, cases: l
 async def test_a_host_applies_each_departments_blocks_once(
     host: list[subprocess.Popen[bytes]],
     settings: Settings,
-    stack: Stack,
+    hosted: Stack,
     db: asyncpg.Pool,
     trust: TrustStore,
 ) -> None:
     cases = _cases("A", 10)
-    await _publish_filed(settings, stack, cases)
+    await _publish_filed(settings, hosted, cases)
     await eventually(
         lambda: _all_blocked(db, HOSTED, cases), timeout=WAIT, what="every department blocking"
     )
-    await _each_once(db, stack, trust, cases)
+    await _each_once(db, hosted, trust, cases)
     assert host[0].poll() is None  # one process did it all
 
 
 async def test_one_departments_unwritable_schema_stops_none_of_the_others(
     host: list[subprocess.Popen[bytes]],
     settings: Settings,
-    stack: Stack,
+    hosted: Stack,
     db: asyncpg.Pool,
     trust: TrustStore,
 ) -> None:
@@ -189,11 +189,11 @@ async def test_one_departments_unwritable_schema_stops_none_of_the_others(
     first, second = _cases("B1", 5), _cases("B2", 5)
     await db.execute(f"REVOKE INSERT ON {schema}.blocks FROM {group}")
     try:
-        await _publish_filed(settings, stack, first)
+        await _publish_filed(settings, hosted, first)
         await eventually(
             lambda: _all_blocked(db, others, first), timeout=WAIT, what="the others blocking"
         )
-        await _publish_filed(settings, stack, second)  # they keep going, case after case
+        await _publish_filed(settings, hosted, second)  # they keep going, case after case
         await eventually(
             lambda: _all_blocked(db, others, second), timeout=WAIT, what="the others going on"
         )
@@ -208,7 +208,7 @@ async def test_one_departments_unwritable_schema_stops_none_of_the_others(
         what=f"{FAULTY} catching up",
     )
     assert await db.fetchval(f"SELECT count(*) FROM {schema}.consumed_events") > consumed
-    await _each_once(db, stack, trust, first + second)
+    await _each_once(db, hosted, trust, first + second)
 
 
 async def _ends(stack: Stack) -> dict[TopicPartition, int]:
@@ -243,7 +243,7 @@ async def _caught_up(stack: Stack) -> bool:
 async def test_a_host_killed_mid_stream_and_given_the_batch_again_doubles_nothing(
     host: list[subprocess.Popen[bytes]],
     settings: Settings,
-    stack: Stack,
+    hosted: Stack,
     db: asyncpg.Pool,
     trust: TrustStore,
     logs: Path,
@@ -251,7 +251,7 @@ async def test_a_host_killed_mid_stream_and_given_the_batch_again_doubles_nothin
     cases = _cases("C", 120)
     signer = load_dev_signer(settings.home, NATURAL_RESOURCES)
     records = [(case_id, _filed(case_id, signer)) for case_id in cases]
-    await _publish(stack, records)
+    await _publish(hosted, records)
 
     async def started() -> bool:
         return any([await _blocks(db, code, cases) for code in HOSTED])
@@ -259,8 +259,8 @@ async def test_a_host_killed_mid_stream_and_given_the_batch_again_doubles_nothin
     await eventually(started, timeout=WAIT, what="the host taking the stream")
     host[0].kill()  # a crash mid-stream: what it had not committed is delivered again
     host[0].wait()
-    await _publish(stack, records)  # and every event of the stream once more, as sent
-    host[0] = _start_host(settings, stack, logs)
+    await _publish(hosted, records)  # and every event of the stream once more, as sent
+    host[0] = _start_host(settings, hosted, logs)
     await eventually(
         lambda: _all_blocked(db, HOSTED, cases), timeout=WAIT, what="every case blocked"
     )
@@ -275,10 +275,10 @@ async def test_a_host_killed_mid_stream_and_given_the_batch_again_doubles_nothin
             )
             if consumed != len(cases):
                 return False
-        return await _caught_up(stack)
+        return await _caught_up(hosted)
 
     await eventually(taken_twice, timeout=WAIT, what="every copy read")
-    await _each_once(db, stack, trust, cases)
+    await _each_once(db, hosted, trust, cases)
     for code in HOSTED:  # one audit entry per block, none for a redelivery
         audited = await db.fetchval(
             f"SELECT count(*) FROM {department_schema(code)}.audit_log "
