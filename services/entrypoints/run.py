@@ -393,10 +393,14 @@ class Supervisor:
                 service.name: service.metrics for service, _ in self.children if service.metrics
             },
         }
-        # Owner-only: on external servers the database URL holds its password.
-        settings.endpoints_file.touch(mode=0o600)
-        settings.endpoints_file.chmod(0o600)
-        settings.endpoints_file.write_text(json.dumps(endpoints, indent=2) + "\n")
+        # Owner-only (on external servers the database URL holds its password), and whole:
+        # written aside and renamed over, so a reader never sees it half written.
+        target = settings.endpoints_file
+        staged = target.with_name(f".{target.name}.{os.getpid()}")
+        staged.touch(mode=0o600)
+        staged.chmod(0o600)
+        staged.write_text(json.dumps(endpoints, indent=2) + "\n")
+        os.replace(staged, target)
 
     def watch(self) -> int:
         """Block until asked to stop. A child that dies on its own is started again after a

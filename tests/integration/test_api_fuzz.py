@@ -45,6 +45,9 @@ from services.entrypoints.api import create_app
 from tests.conftest import Stack, create_database
 from tests.support import new_uscc
 
+# Longer than the suite's 30 s per test: schemathesis sends every operation its generated requests.
+pytestmark = pytest.mark.timeout(300)
+
 EXAMPLES_PER_OPERATION = 30
 CHECKS = [
     not_a_server_error,

@@ -58,6 +58,9 @@ from tests.support import (
     read_topic,
 )
 
+# Longer than the suite's 30 s per test: the builder waits out heartbeats and rebuilds.
+pytestmark = pytest.mark.timeout(120)
+
 POWER, LOANS = "refuse_power_supply", "refuse_loans"
 WAIT = 60.0
 HOME = "孝义市梧桐镇西村12号"

@@ -27,6 +27,9 @@ from services.runtime.devkeys import key_id
 from services.runtime.processes import spawn, stop_processes
 from tests.support import business_premises_facts, case_body, eventually, new_unit_code
 
+# Longer than the suite's 30 s per test: registry, departments, builder and subscribers end to end.
+pytestmark = pytest.mark.timeout(120)
+
 POWER, LOANS = "refuse_power_supply", "refuse_loans"
 HOME = "孝义市梧桐镇西村12号"  # the subject's lawful home: supplied whatever its case elsewhere
 BOUND = 2.0

@@ -11,6 +11,10 @@ import pytest
 
 from tests.chaos.suite import PLANS, run
 
+# Longer than the suite's 30 s per test: the fault plan: kills, broker restarts, Postgres stopped,
+# while cases flow.
+pytestmark = pytest.mark.timeout(900)
+
 
 @pytest.mark.timeout(900)  # the whole system, seven faults, then convergence
 async def test_faults_lose_nothing_and_double_nothing() -> None:

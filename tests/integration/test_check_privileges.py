@@ -36,6 +36,9 @@ from tests.conftest import Stack, create_database
 from tests.integration.bureau import Bureau
 from tests.support import business_premises_facts, case_body, eventually, new_unit_code, new_uscc
 
+# Longer than the suite's 30 s per test: a builder stopped until the check turns stale.
+pytestmark = pytest.mark.timeout(120)
+
 POWER, LOANS = "refuse_power_supply", "refuse_loans"
 # Government departments' measures: no utility or bank may check them.
 GOVERNMENT = ("publish_credit_record", "halt_transport_works")

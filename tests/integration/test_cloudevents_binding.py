@@ -59,6 +59,9 @@ from services.runtime.processes import spawn, stop_processes
 from tests.conftest import Stack, create_database
 from tests.support import case_body, eventually, filed_event
 
+# Longer than the suite's 30 s per test: its own broker, a department and a subscriber.
+pytestmark = pytest.mark.timeout(120)
+
 LOANS = "refuse_loans"
 DEPARTMENT = "finance"
 HEADERS: list[tuple[str, bytes]] = [("content-type", b"application/cloudevents+json")]

@@ -37,6 +37,10 @@ from events.topics import blocklist_topic
 from tests.conftest import Stack
 from tests.support import eventually, new_uscc
 
+# Longer than the suite's 30 s per test: builds the connector's wheel and installs it in a fresh
+# venv.
+pytestmark = pytest.mark.timeout(180)
+
 ROOT = Path(__file__).resolve().parents[2]
 PROJECT = ROOT / "distributions" / "redline-connector"
 # What the distribution ships, as laid out in the checkout.

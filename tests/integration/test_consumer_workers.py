@@ -30,6 +30,9 @@ from tests.conftest import Stack
 from tests.integration.test_departments import WAIT, _publish
 from tests.support import case_body, eventually, filed_event
 
+# Longer than the suite's 30 s per test: two workers of one group, one leaving mid-stream.
+pytestmark = pytest.mark.timeout(120)
+
 _NOW = datetime(2026, 1, 1, tzinfo=UTC)  # when does not matter: which rows are owed
 Worker = Callable[[Settings, asyncio.Event], Coroutine[Any, Any, None]]
 

@@ -4,9 +4,14 @@ confiscation."""
 
 from __future__ import annotations
 
+import pytest
+
 from services.demo import run_demo
 from services.registry.domain import CaseStatus
 from services.registry.handlers import Registry
+
+# Longer than the suite's 30 s per test: the demo feed against the whole system.
+pytestmark = pytest.mark.timeout(120)
 
 SUPPLY = {"refuse_water_supply", "refuse_power_supply", "refuse_gas_supply", "refuse_loans"}
 

@@ -35,6 +35,9 @@ from tests.conftest import Stack
 from tests.integration.test_departments import _filed, _publish
 from tests.support import eventually, read_topic
 
+# Longer than the suite's 30 s per test: a host of several departments killed and started again.
+pytestmark = pytest.mark.timeout(180)
+
 HOSTED = ("power_supply", "water_supply", "finance", "housing")  # each blocks a filed case
 FAULTY = "water_supply"
 MEASURES = {  # what case_body()'s facts start in each hosted department

@@ -8,6 +8,7 @@ import subprocess
 import uuid
 
 import asyncpg
+import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
 from events.authorities import NATURAL_RESOURCES
@@ -25,6 +26,10 @@ from services.runtime.processes import stop_process, stop_processes
 from tests.conftest import Stack
 from tests.integration.test_departments import WAIT, _filed, _publish, _start_department
 from tests.support import eventually, read_topic
+
+# Longer than the suite's 30 s per test: two faust workers, one joining and one leaving, with
+# rebalances.
+pytestmark = pytest.mark.timeout(180)
 
 CODE = "gas_supply"
 SCHEMA = department_schema(CODE)

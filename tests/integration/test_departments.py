@@ -65,6 +65,10 @@ from tests.support import (
     read_topic,
 )
 
+# Longer than the suite's 30 s per test: starts every department's faust worker and waits for each
+# block.
+pytestmark = pytest.mark.timeout(180)
+
 CATALOGUE = load_catalogue()
 WAIT = 180.0  # 21 faust workers share two cores while they start and join their groups
 

@@ -14,6 +14,9 @@ from services.adapters.migrate import load_migrations, migrate
 from services.errors import DatabaseError
 from tests.conftest import Stack, create_database
 
+# Longer than the suite's 30 s per test: starts make run's whole system.
+pytestmark = pytest.mark.timeout(180)
+
 
 async def test_every_topic_exists_with_its_partitions(stack: Stack) -> None:
     admin = AIOKafkaAdminClient(bootstrap_servers=stack.kafka)

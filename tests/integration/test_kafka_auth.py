@@ -31,7 +31,8 @@ from services.errors import BrokerError
 from services.runtime.embedded import EmbeddedBroker
 from services.runtime.processes import is_running, wait_until
 
-pytestmark = pytest.mark.integration
+# Longer than the suite's 30 s per test: a broker with SASL users started per test.
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
 T = TypeVar("T")
 DEADLINE = 30.0  # seconds any one refusal may take to arrive

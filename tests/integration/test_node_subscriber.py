@@ -38,6 +38,9 @@ from services.outbox.ports import PendingEvent
 from services.runtime.embedded import EmbeddedBroker
 from tests.support import dead_letters, eventually, new_uscc
 
+# Longer than the suite's 30 s per test: Node and Python subscribers read the same list.
+pytestmark = pytest.mark.timeout(120)
+
 ROOT = Path(__file__).resolve().parents[2]
 NODE_DIR = ROOT / "connectors" / "node-subscriber"
 LOANS = "refuse_loans"

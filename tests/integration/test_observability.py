@@ -21,6 +21,10 @@ from services.config import REPO_ROOT, load_settings
 from services.entrypoints.run import Supervisor
 from services.runtime.processes import free_port
 
+# Longer than the suite's 30 s per test: starts make run's whole system and waits for every panel's
+# series.
+pytestmark = pytest.mark.timeout(300)
+
 DASHBOARDS = REPO_ROOT / "deploy" / "grafana" / "dashboards"
 ALERTS = REPO_ROOT / "deploy" / "prometheus" / "alerts.yml"
 # Grafana fills these in; a window long enough to span the whole test stands in for them.

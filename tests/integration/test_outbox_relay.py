@@ -35,6 +35,9 @@ from services.runtime.embedded import EmbeddedBroker
 from services.runtime.processes import is_running
 from tests.support import case_body, eventually, read_topic
 
+# Longer than the suite's 30 s per test: a relay process killed and started again mid-run.
+pytestmark = pytest.mark.timeout(120)
+
 
 async def _pending(database_url: str) -> tuple[int, int]:
     conn = await asyncpg.connect(database_url)
@@ -179,12 +182,13 @@ def _start_relay_process(settings: Settings, log: Path) -> subprocess.Popen[byte
         "REDLINE_HOME": str(settings.home),
         "REDLINE_RELAY_BATCH": "10",
     }
-    return subprocess.Popen(
-        [sys.executable, "-m", "services.entrypoints.relay"],
-        env=env,
-        stdout=log.open("ab"),
-        stderr=subprocess.STDOUT,
-    )
+    with log.open("ab") as output:  # the child keeps its own descriptor
+        return subprocess.Popen(
+            [sys.executable, "-m", "services.entrypoints.relay"],
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
 
 
 async def test_a_relay_killed_mid_run_loses_nothing(

@@ -10,8 +10,13 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from services.runtime.processes import is_running
 from tests.conftest import Stack
+
+# Longer than the suite's 30 s per test: starts make run's whole system and restarts a child.
+pytestmark = pytest.mark.timeout(180)
 
 READY_TIMEOUT = 60.0
 
