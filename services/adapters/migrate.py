@@ -3,6 +3,11 @@
 Two processes migrating at once serialise on the lock; the second finds nothing to do.
 A file that changed after it was applied is refused rather than silently skipped. Its
 errors name the database with the password redacted: they are printed and logged.
+
+SQL that several schemas need alike (a consumer's tracking table, its outbox and relay,
+the audit log) is written once in `services/migrations/shared/` and a migration names it
+on a line of its own, `-- include: <name>`. The checksum covers the text as included, so
+a shared file edited after a schema applied it is refused there like any edited file.
 """
 
 from __future__ import annotations
@@ -20,6 +25,8 @@ from services.errors import DatabaseError
 # Any fixed 64-bit number; it only has to be the same in every process.
 _MIGRATION_LOCK_ID = 0x7265646C696E65  # "redline"
 _FILE_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
+_INCLUDE = re.compile(r"^-- include: ([a-z0-9_]+)\n", re.MULTILINE)
+_SHARED = "services.migrations.shared"
 
 
 @dataclass(frozen=True)
@@ -39,12 +46,26 @@ def load_migrations(package: str = "services.migrations") -> list[Migration]:
     for entry in folder.iterdir():
         match = _FILE_NAME.match(entry.name)
         if match:
-            found.append(Migration(int(match[1]), match[2], entry.read_text(encoding="utf-8")))
+            sql = expand_includes(entry.read_text(encoding="utf-8"), entry.name)
+            found.append(Migration(int(match[1]), match[2], sql))
     found.sort(key=lambda migration: migration.version)
     versions = [migration.version for migration in found]
     if len(set(versions)) != len(versions):
         raise DatabaseError(f"two migrations share a number: {versions}")
     return found
+
+
+def expand_includes(sql: str, file_name: str) -> str:
+    """The migration's text with each `-- include: <name>` line replaced by that shared file."""
+    shared = resources.files(_SHARED)
+
+    def included(match: re.Match[str]) -> str:
+        fragment = shared / f"{match[1]}.sql"
+        if not fragment.is_file():
+            raise DatabaseError(f"{file_name} includes {match[1]!r}, which {_SHARED} lacks")
+        return fragment.read_text(encoding="utf-8")
+
+    return _INCLUDE.sub(included, sql)
 
 
 _SCHEMA_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")

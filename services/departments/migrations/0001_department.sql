@@ -32,11 +32,7 @@ CREATE INDEX blocks_active_by_subject ON {schema}.blocks (subject_id, measure)
     WHERE lifted_at IS NULL;
 
 -- Every consumed event id, written in the same transaction as its effect.
-CREATE TABLE {schema}.consumed_events (
-    event_id     text        PRIMARY KEY,
-    event_type   text        NOT NULL,
-    consumed_at  timestamptz NOT NULL DEFAULT now()
-);
+-- include: consumer_tracking
 
 -- Acknowledgements and dead letters waiting to be published.
 CREATE TABLE {schema}.outbox (
@@ -50,18 +46,4 @@ CREATE TABLE {schema}.outbox (
     sent_at      timestamptz,
     send_count   integer     NOT NULL DEFAULT 0
 );
-CREATE INDEX outbox_pending ON {schema}.outbox (position) WHERE sent_at IS NULL;
-
-CREATE FUNCTION {schema}.outbox_notify() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    PERFORM pg_notify(TG_TABLE_SCHEMA || '.outbox', '');
-    RETURN NULL;
-END $$;
-CREATE TRIGGER outbox_wakes_relay AFTER INSERT ON {schema}.outbox
-    FOR EACH STATEMENT EXECUTE FUNCTION {schema}.outbox_notify();
-
-CREATE TABLE {schema}.relay_state (
-    singleton     boolean     PRIMARY KEY DEFAULT true CHECK (singleton),
-    cluster_id    text        NOT NULL,
-    updated_at    timestamptz NOT NULL DEFAULT now()
-);
+-- include: outbox_relay

@@ -1,0 +1,1 @@
+"""SQL written once and included by several schemas' migrations (`-- include: <name>`)."""
