@@ -22,7 +22,6 @@ from services.adapters.kafka import ensure_topics
 from services.adapters.migrate import migrate as apply_migrations
 from services.bootstrap import bootstrap_registry, department_queries, registry_store
 from services.config import load_running_settings
-from services.demo import DemoStats, run_demo
 from services.departments.queries import BlockList, BlockView
 from services.entrypoints.audit_commands import audit_app
 from services.entrypoints.report_commands import report_app
@@ -277,7 +276,19 @@ def demo(
     interval: Annotated[float, typer.Option(min=0)] = 1.0,
     seed: int = 2023,
 ) -> None:
-    """File a stream of realistic sample cases, some over the thresholds, some later restored."""
+    """File a stream of realistic sample cases, some over the thresholds, some later restored
+    (from a source checkout: a production install carries no demo)."""
+    try:
+        # The demo is a top-level package of the checkout, left out of the wheel and image.
+        from demo import DemoStats, run_demo  # noqa: PLC0415
+    except ModuleNotFoundError as exc:
+        if exc.name != "demo":
+            raise
+        raise RedlineError(
+            "the demo is not part of this install: it runs from a source checkout "
+            "(`make run` starts it; or `python -m services.entrypoints.cli demo` from the "
+            "checkout's root)"
+        ) from exc
 
     async def run() -> DemoStats:
         async with bootstrap_registry(load_running_settings()) as registry:

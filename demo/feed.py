@@ -14,6 +14,7 @@ from decimal import Decimal
 
 from pydantic import BaseModel
 
+from demo.generator import DemoGenerator
 from events.identifiers import (
     mask_name,
 )
@@ -28,7 +29,6 @@ from events.models import (
     RevocationDetails,
 )
 from services.access import Principal, Role
-from services.demo.generator import DemoGenerator
 from services.registry.domain import AlreadySigned, CaseStatus, IllegalTransition, Step, next_status
 from services.registry.handlers import NotFound, Registry, SignOffDetails
 from services.registry.views import CaseSummary, RestorationSummary

@@ -10,32 +10,7 @@ from datetime import date, timedelta
 from decimal import Decimal
 from typing import TypeVar
 
-from events.identifiers import (
-    USCC_ALPHABET,
-    resident_id_check_character,
-    uscc_check_character,
-)
-from events.land import M2_PER_MU, LandClass
-from events.models import (
-    BuildingUse,
-    CaseDetails,
-    CaseFacts,
-    ClosureDetails,
-    ClueDetails,
-    ConfiscationDetails,
-    Coordinates,
-    LandProceduresDetails,
-    Parcel,
-    PenaltyDetails,
-    Project,
-    ProjectSector,
-    RectificationDetails,
-    RestorationDetails,
-    RevocationDetails,
-    Site,
-    Subject,
-)
-from services.demo.samples import (
+from demo.samples import (
     ANY_LAND,
     APPROVERS,
     AREA_IN_M2_SHARE,
@@ -61,6 +36,31 @@ from services.demo.samples import (
     VIOLATION_LABELS,
     XIAOYI,
     Scenario,
+)
+from events.identifiers import (
+    USCC_ALPHABET,
+    resident_id_check_character,
+    uscc_check_character,
+)
+from events.land import M2_PER_MU, LandClass
+from events.models import (
+    BuildingUse,
+    CaseDetails,
+    CaseFacts,
+    ClosureDetails,
+    ClueDetails,
+    ConfiscationDetails,
+    Coordinates,
+    LandProceduresDetails,
+    Parcel,
+    PenaltyDetails,
+    Project,
+    ProjectSector,
+    RectificationDetails,
+    RestorationDetails,
+    RevocationDetails,
+    Site,
+    Subject,
 )
 
 _T = TypeVar("_T")
