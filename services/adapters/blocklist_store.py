@@ -12,7 +12,7 @@ import asyncpg
 from events.catalogue import Fact, Target
 from events.land import LandClass
 from services.adapters.outbox import enqueue
-from services.adapters.postgres import TRANSIENT_ERRORS, connection
+from services.adapters.postgres import claim_events, connection, pooled_transaction
 from services.blocklist.domain import ActiveBlock, ListedCase, ListHashes, Why
 from services.blocklist.ports import (
     BlocklistStore,
@@ -23,7 +23,7 @@ from services.blocklist.ports import (
     Published,
 )
 from services.blocklist.queries import Vouched
-from services.errors import DatabaseError
+from services.consumer import Consumed
 from services.outbox.ports import OutgoingEvent
 
 SCHEMA = "blocklist"
@@ -79,12 +79,8 @@ class PostgresBlocklistTransaction(BlocklistTransaction):
     def __init__(self, conn: asyncpg.Connection) -> None:
         self.conn = conn
 
-    async def consumed_among(self, event_ids: Sequence[str]) -> set[str]:
-        rows = await self.conn.fetch(
-            f"SELECT event_id FROM {SCHEMA}.consumed_events WHERE event_id = ANY($1::text[])",
-            list(event_ids),
-        )
-        return {row["event_id"] for row in rows}
+    async def claim(self, events: Sequence[Consumed]) -> set[str]:
+        return await claim_events(self.conn, SCHEMA, events)
 
     async def cases(self, case_ids: Sequence[str]) -> dict[str, ListedCase]:
         rows = await self.conn.fetch(
@@ -241,8 +237,7 @@ class PostgresBlocklistTransaction(BlocklistTransaction):
         )
 
     async def enqueue(self, outgoing: Sequence[OutgoingEvent]) -> None:
-        if outgoing:
-            await enqueue(self.conn, SCHEMA, outgoing)
+        await enqueue(self.conn, SCHEMA, outgoing)
 
 
 class PostgresBlocklistStore(BlocklistStore):
@@ -253,14 +248,11 @@ class PostgresBlocklistStore(BlocklistStore):
     async def transaction(self) -> AsyncIterator[BlocklistTransaction]:
         """One batch at a time across every builder: a second builder (a rolling update)
         waits here, and then reads the entries the first one wrote."""
-        try:
-            async with self.pool.acquire() as conn, conn.transaction():
-                await conn.execute(
-                    "SELECT pg_advisory_xact_lock(hashtextextended('redline-blocklist-builder', 0))"
-                )
-                yield PostgresBlocklistTransaction(conn)
-        except (*TRANSIENT_ERRORS, asyncpg.PostgresError) as exc:
-            raise DatabaseError(f"database error: {exc}") from exc
+        async with pooled_transaction(self.pool) as conn:
+            await conn.execute(
+                "SELECT pg_advisory_xact_lock(hashtextextended('redline-blocklist-builder', 0))"
+            )
+            yield PostgresBlocklistTransaction(conn)
 
     async def claim_subject_key(self, key_id: str) -> str:
         """Record the subject key on first use; returns the key the lists are built under."""
@@ -331,7 +323,7 @@ class PostgresBlocklistStore(BlocklistStore):
     async def retire_old_keys(self, measures: Sequence[str], topic_of: dict[str, str]) -> int:
         """Tombstone, once, the keys the lists were published under with the old single
         subject key, so compaction drops them; returns how many."""
-        async with self.pool.acquire() as conn, conn.transaction():
+        async with pooled_transaction(self.pool) as conn:
             rows = await conn.fetch(
                 f"DELETE FROM {SCHEMA}.retired_keys WHERE measure = ANY($1::text[]) "
                 "RETURNING measure, subject_hash",
@@ -348,8 +340,7 @@ class PostgresBlocklistStore(BlocklistStore):
                 )
                 for row in rows
             ]
-            if outgoing:
-                await enqueue(conn, SCHEMA, outgoing)
+            await enqueue(conn, SCHEMA, outgoing)
         return len(outgoing)
 
     async def ping(self) -> None:

@@ -15,7 +15,7 @@ from events.land import LandClass
 from events.models import CaseFacts, Project, Site
 from services.adapters.audit import append_audit
 from services.adapters.outbox import enqueue
-from services.adapters.postgres import TRANSIENT_ERRORS, connection
+from services.adapters.postgres import claim_events, connection, pooled_transaction
 from services.audit.domain import AuditEntry
 from services.departments.ports import (
     BatchWrites,
@@ -30,7 +30,6 @@ from services.departments.ports import (
     TargetRef,
 )
 from services.departments.schema import department_schema as department_schema  # noqa: PLC0414 (re-exported)
-from services.errors import DatabaseError
 
 
 class PostgresDepartmentTransaction(DepartmentTransaction):
@@ -39,14 +38,7 @@ class PostgresDepartmentTransaction(DepartmentTransaction):
         self.schema = schema
 
     async def claim(self, events: Sequence[Consumed]) -> set[str]:
-        rows = await self.conn.fetch(
-            f"INSERT INTO {self.schema}.consumed_events (event_id, event_type) "
-            "SELECT * FROM unnest($1::text[], $2::text[]) ON CONFLICT (event_id) DO NOTHING "
-            "RETURNING event_id",
-            [event.event_id for event in events],
-            [event.event_type for event in events],
-        )
-        return {row["event_id"] for row in rows}
+        return await claim_events(self.conn, self.schema, events)
 
     # Both look-ups join the batch's case ids rather than test `case_id = ANY($1)`. With
     # the array test, about one backlog drain in three on a fresh schema slowed from
@@ -121,8 +113,7 @@ class PostgresDepartmentTransaction(DepartmentTransaction):
                 [(x.measure, x.case_id, x.at, x.reason, x.event_id) for x in lifts],
             )
         await append_audit(self.conn, s, self._decisions(writes), datetime.now(UTC))
-        if writes.outgoing:
-            await enqueue(self.conn, s, writes.outgoing)
+        await enqueue(self.conn, s, writes.outgoing)
 
     async def _upsert_blocks(self, rows: list[tuple[BlockApplied, BlockLifted | None]]) -> None:
         """A block applied again after a lift (a correction moved it, or undid the one that
@@ -245,11 +236,8 @@ class PostgresDepartmentStore(DepartmentStore):
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[DepartmentTransaction]:
-        try:
-            async with self.pool.acquire() as conn, conn.transaction():
-                yield PostgresDepartmentTransaction(conn, self.schema)
-        except (*TRANSIENT_ERRORS, asyncpg.PostgresError) as exc:
-            raise DatabaseError(f"database error: {exc}") from exc
+        async with pooled_transaction(self.pool) as conn:
+            yield PostgresDepartmentTransaction(conn, self.schema)
 
     async def blocks(
         self,

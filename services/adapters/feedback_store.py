@@ -12,8 +12,8 @@ from typing import Any
 import asyncpg
 
 from services.adapters.outbox import enqueue
-from services.adapters.postgres import TRANSIENT_ERRORS
-from services.errors import DatabaseError
+from services.adapters.postgres import claim_shared, pooled_transaction
+from services.consumer import Consumed
 from services.feedback.domain import Requirement, in_order
 from services.feedback.handlers import CONSUMER
 from services.feedback.ports import FeedbackStore, FeedbackTransaction, Response, Waiting
@@ -85,18 +85,17 @@ _FAILED = (
 _STATEMENTS = {"apply": _REQUIRE_APPLY, "lift": _REQUIRE_LIFT}
 
 
+def _key(response: Response) -> tuple[str, str, str, str]:
+    """The responses row an answer goes to."""
+    return (response.case_id, response.department, response.measure, response.action)
+
+
 class PostgresFeedbackTransaction(FeedbackTransaction):
     def __init__(self, conn: asyncpg.Connection) -> None:
         self.conn = conn
 
-    async def consumed_among(self, event_ids: Sequence[str]) -> set[str]:
-        rows = await self.conn.fetch(
-            "SELECT event_id FROM consumed_events "
-            "WHERE consumer = $1 AND event_id = ANY($2::text[])",
-            CONSUMER,
-            list(event_ids),
-        )
-        return {row["event_id"] for row in rows}
+    async def claim(self, events: Sequence[Consumed]) -> set[str]:
+        return await claim_shared(self.conn, CONSUMER, events)
 
     async def record(
         self,
@@ -122,48 +121,21 @@ class PostgresFeedbackTransaction(FeedbackTransaction):
                 if rows:
                     await self.conn.executemany(statement, rows)
         await self._record_responses(responses)
-        if outgoing:
-            await enqueue(self.conn, SCHEMA, outgoing)
+        await enqueue(self.conn, SCHEMA, outgoing)
 
     async def _record_responses(self, responses: Sequence[Response]) -> None:
         """Each department's answer: done, or failed with its error."""
-        done = [r for r in responses if r.error is None]
-        failed = [r for r in responses if r.error is not None]
-        if done:
-            await self.conn.executemany(
-                _ANSWER,
-                [
-                    (
-                        r.case_id,
-                        r.department,
-                        r.measure,
-                        r.action,
-                        r.at,
-                        r.event_id,
-                        r.reference,
-                        r.answers,
-                        CONSUMER,
-                    )
-                    for r in done
-                ],
-            )
-        if failed:
-            await self.conn.executemany(
-                _FAILED,
-                [
-                    (
-                        r.case_id,
-                        r.department,
-                        r.measure,
-                        r.action,
-                        r.at,
-                        r.error,
-                        r.answers,
-                        CONSUMER,
-                    )
-                    for r in failed
-                ],
-            )
+        done = [
+            (*_key(r), r.at, r.event_id, r.reference, r.answers, CONSUMER)
+            for r in responses
+            if r.error is None
+        ]
+        failed = [
+            (*_key(r), r.at, r.error, r.answers, CONSUMER) for r in responses if r.error is not None
+        ]
+        for statement, rows in ((_ANSWER, done), (_FAILED, failed)):
+            if rows:
+                await self.conn.executemany(statement, rows)
 
     async def claim_overdue(self, now: datetime, limit: int) -> list[Waiting]:
         rows = await self.conn.fetch(
@@ -178,8 +150,7 @@ class PostgresFeedbackTransaction(FeedbackTransaction):
         return [Waiting(**dict(row)) for row in rows]
 
     async def enqueue(self, events: Sequence[OutgoingEvent]) -> None:
-        if events:
-            await enqueue(self.conn, SCHEMA, events)
+        await enqueue(self.conn, SCHEMA, events)
 
 
 class PostgresFeedbackStore(FeedbackStore):
@@ -188,8 +159,5 @@ class PostgresFeedbackStore(FeedbackStore):
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[FeedbackTransaction]:
-        try:
-            async with self.pool.acquire() as conn, conn.transaction():
-                yield PostgresFeedbackTransaction(conn)
-        except (*TRANSIENT_ERRORS, asyncpg.PostgresError) as exc:
-            raise DatabaseError(f"database error: {exc}") from exc
+        async with pooled_transaction(self.pool) as conn:
+            yield PostgresFeedbackTransaction(conn)

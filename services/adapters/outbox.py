@@ -38,6 +38,8 @@ MAX_HOLES = 4096
 
 async def enqueue(conn: asyncpg.Connection, schema: str, events: Sequence[OutgoingEvent]) -> None:
     """Add events to an outbox inside the caller's transaction; an id already there is kept."""
+    if not events:
+        return
     await conn.executemany(
         f"INSERT INTO {schema}.outbox (event_id, event_type, topic, key, value) "
         "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (event_id) DO NOTHING",

@@ -2,21 +2,39 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
+from dataclasses import fields
 from typing import Any
 
 import asyncpg
 
-from services.adapters.postgres import connection
+from services.adapters.case_records import append_case_record
+from services.adapters.postgres import connection, placeholders
 from services.audit.domain import AuditEntry
 from services.referrals.domain import Referral, ReferralStatus
-from services.referrals.ports import ReferralFilter, ReferralReader, ReferralTransaction
+from services.referrals.ports import (
+    ReferralFilter,
+    ReferralReader,
+    ReferralTransaction,
+    step_audit,
+    step_record,
+)
 
 _COLUMNS = (
     "referral_id, kind, case_id, township, sent_by, sent_by_officer, to_body, automatic, "
     "reason, file_summary, sent_at, answer_due_at, status, answered_at, answered_by, "
     "reference, refusal_reason, outcome_due_at, outcome, outcome_on, outcome_note, "
     "outcome_at, outcome_by"
+)
+_ALL = _COLUMNS.split(", ")
+# An update writes the answer and the outcome, from the status on: never what was sent.
+_UPDATED = _ALL[_ALL.index("status") :]
+_INSERT = f"INSERT INTO referrals ({_COLUMNS}) VALUES ({placeholders(len(_ALL))})"
+_UPDATE = (
+    "UPDATE referrals SET "
+    + ", ".join(f"{column} = ${n}" for n, column in enumerate(_UPDATED, start=2))
+    + " WHERE referral_id = $1"
 )
 
 
@@ -27,32 +45,12 @@ def _referral(row: asyncpg.Record) -> Referral:
     return Referral(**fields)
 
 
-def _values(referral: Referral) -> list[Any]:
-    return [
-        referral.referral_id,
-        referral.kind,
-        referral.case_id,
-        referral.township,
-        referral.sent_by,
-        referral.sent_by_officer,
-        referral.to,
-        referral.automatic,
-        referral.reason,
-        referral.file_summary,
-        referral.sent_at,
-        referral.answer_due_at,
-        referral.status.value,
-        referral.answered_at,
-        referral.answered_by,
-        referral.reference,
-        referral.refusal_reason,
-        referral.outcome_due_at,
-        referral.outcome,
-        referral.outcome_on,
-        referral.outcome_note,
-        referral.outcome_at,
-        referral.outcome_by,
-    ]
+def _values(referral: Referral, columns: Sequence[str]) -> list[Any]:
+    """The referral's values for these columns, as stored (`_referral` reads them back)."""
+    stored = {field.name: getattr(referral, field.name) for field in fields(referral)}
+    stored["to_body"] = stored.pop("to")
+    stored["status"] = referral.status.value
+    return [stored[column] for column in columns]
 
 
 class PostgresReferralTransaction(ReferralTransaction):
@@ -80,10 +78,7 @@ class PostgresReferralTransaction(ReferralTransaction):
         return [_referral(row) for row in rows]
 
     async def insert(self, referral: Referral) -> None:
-        placeholders = ", ".join(f"${n}" for n in range(1, 24))
-        await self.conn.execute(
-            f"INSERT INTO referrals ({_COLUMNS}) VALUES ({placeholders})", *_values(referral)
-        )
+        await self.conn.execute(_INSERT, *_values(referral, _ALL))
 
     async def for_update(self, referral_id: str) -> Referral | None:
         row = await self.conn.fetchrow(
@@ -92,24 +87,7 @@ class PostgresReferralTransaction(ReferralTransaction):
         return None if row is None else _referral(row)
 
     async def update(self, referral: Referral) -> None:
-        await self.conn.execute(
-            "UPDATE referrals SET status = $2, answered_at = $3, answered_by = $4, "
-            "reference = $5, refusal_reason = $6, outcome_due_at = $7, outcome = $8, "
-            "outcome_on = $9, outcome_note = $10, outcome_at = $11, outcome_by = $12 "
-            "WHERE referral_id = $1",
-            referral.referral_id,
-            referral.status.value,
-            referral.answered_at,
-            referral.answered_by,
-            referral.reference,
-            referral.refusal_reason,
-            referral.outcome_due_at,
-            referral.outcome,
-            referral.outcome_on,
-            referral.outcome_note,
-            referral.outcome_at,
-            referral.outcome_by,
-        )
+        await self.conn.execute(_UPDATE, referral.referral_id, *_values(referral, _UPDATED))
 
     async def record(
         self,
@@ -121,27 +99,10 @@ class PostgresReferralTransaction(ReferralTransaction):
         data: dict[str, Any],
     ) -> None:
         if referral.case_id is not None:
-            # The case's history; not a bus event (receivers answer over the API), so the
-            # record names the referral step where an event's id would be.
-            await self.conn.execute(
-                "INSERT INTO case_records (case_id, seq, step, event_id, event_type, data) "
-                "SELECT $1, coalesce(max(seq), 0) + 1, $2, $3, $4, $5 FROM case_records "
-                "WHERE case_id = $1",
-                referral.case_id,
-                step,
-                f"{referral.referral_id}:{step}",
-                f"referral.{step.removeprefix('referral_')}",
-                data,
-            )
+            record = step_record(referral, step)
+            await append_case_record(self.conn, referral.case_id, step, record, data)
         self.audit.append(
-            AuditEntry(
-                actor=actor,
-                action=step,
-                case_id=referral.case_id or f"township:{referral.township}",
-                reason=f"{referral.kind} referral {referral.referral_id} to {referral.to}",
-                legal_basis=legal_basis,
-                data=data,
-            )
+            step_audit(referral, step, actor=actor, legal_basis=legal_basis, data=data)
         )
 
 

@@ -9,14 +9,13 @@ from typing import Any
 
 import asyncpg
 
-from events.authorities import NATURAL_RESOURCES
 from services.adapters.audit import append_audit
+from services.adapters.case_records import append_case_record
 from services.adapters.idempotency_keys import PostgresIdempotencyKeys
 from services.adapters.outbox import PostgresOutbox, enqueue
-from services.adapters.postgres import TRANSIENT_ERRORS, connection
+from services.adapters.postgres import connection, pooled_transaction
 from services.adapters.referral_store import PostgresReferralTransaction
 from services.audit.domain import AuditEntry
-from services.errors import DatabaseError
 from services.feedback.status import ResponseRow
 from services.outbox.ports import OutgoingEvent
 from services.registry.domain import SIGN_OFF_BASIS, CaseStatus, SigningBody, SignOff
@@ -25,6 +24,9 @@ from services.registry.ports import (
     CaseRow,
     RegistryStore,
     RegistryTransaction,
+    record_audit,
+    sign_off_data,
+    voided_audit,
 )
 
 _CASE_COLUMNS = (
@@ -135,25 +137,8 @@ class PostgresTransaction(PostgresIdempotencyKeys, RegistryTransaction):
     async def append_record(
         self, case_id: str, step: str, event: OutgoingEvent, data: dict[str, Any]
     ) -> None:
-        await self.conn.execute(
-            "INSERT INTO case_records (case_id, seq, step, event_id, event_type, data) "
-            "SELECT $1, coalesce(max(seq), 0) + 1, $2, $3, $4, $5 FROM case_records "
-            "WHERE case_id = $1",
-            case_id,
-            step,
-            event.event_id,
-            event.event_type,
-            data,
-        )
-        entry = AuditEntry(
-            actor=NATURAL_RESOURCES.code,
-            action=step,
-            case_id=case_id,
-            reason=f"{event.event_type} {event.event_id}",
-            legal_basis=str(data.get("rule", "")),
-            data=data,
-        )
-        self.audit.append(entry)
+        await append_case_record(self.conn, case_id, step, (event.event_id, event.event_type), data)
+        self.audit.append(record_audit(case_id, step, event, data))
 
     async def enqueue(self, event: OutgoingEvent) -> None:
         await enqueue(self.conn, "public", [event])
@@ -178,7 +163,7 @@ class PostgresTransaction(PostgresIdempotencyKeys, RegistryTransaction):
             sign_off.verified_on,
         )
         reason = f"signed by {sign_off.officer}, verified on {sign_off.verified_on}"
-        data: dict[str, Any] = _sign_off_data(sign_off)
+        data: dict[str, Any] = sign_off_data(sign_off)
         if replaced is not None:  # the body corrected its own date: the earlier one is kept here
             reason += (
                 f"; replaces the sign-off by {replaced['officer']}, "
@@ -205,17 +190,7 @@ class PostgresTransaction(PostgresIdempotencyKeys, RegistryTransaction):
             case_id,
         )
         voided = [SignOff(SigningBody(r["body"]), r["officer"], r["verified_on"]) for r in rows]
-        for sign_off in voided:  # the audit log keeps what the table no longer holds
-            self.audit.append(
-                AuditEntry(
-                    actor=NATURAL_RESOURCES.code,
-                    action="restoration sign-off voided",
-                    case_id=case_id,
-                    reason=reason,
-                    legal_basis=SIGN_OFF_BASIS[sign_off.body],
-                    data=_sign_off_data(sign_off),
-                )
-            )
+        self.audit.extend(voided_audit(case_id, sign_off, reason) for sign_off in voided)
         return voided
 
     async def rectified_on(self, case_id: str) -> date | None:
@@ -228,14 +203,6 @@ class PostgresTransaction(PostgresIdempotencyKeys, RegistryTransaction):
 
     def referrals(self) -> PostgresReferralTransaction:
         return PostgresReferralTransaction(self.conn, self.audit)
-
-
-def _sign_off_data(sign_off: SignOff) -> dict[str, Any]:
-    return {
-        "body": sign_off.body.value,
-        "officer": sign_off.officer,
-        "verified_on": sign_off.verified_on.isoformat(),
-    }
 
 
 async def _sign_offs(conn: asyncpg.Connection, case_id: str) -> list[SignOff]:
@@ -254,16 +221,13 @@ class PostgresRegistryStore(RegistryStore):
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[RegistryTransaction]:
-        try:
-            async with self.pool.acquire() as conn, conn.transaction():
-                tx = PostgresTransaction(conn)
-                yield tx
-                # Last before the commit: the audit chain's lock serialises every filing
-                # from here on, so it is held for the append and the commit only, not for
-                # the statements and the API's turns in between.
-                await append_audit(conn, "public", tx.audit, datetime.now(UTC))
-        except (*TRANSIENT_ERRORS, asyncpg.PostgresError) as exc:
-            raise DatabaseError(f"database error: {exc}") from exc
+        async with pooled_transaction(self.pool) as conn:
+            tx = PostgresTransaction(conn)
+            yield tx
+            # Last before the commit: the audit chain's lock serialises every filing from
+            # here on, so it is held for the append and the commit only, not for the
+            # statements and the API's turns in between.
+            await append_audit(conn, "public", tx.audit, datetime.now(UTC))
 
     async def get_case(self, case_id: str) -> tuple[CaseRow, list[CaseRecord]] | None:
         async with self._read() as conn:

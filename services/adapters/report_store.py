@@ -7,18 +7,16 @@ Department tables are read from each department's schema where this database has
 
 from __future__ import annotations
 
-import json
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 
 from services.adapters.department_store import department_schema
-from services.adapters.postgres import TRANSIENT_ERRORS
-from services.errors import DatabaseError
+from services.adapters.postgres import own_transaction
 from services.reports.notice import NoticeSourceRow, RecordRow
 from services.reports.outcomes import ResponseRow
 from services.reports.periods import Window
@@ -35,6 +33,8 @@ from services.reports.township import (
 )
 from services.reports.township_targets import TalkRow, TargetRow
 
+RowT = TypeVar("RowT")
+
 
 def _parcels(raw: Any) -> tuple[tuple[str, Decimal], ...]:
     return tuple((str(p["land_class"]), Decimal(str(p["area_mu"]))) for p in raw or [])
@@ -48,6 +48,10 @@ class PostgresReportReads(ReportReads):
     def __init__(self, conn: asyncpg.Connection) -> None:
         self.conn = conn
 
+    async def _rows(self, row: Callable[..., RowT], query: str, *args: Any) -> list[RowT]:
+        """The query's rows, each made a `row` of its columns by name."""
+        return [row(**dict(record)) for record in await self.conn.fetch(query, *args)]
+
     async def department_tables(self, codes: Sequence[str]) -> list[str]:
         rows = await self.conn.fetch(
             "SELECT code FROM unnest($1::text[]) WITH ORDINALITY AS c (code, position) "
@@ -59,14 +63,14 @@ class PostgresReportReads(ReportReads):
         return [row["code"] for row in rows]
 
     async def clues(self, window: Window, township: str | None) -> list[ClueRow]:
-        rows = await self.conn.fetch(
+        return await self._rows(
+            ClueRow,
             "SELECT township, source, reported_on FROM clues "
             "WHERE reported_on BETWEEN $1 AND $2 AND ($3::text IS NULL OR township = $3)",
             window.first_day,
             window.last_day,
             township,
         )
-        return [ClueRow(**dict(row)) for row in rows]
 
     async def filed_cases(self, window: Window, township: str | None) -> list[FiledCaseRow]:
         rows = await self.conn.fetch(
@@ -82,7 +86,8 @@ class PostgresReportReads(ReportReads):
         ]
 
     async def accountability(self, window: Window, township: str | None) -> list[AccountabilityRow]:
-        rows = await self.conn.fetch(
+        return await self._rows(
+            AccountabilityRow,
             "SELECT case_id, township, accountability_started_at AS started_at FROM cases "
             "WHERE accountability_started_at >= $1 AND accountability_started_at < $2 "
             "AND ($3::text IS NULL OR township = $3)",
@@ -90,7 +95,6 @@ class PostgresReportReads(ReportReads):
             window.end,
             township,
         )
-        return [AccountabilityRow(**dict(row)) for row in rows]
 
     async def blocks(
         self, window: Window, township: str | None, departments: Sequence[str]
@@ -112,7 +116,8 @@ class PostgresReportReads(ReportReads):
         return found
 
     async def restorations(self, window: Window, township: str | None) -> list[RestorationRow]:
-        rows = await self.conn.fetch(
+        return await self._rows(
+            RestorationRow,
             "SELECT r.case_id, c.township, (r.data->>'verified_on')::date AS verified_on "
             "FROM case_records r JOIN cases c ON c.case_id = r.case_id "
             "WHERE r.step = 'restoration' "
@@ -122,10 +127,10 @@ class PostgresReportReads(ReportReads):
             window.last_day,
             township,
         )
-        return [RestorationRow(**dict(row)) for row in rows]
 
     async def open_cases(self, as_of: datetime, township: str | None) -> list[OpenCaseRow]:
-        rows = await self.conn.fetch(
+        return await self._rows(
+            OpenCaseRow,
             "SELECT c.case_id, c.township, c.filed_at, e.ended_at FROM cases c "
             "LEFT JOIN LATERAL (SELECT min(r.recorded_at) AS ended_at FROM case_records r "
             "  WHERE r.case_id = c.case_id AND r.step = ANY($3::text[])) e ON true "
@@ -135,29 +140,29 @@ class PostgresReportReads(ReportReads):
             township,
             sorted(ENDING_STEPS),
         )
-        return [OpenCaseRow(**dict(row)) for row in rows]
 
     async def township_targets(self, quarter: str, township: str | None) -> list[TargetRow]:
-        rows = await self.conn.fetch(
+        return await self._rows(
+            TargetRow,
             "SELECT township, status, figures FROM township_quarter_reports "
             "WHERE quarter = $1 AND ($2::text IS NULL OR township = $2)",
             quarter,
             township,
         )
-        return [TargetRow(**dict(row)) for row in rows]
 
     async def township_talks(self, window: Window, township: str | None) -> list[TalkRow]:
-        rows = await self.conn.fetch(
+        return await self._rows(
+            TalkRow,
             "SELECT talk_id, township, status, reason, requested_at, talk_on, rectify_by, "
             "rectified_on FROM township_talks "
             "WHERE requested_at < $1 AND ($2::text IS NULL OR township = $2)",
             window.end,
             township,
         )
-        return [TalkRow(**dict(row)) for row in rows]
 
     async def responses(self, window: Window, department: str | None) -> list[ResponseRow]:
-        rows = await self.conn.fetch(
+        return await self._rows(
+            ResponseRow,
             "SELECT department, measure, case_id, action, required_at, due_at, done_at, "
             "failed_at FROM responses "
             "WHERE required_at >= $1 AND required_at < $2 AND due_at IS NOT NULL "
@@ -166,10 +171,10 @@ class PostgresReportReads(ReportReads):
             window.end,
             department,
         )
-        return [ResponseRow(**dict(row)) for row in rows]
 
     async def satellite_cases(self, first_day: date, last_day: date) -> list[SatelliteCaseRow]:
-        rows = await self.conn.fetch(
+        return await self._rows(
+            SatelliteCaseRow,
             "SELECT c.case_id, c.township, c.found_on, c.basic_farmland_mu, c.cultivated_mu, "
             "EXISTS (SELECT 1 FROM case_records r WHERE r.case_id = c.case_id "
             "        AND r.step = 'revocation') AS revoked "
@@ -177,7 +182,6 @@ class PostgresReportReads(ReportReads):
             first_day,
             last_day,
         )
-        return [SatelliteCaseRow(**dict(row)) for row in rows]
 
     async def notice_cases(self, case_ids: Sequence[str]) -> list[NoticeSourceRow]:
         cases = await self.conn.fetch(
@@ -223,17 +227,5 @@ class PostgresReportStore(ReportStore):
 
     @asynccontextmanager
     async def snapshot(self) -> AsyncIterator[ReportReads]:
-        try:
-            conn = await asyncpg.connect(self.database_url)
-        except (*TRANSIENT_ERRORS, asyncpg.PostgresError) as exc:
-            raise DatabaseError(f"cannot connect to the database: {exc}") from exc
-        try:
-            await conn.set_type_codec(
-                "jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog"
-            )
-            async with conn.transaction(isolation="repeatable_read", readonly=True):
-                yield PostgresReportReads(conn)
-        except (*TRANSIENT_ERRORS, asyncpg.PostgresError) as exc:
-            raise DatabaseError(f"database error: {exc}") from exc
-        finally:
-            await conn.close()
+        async with own_transaction(self.database_url, readonly=True) as conn:
+            yield PostgresReportReads(conn)

@@ -4,18 +4,19 @@ is held open (the reports do the same)."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import fields
 from datetime import date, datetime
 from decimal import Decimal
+from enum import Enum
 from typing import Any
 
 import asyncpg
+from pydantic import BaseModel
 
 from services.adapters.idempotency_keys import PostgresIdempotencyKeys
-from services.adapters.postgres import TRANSIENT_ERRORS
-from services.errors import DatabaseError
+from services.adapters.postgres import own_transaction, placeholders
 from services.reports.township import ENDING_STEPS
 from services.townships.domain import (
     BusFigures,
@@ -33,15 +34,62 @@ from services.townships.ports import (
     TownshipTransaction,
 )
 
-_TALK_COLUMNS = (
-    "talk_id, township, reason, cases, status, requested_by, requested_at, decided_by, "
-    "decided_at, talk_on, rectify_by, decision_reason, rectified_on, rectification_summary, "
-    "rectified_by"
+TownshipRecord = Talk | Notice | Veto | QuarterReport
+
+
+# Each record is stored as it is held: a column for each field, of its name.
+def _columns(record_type: type[TownshipRecord]) -> list[str]:
+    return [field.name for field in fields(record_type)]
+
+
+def _insert(
+    table: str,
+    record_type: type[TownshipRecord],
+    *,
+    replacing: tuple[str, ...] = (),
+    keeping: tuple[str, ...] = (),
+) -> str:
+    """The insert of a record; with `replacing` (its key), one that replaces the key's row
+    but for the columns `keeping`."""
+    columns = _columns(record_type)
+    insert = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({placeholders(len(columns))})"
+    if not replacing:
+        return insert
+    updated = [c for c in columns if c not in (*replacing, *keeping)]
+    return f"{insert} ON CONFLICT ({', '.join(replacing)}) DO UPDATE SET " + ", ".join(
+        f"{column} = EXCLUDED.{column}" for column in updated
+    )
+
+
+def _stored(value: Any) -> Any:
+    """A field as its column holds it: a state by value, a tuple as an array, figures as JSON."""
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, tuple):
+        return list(value)
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    return value
+
+
+def _values(record: TownshipRecord) -> list[Any]:
+    return [_stored(getattr(record, field.name)) for field in fields(record)]
+
+
+_TALK_COLUMNS = ", ".join(_columns(Talk))
+_NOTICE_COLUMNS = ", ".join(_columns(Notice))
+_VETO_COLUMNS = ", ".join(_columns(Veto))
+_REPORT_COLUMNS = ", ".join(_columns(QuarterReport))
+# A talk saved again keeps who asked for it, when and why; a report is replaced whole.
+_SAVE_TALK = _insert(
+    "township_talks",
+    Talk,
+    replacing=("talk_id",),
+    keeping=("township", "reason", "cases", "requested_by", "requested_at"),
 )
-_REPORT_COLUMNS = (
-    "township, quarter, figures, status, entered_by, entered_at, submitted_by, submitted_at, "
-    "received_by, received_at"
-)
+_SAVE_REPORT = _insert("township_quarter_reports", QuarterReport, replacing=("township", "quarter"))
+_ADD_NOTICE = _insert("township_notices", Notice)
+_ADD_VETO = _insert("township_vetoes", Veto)
 
 
 def _talk(row: asyncpg.Record) -> Talk:
@@ -74,31 +122,7 @@ class PostgresTownshipTransaction(PostgresIdempotencyKeys, TownshipTransaction):
         return None if row is None else _talk(row)
 
     async def save_talk(self, talk: Talk) -> None:
-        await self.conn.execute(
-            f"INSERT INTO township_talks ({_TALK_COLUMNS}) VALUES "
-            "($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) "
-            "ON CONFLICT (talk_id) DO UPDATE SET status = EXCLUDED.status, "
-            "decided_by = EXCLUDED.decided_by, decided_at = EXCLUDED.decided_at, "
-            "talk_on = EXCLUDED.talk_on, rectify_by = EXCLUDED.rectify_by, "
-            "decision_reason = EXCLUDED.decision_reason, rectified_on = EXCLUDED.rectified_on, "
-            "rectification_summary = EXCLUDED.rectification_summary, "
-            "rectified_by = EXCLUDED.rectified_by",
-            talk.talk_id,
-            talk.township,
-            talk.reason,
-            list(talk.cases),
-            talk.status.value,
-            talk.requested_by,
-            talk.requested_at,
-            talk.decided_by,
-            talk.decided_at,
-            talk.talk_on,
-            talk.rectify_by,
-            talk.decision_reason,
-            talk.rectified_on,
-            talk.rectification_summary,
-            talk.rectified_by,
-        )
+        await self.conn.execute(_SAVE_TALK, *_values(talk))
 
     async def talks(
         self,
@@ -126,22 +150,11 @@ class PostgresTownshipTransaction(PostgresIdempotencyKeys, TownshipTransaction):
         return f"TB-{year}-{number:06d}"
 
     async def add_notice(self, notice: Notice) -> None:
-        await self.conn.execute(
-            "INSERT INTO township_notices (notice_id, township, year, kind, text, recorded_by, "
-            "recorded_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            notice.notice_id,
-            notice.township,
-            notice.year,
-            notice.kind,
-            notice.text,
-            notice.recorded_by,
-            notice.recorded_at,
-        )
+        await self.conn.execute(_ADD_NOTICE, *_values(notice))
 
     async def notices(self, year: int) -> list[Notice]:
         rows = await self.conn.fetch(
-            "SELECT notice_id, township, year, kind, text, recorded_by, recorded_at "
-            "FROM township_notices WHERE year = $1 ORDER BY notice_id",
+            f"SELECT {_NOTICE_COLUMNS} FROM township_notices WHERE year = $1 ORDER BY notice_id",
             year,
         )
         return [Notice(**dict(row)) for row in rows]
@@ -152,29 +165,18 @@ class PostgresTownshipTransaction(PostgresIdempotencyKeys, TownshipTransaction):
             "SELECT pg_advisory_xact_lock(hashtextextended($1, 2))", f"{township}/{year}"
         )
         row = await self.conn.fetchrow(
-            "SELECT township, year, reason, recorded_by, recorded_at FROM township_vetoes "
-            "WHERE township = $1 AND year = $2",
+            f"SELECT {_VETO_COLUMNS} FROM township_vetoes WHERE township = $1 AND year = $2",
             township,
             year,
         )
         return None if row is None else Veto(**dict(row))
 
     async def add_veto(self, veto: Veto) -> None:
-        await self.conn.execute(
-            "INSERT INTO township_vetoes (township, year, reason, recorded_by, recorded_at) "
-            "VALUES ($1, $2, $3, $4, $5)",
-            veto.township,
-            veto.year,
-            veto.reason,
-            veto.recorded_by,
-            veto.recorded_at,
-        )
+        await self.conn.execute(_ADD_VETO, *_values(veto))
 
     async def vetoes(self, year: int) -> list[Veto]:
         rows = await self.conn.fetch(
-            "SELECT township, year, reason, recorded_by, recorded_at FROM township_vetoes "
-            "WHERE year = $1",
-            year,
+            f"SELECT {_VETO_COLUMNS} FROM township_vetoes WHERE year = $1", year
         )
         return [Veto(**dict(row)) for row in rows]
 
@@ -194,25 +196,7 @@ class PostgresTownshipTransaction(PostgresIdempotencyKeys, TownshipTransaction):
         return None if row is None else _report(row)
 
     async def save_report(self, report: QuarterReport) -> None:
-        await self.conn.execute(
-            f"INSERT INTO township_quarter_reports ({_REPORT_COLUMNS}) VALUES "
-            "($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) "
-            "ON CONFLICT (township, quarter) DO UPDATE SET figures = EXCLUDED.figures, "
-            "status = EXCLUDED.status, entered_by = EXCLUDED.entered_by, "
-            "entered_at = EXCLUDED.entered_at, submitted_by = EXCLUDED.submitted_by, "
-            "submitted_at = EXCLUDED.submitted_at, received_by = EXCLUDED.received_by, "
-            "received_at = EXCLUDED.received_at",
-            report.township,
-            report.quarter,
-            report.figures.model_dump(mode="json"),
-            report.status.value,
-            report.entered_by,
-            report.entered_at,
-            report.submitted_by,
-            report.submitted_at,
-            report.received_by,
-            report.received_at,
-        )
+        await self.conn.execute(_SAVE_REPORT, *_values(report))
 
     async def reports(self, quarters: Sequence[str]) -> list[QuarterReport]:
         rows = await self.conn.fetch(
@@ -265,18 +249,5 @@ class PostgresTownshipStore(TownshipStore):
 
     @asynccontextmanager
     async def transaction(self, *, readonly: bool = False) -> AsyncIterator[TownshipTransaction]:
-        try:
-            conn = await asyncpg.connect(self.database_url)
-        except (*TRANSIENT_ERRORS, asyncpg.PostgresError) as exc:
-            raise DatabaseError(f"cannot connect to the database: {exc}") from exc
-        try:
-            await conn.set_type_codec(
-                "jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog"
-            )
-            isolation: Any = "repeatable_read" if readonly else "read_committed"
-            async with conn.transaction(isolation=isolation, readonly=readonly):
-                yield PostgresTownshipTransaction(conn)
-        except (*TRANSIENT_ERRORS, asyncpg.PostgresError) as exc:
-            raise DatabaseError(f"database error: {exc}") from exc
-        finally:
-            await conn.close()
+        async with own_transaction(self.database_url, readonly=readonly) as conn:
+            yield PostgresTownshipTransaction(conn)

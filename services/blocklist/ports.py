@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from services.blocklist.domain import ActiveBlock, ListedCase, ListHashes, Why
+from services.consumer import Consumed
 from services.outbox.ports import OutgoingEvent
 
 
@@ -73,7 +74,9 @@ class ListWrites:
 
 class BlocklistTransaction(abc.ABC):
     @abc.abstractmethod
-    async def consumed_among(self, event_ids: Sequence[str]) -> set[str]: ...
+    async def claim(self, events: Sequence[Consumed]) -> set[str]:
+        """Record these events as taken effect on; returns the ids that were not yet (the
+        consumer skeleton claims a batch first, services.consumer.take)."""
 
     @abc.abstractmethod
     async def cases(self, case_ids: Sequence[str]) -> dict[str, ListedCase]: ...

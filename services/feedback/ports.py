@@ -8,6 +8,7 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
 
+from services.consumer import Consumed
 from services.feedback.domain import Action, Requirement
 from services.outbox.ports import OutgoingEvent
 
@@ -28,20 +29,15 @@ class Response:
     error: str | None = None
 
 
-@dataclass(frozen=True)
-class Waiting:
-    case_id: str
-    department: str
-    measure: str
-    action: Action
-    required_at: datetime
-    due_at: datetime
-    required_by: str
+# A requirement still waiting for its answer (claim_overdue): the requirement as written.
+Waiting = Requirement
 
 
 class FeedbackTransaction(abc.ABC):
     @abc.abstractmethod
-    async def consumed_among(self, event_ids: Sequence[str]) -> set[str]: ...
+    async def claim(self, events: Sequence[Consumed]) -> set[str]:
+        """Record these events as taken effect on; returns the ids that were not yet (the
+        consumer skeleton claims a batch first, services.consumer.take)."""
 
     @abc.abstractmethod
     async def record(

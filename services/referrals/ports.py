@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from services.audit.domain import AuditEntry
 from services.referrals.domain import Referral, ReferralStatus
 
 
@@ -46,7 +47,28 @@ class ReferralTransaction(abc.ABC):
         legal_basis: str,
         data: dict[str, Any],
     ) -> None:
-        """The step in the case's history (its records) and in the audit log."""
+        """The step in the case's history (its records, under `step_record`) and in the
+        audit log (`step_audit`)."""
+
+
+def step_record(referral: Referral, step: str) -> tuple[str, str]:
+    """The (event id, event type) a step is recorded under in its case's history. Not a
+    bus event (receivers answer over the API), so the id names the referral step."""
+    return f"{referral.referral_id}:{step}", f"referral.{step.removeprefix('referral_')}"
+
+
+def step_audit(
+    referral: Referral, step: str, *, actor: str, legal_basis: str, data: dict[str, Any]
+) -> AuditEntry:
+    """A step's audit entry; a referral on no case is filed under its township."""
+    return AuditEntry(
+        actor=actor,
+        action=step,
+        case_id=referral.case_id or f"township:{referral.township}",
+        reason=f"{referral.kind} referral {referral.referral_id} to {referral.to}",
+        legal_basis=legal_basis,
+        data=data,
+    )
 
 
 @dataclass(frozen=True)

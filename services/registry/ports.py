@@ -12,13 +12,15 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
+from events.authorities import NATURAL_RESOURCES
 from events.decisions import UNRECORDED_FACTS
 from events.models import CaseFacts, Parcel
+from services.audit.domain import AuditEntry
 from services.feedback.status import ResponseRow
 from services.idempotency import IdempotencyKeys
 from services.outbox.ports import OutgoingEvent
 from services.referrals.ports import ReferralTransaction
-from services.registry.domain import CaseStatus, SignOff
+from services.registry.domain import SIGN_OFF_BASIS, CaseStatus, SignOff
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,41 @@ class CaseRecord:
     recorded_at: datetime
 
 
+def record_audit(case_id: str, step: str, event: OutgoingEvent, data: dict[str, Any]) -> AuditEntry:
+    """The audit entry of a step the registry records on a case: its legal basis is the
+    rule the step applied, if it names one."""
+    return AuditEntry(
+        actor=NATURAL_RESOURCES.code,
+        action=step,
+        case_id=case_id,
+        reason=f"{event.event_type} {event.event_id}",
+        legal_basis=str(data.get("rule", "")),
+        data=data,
+    )
+
+
+def sign_off_data(sign_off: SignOff) -> dict[str, Any]:
+    """A sign-off as its audit entries record it."""
+    return {
+        "body": sign_off.body.value,
+        "officer": sign_off.officer,
+        "verified_on": sign_off.verified_on.isoformat(),
+    }
+
+
+def voided_audit(case_id: str, sign_off: SignOff, reason: str) -> AuditEntry:
+    """The audit entry of a sign-off withdrawn (void_sign_offs): the audit log keeps what
+    the table no longer holds."""
+    return AuditEntry(
+        actor=NATURAL_RESOURCES.code,
+        action="restoration sign-off voided",
+        case_id=case_id,
+        reason=reason,
+        legal_basis=SIGN_OFF_BASIS[sign_off.body],
+        data=sign_off_data(sign_off),
+    )
+
+
 class RegistryTransaction(IdempotencyKeys):
     """Everything one command writes, committed or rolled back together."""
 
@@ -87,7 +124,9 @@ class RegistryTransaction(IdempotencyKeys):
     @abc.abstractmethod
     async def append_record(
         self, case_id: str, step: str, event: OutgoingEvent, data: dict[str, Any]
-    ) -> None: ...
+    ) -> None:
+        """The case's next record, of the event the step publishes, and its audit entry
+        (`record_audit`)."""
 
     @abc.abstractmethod
     async def enqueue(self, event: OutgoingEvent) -> None: ...
