@@ -13,6 +13,7 @@ import pytest
 from services.errors import DatabaseError
 from services.idempotency import StoredResponse
 from services.townships.domain import (
+    TARGET_LABELS,
     Notice,
     QuarterFigures,
     QuarterReport,
@@ -27,16 +28,7 @@ from tests.contracts.registry import Boom
 AT = datetime(2026, 4, 2, 2, 0, tzinfo=UTC)
 FIGURES = QuarterFigures.model_validate(
     {
-        "targets": {
-            name: {"target": "100", "achieved": "100.5"}
-            for name in (
-                "cultivated_land",
-                "basic_farmland",
-                "occupation_compensation",
-                "inflow_outflow",
-                "high_standard_farmland",
-            )
-        },
+        "targets": {name: {"target": "100", "achieved": "100.5"} for name in TARGET_LABELS},
         "findings": {
             "cultivated_occupied_mu": "12.5",
             "basic_farmland_occupied_mu": "0",

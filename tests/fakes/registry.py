@@ -8,16 +8,36 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from typing import Any
 
-from events.authorities import NATURAL_RESOURCES
 from services.audit.domain import AuditEntry
 from services.feedback.status import ResponseRow
 from services.idempotency import StoredResponse
 from services.outbox.ports import OutgoingEvent
 from services.referrals.domain import Referral, ReferralStatus
-from services.referrals.ports import ReferralFilter, ReferralReader, ReferralTransaction
+from services.referrals.ports import (
+    ReferralFilter,
+    ReferralReader,
+    ReferralTransaction,
+    step_audit,
+    step_record,
+)
 from services.registry.domain import SIGN_OFF_BASIS, CaseStatus, SignOff
-from services.registry.ports import CaseRecord, CaseRow, RegistryStore, RegistryTransaction
-from tests.fakes.snapshots import PgSequence, Snapshots, as_json, unique
+from services.registry.ports import (
+    CaseRecord,
+    CaseRow,
+    RegistryStore,
+    RegistryTransaction,
+    record_audit,
+    sign_off_data,
+    voided_audit,
+)
+from tests.fakes.snapshots import (
+    Committed,
+    PgSequence,
+    as_json,
+    enqueue_once,
+    foreign_key,
+    unique,
+)
 
 PENDING = (ReferralStatus.sent, ReferralStatus.accepted)
 
@@ -104,18 +124,9 @@ class FakeReferralTransaction(ReferralTransaction):
         data: dict[str, Any],
     ) -> None:
         if referral.case_id is not None:
-            event_type = f"referral.{step.removeprefix('referral_')}"
-            event_id = f"{referral.referral_id}:{step}"
-            self.state.record(referral.case_id, step, event_id, event_type, data)
+            self.state.record(referral.case_id, step, *step_record(referral, step), data)
         self.state.audit.append(
-            AuditEntry(
-                actor=actor,
-                action=step,
-                case_id=referral.case_id or f"township:{referral.township}",
-                reason=f"{referral.kind} referral {referral.referral_id} to {referral.to}",
-                legal_basis=legal_basis,
-                data=data,
-            )
+            step_audit(referral, step, actor=actor, legal_basis=legal_basis, data=data)
         )
 
 
@@ -180,30 +191,18 @@ class FakeRegistryTransaction(RegistryTransaction):
     async def append_record(
         self, case_id: str, step: str, event: OutgoingEvent, data: dict[str, Any]
     ) -> None:
-        if case_id not in self.state.cases:
-            raise_missing_case(case_id)
+        foreign_key("cases", case_id, case_id in self.state.cases)
         self.state.record(case_id, step, event.event_id, event.event_type, data)
-        self.state.audit.append(
-            AuditEntry(
-                actor=NATURAL_RESOURCES.code,
-                action=step,
-                case_id=case_id,
-                reason=f"{event.event_type} {event.event_id}",
-                legal_basis=str(data.get("rule", "")),
-                data=data,
-            )
-        )
+        self.state.audit.append(record_audit(case_id, step, event, data))
 
     async def enqueue(self, event: OutgoingEvent) -> None:
-        if all(e.event_id != event.event_id for e in self.state.outbox):  # ON CONFLICT DO NOTHING
-            self.state.outbox.append(event)
+        enqueue_once(self.state.outbox, [event])
 
     async def restoration_sign_offs(self, case_id: str) -> list[SignOff]:
         return list(self.state.sign_offs.get(case_id, []))
 
     async def add_sign_off(self, case_id: str, sign_off: SignOff) -> None:
-        if case_id not in self.state.cases:
-            raise_missing_case(case_id)
+        foreign_key("cases", case_id, case_id in self.state.cases)
         standing = [s for s in self.state.sign_offs.get(case_id, []) if s.body != sign_off.body]
         self.state.sign_offs[case_id] = [*standing, sign_off]  # signed_at = now(): last
         self.state.audit.append(
@@ -213,23 +212,13 @@ class FakeRegistryTransaction(RegistryTransaction):
                 case_id=case_id,
                 reason=f"signed by {sign_off.officer}, verified on {sign_off.verified_on}",
                 legal_basis=SIGN_OFF_BASIS[sign_off.body],
-                data={"body": sign_off.body.value, "officer": sign_off.officer},
+                data=sign_off_data(sign_off),
             )
         )
 
     async def void_sign_offs(self, case_id: str, reason: str) -> list[SignOff]:
         voided = self.state.sign_offs.pop(case_id, [])
-        for sign_off in voided:
-            self.state.audit.append(
-                AuditEntry(
-                    actor=NATURAL_RESOURCES.code,
-                    action="restoration sign-off voided",
-                    case_id=case_id,
-                    reason=reason,
-                    legal_basis=SIGN_OFF_BASIS[sign_off.body],
-                    data={"body": sign_off.body.value, "officer": sign_off.officer},
-                )
-            )
+        self.state.audit.extend(voided_audit(case_id, sign_off, reason) for sign_off in voided)
         return voided
 
     async def rectified_on(self, case_id: str) -> date | None:
@@ -244,22 +233,12 @@ class FakeRegistryTransaction(RegistryTransaction):
         return FakeReferralTransaction(self.state, self.store.referral_numbers)
 
 
-def raise_missing_case(case_id: str) -> None:
-    """A foreign key to `cases` refuses a row for a case that is not there."""
-    unique("cases (foreign key)", case_id, True)
-
-
-class FakeRegistryStore(RegistryStore):
+class FakeRegistryStore(Committed[RegistryState], RegistryStore):
     def __init__(self) -> None:
-        self.tables = Snapshots(RegistryState())
+        super().__init__(RegistryState())
         self.case_numbers = PgSequence()
         self.clue_numbers = PgSequence()
         self.referral_numbers = PgSequence()
-
-    @property
-    def state(self) -> RegistryState:
-        """What is committed."""
-        return self.tables.state
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[RegistryTransaction]:

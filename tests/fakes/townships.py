@@ -12,7 +12,7 @@ from services.errors import DatabaseError
 from services.idempotency import StoredResponse
 from services.townships.domain import BusFigures, Notice, QuarterReport, Talk, Veto
 from services.townships.ports import QuarterSpan, TownshipStore, TownshipTransaction
-from tests.fakes.snapshots import PgSequence, Snapshots, as_json, unique
+from tests.fakes.snapshots import Committed, PgSequence, as_json, unique
 
 NO_FIGURES = BusFigures(0, Decimal(0), Decimal(0), Decimal(0), 0)
 
@@ -134,15 +134,11 @@ class FakeTownshipTransaction(TownshipTransaction):
         return total
 
 
-class FakeTownshipStore(TownshipStore):
+class FakeTownshipStore(Committed[TownshipState], TownshipStore):
     def __init__(self) -> None:
-        self.tables = Snapshots(TownshipState())
+        super().__init__(TownshipState())
         self.talk_numbers = PgSequence()
         self.notice_numbers = PgSequence()
-
-    @property
-    def state(self) -> TownshipState:
-        return self.tables.state
 
     @asynccontextmanager
     async def transaction(self, *, readonly: bool = False) -> AsyncIterator[TownshipTransaction]:
