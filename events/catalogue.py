@@ -6,10 +6,11 @@ generated from them for readers outside Python.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from enum import StrEnum
 from functools import cache
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Protocol, TypeVar
 
 import yaml
 from pydantic import (
@@ -167,6 +168,23 @@ class ReferralKind(_Strict):
         return self
 
 
+class _Coded(Protocol):
+    @property
+    def code(self) -> str: ...
+
+
+_C = TypeVar("_C", bound=_Coded)
+
+
+def _by_code(items: Sequence[_C], code: str, what: str, error: Callable[[str], Exception]) -> _C:
+    """The item of that code, or `error` naming the codes there are."""
+    for item in items:
+        if item.code == code:
+            return item
+    known = ", ".join(item.code for item in items)
+    raise error(f"unknown {what} {code!r}; known: {known}")
+
+
 class Catalogue(_Strict):
     definitions: dict[str, object] = Field(
         default_factory=dict, description="Shared pieces the file reuses by YAML anchor."
@@ -204,11 +222,7 @@ class Catalogue(_Strict):
         return self
 
     def department(self, code: str) -> Department:
-        for department in self.departments:
-            if department.code == code:
-                return department
-        known = ", ".join(d.code for d in self.departments)
-        raise UnknownDepartment(f"unknown department {code!r}; known: {known}")
+        return _by_code(self.departments, code, "department", UnknownDepartment)
 
     @property
     def codes(self) -> list[str]:
@@ -221,11 +235,7 @@ class Catalogue(_Strict):
         return [*self.codes, *(party.code for party in self.parties)]
 
     def referral(self, code: str) -> ReferralKind:
-        for kind in self.referrals:
-            if kind.code == code:
-                return kind
-        known = ", ".join(kind.code for kind in self.referrals)
-        raise KeyError(f"unknown referral kind {code!r}; known: {known}")
+        return _by_code(self.referrals, code, "referral kind", KeyError)
 
     @property
     def subscriber_departments(self) -> list[Department]:

@@ -11,17 +11,23 @@ SignatureReason = Literal[
 ]
 
 
-class EventError(Exception):
-    """Base of every error raised by the events package."""
-
-
-class InvalidEvent(EventError):
-    """The event is refused; `field` says where, so a dead letter can say why."""
+class FieldError(Exception):
+    """An error naming the field refused and why (`field: reason`): the house rule for bad
+    input, mixed into each package's own family (events, services, the connector) beside
+    that family's one base class."""
 
     def __init__(self, field: str, reason: str) -> None:
         super().__init__(f"{field}: {reason}")
         self.field = field
         self.reason = reason
+
+
+class EventError(Exception):
+    """Base of every error raised by the events package."""
+
+
+class InvalidEvent(FieldError, EventError):
+    """The event is refused; `field` says where, so a dead letter can say why."""
 
 
 class UnknownEventType(InvalidEvent):
@@ -39,6 +45,18 @@ class SignatureRejected(EventError):
         super().__init__(f"{reason}: {detail}")
         self.reason: SignatureReason = reason
         self.detail = detail
+
+
+def refusal_reason(exc: EventError) -> str:
+    """The reason code a refused event's dead letter carries: the same in the core's
+    consumers and the connector's replica."""
+    if isinstance(exc, SignatureRejected):
+        return f"signature_{exc.reason}"
+    if isinstance(exc, UnknownEventType):
+        return "unknown_event_type"
+    if isinstance(exc, InvalidEvent):
+        return "invalid_event"
+    return "undecodable"
 
 
 _VALUE_ERROR_PREFIX = "Value error, "

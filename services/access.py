@@ -67,6 +67,23 @@ OFFICERS, OPERATORS, INSPECTORS = Role.case_officer, Role.operator, Role.agricul
 # praise, criticism and vetoes; the organisation department reads the assessment.
 CITY, ORGANIZATION = "city_government", "organization"
 TOWNSHIP_PATH = r"^/v1/townships/(?P<township>[^/]+)"
+
+
+def _township_read(path: str) -> Rule:
+    """A read of one township's own pages: by the township itself, and by the officers,
+    operators, city government and organisation department who oversee it."""
+    return _rule(
+        "GET",
+        TOWNSHIP_PATH + path,
+        Role.township,
+        OFFICERS,
+        OPERATORS,
+        Role.department,
+        bodies=[CITY, ORGANIZATION],
+        own_township=True,
+    )
+
+
 POLICY: tuple[Rule, ...] = (
     _rule("GET", r"^/(healthz|metrics|openapi\.json|docs|redoc)$"),
     # The documents' scripts and styles (events/apidocs.py): a browser sends no token.
@@ -99,31 +116,13 @@ POLICY: tuple[Rule, ...] = (
     _rule("POST", r"^/v1/talks/[^/]+/decision$", Role.department, bodies=[CITY]),
     _rule("GET", r"^/v1/talks$", OFFICERS, OPERATORS, Role.department, bodies=[CITY, ORGANIZATION]),
     _rule("POST", TOWNSHIP_PATH + r"/talks/[^/]+/rectification$", Role.township, own_township=True),
-    _rule(
-        "GET",
-        TOWNSHIP_PATH + r"/talks$",
-        Role.township,
-        OFFICERS,
-        OPERATORS,
-        Role.department,
-        bodies=[CITY, ORGANIZATION],
-        own_township=True,
-    ),
+    _township_read(r"/talks$"),
     _rule("POST", TOWNSHIP_PATH + r"/(notices|vetoes)$", Role.department, bodies=[CITY]),
     # The quarterly report: the township enters and submits its own, the city receives it.
     _rule("PUT", TOWNSHIP_PATH + r"/reports/[^/]+$", Role.township, own_township=True),
     _rule("POST", TOWNSHIP_PATH + r"/reports/[^/]+/submission$", Role.township, own_township=True),
     _rule("POST", TOWNSHIP_PATH + r"/reports/[^/]+/receipt$", Role.department, bodies=[CITY]),
-    _rule(
-        "GET",
-        TOWNSHIP_PATH + r"/reports/[^/]+$",
-        Role.township,
-        OFFICERS,
-        OPERATORS,
-        Role.department,
-        bodies=[CITY, ORGANIZATION],
-        own_township=True,
-    ),
+    _township_read(r"/reports/[^/]+$"),
     # The organisation department's assessment view (instead of a per-case alert).
     _rule(
         "GET", r"^/v1/assessments/[^/]+$", OPERATORS, Role.department, bodies=[ORGANIZATION, CITY]

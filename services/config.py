@@ -129,29 +129,31 @@ class Settings:
         }
         return [setting for setting, value in wanted.items() if value is None]
 
+    def key_file(self, given: Path | None, setting: str, development: Path) -> Path:
+        """The key file `setting` gave, else the development one where it may do."""
+        if given is not None:
+            return given
+        self.dev_key_fallback(setting)
+        return development
+
     @property
     def trust_store(self) -> Path:
         """Which keys may issue which events: REDLINE_TRUST_STORE, else the development one."""
-        if self.trust_store_path is not None:
-            return self.trust_store_path
-        self.dev_key_fallback("REDLINE_TRUST_STORE")
-        return self.home / "truststore.yaml"
+        return self.key_file(
+            self.trust_store_path, "REDLINE_TRUST_STORE", self.home / "truststore.yaml"
+        )
 
     @property
     def subject_key(self) -> Path:
         """The HMAC key for subject IDs on blocklists: REDLINE_SUBJECT_KEY, else the dev one."""
-        if self.subject_key_path is not None:
-            return self.subject_key_path
-        self.dev_key_fallback("REDLINE_SUBJECT_KEY")
-        return self.home / "keys" / "subject.key"
+        return self.key_file(
+            self.subject_key_path, "REDLINE_SUBJECT_KEY", self.home / "keys" / "subject.key"
+        )
 
     @property
     def api_tokens(self) -> Path:
         """Hashed bearer tokens per role: REDLINE_API_TOKENS, else the development ones."""
-        if self.api_tokens_path is not None:
-            return self.api_tokens_path
-        self.dev_key_fallback("REDLINE_API_TOKENS")
-        return self.home / "tokens.yaml"
+        return self.key_file(self.api_tokens_path, "REDLINE_API_TOKENS", self.home / "tokens.yaml")
 
     @property
     def endpoints_file(self) -> Path:

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from events.codec import decode, encode_signed
 from events.envelope import Envelope
-from events.errors import EventError, InvalidEvent, SignatureRejected, UnknownEventType
+from events.errors import EventError, InvalidEvent, refusal_reason
 from events.models import DeadLetter, Payload
 from events.signing import Signer, TrustStore
 from events.topics import DEAD_LETTERS
@@ -29,19 +29,19 @@ class RawMessage:
     value: bytes | None
 
 
+@dataclass
+class BatchCounts:
+    """What the consumer skeleton counts of every batch (services.consumer.take): the
+    redeliveries it skipped, and the reason of each dead letter. Each consumer's outcome
+    adds its own counts."""
+
+    duplicates: int = 0
+    dead_letters: list[str] = field(default_factory=list)
+
+
 def derived_id(identity: str) -> str:
     """An event id fixed by what the event is about, so a retry cannot emit a second one."""
     return str(uuid.uuid5(_IDS, identity))
-
-
-def refusal_reason(exc: EventError) -> str:
-    if isinstance(exc, SignatureRejected):
-        return f"signature_{exc.reason}"
-    if isinstance(exc, UnknownEventType):
-        return "unknown_event_type"
-    if isinstance(exc, InvalidEvent):
-        return "invalid_event"
-    return "undecodable"
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,7 @@
 """The one exception base of the services package; third-party errors are wrapped into it."""
 
+from events.errors import FieldError
+
 
 class RedlineError(Exception):
     """Base of every error the services raise on purpose."""
@@ -21,10 +23,5 @@ class DatabaseError(RedlineError):
     """PostgreSQL refused or failed a request."""
 
 
-class InvalidInput(RedlineError):
+class InvalidInput(FieldError, RedlineError):
     """Input refused before anything is written (HTTP 422); names the field."""
-
-    def __init__(self, field: str, reason: str) -> None:
-        super().__init__(f"{field}: {reason}")
-        self.field = field
-        self.reason = reason

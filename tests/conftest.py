@@ -6,15 +6,18 @@ import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import asyncpg
 import pytest
+from fastapi import FastAPI
 
 from events.catalogue import load_catalogue
 from events.signing import TrustStore
 from events.topics import ALL_TOPICS
+from services.access import TokenStore
 from services.adapters.audit_anchor import AUDIT_CHECKPOINTS
 from services.adapters.db_roles import ensure_dev_passwords, login_roles, prepare_database
 from services.adapters.kafka import ensure_topics
@@ -23,6 +26,7 @@ from services.blocklist.queries import CentralChecks
 from services.bootstrap import bootstrap_registry, central_checks, department_queries
 from services.config import Settings, load_settings
 from services.departments.queries import DepartmentQueries
+from services.entrypoints.api import create_app
 from services.registry.handlers import Registry
 from services.runtime.devkeys import ensure_dev_keys
 from services.runtime.embedded import EmbeddedBroker, EmbeddedPostgres
@@ -49,13 +53,22 @@ class Stack:
         return self.postgres.url
 
 
+@contextmanager
+def running_broker(data_dir: Path, *, authentication: bool = False) -> Iterator[EmbeddedBroker]:
+    """A broker of its own on a free port, stopped (by pid) however the block ends."""
+    broker = EmbeddedBroker(data_dir, authentication=authentication)
+    broker.start()
+    try:
+        yield broker
+    finally:
+        broker.stop()
+
+
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     home = tmp_path_factory.mktemp("redline")
-    broker = EmbeddedBroker(home / "broker")
     postgres = EmbeddedPostgres(home / "postgres")
-    broker.start()
-    try:
+    with running_broker(home / "broker") as broker:
         postgres.start()
         try:
             asyncio.run(ensure_topics(broker.bootstrap, topics=(*ALL_TOPICS, AUDIT_CHECKPOINTS)))
@@ -64,8 +77,14 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             yield Stack(broker, postgres, home, roles)
         finally:
             postgres.stop()
-    finally:
-        broker.stop()
+
+
+@pytest.fixture(scope="module")
+def module_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]:
+    """A broker of the module's own, not the session's: it holds only what the module's
+    tests publish, and what they do to it touches no other module."""
+    with running_broker(tmp_path_factory.mktemp("module-broker")) as broker:
+        yield broker
 
 
 CODES = load_catalogue().codes
@@ -113,11 +132,21 @@ async def checks(
         yield central
 
 
+@pytest.fixture
+async def registry_app(
+    settings: Settings, registry: Registry, queries: DepartmentQueries, checks: CentralChecks
+) -> AsyncIterator[FastAPI]:
+    """The registry API over the session's registry and reads, with the development tokens;
+    its health probe's broker client closed after the test (no lifespan runs in process)."""
+    app = create_app(settings, registry, queries, checks, TokenStore.load(settings.api_tokens))
+    yield app
+    await app.state.health.close()
+
+
 @pytest.fixture(scope="session")
 async def db(stack: Stack) -> AsyncIterator[asyncpg.Pool]:
-    pool = await asyncpg.create_pool(stack.database_url, min_size=1, max_size=4)
-    yield pool
-    await pool.close()
+    async with asyncpg.create_pool(stack.database_url, min_size=1, max_size=4) as pool:
+        yield pool
 
 
 async def create_database(stack: Stack, *, migrated: bool = True) -> str:

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from events.codec import decode
-from events.errors import EventError, InvalidEvent, SignatureRejected, UnknownEventType
+from events.errors import EventError, refusal_reason
 from events.models import BlocklistEntry, BlocklistHeartbeat, BlocklistLifted
 from events.signing import TrustStore
 from events.topics import HEARTBEAT_KEY
@@ -92,17 +92,6 @@ class Refused:
 
 
 Item = Upsert | Remove | Tombstone | Heartbeat | Refused
-
-
-def refusal_reason(exc: EventError) -> str:
-    """The same reason codes the core's consumers put on their dead letters."""
-    if isinstance(exc, SignatureRejected):
-        return f"signature_{exc.reason}"
-    if isinstance(exc, UnknownEventType):
-        return "unknown_event_type"
-    if isinstance(exc, InvalidEvent):
-        return "invalid_event"
-    return "undecodable"
 
 
 class RecordReader:

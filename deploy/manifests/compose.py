@@ -30,6 +30,8 @@ from deploy.model import (
 from events.catalogue import Catalogue
 
 BUILD: Json = {"context": "../..", "dockerfile": DOCKERFILE}
+# Where the demo service mounts the checkout's demo/ (the image leaves the demo out).
+DEMO_DIR = "/opt/redline-demo"
 
 
 def compose_environment(process: Process) -> dict[str, str]:
@@ -239,10 +241,20 @@ def _redline(catalogue: Catalogue) -> Json:
         service["depends_on"] = dict(ready)
         service["ports"] = [f"127.0.0.1:{CONNECTOR_PORT + 1 + i}:{CONNECTOR_PORT}"]
         services[process.name] = service
-    demo = _redline_service(["redline", "demo", "--interval", "2"], _setup_environment(catalogue))
-    demo.update({"profiles": ["demo"], "restart": "no", "depends_on": dict(ready)})
-    services["demo"] = demo
+    services["demo"] = _demo(_setup_environment(catalogue), ready)
     return services
+
+
+def _demo(env: dict[str, str], ready: Json) -> Json:
+    """The demo feed: the same image, which carries no demo, with the checkout's demo/
+    mounted read-only beside the working directory that `python -m` puts on the path."""
+    command = ["python", "-m", "services.entrypoints.cli", "demo", "--interval", "2"]
+    demo = _redline_service(command, env)
+    demo["volumes"].append(f"../../demo:{DEMO_DIR}/demo:ro")
+    demo.update(
+        {"working_dir": DEMO_DIR, "profiles": ["demo"], "restart": "no", "depends_on": dict(ready)}
+    )
+    return demo
 
 
 def compose(catalogue: Catalogue) -> Json:

@@ -50,10 +50,8 @@ class BlocklistCase(_Frozen):
     site_hashes: list[SubjectHash] = Field(default_factory=list, max_length=8)
 
 
-class BlocklistEntryV2(Payload):
-    """blocklist.entry before list versions; kept only for upcasting."""
-
-    event_type: ClassVar[str] = "redline.blocklist.entry.v2"
+class _BlocklistEntryFields(Payload):
+    """What an entry says of a block, in v2 and since (v3 adds the list version)."""
 
     measure: Name
     department: Name
@@ -65,10 +63,16 @@ class BlocklistEntryV2(Payload):
     cases: list[BlocklistCase] = Field(min_length=1)
 
 
+class BlocklistEntryV2(_BlocklistEntryFields):
+    """blocklist.entry before list versions; kept only for upcasting."""
+
+    event_type: ClassVar[str] = "redline.blocklist.entry.v2"
+
+
 ListVersion = Annotated[int, Field(ge=0, le=2**63 - 1)]
 
 
-class BlocklistEntry(Payload):
+class BlocklistEntry(_BlocklistEntryFields):
     """The active blocks of one measure on one subject.
 
     The subject travels as an HMAC of its ID under the measure's subject key (`key_id`
@@ -81,14 +85,6 @@ class BlocklistEntry(Payload):
 
     event_type: ClassVar[str] = "redline.blocklist.entry.v3"
 
-    measure: Name
-    department: Name
-    target: Target
-    subject_hash: SubjectHash
-    key_id: KeyId
-    subject_kind: SubjectKind
-    masked_name: Name
-    cases: list[BlocklistCase] = Field(min_length=1)
     version: ListVersion
 
 

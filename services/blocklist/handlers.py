@@ -13,20 +13,19 @@ outbox. A redelivered event finds its id consumed and changes nothing.
 
 from __future__ import annotations
 
-import abc
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from contextlib import asynccontextmanager
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from events.blocklist_head import EMPTY_DIGEST, item_digest, partition_of, xor
 from events.catalogue import Catalogue, Target
 from events.decisions import UNRECORDED_FACTS
+from events.envelope import Envelope
 from events.identifiers import mask_name
 from events.models import (
     BlocklistHeartbeat,
     BlocklistLifted,
-    CaseCorrected,
     CaseFacts,
     CaseFiled,
     Payload,
@@ -53,38 +52,21 @@ from services.blocklist.ports import (
     NewBlock,
     Published,
 )
-from services.consumer import Consumed, Decoded, Events, take
-from services.consuming import Issuer, RawMessage, case_id_of, decode_or_dead_letter
-from services.departments.domain import Apply, fold_blocks
+from services.consumer import Decoded, Events, take
+from services.consuming import BatchCounts, Issuer, RawMessage, decode_or_dead_letter
+from services.departments.domain import Apply, Effect, InForce, case_ids_in, fold_events
 from services.outbox.ports import OutgoingEvent, PendingEvent
 
 CONSUMER = "blocklist_builder"
 TOMBSTONE = "redline.blocklist.tombstone"  # only for keys retired with the old subject key
 
 
-class ListTransaction(BlocklistTransaction):
-    """The builder's transaction in the consumer skeleton: it claims event ids too."""
-
-    @abc.abstractmethod
-    async def claim(self, events: Sequence[Consumed]) -> set[str]: ...
-
-
-@dataclass(frozen=True)
-class Listed:
-    """What the builder's plan needs of the store: the batch's cases and blocks in force."""
-
-    cases: dict[str, ListedCase]
-    active: set[tuple[str, str]]
-
-
 @dataclass
-class BuildOutcome:
+class BuildOutcome(BatchCounts):
     applied: int = 0
     lifted: int = 0
     published: int = 0
-    duplicates: int = 0
     unknown_cases: int = 0
-    dead_letters: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -129,28 +111,20 @@ class Builder:
     def decode(self, messages: Sequence[RawMessage]) -> Decoded:
         return Decoded(*decode_or_dead_letter(messages, self.trust, CONSUMER, self.issuer))
 
-    @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[ListTransaction]:
-        async with self.store.transaction() as tx:
-            if not isinstance(tx, ListTransaction):
-                raise TypeError(
-                    "the builder's store must claim event ids "
-                    "(services.consumer.postgres.ClaimingBlocklistStore)"
-                )
-            yield tx
+    def transaction(self) -> AbstractAsyncContextManager[BlocklistTransaction]:
+        return self.store.transaction()
 
-    async def read(self, tx: ListTransaction, fresh: Events) -> Listed:
-        case_ids = sorted({case_id_of(p) for _, p in fresh} - {""})
-        return Listed(await tx.cases(case_ids), await tx.active_on(case_ids))
+    async def read(self, tx: BlocklistTransaction, fresh: Events) -> InForce[ListedCase]:
+        case_ids = case_ids_in(fresh)
+        return InForce(await tx.cases(case_ids), await tx.active_on(case_ids))
 
-    def plan(self, fresh: Events, state: Listed) -> ListPlan:
+    def plan(self, fresh: Events, state: InForce[ListedCase]) -> ListPlan:
         outcome = BuildOutcome()
         writes, touched = self._plan(fresh, dict(state.cases), set(state.active), outcome)
-        writes.consumed = []  # claimed before the plan (services.consumer.take)
         return ListPlan(writes, touched, outcome)
 
     async def apply(
-        self, tx: ListTransaction, plan: ListPlan, dead: Sequence[OutgoingEvent]
+        self, tx: BlocklistTransaction, plan: ListPlan, dead: Sequence[OutgoingEvent]
     ) -> BuildOutcome:
         await tx.write(plan.writes)
         # The new state of every changed list entry, read back after this batch's writes.
@@ -167,92 +141,102 @@ class Builder:
         active: set[tuple[str, str]],
         outcome: BuildOutcome,
     ) -> tuple[ListWrites, dict[tuple[str, str], str]]:
+        """The batch's writes, each block's in its final state, and the list entries it
+        changes with their last cause. No consumed ids: the batch is claimed before its
+        plan (services.consumer.take)."""
         writes = ListWrites(cases=[], sites=[], applied=[], lifted=[], consumed=[], outgoing=[])
         applies: dict[tuple[str, str], NewBlock] = {}
         lifts: dict[tuple[str, str], EndedBlock] = {}
         touched: dict[tuple[str, str], str] = {}  # (measure, subject hash) -> last cause
-        for envelope, payload in fresh:
-            writes.consumed.append((envelope.id, envelope.type))
-            case_id = case_id_of(payload)
-            if isinstance(payload, CaseFiled) and case_id not in cases:
-                listed = ListedCase(
-                    case_id=case_id,
-                    subject_hash=self.hasher.hash_id(payload.subject.id),
-                    subject_kind=payload.subject.kind,
-                    masked_name=mask_name(payload.subject.name),
-                    site_hashes=self._site_hashes(payload.facts),
-                    lists=self._list_hashes(payload.subject.id, payload.facts),
+
+        def filed(envelope: Envelope, payload: CaseFiled) -> ListedCase:
+            listed = self._listed_case(payload)
+            writes.cases.append((listed, envelope.id))
+            return listed
+
+        def corrected(envelope: Envelope, listed: ListedCase, facts: CaseFacts) -> ListedCase:
+            moved = self._moved(listed, facts)
+            if moved is not listed:
+                writes.sites.append(
+                    MovedSite(listed.case_id, moved.site_hashes, envelope.id, moved.lists)
                 )
-                cases[case_id] = listed
-                writes.cases.append((listed, envelope.id))
-            elif isinstance(payload, CaseCorrected) and payload.facts is not None:
-                self._move_site(
-                    case_id,
-                    payload.facts,
-                    envelope.id,
-                    cases=cases,
-                    active=active,
-                    writes=writes,
-                    touched=touched,
-                )
-            wanted = [effect for _, effect in list_effects(self.catalogue, self.owners, payload)]
-            listed_case = cases.get(case_id)
-            if listed_case is None:
-                outcome.unknown_cases += len(wanted)  # its case.filed never arrived
+                touched.update(dict.fromkeys(self._held_at_site(listed, active), envelope.id))
+            return moved
+
+        steps = fold_events(
+            fresh, cases, active, asks=self._wanted, filed=filed, corrected=corrected
+        )
+        for step in steps:
+            if step.case is None:
+                outcome.unknown_cases += len(step.wanted)  # its case.filed never arrived
                 continue
-            for effect in fold_blocks(active, case_id, wanted):
+            for effect in step.changes:
                 measure = effect.measure.code
-                key = (measure, case_id)
+                key = (measure, step.case_id)
                 if isinstance(effect, Apply):
                     outcome.applied += 1
                     lifts.pop(key, None)  # applied again after a lift: the row is replaced
-                    applies[key] = NewBlock(
-                        measure,
-                        self.owners[measure][0].code,
-                        listed_case,
-                        effect.measure.legal_basis,
-                        envelope.time,
-                        envelope.id,
-                        Why.of(effect.decision),
-                    )
+                    applies[key] = self._new_block(effect, step.case, step.envelope)
                 else:
                     outcome.lifted += 1
-                    lifts[key] = EndedBlock(measure, case_id, envelope.time, envelope.id)
+                    lifts[key] = EndedBlock(
+                        measure, step.case_id, step.envelope.time, step.envelope.id
+                    )
                 if measure in BLOCKLIST_MEASURES:
-                    touched[(measure, listed_case.subject_hash)] = envelope.id
+                    touched[(measure, step.case.subject_hash)] = step.envelope.id
         writes.applied = list(applies.values())
         writes.lifted = list(lifts.values())
         return writes, touched
 
-    def _move_site(
-        self,
-        case_id: str,
-        facts: CaseFacts,
-        cause: str,
-        *,
-        cases: dict[str, ListedCase],
-        active: set[tuple[str, str]],
-        writes: ListWrites,
-        touched: dict[tuple[str, str], str],
-    ) -> None:
-        """A correction of the facts may move the case: its site hashes change before the
-        correction's starts apply, and every list holding the case at its site is
-        published again (the registry also ends and restarts those measures)."""
-        listed = cases.get(case_id)
-        if listed is None:
-            return
+    def _wanted(self, payload: Payload) -> list[Effect]:
+        """What `payload` asks of the lists, of every department owning a list."""
+        return [effect for _, effect in list_effects(self.catalogue, self.owners, payload)]
+
+    def _listed_case(self, filed: CaseFiled) -> ListedCase:
+        """The case as the builder keeps it: its subject and site as keyed hashes."""
+        return ListedCase(
+            case_id=filed.case_id,
+            subject_hash=self.hasher.hash_id(filed.subject.id),
+            subject_kind=filed.subject.kind,
+            masked_name=mask_name(filed.subject.name),
+            site_hashes=self._site_hashes(filed.facts),
+            lists=self._list_hashes(filed.subject.id, filed.facts),
+        )
+
+    def _new_block(self, effect: Apply, listed: ListedCase, envelope: Envelope) -> NewBlock:
+        measure = effect.measure
+        return NewBlock(
+            measure.code,
+            self.owners[measure.code][0].code,
+            listed,
+            measure.legal_basis,
+            envelope.time,
+            envelope.id,
+            Why.of(effect.decision),
+        )
+
+    def _moved(self, listed: ListedCase, facts: CaseFacts) -> ListedCase:
+        """The case held where the corrected `facts` say, before the correction's starts
+        apply (itself when its site is the same)."""
         hashes = self._site_hashes(facts)
         if hashes == listed.site_hashes:
-            return
+            return listed
         lists = tuple(
             replace(on, site_hashes=self._list_site_hashes(on.measure, facts))
             for on in listed.lists
         )
-        cases[case_id] = replace(listed, site_hashes=hashes, lists=lists)
-        writes.sites.append(MovedSite(case_id, hashes, cause, lists))
-        for measure, on_case in active:
-            if on_case == case_id and measure in self.site_lists:
-                touched[(measure, listed.subject_hash)] = cause
+        return replace(listed, site_hashes=hashes, lists=lists)
+
+    def _held_at_site(
+        self, listed: ListedCase, active: set[tuple[str, str]]
+    ) -> list[tuple[str, str]]:
+        """The list entries holding the case at its site: a case that moves is published
+        again there (the registry also ends and restarts those measures)."""
+        return [
+            (measure, listed.subject_hash)
+            for measure, on_case in active
+            if on_case == listed.case_id and measure in self.site_lists
+        ]
 
     def _site_hashes(self, facts: CaseFacts) -> tuple[str, ...]:
         """A case filed before facts were recorded (upcast from v2) has no site to hold."""

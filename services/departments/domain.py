@@ -9,13 +9,16 @@ tracker use the same rules, so none of them can disagree about what is owed.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 from events.catalogue import Department, LiftTrigger, Measure
+from events.envelope import Envelope
 from events.models import (
     AccountabilityTriggered,
     CaseCorrected,
+    CaseFacts,
     CaseFiled,
     CaseRevoked,
     ConfiscationCompleted,
@@ -26,6 +29,7 @@ from events.models import (
     PenaltyDecided,
     RestorationVerified,
 )
+from services.consuming import case_id_of
 
 CORRECTED: LiftReason = "corrected"
 
@@ -120,3 +124,59 @@ def fold_blocks(
             active.discard(key)
             changed.append(effect)
     return changed
+
+
+CaseT = TypeVar("CaseT")
+
+
+@dataclass(frozen=True)
+class InForce(Generic[CaseT]):
+    """What a plan needs of its store: the batch's known cases, and the (measure, case id)
+    of the blocks in force on them."""
+
+    cases: dict[str, CaseT]
+    active: set[tuple[str, str]]
+
+
+def case_ids_in(events: Iterable[tuple[Envelope, Payload]]) -> list[str]:
+    """The cases a batch is about, in order, for reading them and their blocks in force."""
+    return sorted({case_id_of(payload) for _, payload in events} - {""})
+
+
+@dataclass(frozen=True)
+class Step(Generic[CaseT]):
+    """One event of a batch as it falls on its case."""
+
+    envelope: Envelope
+    case_id: str
+    case: CaseT | None  # None: the case's case.filed never reached this consumer
+    wanted: list[Effect]  # all the event asks
+    changes: list[Effect]  # what of it changes the blocks in force (none without a case)
+
+
+def fold_events(
+    events: Iterable[tuple[Envelope, Payload]],
+    cases: dict[str, CaseT],
+    active: set[tuple[str, str]],
+    *,
+    asks: Callable[[Payload], list[Effect]],
+    filed: Callable[[Envelope, CaseFiled], CaseT],
+    corrected: Callable[[Envelope, CaseT, CaseFacts], CaseT],
+) -> Iterator[Step[CaseT]]:
+    """A batch's events in order, each on its case. A first case.filed records its case
+    (`filed`); a correction of the facts changes a known case (`corrected`) before the
+    correction's starts apply, so a block moved with the facts is held where they now
+    say; what the event `asks` is folded against the blocks in force (`fold_blocks`).
+    `cases` and `active` are the caller's working sets, updated here in order. The enforcer and the
+    blocklist builder walk a batch this way, so a list cannot disagree with its
+    department."""
+    for envelope, payload in events:
+        case_id = case_id_of(payload)
+        case = cases.get(case_id)
+        if isinstance(payload, CaseFiled) and case is None:
+            case = cases[case_id] = filed(envelope, payload)
+        elif isinstance(payload, CaseCorrected) and payload.facts and case is not None:
+            case = cases[case_id] = corrected(envelope, case, payload.facts)
+        wanted = asks(payload)
+        changes = [] if case is None else fold_blocks(active, case_id, wanted)
+        yield Step(envelope, case_id, case, wanted, changes)

@@ -8,6 +8,7 @@ to the dead-letter topic with its reason and original bytes, and the batch carri
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field, replace
@@ -16,8 +17,9 @@ from datetime import datetime
 from events.authorities import department_authority
 from events.catalogue import Department, Target
 from events.decisions import UNRECORDED_FACTS
+from events.envelope import Envelope
 from events.models import (
-    CaseCorrected,
+    CaseFacts,
     CaseFiled,
     MeasureApplied,
     MeasureFailed,
@@ -27,8 +29,17 @@ from events.models import (
 from events.signing import Signer, TrustStore
 from events.topics import ACKNOWLEDGEMENTS
 from services.consumer import Decoded, Events, take
-from services.consuming import Issuer, RawMessage, case_id_of, decode_or_dead_letter
-from services.departments.domain import Apply, effects, fold_blocks
+from services.consuming import BatchCounts, Issuer, RawMessage, decode_or_dead_letter
+from services.departments.domain import (
+    Apply,
+    Effect,
+    InForce,
+    Lift,
+    Step,
+    case_ids_in,
+    effects,
+    fold_events,
+)
 from services.departments.ports import (
     BatchWrites,
     BlockApplied,
@@ -42,7 +53,15 @@ from services.departments.ports import (
 )
 from services.outbox.ports import OutgoingEvent
 
-__all__ = ["BatchOutcome", "Enforcer", "RawMessage", "target_of"]
+__all__ = ["BatchOutcome", "Enforcer", "RawMessage", "known_case", "target_of"]
+
+# The word each acknowledgement's id is derived under: never changed, or a redelivered
+# event would be answered a second time.
+ANSWERS: dict[type[Payload], str] = {
+    MeasureApplied: "applied",
+    MeasureLifted: "lifted",
+    MeasureFailed: "failed",
+}
 
 
 def target_of(target: Target, case: KnownCase) -> TargetRef:
@@ -53,42 +72,41 @@ def target_of(target: Target, case: KnownCase) -> TargetRef:
     return facts.site if target is Target.site else facts.project
 
 
-@dataclass(frozen=True)
-class Known:
-    """What the enforcer's plan needs of the store: the batch's cases and blocks in force."""
-
-    cases: dict[str, KnownCase]
-    active: set[tuple[str, str]]
+def known_case(filed: CaseFiled) -> KnownCase:
+    """The case as a department keeps it: its subject in the clear, and its facts."""
+    return KnownCase(
+        case_id=filed.case_id,
+        township=filed.township,
+        subject_kind=filed.subject.kind,
+        subject_id=filed.subject.id,
+        subject_name=filed.subject.name,
+        facts=filed.facts,
+    )
 
 
 @dataclass
-class BatchOutcome:
+class BatchOutcome(BatchCounts):
     applied: int = 0
     lifted: int = 0
     failed: int = 0
-    duplicates: int = 0
-    dead_letters: list[str] = field(default_factory=list)
 
 
+@dataclass(eq=False)
 class Enforcer:
     """A handler of the consumer skeleton (services.consumer): decode, read the batch's
     cases and blocks in force, plan (pure), write."""
 
-    def __init__(
-        self,
-        department: Department,
-        store: DepartmentStore,
-        trust: TrustStore,
-        signer: Signer,
-        clock: Callable[[], datetime],
-    ) -> None:
-        self.department = department
-        self.store = store
-        self.trust = trust
-        self.signer = signer
-        self.clock = clock
-        self.consumer = f"department.{department.code}"
-        self.issuer = Issuer(signer, department_authority(department.code).source)
+    department: Department
+    store: DepartmentStore
+    trust: TrustStore
+    signer: Signer
+    clock: Callable[[], datetime]
+    consumer: str = field(init=False)  # its name in logs, metrics and dead letters
+    issuer: Issuer = field(init=False)  # signs as the department's authority
+
+    def __post_init__(self) -> None:
+        self.consumer = f"department.{self.department.code}"
+        self.issuer = Issuer(self.signer, department_authority(self.department.code).source)
 
     async def handle(self, messages: Sequence[RawMessage]) -> BatchOutcome:
         return await take(self, messages)
@@ -99,13 +117,47 @@ class Enforcer:
     def transaction(self) -> AbstractAsyncContextManager[DepartmentTransaction]:
         return self.store.transaction()
 
-    async def read(self, tx: DepartmentTransaction, fresh: Events) -> Known:
-        case_ids = sorted({case_id_of(payload) for _, payload in fresh} - {""})
-        return Known(await tx.known_cases(case_ids), await tx.active_blocks(case_ids))
+    async def read(self, tx: DepartmentTransaction, fresh: Events) -> InForce[KnownCase]:
+        case_ids = case_ids_in(fresh)
+        return InForce(await tx.known_cases(case_ids), await tx.active_blocks(case_ids))
 
-    def plan(self, fresh: Events, state: Known) -> tuple[BatchWrites, BatchOutcome]:
+    def plan(self, fresh: Events, state: InForce[KnownCase]) -> tuple[BatchWrites, BatchOutcome]:
+        """Each block change in order, acknowledged; each measure asked on a case this
+        department never heard of, answered as failed."""
+        known, active = dict(state.cases), set(state.active)
+        writes = BatchWrites(cases=[], applied=[], lifted=[], outgoing=[])
         outcome = BatchOutcome()
-        writes = self._plan(fresh, dict(state.cases), set(state.active), outcome)
+        now = self.clock()
+
+        def filed(envelope: Envelope, payload: CaseFiled) -> KnownCase:
+            case = known_case(payload)
+            writes.cases.append(NewCase(case, envelope.id))
+            return case
+
+        def corrected(envelope: Envelope, case: KnownCase, facts: CaseFacts) -> KnownCase:
+            # Before its starts: a measure moved to a corrected site is held there.
+            writes.corrected.append(FactsCorrected(case.case_id, facts, envelope.id))
+            return replace(case, facts=facts)
+
+        asks = functools.partial(effects, self.department)
+        for step in fold_events(fresh, known, active, asks=asks, filed=filed, corrected=corrected):
+            if step.case is None:
+                outcome.failed += len(step.wanted)
+                writes.outgoing.extend(self._failed(step, effect) for effect in step.wanted)
+                continue
+            for effect in step.changes:
+                if isinstance(effect, Apply):
+                    outcome.applied += 1
+                    writes.changes.append(self._block(effect, step.case, now, step.envelope.id))
+                    writes.outgoing.append(self._applied(step, effect, now))
+                else:
+                    outcome.lifted += 1
+                    writes.changes.append(
+                        BlockLifted(
+                            effect.measure.code, step.case_id, effect.reason, now, step.envelope.id
+                        )
+                    )
+                    writes.outgoing.append(self._lifted(step, effect, now))
         return writes, outcome
 
     async def apply(
@@ -118,83 +170,6 @@ class Enforcer:
         writes.outgoing.extend(dead)
         await tx.write(writes)
         return outcome
-
-    def _plan(
-        self,
-        fresh: Events,
-        known: dict[str, KnownCase],
-        active: set[tuple[str, str]],
-        outcome: BatchOutcome,
-    ) -> BatchWrites:
-        writes = BatchWrites(cases=[], applied=[], lifted=[], outgoing=[])
-        now = self.clock()
-        for envelope, payload in fresh:
-            case_id = case_id_of(payload)
-            if isinstance(payload, CaseFiled) and case_id not in known:
-                filed = KnownCase(
-                    case_id=case_id,
-                    township=payload.township,
-                    subject_kind=payload.subject.kind,
-                    subject_id=payload.subject.id,
-                    subject_name=payload.subject.name,
-                    facts=payload.facts,
-                )
-                known[case_id] = filed
-                writes.cases.append(NewCase(filed, envelope.id))
-            elif isinstance(payload, CaseCorrected) and payload.facts and case_id in known:
-                # Before its starts: a measure moved to a corrected site is held there.
-                known[case_id] = replace(known[case_id], facts=payload.facts)
-                writes.corrected.append(FactsCorrected(case_id, payload.facts, envelope.id))
-            wanted = effects(self.department, payload)
-            case = known.get(case_id)
-            if case is None:
-                for effect in wanted:
-                    measure = effect.measure.code
-                    outcome.failed += 1
-                    writes.outgoing.append(
-                        self._ack(
-                            MeasureFailed,
-                            f"failed:{measure}:{case_id}:{envelope.id}",
-                            case_id=case_id,
-                            measure=measure,
-                            caused_by=envelope.id,
-                            error="the case's case.filed event never reached this department",
-                        )
-                    )
-                continue
-            for effect in fold_blocks(active, case_id, wanted):
-                measure = effect.measure.code
-                if isinstance(effect, Apply):
-                    outcome.applied += 1
-                    writes.changes.append(self._block(effect, case, now, envelope.id))
-                    writes.outgoing.append(
-                        self._ack(
-                            MeasureApplied,
-                            f"applied:{measure}:{case_id}:{envelope.id}",
-                            case_id=case_id,
-                            measure=measure,
-                            caused_by=envelope.id,
-                            reference=f"{self.department.code}/{measure}/{case_id}",
-                            applied_at=now,
-                        )
-                    )
-                else:
-                    outcome.lifted += 1
-                    writes.changes.append(
-                        BlockLifted(measure, case_id, effect.reason, now, envelope.id)
-                    )
-                    writes.outgoing.append(
-                        self._ack(
-                            MeasureLifted,
-                            f"lifted:{measure}:{case_id}:{envelope.id}",
-                            case_id=case_id,
-                            measure=measure,
-                            caused_by=envelope.id,
-                            reason=effect.reason,
-                            lifted_at=now,
-                        )
-                    )
-        return writes
 
     @staticmethod
     def _block(effect: Apply, case: KnownCase, now: datetime, event_id: str) -> BlockApplied:
@@ -213,14 +188,51 @@ class Enforcer:
             facts=why.facts,
         )
 
-    def _ack(self, model: type[Payload], identity: str, **fields: object) -> OutgoingEvent:
-        """A signed acknowledgement from this department, its id derived from `identity`
-        so that a retry cannot send two. Each identity names the event that caused it, so
-        a block applied again after a lift, or lifted again, is acknowledged again."""
-        payload = model.model_validate({"department": self.department.code, **fields})
+    def _applied(self, step: Step[KnownCase], effect: Apply, now: datetime) -> OutgoingEvent:
+        measure = effect.measure.code
+        return self._ack(
+            MeasureApplied,
+            step,
+            measure,
+            reference=f"{self.department.code}/{measure}/{step.case_id}",
+            applied_at=now,
+        )
+
+    def _lifted(self, step: Step[KnownCase], effect: Lift, now: datetime) -> OutgoingEvent:
+        return self._ack(
+            MeasureLifted, step, effect.measure.code, reason=effect.reason, lifted_at=now
+        )
+
+    def _failed(self, step: Step[KnownCase], effect: Effect) -> OutgoingEvent:
+        return self._ack(
+            MeasureFailed,
+            step,
+            effect.measure.code,
+            error="the case's case.filed event never reached this department",
+        )
+
+    def _ack(
+        self, model: type[Payload], step: Step[KnownCase], measure: str, **fields: object
+    ) -> OutgoingEvent:
+        """A signed acknowledgement from this department of what `step`'s event did to
+        `measure`, its id derived from what it answers so that a retry cannot send two.
+        The id names the event that caused it, so a block applied again after a lift, or
+        lifted again, is acknowledged again."""
+        payload = model.model_validate(
+            {
+                "department": self.department.code,
+                "case_id": step.case_id,
+                "measure": measure,
+                "caused_by": step.envelope.id,
+                **fields,
+            }
+        )
+        answer = ANSWERS[model]
         return self.issuer.event(
             payload,
             topic=ACKNOWLEDGEMENTS.name,
-            key=case_id_of(payload),
-            identity=f"{self.department.code}:{identity}",
+            key=step.case_id,
+            identity=(
+                f"{self.department.code}:{answer}:{measure}:{step.case_id}:{step.envelope.id}"
+            ),
         )

@@ -26,21 +26,16 @@ from events.subject_keys import measure_hashers
 from events.topics import BLOCKLIST_MEASURES, VIOLATIONS, blocklist_topic
 from services.adapters.blocklist_store import MIGRATIONS, SCHEMA, PostgresBlocklistStore
 from services.adapters.group_consumer import GroupConsumer
-from services.adapters.migrate import migrate
 from services.adapters.outbox import PostgresOutbox
-from services.adapters.postgres import create_pool
 from services.adapters.publisher import KafkaPublisher
 from services.blocklist.handlers import CONSUMER, Builder
 from services.blocklist.ports import BlocklistStore
 from services.bootstrap import load_hasher, load_signer, utc_now
-from services.config import Settings, load_settings
-from services.consumer import Consumer
-from services.consumer.group import consume, relay_outbox
-from services.consumer.postgres import ClaimingBlocklistStore
+from services.config import Settings
 from services.consuming import Issuer
+from services.entrypoints.own_outbox import OwnOutbox, own_pool
 from services.errors import BrokerError, ConfigError, DatabaseError
-from services.metrics import start_metrics_server
-from services.runtime.service import retrying, serve
+from services.runtime.service import retrying, serve_process
 
 GROUP = "redline-blocklist"
 log = logging.getLogger("redline.blocklist")
@@ -53,19 +48,11 @@ async def run_builder(
     clock: Callable[[], datetime] = utc_now,
     heartbeat_every: float = 2.0,
 ) -> None:
-    kafka, database = settings.require()
     hasher = load_hasher(settings)
-    if (
-        await retrying(
-            stop, lambda: migrate(database, package=MIGRATIONS, schema=SCHEMA), what=CONSUMER
-        )
-        is None
-    ):
-        return
-    pool = await retrying(stop, lambda: create_pool(database, max_size=4), what=CONSUMER)
+    pool = await own_pool(settings, stop, migrations=MIGRATIONS, schema=SCHEMA, what=CONSUMER)
     if pool is None:
         return
-    store = ClaimingBlocklistStore(pool)
+    store = PostgresBlocklistStore(pool)
     try:
         await _claim_subject_key(store, hasher.key_id, stop)
     except ConfigError:
@@ -73,37 +60,27 @@ async def run_builder(
         raise
     builder = _builder(settings, store, hasher, clock)
     rebuilding = await _prepare_rebuild(store, stop)
-    outbox = PostgresOutbox(pool, database, schema=SCHEMA, channel=f"{SCHEMA}.outbox")
-    publisher = KafkaPublisher(
-        kafka, replication_factor=settings.kafka_replication_factor, auth=settings.kafka_auth
-    )
+    own = OwnOutbox.open(settings, pool, SCHEMA)
     try:
         consumer = await _start_consumer(settings, rebuilding=rebuilding)
     except BrokerError:
-        await pool.close()
+        await own.close()
         raise
     state = {"rebuilding": rebuilding}
 
     async def beat() -> None:
         vouched = await _heartbeat(
-            builder, store, consumer=consumer, outbox=outbox, publisher=publisher, clock=clock
+            builder,
+            store,
+            consumer=consumer,
+            outbox=own.outbox,
+            publisher=own.publisher,
+            clock=clock,
         )
         if vouched and state["rebuilding"]:
             state["rebuilding"] = await store.rebuilt()  # caught up: a restart resumes
 
-    try:
-        await consume(
-            stop,
-            consumer,
-            Consumer(CONSUMER, builder.handle, wake=outbox.wake),
-            relay_outbox(outbox, publisher, stop),
-            tick=beat,
-            every=heartbeat_every,
-        )
-    finally:
-        await outbox.close()
-        await publisher.close()
-        await pool.close()
+    await own.consume(stop, consumer, CONSUMER, builder.handle, tick=beat, every=heartbeat_every)
 
 
 def _builder(
@@ -211,9 +188,7 @@ def _master_key(settings: Settings) -> bytes:
 
 
 def main() -> None:
-    settings = load_settings()
-    start_metrics_server(settings)
-    serve(lambda stop: run_builder(settings, stop))
+    serve_process(run_builder)
 
 
 if __name__ == "__main__":

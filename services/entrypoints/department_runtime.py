@@ -29,6 +29,7 @@ from services.consumer import Consumer
 from services.consumer.group import relay_outbox
 from services.consuming import RawMessage
 from services.departments.handlers import BatchOutcome, Enforcer
+from services.entrypoints.own_outbox import publisher_for
 from services.errors import BrokerError
 from services.metrics import count_measures
 from services.runtime.service import MAX_BACKOFF_SECONDS, retrying
@@ -147,12 +148,7 @@ class DepartmentRuntime:
 
     async def relay(self, stop: asyncio.Event | None = None) -> None:
         await self.enforcer()
-        kafka, _ = self.settings.require()
-        publisher = KafkaPublisher(
-            kafka,
-            replication_factor=self.settings.kafka_replication_factor,
-            auth=self.settings.kafka_auth,
-        )
+        publisher = publisher_for(self.settings)
         outbox = self._outbox
         assert outbox is not None  # made with the enforcer
         try:

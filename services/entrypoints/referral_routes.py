@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, FastAPI, Header, Query, Request
+from fastapi import APIRouter, FastAPI, Query, Request
 
 from services.access import Principal
 from services.bootstrap import referrals_for
 from services.entrypoints.refusals import answer_refusals, documented
+from services.entrypoints.request_parts import IdempotencyKey
 from services.referrals.domain import (
     AlreadyPending,
     IllegalReferralStep,
@@ -30,17 +31,6 @@ from services.referrals.handlers import (
     Refusal,
     SendReferral,
 )
-
-IdempotencyKey = Annotated[
-    str | None,
-    Header(
-        alias="Idempotency-Key",
-        min_length=1,
-        max_length=200,
-        description="A retried POST with this key returns the first answer, writes nothing new.",
-    ),
-]
-
 
 ON_A_REFERRAL: dict[int | str, dict[str, Any]] = {
     403: documented("Only the referral's receiver answers it (the receiver is named)."),

@@ -4,19 +4,15 @@ from __future__ import annotations
 
 import asyncio
 
-from services.adapters.publisher import KafkaPublisher
 from services.bootstrap import registry_store
-from services.config import Settings, load_settings
-from services.metrics import start_metrics_server
+from services.config import Settings
+from services.entrypoints.own_outbox import publisher_for
 from services.outbox.relay import OutboxRelay
-from services.runtime.service import retrying, serve
+from services.runtime.service import retrying, serve_process
 
 
 async def run_relay(settings: Settings, stop: asyncio.Event) -> None:
-    kafka, _ = settings.require()
-    publisher = KafkaPublisher(
-        kafka, replication_factor=settings.kafka_replication_factor, auth=settings.kafka_auth
-    )
+    publisher = publisher_for(settings)
 
     async def relay() -> None:
         async with registry_store(settings) as store:
@@ -32,9 +28,7 @@ async def run_relay(settings: Settings, stop: asyncio.Event) -> None:
 
 
 def main() -> None:
-    settings = load_settings()
-    start_metrics_server(settings)
-    serve(lambda stop: run_relay(settings, stop))
+    serve_process(run_relay)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
-"""What the registry's own routes take from a request besides its body: the
-Idempotency-Key header, and the registry the app was built or bootstrapped with."""
+"""What the API's routes take from a request besides its body: the Idempotency-Key header
+(every command's: cases, clues, referrals, townships), and the registry the app was built or
+bootstrapped with."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ IdempotencyKey = Annotated[
         alias="Idempotency-Key",
         min_length=1,
         max_length=200,
-        description="A retried POST with this key returns the first answer, writes nothing new.",
+        description="A retried call with this key returns the first answer, writes nothing new.",
     ),
 ]
 

@@ -3,13 +3,13 @@ and a notice (response.overdue) once per answer that misses its deadline."""
 
 from __future__ import annotations
 
-import abc
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from events.catalogue import Catalogue
+from events.envelope import Envelope
 from events.models import (
     MeasureApplied,
     MeasureFailed,
@@ -18,20 +18,41 @@ from events.models import (
 )
 from events.signing import TrustStore
 from events.topics import ACKNOWLEDGEMENTS
-from services.consumer import Consumed, Decoded, Events, take
-from services.consuming import Issuer, RawMessage, dead_letter, decode_or_dead_letter
+from services.consumer import Decoded, Events, take
+from services.consuming import (
+    BatchCounts,
+    Issuer,
+    RawMessage,
+    dead_letter,
+    decode_or_dead_letter,
+)
 from services.feedback.domain import NOT_OWNED, Answerers, Requirement, requirements
 from services.feedback.ports import FeedbackStore, FeedbackTransaction, Response
 from services.outbox.ports import OutgoingEvent
 
 CONSUMER = "feedback_tracker"
+ACKNOWLEDGED = (MeasureApplied, MeasureLifted, MeasureFailed)  # a department's answers
 
 
-class TrackerTransaction(FeedbackTransaction):
-    """The tracker's transaction in the consumer skeleton: it claims event ids too."""
-
-    @abc.abstractmethod
-    async def claim(self, events: Sequence[Consumed]) -> set[str]: ...
+def response_to(
+    envelope: Envelope, answer: MeasureApplied | MeasureLifted | MeasureFailed
+) -> Response:
+    """A department's acknowledgement as the answer it records: an apply done, with its
+    reference; a lift done; or an apply failed, with its error, as of when it was sent."""
+    response = Response(
+        answer.case_id,
+        answer.department,
+        answer.measure,
+        "apply",
+        envelope.time,
+        envelope.id,
+        answers=answer.caused_by,
+    )
+    if isinstance(answer, MeasureApplied):
+        return replace(response, at=answer.applied_at, reference=answer.reference)
+    if isinstance(answer, MeasureLifted):
+        return replace(response, action="lift", at=answer.lifted_at)
+    return replace(response, error=answer.error)
 
 
 @dataclass(frozen=True)
@@ -43,11 +64,9 @@ class Tracked:
 
 
 @dataclass
-class TrackOutcome:
+class TrackOutcome(BatchCounts):
     required: int = 0
     answered: int = 0
-    duplicates: int = 0
-    dead_letters: list[str] = field(default_factory=list)
 
 
 class Tracker:
@@ -85,7 +104,7 @@ class Tracker:
             dead.extend(refused)
             reasons.extend(why)
             for envelope, payload in found:
-                if not isinstance(payload, MeasureApplied | MeasureLifted | MeasureFailed):
+                if not isinstance(payload, ACKNOWLEDGED):
                     decoded.append((envelope, payload))
                     continue
                 refusal = self.answerers.refusal(
@@ -98,17 +117,10 @@ class Tracker:
                 reasons.append(NOT_OWNED)
         return Decoded(decoded, dead, reasons)
 
-    @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[TrackerTransaction]:
-        async with self.store.transaction() as tx:
-            if not isinstance(tx, TrackerTransaction):
-                raise TypeError(
-                    "the tracker's store must claim event ids "
-                    "(services.consumer.postgres.ClaimingFeedbackStore)"
-                )
-            yield tx
+    def transaction(self) -> AbstractAsyncContextManager[FeedbackTransaction]:
+        return self.store.transaction()
 
-    async def read(self, tx: TrackerTransaction, fresh: Events) -> None:
+    async def read(self, tx: FeedbackTransaction, fresh: Events) -> None:
         """The plan needs nothing read: the store decides what is owed as it writes."""
         return None
 
@@ -116,50 +128,14 @@ class Tracker:
         required: list[Requirement] = []
         responses: list[Response] = []
         for envelope, payload in fresh:
-            if isinstance(payload, MeasureApplied):
-                responses.append(
-                    Response(
-                        payload.case_id,
-                        payload.department,
-                        payload.measure,
-                        "apply",
-                        payload.applied_at,
-                        envelope.id,
-                        answers=payload.caused_by,
-                        reference=payload.reference,
-                    )
-                )
-            elif isinstance(payload, MeasureLifted):
-                responses.append(
-                    Response(
-                        payload.case_id,
-                        payload.department,
-                        payload.measure,
-                        "lift",
-                        payload.lifted_at,
-                        envelope.id,
-                        answers=payload.caused_by,
-                    )
-                )
-            elif isinstance(payload, MeasureFailed):
-                responses.append(
-                    Response(
-                        payload.case_id,
-                        payload.department,
-                        payload.measure,
-                        "apply",
-                        envelope.time,
-                        envelope.id,
-                        answers=payload.caused_by,
-                        error=payload.error,
-                    )
-                )
+            if isinstance(payload, ACKNOWLEDGED):
+                responses.append(response_to(envelope, payload))
             else:
                 required.extend(requirements(self.catalogue, payload, envelope.time, envelope.id))
         return Tracked(required, responses)
 
     async def apply(
-        self, tx: TrackerTransaction, plan: Tracked, dead: Sequence[OutgoingEvent]
+        self, tx: FeedbackTransaction, plan: Tracked, dead: Sequence[OutgoingEvent]
     ) -> TrackOutcome:
         # The consumed ids are claimed already (services.consumer.take), before the answers
         # are written: an answer to a requirement read before is told by its claim.

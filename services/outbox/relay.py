@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from dataclasses import KW_ONLY, dataclass, field
 from typing import Any
 
 from services.errors import BrokerError, DatabaseError
@@ -34,29 +35,22 @@ log = logging.getLogger(__name__)
 QUARANTINE_RECOUNT_S = 60.0  # how often the quarantined gauge is read again (a release)
 
 
+@dataclass(eq=False)
 class OutboxRelay:
-    def __init__(
-        self,
-        outbox: OutboxStore,
-        publisher: EventPublisher,
-        *,
-        batch_size: int = 2000,
-        idle_wait: float = 1.0,
-        linger: float = 0.0,
-        max_backoff: float = 5.0,
-        name: str = "registry",
-    ) -> None:
-        self.outbox = outbox
-        self.name = name
-        self.publisher = publisher
-        self.batch_size = batch_size
-        self.idle_wait = idle_wait
-        self.linger = linger  # after a wake-up, let more events gather before reading
-        self.max_backoff = max_backoff
-        self.published = 0
-        self.quarantined = 0  # events this relay set aside
-        self._cluster: str | None = None  # the cluster this relay last saw recorded
-        self._counted_at: float | None = None  # when the quarantined gauge was last read
+    """One outbox's relay to the broker; `name` labels its metrics and logs."""
+
+    outbox: OutboxStore
+    publisher: EventPublisher
+    _: KW_ONLY
+    batch_size: int = 2000
+    idle_wait: float = 1.0
+    linger: float = 0.0  # after a wake-up, let more events gather before reading
+    max_backoff: float = 5.0
+    name: str = "registry"
+    published: int = field(default=0, init=False)
+    quarantined: int = field(default=0, init=False)  # events this relay set aside
+    _cluster: str | None = field(default=None, init=False)  # the cluster last seen recorded
+    _counted_at: float | None = field(default=None, init=False)  # the gauge last read
 
     async def publish_pending(self, max_batches: int = 16) -> int:
         """Publish up to `max_batches` windows of pending events; returns how many events

@@ -14,6 +14,7 @@ import signal
 import stat
 import subprocess
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 from services.errors import StartupError
@@ -44,7 +45,37 @@ DATABASE_NAME = "redline"
 DATABASE_ROLE = "redline"
 
 
-class EmbeddedBroker:
+class _Server:
+    """A server process spawned on 127.0.0.1 under `data_dir`, logging to `<name>.log`."""
+
+    name = "server"
+
+    def __init__(self, data_dir: Path, port: int | None) -> None:
+        self.data_dir = data_dir
+        self.port = port or free_port()
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc else None
+
+    def _spawn(
+        self, argv: list[str], *, ready: Callable[[], bool], timeout: float, user: str | None = None
+    ) -> None:
+        """Start `argv` and wait until `ready`; a server that exits first is an error
+        naming its log."""
+        log_path = self.data_dir / f"{self.name}.log"
+        self._proc = proc = spawn(argv, log_path=log_path, user=user)
+
+        def up() -> bool:
+            if proc.poll() is not None:
+                raise StartupError(f"{self.name} exited with {proc.returncode}; see {log_path}")
+            return ready()
+
+        wait_until(up, timeout=timeout, what=f"{self.name} on 127.0.0.1:{self.port}")
+
+
+class EmbeddedBroker(_Server):
     """A memory-only Tansu broker speaking the Kafka protocol on 127.0.0.1.
 
     `authentication=True` makes every client log in with SASL/SCRAM first. Tansu 0.6.0
@@ -53,26 +84,22 @@ class EmbeddedBroker:
     every client: it serves to show that a client is refused, not to run the system.
     """
 
+    name = "broker"
+
     def __init__(
         self, data_dir: Path, port: int | None = None, *, authentication: bool = False
     ) -> None:
-        self.data_dir = data_dir
-        self.port = port or free_port()
+        super().__init__(data_dir, port)
         self.authentication = authentication
-        self._proc: subprocess.Popen[bytes] | None = None
 
     @property
     def bootstrap(self) -> str:
         return f"127.0.0.1:{self.port}"
 
-    @property
-    def pid(self) -> int | None:
-        return self._proc.pid if self._proc else None
-
     def start(self, timeout: float = 30.0) -> None:
         binary = broker_binary()
         url = f"tcp://127.0.0.1:{self.port}"
-        self._proc = spawn(
+        self._spawn(
             [
                 str(binary),
                 "broker",
@@ -87,18 +114,9 @@ class EmbeddedBroker:
                 f"redline-{uuid.uuid4().hex[:12]}",
                 *(["--authentication"] if self.authentication else []),
             ],
-            log_path=self.data_dir / "broker.log",
+            ready=lambda: tcp_accepts("127.0.0.1", self.port),
+            timeout=timeout,
         )
-        proc = self._proc
-
-        def ready() -> bool:
-            if proc.poll() is not None:
-                raise StartupError(
-                    f"broker exited with {proc.returncode}; see {self.data_dir / 'broker.log'}"
-                )
-            return tcp_accepts("127.0.0.1", self.port)
-
-        wait_until(ready, timeout=timeout, what=f"broker on {self.bootstrap}")
 
     def stop(self) -> None:
         if self._proc is not None:
@@ -150,23 +168,19 @@ def _grant_traverse(path: Path) -> None:
             ancestor.chmod(mode | stat.S_IXOTH)
 
 
-class EmbeddedPostgres:
+class EmbeddedPostgres(_Server):
     """A real PostgreSQL 16 server from the pgserver wheel, on 127.0.0.1 TCP."""
 
+    name = "postgres"
+
     def __init__(self, data_dir: Path, port: int | None = None) -> None:
-        self.data_dir = data_dir
+        super().__init__(data_dir, port)
         self.pgdata = data_dir / "pgdata"
-        self.port = port or free_port()
-        self._proc: subprocess.Popen[bytes] | None = None
         self._user = POSTGRES_SYSTEM_USER if os.geteuid() == 0 else None
 
     @property
     def url(self) -> str:
         return f"postgresql://{DATABASE_ROLE}@127.0.0.1:{self.port}/{DATABASE_NAME}"
-
-    @property
-    def pid(self) -> int | None:
-        return self._proc.pid if self._proc else None
 
     def _run(self, argv: list[str]) -> None:
         result = subprocess.run(
@@ -207,7 +221,7 @@ class EmbeddedPostgres:
 
     def start(self, timeout: float = 60.0) -> None:
         self._init_cluster()
-        self._proc = spawn(
+        self._spawn(
             [
                 str(_bin_dir() / "postgres"),
                 "-D",
@@ -221,19 +235,10 @@ class EmbeddedPostgres:
                 "-c",
                 "max_connections=200",
             ],
-            log_path=self.data_dir / "postgres.log",
+            ready=self._database_exists,
+            timeout=timeout,
             user=self._user,
         )
-        proc = self._proc
-
-        def ready() -> bool:
-            if proc.poll() is not None:
-                raise StartupError(
-                    f"postgres exited with {proc.returncode}; see {self.data_dir / 'postgres.log'}"
-                )
-            return self._database_exists()
-
-        wait_until(ready, timeout=timeout, what=f"postgres on 127.0.0.1:{self.port}")
 
     def _database_exists(self) -> bool:
         psql = str(_bin_dir() / "psql")

@@ -11,7 +11,9 @@ from typing import TypeVar
 
 from events.backoff import Backoff
 from events.logmask import mask_logging
+from services.config import Settings, load_settings
 from services.errors import DatabaseError
+from services.metrics import start_metrics_server
 
 T = TypeVar("T")
 MAX_BACKOFF_SECONDS = 5.0
@@ -62,3 +64,11 @@ def serve(run: Callable[[asyncio.Event], Awaitable[None]]) -> None:
         await run(stop)
 
     asyncio.run(main())
+
+
+def serve_process(run: Callable[[Settings, asyncio.Event], Awaitable[None]]) -> None:
+    """A service process's `main`: its settings from the environment, its metrics
+    endpoint, then `run(settings, stop)` until SIGTERM or SIGINT."""
+    settings = load_settings()
+    start_metrics_server(settings)
+    serve(lambda stop: run(settings, stop))

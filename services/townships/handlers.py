@@ -3,9 +3,9 @@ apply the pure rules, write once per idempotency key in one transaction."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import date, datetime, time, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict
@@ -84,6 +84,21 @@ class QuarterView(BaseModel):
     findings: list[Finding]
 
 
+V = TypeVar("V", bound=BaseModel)
+# What a command does to a quarter's report (none yet, or as it stands), given the
+# quarter's label and the time.
+Step = Callable[[QuarterReport | None, str, datetime], QuarterReport]
+
+
+def _handing(transition: Callable[..., QuarterReport], by: Principal) -> Step:
+    """A hand-over of the report (submitted, received) as a step, made by `by`."""
+
+    def step(existing: QuarterReport | None, label: str, now: datetime) -> QuarterReport:
+        return transition(existing, by=by.name, at=now)
+
+    return step
+
+
 class Townships:
     def __init__(
         self,
@@ -109,33 +124,24 @@ class Townships:
         self._check_township(request.township, "township")
         now = self.clock()
 
-        async def write(tx: TownshipTransaction) -> dict[str, Any]:
+        async def write(tx: TownshipTransaction) -> TalkView:
             talk_id = await tx.next_talk_id(self._today(now).year)
             talk = new_talk(talk_id, request, by=by.name, at=now, known=self.townships)
-            await tx.save_talk(talk)
-            return talk_view(talk, self._today(now)).model_dump(mode="json")
+            return await self._save_talk(tx, talk, now)
 
-        body = await once(
-            self.store.transaction, "request_talk", request.model_dump(mode="json"), key, write
-        )
-        return TalkView.model_validate(body)
+        return await self._once("request_talk", request, key, TalkView, write)
 
     async def decide_talk(
         self, talk_id: str, decision: TalkDecision, by: Principal, key: str | None = None
     ) -> TalkView:
         now = self.clock()
 
-        async def write(tx: TownshipTransaction) -> dict[str, Any]:
+        async def write(tx: TownshipTransaction) -> TalkView:
             talk = await self._talk(tx, talk_id)
             decided = decide_talk(talk, decision, by=by.name, at=now, today=self._today(now))
-            await tx.save_talk(decided)
-            return talk_view(decided, self._today(now)).model_dump(mode="json")
+            return await self._save_talk(tx, decided, now)
 
-        operation = f"decide_talk:{talk_id}"
-        body = await once(
-            self.store.transaction, operation, decision.model_dump(mode="json"), key, write
-        )
-        return TalkView.model_validate(body)
+        return await self._once(f"decide_talk:{talk_id}", decision, key, TalkView, write)
 
     async def report_rectification(
         self,
@@ -149,21 +155,16 @@ class Townships:
         self._own(by, township)
         now = self.clock()
 
-        async def write(tx: TownshipTransaction) -> dict[str, Any]:
+        async def write(tx: TownshipTransaction) -> TalkView:
             talk = await self._talk(tx, talk_id)
             if talk.township != township:  # not this township's talk: as if there were none
                 raise TownshipNotFound(f"township {township} has no talk {talk_id}")
             done = record_rectification(
                 talk, report, township=township, by=by.name, today=self._today(now)
             )
-            await tx.save_talk(done)
-            return talk_view(done, self._today(now)).model_dump(mode="json")
+            return await self._save_talk(tx, done, now)
 
-        operation = f"rectification:{talk_id}"
-        body = await once(
-            self.store.transaction, operation, report.model_dump(mode="json"), key, write
-        )
-        return TalkView.model_validate(body)
+        return await self._once(f"rectification:{talk_id}", report, key, TalkView, write)
 
     async def talks(self, *, township: str | None, year: str) -> list[TalkView]:
         """The talks requested in the year or whose deadline falls in it, as they stand."""
@@ -172,13 +173,7 @@ class Townships:
         now = self.clock()
         number = self._year(year, now)
         async with self.store.transaction(readonly=True) as tx:
-            talks = await tx.talks(
-                township,
-                date(number, 1, 1),
-                date(number, 12, 31),
-                self._start(number),
-                self._start(number + 1),
-            )
+            talks = await self._year_talks(tx, township, number)
         today = self._today(now)
         return [talk_view(talk, today) for talk in talks]
 
@@ -187,11 +182,7 @@ class Townships:
     async def record_notice(
         self, township: str, details: NoticeDetails, by: Principal, key: str | None = None
     ) -> NoticeView:
-        self._check_township(township, "township")
-        now = self.clock()
-        self._not_future_year(details.year, now)
-
-        async def write(tx: TownshipTransaction) -> dict[str, Any]:
+        async def write(tx: TownshipTransaction, now: datetime) -> NoticeView:
             notice = Notice(
                 notice_id=await tx.next_notice_id(details.year),
                 township=township,
@@ -202,35 +193,23 @@ class Townships:
                 recorded_at=now,
             )
             await tx.add_notice(notice)
-            return NoticeView(**notice.__dict__).model_dump(mode="json")
+            return NoticeView(**notice.__dict__)
 
-        operation = f"notice:{township}"
-        body = await once(
-            self.store.transaction, operation, details.model_dump(mode="json"), key, write
-        )
-        return NoticeView.model_validate(body)
+        return await self._record("notice", township, details, key, view=NoticeView, write=write)
 
     async def record_veto(
         self, township: str, details: VetoDetails, by: Principal, key: str | None = None
     ) -> VetoView:
-        self._check_township(township, "township")
-        now = self.clock()
-        self._not_future_year(details.year, now)
-
-        async def write(tx: TownshipTransaction) -> dict[str, Any]:
+        async def write(tx: TownshipTransaction, now: datetime) -> VetoView:
             if await tx.veto(township, details.year) is not None:
                 raise TownshipStateError(
                     f"{township}'s {details.year} assessment already has a one-vote veto"
                 )
             veto = Veto(township, details.year, details.reason, by.name, now)
             await tx.add_veto(veto)
-            return VetoView(**veto.__dict__).model_dump(mode="json")
+            return VetoView(**veto.__dict__)
 
-        operation = f"veto:{township}"
-        body = await once(
-            self.store.transaction, operation, details.model_dump(mode="json"), key, write
-        )
-        return VetoView.model_validate(body)
+        return await self._record("veto", township, details, key, view=VetoView, write=write)
 
     # --- quarterly report -----------------------------------------------------------
 
@@ -242,50 +221,28 @@ class Townships:
         by: Principal,
         key: str | None = None,
     ) -> QuarterView:
-        label, span = self._quarter(township, quarter)
-        self._own(by, township)
-        now = self.clock()
-
-        async def write(tx: TownshipTransaction) -> dict[str, Any]:
-            existing = await tx.report(township, label, for_update=True)
-            report = enter_report(
+        def step(existing: QuarterReport | None, label: str, now: datetime) -> QuarterReport:
+            return enter_report(
                 existing, township=township, quarter=label, figures=figures, by=by.name, at=now
             )
-            await tx.save_report(report)
-            return (await self._view(tx, township, label, span, report)).model_dump(mode="json")
 
-        operation = f"enter_report:{township}:{label}"
-        body = await once(
-            self.store.transaction, operation, figures.model_dump(mode="json"), key, write
+        return await self._move(
+            "enter_report", township, quarter, key, step, owner=by, given=figures
         )
-        return QuarterView.model_validate(body)
 
     async def submit_report(
         self, township: str, quarter: str, by: Principal, key: str | None = None
     ) -> QuarterView:
-        label, span = self._quarter(township, quarter)
-        self._own(by, township)
-        return await self._move(
-            f"submit_report:{township}:{label}",
-            township=township,
-            label=label,
-            span=span,
-            key=key,
-            step=lambda existing, now: submit_report(existing, by=by.name, at=now),
-        )
+        """The township hands its report in; from then on it no longer changes."""
+        step = _handing(submit_report, by)
+        return await self._move("submit_report", township, quarter, key, step, owner=by)
 
     async def receive_report(
         self, township: str, quarter: str, by: Principal, key: str | None = None
     ) -> QuarterView:
-        label, span = self._quarter(township, quarter)
-        return await self._move(
-            f"receive_report:{township}:{label}",
-            township=township,
-            label=label,
-            span=span,
-            key=key,
-            step=lambda existing, now: receive_report(existing, by=by.name, at=now),
-        )
+        """The city government receives a submitted report (any township's)."""
+        step = _handing(receive_report, by)
+        return await self._move("receive_report", township, quarter, key, step, owner=None)
 
     async def quarter_report(self, township: str, quarter: str, by: Principal) -> QuarterView:
         label, span = self._quarter(township, quarter)
@@ -301,13 +258,7 @@ class Townships:
         today = self._today(now)
         quarters = year_quarters(number, today)
         async with self.store.transaction(readonly=True) as tx:
-            talks = await tx.talks(
-                None,
-                date(number, 1, 1),
-                date(number, 12, 31),
-                self._start(number),
-                self._start(number + 1),
-            )
+            talks = await self._year_talks(tx, None, number)
             notices = await tx.notices(number)
             vetoes = await tx.vetoes(number)
             reports = {(r.township, r.quarter): r for r in await tx.reports(quarters)}
@@ -329,25 +280,77 @@ class Townships:
 
     # --- helpers --------------------------------------------------------------------
 
-    async def _move(
+    async def _once(
         self,
         operation: str,
-        *,
-        township: str,
-        label: str,
-        span: QuarterSpan,
+        given: BaseModel | None,
         key: str | None,
-        step: Callable[[QuarterReport | None, datetime], QuarterReport],
+        view: type[V],
+        write: Callable[[TownshipTransaction], Awaitable[V]],
+    ) -> V:
+        """`write` in one transaction, once per idempotency key: a retry with the same
+        `given` gets the first answer back and writes nothing."""
+
+        async def answer(tx: TownshipTransaction) -> dict[str, Any]:
+            return (await write(tx)).model_dump(mode="json")
+
+        request: BaseModel | dict[str, Any] = {} if given is None else given
+        return view.model_validate(
+            await once(self.store.transaction, operation, request, key, answer)
+        )
+
+    async def _record(
+        self,
+        kind: str,
+        township: str,
+        details: NoticeDetails | VetoDetails,
+        key: str | None,
+        *,
+        view: type[V],
+        write: Callable[[TownshipTransaction, datetime], Awaitable[V]],
+    ) -> V:
+        """A record of a township for a year (a notice, a veto): the township must be a
+        current one and the year must have begun; written once per key."""
+        self._check_township(township, "township")
+        now = self.clock()
+        self._not_future_year(details.year, now)
+        return await self._once(f"{kind}:{township}", details, key, view, lambda tx: write(tx, now))
+
+    async def _move(
+        self,
+        name: str,
+        township: str,
+        quarter: str,
+        key: str | None,
+        step: Step,
+        *,
+        owner: Principal | None,
+        given: BaseModel | None = None,
     ) -> QuarterView:
+        """Change a quarter's report by `step`: the township and quarter checked, then (with
+        an `owner`) that it is the caller's own township, once per key."""
+        label, span = self._quarter(township, quarter)
+        if owner is not None:
+            self._own(owner, township)
         now = self.clock()
 
-        async def write(tx: TownshipTransaction) -> dict[str, Any]:
-            moved = step(await tx.report(township, label, for_update=True), now)
+        async def write(tx: TownshipTransaction) -> QuarterView:
+            moved = step(await tx.report(township, label, for_update=True), label, now)
             await tx.save_report(moved)
-            return (await self._view(tx, township, label, span, moved)).model_dump(mode="json")
+            return await self._view(tx, township, label, span, moved)
 
-        body = await once(self.store.transaction, operation, {}, key, write)
-        return QuarterView.model_validate(body)
+        return await self._once(f"{name}:{township}:{label}", given, key, QuarterView, write)
+
+    async def _save_talk(self, tx: TownshipTransaction, talk: Talk, now: datetime) -> TalkView:
+        await tx.save_talk(talk)
+        return talk_view(talk, self._today(now))
+
+    async def _year_talks(
+        self, tx: TownshipTransaction, township: str | None, year: int
+    ) -> list[Talk]:
+        """Those requested in the year, or whose deadline falls in it (one township or all)."""
+        first, last = date(year, 1, 1), date(year, 12, 31)
+        return await tx.talks(township, first, last, self._start(year), self._start(year + 1))
 
     async def _view(
         self,
@@ -371,17 +374,8 @@ class Townships:
                 findings=[],
             )
         return QuarterView(
-            township=township,
+            **report.__dict__,
             township_name=name,
-            quarter=label,
-            status=report.status,
-            figures=report.figures,
-            entered_by=report.entered_by,
-            entered_at=report.entered_at,
-            submitted_by=report.submitted_by,
-            submitted_at=report.submitted_at,
-            received_by=report.received_by,
-            received_at=report.received_at,
             bus=shown,
             findings=check_report(report.figures, bus),
         )

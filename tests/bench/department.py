@@ -19,6 +19,7 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,7 @@ from services.consuming import RawMessage
 from services.entrypoints.department import DepartmentRuntime
 from services.runtime.devkeys import ensure_dev_keys, load_dev_signer
 from services.runtime.processes import spawn, stop_processes
+from tests.bench.figures import figure
 from tests.support import case_body
 
 DEPARTMENT = "power_supply"
@@ -85,6 +87,30 @@ async def from_the_start(kafka: str, fetch_max_wait_ms: int = 500) -> AIOKafkaCo
     return consumer
 
 
+async def next_batch(consumer: AIOKafkaConsumer) -> list[RawMessage]:
+    """The consumer's next fetch (up to 2000 records), as a department's runtime takes it."""
+    batch = await consumer.getmany(timeout_ms=500, max_records=2000)
+    return [
+        RawMessage(r.topic, r.partition, r.offset, r.key, r.value)
+        for records in batch.values()
+        for r in records
+    ]
+
+
+async def _drain(
+    consumer: AIOKafkaConsumer, total: int, handle: Callable[[list[RawMessage]], Awaitable[None]]
+) -> float:
+    """Records per second while `handle` takes each fetched batch, until `total` are taken."""
+    done = 0
+    started = time.perf_counter()
+    while done < total:
+        messages = await next_batch(consumer)
+        if messages:
+            await handle(messages)
+            done += len(messages)
+    return total / (time.perf_counter() - started)
+
+
 async def _bare(kafka: str, database: str, trust: TrustStore, total: int) -> float:
     conn = await asyncpg.connect(database)
     await conn.execute(
@@ -92,30 +118,27 @@ async def _bare(kafka: str, database: str, trust: TrustStore, total: int) -> flo
         "measure text, applied_at timestamptz DEFAULT now());"
         "CREATE TABLE IF NOT EXISTS bench_bare_consumed (event_id text PRIMARY KEY)"
     )
+
+    async def block(messages: list[RawMessage]) -> None:
+        blocks, consumed = [], []
+        for message in messages:
+            envelope, payload = decode(message.value or b"", trust)
+            consumed.append((envelope.id,))
+            if isinstance(payload, CaseFiled):
+                blocks.append((payload.case_id, payload.subject.id, "refuse_power_supply"))
+        async with conn.transaction():
+            await conn.executemany(
+                "INSERT INTO bench_bare_consumed VALUES ($1) ON CONFLICT DO NOTHING", consumed
+            )
+            await conn.executemany(
+                "INSERT INTO bench_bare_blocks (case_id, subject_id, measure) "
+                "VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+                blocks,
+            )
+
     consumer = await from_the_start(kafka)
     try:
-        done = 0
-        started = time.perf_counter()
-        while done < total:
-            batch = await consumer.getmany(timeout_ms=500, max_records=2000)
-            blocks, consumed = [], []
-            for records in batch.values():
-                for record in records:
-                    envelope, payload = decode(record.value or b"", trust)
-                    consumed.append((envelope.id,))
-                    if isinstance(payload, CaseFiled):
-                        blocks.append((payload.case_id, payload.subject.id, "refuse_power_supply"))
-                    done += 1
-            async with conn.transaction():
-                await conn.executemany(
-                    "INSERT INTO bench_bare_consumed VALUES ($1) ON CONFLICT DO NOTHING", consumed
-                )
-                await conn.executemany(
-                    "INSERT INTO bench_bare_blocks (case_id, subject_id, measure) "
-                    "VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-                    blocks,
-                )
-        return total / (time.perf_counter() - started)
+        return await _drain(consumer, total, block)
     finally:
         await consumer.stop()
         await conn.close()
@@ -137,19 +160,7 @@ async def _bare_enforcer(kafka: str, database: str, home: Path, total: int) -> f
     relay = asyncio.create_task(runtime.relay())
     consumer = await from_the_start(kafka)
     try:
-        done = 0
-        started = time.perf_counter()
-        while done < total:
-            batch = await consumer.getmany(timeout_ms=500, max_records=2000)
-            messages = [
-                RawMessage(r.topic, r.partition, r.offset, r.key, r.value)
-                for records in batch.values()
-                for r in records
-            ]
-            if messages:
-                await runtime.enforce(messages)
-                done += len(messages)
-        return total / (time.perf_counter() - started)
+        return await _drain(consumer, total, runtime.enforce)
     finally:
         relay.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -226,40 +237,25 @@ async def run(kafka: str, database: str, count: int) -> list[dict[str, Any]]:
     counted.append((department, startup))
     on = sum(rate for rate, _ in counted) / len(counted)
     off = sum(rate for rate, _ in without) / len(without)
+    bare_row = figure("bare consumer, parse + verify + 2 inserts", bare, "events/s")
+    same_row = figure("bare consumer, the enforcer's work", same_work, "events/s", bare_row)
+    department_row = figure(
+        f"department {DEPARTMENT} (faust)", department, "events/s", same_row, target=0.7
+    )
+    off_row = figure("drain, metrics off (mean of 2)", off, "events/s")
     return [
-        {"figure": "backlog", "value": total, "unit": "events"},
-        {"figure": "bare consumer, parse + verify + 2 inserts", "value": bare, "unit": "events/s"},
-        {
-            "figure": "bare consumer, the enforcer's work",
-            "value": same_work,
-            "unit": "events/s",
-            "baseline": "bare consumer, parse + verify + 2 inserts",
-            "ratio": same_work / bare,
-        },
-        {
-            "figure": f"department {DEPARTMENT} (faust)",
-            "value": department,
-            "unit": "events/s",
-            "baseline": "bare consumer, the enforcer's work",
-            "ratio": department / same_work,
-            "target": 0.7,
-        },
-        {"figure": "department start to first batch", "value": startup, "unit": "s"},
-        {
-            "figure": f"department {SCALED_DEPARTMENT}, two workers (one group)",
-            "value": scaled,
-            "unit": "events/s",
-            "baseline": f"department {DEPARTMENT} (faust)",
-            "ratio": scaled / department,
-            "target": 5_000,
-        },
-        {"figure": "drain, metrics off (mean of 2)", "value": off, "unit": "events/s"},
-        {
-            "figure": "drain, metrics on (mean of 2)",
-            "value": on,
-            "unit": "events/s",
-            "baseline": "drain, metrics off (mean of 2)",
-            "ratio": on / off,
-            "target": 0.95,
-        },
+        figure("backlog", total, "events"),
+        bare_row,
+        same_row,
+        department_row,
+        figure("department start to first batch", startup, "s"),
+        figure(
+            f"department {SCALED_DEPARTMENT}, two workers (one group)",
+            scaled,
+            "events/s",
+            department_row,
+            target=5_000,
+        ),
+        off_row,
+        figure("drain, metrics on (mean of 2)", on, "events/s", off_row, target=0.95),
     ]

@@ -26,13 +26,13 @@ from events.codec import encode_signed
 from events.topics import VIOLATIONS
 from services.adapters.kafka import ensure_topics
 from services.config import load_settings
-from services.consuming import RawMessage
 from services.entrypoints.department import DepartmentRuntime
 from services.runtime.devkeys import ensure_dev_keys, load_dev_signer
 from services.runtime.embedded import EmbeddedBroker, EmbeddedPostgres
 from services.runtime.processes import spawn, stop_process
-from tests.bench.department import from_the_start
+from tests.bench.department import from_the_start, next_batch
 from tests.bench.fanout import process_cpu
+from tests.bench.figures import figure
 from tests.support import case_body, filed_event
 
 RATE_PER_SECOND = 10
@@ -105,39 +105,27 @@ async def run(kafka: str, database: str, count: int) -> list[dict[str, Any]]:
     try:
         postgres.start()
         await ensure_topics(broker.bootstrap)
-        bare, bare_idle = await _per_event_cpu(
-            broker.bootstrap,
-            postgres.url,
-            home,
-            [sys.executable, "-m", "tests.bench.trickle", "approvals"],
-            "approvals",
-            events,
-            before=0,
-        )
-        faust, faust_idle = await _per_event_cpu(
-            broker.bootstrap,
-            postgres.url,
-            home,
-            [sys.executable, "-m", "services.entrypoints.department", "water_supply"],
-            "water_supply",
-            events,
-            before=events + 1,  # the bare loop's, read from the start by a new group
-        )
+
+        async def cpu(module: str, code: str, before: int) -> tuple[float, float]:
+            """`python -m module code`'s CPU per event and idle, `before` events already in."""
+            argv = [sys.executable, "-m", module, code]
+            return await _per_event_cpu(
+                broker.bootstrap, postgres.url, home, argv, code, events, before
+            )
+
+        bare, bare_idle = await cpu("tests.bench.trickle", "approvals", before=0)
+        # The bare loop's events are there too: the department's new group reads from the start.
+        faust, faust_idle = await cpu("services.entrypoints.department", "water_supply", events + 1)
     finally:
         postgres.stop()
         broker.stop()
+    bare_row = figure("bare loop, CPU per event", bare, "ms")
     return [
-        {"figure": "events, one per batch", "value": events, "unit": "events"},
-        {"figure": "bare loop, CPU per event", "value": bare, "unit": "ms"},
-        {
-            "figure": "department (faust), CPU per event",
-            "value": faust,
-            "unit": "ms",
-            "baseline": "bare loop, CPU per event",
-            "ratio": faust / bare,
-        },
-        {"figure": "bare loop, idle CPU", "value": bare_idle, "unit": "%"},
-        {"figure": "department (faust), idle CPU", "value": faust_idle, "unit": "%"},
+        figure("events, one per batch", events, "events"),
+        bare_row,
+        figure("department (faust), CPU per event", faust, "ms", bare_row),
+        figure("bare loop, idle CPU", bare_idle, "%"),
+        figure("department (faust), idle CPU", faust_idle, "%"),
     ]
 
 
@@ -153,12 +141,7 @@ async def _bare_loop(code: str) -> None:
     consumer = await from_the_start(kafka, fetch_max_wait_ms=settings.fetch_wait_ms)
     try:
         while not relay.done():
-            batch = await consumer.getmany(timeout_ms=500, max_records=2000)
-            messages = [
-                RawMessage(r.topic, r.partition, r.offset, r.key, r.value)
-                for records in batch.values()
-                for r in records
-            ]
+            messages = await next_batch(consumer)
             if messages:
                 await runtime.enforce(messages)
         relay.result()

@@ -81,21 +81,25 @@ def _restart_broker() -> Fault:
     return Fault("restart the broker (memory wiped)", lambda s: s.restart_broker(), lambda s: None)
 
 
+def _outage(
+    what: str,
+    seconds: float,
+    down: Callable[[Supervisor], object],
+    up: Callable[[Supervisor], object],
+) -> Fault:
+    """`down`, held for `seconds`, then `up`; named with how long it lasts."""
+    return Fault(f"{what} for {seconds:.0f} s", down, up, hold=seconds)
+
+
 def _stop_postgres(seconds: float) -> Fault:
-    return Fault(
-        f"stop Postgres for {seconds:.0f} s",
-        lambda s: _postgres(s).stop(),
-        lambda s: _postgres(s).start(),
-        hold=seconds,
+    return _outage(
+        "stop Postgres", seconds, lambda s: _postgres(s).stop(), lambda s: _postgres(s).start()
     )
 
 
 def _pause_broker(seconds: float) -> Fault:
-    return Fault(
-        f"pause the broker for {seconds:.0f} s",
-        lambda s: _broker(s).pause(),
-        lambda s: _broker(s).resume(),
-        hold=seconds,
+    return _outage(
+        "pause the broker", seconds, lambda s: _broker(s).pause(), lambda s: _broker(s).resume()
     )
 
 
@@ -174,23 +178,17 @@ class Feeder:
 
 @dataclass
 class Tally:
+    """How many effects were checked, how many of them went wrong by kind (lost, doubled,
+    stray), and the first few examples."""
+
     expected: int = 0
-    lost: int = 0
-    doubled: int = 0
-    stray: int = 0
+    wrong: Counter[str] = field(default_factory=Counter)
     examples: list[str] = field(default_factory=list)
 
     def note(self, kind: str, what: str) -> None:
-        setattr(self, kind, getattr(self, kind) + 1)
+        self.wrong[kind] += 1
         if len(self.examples) < 10:
             self.examples.append(f"{kind}: {what}")
-
-    def add(self, other: Tally) -> None:
-        self.expected += other.expected
-        self.lost += other.lost
-        self.doubled += other.doubled
-        self.stray += other.stray
-        self.examples.extend(other.examples[: max(0, 10 - len(self.examples))])
 
 
 # The suite's cases: each has its own subject and site, all the same facts (business
@@ -301,15 +299,18 @@ class Outcome:
 
     @property
     def lost(self) -> int:
-        return self.departments.lost + self.subscribers.lost + self.registry_lost
+        return self._wrong("lost") + self.registry_lost
 
     @property
     def doubled(self) -> int:
-        return self.departments.doubled + self.subscribers.doubled
+        return self._wrong("doubled")
 
     @property
     def stray(self) -> int:
-        return self.departments.stray + self.subscribers.stray
+        return self._wrong("stray")
+
+    def _wrong(self, kind: str) -> int:
+        return self.departments.wrong[kind] + self.subscribers.wrong[kind]
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -379,7 +380,8 @@ async def _converge(
         finally:
             await conn.close()
         subscribers = _subscribers(home, hasher, registry)
-        settled = departments.lost + departments.stray + subscribers.lost + subscribers.stray == 0
+        wrong = departments.wrong + subscribers.wrong
+        settled = wrong["lost"] + wrong["stray"] == 0
         waited = time.monotonic() - began
         if settled or waited > timeout:
             return registry, departments, subscribers, waited

@@ -14,7 +14,7 @@ from aiokafka import AIOKafkaProducer
 from events.authorities import NATURAL_RESOURCES
 from events.catalogue import Catalogue, Stage, load_catalogue
 from events.codec import encode_signed
-from events.decisions import correct, decide
+from events.decisions import decide
 from events.models import (
     CaseCorrected,
     CaseDetails,
@@ -26,6 +26,7 @@ from events.models import (
 )
 from events.signing import Signer
 from events.topics import VIOLATIONS
+from tests.support import corrected_event
 
 
 @dataclass
@@ -62,14 +63,9 @@ class Bureau:
     async def correct(self, case_id: str, facts: CaseFacts) -> CaseCorrected:
         """Correct a filed case's facts: measures whose target moved end and start again."""
         parcels, before = self.cases[case_id]
-        change = correct(self.catalogue, [Stage.filing], (parcels, before), (parcels, facts))
-        corrected = CaseCorrected(
-            case_id=case_id,
-            parcels=parcels,
-            facts=facts,
-            reason="the survey found the premises elsewhere",
-            starts=change.starts,
-            ends=change.ends,
+        reason = "the survey found the premises elsewhere"
+        corrected = corrected_event(
+            case_id, parcels, before, facts, reason=reason, catalogue=self.catalogue
         )
         self.cases[case_id] = (parcels, facts)
         await self.publish(corrected, case_id)

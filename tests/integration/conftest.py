@@ -4,12 +4,23 @@ asks for the stack is refused at collection, so the split cannot drift."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
+from events.authorities import NATURAL_RESOURCES
+from events.signing import TrustStore
+from services.bootstrap import load_signer
+from services.config import Settings
+from tests.conftest import Stack
+from tests.integration.bureau import Bureau
+from tests.support import producing
+
 HERE = Path(__file__).parent
-STACK_FIXTURES = frozenset({"stack", "settings", "db", "registry", "queries", "checks"})
+STACK_FIXTURES = frozenset(
+    {"stack", "settings", "db", "registry", "queries", "checks", "registry_app", "module_broker"}
+)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -23,3 +34,11 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
                 f"{item.nodeid} uses {', '.join(sorted(wanted))}: a test that needs the real "
                 "broker or Postgres belongs in tests/integration"
             )
+
+
+@pytest.fixture
+async def bureau(stack: Stack, settings: Settings, trust: TrustStore) -> AsyncIterator[Bureau]:
+    """The registry's stand-in on the session's broker, signing as natural resources with the
+    development key (`trust` made it)."""
+    async with producing(stack.kafka) as producer:
+        yield Bureau(producer, load_signer(settings, NATURAL_RESOURCES))

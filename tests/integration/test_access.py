@@ -11,36 +11,32 @@ import asyncpg
 import httpx
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
+from fastapi import FastAPI
 
 from events.signing import TrustStore
-from services.access import TokenStore, dev_token
+from services.access import TokenStore
 from services.adapters.migrate import migrate
-from services.blocklist.queries import CentralChecks
 from services.bootstrap import central_checks
 from services.config import Settings
 from services.departments.queries import DepartmentQueries
 from services.entrypoints import health_routes
 from services.entrypoints.api import create_app
 from services.registry.handlers import Registry
-from tests.support import case_body, new_uscc
+from tests.support import bearer, case_body, in_process, new_uscc
 
 As = Callable[[str | None], dict[str, str]]
 
 
 @pytest.fixture
-async def api(
-    settings: Settings, registry: Registry, queries: DepartmentQueries, checks: CentralChecks
-) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(settings, registry, queries, checks, TokenStore.load(settings.api_tokens))
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://registry") as client:
+async def api(registry_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    async with in_process(registry_app) as client:
         yield client
 
 
 @pytest.fixture
 def as_(settings: Settings) -> As:
     def headers(name: str | None) -> dict[str, str]:
-        return {} if name is None else {"Authorization": f"Bearer {dev_token(settings.home, name)}"}
+        return {} if name is None else bearer(settings.home, name)
 
     return headers
 
@@ -150,10 +146,9 @@ async def test_health_opens_no_connection_per_request(
         app = create_app(
             own_database, registry, queries, checks, TokenStore.load(own_database.api_tokens)
         )
-        transport = httpx.ASGITransport(app=app)
         watcher = await asyncpg.connect(database)
         try:
-            async with httpx.AsyncClient(transport=transport, base_url="http://registry") as http:
+            async with in_process(app) as http:
                 first = await http.get("/healthz")  # the pool and the broker client, once
                 before = await _sessions(watcher)
                 answers = await asyncio.gather(*(http.get("/healthz") for _ in range(60)))

@@ -3,9 +3,7 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 
 import asyncpg
 import pytest
@@ -14,7 +12,7 @@ from events.models import CaseDetails
 from services.bootstrap import bootstrap_registry
 from services.config import Settings
 from services.entrypoints.audit_commands import verify_trails
-from tests.support import case_body
+from tests.support import case_body, run_python, service_env
 
 
 async def test_every_filing_is_audited_and_tampering_is_found(own_database: Settings) -> None:
@@ -55,20 +53,8 @@ async def test_every_filing_is_audited_and_tampering_is_found(own_database: Sett
 
 
 def _cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {
-        **os.environ,
-        "KAFKA_BOOTSTRAP": settings.kafka_bootstrap or "",
-        "DATABASE_URL": settings.database_url or "",
-        "REDLINE_HOME": str(settings.home),
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "services.entrypoints.cli", "audit", "verify", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    cli = ("-m", "services.entrypoints.cli")
+    return run_python(*cli, "audit", "verify", *args, env=service_env(settings))
 
 
 def test_the_cli_verifies_and_refuses_an_unknown_schema(own_database: Settings) -> None:

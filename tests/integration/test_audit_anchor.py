@@ -5,9 +5,7 @@ checkpoint on the broker can, and `redline audit verify` names the missing entri
 from __future__ import annotations
 
 import asyncio
-import os
 import subprocess
-import sys
 
 import asyncpg
 import pytest
@@ -23,7 +21,7 @@ from services.config import Settings
 from services.entrypoints.audit_anchor import AuditAnchor, run_anchor
 from services.entrypoints.audit_commands import verify_trails
 from tests.conftest import CODES, Stack, as_role, create_database, dev_passwords
-from tests.support import case_body, eventually
+from tests.support import case_body, eventually, run_python, service_env
 
 
 @pytest.fixture
@@ -39,20 +37,9 @@ async def _file(settings: Settings, roles: dict[str, str], count: int) -> None:
 
 
 def _verify(settings: Settings, database_url: str) -> subprocess.CompletedProcess[str]:
-    env = {
-        **os.environ,
-        "KAFKA_BOOTSTRAP": settings.kafka_bootstrap or "",
-        "DATABASE_URL": database_url,
-        "REDLINE_HOME": str(settings.home),
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "services.entrypoints.cli", "audit", "verify", "--schema", "public"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    verify = ("-m", "services.entrypoints.cli", "audit", "verify", "--schema", "public")
+    env = service_env(settings, DATABASE_URL=database_url)
+    return run_python(*verify, env=env, timeout=120)
 
 
 async def test_a_deleted_tail_is_named_thanks_to_the_anchored_checkpoint(

@@ -15,12 +15,10 @@ from datetime import datetime
 from pathlib import Path
 
 import asyncpg
-import httpx
 import pytest
-from aiokafka import AIOKafkaProducer
 from aiokafka.structs import ConsumerRecord
+from fastapi import FastAPI
 
-from events.authorities import NATURAL_RESOURCES
 from events.catalogue import Fact, Target, load_catalogue
 from events.codec import decode
 from events.errors import SignatureRejected
@@ -36,23 +34,20 @@ from events.privacy import SubjectHasher
 from events.signing import TrustStore
 from events.subject_keys import measure_hashers
 from events.topics import BLOCKLIST_MEASURES, HEARTBEAT_KEY, VIOLATIONS, blocklist_topic
-from services.access import TokenStore, dev_token
 from services.adapters.blocklist_store import MIGRATIONS, SCHEMA, PostgresBlocklistStore
 from services.adapters.migrate import migrate
 from services.blocklist.queries import CentralChecks
-from services.bootstrap import load_signer
 from services.config import Settings
-from services.departments.queries import DepartmentQueries
-from services.entrypoints.api import create_app
 from services.entrypoints.blocklist import run_builder
 from services.errors import ConfigError, InvalidInput
-from services.registry.handlers import Registry
 from tests.conftest import Stack
 from tests.integration.bureau import Bureau
 from tests.support import (
+    bearer,
     business_premises_facts,
     case_body,
     eventually,
+    in_process,
     new_parcel_code,
     new_unit_code,
     read_topic,
@@ -86,16 +81,6 @@ def lists(settings: Settings) -> dict[str, SubjectHasher]:
 def hasher(lists: dict[str, SubjectHasher]) -> SubjectHasher:
     """The power list's: most tests here watch that list."""
     return lists[POWER]
-
-
-@pytest.fixture
-async def bureau(stack: Stack, settings: Settings, trust: TrustStore) -> AsyncIterator[Bureau]:
-    producer = AIOKafkaProducer(bootstrap_servers=stack.kafka, acks="all")
-    await producer.start()
-    try:
-        yield Bureau(producer, load_signer(settings, NATURAL_RESOURCES))
-    finally:
-        await producer.stop()
 
 
 def _facts(site: Site, **changes: object) -> CaseFacts:
@@ -418,9 +403,7 @@ async def test_central_check_over_http_answers_at_a_site_and_refuses_bad_input(
     builder: asyncio.Task[None],
     bureau: Bureau,
     settings: Settings,
-    registry: Registry,
-    queries: DepartmentQueries,
-    checks: CentralChecks,
+    registry_app: FastAPI,
     db: asyncpg.Pool,
 ) -> None:
     unit = new_unit_code()
@@ -438,12 +421,7 @@ async def test_central_check_over_http_answers_at_a_site_and_refuses_bad_input(
         )
 
     await eventually(listed, timeout=WAIT, what="the case on the lists")
-    app = create_app(settings, registry, queries, checks, TokenStore.load(settings.api_tokens))
-    transport = httpx.ASGITransport(app=app)
-    subscriber = {"Authorization": f"Bearer {dev_token(settings.home, 'subscriber')}"}
-    async with httpx.AsyncClient(
-        transport=transport, base_url="http://registry", headers=subscriber
-    ) as client:
+    async with in_process(registry_app, bearer(settings.home, "subscriber")) as client:
         here = await client.get(
             "/v1/checks", params={"measure": POWER, "subject": subject, "site": unit}
         )

@@ -5,9 +5,9 @@ at the premises the case is about, and only there; the bank refuses the subject 
 from __future__ import annotations
 
 import asyncio
-import os
 import sys
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -25,7 +25,8 @@ from services.registry.domain import Step
 from services.registry.handlers import STEP_EVENTS, Registry
 from services.runtime.devkeys import key_id
 from services.runtime.processes import spawn, stop_processes
-from tests.support import business_premises_facts, case_body, eventually, new_unit_code
+from tests.integration.connectors import started
+from tests.support import business_premises_facts, case_body, eventually, new_unit_code, service_env
 
 # Longer than the suite's 30 s per test: registry, departments, builder and subscribers end to end.
 pytestmark = pytest.mark.timeout(120)
@@ -45,12 +46,7 @@ REVOCATION = {
 def registry_relay(
     settings: Settings, trust: TrustStore, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[None]:
-    env = {
-        **os.environ,
-        "KAFKA_BOOTSTRAP": settings.kafka_bootstrap or "",
-        "DATABASE_URL": settings.database_url or "",
-        "REDLINE_HOME": str(settings.home),
-    }
+    env = service_env(settings)
     proc = spawn(
         [sys.executable, "-m", "services.entrypoints.relay"],
         log_path=tmp_path_factory.mktemp("logs") / "relay.log",
@@ -83,11 +79,8 @@ async def subscribers(
 ) -> AsyncIterator[tuple[Subscriber, Subscriber]]:
     power = _subscriber(settings, "power_supply", POWER, tmp_path / "power.sqlite3")
     loans = _subscriber(settings, "banks", LOANS, tmp_path / "loans.sqlite3")
-    power.start()
-    loans.start()
-    yield power, loans
-    power.stop()
-    loans.stop()
+    with started(power), started(loans):
+        yield power, loans
 
 
 async def fresh(
@@ -108,78 +101,97 @@ async def fresh(
     return found[-1]
 
 
-async def test_power_is_refused_at_the_premises_only_a_bank_refuses_the_loan_and_a_lift_clears(
-    registry_relay: None,
-    settings: Settings,
-    registry: Registry,
-    subscribers: tuple[Subscriber, Subscriber],
-) -> None:
-    power, loans = subscribers
+@dataclass
+class Counters:
+    """The power and bank counters, with the registry's relay and the builder running."""
+
+    power: Subscriber
+    loans: Subscriber
+    builder: asyncio.Task[None]
+    stop: asyncio.Event
+
+    async def stop_builder(self) -> None:
+        self.stop.set()
+        await asyncio.wait_for(self.builder, 30)
+
+
+@pytest.fixture
+async def counters(
+    registry_relay: None, settings: Settings, subscribers: tuple[Subscriber, Subscriber]
+) -> AsyncIterator[Counters]:
     stop = asyncio.Event()
     builder = asyncio.create_task(run_builder(settings, stop, heartbeat_every=0.3))
+    running = Counters(*subscribers, builder, stop)
     try:
-        unit = new_unit_code()
-        body = case_body(("cultivated", "2"))
-        body["facts"] = business_premises_facts(
-            site={"location": "孝义市兑镇镇东村北侧厂房", "real_estate_unit": unit}
-        )
-        subject = body["subject"]["id"]
-        filed = await registry.file_case(CaseDetails.model_validate(body))
-        assert {POWER, LOANS} <= {d.measure for d in filed.starts}
-
-        async def blocked_at_both() -> bool:
-            at_power, at_bank = power.check(POWER, subject, unit), loans.check(LOANS, subject)
-            return isinstance(at_power, Blocked) and isinstance(at_bank, Blocked)
-
-        await eventually(blocked_at_both, timeout=WAIT, what="the case at both counters")
-        result = await fresh(power, POWER, subject, unit)
-        assert isinstance(result, Blocked) and [c.case_id for c in result.cases] == [filed.case_id]
-        assert "business_premises" in result.cases[0].facts
-        # The premises by its address too; the subject's home is supplied.
-        assert isinstance(await fresh(power, POWER, subject, " 孝义市兑镇镇东村北侧厂房"), Blocked)
-        assert await fresh(power, POWER, subject, HOME) == Clear(POWER, blocked_elsewhere=True)
-        # The bank refuses the subject a loan wherever it asks.
-        assert isinstance(await fresh(loans, LOANS, subject, HOME), Blocked)
-        with pytest.raises(InvalidInput) as refused:
-            power.check(POWER, subject)
-        assert refused.value.field == "site"
-        # Least privilege: each keeps only its own measure's list.
-        assert set(power.replica().counts()) == {POWER}
-        assert set(loans.replica().counts()) == {LOANS}
-
-        moved_to = new_unit_code()
-        facts = business_premises_facts(
-            site={"location": "孝义市兑镇镇南村厂房", "real_estate_unit": moved_to}
-        )
-        correction = CorrectionDetails.model_validate(
-            {"parcels": body["parcels"], "facts": facts, "reason": "the survey was corrected"}
-        )
-        await registry.record_step(filed.case_id, Step.correction, correction)
-
-        async def moved() -> bool:
-            return isinstance(power.check(POWER, subject, moved_to), Blocked)
-
-        await eventually(moved, timeout=WAIT, what="the block at the corrected site")
-        assert await fresh(power, POWER, subject, unit) == Clear(POWER, blocked_elsewhere=True)
-
-        await registry.record_step(
-            filed.case_id,
-            Step.revocation,
-            STEP_EVENTS[Step.revocation][0].model_validate(REVOCATION),
-        )
-
-        async def cleared() -> bool:
-            return power.check(POWER, subject, moved_to) == Clear(POWER)
-
-        await eventually(cleared, timeout=WAIT, what="the revocation clears the counter")
-
-        async def loan_cleared() -> bool:
-            return loans.check(LOANS, subject) == Clear(LOANS)
-
-        await eventually(loan_cleared, timeout=WAIT, what="the revocation clears the bank")
+        yield running
     finally:
-        stop.set()
-        await asyncio.wait_for(builder, 30)
+        await running.stop_builder()
+
+
+async def test_power_is_refused_at_the_premises_only_a_bank_refuses_the_loan_and_a_lift_clears(
+    counters: Counters, registry: Registry
+) -> None:
+    power, loans = counters.power, counters.loans
+    unit = new_unit_code()
+    body = case_body(("cultivated", "2"))
+    body["facts"] = business_premises_facts(
+        site={"location": "孝义市兑镇镇东村北侧厂房", "real_estate_unit": unit}
+    )
+    subject = body["subject"]["id"]
+    filed = await registry.file_case(CaseDetails.model_validate(body))
+    assert {POWER, LOANS} <= {d.measure for d in filed.starts}
+
+    async def blocked_at_both() -> bool:
+        at_power, at_bank = power.check(POWER, subject, unit), loans.check(LOANS, subject)
+        return isinstance(at_power, Blocked) and isinstance(at_bank, Blocked)
+
+    await eventually(blocked_at_both, timeout=WAIT, what="the case at both counters")
+    result = await fresh(power, POWER, subject, unit)
+    assert isinstance(result, Blocked) and [c.case_id for c in result.cases] == [filed.case_id]
+    assert "business_premises" in result.cases[0].facts
+    # The premises by its address too; the subject's home is supplied.
+    assert isinstance(await fresh(power, POWER, subject, " 孝义市兑镇镇东村北侧厂房"), Blocked)
+    assert await fresh(power, POWER, subject, HOME) == Clear(POWER, blocked_elsewhere=True)
+    # The bank refuses the subject a loan wherever it asks.
+    assert isinstance(await fresh(loans, LOANS, subject, HOME), Blocked)
+    with pytest.raises(InvalidInput) as refused:
+        power.check(POWER, subject)
+    assert refused.value.field == "site"
+    # Least privilege: each keeps only its own measure's list.
+    assert set(power.replica().counts()) == {POWER}
+    assert set(loans.replica().counts()) == {LOANS}
+
+    moved_to = new_unit_code()
+    facts = business_premises_facts(
+        site={"location": "孝义市兑镇镇南村厂房", "real_estate_unit": moved_to}
+    )
+    correction = CorrectionDetails.model_validate(
+        {"parcels": body["parcels"], "facts": facts, "reason": "the survey was corrected"}
+    )
+    await registry.record_step(filed.case_id, Step.correction, correction)
+
+    async def moved() -> bool:
+        return isinstance(power.check(POWER, subject, moved_to), Blocked)
+
+    await eventually(moved, timeout=WAIT, what="the block at the corrected site")
+    assert await fresh(power, POWER, subject, unit) == Clear(POWER, blocked_elsewhere=True)
+
+    await registry.record_step(
+        filed.case_id,
+        Step.revocation,
+        STEP_EVENTS[Step.revocation][0].model_validate(REVOCATION),
+    )
+
+    async def cleared() -> bool:
+        return power.check(POWER, subject, moved_to) == Clear(POWER)
+
+    await eventually(cleared, timeout=WAIT, what="the revocation clears the counter")
+
+    async def loan_cleared() -> bool:
+        return loans.check(LOANS, subject) == Clear(LOANS)
+
+    await eventually(loan_cleared, timeout=WAIT, what="the revocation clears the bank")
+    await counters.stop_builder()
 
     async def stale() -> bool:
         return isinstance(power.check(POWER, subject, moved_to), Stale)
@@ -188,43 +200,34 @@ async def test_power_is_refused_at_the_premises_only_a_bank_refuses_the_loan_and
 
 
 async def test_an_unused_land_case_is_refused_nothing_at_the_counter(
-    registry_relay: None,
-    settings: Settings,
-    registry: Registry,
-    subscribers: tuple[Subscriber, Subscriber],
+    counters: Counters, registry: Registry
 ) -> None:
     """0.5 mu of unused land is no farmland case: nobody refuses that subject anything."""
-    power, loans = subscribers
-    stop = asyncio.Event()
-    builder = asyncio.create_task(run_builder(settings, stop, heartbeat_every=0.3))
-    try:
-        unit = new_unit_code()
-        unused = case_body(
-            ("unused", "0.5"),
-            facts=business_premises_facts(site={"location": "某村荒地", "real_estate_unit": unit}),
-        )
-        marker = case_body(("cultivated", "1"))
-        marker["subject"]["id"] = unused["subject"]["id"]  # the same subject, a farmland case
-        filed = await registry.file_case(CaseDetails.model_validate(unused))
-        assert filed.starts == []
-        await registry.file_case(CaseDetails.model_validate(marker))
-        subject = unused["subject"]["id"]
+    power, loans = counters.power, counters.loans
+    unit = new_unit_code()
+    unused = case_body(
+        ("unused", "0.5"),
+        facts=business_premises_facts(site={"location": "某村荒地", "real_estate_unit": unit}),
+    )
+    marker = case_body(("cultivated", "1"))
+    marker["subject"]["id"] = unused["subject"]["id"]  # the same subject, a farmland case
+    filed = await registry.file_case(CaseDetails.model_validate(unused))
+    assert filed.starts == []
+    await registry.file_case(CaseDetails.model_validate(marker))
+    subject = unused["subject"]["id"]
 
-        async def marker_listed() -> bool:
-            return isinstance(loans.check(LOANS, subject), Blocked)
+    async def marker_listed() -> bool:
+        return isinstance(loans.check(LOANS, subject), Blocked)
 
-        await eventually(marker_listed, timeout=WAIT, what="the farmland case at the bank")
-        # The bank holds only the farmland case; at the unused land's unit, power is clear.
-        blocked = await fresh(loans, LOANS, subject)
-        assert isinstance(blocked, Blocked) and filed.case_id not in {
-            case.case_id for case in blocked.cases
-        }
+    await eventually(marker_listed, timeout=WAIT, what="the farmland case at the bank")
+    # The bank holds only the farmland case; at the unused land's unit, power is clear.
+    blocked = await fresh(loans, LOANS, subject)
+    assert isinstance(blocked, Blocked) and filed.case_id not in {
+        case.case_id for case in blocked.cases
+    }
 
-        async def held_elsewhere() -> bool:
-            return power.check(POWER, subject, unit) == Clear(POWER, blocked_elsewhere=True)
+    async def held_elsewhere() -> bool:
+        return power.check(POWER, subject, unit) == Clear(POWER, blocked_elsewhere=True)
 
-        # Blocked only at the farmland case's premises: at the unused land, supplied.
-        await eventually(held_elsewhere, timeout=WAIT, what="power clear at the unused land")
-    finally:
-        stop.set()
-        await asyncio.wait_for(builder, 30)
+    # Blocked only at the farmland case's premises: at the unused land, supplied.
+    await eventually(held_elsewhere, timeout=WAIT, what="power clear at the unused land")

@@ -25,7 +25,9 @@ from events.signing import Signer
 from events.subject_keys import derive_measure_key, write_measure_keys
 from events.topics import blocklist_topic
 from services.runtime.embedded import EmbeddedBroker
-from tests.support import eventually, new_uscc
+from tests.conftest import running_broker
+from tests.integration.connectors import started
+from tests.support import eventually, new_uscc, producing
 
 pytestmark = pytest.mark.integration
 
@@ -36,12 +38,8 @@ BANK = "banks_integrity_test"
 @pytest.fixture
 def broker(tmp_path: Path) -> Iterator[EmbeddedBroker]:
     """A broker of this test's own: one test deletes and re-creates a topic."""
-    running = EmbeddedBroker(tmp_path / "broker")
-    running.start()
-    try:
+    with running_broker(tmp_path / "broker") as running:
         yield running
-    finally:
-        running.stop()
 
 
 @pytest.fixture
@@ -73,12 +71,8 @@ class Topic:
 @pytest.fixture
 async def topic(broker: EmbeddedBroker, deployment: Deployment) -> AsyncIterator[Topic]:
     await _create(broker)
-    producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap, acks="all")
-    await producer.start()
-    try:
+    async with producing(broker.bootstrap) as producer:
         yield Topic(producer, deployment)
-    finally:
-        await producer.stop()
 
 
 async def _create(broker: EmbeddedBroker) -> None:
@@ -94,12 +88,8 @@ async def _create(broker: EmbeddedBroker) -> None:
 @contextmanager
 def bank(deployment: Deployment, broker: EmbeddedBroker, replica: Path) -> Iterator[Subscriber]:
     config = deployment.config(BANK, (LOANS,), bootstrap=broker.bootstrap, replica=replica)
-    subscriber = Subscriber(config)
-    subscriber.start()
-    try:
+    with started(Subscriber(config)) as subscriber:
         yield subscriber
-    finally:
-        subscriber.stop()
 
 
 def says(subscriber: Subscriber, subject: str, kind: type) -> object:
@@ -213,11 +203,7 @@ async def test_one_lists_replica_and_key_confirm_nothing_on_another_list(
     config = type(config)(**{**config.__dict__, "subject_key": key_file})
     await topic.block(subject)
     await topic.heartbeats()
-    subscriber = Subscriber(config)
-    subscriber.start()
-    try:
+    with started(Subscriber(config)) as subscriber:
         await eventually(says(subscriber, subject, Blocked), what="blocked on loans")  # type: ignore[arg-type]
         held = {row.subject_hash for row in subscriber.replica().export_rows(LOANS)}
         assert held and power_hash not in held
-    finally:
-        subscriber.stop()

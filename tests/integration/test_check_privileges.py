@@ -20,13 +20,11 @@ from typing import Any
 
 import httpx
 import pytest
-from aiokafka import AIOKafkaProducer
 
-from events.authorities import NATURAL_RESOURCES
 from events.models import Site
 from events.signing import TrustStore
 from services.access import TokenStore, dev_token, ensure_dev_tokens
-from services.bootstrap import central_checks, load_signer
+from services.bootstrap import central_checks
 from services.config import Settings
 from services.departments.queries import DepartmentQueries
 from services.entrypoints.api import create_app
@@ -84,16 +82,6 @@ async def builder(lists: Settings) -> AsyncIterator[Builder]:
         yield running
     finally:
         await running.stop()
-
-
-@pytest.fixture
-async def bureau(stack: Stack, settings: Settings) -> AsyncIterator[Bureau]:
-    producer = AIOKafkaProducer(bootstrap_servers=stack.kafka, acks="all")
-    await producer.start()
-    try:
-        yield Bureau(producer, load_signer(settings, NATURAL_RESOURCES))
-    finally:
-        await producer.stop()
 
 
 class Caller:

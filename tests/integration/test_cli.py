@@ -3,34 +3,19 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from typing import Any
 
 from events.signing import TrustStore
 from services.config import Settings
-from tests.support import case_body
+from tests.support import case_body, run_python, service_env
 
 
 def _redline(
     settings: Settings, *args: str, stdin: str | None = None
 ) -> subprocess.CompletedProcess[str]:
-    env = {
-        **os.environ,
-        "KAFKA_BOOTSTRAP": settings.kafka_bootstrap or "",
-        "DATABASE_URL": settings.database_url or "",
-        "REDLINE_HOME": str(settings.home),
-    }
-    return subprocess.run(
-        [sys.executable, "-c", "from services.entrypoints.cli import main; main()", *args],
-        env=env,
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    main = "from services.entrypoints.cli import main; main()"
+    return run_python("-c", main, *args, env=service_env(settings), stdin=stdin)
 
 
 def test_filing_and_showing_a_case(settings: Settings) -> None:

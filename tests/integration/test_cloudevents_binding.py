@@ -11,7 +11,6 @@ tombstone) and the Python subscriber connector (its acknowledgement and dead let
 from __future__ import annotations
 
 import asyncio
-import os
 import sys
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -57,7 +56,8 @@ from services.runtime.devkeys import key_id
 from services.runtime.embedded import EmbeddedBroker
 from services.runtime.processes import spawn, stop_processes
 from tests.conftest import Stack, create_database
-from tests.support import case_body, eventually, filed_event
+from tests.integration.connectors import started
+from tests.support import case_body, eventually, filed_event, service_env
 
 # Longer than the suite's 30 s per test: its own broker, a department and a subscriber.
 pytestmark = pytest.mark.timeout(120)
@@ -159,33 +159,18 @@ def produce_with_librdkafka(bootstrap: str, topic: str, key: bytes, value: bytes
     assert producer.flush(30) == 0 and not failures, failures
 
 
-@pytest.fixture(scope="module")
-def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]:
-    broker = EmbeddedBroker(tmp_path_factory.mktemp("binding-broker"))
-    broker.start()
-    try:
-        yield broker
-    finally:
-        broker.stop()
-
-
 @pytest.fixture
 async def own(
-    stack: Stack, settings: Settings, trust: TrustStore, broker: EmbeddedBroker
+    stack: Stack, settings: Settings, trust: TrustStore, module_broker: EmbeddedBroker
 ) -> Settings:
     """The session's keys (`trust` made them), this module's broker, a database of its own."""
-    await ensure_topics(broker.bootstrap)
-    return settings.with_endpoints(broker.bootstrap, await create_database(stack))
+    await ensure_topics(module_broker.bootstrap)
+    return settings.with_endpoints(module_broker.bootstrap, await create_database(stack))
 
 
 @pytest.fixture
 def department(own: Settings, tmp_path: Path) -> Iterator[None]:
-    env = {
-        **os.environ,
-        "KAFKA_BOOTSTRAP": own.kafka_bootstrap or "",
-        "DATABASE_URL": own.database_url or "",
-        "REDLINE_HOME": str(own.home),
-    }
+    env = service_env(own)
     proc = spawn(
         [sys.executable, "-m", "services.entrypoints.department", DEPARTMENT],
         log_path=tmp_path / f"department-{DEPARTMENT}.log",
@@ -211,11 +196,8 @@ def bank(own: Settings, tmp_path: Path) -> Iterator[Subscriber]:
             freshness_bound=5.0,
         )
     )
-    subscriber.start()
-    try:
+    with started(subscriber):
         yield subscriber
-    finally:
-        subscriber.stop()
 
 
 @pytest.fixture

@@ -11,12 +11,10 @@ install (pip's cache and the pins of constraints.txt, the versions the dev venv 
 from __future__ import annotations
 
 import ast
-import asyncio
 import importlib.metadata
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
 import tomllib
@@ -27,7 +25,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
 
@@ -35,7 +32,8 @@ from connectors.subscriber.access import ensure_dev_tokens
 from connectors.subscriber.testing import Deployment
 from events.topics import blocklist_topic
 from tests.conftest import Stack
-from tests.support import eventually, new_uscc
+from tests.integration.connectors import connector_daemon
+from tests.support import eventually, new_uscc, producing
 
 # Longer than the suite's 30 s per test: builds the connector's wheel and installs it in a fresh
 # venv.
@@ -211,12 +209,8 @@ def test_pip_lists_only_the_declared_dependencies(installed: Installed) -> None:
 
 @pytest.fixture
 async def producer(stack: Stack) -> AsyncIterator[AIOKafkaProducer]:
-    producer = AIOKafkaProducer(bootstrap_servers=stack.kafka, acks="all")
-    await producer.start()
-    try:
+    async with producing(stack.kafka) as producer:
         yield producer
-    finally:
-        await producer.stop()
 
 
 async def test_the_installed_daemon_answers_checks_and_serves_its_docs(
@@ -231,48 +225,29 @@ async def test_the_installed_daemon_answers_checks_and_serves_its_docs(
         key, value = deployment.factory.heartbeat(LOANS, partition, datetime.now(UTC))
         await producer.send_and_wait(topic.name, value, key=key, partition=partition)
 
-    proc = await asyncio.create_subprocess_exec(
-        str(installed.bin("redline-connector")),
-        "run",
-        cwd=installed.home,
-        env=installed.env(
-            REDLINE_CONNECTOR_NAME=SUBSCRIBER,
-            REDLINE_CONNECTOR_MEASURES=LOANS,
-            REDLINE_CONNECTOR_BOOTSTRAP=stack.kafka,
-            REDLINE_CONNECTOR_REPLICA=str(tmp_path / "replica.sqlite3"),
-            REDLINE_CONNECTOR_TRUST_STORE=str(deployment.trust_store),
-            REDLINE_CONNECTOR_SUBJECT_KEY=str(deployment.subject_key),
-            REDLINE_CONNECTOR_API_TOKENS=str(ensure_dev_tokens(tmp_path / "api")),
-            REDLINE_CONNECTOR_PORT="0",
-        ),
-        stdout=asyncio.subprocess.PIPE,
+    env = installed.env(
+        REDLINE_CONNECTOR_NAME=SUBSCRIBER,
+        REDLINE_CONNECTOR_MEASURES=LOANS,
+        REDLINE_CONNECTOR_BOOTSTRAP=stack.kafka,
+        REDLINE_CONNECTOR_REPLICA=str(tmp_path / "replica.sqlite3"),
+        REDLINE_CONNECTOR_TRUST_STORE=str(deployment.trust_store),
+        REDLINE_CONNECTOR_SUBJECT_KEY=str(deployment.subject_key),
+        REDLINE_CONNECTOR_API_TOKENS=str(ensure_dev_tokens(tmp_path / "api")),
+        REDLINE_CONNECTOR_PORT="0",
     )
-    assert proc.stdout is not None
-    try:
-        line = (await asyncio.wait_for(proc.stdout.readline(), timeout=30)).decode()
-        assert "serving " in line, f"the daemon said {line!r} (exit {proc.returncode})"
-        address = line.split("serving ")[1].split()[0]
-        token = (tmp_path / "api" / "api.token").read_text().strip()
-        auth = {"Authorization": f"Bearer {token}"}
-        async with httpx.AsyncClient(base_url=address, headers=auth) as client:
+    token = (tmp_path / "api" / "api.token").read_text().strip()  # made just above
+    command = [str(installed.bin("redline-connector")), "run"]
+    async with connector_daemon(command, env, token, cwd=installed.home) as client:
 
-            async def blocked() -> bool:
-                response = await client.post(
-                    "/v1/checks", json={"measure": LOANS, "subject": subject}
-                )
-                return response.status_code == 200 and response.json()["status"] == "blocked"
+        async def blocked() -> bool:
+            response = await client.post("/v1/checks", json={"measure": LOANS, "subject": subject})
+            return response.status_code == 200 and response.json()["status"] == "blocked"
 
-            await eventually(blocked, what="blocked through the installed daemon")
-            clear = await client.get("/v1/checks", params={"measure": LOANS, "subject": new_uscc()})
-            assert clear.json()["status"] == "clear"
-            docs = await client.get("/docs")
-            assert docs.status_code == 200
-            bundle = await client.get("/docs/assets/swagger-ui-bundle.js")
-            assert bundle.status_code == 200
-            assert len(bundle.content) > 100_000
-        proc.send_signal(signal.SIGTERM)
-        assert await asyncio.wait_for(proc.wait(), timeout=30) == 0
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
+        await eventually(blocked, what="blocked through the installed daemon")
+        clear = await client.get("/v1/checks", params={"measure": LOANS, "subject": new_uscc()})
+        assert clear.json()["status"] == "clear"
+        docs = await client.get("/docs")
+        assert docs.status_code == 200
+        bundle = await client.get("/docs/assets/swagger-ui-bundle.js")
+        assert bundle.status_code == 200
+        assert len(bundle.content) > 100_000

@@ -8,12 +8,13 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from types import ModuleType
 from typing import Any
 
 import asyncpg
 import pytest
-from aiokafka.admin import AIOKafkaAdminClient
 
 from events.authorities import NATURAL_RESOURCES
 from events.catalogue import load_catalogue
@@ -28,24 +29,13 @@ from services.feedback.domain import requirements
 from services.runtime.devkeys import ensure_dev_keys, load_dev_signer
 from tests.conftest import Stack
 from tests.integration.test_departments import WAIT, _publish
-from tests.support import case_body, eventually, filed_event
+from tests.support import case_body, eventually, filed_event, group_members
 
 # Longer than the suite's 30 s per test: two workers of one group, one leaving mid-stream.
 pytestmark = pytest.mark.timeout(120)
 
 _NOW = datetime(2026, 1, 1, tzinfo=UTC)  # when does not matter: which rows are owed
 Worker = Callable[[Settings, asyncio.Event], Coroutine[Any, Any, None]]
-
-
-async def _members(stack: Stack, group: str) -> int:
-    admin = AIOKafkaAdminClient(bootstrap_servers=stack.kafka)
-    await admin.start()
-    try:
-        (response,) = await admin.describe_consumer_groups([group])
-        (found,) = response.groups
-        return 0 if found[2] != "Stable" else len(found[5])  # state, members
-    finally:
-        await admin.close()
 
 
 async def _two_workers_and_one_leaving(
@@ -82,7 +72,7 @@ async def _two_workers_and_one_leaving(
         second = asyncio.create_task(worker(settings, stops[1]))
 
         async def both() -> bool:
-            return await _members(stack, group) == 2
+            return await group_members(stack.kafka, group) == 2
 
         await eventually(both, timeout=WAIT, what="the second worker joining the group")
         await publish(waves[1])
@@ -99,27 +89,17 @@ async def _two_workers_and_one_leaving(
 
 
 async def _alone(stack: Stack, group: str) -> bool:
-    return await _members(stack, group) == 1
+    return await group_members(stack.kafka, group) == 1
 
 
-async def test_two_builders_with_one_leaving_list_every_case_once(
-    own_database: Settings, stack: Stack, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    group = f"redline-blocklist-{uuid.uuid4().hex[:6]}"  # its own offsets: read from the start
-    monkeypatch.setattr(builder_entry, "GROUP", group)
-    database = own_database.database_url or ""
-    catalogue = load_catalogue()
-    listed = owners(catalogue)
+def _every_case_in(database: str, table: str) -> Callable[[list[str]], Awaitable[bool]]:
+    """Whether `table` holds rows for every one of the cases (not before a worker made it)."""
 
-    async def worker(settings: Settings, stop: asyncio.Event) -> None:
-        await builder_entry.run_builder(settings, stop, heartbeat_every=0.5)
-
-    async def blocked(case_ids: list[str]) -> bool:
+    async def present(case_ids: list[str]) -> bool:
         conn = await asyncpg.connect(database)
         try:
             found = await conn.fetchval(
-                "SELECT count(DISTINCT case_id) FROM blocklist.blocks "
-                "WHERE case_id = ANY($1::text[])",
+                f"SELECT count(DISTINCT case_id) FROM {table} WHERE case_id = ANY($1::text[])",
                 case_ids,
             )
         except asyncpg.UndefinedTableError:
@@ -128,78 +108,93 @@ async def test_two_builders_with_one_leaving_list_every_case_once(
             await conn.close()
         return bool(found == len(case_ids))
 
-    events = await _two_workers_and_one_leaving(stack, own_database, group, worker, blocked)
-
-    conn = await asyncpg.connect(database)
-    try:
-        rows = await conn.fetch(
-            "SELECT case_id, measure, applied_by FROM blocklist.blocks "
-            "WHERE case_id = ANY($1::text[])",
-            [e.case_id for e in events],
-        )
-        wanted = {(e.case_id, d.measure) for e in events for d in e.starts if d.measure in listed}
-        assert sorted((r["case_id"], r["measure"]) for r in rows) == sorted(wanted)
-        assert any(m in BLOCKLIST_MEASURES for _, m in wanted)  # some lists are published
-        claimed = await conn.fetchval(
-            "SELECT count(*) FROM blocklist.consumed_events WHERE event_id = ANY($1::text[])",
-            sorted({r["applied_by"] for r in rows}),
-        )
-        assert claimed == len(events)  # each filing claimed once, and it made the blocks
-    finally:
-        await conn.close()
+    return present
 
 
-async def test_two_trackers_with_one_leaving_owe_every_answer_once(
-    own_database: Settings, stack: Stack, monkeypatch: pytest.MonkeyPatch
+async def _builder(settings: Settings, stop: asyncio.Event) -> None:
+    await builder_entry.run_builder(settings, stop, heartbeat_every=0.5)
+
+
+async def _tracker(settings: Settings, stop: asyncio.Event) -> None:
+    await tracker_entry.run_tracker(settings, stop, scan_every=3600)
+
+
+Rows = list[asyncpg.Record]
+
+
+async def _every_case_listed_once(
+    conn: asyncpg.Connection, events: list[CaseFiled], rows: Rows
 ) -> None:
-    group = f"redline-feedback-{uuid.uuid4().hex[:6]}"  # its own offsets: read from the start
-    monkeypatch.setattr(tracker_entry, "GROUP", group)
-    database = own_database.database_url or ""
+    """Each case blocked for each measure a list publishes, each filing claimed once."""
+    listed = owners(load_catalogue())
+    wanted = {(e.case_id, d.measure) for e in events for d in e.starts if d.measure in listed}
+    assert sorted((r["case_id"], r["measure"]) for r in rows) == sorted(wanted)
+    assert any(m in BLOCKLIST_MEASURES for _, m in wanted)  # some lists are published
+    claimed = await conn.fetchval(
+        "SELECT count(*) FROM blocklist.consumed_events WHERE event_id = ANY($1::text[])",
+        sorted({r["applied_by"] for r in rows}),
+    )
+    assert claimed == len(events)  # each filing claimed once, and it made the blocks
+
+
+async def _every_answer_owed_once(
+    conn: asyncpg.Connection, events: list[CaseFiled], rows: Rows
+) -> None:
+    """Each requirement of each filing owed once, each filing claimed once."""
     catalogue = load_catalogue()
+    wanted = sorted(
+        (r.case_id, r.department, r.measure, r.action)
+        for e in events
+        for r in requirements(catalogue, e, _NOW, "x")
+    )
+    assert sorted((r["case_id"], r["department"], r["measure"], r["action"]) for r in rows) == (
+        wanted
+    )
+    # Each requirement written once: a second worker acting on a filing again would
+    # have drawn further requirement numbers for the same rows.
+    seqs = sorted(r["required_seq"] for r in rows)
+    assert len(set(seqs)) == len(seqs)
+    claimed = await conn.fetchval(
+        "SELECT count(*) FROM consumed_events WHERE consumer = 'feedback_tracker' "
+        "AND event_id IN (SELECT DISTINCT required_by FROM responses "
+        "WHERE case_id = ANY($1::text[]))",
+        [e.case_id for e in events],
+    )
+    assert claimed == len(events)
 
-    async def worker(settings: Settings, stop: asyncio.Event) -> None:
-        await tracker_entry.run_tracker(settings, stop, scan_every=3600)
 
-    async def owed(case_ids: list[str]) -> bool:
-        conn = await asyncpg.connect(database)
-        try:
-            found = await conn.fetchval(
-                "SELECT count(DISTINCT case_id) FROM responses WHERE case_id = ANY($1::text[])",
-                case_ids,
-            )
-        except asyncpg.UndefinedTableError:
-            return False
-        finally:
-            await conn.close()
-        return bool(found == len(case_ids))
+@dataclass(frozen=True)
+class ScaledOut:
+    """A service run as two workers of one group, and what it must have done once."""
 
-    events = await _two_workers_and_one_leaving(stack, own_database, group, worker, owed)
+    entry: ModuleType  # its GROUP is made the test's own
+    worker: Worker
+    table: str  # its effects: rows keyed by case
+    took_each_once: Callable[[asyncpg.Connection, list[CaseFiled], Rows], Awaitable[None]]
+
+
+SERVICES = {
+    "builders": ScaledOut(builder_entry, _builder, "blocklist.blocks", _every_case_listed_once),
+    "trackers": ScaledOut(tracker_entry, _tracker, "responses", _every_answer_owed_once),
+}
+
+
+@pytest.mark.parametrize("service", SERVICES.values(), ids=SERVICES.keys())
+async def test_two_workers_with_one_leaving_act_on_every_event_once(
+    service: ScaledOut, own_database: Settings, stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    group = f"{service.entry.GROUP}-{uuid.uuid4().hex[:6]}"  # its own offsets: from the start
+    monkeypatch.setattr(service.entry, "GROUP", group)
+    database = own_database.database_url or ""
+    done = _every_case_in(database, service.table)
+    events = await _two_workers_and_one_leaving(stack, own_database, group, service.worker, done)
 
     conn = await asyncpg.connect(database)
     try:
         rows = await conn.fetch(
-            "SELECT case_id, department, measure, action, required_seq FROM responses "
-            "WHERE case_id = ANY($1::text[])",
+            f"SELECT * FROM {service.table} WHERE case_id = ANY($1::text[])",
             [e.case_id for e in events],
         )
-        wanted = sorted(
-            (r.case_id, r.department, r.measure, r.action)
-            for e in events
-            for r in requirements(catalogue, e, _NOW, "x")
-        )
-        assert sorted((r["case_id"], r["department"], r["measure"], r["action"]) for r in rows) == (
-            wanted
-        )
-        # Each requirement written once: a second worker acting on a filing again would
-        # have drawn further requirement numbers for the same rows.
-        seqs = sorted(r["required_seq"] for r in rows)
-        assert len(set(seqs)) == len(seqs)
-        claimed = await conn.fetchval(
-            "SELECT count(*) FROM consumed_events WHERE consumer = 'feedback_tracker' "
-            "AND event_id IN (SELECT DISTINCT required_by FROM responses "
-            "WHERE case_id = ANY($1::text[]))",
-            [e.case_id for e in events],
-        )
-        assert claimed == len(events)
+        await service.took_each_once(conn, events, rows)
     finally:
         await conn.close()

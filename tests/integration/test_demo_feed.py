@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from services.demo import run_demo
+from demo import run_demo
 from services.registry.domain import CaseStatus
 from services.registry.handlers import Registry
 

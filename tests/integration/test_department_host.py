@@ -12,6 +12,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
@@ -69,18 +70,13 @@ def _start_host(settings: Settings, stack: Stack, logs: Path) -> subprocess.Pope
 
 
 @pytest.fixture(scope="module")
-def hosted(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def hosted(stack: Stack, module_broker: EmbeddedBroker) -> Stack:
     """The session's PostgreSQL with a broker of this module's own. The host's members
     (aiokafka's assignor) and the faust workers other tests start in the same
     `redline-department-<code>` groups cannot be in one group at once, and a host this
     module kills stays a member until its session times out."""
-    broker = EmbeddedBroker(tmp_path_factory.mktemp("host-broker"))
-    broker.start()
-    try:
-        asyncio.run(ensure_topics(broker.bootstrap))
-        yield dataclasses.replace(stack, broker=broker)
-    finally:
-        broker.stop()
+    asyncio.run(ensure_topics(module_broker.bootstrap))
+    return dataclasses.replace(stack, broker=module_broker)
 
 
 @pytest.fixture(scope="module")
@@ -97,13 +93,42 @@ def host(settings: Settings, hosted: Stack, logs: Path) -> Iterator[list[subproc
     stop_processes(procs)
 
 
+@dataclass
+class Run:
+    """The running host (`procs[0]`, which a test may replace) and what the tests read."""
+
+    procs: list[subprocess.Popen[bytes]]
+    settings: Settings
+    stack: Stack  # the session's PostgreSQL, this module's broker
+    db: asyncpg.Pool
+    trust: TrustStore
+    logs: Path
+
+    async def publish_filed(self, cases: list[str]) -> None:
+        signer = load_dev_signer(self.settings.home, NATURAL_RESOURCES)
+        await _publish(self.stack, [(case_id, _filed(case_id, signer)) for case_id in cases])
+
+    async def all_blocked(self, codes: tuple[str, ...], cases: list[str]) -> bool:
+        for code in codes:
+            if set(await _blocks(self.db, code, cases)) != set(_expected(code, cases)):
+                return False
+        return True
+
+
+@pytest.fixture
+def run(
+    host: list[subprocess.Popen[bytes]],
+    settings: Settings,
+    hosted: Stack,
+    db: asyncpg.Pool,
+    trust: TrustStore,
+    logs: Path,
+) -> Run:
+    return Run(host, settings, hosted, db, trust, logs)
+
+
 def _cases(tag: str, n: int) -> list[str]:
     return [f"RL-HOST-{tag}-{uuid.uuid4().hex[:6]}-{i:03d}" for i in range(n)]
-
-
-async def _publish_filed(settings: Settings, stack: Stack, cases: list[str]) -> None:
-    signer = load_dev_signer(settings.home, NATURAL_RESOURCES)
-    await _publish(stack, [(case_id, _filed(case_id, signer)) for case_id in cases])
 
 
 async def _blocks(db: asyncpg.Pool, code: str, cases: list[str]) -> dict[tuple[str, str], int]:
@@ -121,13 +146,6 @@ async def _blocks(db: asyncpg.Pool, code: str, cases: list[str]) -> dict[tuple[s
 
 def _expected(code: str, cases: list[str]) -> dict[tuple[str, str], int]:
     return {(case_id, measure): 1 for case_id in cases for measure in MEASURES[code]}
-
-
-async def _all_blocked(db: asyncpg.Pool, codes: tuple[str, ...], cases: list[str]) -> bool:
-    for code in codes:
-        if set(await _blocks(db, code, cases)) != set(_expected(code, cases)):
-            return False
-    return True
 
 
 async def _applied_acks(
@@ -164,54 +182,42 @@ async def _each_once(db: asyncpg.Pool, stack: Stack, trust: TrustStore, cases: l
     assert {k: v for k, v in acks.items() if k[0] in HOSTED} == expected
 
 
-async def test_a_host_applies_each_departments_blocks_once(
-    host: list[subprocess.Popen[bytes]],
-    settings: Settings,
-    hosted: Stack,
-    db: asyncpg.Pool,
-    trust: TrustStore,
-) -> None:
+async def test_a_host_applies_each_departments_blocks_once(run: Run) -> None:
     cases = _cases("A", 10)
-    await _publish_filed(settings, hosted, cases)
+    await run.publish_filed(cases)
     await eventually(
-        lambda: _all_blocked(db, HOSTED, cases), timeout=WAIT, what="every department blocking"
+        lambda: run.all_blocked(HOSTED, cases), timeout=WAIT, what="every department blocking"
     )
-    await _each_once(db, hosted, trust, cases)
-    assert host[0].poll() is None  # one process did it all
+    await _each_once(run.db, run.stack, run.trust, cases)
+    assert run.procs[0].poll() is None  # one process did it all
 
 
-async def test_one_departments_unwritable_schema_stops_none_of_the_others(
-    host: list[subprocess.Popen[bytes]],
-    settings: Settings,
-    hosted: Stack,
-    db: asyncpg.Pool,
-    trust: TrustStore,
-) -> None:
+async def test_one_departments_unwritable_schema_stops_none_of_the_others(run: Run) -> None:
     schema, group = department_schema(FAULTY), f"redline_dept_{FAULTY}_access"
     others = tuple(code for code in HOSTED if code != FAULTY)
     first, second = _cases("B1", 5), _cases("B2", 5)
-    await db.execute(f"REVOKE INSERT ON {schema}.blocks FROM {group}")
+    await run.db.execute(f"REVOKE INSERT ON {schema}.blocks FROM {group}")
     try:
-        await _publish_filed(settings, hosted, first)
+        await run.publish_filed(first)
         await eventually(
-            lambda: _all_blocked(db, others, first), timeout=WAIT, what="the others blocking"
+            lambda: run.all_blocked(others, first), timeout=WAIT, what="the others blocking"
         )
-        await _publish_filed(settings, hosted, second)  # they keep going, case after case
+        await run.publish_filed(second)  # they keep going, case after case
         await eventually(
-            lambda: _all_blocked(db, others, second), timeout=WAIT, what="the others going on"
+            lambda: run.all_blocked(others, second), timeout=WAIT, what="the others going on"
         )
-        assert await _blocks(db, FAULTY, first + second) == {}
-        consumed = await db.fetchval(f"SELECT count(*) FROM {schema}.consumed_events")
-        assert host[0].poll() is None
+        assert await _blocks(run.db, FAULTY, first + second) == {}
+        consumed = await run.db.fetchval(f"SELECT count(*) FROM {schema}.consumed_events")
+        assert run.procs[0].poll() is None
     finally:
-        await db.execute(f"GRANT INSERT ON {schema}.blocks TO {group}")
+        await run.db.execute(f"GRANT INSERT ON {schema}.blocks TO {group}")
     await eventually(
-        lambda: _all_blocked(db, (FAULTY,), first + second),
+        lambda: run.all_blocked((FAULTY,), first + second),
         timeout=WAIT,
         what=f"{FAULTY} catching up",
     )
-    assert await db.fetchval(f"SELECT count(*) FROM {schema}.consumed_events") > consumed
-    await _each_once(db, hosted, trust, first + second)
+    assert await run.db.fetchval(f"SELECT count(*) FROM {schema}.consumed_events") > consumed
+    await _each_once(run.db, run.stack, run.trust, first + second)
 
 
 async def _ends(stack: Stack) -> dict[TopicPartition, int]:
@@ -243,47 +249,40 @@ async def _caught_up(stack: Stack) -> bool:
     return True
 
 
-async def test_a_host_killed_mid_stream_and_given_the_batch_again_doubles_nothing(
-    host: list[subprocess.Popen[bytes]],
-    settings: Settings,
-    hosted: Stack,
-    db: asyncpg.Pool,
-    trust: TrustStore,
-    logs: Path,
-) -> None:
+async def test_a_host_killed_mid_stream_and_given_the_batch_again_doubles_nothing(run: Run) -> None:
     cases = _cases("C", 120)
-    signer = load_dev_signer(settings.home, NATURAL_RESOURCES)
+    signer = load_dev_signer(run.settings.home, NATURAL_RESOURCES)
     records = [(case_id, _filed(case_id, signer)) for case_id in cases]
-    await _publish(hosted, records)
+    await _publish(run.stack, records)
 
     async def started() -> bool:
-        return any([await _blocks(db, code, cases) for code in HOSTED])
+        return any([await _blocks(run.db, code, cases) for code in HOSTED])
 
     await eventually(started, timeout=WAIT, what="the host taking the stream")
-    host[0].kill()  # a crash mid-stream: what it had not committed is delivered again
-    host[0].wait()
-    await _publish(hosted, records)  # and every event of the stream once more, as sent
-    host[0] = _start_host(settings, hosted, logs)
+    run.procs[0].kill()  # a crash mid-stream: what it had not committed is delivered again
+    run.procs[0].wait()
+    await _publish(run.stack, records)  # and every event of the stream once more, as sent
+    run.procs[0] = _start_host(run.settings, run.stack, run.logs)
     await eventually(
-        lambda: _all_blocked(db, HOSTED, cases), timeout=WAIT, what="every case blocked"
+        lambda: run.all_blocked(HOSTED, cases), timeout=WAIT, what="every case blocked"
     )
 
     async def taken_twice() -> bool:
         """Each department has passed over the second copy of every event (counted)."""
         for code in HOSTED:
-            consumed = await db.fetchval(
+            consumed = await run.db.fetchval(
                 f"SELECT count(*) FROM {department_schema(code)}.cases "
                 "WHERE case_id = ANY($1::text[])",
                 cases,
             )
             if consumed != len(cases):
                 return False
-        return await _caught_up(hosted)
+        return await _caught_up(run.stack)
 
     await eventually(taken_twice, timeout=WAIT, what="every copy read")
-    await _each_once(db, hosted, trust, cases)
+    await _each_once(run.db, run.stack, run.trust, cases)
     for code in HOSTED:  # one audit entry per block, none for a redelivery
-        audited = await db.fetchval(
+        audited = await run.db.fetchval(
             f"SELECT count(*) FROM {department_schema(code)}.audit_log "
             "WHERE case_id = ANY($1::text[])",
             cases,

@@ -9,7 +9,6 @@ import uuid
 
 import asyncpg
 import pytest
-from aiokafka.admin import AIOKafkaAdminClient
 
 from events.authorities import NATURAL_RESOURCES
 from events.codec import decode
@@ -25,7 +24,7 @@ from services.runtime.devkeys import ensure_dev_keys, load_dev_signer
 from services.runtime.processes import stop_process, stop_processes
 from tests.conftest import Stack
 from tests.integration.test_departments import WAIT, _filed, _publish, _start_department
-from tests.support import eventually, read_topic
+from tests.support import eventually, group_members, read_topic
 
 # Longer than the suite's 30 s per test: two faust workers, one joining and one leaving, with
 # rebalances.
@@ -75,17 +74,6 @@ async def test_a_second_claim_of_an_event_waits_for_the_first_and_finds_it_taken
         await pool.close()
 
 
-async def _members(stack: Stack) -> int:
-    admin = AIOKafkaAdminClient(bootstrap_servers=stack.kafka)
-    await admin.start()
-    try:
-        (response,) = await admin.describe_consumer_groups([GROUP])
-        (group,) = response.groups
-        return 0 if group[2] != "Stable" else len(group[5])  # state, members
-    finally:
-        await admin.close()
-
-
 async def test_a_worker_joining_and_one_leaving_mid_stream_lose_and_double_nothing(
     settings: Settings, stack: Stack, db: asyncpg.Pool, trust: TrustStore
 ) -> None:
@@ -119,7 +107,7 @@ async def test_a_worker_joining_and_one_leaving_mid_stream_lose_and_double_nothi
         second = _start_department(settings, CODE, logs)
 
         async def both_members() -> bool:
-            return await _members(stack) == 2
+            return await group_members(stack.kafka, GROUP) == 2
 
         await eventually(both_members, timeout=WAIT, what="the second worker joining the group")
         await publish(waves[1])

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import os
 import subprocess
 import sys
 import uuid
@@ -15,17 +14,15 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
-import httpx
 import pytest
-from aiokafka import AIOKafkaProducer
 
+from demo import sign_off_jointly
 from events.authorities import NATURAL_RESOURCES, department_authority
 from events.catalogue import Stage, load_catalogue
 from events.codec import decode, encode_signed
-from events.decisions import correct, decide
+from events.decisions import decide
 from events.errors import UnknownDepartment
 from events.models import (
-    CaseCorrected,
     CaseDetails,
     CaseFacts,
     Parcel,
@@ -35,14 +32,13 @@ from events.models import (
 )
 from events.signing import Signer, TrustStore
 from events.topics import ACKNOWLEDGEMENTS, VIOLATIONS
-from services.access import TokenStore, dev_token
+from services.access import TokenStore
 from services.adapters.department_store import PostgresDepartmentStore
 from services.adapters.migrate import migrate
 from services.adapters.postgres import create_pool
 from services.blocklist.queries import CentralChecks
 from services.config import Settings
 from services.consuming import RawMessage
-from services.demo import sign_off_jointly
 from services.departments.handlers import Enforcer
 from services.departments.queries import DepartmentQueries
 from services.entrypoints.api import create_app
@@ -55,14 +51,19 @@ from services.runtime.devkeys import ensure_dev_keys, load_dev_signer
 from services.runtime.processes import spawn, stop_processes
 from tests.conftest import Stack
 from tests.support import (
+    bearer,
     business_premises_facts,
     case_body,
+    corrected_event,
     dead_letters,
     eventually,
     filed_event,
+    in_process,
     new_unit_code,
     new_uscc,
+    producing,
     read_topic,
+    service_env,
 )
 
 # Longer than the suite's 30 s per test: starts every department's faust worker and waits for each
@@ -73,20 +74,11 @@ CATALOGUE = load_catalogue()
 WAIT = 180.0  # 21 faust workers share two cores while they start and join their groups
 
 
-def _env(settings: Settings) -> dict[str, str]:
-    return {
-        **os.environ,
-        "KAFKA_BOOTSTRAP": settings.kafka_bootstrap or "",
-        "DATABASE_URL": settings.database_url or "",
-        "REDLINE_HOME": str(settings.home),
-    }
-
-
 def _start_department(settings: Settings, code: str, logs: Path) -> subprocess.Popen[bytes]:
     return spawn(
         [sys.executable, "-m", "services.entrypoints.department", code],
         log_path=logs / f"department-{code}.log",
-        env=_env(settings),
+        env=service_env(settings),
     )
 
 
@@ -101,7 +93,7 @@ def system(
         "relay": spawn(
             [sys.executable, "-m", "services.entrypoints.relay"],
             log_path=logs / "relay.log",
-            env=_env(settings),
+            env=service_env(settings),
         )
     }
     for code in CATALOGUE.codes:
@@ -137,6 +129,18 @@ async def _acks(stack: Stack, trust: TrustStore, case_id: str) -> list[tuple[str
             envelope, payload = decode(record.value, trust)
             acks.append((envelope.type.split(".")[2], payload.department, payload.measure))  # type: ignore[attr-defined]
     return acks
+
+
+REVOCATION = {
+    "court": "孝义市人民法院",
+    "decision_no": "(2026)晋1181行初1号",
+    "revoked_on": "2026-11-20",
+}
+LAND_PROCEDURES = {
+    "approval_no": "晋政地〔2026〕88号",
+    "approved_on": "2026-11-02",
+    "approved_by": "山西省人民政府",
+}
 
 
 async def _step(registry: Registry, case_id: str, step: Step, body: dict[str, Any]) -> None:
@@ -258,16 +262,7 @@ async def test_a_subject_stays_blocked_until_its_last_case_is_lifted(
         return await power_cases() == {first, second}
 
     await eventually(both, timeout=WAIT, what="both cases block the subject")
-    await _step(
-        registry,
-        first,
-        Step.revocation,
-        {
-            "court": "孝义市人民法院",
-            "decision_no": "(2026)晋1181行初1号",
-            "revoked_on": "2026-11-20",
-        },
-    )
+    await _step(registry, first, Step.revocation, REVOCATION)
 
     async def only_second() -> bool:
         return await power_cases() == {second}
@@ -276,13 +271,9 @@ async def test_a_subject_stays_blocked_until_its_last_case_is_lifted(
 
 
 async def _publish(stack: Stack, records: list[tuple[str, bytes]]) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=stack.kafka, acks="all")
-    await producer.start()
-    try:
+    async with producing(stack.kafka) as producer:
         for key, value in records:
             await producer.send_and_wait(VIOLATIONS.name, value, key=key.encode())
-    finally:
-        await producer.stop()
 
 
 def _filed(case_id: str, signer: Signer) -> bytes:
@@ -455,10 +446,9 @@ async def test_blocks_query_shows_what_each_block_is_held_against_and_why(
 
     # The same filters over HTTP, as an operator reads them.
     app = create_app(settings, registry, queries, checks, TokenStore.load(settings.api_tokens))
-    operator = {"Authorization": f"Bearer {dev_token(settings.home, 'operator')}"}
+    operator = bearer(settings.home, "operator")
     url = "/v1/departments/power_supply/blocks"
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://registry") as api:
+    async with in_process(app) as api:
         at_site = await api.get(url, params={"site": facts.site.location}, headers=operator)
         blank = await api.get(url, params={"site": " "}, headers=operator)
     assert at_site.status_code == 200
@@ -469,19 +459,6 @@ async def test_blocks_query_shows_what_each_block_is_held_against_and_why(
     assert blank.json()["errors"] == [
         {"field": "site", "reason": "must not be empty; leave it out to see every block"}
     ]
-
-
-def _corrected(case_id: str, before: CaseFacts, after: CaseFacts) -> CaseCorrected:
-    """A correction of the facts as the registry sends it: what ends, what starts."""
-    change = correct(CATALOGUE, [Stage.filing], (PARCELS, before), (PARCELS, after))
-    return CaseCorrected(
-        case_id=case_id,
-        parcels=PARCELS,
-        facts=after,
-        reason="resurveyed",
-        starts=change.starts,
-        ends=change.ends,
-    )
 
 
 PARCELS = [Parcel(land_class="cultivated", area_mu="1.5")]  # case_body's default
@@ -527,7 +504,7 @@ async def test_the_store_moves_reapplies_and_lifts_blocks_whatever_the_batching(
         # One batch: filed, moved (lift + apply) / filed and restored (apply + lift).
         one = batch(
             moving,
-            _corrected("RL-MOVE", first, second),
+            corrected_event("RL-MOVE", PARCELS, first, second),
             restored,
             RestorationVerified(
                 case_id="RL-RESTORED",
@@ -550,10 +527,10 @@ async def test_the_store_moves_reapplies_and_lifts_blocks_whatever_the_batching(
         assert done.lift_reason == "restoration_verified"
 
         # Across batches: lifted by a correction, applied again by the next one.
-        await enforcer.handle(batch(_corrected("RL-MOVE", second, home)))
+        await enforcer.handle(batch(corrected_event("RL-MOVE", PARCELS, second, home)))
         [ended] = await reads.blocks(code, subject_id=None, active_only=False, site="西村厂房")
         assert ended.lift_reason == "corrected"
-        again = batch(_corrected("RL-MOVE", home, third))
+        again = batch(corrected_event("RL-MOVE", PARCELS, home, third))
         outcome = await enforcer.handle(again)
         assert (outcome.applied, outcome.lifted) == (1, 0)
         rows = await pool.fetch(
@@ -748,16 +725,7 @@ async def test_measures_follow_the_facts_and_end_with_their_own_end_conditions(
         return found.get("halt_works", "") is None and "publish_credit_record" in credit
 
     await eventually(halted, timeout=WAIT, what="housing halted the works")
-    await _step(
-        registry,
-        legalised,
-        Step.land_procedures,
-        {
-            "approval_no": "晋政地〔2026〕88号",
-            "approved_on": "2026-11-02",
-            "approved_by": "山西省人民政府",
-        },
-    )
+    await _step(registry, legalised, Step.land_procedures, LAND_PROCEDURES)
 
     async def procedures_lift_the_halt() -> bool:
         found = await _lift_reasons(queries, "housing", legalised)

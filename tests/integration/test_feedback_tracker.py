@@ -25,9 +25,8 @@ from events.authorities import (
 )
 from events.catalogue import LiftTrigger, Stage, load_catalogue
 from events.codec import decode, encode_signed
-from events.decisions import correct, decide
+from events.decisions import decide
 from events.models import (
-    CaseCorrected,
     CaseFacts,
     CaseFiled,
     DeadLetter,
@@ -42,17 +41,16 @@ from events.models import (
 )
 from events.signing import TrustStore
 from events.topics import ACKNOWLEDGEMENTS, VIOLATIONS
-from services.adapters.feedback_store import MIGRATIONS, SCHEMA
+from services.adapters.feedback_store import MIGRATIONS, SCHEMA, PostgresFeedbackStore
 from services.adapters.migrate import migrate
 from services.adapters.postgres import create_pool
 from services.config import Settings
-from services.consumer.postgres import ClaimingFeedbackStore
 from services.consuming import Issuer, RawMessage
 from services.entrypoints.feedback import run_tracker
 from services.feedback.handlers import Tracker
 from services.runtime.devkeys import load_dev_signer
 from tests.conftest import Stack
-from tests.support import business_premises_facts, case_body, eventually
+from tests.support import business_premises_facts, case_body, corrected_event, eventually
 
 CATALOGUE = load_catalogue()
 T0 = datetime(2026, 11, 2, 8, tzinfo=UTC)
@@ -134,7 +132,7 @@ async def feed(own_database: Settings, trust: TrustStore) -> AsyncIterator[_Feed
     await migrate(database, package=MIGRATIONS, schema=SCHEMA)  # the tracker's own outbox
     pool = await create_pool(database, max_size=2)
     issuer = Issuer(load_dev_signer(own_database.home, FEEDBACK_TRACKER), FEEDBACK_TRACKER.source)
-    tracker = Tracker(CATALOGUE, ClaimingFeedbackStore(pool), trust, issuer, _Clock())
+    tracker = Tracker(CATALOGUE, PostgresFeedbackStore(pool), trust, issuer, _Clock())
     try:
         yield _Feed(own_database, tracker, pool)
     finally:
@@ -169,18 +167,6 @@ PREMISES = CaseFacts.model_validate(business_premises_facts())
 RESIDENCE = CaseFacts.model_validate(
     {"site": {"location": "东关村北侧民房"}, "building_use": "residence"}
 )
-
-
-def _correction(case_id: str, before: CaseFacts, after: CaseFacts) -> CaseCorrected:
-    change = correct(CATALOGUE, [Stage.filing], (PARCELS, before), (PARCELS, after))
-    return CaseCorrected(
-        case_id=case_id,
-        parcels=PARCELS,
-        facts=after,
-        reason="复核",
-        starts=change.starts,
-        ends=change.ends,
-    )
 
 
 def _restored(case_id: str) -> RestorationVerified:
@@ -240,12 +226,12 @@ async def test_a_measure_lifted_by_a_correction_and_started_again_is_owed_again(
     await feed.ack(*power, "apply", filing)
     assert (await feed.rows())[(*power, "apply")]["done_at"] is not None
 
-    home = await feed.send(_correction(feed.case_id, PREMISES, RESIDENCE))
+    home = await feed.send(corrected_event(feed.case_id, PARCELS, PREMISES, RESIDENCE))
     assert power in await feed.owed("lift", home)
     assert power not in await feed.owed("apply", home)
     await feed.ack(*power, "lift", home)
 
-    business = await feed.send(_correction(feed.case_id, RESIDENCE, PREMISES))
+    business = await feed.send(corrected_event(feed.case_id, PARCELS, RESIDENCE, PREMISES))
     rows = await feed.rows()
     assert rows[(*power, "apply")]["required_by"] == business
     assert rows[(*power, "apply")]["done_at"] is None  # the new cycle is not answered yet
@@ -292,8 +278,8 @@ async def test_overdue_is_noticed_once_per_cycle(feed: _Feed) -> None:
     assert first == len(await feed.owed("apply", filing))
     assert await feed.tracker.notify_overdue() == 0  # once
 
-    await feed.send(_correction(feed.case_id, PREMISES, RESIDENCE))
-    business = await feed.send(_correction(feed.case_id, RESIDENCE, PREMISES))
+    await feed.send(corrected_event(feed.case_id, PARCELS, PREMISES, RESIDENCE))
+    business = await feed.send(corrected_event(feed.case_id, PARCELS, RESIDENCE, PREMISES))
     renewed = (await feed.rows())[(*power, "apply")]
     assert (renewed["required_by"], renewed["overdue_at"]) == (business, None)
     clock.now = T0 + timedelta(days=60)

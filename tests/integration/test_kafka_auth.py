@@ -30,6 +30,7 @@ from services.config import Settings, load_settings
 from services.errors import BrokerError
 from services.runtime.embedded import EmbeddedBroker
 from services.runtime.processes import is_running, wait_until
+from tests.conftest import running_broker
 
 # Longer than the suite's 30 s per test: a broker with SASL users started per test.
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
@@ -40,26 +41,11 @@ DEADLINE = 30.0  # seconds any one refusal may take to arrive
 
 @pytest.fixture(scope="module")
 def locked(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]:
-    broker = EmbeddedBroker(tmp_path_factory.mktemp("locked"), authentication=True)
-    broker.start()
-    pid = broker.pid
-    assert pid is not None
-    try:
+    with running_broker(tmp_path_factory.mktemp("locked"), authentication=True) as broker:
+        pid = broker.pid
+        assert pid is not None
         yield broker
-    finally:
-        broker.stop()
-        assert not is_running(pid)
-
-
-@pytest.fixture(scope="module")
-def open_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]:
-    """The same broker without authentication: what the same clients do when not refused."""
-    broker = EmbeddedBroker(tmp_path_factory.mktemp("open"))
-    broker.start()
-    try:
-        yield broker
-    finally:
-        broker.stop()
+    assert not is_running(pid)
 
 
 def settings_for(broker: EmbeddedBroker, home: Path, **login: str) -> Settings:
@@ -86,7 +72,7 @@ def logged(broker: EmbeddedBroker, text: str) -> None:
 
 
 async def test_a_client_without_credentials_is_refused(
-    locked: EmbeddedBroker, open_broker: EmbeddedBroker, tmp_path: Path
+    locked: EmbeddedBroker, module_broker: EmbeddedBroker, tmp_path: Path
 ) -> None:
     anonymous = settings_for(locked, tmp_path)
     assert anonymous.kafka_auth is None
@@ -104,9 +90,10 @@ async def test_a_client_without_credentials_is_refused(
     finally:
         await publisher.close()
 
-    # The same calls succeed on a broker that does not ask for a login.
-    assert await ensure_topics(open_broker.bootstrap, topics=(DEAD_LETTERS,)) == [DEAD_LETTERS.name]
-    publisher = KafkaPublisher(open_broker.bootstrap)
+    # The same calls succeed on the module's other broker, which asks for no login.
+    opened = await ensure_topics(module_broker.bootstrap, topics=(DEAD_LETTERS,))
+    assert opened == [DEAD_LETTERS.name]
+    publisher = KafkaPublisher(module_broker.bootstrap)
     try:
         assert await publisher.cluster_id()
     finally:

@@ -36,6 +36,7 @@ from services.adapters.kafka import ensure_topics
 from services.adapters.publisher import KafkaPublisher
 from services.outbox.ports import PendingEvent
 from services.runtime.embedded import EmbeddedBroker
+from tests.integration.connectors import started
 from tests.support import dead_letters, eventually, new_uscc
 
 # Longer than the suite's 30 s per test: Node and Python subscribers read the same list.
@@ -171,21 +172,14 @@ class BuilderStandIn:
             await self.send(HEARTBEAT_KEY, raw, partition)
 
 
-@pytest.fixture(scope="module")
-def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]:
-    """A broker of this module's own: the list holds only what these tests publish."""
-    broker = EmbeddedBroker(tmp_path_factory.mktemp("node-broker"))
-    broker.start()
-    try:
-        yield broker
-    finally:
-        broker.stop()
+# Every test here runs on `module_broker`, this module's own: the list holds only what these
+# tests publish.
 
 
 @pytest.fixture
-async def builder(broker: EmbeddedBroker, keys: Keys) -> AsyncIterator[BuilderStandIn]:
-    await ensure_topics(broker.bootstrap)
-    publisher = KafkaPublisher(broker.bootstrap)
+async def builder(module_broker: EmbeddedBroker, keys: Keys) -> AsyncIterator[BuilderStandIn]:
+    await ensure_topics(module_broker.bootstrap)
+    publisher = KafkaPublisher(module_broker.bootstrap)
     try:
         yield BuilderStandIn(publisher, keys)
     finally:
@@ -242,9 +236,9 @@ class NodeSubscriber:
 
 
 @pytest.fixture
-async def node(broker: EmbeddedBroker, keys: Keys) -> AsyncIterator[NodeSubscriber]:
+async def node(module_broker: EmbeddedBroker, keys: Keys) -> AsyncIterator[NodeSubscriber]:
     process = await asyncio.create_subprocess_exec(
-        *_node_args(broker, keys),
+        *_node_args(module_broker, keys),
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
@@ -259,12 +253,12 @@ async def node(broker: EmbeddedBroker, keys: Keys) -> AsyncIterator[NodeSubscrib
 
 
 @pytest.fixture
-def python(broker: EmbeddedBroker, keys: Keys, tmp_path: Path) -> Iterator[Subscriber]:
+def python(module_broker: EmbeddedBroker, keys: Keys, tmp_path: Path) -> Iterator[Subscriber]:
     subscriber = Subscriber(
         SubscriberConfig(
             name=SUBSCRIBER,
             measures=(LOANS,),
-            bootstrap=broker.bootstrap,
+            bootstrap=module_broker.bootstrap,
             replica=tmp_path / "loans.sqlite3",
             trust_store=keys.trust_store,
             subject_key=keys.subject_key,
@@ -273,11 +267,8 @@ def python(broker: EmbeddedBroker, keys: Keys, tmp_path: Path) -> Iterator[Subsc
             freshness_bound=BOUND,
         )
     )
-    subscriber.start()
-    try:
+    with started(subscriber):
         yield subscriber
-    finally:
-        subscriber.stop()
 
 
 def _python_answer(result: CheckResult) -> dict[str, Any]:
@@ -324,7 +315,7 @@ async def test_node_and_python_give_the_same_answers_on_the_same_list(
     node: NodeSubscriber,
     python: Subscriber,
     keys: Keys,
-    broker: EmbeddedBroker,
+    module_broker: EmbeddedBroker,
 ) -> None:
     org, person, lifted, never = new_uscc(), new_resident_id(), new_uscc(), new_uscc()
     forged_by_stranger, tampered = new_uscc(), new_uscc()
@@ -393,7 +384,7 @@ async def test_node_and_python_give_the_same_answers_on_the_same_list(
 
     async def python_dead_lettered() -> bool:
         trust = TrustStore.load(keys.trust_store)
-        letters = await dead_letters(broker.bootstrap, trust)
+        letters = await dead_letters(module_broker.bootstrap, trust)
         return sorted(letter.reason for letter in letters) == sorted(reasons)
 
     await eventually(python_dead_lettered, what="the Python connector's dead letters")
@@ -423,7 +414,7 @@ async def test_node_and_python_give_the_same_answers_on_the_same_list(
 
     # IDs on the command line: read the list to its end, answer, exit.
     once = await asyncio.create_subprocess_exec(
-        *_node_args(broker, keys),
+        *_node_args(module_broker, keys),
         org,
         lifted,
         never,

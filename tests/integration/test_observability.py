@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +19,7 @@ from events.topics import VIOLATIONS
 from services.config import REPO_ROOT, load_settings
 from services.entrypoints.run import Supervisor
 from services.runtime.processes import free_port
+from tests.support import required_tool
 
 # Longer than the suite's 30 s per test: starts make run's whole system and waits for every panel's
 # series.
@@ -65,8 +65,7 @@ def alert_expressions() -> list[str]:
 
 @pytest.fixture(scope="module")
 def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
-    if shutil.which("prometheus") is None:
-        pytest.fail("no prometheus on this machine: run `make prometheus-tools`")
+    required_tool("prometheus", "make prometheus-tools")
     home = Path(tmp_path_factory.mktemp("observed"))
     settings = load_settings({"REDLINE_HOME": str(home), "REDLINE_API_PORT": str(free_port())})
     supervisor = Supervisor(settings)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import subprocess
 import sys
@@ -12,12 +11,14 @@ import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
 import pytest
 from prometheus_client import REGISTRY
 
+from demo import sign_off_jointly
 from events.codec import decode
 from events.errors import EventError
 from events.models import CaseDetails, RestorationDetails
@@ -27,13 +28,13 @@ from services.adapters.kafka import ensure_topics
 from services.adapters.publisher import MAX_RECORD_BYTES, KafkaPublisher
 from services.bootstrap import bootstrap_registry, registry_store
 from services.config import Settings
-from services.demo import sign_off_jointly
 from services.outbox.relay import OutboxRelay
 from services.registry.domain import Step
 from services.registry.handlers import STEP_EVENTS, Registry
 from services.runtime.embedded import EmbeddedBroker
 from services.runtime.processes import is_running
-from tests.support import case_body, eventually, read_topic
+from tests.conftest import running_broker
+from tests.support import case_body, eventually, read_topic, service_env
 
 # Longer than the suite's 30 s per test: a relay process killed and started again mid-run.
 pytestmark = pytest.mark.timeout(120)
@@ -119,10 +120,6 @@ async def _drained(settings: Settings, what: str) -> None:
     await eventually(empty, timeout=60, what=what)
 
 
-def _on(broker: EmbeddedBroker, settings: Settings) -> Settings:
-    return settings.with_endpoints(broker.bootstrap, settings.database_url or "")
-
-
 async def test_events_of_a_case_reach_the_topic_in_order(
     own_database: Settings, own_registry: Registry, trust: TrustStore
 ) -> None:
@@ -175,13 +172,7 @@ async def test_events_of_a_case_reach_the_topic_in_order(
 
 
 def _start_relay_process(settings: Settings, log: Path) -> subprocess.Popen[bytes]:
-    env = {
-        **os.environ,
-        "KAFKA_BOOTSTRAP": settings.kafka_bootstrap or "",
-        "DATABASE_URL": settings.database_url or "",
-        "REDLINE_HOME": str(settings.home),
-        "REDLINE_RELAY_BATCH": "10",
-    }
+    env = service_env(settings, REDLINE_RELAY_BATCH="10")
     with log.open("ab") as output:  # the child keeps its own descriptor
         return subprocess.Popen(
             [sys.executable, "-m", "services.entrypoints.relay"],
@@ -239,75 +230,80 @@ async def test_a_relay_killed_mid_run_loses_nothing(
     assert doubled <= 10
 
 
+@dataclass
+class Lonely:
+    """A broker of the test's own, to pause, stop and start again, and the test's database."""
+
+    broker: EmbeddedBroker
+    settings: Settings
+
+    @property
+    def database(self) -> str:
+        return self.settings.database_url or ""
+
+
 @pytest.fixture
-async def lonely_broker(tmp_path: Path) -> AsyncIterator[EmbeddedBroker]:
-    broker = EmbeddedBroker(tmp_path / "broker")
-    broker.start()
-    await ensure_topics(broker.bootstrap)
-    yield broker
-    broker.stop()
+async def lonely(own_database: Settings, tmp_path: Path) -> AsyncIterator[Lonely]:
+    with running_broker(tmp_path / "broker") as broker:
+        await ensure_topics(broker.bootstrap)
+        database = own_database.database_url or ""
+        yield Lonely(broker, own_database.with_endpoints(broker.bootstrap, database))
+
+
+@asynccontextmanager
+async def _relaying_after(lonely: Lonely, registry: Registry, cases: int) -> AsyncIterator[None]:
+    """A relay running on `lonely`, `cases` new cases filed and published already."""
+    async with relaying(lonely.settings):
+        await _file_cases(registry, cases)
+        await _drained(lonely.settings, "first cases published")
+        yield
 
 
 async def test_a_paused_broker_gets_everything_once_it_resumes(
-    own_database: Settings, own_registry: Registry, trust: TrustStore, lonely_broker: EmbeddedBroker
+    lonely: Lonely, own_registry: Registry, trust: TrustStore
 ) -> None:
-    settings = _on(lonely_broker, own_database)
-    database = settings.database_url or ""
-    async with relaying(settings):
-        await _file_cases(own_registry, 2)
-        await _drained(settings, "first cases published")
-        lonely_broker.pause()
+    async with _relaying_after(lonely, own_registry, cases=2):
+        lonely.broker.pause()
         try:
             await _file_cases(own_registry, 3)
-            assert (await _pending(database))[0] == 3
+            assert (await _pending(lonely.database))[0] == 3
         finally:
-            lonely_broker.resume()
-        await _drained(settings, "outbox drained after the broker resumed")
-    published = set(await _published_ids(lonely_broker.bootstrap, trust))
-    assert published == set(await _outbox_ids(database))
+            lonely.broker.resume()
+        await _drained(lonely.settings, "outbox drained after the broker resumed")
+    published = set(await _published_ids(lonely.broker.bootstrap, trust))
+    assert published == set(await _outbox_ids(lonely.database))
 
 
 async def test_a_broker_that_lost_its_memory_is_brought_up_to_date(
-    own_database: Settings,
-    own_registry: Registry,
-    trust: TrustStore,
-    lonely_broker: EmbeddedBroker,
+    lonely: Lonely, own_registry: Registry, trust: TrustStore
 ) -> None:
-    settings = _on(lonely_broker, own_database)
-    database = settings.database_url or ""
-    async with relaying(settings):
+    async with _relaying_after(lonely, own_registry, cases=3):
+        lonely.broker.stop()
         await _file_cases(own_registry, 3)
-        await _drained(settings, "first cases published")
-        lonely_broker.stop()
-        await _file_cases(own_registry, 3)
-        assert (await _pending(database))[0] == 3
-        lonely_broker.start()
-        await _drained(settings, "outbox drained after the broker returned")
+        assert (await _pending(lonely.database))[0] == 3
+        lonely.broker.start()
+        await _drained(lonely.settings, "outbox drained after the broker returned")
 
     # The new broker started empty; the relay saw a new cluster id and published it all.
-    published = await _published_ids(lonely_broker.bootstrap, trust)
-    assert sorted(published) == sorted(await _outbox_ids(database))
+    published = await _published_ids(lonely.broker.bootstrap, trust)
+    assert sorted(published) == sorted(await _outbox_ids(lonely.database))
 
 
 async def test_replay_from_a_position_publishes_again_and_nothing_else(
-    own_database: Settings, own_registry: Registry, trust: TrustStore, lonely_broker: EmbeddedBroker
+    lonely: Lonely, own_registry: Registry, trust: TrustStore
 ) -> None:
-    settings = _on(lonely_broker, own_database)
-    database = settings.database_url or ""
-    async with relaying(settings):
-        await _file_cases(own_registry, 4)
-        await _drained(settings, "cases published")
-        async with registry_store(settings) as store:
+    async with _relaying_after(lonely, own_registry, cases=4):
+        async with registry_store(lonely.settings) as store:
             assert await store.outbox.replay_from(position=3, since=None) == 2
-        await _drained(settings, "replay published")
-    conn = await asyncpg.connect(database)
+        await _drained(lonely.settings, "replay published")
+    conn = await asyncpg.connect(lonely.database)
     try:
         by_position = [
             r["event_id"] for r in await conn.fetch("SELECT event_id FROM outbox ORDER BY position")
         ]
     finally:
         await conn.close()
-    copies = Counter(await _published_ids(lonely_broker.bootstrap, trust))
+    copies = Counter(await _published_ids(lonely.broker.bootstrap, trust))
     assert [copies[event_id] for event_id in by_position] == [1, 1, 2, 2]
 
 

@@ -13,7 +13,6 @@ import asyncio
 import json
 import os
 import re
-import shutil
 import signal
 import socket
 from collections.abc import AsyncIterator
@@ -29,14 +28,14 @@ import httpx
 import pytest
 import uvicorn
 
-from services.access import TokenStore, dev_token
+from services.access import TokenStore
 from services.blocklist.queries import CentralChecks
 from services.config import Settings
 from services.departments.queries import DepartmentQueries
 from services.entrypoints.api import create_app
 from services.registry.handlers import Registry
 from services.townships.directory import load_townships
-from tests.support import case_body, eventually
+from tests.support import bearer, case_body, required_tool, serving
 
 # The flags of the issue: no first-run, sync, update or background fetches of its own.
 CHROMIUM_FLAGS = (
@@ -58,10 +57,7 @@ TOWNSHIP = "duizhen"
 
 @pytest.fixture(scope="module")
 def chromium() -> str:
-    path = shutil.which("chromium")
-    if path is None:
-        pytest.fail("chromium is not installed: run `make browser-tools`")
-    return path
+    return required_tool("chromium", "make browser-tools")
 
 
 @dataclass
@@ -81,20 +77,10 @@ async def server(
     port = listener.getsockname()[1]
     # log_config=None: the process's logging (and its ID masking) stays as the suite set it.
     config = uvicorn.Config(app, log_config=None, lifespan="on")
-    uvicorn_server = uvicorn.Server(config)
-    serving = asyncio.create_task(uvicorn_server.serve(sockets=[listener]))
     try:
-
-        async def listening() -> bool:
-            if serving.done():
-                serving.result()  # why it ended
-            return uvicorn_server.started
-
-        await eventually(listening, timeout=30, what="uvicorn serving")
-        yield Server(f"http://127.0.0.1:{port}", settings)
+        async with serving(uvicorn.Server(config), [listener]):
+            yield Server(f"http://127.0.0.1:{port}", settings)
     finally:
-        uvicorn_server.should_exit = True
-        await serving
         listener.close()
 
 
@@ -207,6 +193,12 @@ def off_server(requests: list[str], own: str) -> list[str]:
     return [url for url in requests if not url.startswith(own + "/")]
 
 
+def fetched_from(server: Server, page: Page) -> set[str]:
+    """The paths `page` fetched, once it is found to have asked no other host."""
+    assert off_server(page.requests, server.url) == []
+    return {urlsplit(url).path for url in page.requests}
+
+
 async def _openapi(server: Server) -> dict[str, Any]:
     async with httpx.AsyncClient(base_url=server.url) as client:
         response = await client.get("/openapi.json")
@@ -264,9 +256,7 @@ async def test_swagger_ui_lists_every_operation_offline(
     }
     assert {operation["summary"] for operation in operations} <= summaries
     assert any(title.startswith("Redline registry") for title in page.texts("h1"))
-    assert off_server(page.requests, server.url) == []
-    fetched = {urlsplit(url).path for url in page.requests}
-    assert {"/docs/assets/swagger-ui-bundle.js", "/openapi.json"} <= fetched
+    assert {"/docs/assets/swagger-ui-bundle.js", "/openapi.json"} <= fetched_from(server, page)
 
 
 async def test_redoc_shows_every_operation_offline(
@@ -279,17 +269,14 @@ async def test_redoc_shows_every_operation_offline(
     assert page.texts("h1") == ["Redline registry (1)"]
     headings = set(page.texts("h2"))
     assert {operation["summary"] for operation in operations} <= headings
-    assert off_server(page.requests, server.url) == []
-    fetched = {urlsplit(url).path for url in page.requests}
-    assert {"/docs/assets/redoc.standalone.js", "/openapi.json"} <= fetched
+    assert {"/docs/assets/redoc.standalone.js", "/openapi.json"} <= fetched_from(server, page)
 
 
 async def test_the_township_report_renders_its_headings_and_charts_offline(
     server: Server, chromium: str, tmp_path: Path
 ) -> None:
     home = server.settings.home
-    officer = {"Authorization": f"Bearer {dev_token(home, 'case-officer')}"}
-    operator = {"Authorization": f"Bearer {dev_token(home, 'operator')}"}
+    officer, operator = bearer(home, "case-officer"), bearer(home, "operator")
     async with httpx.AsyncClient(base_url=server.url) as client:
         filed = await client.post("/v1/cases", json=case_body(), headers=officer)
         assert filed.status_code == 201, filed.text

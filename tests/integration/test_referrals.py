@@ -26,7 +26,7 @@ from services.departments.queries import DepartmentQueries
 from services.entrypoints.api import create_app
 from services.registry.handlers import Registry
 from services.townships.directory import load_townships
-from tests.support import case_body
+from tests.support import case_body, in_process
 
 THRESHOLD = ("permanent_basic_farmland", "6")  # 5 mu or more: accountability (seed §四(五))
 OWN_TOWNSHIP = "duizhen"
@@ -63,9 +63,13 @@ class Bus:
         answer: dict[str, Any] = filed.json()
         return answer
 
+    async def send(self, kind: str, case_id: str, who: str, reason: str = "r") -> Any:
+        """POST a referral as `who`: the answer, a refusal or not."""
+        body = {"kind": kind, "case_id": case_id, "reason": reason}
+        return await self.post("/v1/referrals", body, who)
+
     async def refer(self, kind: str, case_id: str, who: str = "case-officer") -> dict[str, Any]:
-        body = {"kind": kind, "case_id": case_id, "reason": f"{kind} by hand"}
-        sent = await self.post("/v1/referrals", body, who)
+        sent = await self.send(kind, case_id, who, f"{kind} by hand")
         assert sent.status_code == 201, sent.text
         answer: dict[str, Any] = sent.json()
         return answer
@@ -103,8 +107,7 @@ async def bus(
     tmp_path: Path,
 ) -> AsyncIterator[Bus]:
     app = create_app(settings, registry, queries, checks, _tokens(settings, tmp_path))
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://registry") as client:
+    async with in_process(app) as client:
         yield Bus(client, app, settings, registry)
 
 
@@ -198,11 +201,7 @@ async def test_a_referral_left_unanswered_shows_overdue(bus: Bus) -> None:
 
 async def test_the_court_rules_on_compulsory_enforcement(bus: Bus) -> None:
     case_id = (await bus.file())["case_id"]
-    refused = await bus.post(
-        "/v1/referrals",
-        {"kind": "compulsory_enforcement", "case_id": case_id, "reason": "r"},
-        "department-housing",
-    )
+    refused = await bus.send("compulsory_enforcement", case_id, "department-housing")
     assert refused.status_code == 403
     assert "sent by natural_resources, not by housing" in refused.json()["error"]
     application = await bus.refer("compulsory_enforcement", case_id)
@@ -226,19 +225,11 @@ async def test_the_court_rules_on_compulsory_enforcement(bus: Bus) -> None:
 
 async def test_housing_refers_unpermitted_construction_to_urban_management(bus: Bus) -> None:
     case_id = (await bus.file())["case_id"]
-    officer = await bus.post(
-        "/v1/referrals",
-        {"kind": "unpermitted_construction", "case_id": case_id, "reason": "r"},
-        "case-officer",
-    )
+    officer = await bus.send("unpermitted_construction", case_id, "case-officer")
     assert officer.status_code == 403
     sent = await bus.refer("unpermitted_construction", case_id, "department-housing")
     assert sent["to"] == "urban_management" and sent["sent_by"] == "housing"
-    duplicate = await bus.post(
-        "/v1/referrals",
-        {"kind": "unpermitted_construction", "case_id": case_id, "reason": "again"},
-        "department-housing",
-    )
+    duplicate = await bus.send("unpermitted_construction", case_id, "department-housing", "again")
     assert duplicate.status_code == 409
     urban = "department-urban_management"
     waiting = (await bus.get("/v1/referrals", urban, to="me", case=case_id)).json()["referrals"]
@@ -343,11 +334,7 @@ async def test_bad_input_names_the_field(bus: Bus) -> None:
     assert ok.status_code == 200
     unknown = {"outcome": "case_opened", "decided_on": bus.today()}
     assert await refused(f"{path}/outcome", unknown, "department-court") == "outcome"
-    missing = await bus.post(
-        "/v1/referrals",
-        {"kind": "criminal", "case_id": "RL-1999-000000", "reason": "r"},
-        "case-officer",
-    )
+    missing = await bus.send("criminal", "RL-1999-000000", "case-officer")
     assert missing.status_code == 404
 
 

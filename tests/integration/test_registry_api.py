@@ -9,6 +9,7 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
+from fastapi import FastAPI
 
 from events.codec import decode
 from events.envelope import MAX_EVENT_BYTES
@@ -26,16 +27,15 @@ from events.models import (
     Site,
 )
 from events.signing import TrustStore
-from services.access import TokenStore, dev_token
-from services.blocklist.queries import CentralChecks
 from services.config import Settings
-from services.departments.queries import DepartmentQueries
-from services.entrypoints.api import create_app
-from services.registry.handlers import Registry
+from services.entrypoints.case_routes import step_path
+from services.registry.handlers import STEP_EVENTS
 from tests.support import (
+    bearer,
     business_premises_facts,
     case_body,
     filing_measures,
+    in_process,
     new_parcel_code,
     new_unit_code,
 )
@@ -45,22 +45,15 @@ ACCOUNTABILITY = AccountabilityTriggered.event_type
 
 
 @pytest.fixture
-async def api(
-    settings: Settings, registry: Registry, queries: DepartmentQueries, checks: CentralChecks
-) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(settings, registry, queries, checks, TokenStore.load(settings.api_tokens))
-    transport = httpx.ASGITransport(app=app)
-    officer = {"Authorization": f"Bearer {dev_token(settings.home, 'case-officer')}"}
-    async with httpx.AsyncClient(
-        transport=transport, base_url="http://registry", headers=officer
-    ) as client:
+async def api(settings: Settings, registry_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    async with in_process(registry_app, bearer(settings.home, "case-officer")) as client:
         yield client
 
 
 @pytest.fixture
 def inspector(settings: Settings) -> dict[str, str]:
     """Headers that sign as the agriculture bureau's inspector instead of the officer."""
-    return {"Authorization": f"Bearer {dev_token(settings.home, 'agriculture-inspector')}"}
+    return bearer(settings.home, "agriculture-inspector")
 
 
 async def _counts(db: asyncpg.Pool) -> tuple[int, int, int]:
@@ -189,14 +182,34 @@ async def test_restoration_before_rectification_is_409_naming_both_states(
     assert await _counts(db) == before
 
 
-async def _rectified(api: httpx.AsyncClient) -> str:
+async def _filed(api: httpx.AsyncClient, body: dict[str, Any]) -> dict[str, Any]:
+    """The answer to filing `body`, once it is a 201."""
+    response = await api.post("/v1/cases", json=body)
+    assert response.status_code == 201, response.text
+    answer: dict[str, Any] = response.json()
+    return answer
+
+
+async def _rectified(api: httpx.AsyncClient) -> tuple[str, str]:
+    """A case rectified on 2026-11-01, and where its restoration sign-offs are posted."""
     case_id: str = (await api.post("/v1/cases", json=case_body())).json()["case_id"]
     penalty = {"decision_no": "罚9", "decided_on": "2026-10-20", "fine_yuan": "1", "summary": "罚"}
     assert (await api.post(f"/v1/cases/{case_id}/penalty", json=penalty)).status_code == 200
     rectification = {"action": "demolition", "completed_on": "2026-11-01"}
     done = await api.post(f"/v1/cases/{case_id}/rectification", json=rectification)
     assert done.status_code == 200, done.text
-    return case_id
+    return case_id, f"/v1/cases/{case_id}/restoration/sign-offs"
+
+
+async def _days_apart(
+    api: httpx.AsyncClient, inspector: dict[str, str]
+) -> tuple[str, str, httpx.Response]:
+    """A rectified case natural resources signed off for 2026-11-10, then agriculture for
+    2026-11-12: its id, its sign-off path and what agriculture was answered."""
+    case_id, path = await _rectified(api)
+    assert (await api.post(path, json={"verified_on": "2026-11-10"})).is_success
+    other_day = await api.post(path, json={"verified_on": "2026-11-12"}, headers=inspector)
+    return case_id, path, other_day
 
 
 async def _restoration_events(
@@ -215,8 +228,7 @@ async def _restoration_events(
 async def test_restoration_needs_both_bodies_sign_offs(
     api: httpx.AsyncClient, db: asyncpg.Pool, trust: TrustStore, inspector: dict[str, str]
 ) -> None:
-    case_id = await _rectified(api)
-    path = f"/v1/cases/{case_id}/restoration/sign-offs"
+    case_id, path = await _rectified(api)
     first = await api.post(path, json={"verified_on": "2026-11-10"})
     assert first.status_code == 200, first.text
     assert first.json()["status"] == "rectified"
@@ -252,8 +264,7 @@ async def test_restoration_needs_both_bodies_sign_offs(
 async def test_the_same_body_signing_twice_is_409(
     api: httpx.AsyncClient, db: asyncpg.Pool, trust: TrustStore, inspector: dict[str, str]
 ) -> None:
-    case_id = await _rectified(api)
-    path = f"/v1/cases/{case_id}/restoration/sign-offs"
+    case_id, path = await _rectified(api)
     assert (await api.post(path, json={"verified_on": "2026-11-10"}, headers=inspector)).is_success
     again = await api.post(path, json={"verified_on": "2026-11-10"}, headers=inspector)
     assert again.status_code == 409
@@ -265,10 +276,7 @@ async def test_the_same_body_signing_twice_is_409(
 async def test_sign_offs_must_agree_on_the_day(
     api: httpx.AsyncClient, db: asyncpg.Pool, trust: TrustStore, inspector: dict[str, str]
 ) -> None:
-    case_id = await _rectified(api)
-    path = f"/v1/cases/{case_id}/restoration/sign-offs"
-    assert (await api.post(path, json={"verified_on": "2026-11-10"})).is_success
-    other_day = await api.post(path, json={"verified_on": "2026-11-12"}, headers=inspector)
+    case_id, path, other_day = await _days_apart(api, inspector)
     assert other_day.status_code == 422
     assert other_day.json()["errors"][0]["field"] == "verified_on"
     assert await _restoration_events(db, trust, case_id) == []
@@ -282,8 +290,7 @@ async def test_sign_offs_must_agree_on_the_day(
 async def test_a_retried_sign_off_with_its_key_signs_once(
     api: httpx.AsyncClient, db: asyncpg.Pool, inspector: dict[str, str]
 ) -> None:
-    case_id = await _rectified(api)
-    path = f"/v1/cases/{case_id}/restoration/sign-offs"
+    case_id, path = await _rectified(api)
     key = {"Idempotency-Key": f"sign-{case_id}"}
     first = await api.post(path, json={"verified_on": "2026-11-10"}, headers=key)
     retried = await api.post(path, json={"verified_on": "2026-11-10"}, headers=key)
@@ -447,16 +454,9 @@ async def test_health_reports_database_and_broker(api: httpx.AsyncClient) -> Non
 
 async def test_openapi_document_lists_every_endpoint(api: httpx.AsyncClient) -> None:
     paths = (await api.get("/openapi.json")).json()["paths"]
-    for step in (
-        "penalty",
-        "rectification",
-        "revocation",
-        "closure",
-        "correction",
-        "land-procedures",
-        "confiscation",
-    ):
-        assert f"/v1/cases/{{case_id}}/{step}" in paths
+    # The steps' published names are pinned by tests/unit/test_step_routes.py.
+    for step in STEP_EVENTS:
+        assert step_path(step) in paths
     assert "/v1/cases/{case_id}/restoration/sign-offs" in paths
     assert "/v1/cases/{case_id}/restoration" not in paths
     assert {"/v1/cases", "/v1/clues", "/v1/cases/{case_id}", "/healthz"} <= set(paths)
@@ -488,9 +488,7 @@ async def test_filing_records_the_facts_and_answers_what_started_and_why(
     api: httpx.AsyncClient, db: asyncpg.Pool, trust: TrustStore
 ) -> None:
     body = case_body(("cultivated", "1.5"))
-    response = await api.post("/v1/cases", json=body)
-    assert response.status_code == 201, response.text
-    answer = response.json()
+    answer = await _filed(api, body)
     by_code = {decision["measure"]: decision for decision in answer["starts"]}
     assert SUPPLY | {"halt_works", "refuse_licence"} <= set(by_code)
     assert "refuse_afforestation_subsidy" not in by_code  # no afforestation on the land
@@ -519,10 +517,9 @@ async def test_filing_records_the_facts_and_answers_what_started_and_why(
 async def test_a_case_on_unused_land_starts_nothing(
     api: httpx.AsyncClient, db: asyncpg.Pool, trust: TrustStore
 ) -> None:
-    response = await api.post("/v1/cases", json=case_body(("unused", "0.5")))
-    assert response.status_code == 201, response.text
-    assert response.json()["starts"] == []
-    [filed] = await _events(db, trust, response.json()["case_id"])
+    answer = await _filed(api, case_body(("unused", "0.5")))
+    assert answer["starts"] == []
+    [filed] = await _events(db, trust, answer["case_id"])
     assert isinstance(filed, CaseFiled)
     assert filed.starts == []
 
@@ -531,9 +528,7 @@ async def test_a_residence_on_cultivated_land_starts_only_the_subject_measures(
     api: httpx.AsyncClient,
 ) -> None:
     facts = {"site": {"location": "东关村北侧民房"}, "building_use": "residence"}
-    response = await api.post("/v1/cases", json=case_body(("cultivated", "0.4"), facts=facts))
-    assert response.status_code == 201, response.text
-    starts = response.json()["starts"]
+    starts = (await _filed(api, case_body(("cultivated", "0.4"), facts=facts)))["starts"]
     assert _measures(starts) == {"refuse_funding", "refuse_fiscal_funding"}
     assert {decision["target"] for decision in starts} == {"subject"}
 
@@ -542,9 +537,7 @@ async def test_accountability_and_penalty_start_their_own_measures(
     api: httpx.AsyncClient, db: asyncpg.Pool, trust: TrustStore
 ) -> None:
     body = case_body(("permanent_basic_farmland", "6"))
-    response = await api.post("/v1/cases", json=body)
-    assert response.status_code == 201, response.text
-    answer = response.json()
+    answer = await _filed(api, body)
     # The threshold starts no measure: its referrals are workflows now (issue #17).
     assert answer["accountability_started"] is True
     assert _measures(answer["starts"]) == filing_measures(body)
@@ -744,8 +737,7 @@ async def _sign_offs(api: httpx.AsyncClient, case_id: str) -> list[dict[str, str
 async def test_a_new_rectification_voids_a_pending_sign_off(
     api: httpx.AsyncClient, db: asyncpg.Pool, trust: TrustStore, inspector: dict[str, str]
 ) -> None:
-    case_id = await _rectified(api)
-    path = f"/v1/cases/{case_id}/restoration/sign-offs"
+    case_id, path = await _rectified(api)
     assert (await api.post(path, json={"verified_on": "2026-11-10"})).is_success
     again = {"action": "restoration_works", "completed_on": "2026-11-05"}
     assert (await api.post(f"/v1/cases/{case_id}/rectification", json=again)).is_success
@@ -769,10 +761,8 @@ async def test_a_new_rectification_voids_a_pending_sign_off(
 async def test_a_sign_off_before_the_rectification_was_completed_is_422(
     api: httpx.AsyncClient, db: asyncpg.Pool
 ) -> None:
-    case_id = await _rectified(api)  # completed on 2026-11-01
-    early = await api.post(
-        f"/v1/cases/{case_id}/restoration/sign-offs", json={"verified_on": "2026-10-31"}
-    )
+    case_id, path = await _rectified(api)  # completed on 2026-11-01
+    early = await api.post(path, json={"verified_on": "2026-10-31"})
     assert early.status_code == 422, early.text
     assert early.json()["errors"][0]["field"] == "verified_on"
     assert "precedes the rectification completed on 2026-11-01" in early.json()["error"]
@@ -782,10 +772,7 @@ async def test_a_sign_off_before_the_rectification_was_completed_is_422(
 async def test_a_body_corrects_its_date_and_the_other_body_then_signs(
     api: httpx.AsyncClient, db: asyncpg.Pool, trust: TrustStore, inspector: dict[str, str]
 ) -> None:
-    case_id = await _rectified(api)
-    path = f"/v1/cases/{case_id}/restoration/sign-offs"
-    assert (await api.post(path, json={"verified_on": "2026-11-10"})).is_success
-    other_day = await api.post(path, json={"verified_on": "2026-11-12"}, headers=inspector)
+    case_id, path, other_day = await _days_apart(api, inspector)
     assert other_day.status_code == 422  # not the day natural resources signed for
 
     corrected = await api.post(path, json={"verified_on": "2026-11-12"})

@@ -15,33 +15,33 @@ import io
 import random
 import uuid
 from collections import defaultdict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from html.parser import HTMLParser
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 import asyncpg
 import httpx
 import pytest
+from pydantic import BaseModel
 from typer.testing import CliRunner
 
+from demo import DemoGenerator, sign_off_jointly
 from events.catalogue import Stage, load_catalogue
 from events.identifiers import mask_identifier, mask_name
 from events.land import LandClass
-from events.models import CaseDetails, CorrectionDetails, Parcel
+from events.models import CaseDetails, CorrectionDetails, Parcel, RestorationDetails
 from events.signing import TrustStore
-from services.access import TokenStore, dev_token
+from services.access import TokenStore
 from services.adapters.department_store import PostgresDepartmentStore
 from services.adapters.feedback_store import PostgresFeedbackStore
 from services.adapters.migrate import migrate
 from services.adapters.postgres import create_pool
 from services.bootstrap import bootstrap_registry, load_ranking_rule
 from services.config import Settings
-from services.demo import DemoGenerator, sign_off_jointly
 from services.departments.ports import BatchWrites, BlockApplied, BlockLifted, KnownCase, NewCase
 from services.entrypoints.api import create_app
 from services.entrypoints.report_commands import report_app
@@ -52,7 +52,9 @@ from services.registry.handlers import Registry
 from services.registry.views import CaseSummary
 from services.townships.directory import load_townships
 from tests.conftest import Stack, create_database
+from tests.support import bearer, in_process, nested_text
 
+T = TypeVar("T", bound=BaseModel)
 TZ = ZoneInfo("Asia/Shanghai")
 CATALOGUE = load_catalogue()
 TOWNSHIPS = load_townships()
@@ -145,11 +147,15 @@ class _Builder:
             self.events.append(_Event(case, "accountability", at))
         return summary.case_id, case, details
 
-    async def step(self, case: KnownCase, step: Step, details: Any, at: datetime) -> None:
+    async def step(self, case: KnownCase, step: Step, at: datetime, make: Callable[[], T]) -> T:
+        """Record `step` at `at`, its details made once the clock says `at` (the generator
+        dates them from its day); returns the details."""
         self._at(at)
+        details = make()
         before = await self._seq(case.case_id)
         summary: CaseSummary
         if step is Step.restoration:  # both bodies sign off
+            assert isinstance(details, RestorationDetails)
             summary = await sign_off_jointly(self.registry, case.case_id, details)
         else:
             summary = await self.registry.record_step(case.case_id, step, details)
@@ -163,6 +169,7 @@ class _Builder:
             self.events.append(_Event(case, stage, at))
         if step is Step.correction and summary.accountability_started:
             self.events.append(_Event(case, "accountability", at))
+        return details
 
     async def lifecycle(self, case: KnownCase, details: CaseDetails, filed: datetime) -> str:
         """Walk the case some way along its life; returns how far it went."""
@@ -171,37 +178,41 @@ class _Builder:
         at = filed + timedelta(days=rng.randint(8, 50), hours=rng.randint(0, 20))
         draw = rng.random()
         if draw < 0.12:
-            self._at(at)
-            await self.step(case, Step.revocation, gen.revocation(details.found_on), at)
+            await self.step(case, Step.revocation, at, lambda: gen.revocation(details.found_on))
             return "revoked"
         if draw < 0.35:
             return "open"
-        self._at(at)
-        penalty = gen.penalty(details.found_on, area)
-        await self.step(case, Step.penalty, penalty, at)
+        penalty = await self.step(
+            case, Step.penalty, at, lambda: gen.penalty(details.found_on, area)
+        )
         if draw < 0.45:
             return "decided"
         if draw < 0.5:
             at += timedelta(days=rng.randint(5, 30))
-            self._at(at)
-            await self.step(case, Step.revocation, gen.revocation(penalty.decided_on), at)
+            await self.step(case, Step.revocation, at, lambda: gen.revocation(penalty.decided_on))
             return "revoked"
         at += timedelta(days=rng.randint(5, 40), hours=rng.randint(0, 20))
-        self._at(at)
-        rectification = gen.rectification(penalty.decided_on)
-        await self.step(case, Step.rectification, rectification, at)
+        rectification = await self.step(
+            case, Step.rectification, at, lambda: gen.rectification(penalty.decided_on)
+        )
         if draw < 0.6:
             return "rectified"
         at += timedelta(days=rng.randint(5, 40), hours=rng.randint(0, 20))
-        self._at(at)
-        restoration = gen.restoration(rectification.completed_on)
-        await self.step(case, Step.restoration, restoration, at)
+        restoration = await self.step(
+            case, Step.restoration, at, lambda: gen.restoration(rectification.completed_on)
+        )
         if draw < 0.8:
             return "restored"
         at += timedelta(days=rng.randint(1, 10))
-        self._at(at)
-        await self.step(case, Step.closure, gen.closure(restoration.verified_on), at)
+        await self.step(case, Step.closure, at, lambda: gen.closure(restoration.verified_on))
         return "closed"
+
+
+def _area_corrected() -> CorrectionDetails:
+    return CorrectionDetails(
+        parcels=[Parcel(land_class=LandClass.cultivated, area_mu=Decimal("12.5"))],
+        reason="复测面积更正",
+    )
 
 
 def _filing_instants(rng: random.Random) -> list[datetime]:
@@ -338,12 +349,7 @@ async def dataset(stack: Stack, settings: Settings) -> AsyncIterator[Dataset]:
             opened = [item for item in filed if item[3] == "open"][:2]
             for case, _, at, _ in opened:
                 later = at + timedelta(days=40)
-                builder._at(later)
-                correction = CorrectionDetails(
-                    parcels=[Parcel(land_class=LandClass.cultivated, area_mu=Decimal("12.5"))],
-                    reason="复测面积更正",
-                )
-                await builder.step(case, Step.correction, correction, later)
+                await builder.step(case, Step.correction, later, _area_corrected)
             data.officers = set(builder.gen.nr_officers) | set(builder.gen.agriculture_officers)
             for case, _, _, outcome in filed:
                 if outcome == "revoked":
@@ -365,9 +371,8 @@ async def dataset(stack: Stack, settings: Settings) -> AsyncIterator[Dataset]:
 
 @pytest.fixture(scope="module")
 async def sql(dataset: Dataset) -> AsyncIterator[asyncpg.Pool]:
-    pool = await asyncpg.create_pool(dataset.url, min_size=1, max_size=2)
-    yield pool
-    await pool.close()
+    async with asyncpg.create_pool(dataset.url, min_size=1, max_size=2) as pool:
+        yield pool
 
 
 @pytest.fixture
@@ -377,11 +382,7 @@ async def api(
 ) -> AsyncIterator[httpx.AsyncClient]:
     settings = dataset.settings
     app = create_app(settings, tokens=TokenStore.load(settings.api_tokens))
-    transport = httpx.ASGITransport(app=app)
-    operator = {"Authorization": f"Bearer {dev_token(settings.home, 'operator')}"}
-    async with httpx.AsyncClient(
-        transport=transport, base_url="http://registry", headers=operator
-    ) as client:
+    async with in_process(app, bearer(settings.home, "operator")) as client:
         yield client
 
 
@@ -696,33 +697,10 @@ async def test_the_satellite_ranking_agrees_with_the_registry(
     )
 
 
-class _Nesting(HTMLParser):
-    VOID = frozenset({"meta", "br", "hr", "img", "input", "link"})
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.stack: list[str] = []
-        self.text: list[str] = []
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag not in self.VOID:
-            self.stack.append(tag)
-
-    def handle_endtag(self, tag: str) -> None:
-        assert self.stack and self.stack[-1] == tag, f"</{tag}> closes {self.stack[-1:]}"
-        self.stack.pop()
-
-    def handle_data(self, data: str) -> None:
-        self.text.append(data)
-
-
 def _parsed(html: str) -> str:
-    checker = _Nesting()
-    checker.feed(html)
-    checker.close()
-    assert checker.stack == [], f"unclosed: {checker.stack}"
+    text = nested_text(html)
     assert html.startswith("<!DOCTYPE html>")
-    return "".join(checker.text)
+    return text
 
 
 async def test_the_public_notice_publishes_decided_cases_masked(

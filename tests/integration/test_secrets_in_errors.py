@@ -7,8 +7,6 @@ such database), through `migrate` and through `make run`'s own entry point.
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -16,6 +14,7 @@ import pytest
 from services.adapters.migrate import migrate
 from services.errors import DatabaseError
 from tests.conftest import Stack
+from tests.support import run_python
 
 PASSWORD = "Tr0ub4dor-S3cret"
 
@@ -58,14 +57,7 @@ def test_make_run_prints_a_failed_migration_without_the_password(
         "REDLINE_DEV_KEYS": "1",
         "REDLINE_PROMETHEUS": "off",
     }
-    ran = subprocess.run(
-        [sys.executable, "-m", "services.entrypoints.run"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    ran = run_python("-m", "services.entrypoints.run", env=env, timeout=120)
     assert ran.returncode == 1, ran.stderr
     assert "redline: cannot connect to postgresql://redline:***@127.0.0.1:" in ran.stderr
     assert PASSWORD not in ran.stdout + ran.stderr

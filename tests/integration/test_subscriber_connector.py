@@ -3,22 +3,18 @@ signed entries, lifts and heartbeats, and watches replicas, acks and dead letter
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import os
-import signal
 import sys
-import threading
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import ClassVar
 
-import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
@@ -32,8 +28,16 @@ from events.models import DeadLetter, MeasureApplied, Site
 from events.topics import ACKNOWLEDGEMENTS, DEAD_LETTERS, blocklist_topic
 from services.adapters.kafka import ensure_topics
 from services.runtime.embedded import EmbeddedBroker
-from tests.conftest import Stack
-from tests.support import eventually, new_parcel_code, new_unit_code, new_uscc, read_topic
+from tests.conftest import Stack, running_broker
+from tests.integration.connectors import connector_daemon, started, webhook
+from tests.support import (
+    eventually,
+    new_parcel_code,
+    new_unit_code,
+    new_uscc,
+    producing,
+    read_topic,
+)
 
 POWER = "refuse_power_supply"
 LOANS = "refuse_loans"
@@ -96,12 +100,8 @@ class Builder:
 
 @pytest.fixture
 async def builder(stack: Stack, deployment: Deployment) -> AsyncIterator[Builder]:
-    producer = AIOKafkaProducer(bootstrap_servers=stack.kafka, acks="all")
-    await producer.start()
-    try:
+    async with producing(stack.kafka) as producer:
         yield Builder(producer, deployment)
-    finally:
-        await producer.stop()
 
 
 @contextmanager
@@ -115,12 +115,8 @@ def running(
 ) -> Iterator[Subscriber]:
     """A subscriber with its consumer and senders in background threads of this process."""
     config = deployment.config(name, (measure,), bootstrap=bootstrap, replica=replica, **options)  # type: ignore[arg-type]
-    subscriber = Subscriber(config)
-    subscriber.start()
-    try:
+    with started(Subscriber(config)) as subscriber:
         yield subscriber
-    finally:
-        subscriber.stop()
 
 
 def answers(
@@ -363,31 +359,26 @@ async def test_the_webhook_receives_each_change_despite_a_failure(
         failures: ClassVar[list[int]] = []
 
     handler = Receiver
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
     subject = new_uscc()
     digest = deployment.factory.subject_hash(subject, POWER)
-    url = f"http://127.0.0.1:{server.server_address[1]}/hook"
-    try:
-        with running(
+    with (
+        webhook(handler) as url,
+        running(
             deployment, stack.kafka, POWER_SUB, POWER, tmp_path / "power.sqlite3", webhook_url=url
-        ):
-            await builder.entry(POWER, subject, f"case-{uuid.uuid4().hex}")
-            await builder.lift(POWER, subject)
+        ),
+    ):
+        await builder.entry(POWER, subject, f"case-{uuid.uuid4().hex}")
+        await builder.lift(POWER, subject)
 
-            def changes() -> list[object]:
-                return [b["change"] for b in handler.bodies if b["subject_hash"] == digest]
+        def changes() -> list[object]:
+            return [b["change"] for b in handler.bodies if b["subject_hash"] == digest]
 
-            async def delivered() -> bool:
-                return changes() == ["blocked", "lifted"]
+        async def delivered() -> bool:
+            return changes() == ["blocked", "lifted"]
 
-            await eventually(delivered, what="both changes at the webhook")
-            assert handler.failures == [1]
-            assert subject not in json.dumps(handler.bodies)
-    finally:
-        server.shutdown()
-        server.server_close()
+        await eventually(delivered, what="both changes at the webhook")
+        assert handler.failures == [1]
+        assert subject not in json.dumps(handler.bodies)
 
 
 async def test_the_daemon_serves_checks_and_stops_on_sigterm(
@@ -409,53 +400,34 @@ async def test_the_daemon_serves_checks_and_stops_on_sigterm(
     }
     token = (tmp_path / "api" / "api.token").read_text().strip()
     cli = Path(sys.executable).with_name("redline-connector")
-    proc = await asyncio.create_subprocess_exec(
-        str(cli), "run", env=env, stdout=asyncio.subprocess.PIPE
-    )
-    assert proc.stdout is not None
-    try:
-        line = (await asyncio.wait_for(proc.stdout.readline(), timeout=30)).decode()
-        assert "serving " in line, f"the daemon said {line!r} (exit {proc.returncode})"
-        address = line.split("serving ")[1].split()[0]
-        auth = {"Authorization": f"Bearer {token}"}
-        async with httpx.AsyncClient(base_url=address, headers=auth) as client:
-            fields = {"measure": POWER, "subject": subject, "site": UNIT}
+    async with connector_daemon([str(cli), "run"], env, token) as client:
+        fields = {"measure": POWER, "subject": subject, "site": UNIT}
 
-            async def blocked() -> bool:
-                response = await client.post("/v1/checks", json=fields)
-                return response.status_code == 200 and response.json()["status"] == "blocked"
+        async def blocked() -> bool:
+            response = await client.post("/v1/checks", json=fields)
+            return response.status_code == 200 and response.json()["status"] == "blocked"
 
-            await eventually(blocked, what="blocked through the daemon's API")
-            anonymous = await client.post("/v1/checks", json=fields, headers={"Authorization": ""})
-            assert anonymous.status_code == 401
-            elsewhere = await client.get(
-                "/v1/checks", params={"measure": POWER, "subject": subject, "site": HOME}
-            )
-            assert elsewhere.json()["status"] == "clear"
-            assert elsewhere.json()["blocked_elsewhere"] is True
-            no_site = await client.get("/v1/checks", params={"measure": POWER, "subject": subject})
-            assert no_site.status_code == 422
-            assert no_site.json()["errors"][0]["field"] == "site"
-            health = await client.get("/v1/health")
-            assert health.json()["subscriber"] == POWER_SUB
-        proc.send_signal(signal.SIGTERM)
-        assert await asyncio.wait_for(proc.wait(), timeout=30) == 0
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
+        await eventually(blocked, what="blocked through the daemon's API")
+        anonymous = await client.post("/v1/checks", json=fields, headers={"Authorization": ""})
+        assert anonymous.status_code == 401
+        elsewhere = await client.get(
+            "/v1/checks", params={"measure": POWER, "subject": subject, "site": HOME}
+        )
+        assert elsewhere.json()["status"] == "clear"
+        assert elsewhere.json()["blocked_elsewhere"] is True
+        no_site = await client.get("/v1/checks", params={"measure": POWER, "subject": subject})
+        assert no_site.status_code == 422
+        assert no_site.json()["errors"][0]["field"] == "site"
+        health = await client.get("/v1/health")
+        assert health.json()["subscriber"] == POWER_SUB
 
 
 @pytest.fixture
 async def lonely_broker(tmp_path: Path) -> AsyncIterator[EmbeddedBroker]:
     """A broker of this test's own, to restart without its data."""
-    broker = EmbeddedBroker(tmp_path / "broker")
-    broker.start()
-    try:
+    with running_broker(tmp_path / "broker") as broker:
         await ensure_topics(broker.bootstrap, topics=(blocklist_topic(POWER), DEAD_LETTERS))
         yield broker
-    finally:
-        broker.stop()
 
 
 async def test_a_broker_that_lost_its_data_is_read_again_from_the_start(

@@ -5,12 +5,11 @@ are set aside with the reason and the rows behind them go on."""
 from __future__ import annotations
 
 import json
-import threading
 import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import ClassVar
 
@@ -20,6 +19,7 @@ from connectors.subscriber.senders import webhook_refused_for_good
 from connectors.subscriber.testing import Deployment
 from events.topics import ACKNOWLEDGEMENTS
 from tests.conftest import Stack
+from tests.integration.connectors import webhook
 from tests.integration.test_subscriber_connector import (
     POWER,
     POWER_SUB,
@@ -117,14 +117,8 @@ def _receiver(subject_hash: str) -> Iterator[tuple[str, type[_Refuses400Once]]]:
 
     Receiver.subject_hash = subject_hash
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/hook", Receiver
-    finally:
-        server.shutdown()
-        server.server_close()
+    with webhook(Receiver) as url:
+        yield url, Receiver
 
 
 async def test_a_webhook_answering_400_once_does_not_block_later_changes(

@@ -16,12 +16,12 @@ import pytest
 
 from events.models import CaseDetails
 from events.signing import TrustStore
-from services.access import TokenStore, dev_token
+from services.access import TokenStore
 from services.bootstrap import bootstrap_registry, build_townships
 from services.config import Settings
 from services.entrypoints.api import create_app
 from services.townships.directory import load_townships
-from tests.support import case_body
+from tests.support import bearer, case_body, in_process
 
 
 class Clock:
@@ -87,10 +87,9 @@ async def world(own_database: Settings, trust: TrustStore) -> AsyncIterator[Worl
     app.state.townships = build_townships(settings, clock)
 
     def as_(name: str) -> dict[str, str]:
-        return {"Authorization": f"Bearer {dev_token(settings.home, name)}"}
+        return bearer(settings.home, name)
 
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://registry") as client:
+    async with in_process(app) as client:
         yield World(client, clock, as_, summary.case_id)
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import os
 import signal
 import subprocess
@@ -28,6 +27,7 @@ from services.runtime.processes import (
     stop_process,
     wait_until,
 )
+from tests.unit.builders import access_record
 
 
 def test_embedded_when_no_server_is_named(tmp_path: Path) -> None:
@@ -82,20 +82,8 @@ def test_wait_until_names_what_never_became_ready() -> None:
 
 
 def test_the_api_access_log_masks_the_subject_of_a_check() -> None:
-    record = logging.LogRecord(
-        "uvicorn.access",
-        logging.INFO,
-        __file__,
-        1,
-        '%s - "%s %s HTTP/%s" %d',
-        (
-            "127.0.0.1:5",
-            "GET",
-            "/v1/checks?measure=refuse_loans&subject=91141181MA0XXXXX7Q",
-            "1.1",
-            200,
-        ),
-        None,
+    record = access_record(
+        "127.0.0.1:5", "/v1/checks?measure=refuse_loans&subject=91141181MA0XXXXX7Q"
     )
     assert MaskSubjects().filter(record)
     line = record.getMessage()

@@ -9,12 +9,12 @@ from datetime import date
 
 import pytest
 
+from demo import SCENARIOS, DemoGenerator, _plan, describe_facts
 from events.catalogue import Stage, load_catalogue
 from events.decisions import decide, established
 from events.identifiers import validate_resident_id, validate_uscc
 from events.land import is_cultivated
 from events.models import BuildingUse, CaseDetails, Subject
-from services.demo import SCENARIOS, DemoGenerator, _plan, describe_facts
 from services.referrals.domain import automatic_referrals
 from services.registry.domain import CaseStatus, Step, check_accountability, next_status
 from services.townships.directory import load_townships

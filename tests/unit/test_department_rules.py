@@ -32,7 +32,7 @@ from events.models import (
     RestorationVerified,
 )
 from services.departments.domain import CORRECTED, RULES, Apply, Effect, Lift, effects
-from tests.support import business_premises_facts, case_body, new_unit_code
+from tests.support import business_premises_facts, case_body, new_unit_code, step_event
 
 CASE = "XY-2026-0001"
 CATALOGUE = load_catalogue()
@@ -60,68 +60,27 @@ def filed(**body: Any) -> CaseFiled:
 
 
 def penalty() -> PenaltyDecided:
-    return PenaltyDecided.model_validate(
-        {
-            "case_id": CASE,
-            "decision_no": "孝自然资罚〔2026〕12号",
-            "decided_on": "2026-11-02",
-            "fine_yuan": "120000.00",
-            "summary": "限期拆除，恢复耕地原状，并处罚款",
-            "starts": starts(Stage.penalty),
-        }
-    )
+    return step_event(PenaltyDecided, CASE, starts(Stage.penalty))
 
 
 def accountability() -> AccountabilityTriggered:
-    return AccountabilityTriggered.model_validate(
-        {
-            "case_id": CASE,
-            "township": "duizhen",
-            "basic_farmland_mu": "6",
-            "cultivated_mu": "6",
-            "rule": "seed §四(五): 5 mu of permanent basic farmland or more",
-            "starts": starts(Stage.accountability),
-        }
-    )
+    return step_event(AccountabilityTriggered, CASE, starts(Stage.accountability))
 
 
 def restored() -> RestorationVerified:
-    return RestorationVerified(
-        case_id=CASE,
-        verified_on=date(2027, 3, 1),
-        natural_resources_officer="王某",
-        agriculture_officer="李某",
-    )
+    return step_event(RestorationVerified, CASE)
 
 
 def revoked() -> CaseRevoked:
-    return CaseRevoked(
-        case_id=CASE,
-        court="孝义市人民法院",
-        decision_no="(2027)晋1181行初5号",
-        revoked_on=date(2027, 4, 1),
-    )
+    return step_event(CaseRevoked, CASE)
 
 
 def procedures() -> LandProceduresObtained:
-    return LandProceduresObtained(
-        case_id=CASE,
-        approval_no="晋政地〔2027〕88号",
-        approved_on=date(2027, 2, 1),
-        approved_by="山西省人民政府",
-    )
+    return step_event(LandProceduresObtained, CASE)
 
 
 def confiscated() -> ConfiscationCompleted:
-    return ConfiscationCompleted.model_validate(
-        {
-            "case_id": CASE,
-            "decision_no": "孝自然资罚〔2026〕12号",
-            "completed_on": "2027-01-20",
-            "property": "厂房一栋及其占用的土地",
-            "starts": starts(Stage.confiscation),
-        }
-    )
+    return step_event(ConfiscationCompleted, CASE, starts(Stage.confiscation))
 
 
 def closed() -> CaseClosed:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -13,7 +13,7 @@ import pytest
 from events.authorities import NATURAL_RESOURCES, department_authority
 from events.catalogue import Stage, Target, load_catalogue
 from events.codec import decode, encode_signed
-from events.decisions import UNRECORDED_FACTS, correct, decide
+from events.decisions import UNRECORDED_FACTS, decide
 from events.envelope import Envelope, encode, new_event, schema_uri
 from events.models import (
     AccountabilityTriggered,
@@ -38,7 +38,13 @@ from events.signing import Signer, TrustedKey, TrustStore, sign
 from events.topics import ACKNOWLEDGEMENTS, DEAD_LETTERS, VIOLATIONS
 from services.departments.handlers import Enforcer, RawMessage
 from tests.fakes.departments import MemoryState, MemoryStore
-from tests.support import business_premises_facts, case_body, new_parcel_code
+from tests.support import (
+    business_premises_facts,
+    case_body,
+    corrected_event,
+    new_parcel_code,
+    step_event,
+)
 
 NOW = datetime(2026, 10, 13, 9, 30, tzinfo=UTC)
 NR_KEY = "natural_resources-test"
@@ -120,6 +126,17 @@ def filed(case_id: str = "XY-2026-0001", **body: Any) -> CaseFiled:
     return case.model_copy(update={"starts": starts})
 
 
+async def after_filing(
+    code: str = "power_supply", case: CaseFiled | None = None
+) -> tuple[World, Enforcer, CaseFiled]:
+    """Department `code`'s enforcer once it has handled `case` (by default `filed()`)."""
+    w = world(code)
+    e = enforcer(w, code)
+    case = case or filed()
+    await e.handle([w.message(w.event(case))])
+    return w, e, case
+
+
 def facts_of(**changes: Any) -> CaseFacts:
     """The default case's kind of facts (business premises of an unpermitted project)."""
     return CaseFacts.model_validate(business_premises_facts(**changes))
@@ -129,74 +146,37 @@ def corrected(
     case: CaseFiled, after: CaseFacts, reached: tuple[Stage, ...] = (Stage.filing,)
 ) -> CaseCorrected:
     """A correction of `case`'s facts as the registry sends it: what ends, what starts."""
-    change = correct(CATALOGUE, reached, (case.parcels, case.facts), (case.parcels, after))
-    return CaseCorrected(
-        case_id=case.case_id,
-        parcels=case.parcels,
-        facts=after,
-        reason="resurveyed",
-        starts=change.starts,
-        ends=change.ends,
+    return corrected_event(
+        case.case_id, case.parcels, case.facts, after, reached=reached, catalogue=CATALOGUE
     )
 
 
 def procedures(case_id: str) -> LandProceduresObtained:
-    return LandProceduresObtained(
-        case_id=case_id,
-        approval_no="晋政地〔2027〕88号",
-        approved_on=date(2027, 2, 1),
-        approved_by="山西省人民政府",
-    )
+    return step_event(LandProceduresObtained, case_id)
 
 
 def confiscated(case: CaseFiled) -> ConfiscationCompleted:
-    return ConfiscationCompleted(
-        case_id=case.case_id,
-        decision_no="孝自然资罚〔2026〕12号",
-        completed_on=date(2027, 1, 20),
-        property="厂房一栋及其占用的土地",
-        starts=decide(CATALOGUE, [Stage.confiscation], case.parcels, case.facts),
-    )
+    starts = decide(CATALOGUE, [Stage.confiscation], case.parcels, case.facts)
+    return step_event(ConfiscationCompleted, case.case_id, starts)
 
 
 def restored(case_id: str) -> RestorationVerified:
-    return RestorationVerified(
-        case_id=case_id,
-        verified_on=date(2027, 3, 1),
-        natural_resources_officer="王某",
-        agriculture_officer="李某",
-    )
+    return step_event(RestorationVerified, case_id)
 
 
 def revoked(case_id: str) -> CaseRevoked:
-    return CaseRevoked(
-        case_id=case_id,
-        court="孝义市人民法院",
-        decision_no="(2027)晋1181行初5号",
-        revoked_on=date(2027, 4, 1),
-    )
+    return step_event(CaseRevoked, case_id)
 
 
 def penalty(case_id: str) -> PenaltyDecided:
-    return PenaltyDecided(
-        case_id=case_id,
-        decision_no="孝自然资罚〔2026〕12号",
-        decided_on=date(2026, 11, 2),
-        fine_yuan="120000.00",
-        summary="限期拆除，恢复耕地原状，并处罚款",
-        starts=decide(CATALOGUE, [Stage.penalty], FARMLAND, facts_of()),
+    return step_event(
+        PenaltyDecided, case_id, decide(CATALOGUE, [Stage.penalty], FARMLAND, facts_of())
     )
 
 
 def accountability(case_id: str) -> AccountabilityTriggered:
-    return AccountabilityTriggered(
-        case_id=case_id,
-        township="duizhen",
-        basic_farmland_mu="6",
-        cultivated_mu="6",
-        rule="seed §四(五): 5 mu of permanent basic farmland or more",
-        starts=decide(CATALOGUE, [Stage.accountability], FARMLAND, facts_of()),
-    )
+    starts = decide(CATALOGUE, [Stage.accountability], FARMLAND, facts_of())
+    return step_event(AccountabilityTriggered, case_id, starts)
 
 
 def acks(w: World, state: MemoryState) -> list[Payload]:
@@ -286,10 +266,7 @@ async def test_a_duplicate_within_one_batch_is_counted_once() -> None:
 
 
 async def test_a_second_case_filed_for_the_same_case_applies_nothing_new() -> None:
-    w = world()
-    e = enforcer(w)
-    case = filed()
-    await e.handle([w.message(w.event(case))])
+    w, e, case = await after_filing()
     outcome = await e.handle([w.message(w.event(case))])  # a new event id, the same case
     assert (outcome.applied, outcome.duplicates) == (0, 0)
     assert len(store_of(e).blocks) == 1
@@ -330,10 +307,7 @@ async def test_a_first_version_case_filed_is_upcast_and_applies_what_its_land_de
 
 
 async def test_restoration_lifts_the_block_and_acks_measure_lifted() -> None:
-    w = world()
-    e = enforcer(w)
-    case = filed()
-    await e.handle([w.message(w.event(case))])
+    w, e, case = await after_filing()
     outcome = await e.handle([w.message(w.event(restored(case.case_id)))])
 
     assert (outcome.applied, outcome.lifted, outcome.failed) == (0, 1, 0)
@@ -381,10 +355,7 @@ async def test_a_second_restoration_lifts_nothing() -> None:
 async def test_a_lift_for_a_measure_never_applied_does_nothing() -> None:
     # development_reform: filed applies the feasibility refusal; no penalty, so the credit
     # record was never published, and a revocation must lift only what was applied.
-    w = world("development_reform")
-    e = enforcer(w, "development_reform")
-    case = filed()
-    await e.handle([w.message(w.event(case))])
+    w, e, case = await after_filing("development_reform")
     outcome = await e.handle([w.message(w.event(revoked(case.case_id)))])
 
     assert (outcome.applied, outcome.lifted, outcome.failed) == (0, 1, 0)
@@ -419,10 +390,7 @@ async def test_a_case_whose_facts_start_nothing_here_changes_no_block_and_sends_
 
 
 async def test_a_correction_that_ends_a_measure_lifts_it_with_reason_corrected() -> None:
-    w = world()
-    e = enforcer(w)
-    case = filed()
-    await e.handle([w.message(w.event(case))])
+    w, e, case = await after_filing()
     correction = corrected(case, facts_of(project=None, building_use="residence"))
     assert correction.ends and not correction.starts
     outcome = await e.handle([w.message(w.event(correction))])
@@ -438,10 +406,7 @@ async def test_a_correction_that_ends_a_measure_lifts_it_with_reason_corrected()
 
 
 async def test_a_correction_that_moves_the_site_lifts_and_applies_at_the_new_one() -> None:
-    w = world()
-    e = enforcer(w)
-    case = filed()
-    await e.handle([w.message(w.event(case))])
+    w, e, case = await after_filing()
     moved = facts_of(site={"location": "兑镇西村新厂房", "parcel_code": new_parcel_code()})
     correction = corrected(case, moved)
     assert "refuse_power_supply" in correction.ends
@@ -463,10 +428,7 @@ async def test_a_correction_that_moves_the_site_lifts_and_applies_at_the_new_one
 
 
 async def test_a_correction_that_moves_the_project_moves_housings_halt() -> None:
-    w = world("housing")
-    e = enforcer(w, "housing")
-    case = filed()
-    await e.handle([w.message(w.event(case))])
+    w, e, case = await after_filing("housing")
     project: dict[str, Any] = {
         "code": "2401-141181-04-01-000777",
         "name": "某物流仓库",
@@ -516,10 +478,7 @@ async def test_transport_halts_only_its_own_projects_and_a_corrected_sector_lift
 
 
 async def test_a_measure_applied_again_after_a_correction_lifted_it_gets_a_fresh_ack() -> None:
-    w = world()
-    e = enforcer(w)
-    case = filed()
-    await e.handle([w.message(w.event(case))])
+    w, e, case = await after_filing()
     home = facts_of(project=None, building_use="residence")
     await e.handle([w.message(w.event(corrected(case, home)))])
     lifted_case = case.model_copy(update={"facts": home})
@@ -552,10 +511,7 @@ async def test_a_measure_applied_again_after_a_correction_lifted_it_gets_a_fresh
 async def test_land_procedures_lift_each_departments_halt_on_its_project(
     code: str, sector: str | None, measure: str
 ) -> None:
-    w = world(code)
-    e = enforcer(w, code)
-    case = filed(facts=facts_of(project=transport_project(sector)))
-    await e.handle([w.message(w.event(case))])
+    w, e, case = await after_filing(code, filed(facts=facts_of(project=transport_project(sector))))
     assert [b.measure for b in store_of(e).blocks] == [measure]
     outcome = await e.handle([w.message(w.event(procedures(case.case_id)))])
     assert (outcome.applied, outcome.lifted) == (0, 1)
@@ -580,10 +536,7 @@ async def test_land_procedures_lift_the_feasibility_refusal_but_not_the_credit_r
 
 
 async def test_confiscation_lifts_finances_funding_refusal_and_starts_its_supervision() -> None:
-    w = world("finance")
-    e = enforcer(w, "finance")
-    case = filed()
-    await e.handle([w.message(w.event(case))])
+    w, e, case = await after_filing("finance")
     outcome = await e.handle([w.message(w.event(confiscated(case)))])
 
     assert (outcome.applied, outcome.lifted) == (1, 1)
@@ -833,10 +786,7 @@ async def test_accountability_old_or_new_is_consumed_and_asks_nothing_of_any_dep
 ) -> None:
     """The threshold starts no measure now; one stored before that names the retired
     referral measures, which no department owns: consumed, not dead-lettered, no ack."""
-    w = world(code)
-    e = enforcer(w, code)
-    case = filed()
-    await e.handle([w.message(w.event(case))])
+    w, e, case = await after_filing(code)
     before = len(store_of(e).outbox)
     new = accountability(case.case_id)
     assert new.starts == []
@@ -852,10 +802,7 @@ async def test_accountability_old_or_new_is_consumed_and_asks_nothing_of_any_dep
 
 
 async def test_a_penalty_after_filing_applies_the_credit_record() -> None:
-    w = world("development_reform")
-    e = enforcer(w, "development_reform")
-    case = filed()
-    await e.handle([w.message(w.event(case))])
+    w, e, case = await after_filing("development_reform")
     outcome = await e.handle([w.message(w.event(penalty(case.case_id)))])
     assert (outcome.applied, outcome.failed) == (1, 0)
     assert sorted(b.measure for b in store_of(e).blocks) == [

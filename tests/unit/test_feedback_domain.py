@@ -14,12 +14,11 @@ from events.authorities import (
     department_authority,
     subscriber_authority,
 )
-from events.catalogue import LiftTrigger, Stage, load_catalogue
-from events.decisions import decide, lifted_by
+from events.catalogue import LiftTrigger, load_catalogue
+from events.decisions import lifted_by
 from events.land import LandClass
 from events.models import (
     CaseCorrected,
-    CaseFacts,
     CaseFiled,
     ConfiscationCompleted,
     LandProceduresObtained,
@@ -30,7 +29,7 @@ from events.models import (
     RestorationVerified,
 )
 from services.feedback.domain import Action, Answerers, Requirement, in_order, requirements
-from tests.support import business_premises_facts, case_body
+from tests.support import business_premises_facts, case_body, filed_event
 
 CATALOGUE = load_catalogue()
 AT = datetime(2026, 11, 1, 8, tzinfo=UTC)
@@ -42,11 +41,7 @@ def _owners(code: str) -> set[str]:
 
 
 def _filed(facts: dict[str, object], land: str = "cultivated") -> CaseFiled:
-    body = case_body((land, "1.5"), facts=facts)
-    details = {k: v for k, v in body.items() if k != "clue_id"}
-    parsed = CaseFacts.model_validate(facts)
-    starts = decide(CATALOGUE, [Stage.filing], [Parcel.model_validate(body["parcels"][0])], parsed)
-    return CaseFiled.model_validate({**details, "case_id": "RL-1", "starts": starts})
+    return filed_event(case_body((land, "1.5"), facts=facts), "RL-1")
 
 
 def _owed(payload: Payload) -> set[tuple[str, str, str]]:

@@ -23,6 +23,7 @@ from events.models import Subject
 from events.privacy import mask_identifiers
 from services.reports.notice import scrub
 from services.runtime.service import configure_logging
+from tests.unit.builders import access_record
 
 PERSON = "11010519491231002" + resident_id_check_character("11010519491231002")  # ...2X
 ORGANIZATION = "91350100M000100Y4" + uscc_check_character("91350100M000100Y4")
@@ -167,15 +168,7 @@ def test_a_validation_error_echoing_the_input_is_masked_in_the_traceback() -> No
 
 
 def test_uvicorns_access_formatter_still_reads_the_masked_arguments() -> None:
-    record = logging.LogRecord(
-        "uvicorn.access",
-        logging.INFO,
-        __file__,
-        1,
-        '%s - "%s %s HTTP/%s" %d',
-        ("127.0.0.1:5000", "GET", f"/v1/check?subject={PERSON}", "1.1", 200),
-        None,
-    )
+    record = access_record("127.0.0.1:5000", f"/v1/check?subject={PERSON}")
     MaskIdentifiers().filter(record)
     line = AccessFormatter('%(client_addr)s - "%(request_line)s" %(status_code)s').format(record)
     assert (

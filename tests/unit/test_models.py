@@ -18,6 +18,7 @@ from events.models import (
 )
 from events.topics import ALL_TOPICS
 from events.upcasting import UPCASTERS
+from tests.unit.builders import penalty_data
 
 PARCEL = "141181001002GB00123"
 UNIT = PARCEL + "F00010001"
@@ -107,13 +108,7 @@ def test_decimal_round_trips_as_string() -> None:
     dumped = case.model_dump(mode="json")
     assert dumped["parcels"][0]["area_mu"] == "10.005"
     assert CaseFiled.model_validate(json.loads(json.dumps(dumped))) == case
-    fine = PenaltyDecided(
-        case_id="C1",
-        decision_no="D1",
-        decided_on="2024-01-02",
-        fine_yuan=Decimal("1E+3"),
-        summary="s",
-    )
+    fine = PenaltyDecided.model_validate(penalty_data(fine_yuan=Decimal("1E+3")))
     assert fine.model_dump(mode="json")["fine_yuan"] == "1000"
 
 
@@ -138,14 +133,7 @@ def test_at_least_one_parcel() -> None:
 
 
 def test_fine_at_most_two_decimals() -> None:
-    data = {
-        "case_id": "C1",
-        "decision_no": "D",
-        "decided_on": "2024-01-02",
-        "fine_yuan": "1.005",
-        "summary": "s",
-    }
-    assert error_of(PenaltyDecided, data).field == "data.fine_yuan"
+    assert error_of(PenaltyDecided, penalty_data(fine_yuan="1.005")).field == "data.fine_yuan"
 
 
 def test_every_topic_event_type_has_a_model() -> None:
@@ -226,16 +214,6 @@ def test_project_needs_its_works_fact() -> None:
     assert err.field == "data.facts.project.works_started"
 
 
-def _penalty(fine: object) -> dict[str, object]:
-    return {
-        "case_id": "C1",
-        "decision_no": "D",
-        "decided_on": "2024-01-02",
-        "fine_yuan": fine,
-        "summary": "s",
-    }
-
-
 @pytest.mark.parametrize(
     ("fine", "reason"),
     [
@@ -250,13 +228,13 @@ def _penalty(fine: object) -> dict[str, object]:
     ],
 )
 def test_a_fine_is_a_plain_bounded_decimal(fine: object, reason: str) -> None:
-    err = error_of(PenaltyDecided, _penalty(fine))
+    err = error_of(PenaltyDecided, penalty_data(fine_yuan=fine))
     assert err.field == "data.fine_yuan"
     assert reason in err.reason
 
 
 def test_the_largest_fine_is_taken() -> None:
-    fine = PenaltyDecided.model_validate(_penalty(" 1000000000000.00 ")).fine_yuan
+    fine = PenaltyDecided.model_validate(penalty_data(fine_yuan=" 1000000000000.00 ")).fine_yuan
     assert fine == Decimal(MAX_MONEY_YUAN)
 
 

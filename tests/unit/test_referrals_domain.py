@@ -4,10 +4,11 @@ may do what, on the real catalogue, without I/O."""
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 import pytest
 
-from events.catalogue import Fact, Stage, load_catalogue
+from events.catalogue import Fact, ReferralKind, Stage, load_catalogue
 from events.land import LandClass
 from services.access import Principal, Role
 from services.errors import InvalidInput
@@ -48,18 +49,38 @@ SUBSCRIBER = Principal("bank", Role.subscriber)
 PATROL = Principal("patrol-1", Role.village_patrol, township="duizhen")
 
 
+# What a case officer fills in to send a referral; each test changes only what it is about.
+SENDING: dict[str, Any] = {
+    "referral_id": "R-2026-000001",
+    "case_id": "RL-2026-000001",
+    "township": "duizhen",
+    "sent_by": "natural_resources",
+    "officer": "officer",
+    "reason": "涉嫌非法占用农用地罪",
+    "file_summary": "案卷一册",
+    "at": T0,
+}
+
+
+def sending(kind: ReferralKind = CRIMINAL, **changes: Any) -> Referral:
+    """`kind` sent with the `SENDING` form, as changed by `changes`."""
+    return send(kind, **{**SENDING, **changes})
+
+
 def criminal(at: datetime = T0) -> Referral:
-    return send(
-        CRIMINAL,
-        referral_id="R-2026-000001",
-        case_id="RL-2026-000001",
-        township="duizhen",
-        sent_by="natural_resources",
-        officer="officer",
-        reason="涉嫌非法占用农用地罪",
-        file_summary="案卷一册",
-        at=at,
-    )
+    return sending(at=at)
+
+
+def answering(accepted: Referral, **changes: Any) -> Referral:
+    """The criminal referral `accepted` answered "case_opened" on 3 November, as changed."""
+    answer: dict[str, Any] = {
+        "outcome": "case_opened",
+        "decided_on": date(2026, 11, 3),
+        "note": "",
+        "by": "p",
+        "at": T0,
+    }
+    return record_outcome(accepted, CRIMINAL, **{**answer, **changes})
 
 
 def test_a_referral_is_accepted_then_answered_with_deadlines_from_the_catalogue() -> None:
@@ -71,10 +92,8 @@ def test_a_referral_is_accepted_then_answered_with_deadlines_from_the_catalogue(
     assert accepted.status is ReferralStatus.accepted
     assert accepted.reference == "孝公立字〔2026〕88号"
     assert accepted.outcome_due_at == at + timedelta(days=CRIMINAL.outcome_within_days)
-    done = record_outcome(
+    done = answering(
         accepted,
-        CRIMINAL,
-        outcome="case_opened",
         decided_on=date(2026, 11, 5),
         note="立案侦查",
         by="police",
@@ -87,15 +106,7 @@ def test_a_referral_is_accepted_then_answered_with_deadlines_from_the_catalogue(
 def test_steps_out_of_order_are_refused_naming_both_states() -> None:
     sent = criminal()
     with pytest.raises(IllegalReferralStep, match="is sent: outcome needs it accepted"):
-        record_outcome(
-            sent,
-            CRIMINAL,
-            outcome="case_opened",
-            decided_on=date(2026, 11, 3),
-            note="",
-            by="p",
-            at=T0,
-        )
+        answering(sent)
     accepted = accept(sent, CRIMINAL, reference="A-1", by="p", at=T0)
     with pytest.raises(IllegalReferralStep, match="is accepted: acceptance needs it sent"):
         accept(accepted, CRIMINAL, reference="A-2", by="p", at=T0)
@@ -118,27 +129,11 @@ def test_bad_answers_name_the_field() -> None:
     assert no_reason.value.field == "reason"
     accepted = accept(sent, CRIMINAL, reference="A-1", by="p", at=T0)
     with pytest.raises(InvalidInput) as wrong:
-        record_outcome(
-            accepted,
-            CRIMINAL,
-            outcome="enforcement_granted",
-            decided_on=date(2026, 11, 3),
-            note="",
-            by="p",
-            at=T0,
-        )
+        answering(accepted, outcome="enforcement_granted")
     assert wrong.value.field == "outcome"
     assert "case_opened, not_opened" in wrong.value.reason
     with pytest.raises(InvalidInput) as early:
-        record_outcome(
-            accepted,
-            CRIMINAL,
-            outcome="case_opened",
-            decided_on=date(2026, 10, 1),
-            note="",
-            by="p",
-            at=T0,
-        )
+        answering(accepted, decided_on=date(2026, 10, 1))
     assert early.value.field == "decided_on"
 
 
@@ -191,17 +186,7 @@ def test_who_sends_answers_and_reads() -> None:
         check_sender(HOUSING, COURT)
     with pytest.raises(NotAllowed, match="not by this role"):
         check_sender(PATROL, CRIMINAL)
-    application = send(
-        COURT,
-        referral_id="R-2026-000002",
-        case_id="RL-2026-000001",
-        township="duizhen",
-        sent_by="natural_resources",
-        officer="o",
-        reason="申请强制执行",
-        file_summary="",
-        at=T0,
-    )
+    application = sending(COURT, referral_id="R-2026-000002", officer="o", reason="申请强制执行")
     assert check_receiver(COURT_CLERK, application) == "court"
     with pytest.raises(NotAllowed, match="answered by court only, not by public_security"):
         check_receiver(POLICE, application)
@@ -213,44 +198,22 @@ def test_who_sends_answers_and_reads() -> None:
 
 
 def test_an_audit_clue_names_a_township_and_no_case() -> None:
-    clue = send(
+    clue = sending(
         AUDIT,
         referral_id="R-2026-000003",
         case_id=None,
-        township="duizhen",
         sent_by="audit",
         officer="auditor",
         reason="耕地保护责任落实不到位",
         file_summary="",
-        at=T0,
     )
     assert clue.to == "discipline" and clue.case_id is None
     assert not may_read(OFFICER, clue)  # between audit and discipline, not on a case
     with pytest.raises(InvalidInput) as on_case:
-        send(
-            AUDIT,
-            referral_id="R",
-            case_id="RL-2026-000001",
-            township="duizhen",
-            sent_by="audit",
-            officer="a",
-            reason="r",
-            file_summary="",
-            at=T0,
-        )
+        sending(AUDIT, sent_by="audit")
     assert on_case.value.field == "case_id"
     with pytest.raises(InvalidInput) as no_case:
-        send(
-            CRIMINAL,
-            referral_id="R",
-            case_id=None,
-            township="duizhen",
-            sent_by="natural_resources",
-            officer="o",
-            reason="r",
-            file_summary="",
-            at=T0,
-        )
+        sending(CRIMINAL, case_id=None)
     assert no_case.value.field == "case_id"
 
 

@@ -3,7 +3,6 @@ as pure rules."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -32,6 +31,7 @@ from services.registry.domain import (
     stages_reached,
     standing_sign_offs,
 )
+from services.registry.ports import CaseRecord
 
 S = CaseStatus
 
@@ -127,12 +127,9 @@ def test_a_correction_decides_again_the_stages_the_case_reached(
     assert stages_reached(status, accountability) == stages
 
 
-@dataclass(frozen=True)
-class _Record:
-    step: str
-    event_id: str
-    recorded_at: datetime
-    data: dict[str, Any]
+def _record(step: str, event_id: str, at: datetime, data: dict[str, Any]) -> CaseRecord:
+    """A case record as the registry's store reads it back (its seq and type unused here)."""
+    return CaseRecord(0, step, event_id, f"redline.case.{step}", data, at)
 
 
 def _decision(code: str) -> dict[str, Any]:
@@ -150,12 +147,12 @@ def _at(hours: int) -> datetime:
 
 def test_the_history_shows_what_started_what_ended_and_why() -> None:
     records = [
-        _Record("filing", "e1", _at(0), {"starts": [_decision(c) for c in ("halt_works",
+        _record("filing", "e1", _at(0), {"starts": [_decision(c) for c in ("halt_works",
                 "refuse_power_supply", "refuse_afforestation_subsidy")]}),
-        _Record("correction", "e2", _at(1), {"ends": ["refuse_power_supply"],
+        _record("correction", "e2", _at(1), {"ends": ["refuse_power_supply"],
                 "starts": [_decision("refuse_power_supply")]}),
-        _Record("penalty", "e3", _at(2), {"starts": [_decision("publish_credit_record")]}),
-        _Record("land_procedures", "e4", _at(3), {"approval_no": "晋政地〔2026〕1号"}),
+        _record("penalty", "e3", _at(2), {"starts": [_decision("publish_credit_record")]}),
+        _record("land_procedures", "e4", _at(3), {"approval_no": "晋政地〔2026〕1号"}),
     ]  # fmt: skip
     spells = measure_history(CATALOGUE, records)
     by_start = {(s.decision.measure, s.started_event): s for s in spells}
@@ -173,8 +170,8 @@ def test_the_history_shows_what_started_what_ended_and_why() -> None:
 def test_confiscation_ends_the_blocks_then_starts_finance_supervision() -> None:
     supervise = "supervise_confiscated_property"
     records = [
-        _Record("filing", "e1", _at(0), {"starts": [_decision("refuse_loans")]}),
-        _Record("confiscation", "e2", _at(5), {"starts": [_decision(supervise)]}),
+        _record("filing", "e1", _at(0), {"starts": [_decision("refuse_loans")]}),
+        _record("confiscation", "e2", _at(5), {"starts": [_decision(supervise)]}),
     ]
     spells = {s.decision.measure: s for s in measure_history(CATALOGUE, records)}
     assert spells["refuse_loans"].ended_by == "confiscation_completed"
@@ -183,7 +180,7 @@ def test_confiscation_ends_the_blocks_then_starts_finance_supervision() -> None:
 
 
 def test_a_case_filed_before_facts_has_no_history() -> None:
-    records = [_Record("filing", "e1", _at(0), {"parcels": []})]
+    records = [_record("filing", "e1", _at(0), {"parcels": []})]
     assert measure_history(CATALOGUE, records) == []
 
 

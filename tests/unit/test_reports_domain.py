@@ -10,7 +10,6 @@ import statistics
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from html.parser import HTMLParser
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -50,6 +49,7 @@ from services.reports.township import (
     is_open_over_bound,
     township_report,
 )
+from tests.support import nested_text
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 TODAY = date(2026, 11, 29)
@@ -81,24 +81,6 @@ def test_a_quarter_is_its_three_months(text: str, first: date, last: date) -> No
     assert period.label == text.upper()
 
 
-@pytest.mark.parametrize(
-    ("text", "reason"),
-    [
-        ("2026Q5", "the quarter must be 1 to 4, got 5"),
-        ("2026Q0", "the quarter must be 1 to 4, got 0"),
-        ("Q3 2026", "expected a quarter such as 2026Q3"),
-        ("2026-Q3", "expected a quarter such as 2026Q3"),
-        ("2027Q1", "2027Q1 has not begun yet (today is 2026-11-29)"),
-        ("1999Q4", "year 1999 is before 2000"),
-    ],
-)
-def test_a_bad_quarter_is_refused_naming_the_field(text: str, reason: str) -> None:
-    with pytest.raises(InvalidInput) as refused:
-        parse_quarter(text, TODAY)
-    assert refused.value.field == "quarter"
-    assert reason in refused.value.reason
-
-
 def test_periods_take_a_year_a_quarter_or_explicit_days() -> None:
     assert parse_period("2025", TODAY) == Period("2025", date(2025, 1, 1), date(2025, 12, 31))
     assert parse_period("2025Q2", TODAY).last_day == date(2025, 6, 30)
@@ -107,20 +89,35 @@ def test_periods_take_a_year_a_quarter_or_explicit_days() -> None:
     assert parse_year("2026", TODAY).first_day == date(2026, 1, 1)
 
 
-@pytest.mark.parametrize(
-    ("text", "reason"),
-    [
+# The field each parser names when it refuses a text, and what it refuses with which reason.
+PARSERS = {"quarter": parse_quarter, "period": parse_period}
+BAD_PERIODS = {
+    "quarter": [
+        ("2026Q5", "the quarter must be 1 to 4, got 5"),
+        ("2026Q0", "the quarter must be 1 to 4, got 0"),
+        ("Q3 2026", "expected a quarter such as 2026Q3"),
+        ("2026-Q3", "expected a quarter such as 2026Q3"),
+        ("2027Q1", "2027Q1 has not begun yet (today is 2026-11-29)"),
+        ("1999Q4", "year 1999 is before 2000"),
+    ],
+    "period": [
         ("2025-08-01..2025-07-15", "the first day 2025-08-01 is after the last day 2025-07-15"),
         ("2025-02-30..2025-03-01", "expected a date such as 2026-07-01"),
         ("last quarter", "expected 2026, 2026Q3 or 2026-07-01..2026-09-30"),
         ("2026-12-01..2026-12-31", "has not begun yet"),
         ("2027", "2027 has not begun yet"),
     ],
+}
+
+
+@pytest.mark.parametrize(
+    ("field", "text", "reason"),
+    [(field, text, reason) for field, bad in BAD_PERIODS.items() for text, reason in bad],
 )
-def test_a_bad_period_is_refused_naming_the_field(text: str, reason: str) -> None:
+def test_a_bad_period_is_refused_naming_the_field(field: str, text: str, reason: str) -> None:
     with pytest.raises(InvalidInput) as refused:
-        parse_period(text, TODAY)
-    assert refused.value.field == "period"
+        PARSERS[field](text, TODAY)
+    assert refused.value.field == field
     assert reason in refused.value.reason
 
 
@@ -159,7 +156,14 @@ def test_percentiles_agree_with_the_inclusive_quantiles_of_the_standard_library(
 # --- township report -----------------------------------------------------------------
 
 
-def _township(rows: TownshipRows, township: str | None = None, bound: int = 90) -> Any:
+def _township(
+    rows: TownshipRows,
+    township: str | None = None,
+    bound: int = 90,
+    names: dict[str, str] = NAMES,
+    departments_read: tuple[str, ...] = ("finance",),
+) -> Any:
+    """The township report of 2025Q3 on `rows`, as of the quarter's end."""
     period = parse_quarter("2025Q3", TODAY)
     window = period.window(SHANGHAI)
     return township_report(
@@ -170,8 +174,8 @@ def _township(rows: TownshipRows, township: str | None = None, bound: int = 90) 
         older_than_days=bound,
         as_of=window.end,
         generated_at=NOW,
-        names=NAMES,
-        departments_read=["finance"],
+        names=names,
+        departments_read=list(departments_read),
         rows=rows,
     )
 
@@ -296,9 +300,24 @@ def test_each_requirement_has_one_outcome() -> None:
     assert classify(_response("f", utc(2025, 7, 19), None), as_of) == "pending"
 
 
-def test_the_department_record_counts_outcomes_and_response_times() -> None:
+def _department(
+    rows: list[ResponseRow], department: str | None = None, names: dict[str, str] | None = None
+) -> Any:
+    """The departments' record of 2025Q3 on `rows`, as of now."""
     period = parse_quarter("2025Q3", TODAY)
-    window = period.window(SHANGHAI)
+    return department_report(
+        period=period,
+        window=period.window(SHANGHAI),
+        timezone="Asia/Shanghai",
+        department=department,
+        as_of=NOW,
+        generated_at=NOW,
+        names=names or {},
+        rows=rows,
+    )
+
+
+def test_the_department_record_counts_outcomes_and_response_times() -> None:
     at = utc(2025, 8, 1)
     rows = [
         _response("finance", at, 1),
@@ -310,16 +329,7 @@ def test_the_department_record_counts_outcomes_and_response_times() -> None:
         _response("banks", at, 30, deadline=24),
         _response("banks", utc(2025, 6, 30, 15), 1),  # 23:00 on 30 June local: Q2
     ]
-    report = department_report(
-        period=period,
-        window=window,
-        timezone="Asia/Shanghai",
-        department=None,
-        as_of=NOW,
-        generated_at=NOW,
-        names={"finance": "财政局", "banks": "金融企业"},
-        rows=rows,
-    )
+    report = _department(rows, names={"finance": "财政局", "banks": "金融企业"})
     finance, banks = report.rows
     assert finance.department == "finance"
     assert (finance.required, finance.lifts_required) == (6, 1)
@@ -334,16 +344,7 @@ def test_the_department_record_counts_outcomes_and_response_times() -> None:
 
 def test_an_answer_stamped_before_its_requirement_counts_as_zero_hours() -> None:
     row = _response("finance", utc(2025, 8, 1), -2)
-    report = department_report(
-        period=parse_quarter("2025Q3", TODAY),
-        window=parse_quarter("2025Q3", TODAY).window(SHANGHAI),
-        timezone="Asia/Shanghai",
-        department="finance",
-        as_of=NOW,
-        generated_at=NOW,
-        names={},
-        rows=[row],
-    )
+    report = _department([row], department="finance")
     assert report.rows[0].median_response_hours == 0.0
     assert report.rows[0].department_name == "finance"
 
@@ -587,43 +588,12 @@ def test_every_status_has_a_label_and_every_step_that_ends_a_case_is_an_ending_s
 # --- rendering -----------------------------------------------------------------------
 
 
-class _Nesting(HTMLParser):
-    VOID = frozenset({"meta", "br", "hr", "img", "input", "link"})
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.stack: list[str] = []
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag not in self.VOID:
-            self.stack.append(tag)
-
-    def handle_endtag(self, tag: str) -> None:
-        assert self.stack and self.stack[-1] == tag, f"</{tag}> closes {self.stack[-1:]}"
-        self.stack.pop()
-
-
 def test_html_nests_properly_and_escapes_names() -> None:
     rows = _rows()
     names = {**NAMES, "xinyi": '<b onmouseover="x">新义</b>'}
-    period = parse_quarter("2025Q3", TODAY)
-    report = township_report(
-        period=period,
-        window=period.window(SHANGHAI),
-        timezone="Asia/Shanghai",
-        township=None,
-        older_than_days=90,
-        as_of=period.window(SHANGHAI).end,
-        generated_at=NOW,
-        names=names,
-        departments_read=[],
-        rows=rows,
-    )
+    report = _township(rows, names=names, departments_read=())
     html = to_html(report)
-    checker = _Nesting()
-    checker.feed(html)
-    checker.close()
-    assert checker.stack == []
+    nested_text(html)  # fails on an element closed out of order or left open
     assert "<b onmouseover" not in html
     assert "&lt;b onmouseover=&quot;x&quot;&gt;" in html
     assert html.count("<svg") == 2

@@ -17,23 +17,14 @@ from connectors.subscriber.config import SubscriberConfig
 from connectors.subscriber.errors import ConfigError
 from connectors.subscriber.subscriber import Subscriber
 from connectors.subscriber.testing import Deployment, record
-from events.models import Site
-from tests.support import new_unit_code, new_uscc
+from tests.support import new_uscc
+from tests.unit.builders import POWER, PREMISES, SUBSCRIBER, UNIT
 
-POWER = "refuse_power_supply"
-NAME = "power_supply_cli_subscriber"
-UNIT = new_unit_code()
-PREMISES = Site(location="孝义市兑镇镇东村北侧厂房", real_estate_unit=UNIT)
 runner = CliRunner()
 
 
-@pytest.fixture
-def deployment(tmp_path: Path) -> Deployment:
-    return Deployment.create(tmp_path, NAME)
-
-
 def _replica(deployment: Deployment, blocked: str, *, vouched_at: float) -> Path:
-    config = deployment.config(NAME, (POWER,))
+    config = deployment.config(SUBSCRIBER, (POWER,))
     subscriber = Subscriber(config)
     key, value, _ = deployment.factory.entry(POWER, blocked, sites=(PREMISES,))
     moment = datetime.fromtimestamp(vouched_at, UTC)
@@ -151,6 +142,24 @@ def test_a_missing_replica_is_refused_naming_the_option(
     assert "--replica" in result.output
 
 
+def _run(deployment: Deployment, tmp_path: Path, change: dict[str, str | None]) -> Result:
+    """`redline-connector run` with options that would start it, as `change` changes them:
+    a flag's value is "" (given alone); None leaves an option out."""
+    options: dict[str, str | None] = {
+        "--name": SUBSCRIBER,
+        "--measures": POWER,
+        "--bootstrap": "127.0.0.1:9",
+        "--replica": str(tmp_path / "replica.sqlite3"),
+        "--trust-store": str(deployment.trust_store),
+        "--subject-key": str(deployment.subject_key),
+        "--port": "0",
+        "--no-auth": "",
+    }
+    options.update(change)
+    argv = [x for option, value in options.items() if value is not None for x in (option, value)]
+    return runner.invoke(app, ["run", *(x for x in argv if x)])
+
+
 @pytest.mark.parametrize(
     ("change", "option", "reason"),
     [
@@ -178,19 +187,7 @@ def test_run_refuses_a_bad_option_naming_it_and_why(
     option: str,
     reason: str,
 ) -> None:
-    options: dict[str, str | None] = {
-        "--name": NAME,
-        "--measures": POWER,
-        "--bootstrap": "127.0.0.1:9",
-        "--replica": str(tmp_path / "replica.sqlite3"),
-        "--trust-store": str(deployment.trust_store),
-        "--subject-key": str(deployment.subject_key),
-        "--port": "0",
-        "--no-auth": "",  # a flag: "" gives it alone, None leaves it out
-    }
-    options.update(change)
-    argv = [x for option, value in options.items() if value is not None for x in (option, value)]
-    result = runner.invoke(app, ["run", *(x for x in argv if x)])
+    result = _run(deployment, tmp_path, change)
     assert result.exit_code == 2
     assert f"{option}: " in result.output and reason in result.output
 
@@ -198,7 +195,7 @@ def test_run_refuses_a_bad_option_naming_it_and_why(
 def test_config_names_the_field_it_refuses(deployment: Deployment, tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as refused:
         SubscriberConfig(
-            name=NAME,
+            name=SUBSCRIBER,
             measures=(POWER, "refuse_everything"),
             bootstrap="127.0.0.1:9",
             replica=tmp_path / "r.sqlite3",
@@ -231,17 +228,7 @@ def test_run_refuses_a_bad_tokens_file_naming_what_is_wrong(
 ) -> None:
     tokens = tmp_path / "tokens.yaml"
     tokens.write_text(text)
-    options = {
-        "--name": NAME,
-        "--measures": POWER,
-        "--bootstrap": "127.0.0.1:9",
-        "--replica": str(tmp_path / "replica.sqlite3"),
-        "--trust-store": str(deployment.trust_store),
-        "--subject-key": str(deployment.subject_key),
-        "--api-tokens": str(tokens),
-        "--port": "0",
-    }
-    result = runner.invoke(app, ["run", *(x for pair in options.items() for x in pair)])
+    result = _run(deployment, tmp_path, {"--api-tokens": str(tokens), "--no-auth": None})
     assert result.exit_code == 2
     assert "--api-tokens: " in result.output and reason in result.output
 

@@ -25,13 +25,9 @@ from connectors.subscriber.export import HEADER
 from connectors.subscriber.metrics import DaemonMetrics
 from connectors.subscriber.subscriber import Subscriber
 from connectors.subscriber.testing import Deployment, ManualClock, record
-from events.models import Site
-from tests.support import eventually, new_unit_code, new_uscc
+from tests.support import eventually, new_uscc
+from tests.unit.builders import POWER, PREMISES, SUBSCRIBER, UNIT
 
-POWER = "refuse_power_supply"
-NAME = "power_supply_http_subscriber"
-UNIT = new_unit_code()
-PREMISES = Site(location="孝义市兑镇镇东村北侧厂房", real_estate_unit=UNIT)
 TOKEN = "billing-system-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
@@ -41,18 +37,8 @@ def _access(limiter: RateLimiter | None = None) -> Access:
 
 
 @pytest.fixture
-def deployment(tmp_path: Path) -> Deployment:
-    return Deployment.create(tmp_path, NAME)
-
-
-@pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock()
-
-
-@pytest.fixture
 def subscriber(deployment: Deployment, clock: ManualClock) -> Subscriber:
-    return Subscriber(deployment.config(NAME, (POWER,)), clock=clock)
+    return Subscriber(deployment.config(SUBSCRIBER, (POWER,)), clock=clock)
 
 
 @pytest.fixture
@@ -82,13 +68,18 @@ def _block(subscriber: Subscriber, deployment: Deployment, subject: str, offset:
     subscriber.apply_records([record(POWER, partition, offset, key, value)])
 
 
-async def test_clear_and_blocked_answer_200(
-    client: httpx.AsyncClient, subscriber: Subscriber, deployment: Deployment, clock: ManualClock
-) -> None:
+@pytest.fixture
+def blocked_subject(subscriber: Subscriber, deployment: Deployment, clock: ManualClock) -> str:
+    """A subject blocked at PREMISES by cases case-7 and case-9, on a replica vouched for now."""
     subject = new_uscc()
     _block(subscriber, deployment, subject, offset=10)
     _vouch(subscriber, deployment, clock.now, offset=11)
+    return subject
 
+
+async def test_clear_and_blocked_answer_200(
+    client: httpx.AsyncClient, blocked_subject: str
+) -> None:
     clear = await client.get(
         "/v1/checks", params={"measure": POWER, "subject": new_uscc(), "site": UNIT}
     )
@@ -98,7 +89,7 @@ async def test_clear_and_blocked_answer_200(
     assert clear.json()["age_seconds"] == 0.0
 
     blocked = await client.get(
-        "/v1/checks", params={"measure": POWER, "subject": subject, "site": UNIT}
+        "/v1/checks", params={"measure": POWER, "subject": blocked_subject, "site": UNIT}
     )
     assert blocked.status_code == 200
     body = blocked.json()
@@ -108,11 +99,11 @@ async def test_clear_and_blocked_answer_200(
     assert [c["case_id"] for c in body["cases"]] == ["case-7", "case-9"]
     assert body["cases"][0]["facts"] == ["business_premises"] and body["cases"][0]["rule"]
     assert "seed §三" in body["legal_basis"][0]
-    assert subject not in blocked.text
+    assert blocked_subject not in blocked.text
 
     elsewhere = await client.get(
         "/v1/checks",
-        params={"measure": POWER, "subject": subject, "site": "孝义市梧桐镇西村 12 号"},
+        params={"measure": POWER, "subject": blocked_subject, "site": "孝义市梧桐镇西村 12 号"},
     )
     assert elsewhere.status_code == 200
     assert elsewhere.json() == {
@@ -208,7 +199,7 @@ async def test_health_reports_watermark_offsets_and_counts(
     _vouch(subscriber, deployment, clock.now - 2, offset=1)
     health = (await client.get("/v1/health")).json()
     assert health["status"] == "fresh"
-    assert health["subscriber"] == NAME
+    assert health["subscriber"] == SUBSCRIBER
     assert health["age_seconds"] == pytest.approx(2)
     measure = health["measures"][POWER]
     assert measure["entries"] == 1
@@ -252,16 +243,16 @@ async def test_the_csv_lists_the_current_blocks(
 async def test_metrics_report_staleness_and_count_checks_by_outcome(
     subscriber: Subscriber, deployment: Deployment, clock: ManualClock
 ) -> None:
-    metrics = DaemonMetrics(NAME, subscriber)
+    metrics = DaemonMetrics(SUBSCRIBER, subscriber)
+    staleness = (
+        f'redline_subscriber_staleness_seconds{{measure="{POWER}",subscriber="{SUBSCRIBER}"}} '
+    )
     transport = httpx.ASGITransport(app=ConnectorApp(subscriber, metrics, access=_access()))
     async with httpx.AsyncClient(
         transport=transport, base_url="http://connector", headers=AUTH
     ) as client:
         never = (await client.get("/metrics")).text
-        assert (
-            f'redline_subscriber_staleness_seconds{{measure="{POWER}",subscriber="{NAME}"}} +Inf'
-            in never
-        )
+        assert f"{staleness}+Inf" in never
         _vouch(subscriber, deployment, clock.now - 4.0)
         await client.get(
             "/v1/checks", params={"measure": POWER, "subject": new_uscc(), "site": UNIT}
@@ -270,7 +261,6 @@ async def test_metrics_report_staleness_and_count_checks_by_outcome(
             "/v1/checks", params={"measure": POWER, "subject": "not-an-id", "site": UNIT}
         )
         text = (await client.get("/metrics")).text
-    staleness = f'redline_subscriber_staleness_seconds{{measure="{POWER}",subscriber="{NAME}"}} '
     [value] = [
         line.removeprefix(staleness) for line in text.splitlines() if line.startswith(staleness)
     ]
@@ -352,18 +342,17 @@ async def test_a_burst_of_checks_is_refused_429_with_retry_after(
 
 
 async def test_a_posted_check_answers_as_the_query_does(
-    client: httpx.AsyncClient, subscriber: Subscriber, deployment: Deployment, clock: ManualClock
+    client: httpx.AsyncClient, blocked_subject: str
 ) -> None:
-    subject = new_uscc()
-    _block(subscriber, deployment, subject, offset=10)
-    _vouch(subscriber, deployment, clock.now, offset=11)
     for site in (UNIT, "孝义市梧桐镇西村 12 号"):
-        fields = {"measure": POWER, "subject": subject, "site": site}
+        fields = {"measure": POWER, "subject": blocked_subject, "site": site}
         posted = await client.post("/v1/checks", json=fields)
         assert posted.status_code == 200
         assert posted.json() == (await client.get("/v1/checks", params=fields)).json()
     assert posted.json()["blocked_elsewhere"] is True
-    loans_style = await client.post("/v1/checks", json={"measure": POWER, "subject": subject})
+    loans_style = await client.post(
+        "/v1/checks", json={"measure": POWER, "subject": blocked_subject}
+    )
     assert loans_style.status_code == 422
     assert loans_style.json()["errors"][0]["field"] == "site"
 

@@ -19,18 +19,14 @@ from connectors.subscriber.subscriber import Subscriber
 from connectors.subscriber.testing import Deployment, ManualClock, RecordFactory, record
 from events.catalogue import Target
 from events.codec import decode
-from events.models import DeadLetter, MeasureApplied, Site
+from events.models import DeadLetter, MeasureApplied
 from events.signing import Signer
 from events.topics import ACKNOWLEDGEMENTS, DEAD_LETTERS, blocklist_topic
-from tests.support import new_unit_code, new_uscc
+from tests.support import new_uscc
+from tests.unit.builders import POWER, PREMISES, SUBSCRIBER, UNIT, cases_behind
 
-POWER = "refuse_power_supply"
 LOANS = "refuse_loans"
-NAME = "power_supply_test_subscriber"
 PARTITIONS = range(3)
-# Every power block here is held at these premises, and every check asks there.
-UNIT = new_unit_code()
-PREMISES = Site(location="孝义市兑镇镇东村北侧厂房", real_estate_unit=UNIT)
 
 
 class Log:
@@ -51,19 +47,9 @@ class Log:
 
 
 @pytest.fixture
-def deployment(tmp_path: Path) -> Deployment:
-    return Deployment.create(tmp_path, NAME)
-
-
-@pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock()
-
-
-@pytest.fixture
 def subscriber(deployment: Deployment, clock: ManualClock) -> Subscriber:
     return Subscriber(
-        deployment.config(NAME, (POWER,), webhook_url="http://127.0.0.1:9/"), clock=clock
+        deployment.config(SUBSCRIBER, (POWER,), webhook_url="http://127.0.0.1:9/"), clock=clock
     )
 
 
@@ -221,9 +207,7 @@ def test_an_entry_its_tombstone_and_a_new_entry_in_one_poll_leave_the_subject_bl
     again, _ = _entry(deployment, log, subject, case_ids=("case-b",))
     subscriber.apply_records([first, lifted, again, *log.heartbeats(deployment.factory, clock.now)])
 
-    result = subscriber.check(POWER, subject, UNIT)
-    assert isinstance(result, Blocked)
-    assert [case.case_id for case in result.cases] == ["case-b"]
+    assert cases_behind(subscriber.check(POWER, subject, UNIT)) == ["case-b"]
 
 
 def test_each_case_newly_behind_a_block_is_acknowledged_once_with_a_fixed_id(
@@ -244,13 +228,13 @@ def test_each_case_newly_behind_a_block_is_acknowledged_once_with_a_fixed_id(
         assert isinstance(payload, MeasureApplied)
         assert event.topic == ACKNOWLEDGEMENTS.name
         assert event.key == payload.case_id.encode()
-        assert event.event_id == derived_id(f"{NAME}:applied:{POWER}:{payload.case_id}")
+        assert event.event_id == derived_id(f"{SUBSCRIBER}:applied:{POWER}:{payload.case_id}")
         assert payload.department == "power_supply"
         assert payload.measure == POWER
         assert payload.caused_by == cause
-        assert payload.reference == f"{NAME}:{rec.topic}:{rec.partition}:{rec.offset}"
+        assert payload.reference == f"{SUBSCRIBER}:{rec.topic}:{rec.partition}:{rec.offset}"
         envelope, _ = decode(event.value, deployment.trust)
-        assert envelope.source == f"/authorities/{NAME}"
+        assert envelope.source == f"/authorities/{SUBSCRIBER}"
         assert envelope.id == event.event_id
 
 
@@ -308,8 +292,8 @@ def test_bad_records_become_signed_dead_letters_and_the_offsets_advance(
     for (event, letter), (rec, _) in zip(letters, bad, strict=True):
         assert isinstance(letter, DeadLetter)
         assert event.topic == DEAD_LETTERS.name
-        assert event.key == NAME.encode()
-        assert (letter.consumer, letter.topic, letter.offset) == (NAME, rec.topic, rec.offset)
+        assert event.key == SUBSCRIBER.encode()
+        assert (letter.consumer, letter.topic, letter.offset) == (SUBSCRIBER, rec.topic, rec.offset)
         assert letter.detail
     topic = blocklist_topic(POWER).name
     assert subscriber.offsets()[(topic, 0)] == log.next[0]
@@ -321,7 +305,7 @@ def test_bad_records_become_signed_dead_letters_and_the_offsets_advance(
 def test_without_a_signing_key_a_refusal_is_logged_with_its_reason(
     deployment: Deployment, caplog: pytest.LogCaptureFixture
 ) -> None:
-    subscriber = Subscriber(deployment.config(NAME, (POWER,), signed=False))
+    subscriber = Subscriber(deployment.config(SUBSCRIBER, (POWER,), signed=False))
     log = Log()
     garbage = log.at(0, b"0" * 64, b"garbage")
     entry, _ = _entry(deployment, log, new_uscc())
@@ -338,7 +322,7 @@ def test_without_a_signing_key_a_refusal_is_logged_with_its_reason(
 def test_a_reopened_replica_resumes_where_its_data_ends(
     deployment: Deployment, clock: ManualClock
 ) -> None:
-    config = deployment.config(NAME, (POWER,))
+    config = deployment.config(SUBSCRIBER, (POWER,))
     log, subject = Log(), new_uscc()
     first = Subscriber(config, clock=clock)
     entry, _ = _entry(deployment, log, subject)
@@ -367,7 +351,9 @@ def test_a_failed_batch_leaves_no_trace(deployment: Deployment, subscriber: Subs
     items = [reader.read(r, POWER) for r in (first, second)]
     replica = subscriber.replica()
     with pytest.raises(RuntimeError):
-        replica.apply(items, BrokenSigner(NAME, deployment.signers[NAME], webhooks=True), 0.0)
+        replica.apply(
+            items, BrokenSigner(SUBSCRIBER, deployment.signers[SUBSCRIBER], webhooks=True), 0.0
+        )
     assert replica.counts() == {}
     assert replica.pending_events(10) == []
     assert replica.pending_webhooks(10) == []
@@ -398,15 +384,15 @@ def test_a_bad_id_is_refused_naming_subject_and_the_reason(
 def test_a_replica_built_under_another_subject_key_is_rebuilt(
     deployment: Deployment, tmp_path: Path, clock: ManualClock
 ) -> None:
-    config = deployment.config(NAME, (POWER,))
+    config = deployment.config(SUBSCRIBER, (POWER,))
     log = Log()
     first = Subscriber(config, clock=clock)
     entry, _ = _entry(deployment, log, new_uscc())
     first.apply_records([entry, *log.heartbeats(deployment.factory, clock.now)])
     first.stop()
 
-    rotated = Deployment.create(tmp_path / "rotated", NAME)
-    again = Subscriber(rotated.config(NAME, (POWER,), replica=config.replica), clock=clock)
+    rotated = Deployment.create(tmp_path / "rotated", SUBSCRIBER)
+    again = Subscriber(rotated.config(SUBSCRIBER, (POWER,), replica=config.replica), clock=clock)
     assert again.replica().counts() == {}
     assert set(again.offsets().values()) == {None}
     assert isinstance(again.check(POWER, new_uscc(), UNIT), Stale)

@@ -22,9 +22,9 @@ from events.catalogue import Target, load_catalogue
 from events.models import Site
 from events.topics import blocklist_topic
 from tests.support import new_parcel_code, new_unit_code, new_uscc
+from tests.unit.builders import POWER, SUBSCRIBER, cases_behind
 
-POWER, LOANS = "refuse_power_supply", "refuse_loans"
-NAME = "power_supply_sites_subscriber"
+LOANS = "refuse_loans"
 FACTORY_PREMISES = "孝义市兑镇镇东村北侧3号厂房"
 HOME = "孝义市梧桐镇西村12号"
 
@@ -62,18 +62,8 @@ class Feed:
 
 
 @pytest.fixture
-def deployment(tmp_path: Path) -> Deployment:
-    return Deployment.create(tmp_path, NAME)
-
-
-@pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock()
-
-
-@pytest.fixture
 def subscriber(deployment: Deployment, clock: ManualClock) -> Subscriber:
-    return Subscriber(deployment.config(NAME, (POWER, LOANS)), clock=clock)
+    return Subscriber(deployment.config(SUBSCRIBER, (POWER, LOANS)), clock=clock)
 
 
 @pytest.fixture
@@ -134,9 +124,7 @@ def test_of_two_cases_at_two_sites_a_check_names_only_the_case_at_its_site(
         Site(location="厂房二", real_estate_unit=second),
         case_ids=("case-first", "case-second"),
     )
-    at_second = subscriber.check(POWER, subject, second)
-    assert isinstance(at_second, Blocked)
-    assert [case.case_id for case in at_second.cases] == ["case-second"]
+    assert cases_behind(subscriber.check(POWER, subject, second)) == ["case-second"]
 
 
 def test_a_unit_on_the_parcel_of_a_parcel_coded_case_is_blocked(
@@ -273,7 +261,7 @@ def test_a_replica_of_the_older_schema_is_refused_by_readers_and_rebuilt_by_the_
         BlocklistView(path, ids, (POWER,))
     assert refused.value.field == "replica" and "older connector" in refused.value.reason
 
-    daemon = Subscriber(deployment.config(NAME, (POWER,), replica=path), clock=clock)
+    daemon = Subscriber(deployment.config(SUBSCRIBER, (POWER,), replica=path), clock=clock)
     assert daemon.replica().counts() == {}  # read again from the start of the topic
     assert set(daemon.offsets().values()) == {None}
     assert daemon.replica().meta()["schema_version"] == "3"

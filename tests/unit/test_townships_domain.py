@@ -20,6 +20,7 @@ from services.townships.directory import (
     township_names,
 )
 from services.townships.domain import (
+    TARGET_LABELS,
     BusFigures,
     Notice,
     NotYours,
@@ -211,16 +212,7 @@ def test_a_talk_needs_a_known_township() -> None:
 
 
 def _figures(**targets: tuple[str, str]) -> QuarterFigures:
-    items = {
-        name: {"target": "100", "achieved": "100"}
-        for name in (
-            "cultivated_land",
-            "basic_farmland",
-            "occupation_compensation",
-            "inflow_outflow",
-            "high_standard_farmland",
-        )
-    }
+    items = {name: {"target": "100", "achieved": "100"} for name in TARGET_LABELS}
     for name, (target, achieved) in targets.items():
         items[name] = {"target": target, "achieved": achieved}
     return QuarterFigures.model_validate(

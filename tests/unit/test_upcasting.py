@@ -27,6 +27,7 @@ from events.signing import Signer, TrustedKey, TrustStore
 from events.upcasting import CURRENT_TYPES, UPCASTERS, upcast
 from services.departments.domain import effects
 from services.feedback.domain import requirements
+from tests.unit.builders import penalty_data
 
 V1_TO_V2_ONLY = {"redline.case.filed.v1": UPCASTERS["redline.case.filed.v1"]}
 V1_PARCEL = {"land_class": "cultivated", "area_mu": "12.5"}
@@ -92,14 +93,7 @@ def test_case_corrected_v1_changes_no_measure() -> None:
 
 
 def test_penalty_v1_starts_every_penalty_measure_as_v1_did() -> None:
-    v1 = {
-        "case_id": "C-1",
-        "decision_no": "孝自然资罚〔2023〕1号",
-        "decided_on": "2023-07-01",
-        "fine_yuan": "1000",
-        "summary": "s",
-    }
-    event_type, data = upcast("redline.case.penalty_decided.v1", v1)
+    event_type, data = upcast("redline.case.penalty_decided.v1", penalty_data())
     assert event_type == "redline.case.penalty_decided.v2"
     penalty = PenaltyDecided.model_validate(data)
     assert [d.measure for d in penalty.starts] == ["publish_credit_record"]

@@ -7,12 +7,10 @@ from services.reports.outcomes import OUTCOMES
 from services.reports.render.charts import stacked_bars
 from services.reports.render.labels import OUTCOME_COLOURS, OUTCOME_LABELS
 from services.reports.render.page import (
-    Page,
     Section,
     csv_text,
     nothing,
-    page_html,
-    period_line,
+    period_page,
     table,
     text,
 )
@@ -67,17 +65,8 @@ def departments_html(report: DepartmentReport) -> str:
         ]
     else:
         sections = [nothing("本期无要求记录 (no requirement in this period).")]
-    page = Page(
-        title=f"部门履职响应记录 {report.period}",
-        meta=[
-            period_line(report.first_day, report.last_day, report.timezone),
-            f"部门 Department: {report.department or '全部'}；统计截至 {text(report.as_of)}",
-        ],
-        generated_at=report.generated_at,
-        sections=sections,
-        notes=NOTES,
-    )
-    return page_html(page)
+    scope = f"部门 Department: {report.department or '全部'}；统计截至 {text(report.as_of)}"
+    return period_page(report, "部门履职响应记录", scope, sections, NOTES)
 
 
 def _department_row(row: DepartmentFigures) -> list[object]:

@@ -15,6 +15,8 @@ from decimal import Decimal
 from html import escape
 from typing import Any
 
+from services.reports.common import PeriodReport
+
 # Installed fonts only, nothing fetched (reports are read on networks with no way out): the
 # CJK fonts of Linux desktops (Noto / Source Han, the same design under two names; WenQuanYi
 # on older ones), of Windows and of macOS, then whatever sans-serif the reader has.
@@ -85,6 +87,27 @@ class Page:
 
 def period_line(first_day: date, last_day: date, timezone: str) -> str:
     return f"期间 Period: {first_day} 至 {last_day}（{timezone}）"
+
+
+def period_page(
+    report: PeriodReport,
+    title: str,
+    scope: str,
+    sections: Sequence[Section],
+    notes: Sequence[str],
+) -> str:
+    """A report over a period of days: its title with the period's label, the period's
+    days, and `scope` (what it covers, and when its open figures are counted)."""
+    period = period_line(report.first_day, report.last_day, report.timezone)
+    return page_html(
+        Page(
+            title=f"{title} {report.period}",
+            meta=[period, scope],
+            generated_at=report.generated_at,
+            sections=sections,
+            notes=notes,
+        )
+    )
 
 
 def nothing(message: str) -> Section:

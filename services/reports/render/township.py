@@ -13,14 +13,12 @@ from services.reports.render.labels import (
     SOURCE_LABELS,
 )
 from services.reports.render.page import (
-    Page,
     Section,
     csv_table,
     escaped,
     marked,
     nothing,
-    page_html,
-    period_line,
+    period_page,
     table,
     text,
 )
@@ -28,6 +26,15 @@ from services.reports.township import CLUE_SOURCES, LAND_CLASSES, TownshipFigure
 from services.reports.township_targets import TownshipTalk, TownshipTargets
 from services.townships.domain import TARGET_LABELS
 
+# What the quarter's figures show after the areas, as (CSV column, page heading), in the
+# order the CSV and the page's township table both give them.
+FLOWS = (
+    ("cultivated_land_mu", "耕地合计（亩，含永农）"),
+    ("accountability_referrals", "启动追责"),
+    ("measures_applied", "采取措施"),
+    ("measures_lifted", "解除措施"),
+    ("restorations_verified", "复耕验收"),
+)
 TALK_HEADER = ["约谈", "乡镇", "事由", "约谈日期", "整改期限", "整改完成", "整改情况"]
 CSV_HEADER = [
     "township",
@@ -37,11 +44,7 @@ CSV_HEADER = [
     *(f"clues_{source}" for source in CLUE_SOURCES),
     "cases_filed",
     *(f"area_mu_{land_class}" for land_class in LAND_CLASSES),
-    "cultivated_land_mu",
-    "accountability_referrals",
-    "measures_applied",
-    "measures_lifted",
-    "restorations_verified",
+    *(column for column, _ in FLOWS),
     "open_cases_older_than_days",
     "open_cases_over_bound",
     "targets_status",
@@ -102,17 +105,9 @@ def township_html(report: TownshipReport) -> str:
         if report.rows
         else [nothing("本期无记录 (no activity recorded in this period).")]
     )
-    page = Page(
-        title=f"耕地保护责任落实情况季度报告 {report.period}",
-        meta=[
-            period_line(report.first_day, report.last_day, report.timezone),
-            f"乡镇 Township: {report.township or '全部'}；未结案件统计截至 {text(report.as_of)}",
-        ],
-        generated_at=report.generated_at,
-        sections=[*sections, *_targets_and_talks(report)],
-        notes=_notes(report),
-    )
-    return page_html(page)
+    scope = f"乡镇 Township: {report.township or '全部'}；未结案件统计截至 {text(report.as_of)}"
+    sections = [*sections, *_targets_and_talks(report)]
+    return period_page(report, "耕地保护责任落实情况季度报告", scope, sections, _notes(report))
 
 
 def _notes(report: TownshipReport) -> list[str]:
@@ -139,11 +134,7 @@ def _figure_sections(report: TownshipReport) -> list[Section]:
         "线索",
         "立案",
         *(f"{LAND_LABELS[cls]}（亩）" for cls in LAND_CLASSES),
-        "耕地合计（亩，含永农）",
-        "启动追责",
-        "采取措施",
-        "解除措施",
-        "复耕验收",
+        *(heading for _, heading in FLOWS),
         f"超{report.older_than_days}天未结案",
     ]
     rows = [_township_row(row) for row in [*report.rows, report.totals]]
@@ -189,13 +180,7 @@ def _township_row(row: TownshipFigures) -> list[object]:
 
 def _flows(row: TownshipFigures) -> list[object]:
     """Cultivated area, accountability, measures applied and lifted, restorations."""
-    return [
-        row.cultivated_land_mu,
-        row.accountability_referrals,
-        row.measures_applied,
-        row.measures_lifted,
-        row.restorations_verified,
-    ]
+    return [getattr(row, column) for column, _ in FLOWS]
 
 
 def _targets_and_talks(report: TownshipReport) -> list[Section]:

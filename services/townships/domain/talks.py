@@ -70,19 +70,31 @@ def decide_talk(talk: Talk, decision: TalkDecision, *, by: str, at: datetime, to
         raise StateError(
             f"talk {talk.talk_id} is {talk.status}; only a requested talk can be decided"
         )
-    if decision.decision == "decline":
-        if not decision.reason.strip():
-            raise InvalidInput("reason", "required when declining a talk")
-        if decision.talk_on is not None or decision.rectify_by is not None:
-            field = "talk_on" if decision.talk_on is not None else "rectify_by"
-            raise InvalidInput(field, "only an approved talk has a date and a deadline")
-        return replace(
-            talk,
-            status=TalkStatus.declined,
-            decided_by=by,
-            decided_at=at,
-            decision_reason=decision.reason,
-        )
+    declined = decision.decision == "decline"
+    if declined:
+        _check_declining(decision)
+    else:
+        _check_approving(decision, today)
+    return replace(  # a declined talk has no date nor deadline: both were refused above
+        talk,
+        status=TalkStatus.declined if declined else TalkStatus.approved,
+        decided_by=by,
+        decided_at=at,
+        talk_on=decision.talk_on,
+        rectify_by=decision.rectify_by,
+        decision_reason=decision.reason or None,
+    )
+
+
+def _check_declining(decision: TalkDecision) -> None:
+    if not decision.reason.strip():
+        raise InvalidInput("reason", "required when declining a talk")
+    if decision.talk_on is not None or decision.rectify_by is not None:
+        field = "talk_on" if decision.talk_on is not None else "rectify_by"
+        raise InvalidInput(field, "only an approved talk has a date and a deadline")
+
+
+def _check_approving(decision: TalkDecision, today: date) -> None:
     if decision.talk_on is None:
         raise InvalidInput("talk_on", "required when approving: the day of the talk")
     if decision.rectify_by is None:
@@ -94,15 +106,6 @@ def decide_talk(talk: Talk, decision: TalkDecision, *, by: str, at: datetime, to
             "rectify_by",
             f"{decision.rectify_by} must be after the talk on {decision.talk_on}",
         )
-    return replace(
-        talk,
-        status=TalkStatus.approved,
-        decided_by=by,
-        decided_at=at,
-        talk_on=decision.talk_on,
-        rectify_by=decision.rectify_by,
-        decision_reason=decision.reason or None,
-    )
 
 
 def record_rectification(
