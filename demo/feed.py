@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import heapq
 import random
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
@@ -33,16 +33,6 @@ from services.registry.domain import AlreadySigned, CaseStatus, IllegalTransitio
 from services.registry.handlers import NotFound, Registry, SignOffDetails
 from services.registry.views import CaseSummary, RestorationSummary
 
-_COUNTERS = {
-    Step.penalty: "penalties",
-    Step.rectification: "rectifications",
-    Step.restoration: "restorations",
-    Step.revocation: "revocations",
-    Step.closure: "closures",
-    Step.land_procedures: "land_procedures",
-    Step.confiscation: "confiscations",
-}
-
 
 @dataclass
 class DemoStats:
@@ -50,22 +40,22 @@ class DemoStats:
 
     filed: int = 0
     accountability: int = 0
-    penalties: int = 0
-    rectifications: int = 0
-    restorations: int = 0
-    revocations: int = 0
-    closures: int = 0
-    land_procedures: int = 0
-    confiscations: int = 0
     clues: int = 0
     measures_started: int = 0  # at filing, over every case
     started_nothing: int = 0  # filings whose facts call for no measure at all
+    steps: Counter[Step] = field(default_factory=Counter)  # lifecycle steps recorded
 
     def count(self, step: Step) -> None:
         """Count one recorded lifecycle step."""
-        name = _COUNTERS.get(step)
-        if name is not None:
-            setattr(self, name, getattr(self, name) + 1)
+        self.steps[step] += 1
+
+    def __str__(self) -> str:
+        steps = ", ".join(f"{step.value} {count}" for step, count in sorted(self.steps.items()))
+        return (
+            f"{self.filed} filed ({self.accountability} to accountability, "
+            f"{self.started_nothing} starting no measure, {self.measures_started} measures "
+            f"started), {self.clues} clues; steps: {steps or 'none'}"
+        )
 
 
 @dataclass

@@ -16,9 +16,9 @@ import yaml
 from deploy.dashboards import all_dashboards
 from deploy.manifests import GENERATED, compose, compose_targets, kubernetes
 from events.catalogue import load_catalogue
-from events.generated import Generated
-from events.generated import main as run_generator
+from events.generated import Generator
 
+COMMAND = "python -m deploy.generate"
 DEPLOY_DIR = Path(__file__).resolve().parent
 DASHBOARDS_DIR = "grafana/dashboards"
 COMPOSE_FILE = "compose/compose.yaml"
@@ -71,29 +71,12 @@ def render() -> dict[str, str]:
     return files
 
 
-def generated(root: Path = DEPLOY_DIR) -> Generated:
-    return Generated(root, render(), GENERATED_TREES)
-
-
-def check(root: Path = DEPLOY_DIR) -> list[str]:
-    """Problems between what is generated and what is on disk; empty means no drift."""
-    return generated(root).drift()
-
-
-def write(root: Path = DEPLOY_DIR) -> list[str]:
-    """Write every file and delete stale ones; returns what changed."""
-    return generated(root).write()
-
-
-def main(argv: list[str] | None = None) -> int:
-    return run_generator(
-        argv,
-        prog="python -m deploy.generate",
-        description=__doc__,
-        default_root=DEPLOY_DIR,
-        generate=generated,
-        fix="make dashboards",
-    )
+GENERATOR = Generator(
+    COMMAND, __doc__, DEPLOY_DIR, render, fix="make dashboards", trees=GENERATED_TREES
+)
+check = GENERATOR.check
+write = GENERATOR.write
+main = GENERATOR.main
 
 
 if __name__ == "__main__":

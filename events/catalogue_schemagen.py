@@ -6,11 +6,11 @@ Run `python -m events.catalogue_schemagen` after changing the catalogue models;
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 
 from events.catalogue import SCHEMA_FILE, Catalogue
+from events.generated import Generator
 
 COMMAND = "python -m events.catalogue_schemagen"
 
@@ -22,25 +22,11 @@ def render() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog=COMMAND, description=__doc__)
-    parser.add_argument(
-        "--check", action="store_true", help="fail if the committed schema is out of date"
+    # Built at each call: SCHEMA_FILE is read when the command runs, not when it is imported.
+    generator = Generator(
+        COMMAND, __doc__, SCHEMA_FILE.parent, lambda: {SCHEMA_FILE.name: render()}, fix=COMMAND
     )
-    args = parser.parse_args(argv)
-    expected = render()
-    if args.check:
-        try:
-            committed = SCHEMA_FILE.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            committed = None
-        if committed != expected:
-            state = "missing" if committed is None else "out of date"
-            print(f"{SCHEMA_FILE} is {state}: run `{COMMAND}`", file=sys.stderr)
-            return 1
-        return 0
-    SCHEMA_FILE.write_text(expected, encoding="utf-8")
-    print(f"wrote {SCHEMA_FILE}")
-    return 0
+    return generator.main(argv)
 
 
 if __name__ == "__main__":

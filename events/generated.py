@@ -1,12 +1,13 @@
-"""Files generated from the code (schemas, AsyncAPI, deploy manifests, dashboards): one way
-to write them and one way to report drift, so a test can fail on a stale file."""
+"""Files generated from the code (schemas, AsyncAPI, deploy manifests, dashboards, the README's
+table of measures): one way to write them, one way to report drift so a test can fail on a
+stale file, and one command line for every generator."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass
 from pathlib import Path
 
 
@@ -14,7 +15,7 @@ from pathlib import Path
 class Generated:
     root: Path
     files: dict[str, str]  # path relative to root -> content
-    trees: tuple[tuple[str, str], ...]  # (folder, glob): any other file there is stale
+    trees: tuple[tuple[str, str], ...] = ()  # (folder, glob): any other file there is stale
 
     def drift(self) -> list[str]:
         """`missing: x`, `drifted: x`, `extra: x`; empty means the files are current."""
@@ -46,29 +47,44 @@ class Generated:
         return changed
 
 
-def main(
-    argv: list[str] | None,
-    *,
-    prog: str,
-    description: str | None,
-    default_root: Path,
-    generate: Callable[[Path], Generated],
-    fix: str,
-) -> int:
-    """The command line of a generator: write the files, or with --check report drift."""
-    parser = argparse.ArgumentParser(prog=prog, description=description)
-    parser.add_argument("--check", action="store_true", help="report drift, write nothing")
-    parser.add_argument("--root", type=Path, default=default_root, help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
-    generated = generate(args.root)
-    if args.check:
-        problems = generated.drift()
-        for problem in problems:
-            print(problem, file=sys.stderr)
-        if problems:
-            print(f"run: {fix}", file=sys.stderr)
-            return 1
+@dataclass(frozen=True)
+class Generator:
+    """A generator's command: `render` gives every file by path relative to `root`; it
+    writes them, or with --check reports drift and says what to run (`fix`)."""
+
+    prog: str
+    description: str | None
+    root: Path
+    render: Callable[[], dict[str, str]]
+    _: KW_ONLY
+    fix: str
+    trees: tuple[tuple[str, str], ...] = ()
+
+    def generated(self, root: Path | None = None) -> Generated:
+        return Generated(root or self.root, self.render(), self.trees)
+
+    def check(self, root: Path | None = None) -> list[str]:
+        """Problems between what is generated and what is on disk; empty means no drift."""
+        return self.generated(root).drift()
+
+    def write(self, root: Path | None = None) -> list[str]:
+        """Write every file and delete stale ones; returns what changed."""
+        return self.generated(root).write()
+
+    def main(self, argv: list[str] | None = None) -> int:
+        """Write the files, or with --check report drift; the exit status."""
+        parser = argparse.ArgumentParser(prog=self.prog, description=self.description)
+        parser.add_argument("--check", action="store_true", help="report drift, write nothing")
+        parser.add_argument("--root", type=Path, default=self.root, help=argparse.SUPPRESS)
+        args = parser.parse_args(argv)
+        if args.check:
+            problems = self.check(args.root)
+            for problem in problems:
+                print(problem, file=sys.stderr)
+            if problems:
+                print(f"run: {self.fix}", file=sys.stderr)
+                return 1
+            return 0
+        for problem in self.write(args.root):
+            print(f"updated ({problem})")
         return 0
-    for problem in generated.write():
-        print(f"updated ({problem})")
-    return 0

@@ -6,12 +6,12 @@ catalogue; `--check` fails when README.md holds another table.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 from events.catalogue import NATURAL_RESOURCES_CODE, Catalogue, Stage, load_catalogue
 from events.decisions import describe
+from events.generated import Generator
 
 COMMAND = "python -m events.measures_table"
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -72,20 +72,14 @@ def rewrite(readme: str, table: str) -> str:
     return readme[:start] + table + readme[end + len(END) :]
 
 
+def files() -> dict[str, str]:
+    """README.md with the table rewritten from the catalogue."""
+    readme = README.read_text(encoding="utf-8")
+    return {README.name: rewrite(readme, render(load_catalogue()))}
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog=COMMAND, description=__doc__)
-    parser.add_argument("--check", action="store_true", help="fail if README.md is out of date")
-    args = parser.parse_args(argv)
-    current = README.read_text(encoding="utf-8")
-    expected = rewrite(current, render(load_catalogue()))
-    if args.check:
-        if current != expected:
-            print(f"{README}: the measures table is out of date: run `{COMMAND}`", file=sys.stderr)
-            return 1
-        return 0
-    README.write_text(expected, encoding="utf-8")
-    print(f"wrote the measures table in {README}")
-    return 0
+    return Generator(COMMAND, __doc__, README.parent, files, fix=COMMAND).main(argv)
 
 
 if __name__ == "__main__":

@@ -14,8 +14,7 @@ from typing import Any
 import yaml
 
 from events.envelope import KAFKA_CONTENT_TYPE, Envelope, schema_uri
-from events.generated import Generated
-from events.generated import main as run_generator
+from events.generated import Generator
 from events.models import PAYLOAD_TYPES
 from events.topics import ALL_TOPICS, Topic
 
@@ -25,6 +24,7 @@ ENVELOPE_SCHEMA = "cloudevent.envelope.json"
 ASYNCAPI_FILE = "asyncapi.yaml"
 KAFKA_BINDING_VERSION = "0.5.0"
 JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
+COMMAND = "python -m events.schemagen"
 
 
 def _json(document: dict[str, Any]) -> str:
@@ -140,29 +140,13 @@ def render() -> dict[str, str]:
     return files
 
 
-def generated(root: Path = EVENTS_DIR) -> Generated:
-    return Generated(root, render(), ((SCHEMA_DIR, "*.json"),))
-
-
-def check(root: Path = EVENTS_DIR) -> list[str]:
-    """Problems between what is generated and what is on disk; empty means no drift."""
-    return generated(root).drift()
-
-
-def write(root: Path = EVENTS_DIR) -> list[str]:
-    """Write every file and delete stale schemas; returns what changed."""
-    return generated(root).write()
-
-
-def main(argv: list[str] | None = None) -> int:
-    return run_generator(
-        argv,
-        prog="python -m events.schemagen",
-        description=__doc__,
-        default_root=EVENTS_DIR,
-        generate=generated,
-        fix="python -m events.schemagen",
-    )
+# A schema no payload type has any more is stale.
+GENERATOR = Generator(
+    COMMAND, __doc__, EVENTS_DIR, render, fix=COMMAND, trees=((SCHEMA_DIR, "*.json"),)
+)
+check = GENERATOR.check
+write = GENERATOR.write
+main = GENERATOR.main
 
 
 if __name__ == "__main__":

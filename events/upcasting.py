@@ -99,22 +99,26 @@ def _unchanged(data: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
+def next_version(event_type: str) -> str:
+    """The type one version on: `redline.case.filed.v1` -> `redline.case.filed.v2`."""
+    name, _, version = event_type.rpartition(".v")
+    return f"{name}.v{int(version) + 1}"
+
+
+# The upcaster of each old type, which moves it one version forward.
+_STEPS: dict[str, Upcaster] = {
+    "redline.case.filed.v1": _case_filed_v1_to_v2,
+    "redline.case.filed.v2": _case_filed_v2_to_v3,
+    "redline.case.corrected.v1": _case_corrected_v1_to_v2,
+    "redline.case.penalty_decided.v1": _penalty_v1_to_v2,
+    "redline.accountability.triggered.v1": _accountability_v1_to_v2,
+    "redline.measure.lifted.v1": _unchanged,
+    "redline.blocklist.entry.v1": _blocklist_entry_v1_to_v2,
+    "redline.blocklist.entry.v2": _blocklist_entry_v2_to_v3,
+    "redline.blocklist.heartbeat.v1": _blocklist_heartbeat_v1_to_v2,
+}
 UPCASTERS: dict[str, tuple[str, Upcaster]] = {
-    "redline.case.filed.v1": ("redline.case.filed.v2", _case_filed_v1_to_v2),
-    "redline.case.filed.v2": ("redline.case.filed.v3", _case_filed_v2_to_v3),
-    "redline.case.corrected.v1": ("redline.case.corrected.v2", _case_corrected_v1_to_v2),
-    "redline.case.penalty_decided.v1": ("redline.case.penalty_decided.v2", _penalty_v1_to_v2),
-    "redline.accountability.triggered.v1": (
-        "redline.accountability.triggered.v2",
-        _accountability_v1_to_v2,
-    ),
-    "redline.measure.lifted.v1": ("redline.measure.lifted.v2", _unchanged),
-    "redline.blocklist.entry.v1": ("redline.blocklist.entry.v2", _blocklist_entry_v1_to_v2),
-    "redline.blocklist.entry.v2": ("redline.blocklist.entry.v3", _blocklist_entry_v2_to_v3),
-    "redline.blocklist.heartbeat.v1": (
-        "redline.blocklist.heartbeat.v2",
-        _blocklist_heartbeat_v1_to_v2,
-    ),
+    old: (next_version(old), step) for old, step in _STEPS.items()
 }
 
 CURRENT_TYPES: frozenset[str] = frozenset(PAYLOAD_TYPES) - frozenset(UPCASTERS)

@@ -5,128 +5,80 @@ as what it does."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 
-def env(name: str) -> str:
-    return f"REDLINE_CONNECTOR_{name}"
+def env(flag: str) -> str:
+    """The environment variable an option also comes from: `--signing-key` is
+    REDLINE_CONNECTOR_SIGNING_KEY."""
+    return "REDLINE_CONNECTOR_" + flag.removeprefix("--").replace("-", "_").upper()
 
 
-Replica = Annotated[
-    Path, typer.Option("--replica", envvar=env("REPLICA"), help="The replica SQLite file.")
-]
+def option(flag: str, text: str | None = None, *, also: str | None = None, **more: Any) -> Any:
+    """The option `flag` with its help `text`, also read from env(flag), then from `also`;
+    `more` goes to typer.Option as it is (min, max)."""
+    envvar = env(flag) if also is None else [env(flag), also]
+    return typer.Option(flag, envvar=envvar, help=text, **more)
+
+
+Replica = Annotated[Path, option("--replica", "The replica SQLite file.")]
 SubjectKey = Annotated[
     Path,
-    typer.Option(
-        "--subject-key",
-        envvar=env("SUBJECT_KEY"),
-        help="The deployment's subject key file (hex), to hash IDs as the builder does.",
+    option(
+        "--subject-key", "The deployment's subject key file (hex), to hash IDs as the builder does."
     ),
 ]
 Bound = Annotated[
     float,
-    typer.Option(
-        "--freshness-bound",
-        envvar=env("FRESHNESS_BOUND"),
-        help="Seconds after the last heartbeat beyond which answers are 'stale'.",
+    option(
+        "--freshness-bound", "Seconds after the last heartbeat beyond which answers are 'stale'."
     ),
 ]
-Measure = Annotated[
-    str, typer.Option("--measure", envvar=env("MEASURE"), help="e.g. refuse_power_supply")
-]
-Name = Annotated[
-    str,
-    typer.Option(
-        "--name", envvar=env("NAME"), help="This subscriber's authority code (who it signs as)."
-    ),
-]
+Measure = Annotated[str, option("--measure", "e.g. refuse_power_supply")]
+Name = Annotated[str, option("--name", "This subscriber's authority code (who it signs as).")]
 Measures = Annotated[
-    str,
-    typer.Option(
-        "--measures",
-        envvar=env("MEASURES"),
-        help="Comma-separated measures it enforces, e.g. refuse_power_supply.",
-    ),
+    str, option("--measures", "Comma-separated measures it enforces, e.g. refuse_power_supply.")
 ]
-Bootstrap = Annotated[
-    str, typer.Option("--bootstrap", envvar=[env("BOOTSTRAP"), "KAFKA_BOOTSTRAP"], help="host:port")
-]
-TrustStore = Annotated[
-    Path, typer.Option("--trust-store", envvar=env("TRUST_STORE"), help="Trust store YAML.")
-]
+Bootstrap = Annotated[str, option("--bootstrap", "host:port", also="KAFKA_BOOTSTRAP")]
+TrustStore = Annotated[Path, option("--trust-store", "Trust store YAML.")]
 SigningKey = Annotated[
     Path | None,
-    typer.Option(
-        "--signing-key",
-        envvar=env("SIGNING_KEY"),
-        help="Ed25519 private key PEM: sign acknowledgements and dead letters.",
-    ),
+    option("--signing-key", "Ed25519 private key PEM: sign acknowledgements and dead letters."),
 ]
-SigningKeyId = Annotated[
-    str | None, typer.Option("--signing-key-id", envvar=env("SIGNING_KEY_ID"), help="Its key id.")
-]
-WebhookUrl = Annotated[
-    str | None,
-    typer.Option("--webhook-url", envvar=env("WEBHOOK_URL"), help="POST every change here."),
-]
-Host = Annotated[str, typer.Option("--host", envvar=env("HOST"))]
-Port = Annotated[int, typer.Option("--port", envvar=env("PORT"), min=0, max=65535)]
+SigningKeyId = Annotated[str | None, option("--signing-key-id", "Its key id.")]
+WebhookUrl = Annotated[str | None, option("--webhook-url", "POST every change here.")]
+Host = Annotated[str, option("--host")]
+Port = Annotated[int, option("--port", min=0, max=65535)]
 ApiTokens = Annotated[
     Path | None,
-    typer.Option(
+    option(
         "--api-tokens",
-        envvar=env("API_TOKENS"),
-        help="YAML file of the check API's bearer tokens, as SHA-256 hashes "
-        "(tokens: [{name, sha256}]).",
+        "YAML file of the check API's bearer tokens, as SHA-256 hashes (tokens: [{name, sha256}]).",
     ),
 ]
 NoAuth = Annotated[
-    bool,
-    typer.Option(
-        "--no-auth",
-        envvar=env("NO_AUTH"),
-        help="Serve checks without tokens: a demo on a loopback --host only.",
-    ),
+    bool, option("--no-auth", "Serve checks without tokens: a demo on a loopback --host only.")
 ]
-CheckRate = Annotated[
-    float,
-    typer.Option("--check-rate", envvar=env("CHECK_RATE"), help="Checks a second per token."),
-]
-CheckBurst = Annotated[
-    int,
-    typer.Option("--check-burst", envvar=env("CHECK_BURST"), help="Checks at once per token."),
-]
-TlsCert = Annotated[
-    Path | None,
-    typer.Option("--tls-cert", envvar=env("TLS_CERT"), help="Serve HTTPS: certificate chain PEM."),
-]
-TlsKey = Annotated[
-    Path | None, typer.Option("--tls-key", envvar=env("TLS_KEY"), help="Its private key PEM.")
-]
+CheckRate = Annotated[float, option("--check-rate", "Checks a second per token.")]
+CheckBurst = Annotated[int, option("--check-burst", "Checks at once per token.")]
+TlsCert = Annotated[Path | None, option("--tls-cert", "Serve HTTPS: certificate chain PEM.")]
+TlsKey = Annotated[Path | None, option("--tls-key", "Its private key PEM.")]
 KafkaApiVersion = Annotated[
     str | None,
-    typer.Option(
+    option(
         "--kafka-api-version",
-        envvar=env("KAFKA_API_VERSION"),
-        help="Pin the Kafka protocol version (e.g. 2.8.0) instead of probing the broker.",
+        "Pin the Kafka protocol version (e.g. 2.8.0) instead of probing the broker.",
     ),
 ]
-KafkaUsername = Annotated[
-    str | None,
-    typer.Option("--kafka-username", envvar=env("KAFKA_USERNAME"), help="SASL/SCRAM user, if any."),
-]
+KafkaUsername = Annotated[str | None, option("--kafka-username", "SASL/SCRAM user, if any.")]
 KafkaPassword = Annotated[
     str | None,
-    typer.Option(
-        "--kafka-password",
-        envvar=env("KAFKA_PASSWORD"),
-        help="Its password (prefer the environment variable: options show in ps).",
+    option(
+        "--kafka-password", "Its password (prefer the environment variable: options show in ps)."
     ),
 ]
-KafkaSaslMechanism = Annotated[
-    str, typer.Option("--kafka-sasl-mechanism", envvar=env("KAFKA_SASL_MECHANISM"))
-]
-KafkaTls = Annotated[bool, typer.Option("--kafka-tls", envvar=env("KAFKA_TLS"), help="SASL_SSL.")]
-LogLevel = Annotated[str, typer.Option("--log-level", envvar=env("LOG_LEVEL"))]
+KafkaSaslMechanism = Annotated[str, option("--kafka-sasl-mechanism")]
+KafkaTls = Annotated[bool, option("--kafka-tls", "SASL_SSL.")]
+LogLevel = Annotated[str, option("--log-level")]

@@ -13,8 +13,7 @@ key (SubjectIds.site_hashes) and looking for a common hash.
 from __future__ import annotations
 
 import csv
-import io
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TextIO
 
@@ -93,20 +92,3 @@ def write_csv(rows: Iterable[ExportRow], out: TextIO) -> int:
         writer.writerow(row.cells())
         count += 1
     return count
-
-
-def csv_chunks(rows: Iterable[ExportRow], rows_per_chunk: int = 2000) -> Iterator[str]:
-    """The same CSV in pieces, so a large list streams without being held in memory."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(HEADER)
-    pending = 0
-    for row in rows:
-        writer.writerow(row.cells())
-        pending += 1
-        if pending >= rows_per_chunk:
-            yield buffer.getvalue()
-            buffer.seek(0)
-            buffer.truncate()
-            pending = 0
-    yield buffer.getvalue()

@@ -19,7 +19,7 @@ from kafka.errors import KafkaError
 
 from connectors.subscriber.backoff import Backoff
 from connectors.subscriber.errors import BrokerError, ConnectorError
-from connectors.subscriber.records import RawRecord
+from connectors.subscriber.records import RawRecord, RecordCounts
 from events.topics import blocklist_topic
 
 if TYPE_CHECKING:
@@ -38,17 +38,12 @@ CLUSTER_CHECK_S = 5.0
 
 
 @dataclass
-class FeedStatus:
+class FeedStatus(RecordCounts):
     """What the consumer is doing, for health: read racily, written by one thread."""
 
     connected: bool = False
-    records: int = 0
     batches: int = 0
-    refused: int = 0
-    # Unsigned tombstones and replayed records ignored; divergences from the signed heads.
-    tombstones: int = 0
-    replayed: int = 0
-    divergences: int = 0
+    divergences: int = 0  # from the signed heads
     last_error: str | None = None
     last_poll_at: float | None = None
 
@@ -123,10 +118,7 @@ class Feeder(threading.Thread):
         ]
         if records:
             applied = self._subscriber.apply_records(records)
-            self.status.records += applied.records
-            self.status.refused += applied.refused
-            self.status.tombstones += applied.tombstones
-            self.status.replayed += applied.replayed
+            self.status.add(applied)
             self.status.divergences += len(applied.diverged)
             self.status.batches += 1
             for measure, partition, _ in applied.vouched:

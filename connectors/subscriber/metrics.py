@@ -32,12 +32,16 @@ CONTENT_TYPE = CONTENT_TYPE_LATEST
 _BUCKETS = (0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5)
 
 
-class _Staleness(Collector):
-    """Read at scrape time from the view: seconds since each list's watermark."""
+class _ViewCollector(Collector):
+    """Read at scrape time from the daemon's view; every series names the subscriber."""
 
     def __init__(self, name: str, view: BlocklistView) -> None:
         self.name = name
         self.view = view
+
+
+class _Staleness(_ViewCollector):
+    """Read at scrape time from the view: seconds since each list's watermark."""
 
     def collect(self) -> Iterator[Metric]:
         family = GaugeMetricFamily(
@@ -51,13 +55,9 @@ class _Staleness(Collector):
         yield family
 
 
-class _Quarantined(Collector):
+class _Quarantined(_ViewCollector):
     """Read at scrape time from the replica: rows its senders set aside for good (#18).
     A gauge, not a counter: it stays up across restarts until an operator releases them."""
-
-    def __init__(self, name: str, view: BlocklistView) -> None:
-        self.name = name
-        self.view = view
 
     def collect(self) -> Iterator[Metric]:
         family = GaugeMetricFamily(
@@ -75,14 +75,10 @@ class _Quarantined(Collector):
         yield family
 
 
-class _Integrity(Collector):
+class _Integrity(_ViewCollector):
     """Read at scrape time from the feeder (#18): records that tried to lift a block or
     roll the list back without the builder's signature, and divergences from the signed
     list heads. Any of them rising is an attack on the topic or a lost log."""
-
-    def __init__(self, name: str, view: BlocklistView) -> None:
-        self.name = name
-        self.view = view
 
     def collect(self) -> Iterator[Metric]:
         status = getattr(self.view, "feed_status", None)
@@ -120,9 +116,8 @@ class DaemonMetrics:
         for outcome in OUTCOMES:
             self.requests.labels(SERVICE, outcome)
         self._timer = self.seconds.labels(SERVICE)
-        self.registry.register(_Staleness(name, view))
-        self.registry.register(_Quarantined(name, view))
-        self.registry.register(_Integrity(name, view))
+        for collector in (_Staleness, _Quarantined, _Integrity):
+            self.registry.register(collector(name, view))
 
     def observe(self, outcome: str, seconds: float) -> None:
         self.requests.labels(SERVICE, outcome).inc()

@@ -25,6 +25,23 @@ from events.topics import HEARTBEAT_KEY
 _SUBJECT_HASH = re.compile(r"^[0-9a-f]{64}$")
 
 
+@dataclass
+class RecordCounts:
+    """Records read and refused, and unsigned tombstones and replayed (older) records
+    ignored: counted per applied batch, and summed over the feed's life for health."""
+
+    records: int = 0
+    refused: int = 0
+    tombstones: int = 0
+    replayed: int = 0
+
+    def add(self, batch: RecordCounts) -> None:
+        self.records += batch.records
+        self.refused += batch.refused
+        self.tombstones += batch.tombstones
+        self.replayed += batch.replayed
+
+
 @dataclass(frozen=True, slots=True)
 class RawRecord:
     """A record as the broker delivered it (what any Kafka client yields)."""

@@ -13,7 +13,15 @@ from datetime import UTC, datetime
 from connectors.subscriber.emit import Emitter, Outgoing
 from connectors.subscriber.errors import ReplicaError
 from connectors.subscriber.freshness import effective_as_of
-from connectors.subscriber.records import Heartbeat, Item, Refused, Remove, Tombstone, Upsert
+from connectors.subscriber.records import (
+    Heartbeat,
+    Item,
+    RecordCounts,
+    Refused,
+    Remove,
+    Tombstone,
+    Upsert,
+)
 from connectors.subscriber.replica_store import ReplicaStore
 from events.blocklist_head import item_digest, xor
 
@@ -22,20 +30,15 @@ log = logging.getLogger("connectors.subscriber.replica")
 
 
 @dataclass
-class Applied:
+class Applied(RecordCounts):
     """What one applied batch changed, for the in-memory index and the counters."""
 
-    records: int = 0
     upserts: int = 0
     removals: int = 0
     heartbeats: int = 0
-    refused: int = 0
     queued_events: int = 0
     queued_webhooks: int = 0
-    # Unsigned tombstones ignored, replayed (older) records ignored, and the partitions
-    # whose signed head the replica does not match (measure, topic, partition).
-    tombstones: int = 0
-    replayed: int = 0
+    # The partitions whose signed head the replica does not match (measure, topic, partition).
     diverged: list[tuple[str, str, int]] = field(default_factory=list)
     # (measure, subject, listed) in the order the records came: an entry, its tombstone
     # and a new entry may share one poll, and only the last of them holds.
@@ -96,6 +99,22 @@ class ReplicaFeed(ReplicaStore):
         ).fetchone()
         return bool(version > row[0] or (version == 0 and row[0] <= 0))
 
+    def _replayed(self, item: Upsert | Remove, applied: Applied, kind: str, outcome: str) -> bool:
+        """Whether `item` is no newer than what the replica holds (a replay): then it is
+        counted and logged (`kind` of record, `outcome` for it) and must change nothing."""
+        if self._newer(item.measure, item.digest, item.version):
+            return False
+        applied.replayed += 1
+        log.warning(
+            "%s/%d@%d: %s older than what the replica holds (a replay); %s",
+            item.record.topic,
+            item.record.partition,
+            item.record.offset,
+            kind,
+            outcome,
+        )
+        return True
+
     def _hold(self, topic: str, partition: int, subject: bytes, version: int, delta: int) -> None:
         """Add (`delta` 1) or remove (-1) one entry in its partition's head; the digest
         changes the same way both times (XOR)."""
@@ -119,14 +138,7 @@ class ReplicaFeed(ReplicaStore):
         ).fetchone()
         if row is not None and row[1] == item.event_id:
             return  # the same entry delivered again
-        if not self._newer(item.measure, item.digest, item.version):
-            applied.replayed += 1
-            log.warning(
-                "%s/%d@%d: an entry older than what the replica holds (a replay); ignored",
-                item.record.topic,
-                item.record.partition,
-                item.record.offset,
-            )
+        if self._replayed(item, applied, "an entry", "ignored"):
             return
         entry, record = item.entry, item.record
         if row is not None:
@@ -171,14 +183,7 @@ class ReplicaFeed(ReplicaStore):
         )
 
     def _remove(self, item: Remove, emitter: Emitter, now: float, applied: Applied) -> None:
-        if not self._newer(item.measure, item.digest, item.version):
-            applied.replayed += 1
-            log.warning(
-                "%s/%d@%d: a lift older than what the replica holds (a replay); the block stays",
-                item.record.topic,
-                item.record.partition,
-                item.record.offset,
-            )
+        if self._replayed(item, applied, "a lift", "the block stays"):
             return
         row = self._db.execute(
             "DELETE FROM entries WHERE measure = ? AND subject = ? "

@@ -23,16 +23,8 @@ import urllib.request
 from typing import TYPE_CHECKING
 
 from kafka import KafkaProducer
-from kafka.errors import (
-    CorruptRecordError,
-    InvalidRecordError,
-    InvalidTopicError,
-    KafkaError,
-    MessageSizeTooLargeError,
-    RecordListTooLargeError,
-    TopicAuthorizationFailedError,
-    UnsupportedForMessageFormatError,
-)
+from kafka import errors as kafka_errors
+from kafka.errors import KafkaError
 
 from connectors.subscriber.backoff import Backoff
 from connectors.subscriber.emit import Outgoing
@@ -53,13 +45,13 @@ IDLE_WAIT_S = 0.5
 
 # What the broker refuses for good: sending the same record again cannot succeed.
 PERMANENT_KAFKA_ERRORS: tuple[type[KafkaError], ...] = (
-    TopicAuthorizationFailedError,
-    InvalidTopicError,
-    MessageSizeTooLargeError,  # also raised by send() above max_request_size
-    RecordListTooLargeError,
-    CorruptRecordError,
-    InvalidRecordError,
-    UnsupportedForMessageFormatError,
+    kafka_errors.TopicAuthorizationFailedError,
+    kafka_errors.InvalidTopicError,
+    kafka_errors.MessageSizeTooLargeError,  # also raised by send() above max_request_size
+    kafka_errors.RecordListTooLargeError,
+    kafka_errors.CorruptRecordError,
+    kafka_errors.InvalidRecordError,
+    kafka_errors.UnsupportedForMessageFormatError,
 )
 
 
@@ -75,20 +67,35 @@ def webhook_refused_for_good(status: int) -> bool:
     return 400 <= status < 500 and status not in (408, 429)
 
 
-class EventSender(threading.Thread):
+class _QueueSender(threading.Thread):
+    """A daemon thread draining one of the replica's queues in order until `stop` is set;
+    `wake` says a row was queued. Counts what it set aside and keeps its last error."""
+
+    def __init__(
+        self, queue: str, subscriber: Subscriber, stop: threading.Event, wake: threading.Event
+    ) -> None:
+        super().__init__(name=f"redline-{queue}-{subscriber.config.name}", daemon=True)
+        self._subscriber = subscriber
+        self._halt = stop
+        self._wake = wake
+        self.quarantined = 0
+        self.last_error: str | None = None
+
+    def _idle(self) -> None:
+        """Nothing queued: wait for a row (or a while, in case a wake-up was missed)."""
+        self._wake.wait(IDLE_WAIT_S)
+        self._wake.clear()
+
+
+class EventSender(_QueueSender):
     """Sends queued acknowledgements and dead letters with a KafkaProducer (acks='all'),
     each with the CloudEvents structured-mode content-type header."""
 
     def __init__(
         self, subscriber: Subscriber, stop: threading.Event, wake: threading.Event
     ) -> None:
-        super().__init__(name=f"redline-events-{subscriber.config.name}", daemon=True)
-        self._subscriber = subscriber
-        self._halt = stop
-        self._wake = wake
+        super().__init__("events", subscriber, stop, wake)
         self.sent = 0
-        self.quarantined = 0
-        self.last_error: str | None = None
 
     def run(self) -> None:
         backoff = Backoff(0.5, 30.0)
@@ -98,8 +105,7 @@ class EventSender(threading.Thread):
                 try:
                     pending = self._subscriber.replica().pending_events(EVENT_BATCH)
                     if not pending:
-                        self._wake.wait(IDLE_WAIT_S)
-                        self._wake.clear()
+                        self._idle()
                         continue
                     if producer is None:
                         producer = KafkaProducer(
@@ -182,20 +188,15 @@ def _close_producer(producer: KafkaProducer) -> None:
         log.debug("closing the producer: %s", exc)
 
 
-class WebhookSender(threading.Thread):
+class WebhookSender(_QueueSender):
     """POSTs each queued change as JSON, in order, retrying with backoff until a 2xx."""
 
     def __init__(
         self, subscriber: Subscriber, url: str, stop: threading.Event, wake: threading.Event
     ) -> None:
-        super().__init__(name=f"redline-webhook-{subscriber.config.name}", daemon=True)
-        self._subscriber = subscriber
+        super().__init__("webhook", subscriber, stop, wake)
         self._url = url
-        self._halt = stop
-        self._wake = wake
         self.delivered = 0
-        self.quarantined = 0
-        self.last_error: str | None = None
 
     def run(self) -> None:
         backoff = Backoff(0.5, 60.0)
@@ -207,8 +208,7 @@ class WebhookSender(threading.Thread):
                 self._halt.wait(backoff.next())
                 continue
             if not pending:
-                self._wake.wait(IDLE_WAIT_S)
-                self._wake.clear()
+                self._idle()
                 continue
             for notice in pending:
                 if self._halt.is_set():

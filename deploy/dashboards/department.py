@@ -91,29 +91,24 @@ def _flow(board: Board, department: Department) -> None:
     dept = f'department="{department.code}"'
     applied = f"60 * sum(rate(redline_measures_applied_total{{{dept}}}[{RATE}]))"
     lifted = f"60 * sum(rate(redline_measures_lifted_total{{{dept}}}[{RATE}]))"
-    board.add(
-        timeseries_panel(
+    for title, description, queries, unit in (
+        (
             "Measures applied and lifted",
             "Per minute.",
             [Query(applied, "applied"), Query(lifted, "lifted")],
-            unit="cpm",
+            "cpm",
         ),
-        12,
-        8,
-    )
-    owed = [
-        Query(f"sum(redline_responses_pending{{{dept}}})", "pending"),
-        Query(f"sum(redline_responses_overdue{{{dept}}})", "overdue"),
-    ]
-    board.add(
-        timeseries_panel(
+        (
             "Responses pending and overdue",
             "Answers this department owes: not yet due, and past the deadline.",
-            owed,
+            [
+                Query(f"sum(redline_responses_pending{{{dept}}})", "pending"),
+                Query(f"sum(redline_responses_overdue{{{dept}}})", "overdue"),
+            ],
+            "short",
         ),
-        12,
-        8,
-    )
+    ):
+        board.add(timeseries_panel(title, description, queries, unit=unit), 12, 8)
 
 
 def _consumer(board: Board, department: Department) -> None:

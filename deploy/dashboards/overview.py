@@ -281,39 +281,32 @@ def _outboxes(board: Board) -> None:
 
 def _blocks(board: Board) -> None:
     board.row("Blocks and accountability")
-    board.add(
-        bargauge_panel(
+    for title, description, expr, legend, steps in (
+        (
             "Active blocks by measure",
             "Cases blocked now, per measure.",
-            Query("sort_desc(sum by (measure) (redline_active_blocks))", "{{measure}}", True),
+            "sort_desc(sum by (measure) (redline_active_blocks))",
+            "{{measure}}",
+            GREEN,
         ),
-        8,
-        10,
-    )
-    referrals = (
-        f"sort_desc(sum by (township) (increase(redline_accountability_referrals_total[{RANGE}])))"
-    )
-    board.add(
-        bargauge_panel(
+        (
             "Accountability referrals by township",
             "Cases over the seed §四(五) threshold (5 mu permanent basic farmland or 10 mu "
             "cultivated land) in the time range, per township.",
-            Query(referrals, "{{township}}", True),
-            steps=RED_FROM_ONE,
+            "sort_desc(sum by (township) "
+            f"(increase(redline_accountability_referrals_total[{RANGE}])))",
+            "{{township}}",
+            RED_FROM_ONE,
         ),
-        8,
-        10,
-    )
-    filed = f"sort_desc(sum by (township) (increase(redline_cases_filed_total[{RANGE}])))"
-    board.add(
-        bargauge_panel(
+        (
             "Cases filed by township",
             "Cases filed in the time range, per township (territorial responsibility).",
-            Query(filed, "{{township}}", True),
+            f"sort_desc(sum by (township) (increase(redline_cases_filed_total[{RANGE}])))",
+            "{{township}}",
+            GREEN,
         ),
-        8,
-        10,
-    )
+    ):
+        board.add(bargauge_panel(title, description, Query(expr, legend, True), steps=steps), 8, 10)
 
 
 def _checks(board: Board) -> None:

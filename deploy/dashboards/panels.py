@@ -6,6 +6,7 @@ Each builder fixes the house style (colours, legends, reductions) in one place.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol, Self, TypeVar
 
 from grafana_foundation_sdk.builders import bargauge, prometheus, stat, table, text, timeseries
 from grafana_foundation_sdk.builders import common as common_builders
@@ -76,19 +77,42 @@ def _targets(queries: list[Query]) -> list[Builder[variants.Dataquery]]:
     return [q.target(chr(ord("A") + i)) for i, q in enumerate(queries)]
 
 
+class _DataPanel(Protocol):
+    """What every panel builder that shows queries has (the SDK's builders share no base)."""
+
+    def title(self, title: str) -> Self: ...
+    def description(self, description: str) -> Self: ...
+    def datasource(self, datasource: model.DataSourceRef) -> Self: ...
+    def targets(self, targets: list[Builder[variants.Dataquery]]) -> Self: ...
+    def unit(self, unit: str) -> Self: ...
+    def thresholds(self, thresholds: Builder[model.ThresholdsConfig]) -> Self: ...
+
+
+_Panel = TypeVar("_Panel", bound=_DataPanel)
+
+
+def _framed(
+    panel: _Panel, title: str, description: str, queries: list[Query], *, unit: str, steps: Steps
+) -> _Panel:
+    """The house frame of a data panel: its title, description, queries on our datasource,
+    unit and thresholds."""
+    return (
+        panel.title(title)
+        .description(description)
+        .datasource(SOURCE)
+        .targets(_targets(queries))
+        .unit(unit)
+        .thresholds(thresholds(steps))
+    )
+
+
 def stat_panel(
     title: str, description: str, query: Query, *, unit: str = "short", steps: Steps = GREEN
 ) -> stat.Panel:
     """One number, coloured by its thresholds; a sparkline unless it is an instant query."""
     graph = common.BigValueGraphMode.NONE if query.instant else common.BigValueGraphMode.AREA
     return (
-        stat.Panel()
-        .title(title)
-        .description(description)
-        .datasource(SOURCE)
-        .targets(_targets([query]))
-        .unit(unit)
-        .thresholds(thresholds(steps))
+        _framed(stat.Panel(), title, description, [query], unit=unit, steps=steps)
         .color_scheme(dashboard_builders.FieldColor().mode(model.FieldColorModeId.THRESHOLDS))
         .reduce_options(_last_value())
         .color_mode(common.BigValueColorMode.BACKGROUND)
@@ -116,13 +140,7 @@ def timeseries_panel(
         style, steps = common.GraphThresholdsStyleMode.LINE_AND_AREA, red_from(threshold_line)
     stacking = common.StackingMode.NORMAL if stacked else common.StackingMode.NONE
     return (
-        timeseries.Panel()
-        .title(title)
-        .description(description)
-        .datasource(SOURCE)
-        .targets(_targets(queries))
-        .unit(unit)
-        .thresholds(thresholds(steps))
+        _framed(timeseries.Panel(), title, description, queries, unit=unit, steps=steps)
         .draw_style(common.GraphDrawStyle.BARS if bars else common.GraphDrawStyle.LINE)
         .line_width(1)
         .fill_opacity(60 if bars else 10)
@@ -150,13 +168,7 @@ def bargauge_panel(
 ) -> bargauge.Panel:
     """Horizontal bars, one per series, for 'now' and 'in the range' breakdowns."""
     return (
-        bargauge.Panel()
-        .title(title)
-        .description(description)
-        .datasource(SOURCE)
-        .targets(_targets([query]))
-        .unit("short")
-        .thresholds(thresholds(steps))
+        _framed(bargauge.Panel(), title, description, [query], unit="short", steps=steps)
         .color_scheme(dashboard_builders.FieldColor().mode(model.FieldColorModeId.THRESHOLDS))
         .reduce_options(_last_value())
         .orientation(common.VizOrientation.HORIZONTAL)
@@ -176,14 +188,9 @@ def table_panel(title: str, description: str, key: str, columns: dict[str, str])
     the keys of `columns` in order."""
     names = {f"Value #{chr(ord('A') + i)}": name for i, name in enumerate(columns)}
     organize = {"excludeByName": {"Time": True}, "indexByName": {key: 0}, "renameByName": names}
+    queries = [Query(expr, instant=True, table=True) for expr in columns.values()]
     return (
-        table.Panel()
-        .title(title)
-        .description(description)
-        .datasource(SOURCE)
-        .targets(_targets([Query(e, instant=True, table=True) for e in columns.values()]))
-        .unit("short")
-        .thresholds(thresholds(GREEN))
+        _framed(table.Panel(), title, description, queries, unit="short", steps=GREEN)
         .show_header(True)
         .cell_height(common.TableCellHeight.SM)
         .footer(common_builders.TableFooterOptions().show(False))

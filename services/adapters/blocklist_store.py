@@ -132,12 +132,6 @@ class PostgresBlocklistTransaction(BlocklistTransaction):
                 "WHERE measure = $1 AND case_id = $2 AND lifted_at IS NULL",
                 [(x.measure, x.case_id, x.at, x.event_id) for x in writes.lifted],
             )
-        if writes.consumed:
-            await self.conn.executemany(
-                f"INSERT INTO {SCHEMA}.consumed_events (event_id, event_type) VALUES ($1, $2) "
-                "ON CONFLICT (event_id) DO NOTHING",
-                writes.consumed,
-            )
 
     async def _apply_blocks(self, applied: Sequence[NewBlock]) -> None:
         """Blocks applied, each with why (target, rule, facts, land)."""

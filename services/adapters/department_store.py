@@ -17,13 +17,14 @@ from services.adapters.audit import append_audit
 from services.adapters.outbox import enqueue
 from services.adapters.postgres import claim_events, connection, pooled_transaction
 from services.audit.domain import AuditEntry
+from services.consumer import Consumed
 from services.departments.ports import (
     BatchWrites,
     Block,
     BlockApplied,
     BlockChange,
+    BlockFilter,
     BlockLifted,
-    Consumed,
     DepartmentStore,
     DepartmentTransaction,
     KnownCase,
@@ -239,14 +240,7 @@ class PostgresDepartmentStore(DepartmentStore):
         async with pooled_transaction(self.pool) as conn:
             yield PostgresDepartmentTransaction(conn, self.schema)
 
-    async def blocks(
-        self,
-        *,
-        subject_id: str | None,
-        active_only: bool,
-        site: str | None = None,
-        project: str | None = None,
-    ) -> list[Block]:
+    async def blocks(self, where: BlockFilter) -> list[Block]:
         async with connection(self.pool) as conn:
             rows = await conn.fetch(
                 f"SELECT measure, case_id, subject_kind, subject_id, subject_name, legal_basis, "
@@ -259,10 +253,10 @@ class PostgresDepartmentStore(DepartmentStore):
                 "target_ref->>'location')) "
                 "AND ($4::text IS NULL OR target = 'project' AND target_ref->>'code' = $4) "
                 "ORDER BY applied_at, case_id, measure",
-                subject_id,
-                active_only,
-                site,
-                project,
+                where.subject_id,
+                where.active_only,
+                where.site,
+                where.project,
             )
         blocks = []
         for row in rows:

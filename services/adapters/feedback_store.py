@@ -14,9 +14,15 @@ import asyncpg
 from services.adapters.outbox import enqueue
 from services.adapters.postgres import claim_shared, pooled_transaction
 from services.consumer import Consumed
-from services.feedback.domain import Requirement, in_order
+from services.feedback.domain import in_order
 from services.feedback.handlers import CONSUMER
-from services.feedback.ports import FeedbackStore, FeedbackTransaction, Response, Waiting
+from services.feedback.ports import (
+    FeedbackStore,
+    FeedbackTransaction,
+    FeedbackWrites,
+    Response,
+    Waiting,
+)
 from services.outbox.ports import OutgoingEvent
 
 SCHEMA = "feedback"
@@ -97,21 +103,8 @@ class PostgresFeedbackTransaction(FeedbackTransaction):
     async def claim(self, events: Sequence[Consumed]) -> set[str]:
         return await claim_shared(self.conn, CONSUMER, events)
 
-    async def record(
-        self,
-        *,
-        required: Sequence[Requirement],
-        responses: Sequence[Response],
-        consumed: Sequence[tuple[str, str]],
-        outgoing: Sequence[OutgoingEvent],
-    ) -> None:
-        if consumed:  # first: an answer to a requirement read before is told by it
-            await self.conn.executemany(
-                "INSERT INTO consumed_events (consumer, event_id) VALUES ($1, $2) "
-                "ON CONFLICT DO NOTHING",
-                [(CONSUMER, event_id) for event_id, _ in consumed],
-            )
-        for wave in in_order(required):
+    async def record(self, writes: FeedbackWrites) -> None:
+        for wave in in_order(writes.required):
             for action, statement in _STATEMENTS.items():
                 rows = [
                     (r.case_id, r.department, r.measure, r.required_at, r.due_at, r.required_by)
@@ -120,8 +113,8 @@ class PostgresFeedbackTransaction(FeedbackTransaction):
                 ]
                 if rows:
                     await self.conn.executemany(statement, rows)
-        await self._record_responses(responses)
-        await enqueue(self.conn, SCHEMA, outgoing)
+        await self._record_responses(writes.responses)
+        await enqueue(self.conn, SCHEMA, writes.outgoing)
 
     async def _record_responses(self, responses: Sequence[Response]) -> None:
         """Each department's answer: done, or failed with its error."""

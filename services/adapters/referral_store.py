@@ -16,9 +16,8 @@ from services.referrals.domain import Referral, ReferralStatus
 from services.referrals.ports import (
     ReferralFilter,
     ReferralReader,
+    ReferralStep,
     ReferralTransaction,
-    step_audit,
-    step_record,
 )
 
 _COLUMNS = (
@@ -89,21 +88,11 @@ class PostgresReferralTransaction(ReferralTransaction):
     async def update(self, referral: Referral) -> None:
         await self.conn.execute(_UPDATE, referral.referral_id, *_values(referral, _UPDATED))
 
-    async def record(
-        self,
-        referral: Referral,
-        step: str,
-        *,
-        actor: str,
-        legal_basis: str,
-        data: dict[str, Any],
-    ) -> None:
-        if referral.case_id is not None:
-            record = step_record(referral, step)
-            await append_case_record(self.conn, referral.case_id, step, record, data)
-        self.audit.append(
-            step_audit(referral, step, actor=actor, legal_basis=legal_basis, data=data)
-        )
+    async def record(self, step: ReferralStep) -> None:
+        case_id = step.referral.case_id
+        if case_id is not None:
+            await append_case_record(self.conn, case_id, step.step, step.case_record(), step.data)
+        self.audit.append(step.audit())
 
 
 class PostgresReferralReader(ReferralReader):

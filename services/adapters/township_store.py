@@ -7,7 +7,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import fields
-from datetime import date, datetime
 from decimal import Decimal
 from enum import Enum
 from typing import Any
@@ -29,6 +28,7 @@ from services.townships.domain import (
     Veto,
 )
 from services.townships.ports import (
+    DaySpan,
     QuarterSpan,
     TownshipStore,
     TownshipTransaction,
@@ -124,24 +124,17 @@ class PostgresTownshipTransaction(PostgresIdempotencyKeys, TownshipTransaction):
     async def save_talk(self, talk: Talk) -> None:
         await self.conn.execute(_SAVE_TALK, *_values(talk))
 
-    async def talks(
-        self,
-        township: str | None,
-        first_day: date,
-        last_day: date,
-        start: datetime,
-        end: datetime,
-    ) -> list[Talk]:
+    async def talks(self, township: str | None, span: DaySpan) -> list[Talk]:
         rows = await self.conn.fetch(
             f"SELECT {_TALK_COLUMNS} FROM township_talks "
             "WHERE ($1::text IS NULL OR township = $1) "
             "AND ((requested_at >= $4 AND requested_at < $5) "
             "     OR rectify_by BETWEEN $2 AND $3) ORDER BY talk_id",
             township,
-            first_day,
-            last_day,
-            start,
-            end,
+            span.first_day,
+            span.last_day,
+            span.start,
+            span.end,
         )
         return [_talk(row) for row in rows]
 

@@ -142,9 +142,8 @@ class Builder:
         outcome: BuildOutcome,
     ) -> tuple[ListWrites, dict[tuple[str, str], str]]:
         """The batch's writes, each block's in its final state, and the list entries it
-        changes with their last cause. No consumed ids: the batch is claimed before its
-        plan (services.consumer.take)."""
-        writes = ListWrites(cases=[], sites=[], applied=[], lifted=[], consumed=[], outgoing=[])
+        changes with their last cause."""
+        writes = ListWrites(cases=[], sites=[], applied=[], lifted=[], outgoing=[])
         applies: dict[tuple[str, str], NewBlock] = {}
         lifts: dict[tuple[str, str], EndedBlock] = {}
         touched: dict[tuple[str, str], str] = {}  # (measure, subject hash) -> last cause

@@ -68,7 +68,6 @@ class ListWrites:
     sites: list[MovedSite]
     applied: list[NewBlock]
     lifted: list[EndedBlock]
-    consumed: list[tuple[str, str]]  # event id, type
     outgoing: list[OutgoingEvent]
 
 

@@ -19,6 +19,7 @@ __all__ = [
     "Block",
     "BlockApplied",
     "BlockChange",
+    "BlockFilter",
     "BlockLifted",
     "Consumed",
     "DepartmentStore",
@@ -131,6 +132,17 @@ class Block:
     facts: tuple[Fact, ...] = ()
 
 
+@dataclass(frozen=True, kw_only=True)
+class BlockFilter:
+    """Which blocks to read: all, or only the subject's, those held against the site whose
+    unit code, parcel code or location text is `site`, or against project `project`."""
+
+    active_only: bool
+    subject_id: str | None = None
+    site: str | None = None
+    project: str | None = None
+
+
 class DepartmentTransaction(abc.ABC):
     @abc.abstractmethod
     async def claim(self, events: Sequence[Consumed]) -> set[str]:
@@ -156,13 +168,4 @@ class DepartmentStore(abc.ABC):
     def transaction(self) -> AbstractAsyncContextManager[DepartmentTransaction]: ...
 
     @abc.abstractmethod
-    async def blocks(
-        self,
-        *,
-        subject_id: str | None,
-        active_only: bool,
-        site: str | None = None,
-        project: str | None = None,
-    ) -> list[Block]:
-        """The blocks, optionally only the subject's, those held against the site whose
-        unit code, parcel code or location text is `site`, or against project `project`."""
+    async def blocks(self, where: BlockFilter) -> list[Block]: ...

@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 from events.catalogue import Fact, Target, load_catalogue
 from events.land import LandClass
 from events.models import Project, Site
-from services.departments.ports import Block, DepartmentStore
+from services.departments.ports import Block, BlockFilter, DepartmentStore
 from services.errors import InvalidInput
 
 
@@ -81,12 +81,13 @@ class DepartmentQueries:
         """`site` matches a site-targeted block's unit code, parcel code or location text
         exactly as recorded; `project` a project-targeted block's project code."""
         load_catalogue().department(code)  # an unknown code is refused, not an empty list
-        rows = await self.store_for(code).blocks(
-            subject_id=_filter("subject", subject_id),
+        where = BlockFilter(
             active_only=active_only,
+            subject_id=_filter("subject", subject_id),
             site=_filter("site", site),
             project=_filter("project", project),
         )
+        rows = await self.store_for(code).blocks(where)
         return [
             BlockView(
                 department=code,

@@ -20,12 +20,12 @@ from services.referrals.domain import (
     IllegalReferralStep,
     NoSuchReferral,
     NotAllowed,
-    ReferralStatus,
 )
 from services.referrals.handlers import (
     Acceptance,
     Outcome,
     ReferralPage,
+    ReferralQuery,
     Referrals,
     ReferralView,
     Refusal,
@@ -82,31 +82,10 @@ def _add_sending(router: APIRouter) -> None:
         return await service(request).send(principal(request), details, key)
 
     @router.get("", response_model=ReferralPage)
-    async def find(
-        request: Request,
-        *,
-        to: Annotated[str | None, Query(description="A receiving body's code, or me.")] = None,
-        sent_by: Annotated[
-            str | None, Query(alias="from", description="A sending body's code, or me.")
-        ] = None,
-        case: Annotated[str | None, Query(description="Only this case's referrals.")] = None,
-        status: ReferralStatus | None = None,
-        overdue: Annotated[bool, Query(description="Only those past a deadline.")] = False,
-        after: Annotated[str | None, Query(description="next_after of the last page")] = None,
-        limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    ) -> ReferralPage:
+    async def find(request: Request, query: Annotated[ReferralQuery, Query()]) -> ReferralPage:
         """A receiver lists what was sent to it (`to=me`, the default for a department or
         party), a sender what it sent (`from=me`)."""
-        return await service(request).find(
-            principal(request),
-            to=to,
-            sent_by=sent_by,
-            case_id=case,
-            status=status,
-            overdue_only=overdue,
-            after=after,
-            limit=limit,
-        )
+        return await service(request).find(principal(request), query)
 
 
 def _add_answering(router: APIRouter) -> None:

@@ -27,7 +27,7 @@ from services.consuming import (
     decode_or_dead_letter,
 )
 from services.feedback.domain import NOT_OWNED, Answerers, Requirement, requirements
-from services.feedback.ports import FeedbackStore, FeedbackTransaction, Response
+from services.feedback.ports import FeedbackStore, FeedbackTransaction, FeedbackWrites, Response
 from services.outbox.ports import OutgoingEvent
 
 CONSUMER = "feedback_tracker"
@@ -139,9 +139,7 @@ class Tracker:
     ) -> TrackOutcome:
         # The consumed ids are claimed already (services.consumer.take), before the answers
         # are written: an answer to a requirement read before is told by its claim.
-        await tx.record(
-            required=plan.required, responses=plan.responses, consumed=[], outgoing=dead
-        )
+        await tx.record(FeedbackWrites(plan.required, plan.responses, dead))
         return TrackOutcome(required=len(plan.required), answered=len(plan.responses))
 
     async def notify_overdue(self, limit: int = 1000) -> int:

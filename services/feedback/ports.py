@@ -33,6 +33,16 @@ class Response:
 Waiting = Requirement
 
 
+@dataclass(frozen=True)
+class FeedbackWrites:
+    """What one batch writes in its transaction: requirements, answers, and the events it
+    sends (its dead letters)."""
+
+    required: Sequence[Requirement] = ()
+    responses: Sequence[Response] = ()
+    outgoing: Sequence[OutgoingEvent] = ()
+
+
 class FeedbackTransaction(abc.ABC):
     @abc.abstractmethod
     async def claim(self, events: Sequence[Consumed]) -> set[str]:
@@ -40,15 +50,8 @@ class FeedbackTransaction(abc.ABC):
         consumer skeleton claims a batch first, services.consumer.take)."""
 
     @abc.abstractmethod
-    async def record(
-        self,
-        *,
-        required: Sequence[Requirement],
-        responses: Sequence[Response],
-        consumed: Sequence[tuple[str, str]],
-        outgoing: Sequence[OutgoingEvent],
-    ) -> None:
-        """Requirements, answers and consumed ids, in one transaction.
+    async def record(self, writes: FeedbackWrites) -> None:
+        """Requirements, answers and outgoing events, in one transaction.
 
         Requirements are written in order (domain.in_order): an apply of a measure lifted
         since it was last owed opens a new cycle (owed again, the old answer cleared

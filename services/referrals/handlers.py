@@ -8,9 +8,9 @@ a retry with the same Idempotency-Key returns the first answer.
 from __future__ import annotations
 
 from collections.abc import Callable, Collection
+from dataclasses import KW_ONLY, asdict, dataclass
 from datetime import date, datetime
 from typing import Annotated, Any
-from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
@@ -18,6 +18,7 @@ from events.catalogue import Catalogue, Fact, ReferralKind, Stage
 from events.land import LandClass
 from events.models import Id, Name, NonEmptyText, Text
 from services.access import Principal, Role
+from services.city_time import CityClock
 from services.errors import InvalidInput
 from services.idempotency import once
 from services.referrals.domain import (
@@ -42,7 +43,12 @@ from services.referrals.domain import (
     refuse,
     send,
 )
-from services.referrals.ports import ReferralFilter, ReferralReader, ReferralTransaction
+from services.referrals.ports import (
+    ReferralFilter,
+    ReferralReader,
+    ReferralStep,
+    ReferralTransaction,
+)
 from services.registry.ports import RegistryStore, RegistryTransaction
 
 Reference = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
@@ -109,6 +115,20 @@ class ReferralView(BaseModel):
     overdue_for: Deadline | None
 
 
+class ReferralQuery(BaseModel):
+    """GET /v1/referrals: which referrals a caller asks to list, and the page."""
+
+    model_config = ConfigDict(frozen=True, populate_by_name=True)
+
+    to: str | None = Field(None, description="A receiving body's code, or me.")
+    sent_by: str | None = Field(None, alias="from", description="A sending body's code, or me.")
+    case: str | None = Field(None, description="Only this case's referrals.")
+    status: ReferralStatus | None = None
+    overdue: bool = Field(False, description="Only those past a deadline.")
+    after: str | None = Field(None, description="next_after of the last page")
+    limit: int = Field(50, ge=1, le=500)
+
+
 class ReferralPage(BaseModel):
     referrals: list[ReferralView]
     next_after: str | None
@@ -124,41 +144,22 @@ class SentReferral(BaseModel):
 
 
 def view(referral: Referral, kind: ReferralKind | None, now: datetime) -> ReferralView:
+    """Every stored field of the referral, with its kind's names and what its deadlines
+    make of it."""
     late = overdue(referral, now)
     return ReferralView(
-        referral_id=referral.referral_id,
-        kind=referral.kind,
+        **asdict(referral),
         name_zh=kind.name_zh if kind else referral.kind,
         legal_basis=kind.legal_basis if kind else "",
-        case_id=referral.case_id,
-        township=referral.township,
-        sent_by=referral.sent_by,
-        sent_by_officer=referral.sent_by_officer,
-        to=referral.to,
-        automatic=referral.automatic,
-        reason=referral.reason,
-        file_summary=referral.file_summary,
-        sent_at=referral.sent_at,
-        answer_due_at=referral.answer_due_at,
-        status=referral.status,
-        answered_at=referral.answered_at,
-        answered_by=referral.answered_by,
         answered_late=answered_late(referral),
-        reference=referral.reference,
-        refusal_reason=referral.refusal_reason,
-        outcome_due_at=referral.outcome_due_at,
-        outcome=referral.outcome,
-        outcome_on=referral.outcome_on,
-        outcome_note=referral.outcome_note,
-        outcome_at=referral.outcome_at,
-        outcome_by=referral.outcome_by,
         overdue=late is not None,
         overdue_for=late,
     )
 
 
-def _sent_data(referral: Referral) -> dict[str, Any]:
-    return {
+def _sent_step(referral: Referral, kind: ReferralKind) -> ReferralStep:
+    """The sending, recorded as taken by the sending body."""
+    data = {
         "referral_id": referral.referral_id,
         "kind": referral.kind,
         "sent_by": referral.sent_by,
@@ -168,6 +169,7 @@ def _sent_data(referral: Referral) -> dict[str, Any]:
         "reason": referral.reason,
         "answer_due_at": referral.answer_due_at.isoformat(),
     }
+    return ReferralStep(referral, "referral_sent", referral.sent_by, kind.legal_basis, data)
 
 
 async def send_automatic(
@@ -202,13 +204,7 @@ async def send_automatic(
             automatic=True,
         )
         await tx.insert(referral)
-        await tx.record(
-            referral,
-            "referral_sent",
-            actor=referral.sent_by,
-            legal_basis=kind.legal_basis,
-            data=_sent_data(referral),
-        )
+        await tx.record(_sent_step(referral, kind))
         sent.append(_sent(referral))
     return sent
 
@@ -222,25 +218,15 @@ def _sent(referral: Referral) -> SentReferral:
     )
 
 
-class Referrals:
+@dataclass(eq=False)
+class Referrals(CityClock):
     """The service behind /v1/referrals: each step checked against the caller's body."""
 
-    def __init__(
-        self,
-        store: RegistryStore,
-        reader: ReferralReader,
-        *,
-        catalogue: Catalogue,
-        townships: Collection[str],
-        clock: Callable[[], datetime],
-        timezone: ZoneInfo,
-    ) -> None:
-        self.store = store
-        self.reader = reader
-        self.catalogue = catalogue
-        self.townships = townships
-        self.clock = clock
-        self.timezone = timezone
+    store: RegistryStore
+    reader: ReferralReader
+    _: KW_ONLY
+    catalogue: Catalogue
+    townships: Collection[str]
 
     # --- commands ---------------------------------------------------------------------
 
@@ -265,7 +251,7 @@ class Referrals:
             assert township is not None  # check_addressed: a case's, or the one named
             referral = send(
                 kind,
-                referral_id=await referrals.next_referral_id(self._today().year),
+                referral_id=await referrals.next_referral_id(self.today().year),
                 case_id=details.case_id,
                 township=township,
                 sent_by=body,
@@ -275,13 +261,7 @@ class Referrals:
                 at=now,
             )
             await referrals.insert(referral)
-            await referrals.record(
-                referral,
-                "referral_sent",
-                actor=body,
-                legal_basis=kind.legal_basis,
-                data=_sent_data(referral),
-            )
+            await referrals.record(_sent_step(referral, kind))
             return view(referral, kind, now).model_dump(mode="json")
 
         answer = await once(
@@ -312,9 +292,9 @@ class Referrals:
     async def record_outcome(
         self, principal: Principal, referral_id: str, details: Outcome, key: str | None = None
     ) -> ReferralView:
-        if details.decided_on > self._today():
+        if details.decided_on > self.today():
             raise InvalidInput(
-                "decided_on", f"{details.decided_on} is in the future (today is {self._today()})"
+                "decided_on", f"{details.decided_on} is in the future (today is {self.today()})"
             )
 
         def step(referral: Referral, kind: ReferralKind, now: datetime) -> Referral:
@@ -341,22 +321,11 @@ class Referrals:
             raise NoSuchReferral(f"no referral {referral_id!r} that {principal.name} may read")
         return view(referral, self._kind_or_none(referral.kind), self.clock())
 
-    async def find(
-        self,
-        principal: Principal,
-        *,
-        to: str | None = None,
-        sent_by: str | None = None,
-        case_id: str | None = None,
-        status: ReferralStatus | None = None,
-        overdue_only: bool = False,
-        after: str | None = None,
-        limit: int = 50,
-    ) -> ReferralPage:
+    async def find(self, principal: Principal, query: ReferralQuery) -> ReferralPage:
         """A receiver lists what was sent to it (`to=me`), a sender what it sent
         (`from=me`); operators everything; case officers those on cases."""
         own = acting_body(principal)
-        to, sent_by = _me(to, own, "to"), _me(sent_by, own, "from")
+        to, sent_by = _me(query.to, own, "to"), _me(query.sent_by, own, "from")
         scope = None
         if principal.role is Role.department:
             if to is None and sent_by is None:
@@ -374,17 +343,17 @@ class Referrals:
         where = ReferralFilter(
             to=to,
             sent_by=sent_by,
-            case_id=case_id,
-            status=status,
-            overdue_at=now if overdue_only else None,
+            case_id=query.case,
+            status=query.status,
+            overdue_at=now if query.overdue else None,
             on_cases_or_sent_by=scope,
-            after=after,
-            limit=limit,
+            after=query.after,
+            limit=query.limit,
         )
         found = await self.reader.find(where)
         return ReferralPage(
             referrals=[view(r, self._kind_or_none(r.kind), now) for r in found],
-            next_after=found[-1].referral_id if len(found) == limit else None,
+            next_after=found[-1].referral_id if len(found) == query.limit else None,
         )
 
     # --- helpers ----------------------------------------------------------------------
@@ -417,7 +386,7 @@ class Referrals:
                 **details.model_dump(mode="json"),
             }
             await referrals.record(
-                changed, f"referral_{step}", actor=body, legal_basis=kind.legal_basis, data=data
+                ReferralStep(changed, f"referral_{step}", body, kind.legal_basis, data)
             )
             return view(changed, kind, now).model_dump(mode="json")
 
@@ -434,9 +403,6 @@ class Referrals:
 
     def _kind_or_none(self, code: str) -> ReferralKind | None:
         return next((kind for kind in self.catalogue.referrals if kind.code == code), None)
-
-    def _today(self) -> date:
-        return self.clock().astimezone(self.timezone).date()
 
 
 def _me(value: str | None, own: str | None, field: str) -> str | None:

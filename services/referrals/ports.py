@@ -16,6 +16,36 @@ from services.audit.domain import AuditEntry
 from services.referrals.domain import Referral, ReferralStatus
 
 
+@dataclass(frozen=True)
+class ReferralStep:
+    """A step taken on a referral (`step` names it, e.g. referral_sent): who took it,
+    under which law, and what it carried."""
+
+    referral: Referral
+    step: str
+    actor: str
+    legal_basis: str
+    data: dict[str, Any]
+
+    def case_record(self) -> tuple[str, str]:
+        """The (event id, event type) the step is recorded under in its case's history. Not
+        a bus event (receivers answer over the API), so the id names the referral step."""
+        referral_id, step = self.referral.referral_id, self.step
+        return f"{referral_id}:{step}", f"referral.{step.removeprefix('referral_')}"
+
+    def audit(self) -> AuditEntry:
+        """The step's audit entry; a referral on no case is filed under its township."""
+        referral = self.referral
+        return AuditEntry(
+            actor=self.actor,
+            action=self.step,
+            case_id=referral.case_id or f"township:{referral.township}",
+            reason=f"{referral.kind} referral {referral.referral_id} to {referral.to}",
+            legal_basis=self.legal_basis,
+            data=self.data,
+        )
+
+
 class ReferralTransaction(abc.ABC):
     @abc.abstractmethod
     async def next_referral_id(self, year: int) -> str: ...
@@ -38,37 +68,9 @@ class ReferralTransaction(abc.ABC):
     async def update(self, referral: Referral) -> None: ...
 
     @abc.abstractmethod
-    async def record(
-        self,
-        referral: Referral,
-        step: str,
-        *,
-        actor: str,
-        legal_basis: str,
-        data: dict[str, Any],
-    ) -> None:
-        """The step in the case's history (its records, under `step_record`) and in the
-        audit log (`step_audit`)."""
-
-
-def step_record(referral: Referral, step: str) -> tuple[str, str]:
-    """The (event id, event type) a step is recorded under in its case's history. Not a
-    bus event (receivers answer over the API), so the id names the referral step."""
-    return f"{referral.referral_id}:{step}", f"referral.{step.removeprefix('referral_')}"
-
-
-def step_audit(
-    referral: Referral, step: str, *, actor: str, legal_basis: str, data: dict[str, Any]
-) -> AuditEntry:
-    """A step's audit entry; a referral on no case is filed under its township."""
-    return AuditEntry(
-        actor=actor,
-        action=step,
-        case_id=referral.case_id or f"township:{referral.township}",
-        reason=f"{referral.kind} referral {referral.referral_id} to {referral.to}",
-        legal_basis=legal_basis,
-        data=data,
-    )
+    async def record(self, step: ReferralStep) -> None:
+        """The step in its case's history (under `step.case_record()`, when it is on a
+        case) and in the audit log (`step.audit()`)."""
 
 
 @dataclass(frozen=True)

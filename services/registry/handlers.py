@@ -46,6 +46,7 @@ from events.models import (
 from events.signing import Signer
 from events.topics import VIOLATIONS
 from services.access import Principal
+from services.city_time import city_day
 from services.errors import InvalidInput, RedlineError
 from services.idempotency import once
 from services.outbox.ports import OutgoingEvent
@@ -82,7 +83,7 @@ from services.registry.views import (
     case_view,
     sign_off_view,
 )
-from services.townships.directory import Township, TownshipAlias
+from services.townships.directory import Township, TownshipAlias, check_current
 
 
 class NotFound(RedlineError):
@@ -146,7 +147,7 @@ class Registry:
         chief (seed §四(五), §一); the last two only in their own township. Who reported it
         is kept with the clue, not in the event: every department reads the event, and the
         name of a villager who reported is none of their business."""
-        self._check_township(details.township)
+        check_current(details.township, self.townships, self.abolished)
         if reporter is not None:
             refusal = clue_refusal(reporter, details.township)
             if refusal is not None:
@@ -170,7 +171,7 @@ class Registry:
     async def file_case(
         self, details: CaseDetails, idempotency_key: str | None = None
     ) -> CaseSummary:
-        self._check_township(details.township)
+        check_current(details.township, self.townships, self.abolished)
         self._check_input(details)
 
         async def write(tx: RegistryTransaction) -> dict[str, Any]:
@@ -385,7 +386,7 @@ class Registry:
         limit: int = 50,
     ) -> CasePage:
         if township is not None:
-            self._check_township(township)
+            check_current(township, self.townships, self.abolished)
         rows = await self.store.list_cases(
             township=township, status=status, after=after, limit=limit
         )
@@ -446,19 +447,7 @@ class Registry:
         )
 
     def _today(self) -> date:
-        return self.clock().astimezone(self.timezone).date()
-
-    def _check_township(self, code: str) -> None:
-        if code in self.townships:
-            return
-        if code in self.abolished:
-            unit = self.abolished[code]
-            instead = f"; its successor is {unit.successor}" if unit.successor else ""
-            raise InvalidInput(
-                "township",
-                f"{code} ({unit.name}) was abolished: old cases keep it, new ones may not{instead}",
-            )
-        raise InvalidInput("township", f"unknown township {code!r}")
+        return city_day(self.clock(), self.timezone)
 
     def _check_input(self, details: BaseModel) -> None:
         """Dates not in the future, and no NUL in any text: PostgreSQL cannot store one."""

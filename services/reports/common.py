@@ -10,11 +10,12 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime
 
 from pydantic import BaseModel, ConfigDict
 
-from services.reports.periods import Period
+from services.reports.periods import Period, Window
 
 
 class ReportModel(BaseModel):
@@ -32,18 +33,27 @@ class PeriodReport(ReportModel):
     generated_at: datetime
 
 
-def period_fields(
-    period: Period, timezone: str, as_of: datetime, generated_at: datetime
-) -> dict[str, object]:
-    """The `PeriodReport` fields of a report over `period`."""
-    return {
-        "period": period.label,
-        "first_day": period.first_day,
-        "last_day": period.last_day,
-        "timezone": timezone,
-        "as_of": as_of,
-        "generated_at": generated_at,
-    }
+@dataclass(frozen=True)
+class Heading:
+    """What heads a report over a period: its days, their local window and zone, the
+    instant its open figures are counted at, and when it was made."""
+
+    period: Period
+    window: Window
+    timezone: str
+    as_of: datetime
+    generated_at: datetime
+
+    def fields(self) -> dict[str, object]:
+        """The `PeriodReport` fields of a report under this heading."""
+        return {
+            "period": self.period.label,
+            "first_day": self.period.first_day,
+            "last_day": self.period.last_day,
+            "timezone": self.timezone,
+            "as_of": self.as_of,
+            "generated_at": self.generated_at,
+        }
 
 
 def percentile(values: Sequence[float], fraction: float) -> float | None:

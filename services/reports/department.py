@@ -9,16 +9,15 @@ from datetime import datetime
 from typing import Literal
 
 from services.reports.common import (
+    Heading,
     PeriodReport,
     ReportModel,
     file_safe,
     hours,
     listed_order,
     percentile,
-    period_fields,
 )
 from services.reports.outcomes import ResponseRow, classify, response_seconds
-from services.reports.periods import Period, Window
 
 
 class DepartmentFigures(ReportModel):
@@ -72,17 +71,14 @@ def department_figures(
 
 
 def department_report(
+    heading: Heading,
     *,
-    period: Period,
-    window: Window,
-    timezone: str,
     department: str | None,
-    as_of: datetime,
-    generated_at: datetime,
     names: Mapping[str, str],
     rows: Sequence[ResponseRow],
 ) -> DepartmentReport:
     """Per department, the requirements made in the period and how they were answered."""
+    window, as_of = heading.window, heading.as_of
     counted = [
         row
         for row in rows
@@ -92,7 +88,7 @@ def department_report(
     for row in counted:
         by_department[row.department].append(row)
     return DepartmentReport(
-        **period_fields(period, timezone, as_of, generated_at),
+        **heading.fields(),
         department=department,
         rows=[
             department_figures(code, names.get(code, code), by_department[code], as_of)

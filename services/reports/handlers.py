@@ -3,11 +3,13 @@ snapshot, aggregate. Input is refused (InvalidInput) before anything is read."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from datetime import date, datetime
-from zoneinfo import ZoneInfo
+from collections.abc import Mapping, Sequence
+from dataclasses import KW_ONLY, dataclass, field
+from datetime import date
 
+from services.city_time import CityClock
 from services.errors import InvalidInput
+from services.reports.common import Heading
 from services.reports.department import DepartmentReport, department_report
 from services.reports.notice import NoticeReport, notice_refusal, public_notice
 from services.reports.periods import (
@@ -30,26 +32,13 @@ from services.reports.township import (
 MAX_NOTICE_CASES = 200
 
 
-class Reports:
-    def __init__(
-        self,
-        store: ReportStore,
-        *,
-        townships: Mapping[str, str],
-        departments: Mapping[str, str],
-        timezone: ZoneInfo,
-        clock: Callable[[], datetime],
-        ranking_rule: RankingRule | None = None,
-    ) -> None:
-        self.store = store
-        self.ranking_rule = ranking_rule or RankingRule()
-        self.townships = townships
-        self.departments = departments
-        self.timezone = timezone
-        self.clock = clock
-
-    def _today(self, now: datetime) -> date:
-        return now.astimezone(self.timezone).date()
+@dataclass(eq=False)
+class Reports(CityClock):
+    store: ReportStore
+    _: KW_ONLY
+    townships: Mapping[str, str]
+    departments: Mapping[str, str]
+    ranking_rule: RankingRule = field(default_factory=RankingRule)
 
     async def township(
         self,
@@ -60,7 +49,7 @@ class Reports:
     ) -> TownshipReport:
         """每季度书面汇报: one quarter, every township (or one)."""
         now = self.clock()
-        period = parse_quarter(quarter, self._today(now))
+        period = parse_quarter(quarter, self.today(now))
         check_known("township", township, self.townships, "township")
         if not 0 <= older_than_days <= MAX_OPEN_BOUND_DAYS:
             raise InvalidInput(
@@ -68,7 +57,9 @@ class Reports:
                 f"must be 0 to {MAX_OPEN_BOUND_DAYS} days, got {older_than_days}",
             )
         window = period.window(self.timezone)
-        as_of = min(window.end, now)
+        heading = Heading(
+            period, window, self.timezone.key, as_of=min(window.end, now), generated_at=now
+        )
         async with self.store.snapshot() as reads:
             departments = await reads.department_tables(list(self.departments))
             rows = TownshipRows(
@@ -77,18 +68,14 @@ class Reports:
                 accountability=await reads.accountability(window, township),
                 blocks=await reads.blocks(window, township, departments),
                 restorations=await reads.restorations(window, township),
-                open_cases=await reads.open_cases(as_of, township),
+                open_cases=await reads.open_cases(heading.as_of, township),
                 targets=await reads.township_targets(period.label, township),
                 talks=await reads.township_talks(window, township),
             )
         return township_report(
-            period=period,
-            window=window,
-            timezone=self.timezone.key,
+            heading,
             township=township,
             older_than_days=older_than_days,
-            as_of=as_of,
-            generated_at=now,
             names=self.townships,
             departments_read=departments,
             rows=rows,
@@ -99,26 +86,18 @@ class Reports:
     ) -> DepartmentReport:
         """共同责任: how each department answered what it was asked in the period."""
         now = self.clock()
-        parsed = parse_period(period, self._today(now))
+        parsed = parse_period(period, self.today(now))
         check_known("department", department, self.departments, "department")
         window = parsed.window(self.timezone)
         async with self.store.snapshot() as reads:
             rows = await reads.responses(window, department)
-        return department_report(
-            period=parsed,
-            window=window,
-            timezone=self.timezone.key,
-            department=department,
-            as_of=now,
-            generated_at=now,
-            names=self.departments,
-            rows=rows,
-        )
+        heading = Heading(parsed, window, self.timezone.key, as_of=now, generated_at=now)
+        return department_report(heading, department=department, names=self.departments, rows=rows)
 
     async def ranking(self, *, year: str) -> RankingReport:
         """§四(五): the year's satellite-enforcement findings, township by township."""
         now = self.clock()
-        period = parse_year(year, self._today(now))
+        period = parse_year(year, self.today(now))
         async with self.store.snapshot() as reads:
             rows = await reads.satellite_cases(period.first_day, period.last_day)
         return satellite_ranking(
@@ -143,7 +122,7 @@ class Reports:
         day: date | None = None
         if since is not None:
             day = parse_day(since, "since")
-            if day > self._today(now):
+            if day > self.today(now):
                 raise InvalidInput("since", f"{day} is in the future")
         async with self.store.snapshot() as reads:
             ids = chosen if day is None else await reads.decided_or_closed_since(day)

@@ -15,13 +15,8 @@ from pydantic import Field
 
 from events.land import LandClass, is_cultivated
 from events.models import ClueSource, DecimalStr
-from services.reports.common import (
-    PeriodReport,
-    ReportModel,
-    listed_order,
-    period_fields,
-)
-from services.reports.periods import Period, Window
+from services.reports.common import Heading, PeriodReport, ReportModel, listed_order
+from services.reports.periods import Window
 from services.reports.township_targets import (
     TalkRow,
     TargetRow,
@@ -55,19 +50,23 @@ class ClueRow:
 
 
 @dataclass(frozen=True)
-class FiledCaseRow:
-    """A case filed in the period with its surveyed parcels (land class, area in mu)."""
+class CaseInTownship:
+    """A case as a township report counts it: under the township it was filed in."""
 
     case_id: str
     township: str
+
+
+@dataclass(frozen=True)
+class FiledCaseRow(CaseInTownship):
+    """A case filed in the period with its surveyed parcels (land class, area in mu)."""
+
     filed_at: datetime
     parcels: tuple[tuple[str, Decimal], ...]
 
 
 @dataclass(frozen=True)
-class AccountabilityRow:
-    case_id: str
-    township: str
+class AccountabilityRow(CaseInTownship):
     started_at: datetime
 
 
@@ -84,18 +83,14 @@ class BlockRow:
 
 
 @dataclass(frozen=True)
-class RestorationRow:
-    case_id: str
-    township: str
+class RestorationRow(CaseInTownship):
     verified_on: date
 
 
 @dataclass(frozen=True)
-class OpenCaseRow:
+class OpenCaseRow(CaseInTownship):
     """A case filed before `as_of`; `ended_at` is its first restoration/revocation/closure."""
 
-    case_id: str
-    township: str
     filed_at: datetime
     ended_at: datetime | None
 
@@ -234,19 +229,16 @@ def _tally_flows(rows: TownshipRows, window: Window) -> dict[str, _TownshipTally
 
 
 def township_report(
+    heading: Heading,
     *,
-    period: Period,
-    window: Window,
-    timezone: str,
     township: str | None,
     older_than_days: int,
-    as_of: datetime,
-    generated_at: datetime,
     names: Mapping[str, str],
     departments_read: Sequence[str],
     rows: TownshipRows,
 ) -> TownshipReport:
     """Per township, what happened in the quarter; a township with nothing is left out."""
+    window, as_of = heading.window, heading.as_of
     tallies = _tally_flows(rows, window)
     bound = timedelta(days=older_than_days)
     for open_case in rows.open_cases:
@@ -271,7 +263,7 @@ def township_report(
     ]
     figures = [figure for figure in figures if not figure.empty or figure.township in reported]
     return TownshipReport(
-        **period_fields(period, timezone, as_of, generated_at),
+        **heading.fields(),
         township=township,
         older_than_days=older_than_days,
         departments_read=list(departments_read),

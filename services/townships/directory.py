@@ -5,13 +5,14 @@ old cases may still carry. Configuration, read once at start-up; no I/O elsewher
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from services.errors import ConfigError
+from services.errors import ConfigError, InvalidInput
 
 TOWNSHIPS_FILE = Path(__file__).with_name("townships.yaml")
 
@@ -40,6 +41,23 @@ class TownshipAlias:
     name: str
     division: str | None
     successor: str | None  # the current code its old cases count under, when recorded
+
+
+def check_current(
+    code: str, townships: Mapping[str, Township], aliases: Mapping[str, TownshipAlias]
+) -> None:
+    """Only a current township may be named on anything new: an abolished or renamed one is
+    refused with its successor named, an unknown one with the current ones listed."""
+    if code in townships:
+        return
+    if code in aliases:
+        alias = aliases[code]
+        instead = f"; its successor is {alias.successor}" if alias.successor else ""
+        raise InvalidInput(
+            "township",
+            f"{code} ({alias.name}) was abolished: old cases keep it, new ones may not{instead}",
+        )
+    raise InvalidInput("township", f"unknown township {code!r}; known: {', '.join(townships)}")
 
 
 def load_townships(path: Path = TOWNSHIPS_FILE) -> dict[str, Township]:

@@ -4,17 +4,18 @@ apply the pure rules, write once per idempotency key in one transaction."""
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import KW_ONLY, dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Any, Literal, TypeVar
-from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict
 
 from events.models import DecimalStr
 from services.access import Principal, Role
+from services.city_time import CityClock
 from services.errors import InvalidInput
 from services.idempotency import once
-from services.townships.directory import Township, TownshipAlias
+from services.townships.directory import Township, TownshipAlias, check_current
 from services.townships.domain import (
     EARLIEST_YEAR,
     Assessment,
@@ -35,6 +36,7 @@ from services.townships.domain import (
     Veto,
     VetoDetails,
     VetoView,
+    YearRecords,
     assessment,
     check_report,
     decide_talk,
@@ -49,7 +51,7 @@ from services.townships.domain import (
 )
 from services.townships.domain import NotFound as TownshipNotFound
 from services.townships.domain import StateError as TownshipStateError
-from services.townships.ports import QuarterSpan, TownshipStore, TownshipTransaction
+from services.townships.ports import DaySpan, QuarterSpan, TownshipStore, TownshipTransaction
 
 
 class BusFiguresView(BaseModel):
@@ -99,33 +101,27 @@ def _handing(transition: Callable[..., QuarterReport], by: Principal) -> Step:
     return step
 
 
-class Townships:
-    def __init__(
-        self,
-        store: TownshipStore,
-        *,
-        townships: Mapping[str, Township],
-        aliases: Mapping[str, TownshipAlias],
-        timezone: ZoneInfo,
-        clock: Callable[[], datetime],
-    ) -> None:
-        self.store = store
-        self.townships = townships
-        self.aliases = aliases
-        self.names = {code: township.name for code, township in townships.items()}
-        self.timezone = timezone
-        self.clock = clock
+@dataclass(eq=False)
+class Townships(CityClock):
+    store: TownshipStore
+    _: KW_ONLY
+    townships: Mapping[str, Township]
+    aliases: Mapping[str, TownshipAlias]
+    names: dict[str, str] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.names = {code: township.name for code, township in self.townships.items()}
 
     # --- warning talks --------------------------------------------------------------
 
     async def request_talk(
         self, request: TalkRequest, by: Principal, key: str | None = None
     ) -> TalkView:
-        self._check_township(request.township, "township")
+        check_current(request.township, self.townships, self.aliases)
         now = self.clock()
 
         async def write(tx: TownshipTransaction) -> TalkView:
-            talk_id = await tx.next_talk_id(self._today(now).year)
+            talk_id = await tx.next_talk_id(self.today(now).year)
             talk = new_talk(talk_id, request, by=by.name, at=now, known=self.townships)
             return await self._save_talk(tx, talk, now)
 
@@ -138,7 +134,7 @@ class Townships:
 
         async def write(tx: TownshipTransaction) -> TalkView:
             talk = await self._talk(tx, talk_id)
-            decided = decide_talk(talk, decision, by=by.name, at=now, today=self._today(now))
+            decided = decide_talk(talk, decision, by=by.name, at=now, today=self.today(now))
             return await self._save_talk(tx, decided, now)
 
         return await self._once(f"decide_talk:{talk_id}", decision, key, TalkView, write)
@@ -151,7 +147,7 @@ class Townships:
         by: Principal,
         key: str | None = None,
     ) -> TalkView:
-        self._check_township(township, "township")
+        check_current(township, self.townships, self.aliases)
         self._own(by, township)
         now = self.clock()
 
@@ -160,7 +156,7 @@ class Townships:
             if talk.township != township:  # not this township's talk: as if there were none
                 raise TownshipNotFound(f"township {township} has no talk {talk_id}")
             done = record_rectification(
-                talk, report, township=township, by=by.name, today=self._today(now)
+                talk, report, township=township, by=by.name, today=self.today(now)
             )
             return await self._save_talk(tx, done, now)
 
@@ -169,12 +165,12 @@ class Townships:
     async def talks(self, *, township: str | None, year: str) -> list[TalkView]:
         """The talks requested in the year or whose deadline falls in it, as they stand."""
         if township is not None:
-            self._check_township(township, "township")
+            check_current(township, self.townships, self.aliases)
         now = self.clock()
         number = self._year(year, now)
         async with self.store.transaction(readonly=True) as tx:
             talks = await self._year_talks(tx, township, number)
-        today = self._today(now)
+        today = self.today(now)
         return [talk_view(talk, today) for talk in talks]
 
     # --- praise, criticism, veto ----------------------------------------------------
@@ -255,7 +251,7 @@ class Townships:
         """The organisation department's view of every township for a year."""
         now = self.clock()
         number = self._year(year, now)
-        today = self._today(now)
+        today = self.today(now)
         quarters = year_quarters(number, today)
         async with self.store.transaction(readonly=True) as tx:
             talks = await self._year_talks(tx, None, number)
@@ -266,16 +262,9 @@ class Townships:
             for township, label in reports:
                 _, span = self._quarter(township, label)
                 bus[(township, label)] = await tx.bus_figures(self._codes(township), span)
+        records = YearRecords(talks, notices, vetoes, reports, bus)
         return assessment(
-            year=number,
-            today=today,
-            generated_at=now,
-            names=self.names,
-            talks=talks,
-            notices=notices,
-            vetoes=vetoes,
-            reports=reports,
-            bus=bus,
+            year=number, today=today, generated_at=now, names=self.names, records=records
         )
 
     # --- helpers --------------------------------------------------------------------
@@ -311,7 +300,7 @@ class Townships:
     ) -> V:
         """A record of a township for a year (a notice, a veto): the township must be a
         current one and the year must have begun; written once per key."""
-        self._check_township(township, "township")
+        check_current(township, self.townships, self.aliases)
         now = self.clock()
         self._not_future_year(details.year, now)
         return await self._once(f"{kind}:{township}", details, key, view, lambda tx: write(tx, now))
@@ -343,14 +332,15 @@ class Townships:
 
     async def _save_talk(self, tx: TownshipTransaction, talk: Talk, now: datetime) -> TalkView:
         await tx.save_talk(talk)
-        return talk_view(talk, self._today(now))
+        return talk_view(talk, self.today(now))
 
     async def _year_talks(
         self, tx: TownshipTransaction, township: str | None, year: int
     ) -> list[Talk]:
         """Those requested in the year, or whose deadline falls in it (one township or all)."""
         first, last = date(year, 1, 1), date(year, 12, 31)
-        return await tx.talks(township, first, last, self._start(year), self._start(year + 1))
+        span = DaySpan(first, last, self._start(year), self._start(year + 1))
+        return await tx.talks(township, span)
 
     async def _view(
         self,
@@ -390,26 +380,15 @@ class Townships:
         """The township's code and those of abolished units whose cases count under it."""
         return [township, *(a.code for a in self.aliases.values() if a.successor == township)]
 
-    def _check_township(self, code: str, field: str) -> None:
-        if code in self.townships:
-            return
-        if code in self.aliases:
-            alias = self.aliases[code]
-            now = f"; its cases count under {alias.successor}" if alias.successor else ""
-            raise InvalidInput(
-                field, f"{code} ({alias.name}) was abolished or renamed{now}: name a current one"
-            )
-        raise InvalidInput(field, f"unknown township {code!r}; known: {', '.join(self.townships)}")
-
     def _own(self, principal: Principal, township: str) -> None:
         """A township's officials act for their own township only (the policy says so too)."""
         if principal.role is Role.township and principal.township != township:
             raise NotYours(f"township {principal.township} may not act for {township}")
 
     def _quarter(self, township: str, quarter: str) -> tuple[str, QuarterSpan]:
-        self._check_township(township, "township")
+        check_current(township, self.townships, self.aliases)
         now = self.clock()
-        first, last = quarter_days(quarter, self._today(now))
+        first, last = quarter_days(quarter, self.today(now))
         start = datetime.combine(first, time(), self.timezone)
         end = datetime.combine(last + timedelta(days=1), time(), self.timezone)
         label = f"{first.year}Q{(first.month + 2) // 3}"
@@ -425,11 +404,8 @@ class Townships:
         return number
 
     def _not_future_year(self, year: int, now: datetime) -> None:
-        if year > self._today(now).year:
-            raise InvalidInput("year", f"{year} has not begun (today is {self._today(now)})")
+        if year > self.today(now).year:
+            raise InvalidInput("year", f"{year} has not begun (today is {self.today(now)})")
 
     def _start(self, year: int) -> datetime:
         return datetime.combine(date(year, 1, 1), time(), self.timezone)
-
-    def _today(self, now: datetime) -> date:
-        return now.astimezone(self.timezone).date()

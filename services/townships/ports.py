@@ -14,13 +14,19 @@ from services.townships.domain import BusFigures, Notice, QuarterReport, Talk, V
 
 
 @dataclass(frozen=True)
-class QuarterSpan:
-    """A quarter as local days and as instants; `as_of` is when its open cases are counted."""
+class DaySpan:
+    """Local days from `first_day` to `last_day`, and the instants [start, end) they cover."""
 
     first_day: date
     last_day: date
     start: datetime
     end: datetime
+
+
+@dataclass(frozen=True)
+class QuarterSpan(DaySpan):
+    """A quarter's days; `as_of` is when its open cases are counted."""
+
     as_of: datetime
 
 
@@ -38,15 +44,9 @@ class TownshipTransaction(IdempotencyKeys):
         """Insert or replace the talk."""
 
     @abc.abstractmethod
-    async def talks(
-        self,
-        township: str | None,
-        first_day: date,
-        last_day: date,
-        start: datetime,
-        end: datetime,
-    ) -> list[Talk]:
-        """Talks requested within [start, end), or whose deadline falls between the days."""
+    async def talks(self, township: str | None, span: DaySpan) -> list[Talk]:
+        """Talks requested within the span's instants, or whose deadline falls on one of
+        its days (one township's, or all)."""
 
     @abc.abstractmethod
     async def next_notice_id(self, year: int) -> str: ...

@@ -17,7 +17,6 @@ from events.land import LandClass
 from services.blocklist.domain import ActiveBlock, ListedCase, ListHashes, Why
 from services.blocklist.ports import (
     BlocklistStore,
-    BlocklistTransaction,
     EndedBlock,
     ListWrites,
     MovedSite,
@@ -55,14 +54,12 @@ def writes(
     applied: Sequence[NewBlock] = (),
     lifted: Sequence[EndedBlock] = (),
     sites: Sequence[MovedSite] = (),
-    consumed: Sequence[tuple[str, str]] = (),
 ) -> ListWrites:
     return ListWrites(
         cases=[(case, fresh("filed")) for case in cases],
         sites=list(sites),
         applied=list(applied),
         lifted=list(lifted),
-        consumed=list(consumed),
         outgoing=[],
     )
 
@@ -92,11 +89,8 @@ def outgoing(name: str) -> OutgoingEvent:
     return OutgoingEvent(fresh(name), "redline.blocklist.entry", "blocklist.power", name, b"{}")
 
 
-async def an_event_is_claimed_once_also_when_a_batch_wrote_it_consumed(lists: Lists) -> None:
-    async def consume(tx: BlocklistTransaction, consumed: list[tuple[str, str]]) -> None:
-        await tx.write(writes(consumed=consumed))
-
-    await claimed_once(lists.store.transaction, consume)
+async def an_event_is_claimed_once(lists: Lists) -> None:
+    await claimed_once(lists.store.transaction)
 
 
 async def nothing_stays_after_an_exception_and_versions_are_not_given_twice(
@@ -270,7 +264,7 @@ async def the_first_subject_key_recorded_stays(lists: Lists) -> None:
 
 
 CHECKS = [
-    an_event_is_claimed_once_also_when_a_batch_wrote_it_consumed,
+    an_event_is_claimed_once,
     nothing_stays_after_an_exception_and_versions_are_not_given_twice,
     versions_come_as_many_as_asked_and_increasing,
     a_case_is_kept_as_first_written_until_its_site_moves,

@@ -14,7 +14,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from services.feedback.domain import Action, Requirement
-from services.feedback.ports import FeedbackStore, FeedbackTransaction, Response, Waiting
+from services.feedback.ports import (
+    FeedbackStore,
+    FeedbackTransaction,
+    FeedbackWrites,
+    Response,
+    Waiting,
+)
 from services.feedback.status import ResponseRow, ResponseStatus, status
 from services.outbox.ports import OutgoingEvent
 from tests.contracts.claims import claim, claimed_once, fresh
@@ -59,20 +65,15 @@ async def take(
     """A batch as the tracker takes it: its event ids claimed, then its effect recorded."""
     async with ledger.store.transaction() as tx:
         await claim(tx, *{r.required_by for r in required}, *{a.event_id for a in answers})
-        await tx.record(required=required, responses=answers, consumed=[], outgoing=[])
+        await tx.record(FeedbackWrites(required, answers))
 
 
 async def row(ledger: Ledger, case_id: str, action: Action = "apply") -> ResponseRow:
     return (await ledger.rows(case_id))[(DEPARTMENT, MEASURE, action)]
 
 
-async def an_event_is_claimed_once_also_when_a_batch_recorded_it_consumed(
-    ledger: Ledger,
-) -> None:
-    async def consume(tx: FeedbackTransaction, consumed: list[tuple[str, str]]) -> None:
-        await tx.record(required=[], responses=[], consumed=consumed, outgoing=[])
-
-    await claimed_once(ledger.store.transaction, consume)
+async def an_event_is_claimed_once(ledger: Ledger) -> None:
+    await claimed_once(ledger.store.transaction)
 
 
 async def nothing_stays_after_an_exception(ledger: Ledger) -> None:
@@ -83,10 +84,11 @@ async def nothing_stays_after_an_exception(ledger: Ledger) -> None:
             await claim(tx, event_id)
             notice = OutgoingEvent(fresh("n"), "response.overdue", "acks", case_id, b"{}")
             await tx.record(
-                required=[owed(case_id, "apply", event_id)],
-                responses=[answer(case_id, "apply", event_id, T)],
-                consumed=[],
-                outgoing=[notice],
+                FeedbackWrites(
+                    required=[owed(case_id, "apply", event_id)],
+                    responses=[answer(case_id, "apply", event_id, T)],
+                    outgoing=[notice],
+                )
             )
             assert await ledger.rows(case_id) == {}  # not committed: not seen outside
             raise Boom
@@ -227,7 +229,7 @@ async def an_event_enqueued_twice_is_kept_once_in_enqueue_order(ledger: Ledger) 
     )
     async with ledger.store.transaction() as tx:
         await tx.enqueue([first, first])
-        await tx.record(required=[], responses=[], consumed=[], outgoing=[second, first])
+        await tx.record(FeedbackWrites(outgoing=[second, first]))
     async with ledger.store.transaction() as tx:
         await tx.enqueue([second])
     ids = await ledger.outbox()
@@ -236,7 +238,7 @@ async def an_event_enqueued_twice_is_kept_once_in_enqueue_order(ledger: Ledger) 
 
 
 CHECKS = [
-    an_event_is_claimed_once_also_when_a_batch_recorded_it_consumed,
+    an_event_is_claimed_once,
     nothing_stays_after_an_exception,
     an_apply_is_owed_until_answered_and_answered_once,
     an_answer_read_before_its_requirement_counts_for_it,

@@ -11,7 +11,7 @@ import pytest
 
 from services.errors import DatabaseError
 from services.referrals.domain import Referral, ReferralStatus
-from services.referrals.ports import ReferralFilter, ReferralReader
+from services.referrals.ports import ReferralFilter, ReferralReader, ReferralStep
 from tests.contracts.registry import YEAR, Boom, Registry, file
 
 SENT_AT = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -95,7 +95,7 @@ async def a_step_is_recorded_in_the_case_history_and_the_audit_log(under: Referr
         found = await tx.referrals().for_update(referral_id)
         assert found is not None
         await tx.referrals().record(
-            found, "referral_sent", actor="natural_resources", legal_basis="§4", data={"a": 1}
+            ReferralStep(found, "referral_sent", "natural_resources", "§4", {"a": 1})
         )
     case = await under.registry.store.get_case(case_id)
     assert case is not None

@@ -31,7 +31,7 @@ from services.departments.ports import (
 )
 from services.errors import DatabaseError
 from services.feedback.domain import Requirement
-from services.feedback.ports import FeedbackStore, Response
+from services.feedback.ports import FeedbackStore, FeedbackWrites, Response
 from services.feedback.status import ResponseRow
 from services.registry.domain import CaseStatus
 from services.registry.ports import CaseRecord, CaseRow
@@ -411,14 +411,14 @@ async def responses_are_the_requirements_made_in_the_window_with_their_answers(
     refused = Requirement(case_id, other, "refused", "apply", start, start + DAY, "refused")
     async with sources.feedback.transaction() as tx:
         await tx.record(
-            required=[*owed, refused],
-            responses=[
-                Response(*owed[0].key, answered, "a1", answers=owed[0].required_by),
-                Response(*refused.key, answered, "a2", answers=refused.required_by, error="no"),
-                Response(case_id, owing, "never_required", "apply", answered, "a3"),
-            ],
-            consumed=[],
-            outgoing=[],
+            FeedbackWrites(
+                required=[*owed, refused],
+                responses=[
+                    Response(*owed[0].key, answered, "a1", answers=owed[0].required_by),
+                    Response(*refused.key, answered, "a2", answers=refused.required_by, error="no"),
+                    Response(case_id, owing, "never_required", "apply", answered, "a3"),
+                ],
+            )
         )
 
     def row(r: Requirement, done_at: datetime | None, failed_at: datetime | None) -> ResponseRow:

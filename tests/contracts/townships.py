@@ -22,7 +22,7 @@ from services.townships.domain import (
     TalkStatus,
     Veto,
 )
-from services.townships.ports import TownshipStore
+from services.townships.ports import DaySpan, TownshipStore
 from tests.contracts.registry import Boom
 
 AT = datetime(2026, 4, 2, 2, 0, tzinfo=UTC)
@@ -82,10 +82,12 @@ async def talks_are_those_requested_in_the_span_or_due_in_its_days(store: Townsh
         await tx.save_talk(due)
         found = await tx.talks(
             place,
-            date(2026, 1, 1),
-            date(2026, 3, 31),
-            datetime(2026, 1, 1, tzinfo=UTC),
-            datetime(2026, 4, 1, tzinfo=UTC),
+            DaySpan(
+                date(2026, 1, 1),
+                date(2026, 3, 31),
+                datetime(2026, 1, 1, tzinfo=UTC),
+                datetime(2026, 4, 1, tzinfo=UTC),
+            ),
         )
     assert [t.talk_id for t in found] == [before.talk_id, inside.talk_id]
     assert outside.talk_id not in {t.talk_id for t in found}

@@ -103,8 +103,6 @@ class FakeBlocklistTransaction(BlocklistTransaction):
             block = state.blocks.get((ended.measure, ended.case_id))
             if block is not None and block.lifted is None:
                 block.lifted = ended
-        for event_id, event_type in writes.consumed:
-            state.consumed.setdefault(event_id, event_type)
 
     async def listed(self, keys: Sequence[tuple[str, str]]) -> list[ActiveBlock]:
         wanted = set(keys)

@@ -9,12 +9,13 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 
 from events.models import Project, Site
+from services.consumer import Consumed
 from services.departments.ports import (
     BatchWrites,
     Block,
     BlockApplied,
+    BlockFilter,
     BlockLifted,
-    Consumed,
     DepartmentStore,
     DepartmentTransaction,
     KnownCase,
@@ -131,17 +132,10 @@ class MemoryStore(DepartmentStore):
         tx.commit()  # only reached when the block raised nothing
         self.state.transactions += 1
 
-    async def blocks(
-        self,
-        *,
-        subject_id: str | None,
-        active_only: bool,
-        site: str | None = None,
-        project: str | None = None,
-    ) -> list[Block]:
+    async def blocks(self, where: BlockFilter) -> list[Block]:
         def at_site(b: Block) -> bool:
             ref = b.target_ref
-            return isinstance(ref, Site) and site in (
+            return isinstance(ref, Site) and where.site in (
                 ref.real_estate_unit,
                 ref.parcel_code,
                 ref.location,
@@ -150,11 +144,11 @@ class MemoryStore(DepartmentStore):
         return [
             b
             for b in self.state.blocks
-            if (subject_id is None or b.subject_id == subject_id)
-            and (not active_only or b.lifted_at is None)
-            and (site is None or at_site(b))
+            if (where.subject_id is None or b.subject_id == where.subject_id)
+            and (not where.active_only or b.lifted_at is None)
+            and (where.site is None or at_site(b))
             and (
-                project is None
-                or (isinstance(b.target_ref, Project) and b.target_ref.code == project)
+                where.project is None
+                or (isinstance(b.target_ref, Project) and b.target_ref.code == where.project)
             )
         ]

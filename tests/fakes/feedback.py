@@ -10,7 +10,13 @@ from datetime import datetime
 
 from services.consumer import Consumed
 from services.feedback.domain import Action, Requirement, in_order
-from services.feedback.ports import FeedbackStore, FeedbackTransaction, Response, Waiting
+from services.feedback.ports import (
+    FeedbackStore,
+    FeedbackTransaction,
+    FeedbackWrites,
+    Response,
+    Waiting,
+)
 from services.feedback.status import ResponseRow
 from services.outbox.ports import OutgoingEvent
 from tests.fakes.snapshots import Committed, PgSequence, enqueue_once
@@ -78,25 +84,17 @@ class FakeFeedbackTransaction(FeedbackTransaction):
         self.state.consumed |= fresh
         return fresh
 
-    async def record(
-        self,
-        *,
-        required: Sequence[Requirement],
-        responses: Sequence[Response],
-        consumed: Sequence[tuple[str, str]],
-        outgoing: Sequence[OutgoingEvent],
-    ) -> None:
-        self.state.consumed.update(event_id for event_id, _ in consumed)
-        for wave in in_order(required):
+    async def record(self, writes: FeedbackWrites) -> None:
+        for wave in in_order(writes.required):
             for action in ("apply", "lift"):
                 for requirement in wave:
                     if requirement.action == action:
                         self._require(requirement)
-        for answer in [r for r in responses if r.error is None]:
+        for answer in [r for r in writes.responses if r.error is None]:
             self._done(answer)
-        for answer in [r for r in responses if r.error is not None]:
+        for answer in [r for r in writes.responses if r.error is not None]:
             self._failed(answer)
-        enqueue_once(self.state.outbox, outgoing)
+        enqueue_once(self.state.outbox, writes.outgoing)
 
     def _require(self, r: Requirement) -> None:
         rows = self.state.rows

@@ -16,9 +16,8 @@ from services.referrals.domain import Referral, ReferralStatus
 from services.referrals.ports import (
     ReferralFilter,
     ReferralReader,
+    ReferralStep,
     ReferralTransaction,
-    step_audit,
-    step_record,
 )
 from services.registry.domain import SIGN_OFF_BASIS, CaseStatus, SignOff
 from services.registry.ports import (
@@ -114,20 +113,11 @@ class FakeReferralTransaction(ReferralTransaction):
             ),
         )
 
-    async def record(
-        self,
-        referral: Referral,
-        step: str,
-        *,
-        actor: str,
-        legal_basis: str,
-        data: dict[str, Any],
-    ) -> None:
-        if referral.case_id is not None:
-            self.state.record(referral.case_id, step, *step_record(referral, step), data)
-        self.state.audit.append(
-            step_audit(referral, step, actor=actor, legal_basis=legal_basis, data=data)
-        )
+    async def record(self, step: ReferralStep) -> None:
+        case_id = step.referral.case_id
+        if case_id is not None:
+            self.state.record(case_id, step.step, *step.case_record(), step.data)
+        self.state.audit.append(step.audit())
 
 
 class FakeRegistryTransaction(RegistryTransaction):

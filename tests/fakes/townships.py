@@ -5,13 +5,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime
 from decimal import Decimal
 
 from services.errors import DatabaseError
 from services.idempotency import StoredResponse
 from services.townships.domain import BusFigures, Notice, QuarterReport, Talk, Veto
-from services.townships.ports import QuarterSpan, TownshipStore, TownshipTransaction
+from services.townships.ports import DaySpan, QuarterSpan, TownshipStore, TownshipTransaction
 from tests.fakes.snapshots import Committed, PgSequence, as_json, unique
 
 NO_FIGURES = BusFigures(0, Decimal(0), Decimal(0), Decimal(0), 0)
@@ -66,21 +65,14 @@ class FakeTownshipTransaction(TownshipTransaction):
             )
         self.state.talks[talk.talk_id] = talk
 
-    async def talks(
-        self,
-        township: str | None,
-        first_day: date,
-        last_day: date,
-        start: datetime,
-        end: datetime,
-    ) -> list[Talk]:
+    async def talks(self, township: str | None, span: DaySpan) -> list[Talk]:
         return [
             t
             for talk_id, t in sorted(self.state.talks.items())
             if (township is None or t.township == township)
             and (
-                start <= t.requested_at < end
-                or (t.rectify_by is not None and first_day <= t.rectify_by <= last_day)
+                span.start <= t.requested_at < span.end
+                or (t.rectify_by is not None and span.first_day <= t.rectify_by <= span.last_day)
             )
         ]
 

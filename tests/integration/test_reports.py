@@ -46,7 +46,7 @@ from services.departments.ports import BatchWrites, BlockApplied, BlockLifted, K
 from services.entrypoints.api import create_app
 from services.entrypoints.report_commands import report_app
 from services.feedback.domain import Action, Requirement
-from services.feedback.ports import Response
+from services.feedback.ports import FeedbackWrites, Response
 from services.registry.domain import Step
 from services.registry.handlers import Registry
 from services.registry.views import CaseSummary
@@ -320,7 +320,7 @@ async def _department_data(
     )
     feedback = PostgresFeedbackStore(pool)
     async with feedback.transaction() as tx:
-        await tx.record(required=required, responses=responses, consumed=[], outgoing=[])
+        await tx.record(FeedbackWrites(required, responses))
     for code, batch in writes.items():
         async with PostgresDepartmentStore(pool, code).transaction() as dtx:
             await dtx.write(batch)

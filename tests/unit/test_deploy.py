@@ -19,6 +19,7 @@ from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.registry import Collector
 
 import services.metrics
+from connectors.subscriber import cli_options
 from deploy import generate
 from deploy.acls import kafka_users
 from deploy.dashboards import DATASOURCE, all_dashboards, department_uid, panel_queries
@@ -134,30 +135,15 @@ def _constant(node: ast.expr) -> set[str]:
     return set()
 
 
-def _prefix_helpers(tree: ast.Module) -> dict[str, str]:
-    """Functions that return f"PREFIX{arg}", like the connector's `_env`."""
-    helpers = {}
-    for node in ast.walk(tree):
-        if isinstance(node, ast.FunctionDef) and len(node.body) == 1:
-            ret = node.body[0]
-            if (
-                isinstance(ret, ast.Return)
-                and isinstance(ret.value, ast.JoinedStr)
-                and len(ret.value.values) == 2
-                and isinstance(ret.value.values[1], ast.FormattedValue)
-            ):
-                helpers[node.name] = next(iter(_constant(ret.value.values[0])), "")
-    return helpers
-
-
-def _envvar(node: ast.expr, helpers: dict[str, str]) -> set[str]:
-    if isinstance(node, ast.List | ast.Tuple):
-        return {name for item in node.elts for name in _envvar(item, helpers)}
-    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.args:
-        prefix = helpers.get(node.func.id)
-        if prefix is not None:
-            return {prefix + name for name in _constant(node.args[0])}
-    return _constant(node)
+def connector_option_names() -> set[str]:
+    """The variables the connector's options also come from, as typer is given them (each
+    is derived from its flag, so the source names no variable literally)."""
+    names: set[str] = set()
+    for alias in vars(cli_options).values():
+        for info in getattr(alias, "__metadata__", ()):
+            envvar = getattr(info, "envvar", None)
+            names |= {envvar} if isinstance(envvar, str) else set(envvar or ())
+    return names
 
 
 def _reads_one(func: ast.expr) -> bool:
@@ -167,7 +153,6 @@ def _reads_one(func: ast.expr) -> bool:
 
 
 def _names_read(tree: ast.Module) -> set[str]:
-    helpers = _prefix_helpers(tree)
     names: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Subscript) and _is_env(node.value):
@@ -178,16 +163,14 @@ def _names_read(tree: ast.Module) -> set[str]:
             names |= _constant(node.args[0])
         elif any(_is_env(arg) for arg in node.args):  # e.g. _positive(env, "NAME", 1)
             names |= {name for arg in node.args for name in _constant(arg)}
-        for keyword in node.keywords:
-            if keyword.arg == "envvar":  # typer/click options
-                names |= _envvar(keyword.value, helpers)
     return names
 
 
 @cache
 def env_names_read() -> frozenset[str]:
-    """Every environment variable services/ and connectors/ read, from their source."""
-    names: set[str] = set()
+    """Every environment variable services/ and connectors/ read, from their source and
+    the connector's options."""
+    names = connector_option_names()
     for package in ("services", "connectors"):
         for path in sorted((REPO_ROOT / package).rglob("*.py")):
             names |= _names_read(ast.parse(path.read_text(encoding="utf-8")))

@@ -37,6 +37,7 @@ from events.models import (
 from events.signing import Signer, TrustedKey, TrustStore, sign
 from events.topics import ACKNOWLEDGEMENTS, DEAD_LETTERS, VIOLATIONS
 from services.departments.handlers import Enforcer, RawMessage
+from services.departments.ports import BlockFilter
 from tests.fakes.departments import MemoryState, MemoryStore
 from tests.support import (
     business_premises_facts,
@@ -314,7 +315,7 @@ async def test_restoration_lifts_the_block_and_acks_measure_lifted() -> None:
     state = store_of(e)
     [block] = state.blocks
     assert (block.lifted_at, block.lift_reason) == (NOW, "restoration_verified")
-    assert await e.store.blocks(subject_id=case.subject.id, active_only=True) == []
+    assert await e.store.blocks(BlockFilter(subject_id=case.subject.id, active_only=True)) == []
 
     applied_ack, lifted_ack = state.outbox
     assert lifted_ack.topic == ACKNOWLEDGEMENTS.name
@@ -416,10 +417,8 @@ async def test_a_correction_that_moves_the_site_lifts_and_applies_at_the_new_one
     state = store_of(e)
     [block] = state.blocks  # one row per measure and case, now at the new site
     assert (block.target, block.target_ref, block.lifted_at) == ("site", moved.site, None)
-    assert await e.store.blocks(subject_id=None, active_only=True, site=moved.site.location)
-    assert not await e.store.blocks(
-        subject_id=None, active_only=True, site=case.facts.site.location
-    )
+    assert await e.store.blocks(BlockFilter(active_only=True, site=moved.site.location))
+    assert not await e.store.blocks(BlockFilter(active_only=True, site=case.facts.site.location))
     applied, lift, reapplied = acks(w, state)
     assert isinstance(lift, MeasureLifted) and lift.reason == "corrected"
     assert isinstance(applied, MeasureApplied) and isinstance(reapplied, MeasureApplied)
@@ -438,12 +437,12 @@ async def test_a_correction_that_moves_the_project_moves_housings_halt() -> None
     outcome = await e.handle([w.message(w.event(corrected(case, moved)))])
 
     # The halt ends on the old project and starts on the new one.
-    halts = await e.store.blocks(subject_id=None, active_only=True, project=project["code"])
+    halts = await e.store.blocks(BlockFilter(active_only=True, project=project["code"]))
     assert [(b.measure, b.target_ref) for b in halts] == [("halt_works", moved.project)]
     assert (outcome.applied, outcome.lifted) == (1, 1)
     assert case.facts.project is not None
     old = case.facts.project.code
-    assert not await e.store.blocks(subject_id=None, active_only=True, project=old)
+    assert not await e.store.blocks(BlockFilter(active_only=True, project=old))
     lifts = [p for p in acks(w, store_of(e)) if isinstance(p, MeasureLifted)]
     assert [(p.measure, p.reason) for p in lifts] == [("halt_works", "corrected")]
 

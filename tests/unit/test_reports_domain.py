@@ -18,7 +18,7 @@ import pytest
 from services.bootstrap import load_ranking_rule
 from services.errors import InvalidInput
 from services.registry.domain import TRANSITIONS, CaseStatus
-from services.reports.common import percentile
+from services.reports.common import Heading, percentile
 from services.reports.department import department_report
 from services.reports.notice import (
     NoticeSourceRow,
@@ -167,13 +167,9 @@ def _township(
     period = parse_quarter("2025Q3", TODAY)
     window = period.window(SHANGHAI)
     return township_report(
-        period=period,
-        window=window,
-        timezone="Asia/Shanghai",
+        Heading(period, window, "Asia/Shanghai", as_of=window.end, generated_at=NOW),
         township=township,
         older_than_days=bound,
-        as_of=window.end,
-        generated_at=NOW,
         names=names,
         departments_read=list(departments_read),
         rows=rows,
@@ -306,12 +302,8 @@ def _department(
     """The departments' record of 2025Q3 on `rows`, as of now."""
     period = parse_quarter("2025Q3", TODAY)
     return department_report(
-        period=period,
-        window=period.window(SHANGHAI),
-        timezone="Asia/Shanghai",
+        Heading(period, period.window(SHANGHAI), "Asia/Shanghai", as_of=NOW, generated_at=NOW),
         department=department,
-        as_of=NOW,
-        generated_at=NOW,
         names=names or {},
         rows=rows,
     )

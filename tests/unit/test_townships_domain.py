@@ -13,6 +13,7 @@ import pytest
 
 from services.access import Principal, Role, decide
 from services.errors import ConfigError, InvalidInput
+from services.townships import domain
 from services.townships.directory import (
     TOWNSHIPS_FILE,
     load_township_aliases,
@@ -34,16 +35,6 @@ from services.townships.domain import (
     TalkRequest,
     TalkStatus,
     Veto,
-    assessment,
-    check_report,
-    decide_talk,
-    enter_report,
-    new_talk,
-    quarter_days,
-    receive_report,
-    record_rectification,
-    rectification,
-    submit_report,
 )
 
 # 乡级区划代码 under 孝义市 141181: National Bureau of Statistics, 统计用区划代码 2022 (cut-off
@@ -136,7 +127,7 @@ def test_the_shipped_file_cites_its_source() -> None:
 
 def _talk(**changes: Any) -> Talk:
     request = TalkRequest(township="xinyi", reason="整改不到位", cases=["RL-2025-000001"] * 2)
-    talk = new_talk("WT-2025-000001", request, by="case-officer", at=NOW, known=["xinyi"])
+    talk = domain.new_talk("WT-2025-000001", request, by="case-officer", at=NOW, known=["xinyi"])
     for key, value in changes.items():
         talk = Talk(**{**talk.__dict__, key: value})
     return talk
@@ -148,17 +139,23 @@ APPROVE = TalkDecision(decision="approve", talk_on=date(2025, 4, 15), rectify_by
 def test_a_talk_is_approved_with_a_deadline_then_rectified() -> None:
     talk = _talk()
     assert talk.cases == ("RL-2025-000001",)  # a case cited twice counts once
-    approved = decide_talk(talk, APPROVE, by="department-city_government", at=NOW, today=TODAY)
+    approved = domain.decide_talk(
+        talk, APPROVE, by="department-city_government", at=NOW, today=TODAY
+    )
     assert (approved.status, approved.rectify_by) == (TalkStatus.approved, date(2025, 5, 31))
-    assert rectification(approved, date(2025, 5, 31)) is Rectification.open
-    assert rectification(approved, date(2025, 6, 1)) is Rectification.overdue
+    assert domain.rectification(approved, date(2025, 5, 31)) is Rectification.open
+    assert domain.rectification(approved, date(2025, 6, 1)) is Rectification.overdue
     report = RectificationReport(completed_on=date(2025, 5, 20), summary="已拆除复耕")
-    done = record_rectification(approved, report, township="xinyi", by="t", today=date(2025, 6, 2))
+    done = domain.record_rectification(
+        approved, report, township="xinyi", by="t", today=date(2025, 6, 2)
+    )
     assert done.status is TalkStatus.rectified
-    assert rectification(done, date(2025, 12, 31)) is Rectification.met
+    assert domain.rectification(done, date(2025, 12, 31)) is Rectification.met
     late = RectificationReport(completed_on=date(2025, 6, 2), summary="已整改")
-    after = record_rectification(approved, late, township="xinyi", by="t", today=date(2025, 6, 2))
-    assert rectification(after, date(2025, 6, 2)) is Rectification.met_late
+    after = domain.record_rectification(
+        approved, late, township="xinyi", by="t", today=date(2025, 6, 2)
+    )
+    assert domain.rectification(after, date(2025, 6, 2)) is Rectification.met_late
 
 
 @pytest.mark.parametrize(
@@ -184,27 +181,29 @@ def test_a_decision_without_what_it_needs_is_refused_naming_the_field(
     decision: TalkDecision, field: str
 ) -> None:
     with pytest.raises(InvalidInput) as refused:
-        decide_talk(_talk(), decision, by="city", at=NOW, today=TODAY)
+        domain.decide_talk(_talk(), decision, by="city", at=NOW, today=TODAY)
     assert refused.value.field == field
 
 
 def test_a_decided_talk_is_not_decided_again_nor_rectified_by_another_township() -> None:
-    declined = decide_talk(
+    declined = domain.decide_talk(
         _talk(), TalkDecision(decision="decline", reason="已自行整改"), by="c", at=NOW, today=TODAY
     )
     with pytest.raises(StateError, match="declined"):
-        decide_talk(declined, APPROVE, by="c", at=NOW, today=TODAY)
+        domain.decide_talk(declined, APPROVE, by="c", at=NOW, today=TODAY)
     report = RectificationReport(completed_on=TODAY, summary="done")
     with pytest.raises(StateError, match="only an approved talk"):
-        record_rectification(declined, report, township="xinyi", by="t", today=TODAY)
-    approved = decide_talk(_talk(), APPROVE, by="c", at=NOW, today=TODAY)
+        domain.record_rectification(declined, report, township="xinyi", by="t", today=TODAY)
+    approved = domain.decide_talk(_talk(), APPROVE, by="c", at=NOW, today=TODAY)
     with pytest.raises(NotYours):
-        record_rectification(approved, report, township="duizhen", by="t", today=TODAY)
+        domain.record_rectification(approved, report, township="duizhen", by="t", today=TODAY)
 
 
 def test_a_talk_needs_a_known_township() -> None:
     with pytest.raises(InvalidInput) as refused:
-        new_talk("WT-1", TalkRequest(township="nowhere", reason="r"), by="o", at=NOW, known=[])
+        domain.new_talk(
+            "WT-1", TalkRequest(township="nowhere", reason="r"), by="o", at=NOW, known=[]
+        )
     assert refused.value.field == "township"
 
 
@@ -240,21 +239,21 @@ def test_the_figures_are_bounded_decimals() -> None:
 
 
 def test_a_report_is_entered_submitted_received_and_then_fixed() -> None:
-    draft = enter_report(
+    draft = domain.enter_report(
         None, township="xinyi", quarter="2025Q1", figures=_figures(), by="t", at=NOW
     )
-    again = enter_report(
+    again = domain.enter_report(
         draft, township="xinyi", quarter="2025Q1", figures=_figures(), by="t", at=NOW
     )
     with pytest.raises(StateError, match="only a submitted report"):
-        receive_report(again, by="city", at=NOW)
-    submitted = submit_report(again, by="t", at=NOW)
+        domain.receive_report(again, by="city", at=NOW)
+    submitted = domain.submit_report(again, by="t", at=NOW)
     assert submitted.status is ReportStatus.submitted
     with pytest.raises(StateError, match="can no longer change"):
-        enter_report(
+        domain.enter_report(
             submitted, township="xinyi", quarter="2025Q1", figures=_figures(), by="t", at=NOW
         )
-    received = receive_report(submitted, by="city", at=NOW)
+    received = domain.receive_report(submitted, by="city", at=NOW)
     assert (received.status, received.received_by) == (ReportStatus.received, "city")
 
 
@@ -267,7 +266,7 @@ def test_the_check_names_each_unmet_target_and_discrepancy() -> None:
         restored_mu=Decimal("0"),
         open_cases=2,
     )
-    findings = check_report(figures, bus)
+    findings = domain.check_report(figures, bus)
     messages = {(f.check, f.item): f.message for f in findings}
     assert messages[("unmet_target", "high_standard_farmland")] == (
         "高标准农田建设: 完成 1500 亩，低于目标 2000 亩"
@@ -281,18 +280,18 @@ def test_the_check_names_each_unmet_target_and_discrepancy() -> None:
 
 
 def test_quarters_are_refused_before_they_begin() -> None:
-    assert quarter_days("2025q1", TODAY) == (date(2025, 1, 1), date(2025, 3, 31))
+    assert domain.quarter_days("2025q1", TODAY) == (date(2025, 1, 1), date(2025, 3, 31))
     for text, reason in (("2025Q3", "has not begun"), ("2025Q5", "expected a quarter")):
         with pytest.raises(InvalidInput, match=reason):
-            quarter_days(text, TODAY)
+            domain.quarter_days(text, TODAY)
 
 
 # --- the assessment -----------------------------------------------------------------
 
 
 def test_the_assessment_shows_every_township_with_its_record() -> None:
-    approved = decide_talk(_talk(), APPROVE, by="c", at=NOW, today=TODAY)
-    draft = enter_report(
+    approved = domain.decide_talk(_talk(), APPROVE, by="c", at=NOW, today=TODAY)
+    draft = domain.enter_report(
         None,
         township="xinyi",
         quarter="2025Q1",
@@ -301,16 +300,18 @@ def test_the_assessment_shows_every_township_with_its_record() -> None:
         at=NOW,
     )
     bus = BusFigures(0, Decimal("12.5"), Decimal("6"), Decimal("0"), 2)
-    view = assessment(
+    view = domain.assessment(
         year=2025,
         today=date(2025, 6, 2),
         generated_at=NOW,
         names={"xinyi": "新义街道", "duizhen": "兑镇镇"},
-        talks=[approved],
-        notices=[Notice("TB-1", "duizhen", 2025, "praise", "措施得力", "city", NOW)],
-        vetoes=[Veto("xinyi", 2025, "重大问题", "city", NOW)],
-        reports={("xinyi", "2025Q1"): submit_report(draft, by="t", at=NOW)},
-        bus={("xinyi", "2025Q1"): bus},
+        records=domain.YearRecords(
+            talks=[approved],
+            notices=[Notice("TB-1", "duizhen", 2025, "praise", "措施得力", "city", NOW)],
+            vetoes=[Veto("xinyi", 2025, "重大问题", "city", NOW)],
+            reports={("xinyi", "2025Q1"): domain.submit_report(draft, by="t", at=NOW)},
+            bus={("xinyi", "2025Q1"): bus},
+        ),
     )
     xinyi, duizhen = view.townships
     assert xinyi.rectifications.overdue == 1 and xinyi.talks[0].rectification == "overdue"

@@ -35,7 +35,17 @@ FLOWS = (
     ("measures_lifted", "解除措施"),
     ("restorations_verified", "复耕验收"),
 )
-TALK_HEADER = ["约谈", "乡镇", "事由", "约谈日期", "整改期限", "整改完成", "整改情况"]
+# The talks table: each column's heading and the talk field it shows; the last column,
+# 整改情况, is the rectification in words.
+TALK_COLUMNS = (
+    ("约谈", "talk_id"),
+    ("乡镇", "township_name"),
+    ("事由", "reason"),
+    ("约谈日期", "talk_on"),
+    ("整改期限", "rectify_by"),
+    ("整改完成", "rectified_on"),
+)
+TALK_HEADER = [*(heading for heading, _ in TALK_COLUMNS), "整改情况"]
 CSV_HEADER = [
     "township",
     "township_name",
@@ -210,11 +220,6 @@ def _target_row(entry: TownshipTargets) -> list[object]:
 
 def _talk_row(talk: TownshipTalk) -> list[object]:
     return [
-        talk.talk_id,
-        talk.township_name,
-        talk.reason,
-        talk.talk_on,
-        talk.rectify_by,
-        talk.rectified_on,
+        *(getattr(talk, column) for _, column in TALK_COLUMNS),
         RECTIFICATION_TEXT.get(talk.rectification, talk.rectification),
     ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Literal
 
@@ -172,20 +172,30 @@ def year_quarters(year: int, today: date) -> list[str]:
     return [f"{year}Q{q}" for q in range(1, 5) if date(year, 3 * q - 2, 1) <= today]
 
 
+@dataclass(frozen=True)
+class YearRecords:
+    """What was recorded of the townships for a year: talks, notices, vetoes, and each
+    quarterly report with the bus's figures for it, both by (township, quarter)."""
+
+    talks: Sequence[Talk] = ()
+    notices: Sequence[Notice] = ()
+    vetoes: Sequence[Veto] = ()
+    reports: Mapping[tuple[str, str], QuarterReport] = field(default_factory=dict)
+    bus: Mapping[tuple[str, str], BusFigures] = field(default_factory=dict)
+
+
 def assessment(
     *,
     year: int,
     today: date,
     generated_at: datetime,
     names: Mapping[str, str],
-    talks: Sequence[Talk],
-    notices: Sequence[Notice],
-    vetoes: Sequence[Veto],
-    reports: Mapping[tuple[str, str], QuarterReport],
-    bus: Mapping[tuple[str, str], BusFigures],
+    records: YearRecords,
 ) -> Assessment:
     """Every township in `names`' order (the townships file's), whether or not anything was
     recorded for it: an empty row is itself a result."""
+    talks, notices, vetoes = records.talks, records.notices, records.vetoes
+    reports, bus = records.reports, records.bus
     as_of = min(today, date(year, 12, 31))
     quarters = year_quarters(year, today)
     rows = []

@@ -4,6 +4,7 @@ received, and checked against what the bus knows."""
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -142,16 +143,31 @@ def check_report(figures: QuarterFigures, bus: BusFigures) -> list[Finding]:
     return [*_unmet_targets(figures), *_discrepancies(figures, bus), *_to_verify(figures, bus)]
 
 
+def _finding(
+    labels: Mapping[str, str],
+    item: str,
+    check: Check,
+    *,
+    entered: Decimal | None,
+    bus: Decimal | None,
+    detail: str,
+) -> Finding:
+    """A finding on `item`, labelled from `labels`; its message leads with the label."""
+    label = labels[item]
+    return Finding(
+        item=item, label=label, check=check, entered=entered, bus=bus, message=f"{label}: {detail}"
+    )
+
+
 def _unmet_targets(figures: QuarterFigures) -> list[Finding]:
     return [
-        Finding(
-            item=name,
-            label=TARGET_LABELS[name],
-            check="unmet_target",
+        _finding(
+            TARGET_LABELS,
+            name,
+            "unmet_target",
             entered=target.achieved,
             bus=None,
-            message=f"{TARGET_LABELS[name]}: 完成 {target.achieved} 亩，"
-            f"低于目标 {target.target} 亩",
+            detail=f"完成 {target.achieved} 亩，低于目标 {target.target} 亩",
         )
         for name, target in figures.targets.items()
         if not target.met
@@ -171,26 +187,26 @@ def _discrepancies(figures: QuarterFigures, bus: BusFigures) -> list[Finding]:
         ("restored_mu", stated.restored_mu, bus.restored_mu),
     ]
     found = [
-        Finding(
-            item=name,
-            label=FINDING_LABELS[name],
-            check="discrepancy",
+        _finding(
+            FINDING_LABELS,
+            name,
+            "discrepancy",
             entered=entered,
             bus=held,
-            message=f"{FINDING_LABELS[name]}: 填报 {entered} 亩，平台记录 {held} 亩",
+            detail=f"填报 {entered} 亩，平台记录 {held} 亩",
         )
         for name, entered, held in pairs
         if abs(entered - held) > TOLERANCE_MU
     ]
     if stated.open_cases != bus.open_cases:
         found.append(
-            Finding(
-                item="open_cases",
-                label=FINDING_LABELS["open_cases"],
-                check="discrepancy",
+            _finding(
+                FINDING_LABELS,
+                "open_cases",
+                "discrepancy",
                 entered=Decimal(stated.open_cases),
                 bus=Decimal(bus.open_cases),
-                message=f"未结案件: 填报 {stated.open_cases} 件，平台记录 {bus.open_cases} 件",
+                detail=f"填报 {stated.open_cases} 件，平台记录 {bus.open_cases} 件",
             )
         )
     return found
@@ -204,15 +220,15 @@ def _to_verify(figures: QuarterFigures, bus: BusFigures) -> list[Finding]:
     for name, net in (("basic_farmland", net_basic), ("cultivated_land", net_cultivated)):
         target = getattr(figures.targets, name)
         if target.met and net > TOLERANCE_MU:
+            detail = f"填报已完成，但平台记录本季度被占用且未复耕 {net} 亩，请核实"
             found.append(
-                Finding(
-                    item=name,
-                    label=TARGET_LABELS[name],
-                    check="to_verify",
+                _finding(
+                    TARGET_LABELS,
+                    name,
+                    "to_verify",
                     entered=target.achieved,
                     bus=net,
-                    message=f"{TARGET_LABELS[name]}: 填报已完成，但平台记录本季度被占用且未复耕 "
-                    f"{net} 亩，请核实",
+                    detail=detail,
                 )
             )
     return found
