@@ -14,7 +14,7 @@ this package re-exports what its callers use (the CLI and the tests).
 
 from __future__ import annotations
 
-from demo.feed import DemoStats, _plan, describe_facts, run_demo, sign_off_jointly
+from demo.feed import DemoStats, describe_facts, plan_steps, run_demo, sign_off_jointly
 from demo.generator import DemoGenerator
 from demo.samples import SCENARIOS
 
@@ -22,8 +22,8 @@ __all__ = [
     "SCENARIOS",
     "DemoGenerator",
     "DemoStats",
-    "_plan",
     "describe_facts",
+    "plan_steps",
     "run_demo",
     "sign_off_jointly",
 ]

@@ -69,7 +69,7 @@ class _Case:
     recorded: int = 0
 
 
-def _plan(
+def plan_steps(
     gen: DemoGenerator, rng: random.Random, case: CaseDetails
 ) -> list[tuple[Step, BaseModel]]:
     """The lifecycle a case will walk: dates chained, so each step follows the one before.
@@ -210,7 +210,7 @@ class _Feed:
             self.stats.clues += 1
             self.on_line(f"clue {clue.clue_id} {details.source} {details.township}")
             details = details.model_copy(update={"clue_id": clue.clue_id})
-        steps = _plan(self.gen, self.rng, details)
+        steps = plan_steps(self.gen, self.rng, details)
         await self.pace()
         summary = await self.registry.file_case(details, f"{self.prefix}-{number}")
         self.stats.filed += 1

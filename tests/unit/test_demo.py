@@ -9,7 +9,7 @@ from datetime import date
 
 import pytest
 
-from demo import SCENARIOS, DemoGenerator, _plan, describe_facts
+from demo import SCENARIOS, DemoGenerator, describe_facts, plan_steps
 from events.catalogue import Stage, load_catalogue
 from events.decisions import decide, established
 from events.identifiers import validate_resident_id, validate_uscc
@@ -164,7 +164,7 @@ def test_plans_walk_legal_steps_and_sometimes_end_in_land_procedures_or_confisca
     ends: Counter[CaseStatus] = Counter()
     for case in cases:
         status = CaseStatus.filed
-        steps = _plan(gen, rng, case)
+        steps = plan_steps(gen, rng, case)
         for step, _ in steps:  # a restoration's two sign-offs make one transition
             status = next_status(status, step)  # raises on an illegal transition
         if any(step is Step.land_procedures for step, _ in steps):
