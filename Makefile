@@ -25,7 +25,7 @@ test: $(STAMP) prometheus-tools node-subscriber browser-tools
 
 # The pure and fake-backed tests: no broker, no Postgres, no tools to install.
 unit: $(STAMP)
-	$(BIN)/python -m pytest -m "not integration" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "not integration" -n 2 $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
