@@ -90,9 +90,7 @@ async def own_transaction(
     except (*TRANSIENT_ERRORS, asyncpg.PostgresError) as exc:
         raise DatabaseError(f"cannot connect to the database: {exc}") from exc
     try:
-        await conn.set_type_codec(
-            "jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog"
-        )
+        await _init_connection(conn)  # the same JSON codecs as a pooled connection
         isolation: Any = "repeatable_read" if readonly else "read_committed"
         async with conn.transaction(isolation=isolation, readonly=readonly):
             yield conn
