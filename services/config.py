@@ -97,6 +97,12 @@ class Settings:
     # REDLINE_DEPARTMENT_DATABASE_URLS: a JSON object, department code -> its DATABASE_URL
     # (its own role), which the supervisor gives a department host.
     department_database_urls: Mapping[str, str] = field(default_factory=dict, repr=False)
+    # REDLINE_SYSTEM: `make run` hosts the bus's own services (relay, feedback tracker,
+    # blocklist builder, monitor, audit anchor) in one process (host), or one each.
+    system_hosted: bool = True
+    # REDLINE_SYSTEM_DATABASE_URLS: a JSON object, service name -> its DATABASE_URL (its
+    # own role), which the supervisor gives the system host.
+    system_database_urls: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     @property
     def embedded(self) -> bool:
@@ -230,6 +236,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         city_config=Path(env["REDLINE_CITY_CONFIG"]) if env.get("REDLINE_CITY_CONFIG") else None,
         departments_hosted=_choice(env, "REDLINE_DEPARTMENTS", ("host", "standalone")) == "host",
         department_database_urls=_url_map(env, "REDLINE_DEPARTMENT_DATABASE_URLS"),
+        system_hosted=_choice(env, "REDLINE_SYSTEM", ("host", "standalone")) == "host",
+        system_database_urls=_url_map(env, "REDLINE_SYSTEM_DATABASE_URLS", keys="service names"),
     )
 
 
@@ -241,7 +249,9 @@ def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str:
     return value
 
 
-def _url_map(env: Mapping[str, str], name: str) -> dict[str, str]:
+def _url_map(
+    env: Mapping[str, str], name: str, *, keys: str = "department codes"
+) -> dict[str, str]:
     """A JSON object of names to non-empty URLs, or nothing when unset."""
     text = env.get(name)
     if not text:
@@ -249,11 +259,11 @@ def _url_map(env: Mapping[str, str], name: str) -> dict[str, str]:
     try:
         found = json.loads(text)
     except ValueError:
-        raise ConfigError(f"{name}: not JSON (an object of code -> URL)") from None
+        raise ConfigError(f"{name}: not JSON (an object of name -> URL)") from None
     if not isinstance(found, dict) or not all(
         isinstance(k, str) and isinstance(v, str) and v for k, v in found.items()
     ):
-        raise ConfigError(f"{name}: must map department codes to database URLs")
+        raise ConfigError(f"{name}: must map {keys} to database URLs")
     return found
 
 

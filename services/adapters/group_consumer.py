@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
@@ -25,6 +26,54 @@ BATCH_SIZE = 2000
 POLL_MS = 200
 
 
+def raw_messages(fetched: Mapping[Any, Sequence[Any]]) -> list[RawMessage]:
+    """An aiokafka `getmany` answer as the consumer skeleton's messages."""
+    return [
+        RawMessage(r.topic, r.partition, r.offset, r.key, r.value)
+        for records in fetched.values()
+        for r in records
+    ]
+
+
+def consumer_client(settings: Settings, *topics: str, group: str | None) -> AIOKafkaConsumer:
+    """An aiokafka consumer that commits only when told, from the start of what its group
+    has not read (the feed, with no group, from where it is put)."""
+    kafka, _ = settings.require()
+    return AIOKafkaConsumer(
+        *topics,
+        bootstrap_servers=kafka,
+        group_id=group,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        fetch_max_wait_ms=settings.fetch_wait_ms,
+        **client_options(settings.kafka_auth),
+    )
+
+
+async def start_client(client: AIOKafkaConsumer, name: str) -> None:
+    try:
+        await client.start()
+    except KafkaError as exc:
+        await client.stop()
+        raise BrokerError(f"{name} cannot reach the broker: {exc!r}") from exc
+
+
+async def commit_unless_refused(
+    name: str,
+    commit: Callable[[], Awaitable[None]],
+    before_commit: Callable[[], Awaitable[bool]] | None,
+) -> None:
+    """Commit a stored batch's offsets, unless `before_commit` says no."""
+    try:
+        if before_commit is None or await before_commit():
+            await commit()
+    except KafkaError as exc:
+        # The effects and their event ids are stored: whoever reads these partitions next
+        # (after a rebalance, a restart, or a broker that came back empty) is handed the
+        # batch again and skips it as already taken. Not committing loses nothing.
+        log.warning("%s: offsets not committed (%r); they will be re-read", name, exc)
+
+
 class GroupConsumer:
     def __init__(
         self,
@@ -37,35 +86,18 @@ class GroupConsumer:
     ) -> None:
         """`before_commit`: asked before each commit; False leaves the offsets uncommitted
         (a department host's check that the broker is still the cluster it started on)."""
-        kafka, _ = settings.require()
         self.name = name
         self.topics = tuple(topics)
         self._before_commit = before_commit
-        self.kafka = AIOKafkaConsumer(
-            *topics,
-            bootstrap_servers=kafka,
-            group_id=group,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            fetch_max_wait_ms=settings.fetch_wait_ms,
-            **client_options(settings.kafka_auth),
-        )
+        self.kafka = consumer_client(settings, *topics, group=group)
 
     async def start(self) -> None:
-        try:
-            await self.kafka.start()
-        except KafkaError as exc:
-            await self.kafka.stop()
-            raise BrokerError(f"{self.name} cannot reach the broker: {exc!r}") from exc
+        await start_client(self.kafka, self.name)
         prepare_consumer(self.name, self.topics)
 
     async def batch(self) -> list[RawMessage]:
         fetched = await self.kafka.getmany(timeout_ms=POLL_MS, max_records=BATCH_SIZE)
-        return [
-            RawMessage(r.topic, r.partition, r.offset, r.key, r.value)
-            for records in fetched.values()
-            for r in records
-        ]
+        return raw_messages(fetched)
 
     async def take(
         self, stop: asyncio.Event, consumer: Consumer[OutcomeT], messages: list[RawMessage]
@@ -77,14 +109,7 @@ class GroupConsumer:
         outcome = await consumer.run(stop, messages)
         if outcome is None:
             return None
-        try:
-            if self._before_commit is None or await self._before_commit():
-                await self.kafka.commit()
-        except KafkaError as exc:
-            # The effects and their event ids are stored: whoever holds these partitions
-            # next (after a rebalance, or a broker that came back empty) is handed the
-            # batch again and skips it as already taken. Not committing loses nothing.
-            log.warning("%s: offsets not committed (%r); they will be re-read", self.name, exc)
+        await commit_unless_refused(self.name, self.kafka.commit, self._before_commit)
         return outcome
 
     async def caught_up(self) -> bool:

@@ -14,15 +14,28 @@ import asyncio
 import math
 import time
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any
+from typing import Any, Protocol
 
-from services.adapters.group_consumer import GroupConsumer
 from services.adapters.outbox import PostgresOutbox
 from services.adapters.publisher import KafkaPublisher
 from services.consumer import Consumer, OutcomeT
+from services.consuming import RawMessage
 from services.outbox.relay import OutboxRelay
 
 RELAY_IDLE_SECONDS = 0.5
+
+
+class BatchSource(Protocol):
+    """Where a consumer's batches come from and where their offsets go: a consumer group
+    of its own (GroupConsumer) or a department host's shared feed (FedMember)."""
+
+    async def batch(self) -> list[RawMessage]: ...
+
+    async def take(
+        self, stop: asyncio.Event, consumer: Consumer[OutcomeT], messages: list[RawMessage]
+    ) -> OutcomeT | None: ...
+
+    async def stop(self) -> None: ...
 
 
 async def relay_outbox(
@@ -37,7 +50,7 @@ async def relay_outbox(
 
 async def consume(
     stop: asyncio.Event,
-    group: GroupConsumer,
+    group: BatchSource,
     consumer: Consumer[OutcomeT],
     relay: Coroutine[Any, Any, None],
     *,

@@ -7,13 +7,15 @@ is its own: its consumer group `redline-department-<code>` (the standalone worke
 department moves between hosted and standalone without losing its place), its schema and
 database role (REDLINE_DEPARTMENT_DATABASE_URLS, a JSON object code -> DATABASE_URL; a
 code it does not name uses DATABASE_URL), its signing key, outbox and relay, and its
-metrics labels. Each runs as its own task on a GroupConsumer, committing offsets only after
+metrics labels. Each runs as its own task, committing its own group's offsets only after
 its effects are stored; one that fails (its handler raising, its consumer unable to start)
 is started again from its committed offsets after a back-off, while the others go on; one
 whose schema cannot be written retries its batch and catches up once it can.
 
-Shared, because it is safe to share: the process, its event loop, the trust store, and the
-signature check of each event (`SharedVerifications`). Never a key, a pool or a table.
+Shared, because it is safe to share: the process, its event loop, the trust store, one
+fetch of the violation stream for every department level with it (`SharedFeed`; one
+behind reads alone until level), and the signature check of each event
+(`SharedVerifications`). Never a key, a pool or a table.
 The whole host ends with exit 75 when the broker turns out to be another cluster, as the
 standalone worker does: its supervisor starts it afresh on the new logs.
 """
@@ -25,18 +27,11 @@ import contextlib
 import logging
 import signal
 import sys
-import threading
-import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any
-
-from prometheus_client import REGISTRY, CollectorRegistry
-from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
-from prometheus_client.metrics_core import Metric
-from prometheus_client.registry import Collector
 
 from events.backoff import Backoff
 from events.catalogue import load_catalogue
@@ -44,22 +39,21 @@ from events.envelope import Envelope
 from events.signing import TrustedKey, TrustStore
 from events.topics import VIOLATIONS
 from services.adapters.department_store import department_schema
-from services.adapters.group_consumer import GroupConsumer
 from services.adapters.publisher import KafkaPublisher
 from services.adapters.same_broker import SameBroker
+from services.adapters.shared_feed import FedMember, SharedFeed
 from services.config import Settings, load_settings
 from services.consumer.group import consume
 from services.entrypoints.department_runtime import DepartmentRuntime, first_cluster
-from services.errors import ConfigError
+from services.errors import BrokerError, ConfigError
 from services.metrics import count_measures, prepare_consumer, start_metrics_server
-from services.runtime.service import configure_logging, wait_set
+from services.metrics_routes import MetricsRoute, serve_routed_metrics
+from services.runtime.service import RESTART_BACKOFF, Hosted, configure_logging, wait_set
 
 log = logging.getLogger("redline.department_host")
 
 DATABASE_URLS = "REDLINE_DEPARTMENT_DATABASE_URLS"
 BROKER_CHECK_SECONDS = 1.0  # how soon a broker that came back empty ends the host
-RESTART_BACKOFF = (1.0, 30.0)  # a failed department, started again (as the supervisor would)
-STEADY_SECONDS = 60.0  # a department that ran this long failed afresh, not in a streak
 STOP_GRACE_SECONDS = 10.0
 VERIFIED_CACHE_SIZE = 4096  # events; each department reads the same stream within seconds
 
@@ -133,54 +127,41 @@ def department_urls(settings: Settings, codes: Sequence[str]) -> dict[str, str]:
     return urls
 
 
-class HostedDepartment:
-    """One department in the host: its consumer, started again when it fails."""
+class HostedDepartment(Hosted):
+    """One department in the host: its consumer, started again from its committed offsets
+    when it fails."""
 
     def __init__(
-        self, code: str, settings: Settings, trust: TrustStore, same_broker: SameBroker
+        self,
+        code: str,
+        settings: Settings,
+        trust: TrustStore,
+        same_broker: SameBroker,
+        feed: SharedFeed,
     ) -> None:
+        super().__init__(code)
         self.code = code
         self.settings = settings  # with the department's own DATABASE_URL
         self.trust = trust
         self.same_broker = same_broker
-        self.running = False  # consuming now (False while it starts or waits to restart)
-        self.restarts = 0
+        self.feed = feed
 
-    async def run(self, stop: asyncio.Event) -> None:
-        backoff = Backoff(*RESTART_BACKOFF)
-        while not stop.is_set():
-            began = time.monotonic()
-            try:
-                await self._consume(stop)
-            except Exception:  # its failure is its own; the others go on
-                self.running = False
-                if time.monotonic() - began > STEADY_SECONDS:
-                    backoff.reset()
-                delay = backoff.next()
-                self.restarts += 1
-                log.exception(
-                    "%s: failed; starting it again in %.0f s from its committed offsets",
-                    self.code,
-                    delay,
-                )
-                await wait_set(stop, delay)
-
-    async def _consume(self, stop: asyncio.Event) -> None:
+    async def body(self, stop: asyncio.Event) -> None:
         runtime = DepartmentRuntime(self.code, self.settings, trust=self.trust)
-        consumer = GroupConsumer(
+        member = FedMember(
             self.settings,
+            self.feed,
             name=self.code,
             group=f"redline-department-{self.code}",
-            topics=[VIOLATIONS.name],
             before_commit=self.same_broker.check,  # never old offsets into a new cluster
         )
         try:
             await runtime.migrate()  # its tables exist before it consumes anything
             enforcing = await runtime.consumer()
-            await consumer.start()
+            await member.start()
             self.running = True
             try:
-                await consume(stop, consumer, enforcing, runtime.relay(stop))
+                await consume(stop, member, enforcing, runtime.relay(stop))
             finally:
                 self.running = False
         finally:
@@ -195,20 +176,6 @@ def _belongs(labels: Mapping[str, str], code: str) -> bool:
     )
 
 
-class _Filtered(Collector):
-    """The process's metrics, only the samples `keep` selects."""
-
-    def __init__(self, keep: Callable[[Mapping[str, str]], bool]) -> None:
-        self._keep = keep
-
-    def collect(self) -> Iterator[Metric]:
-        for family in REGISTRY.collect():
-            kept = Metric(family.name, family.documentation, family.type, family.unit)
-            kept.samples = [s for s in family.samples if self._keep(s.labels)]
-            if kept.samples:
-                yield kept
-
-
 def serve_metrics(
     host: str, port: int, departments: Mapping[str, HostedDepartment]
 ) -> ThreadingHTTPServer:
@@ -221,34 +188,29 @@ def serve_metrics(
     def host_only(labels: Mapping[str, str]) -> bool:
         return not any(_belongs(labels, code) for code in codes)
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # the http.server hook
-            path = self.path.split("?", 1)[0].rstrip("/")
-            status, registry = 200, CollectorRegistry(auto_describe=False)
-            code = path.removeprefix("/metrics/")
-            if path == "/metrics":
-                registry = REGISTRY
-            elif path == "/metrics/host":
-                registry.register(_Filtered(host_only))
-            elif code in departments:
-                registry.register(_Filtered(lambda labels: _belongs(labels, code)))
-                status = 200 if departments[code].running else 503
-            else:
-                self.send_error(404)
-                return
-            body = generate_latest(registry)
-            self.send_response(status)
-            self.send_header("Content-Type", CONTENT_TYPE_LATEST)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+    def route(department: HostedDepartment) -> MetricsRoute:
+        return MetricsRoute(
+            lambda labels: _belongs(labels, department.code), lambda: department.running
+        )
 
-        def log_message(self, format: str, *args: Any) -> None:
-            del format, args  # one line per scrape is noise
+    routes = {"host": MetricsRoute(host_only)}
+    routes |= {code: route(department) for code, department in departments.items()}
+    return serve_routed_metrics(host, port, routes)
 
-    server = ThreadingHTTPServer((host, port), Handler)
-    threading.Thread(target=server.serve_forever, name="metrics", daemon=True).start()
-    return server
+
+async def _feeding(feed: SharedFeed, stop: asyncio.Event) -> None:
+    """The shared feed, started again after a broker error (its departments read alone
+    meanwhile, each from its own offsets)."""
+    backoff = Backoff(*RESTART_BACKOFF)
+    while not stop.is_set():
+        try:
+            await feed.start()
+            backoff.reset()
+            await feed.run(stop)
+        except BrokerError as exc:
+            delay = backoff.next()
+            log.warning("shared feed: %s; starting it again in %.0f s", exc, delay)
+            await wait_set(stop, delay)
 
 
 async def host(settings: Settings, urls: Mapping[str, str], stop: asyncio.Event) -> None:
@@ -258,16 +220,20 @@ async def host(settings: Settings, urls: Mapping[str, str], stop: asyncio.Event)
     first = await first_cluster(settings, "department host")  # before anything is read
     watch = KafkaPublisher(kafka, auth=settings.kafka_auth)  # asks the cluster id only
     same_broker = SameBroker(first, watch.cluster_id, "department host")
+    feed = SharedFeed(settings, VIOLATIONS.name)
     departments = {
-        code: HostedDepartment(code, settings.with_endpoints(kafka, url), trust, same_broker)
+        code: HostedDepartment(code, settings.with_endpoints(kafka, url), trust, same_broker, feed)
         for code, url in urls.items()
     }
     server = None
     if settings.metrics_port is not None:
         server = serve_metrics(settings.metrics_host, settings.metrics_port, departments)
     tasks = [
-        asyncio.create_task(department.run(stop), name=f"department-{code}")
-        for code, department in departments.items()
+        asyncio.create_task(_feeding(feed, stop), name="shared-feed"),
+        *(
+            asyncio.create_task(department.run(stop), name=f"department-{code}")
+            for code, department in departments.items()
+        ),
     ]
     log.warning("department host: running %s", ", ".join(departments))
     try:

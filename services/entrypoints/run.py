@@ -17,7 +17,6 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
@@ -31,7 +30,9 @@ from services.adapters.audit_anchor import AUDIT_CHECKPOINTS
 from services.adapters.db_roles import department_role, prepare_database, role_passwords
 from services.adapters.kafka import ensure_topics
 from services.config import REPO_ROOT, Settings, load_settings
+from services.entrypoints.children import ChildService, observed, system_services
 from services.entrypoints.department_host import DATABASE_URLS as DEPARTMENT_DATABASE_URLS
+from services.entrypoints.system_host import DATABASE_URLS as SYSTEM_DATABASE_URLS
 from services.errors import ConfigError, RedlineError, StartupError
 from services.runtime.devkeys import ensure_dev_keys, key_id
 from services.runtime.embedded import EmbeddedBroker, EmbeddedPostgres
@@ -47,50 +48,8 @@ from services.runtime.processes import (
 PROMETHEUS_CONFIG = REPO_ROOT / "deploy" / "prometheus"
 
 
-@dataclass(frozen=True)
-class ChildService:
-    """One long-running service process and the address it serves, if any."""
-
-    name: str
-    module: str  # run as `python -m module args`; empty: `args` is the whole command
-    args: tuple[str, ...] = ()
-    env: tuple[tuple[str, str], ...] = ()
-    port: int | None = None
-    metrics_port: int | None = None  # where Prometheus scrapes /metrics
-    db_role: str | None = None  # the database role it connects as; None: no database
-    # A department host: the departments it runs, each connecting as its own role.
-    departments: tuple[str, ...] = ()
-    # Prometheus targets as (service label, metrics path); empty: one, its name at /metrics.
-    scrape: tuple[tuple[str, str], ...] = ()
-
-    @property
-    def argv(self) -> list[str]:
-        return [sys.executable, "-m", self.module, *self.args] if self.module else [*self.args]
-
-    @property
-    def address(self) -> str | None:
-        return f"http://127.0.0.1:{self.port}" if self.port else None
-
-    @property
-    def metrics(self) -> str | None:
-        return f"http://127.0.0.1:{self.metrics_port}/metrics" if self.metrics_port else None
-
-
 def _port(preferred: int) -> int:
     return preferred if port_is_free(preferred) else free_port()
-
-
-def _observed(name: str, module: str, *args: str, db_role: str) -> ChildService:
-    """A service that serves its metrics on a port of its own."""
-    port = free_port()
-    return ChildService(
-        name,
-        module,
-        args,
-        env=(("REDLINE_METRICS_PORT", str(port)),),
-        metrics_port=port,
-        db_role=db_role,
-    )
 
 
 def demo_subscribers(settings: Settings) -> list[ChildService]:
@@ -132,7 +91,7 @@ def department_services(settings: Settings) -> list[ChildService]:
     codes = load_catalogue().codes
     if not settings.departments_hosted:
         return [
-            _observed(
+            observed(
                 f"department-{code}",
                 "services.entrypoints.department",
                 code,
@@ -160,14 +119,8 @@ def child_services(settings: Settings) -> list[ChildService]:
     """Every service `make run` starts, in start order (stopped in reverse)."""
     api_port = _port(settings.api_port)
     services = [
-        _observed("relay", "services.entrypoints.relay", db_role="redline_relay"),
-        _observed("feedback", "services.entrypoints.feedback", db_role="redline_feedback"),
-        _observed("blocklist", "services.entrypoints.blocklist", db_role="redline_blocklist"),
-        _observed("monitor", "services.entrypoints.monitor", db_role="redline_monitor"),
+        *system_services(settings),
         *department_services(settings),
-        ChildService(
-            "audit-anchor", "services.entrypoints.audit_anchor", db_role="redline_audit_anchor"
-        ),
         ChildService(
             "registry-api",
             "services.entrypoints.api",
@@ -319,6 +272,10 @@ class Supervisor:
             database[DEPARTMENT_DATABASE_URLS] = json.dumps(urls)
             # The host has no role of its own: DATABASE_URL only completes the server pair.
             database["DATABASE_URL"] = next(iter(urls.values()))
+        if service.hosted:  # each co-hosted service as its own role, never one for all
+            hosted = {name: self._role_urls[role] for name, role in service.hosted}
+            database[SYSTEM_DATABASE_URLS] = json.dumps(hosted)
+            database["DATABASE_URL"] = next(iter(hosted.values()))  # completes the pair only
         return spawn(
             service.argv,
             log_path=self.settings.home / "logs" / f"{service.name}.log",

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
@@ -17,6 +18,8 @@ from services.metrics import start_metrics_server
 
 T = TypeVar("T")
 MAX_BACKOFF_SECONDS = 5.0
+RESTART_BACKOFF = (1.0, 30.0)  # a failed hosted service, started again as the supervisor would
+STEADY_SECONDS = 60.0  # one that ran this long failed afresh, not in a streak
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
 
 
@@ -35,6 +38,43 @@ async def wait_set(event: asyncio.Event, timeout: float) -> bool:
         async with asyncio.timeout(timeout):
             await event.wait()
     return event.is_set()
+
+
+class Hosted:
+    """One of the services or departments a host process runs (`body`). Its failure is its
+    own: it is started again with the supervisor's backoff while the others go on."""
+
+    restart_backoff: tuple[float, float] = RESTART_BACKOFF
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.running = False  # at work now (False while it starts or waits to restart)
+        self.restarts = 0
+
+    async def body(self, stop: asyncio.Event) -> None:
+        raise NotImplementedError
+
+    async def run(self, stop: asyncio.Event) -> None:
+        backoff = Backoff(*self.restart_backoff)
+        while not stop.is_set():
+            began = time.monotonic()
+            try:
+                await self.body(stop)
+                if stop.is_set():
+                    return
+                raise RuntimeError("it ended without being asked to stop")
+            except Exception:  # its failure is its own; the others go on
+                self.running = False
+                if time.monotonic() - began > STEADY_SECONDS:
+                    backoff.reset()
+                delay = backoff.next()
+                self.restarts += 1
+                logging.getLogger("redline").exception(
+                    "%s: failed; starting it again in %.0f s", self.name, delay
+                )
+                await wait_set(stop, delay)
+            finally:
+                self.running = False
 
 
 async def retrying(

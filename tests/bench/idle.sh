@@ -7,7 +7,7 @@ set -euo pipefail
 mode=${1:-host}
 home=$(mktemp -d /tmp/redline-idle-XXXX)
 cd "$(dirname "$0")/../.."
-REDLINE_DEPARTMENTS=$mode REDLINE_DEMO=0 REDLINE_PROMETHEUS=off REDLINE_HOME=$home \
+REDLINE_DEPARTMENTS=$mode REDLINE_SYSTEM=$mode REDLINE_DEMO=0 REDLINE_PROMETHEUS=off REDLINE_HOME=$home \
     .venv/bin/python -m services.entrypoints.run >"$home/out.log" 2>&1 &
 supervisor=$!
 trap 'kill -TERM $supervisor 2>/dev/null; wait $supervisor 2>/dev/null || true' EXIT

@@ -16,7 +16,7 @@ from tests.chaos.suite import PLANS, run
 pytestmark = pytest.mark.timeout(900)
 
 
-@pytest.mark.timeout(900)  # the whole system, seven faults, then convergence
+@pytest.mark.timeout(900)  # the whole system, six faults, then convergence
 async def test_faults_lose_nothing_and_double_nothing() -> None:
     outcome = await run("small")
     summary = outcome.summary()

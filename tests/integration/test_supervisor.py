@@ -108,19 +108,19 @@ def test_a_child_that_dies_is_started_again(tmp_path: Path, stack: Stack) -> Non
     try:
         _read_until_ready(proc)
         endpoints_file = tmp_path / "endpoints.json"
-        first = json.loads(endpoints_file.read_text())["pids"]["monitor"]
+        first = json.loads(endpoints_file.read_text())["pids"]["system-host"]
         os.kill(first, signal.SIGKILL)  # a crash of a process this test's supervisor started
 
         deadline = time.monotonic() + 30
         again = first
         while again == first and time.monotonic() < deadline:
             time.sleep(0.2)  # polling the endpoints file for the new pid, bounded above
-            again = json.loads(endpoints_file.read_text())["pids"]["monitor"]
-        assert again != first, "the monitor was not started again within 30 s"
+            again = json.loads(endpoints_file.read_text())["pids"]["system-host"]
+        assert again != first, "the system host was not started again within 30 s"
         assert is_running(again)
         assert proc.poll() is None, "the supervisor itself must carry on"
     finally:
         code, output = _stop(proc)
     assert code == 0, output
-    assert "monitor exited with -9; starting it again" in output
+    assert "system-host exited with -9; starting it again" in output
     assert not is_running(again)
