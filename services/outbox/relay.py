@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from dataclasses import KW_ONLY, dataclass, field
 from typing import Any
@@ -33,6 +34,11 @@ from services.runtime.service import wait_set
 log = logging.getLogger(__name__)
 
 QUARANTINE_RECOUNT_S = 60.0  # how often the quarantined gauge is read again (a release)
+# How often an idle relay asks the broker whether it is still the cluster it published to
+# (one that lost its data comes back as a new one, and everything is published again).
+# A relay with events to send asks before every window; an idle one asking at each wake-up
+# was most of the broker's requests at rest (#19).
+CLUSTER_RECHECK_S = 5.0
 
 
 @dataclass(eq=False)
@@ -50,6 +56,7 @@ class OutboxRelay:
     published: int = field(default=0, init=False)
     quarantined: int = field(default=0, init=False)  # events this relay set aside
     _cluster: str | None = field(default=None, init=False)  # the cluster last seen recorded
+    _cluster_seen_at: float = field(default=-math.inf, init=False)  # when last asked
     _counted_at: float | None = field(default=None, init=False)  # the gauge last read
 
     async def publish_pending(self, max_batches: int = 16) -> int:
@@ -70,12 +77,14 @@ class OutboxRelay:
         """
         if not await self.outbox.lead():
             return 0  # another relay holds the lead: stand by
-        cluster = await self._same_cluster()
+        opening = await self._opening()
+        if opening is None:
+            return 0
+        cluster, prepared = opening
         published_before = self.published
         marking: asyncio.Task[int] | None = None  # the last window's mark, committing
         ahead: asyncio.Task[Prepared] | None = None  # the next window, being read
         try:
-            prepared = Prepared(await self.outbox.pending(self.batch_size))
             for number in range(max_batches):
                 window = list(prepared.events)
                 if not window:
@@ -198,14 +207,31 @@ class OutboxRelay:
         show_quarantined(self.name, await self.outbox.quarantined())
         self._counted_at = time.monotonic()
 
-    async def _same_cluster(self) -> str:
-        """A broker that lost its data comes back as a new cluster: publish everything again."""
+    async def _opening(self) -> tuple[str, Prepared] | None:
+        """The broker's cluster and the first window; None when nothing is pending and the
+        broker was asked a moment ago."""
+        first: Prepared | None = None
+        if time.monotonic() - self._cluster_seen_at < CLUSTER_RECHECK_S:
+            first = Prepared(await self.outbox.pending(self.batch_size))
+            if not first.events:
+                return None
+        cluster, again = await self._same_cluster()
+        if first is None or again:  # a replay puts older events before `first`
+            first = Prepared(await self.outbox.pending(self.batch_size))
+        return cluster, first
+
+    async def _same_cluster(self) -> tuple[str, bool]:
+        """A broker that lost its data comes back as a new cluster: publish everything again.
+        The cluster, and whether its events were all set to be published again."""
         cluster = await self.publisher.cluster_id()
+        self._cluster_seen_at = time.monotonic()
         if cluster == self._cluster:
-            return cluster  # the common case: same broker as the last batch, no database trip
+            return cluster, False  # the common case: same broker as before, no database trip
         known = await self.outbox.known_cluster()
+        again = False
         if known != cluster:
             if known is not None:
+                again = True
                 replayed = await self.outbox.replay_from(position=None, since=None)
                 log.warning(
                     "relay: broker cluster %s replaced %s; publishing all %d events again",
@@ -215,7 +241,7 @@ class OutboxRelay:
                 )
             await self.outbox.remember_cluster(cluster)
         self._cluster = cluster
-        return cluster
+        return cluster, again
 
     async def run(self, stop: asyncio.Event) -> None:
         backoff = 0.1

@@ -10,6 +10,7 @@ import pytest
 from prometheus_client import REGISTRY
 
 from services.errors import BrokerError, DatabaseError
+from services.outbox import relay as relay_module
 from services.outbox.ports import (
     PendingEvent,
     Refusal,
@@ -38,6 +39,36 @@ async def test_batches_go_out_in_outbox_order_and_are_marked_only_once_acknowled
     assert all(
         outbox.log.index(("acknowledged", p)) < outbox.log.index(("marked", p)) for p in marks
     )
+
+
+class CountingBroker(MemoryBroker):
+    """Counts how often the relay asks which cluster the broker is."""
+
+    asked = 0
+
+    async def cluster_id(self) -> str:
+        self.asked += 1
+        return await super().cluster_id()
+
+
+async def test_an_idle_relay_asks_the_broker_its_cluster_only_now_and_then(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    log: list[tuple[str, int]] = []
+    outbox, broker = MemoryOutbox(5, log), CountingBroker(log)
+    relay = OutboxRelay(outbox, broker, batch_size=10)
+    assert await relay.publish_pending() == 5
+    asked = broker.asked
+    for _ in range(3):
+        assert await relay.publish_pending() == 0
+    assert broker.asked == asked  # idle: a look at the outbox only
+    outbox.rows[6] = PendingEvent(6, TOPIC, "key-6", b"v")
+    assert await relay.publish_pending() == 1
+    assert broker.asked > asked  # asked again before anything is sent
+    monkeypatch.setattr(relay_module, "CLUSTER_RECHECK_S", 0.0)
+    broker.cluster = "cluster-b"  # the broker came back empty while the relay idled
+    assert await relay.publish_pending() == 6  # seen at the next check: everything again
+    assert broker.published == [1, 2, 3, 4, 5, 6, 1, 2, 3, 4, 5, 6]
 
 
 async def test_a_refused_batch_stops_the_pipeline_and_earlier_ones_stay_marked() -> None:
