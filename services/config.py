@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from events.catalogue import load_catalogue
+from events.fetch_pace import FetchPace
 from services.errors import ConfigError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -58,9 +59,11 @@ class Settings:
     # Development keys under `home` may stand in for unset key settings: true when the
     # embedded servers are used, else only when REDLINE_DEV_KEYS=1 asks for it.
     dev_keys_allowed: bool = False
-    # How long a consumer's fetch may wait for data. Tansu answers a waiting fetch only at
-    # this deadline, not when data arrives, so it bounds delivery latency there.
+    # How long a consumer's fetch may wait for data while records flow, and at most once
+    # its stream is quiet (events/fetch_pace.py). Tansu answers a waiting fetch late, so
+    # the first bounds delivery latency there and the second the cost of an idle stream.
     fetch_wait_ms: int = 100
+    fetch_wait_idle_ms: int = 1000
     kafka_auth: KafkaAuth | None = None
     # GET /v1/checks per principal: a token bucket of this rate (a second) and burst.
     check_rate: float = 50.0
@@ -165,6 +168,10 @@ class Settings:
     def endpoints_file(self) -> Path:
         return self.home / "endpoints.json"
 
+    def fetch_pace(self) -> FetchPace:
+        """A consumer's fetch wait, from these settings (one per fetch loop)."""
+        return FetchPace(self.fetch_wait_ms, self.fetch_wait_idle_ms)
+
     def require(self) -> tuple[str, str]:
         """The broker and database addresses, or a ConfigError saying how to get them."""
         if self.kafka_bootstrap and self.database_url:
@@ -197,6 +204,13 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     signing_key_id = env.get("REDLINE_SIGNING_KEY_ID") or None
     if (signing_key is None) != (signing_key_id is None):
         raise ConfigError("REDLINE_SIGNING_KEY and REDLINE_SIGNING_KEY_ID go together")
+    fetch_wait_ms = _positive(env, "REDLINE_FETCH_WAIT_MS", 100)
+    fetch_wait_idle_ms = _positive(env, "REDLINE_FETCH_WAIT_IDLE_MS", max(1000, fetch_wait_ms))
+    if fetch_wait_idle_ms < fetch_wait_ms:
+        raise ConfigError(
+            f"REDLINE_FETCH_WAIT_IDLE_MS must be at least REDLINE_FETCH_WAIT_MS "
+            f"({fetch_wait_ms}), got {fetch_wait_idle_ms}"
+        )
     return Settings(
         kafka,
         database,
@@ -211,7 +225,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         if env.get("REDLINE_TRUST_STORE")
         else None,
         demo=_switch(env, "REDLINE_DEMO", default=True),
-        fetch_wait_ms=_positive(env, "REDLINE_FETCH_WAIT_MS", 100),
+        fetch_wait_ms=fetch_wait_ms,
+        fetch_wait_idle_ms=fetch_wait_idle_ms,
         api_tokens_path=Path(env["REDLINE_API_TOKENS"]) if env.get("REDLINE_API_TOKENS") else None,
         subject_key_path=Path(env["REDLINE_SUBJECT_KEY"])
         if env.get("REDLINE_SUBJECT_KEY")

@@ -20,7 +20,8 @@ from kafka.errors import KafkaError
 from connectors.subscriber.backoff import Backoff
 from connectors.subscriber.errors import BrokerError, ConnectorError
 from connectors.subscriber.records import RawRecord, RecordCounts
-from events.topics import blocklist_topic
+from events.fetch_pace import FetchPace
+from events.topics import HEARTBEAT_KEY, blocklist_topic
 
 if TYPE_CHECKING:
     from connectors.subscriber.subscriber import Subscriber
@@ -28,7 +29,12 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 POLL_TIMEOUT_MS = 500
+# A broker may hold a fetch until its wait ends even when data arrives (Tansu does), so
+# the wait bounds how late a block reaches the replica: 100 ms while blocks flow, up to
+# 1 s once the lists have been quiet a while (events/fetch_pace.py).
 FETCH_WAIT_MS = 100
+FETCH_WAIT_IDLE_MS = 1000
+HEARTBEAT = HEARTBEAT_KEY.encode()
 MAX_POLL_RECORDS = 2000
 BOOTSTRAP_TIMEOUT_MS = 5000
 # How often a connected feeder asks whether the broker is still the cluster it read from.
@@ -90,9 +96,10 @@ class Feeder(threading.Thread):
                 self.status.connected = True
                 self.status.last_error = None
                 backoff.reset()
+                pace = FetchPace(FETCH_WAIT_MS, FETCH_WAIT_IDLE_MS)
                 next_check = time.monotonic() + CLUSTER_CHECK_S
                 while not self._halt.is_set():
-                    self._poll_once(consumer)
+                    self._poll_once(consumer, pace)
                     if time.monotonic() >= next_check:
                         self._same_cluster()
                         next_check = time.monotonic() + CLUSTER_CHECK_S
@@ -108,14 +115,21 @@ class Feeder(threading.Thread):
                     self._close(consumer)
             self._halt.wait(backoff.next())
 
-    def _poll_once(self, consumer: KafkaConsumer) -> None:
-        polled = consumer.poll(timeout_ms=POLL_TIMEOUT_MS, max_records=MAX_POLL_RECORDS)
+    def _poll_once(self, consumer: KafkaConsumer, pace: FetchPace) -> None:
+        polled = consumer.poll(
+            timeout_ms=max(POLL_TIMEOUT_MS, pace.wait_ms()), max_records=MAX_POLL_RECORDS
+        )
         self.status.last_poll_at = self._subscriber.now()
         records = [
             RawRecord(r.topic, r.partition, r.offset, r.key, r.value)
             for batch in polled.values()
             for r in batch
         ]
+        # The builder's heartbeats come every few seconds whatever happens: only blocks
+        # and lifts tell that the lists are busy. kafka-python reads the wait from its
+        # fetcher's config for each fetch it sends.
+        blocks = sum(1 for record in records if record.key != HEARTBEAT)
+        consumer._fetcher.config["fetch_max_wait_ms"] = pace.read(blocks)
         if records:
             applied = self._subscriber.apply_records(records)
             self.status.add(applied)
@@ -147,8 +161,6 @@ class Feeder(threading.Thread):
             # reconnect that follows decides (see _seek and _check_cluster).
             auto_offset_reset="none",
             max_poll_records=MAX_POLL_RECORDS,
-            # A broker may hold a fetch until this deadline even when data arrives (Tansu
-            # does), so it bounds how late a block reaches the replica.
             fetch_max_wait_ms=FETCH_WAIT_MS,
             **kafka_options(subscriber),
         )

@@ -13,6 +13,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
+from events.fetch_pace import FetchPace
 from services.adapters.kafka import client_options
 from services.config import Settings
 from services.consumer import Consumer, OutcomeT
@@ -23,7 +24,29 @@ from services.metrics import prepare_consumer
 log = logging.getLogger(__name__)
 
 BATCH_SIZE = 2000
-POLL_MS = 200
+POLL_MS = 200  # the least a batch waits for records before its loop looks round
+
+
+class PacedFetch:
+    """A client's fetches paced by how long its stream has been quiet (events/fetch_pace.py):
+    the broker may hold each fetch that long, and the loop waits as long for a batch."""
+
+    def __init__(self, client: AIOKafkaConsumer, pace: FetchPace) -> None:
+        self.client = client
+        self.pace = pace
+
+    @property
+    def poll_ms(self) -> int:
+        """How long a batch may wait for records (`getmany` returns as soon as any come)."""
+        return max(POLL_MS, self.pace.wait_ms())
+
+    async def batch(self) -> list[RawMessage]:
+        fetched = await self.client.getmany(timeout_ms=self.poll_ms, max_records=BATCH_SIZE)
+        messages = raw_messages(fetched)
+        # aiokafka takes the wait at construction, but its fetcher reads it again for each
+        # request it sends: setting it here paces the next one.
+        self.client._fetcher._fetch_max_wait_ms = self.pace.read(len(messages))
+        return messages
 
 
 def raw_messages(fetched: Mapping[Any, Sequence[Any]]) -> list[RawMessage]:
@@ -90,14 +113,14 @@ class GroupConsumer:
         self.topics = tuple(topics)
         self._before_commit = before_commit
         self.kafka = consumer_client(settings, *topics, group=group)
+        self._fetch = PacedFetch(self.kafka, settings.fetch_pace())
 
     async def start(self) -> None:
         await start_client(self.kafka, self.name)
         prepare_consumer(self.name, self.topics)
 
     async def batch(self) -> list[RawMessage]:
-        fetched = await self.kafka.getmany(timeout_ms=POLL_MS, max_records=BATCH_SIZE)
-        return raw_messages(fetched)
+        return await self._fetch.batch()
 
     async def take(
         self, stop: asyncio.Event, consumer: Consumer[OutcomeT], messages: list[RawMessage]

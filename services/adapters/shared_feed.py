@@ -26,9 +26,9 @@ from aiokafka.errors import KafkaError
 from services.adapters.group_consumer import (
     BATCH_SIZE,
     POLL_MS,
+    PacedFetch,
     commit_unless_refused,
     consumer_client,
-    raw_messages,
     start_client,
 )
 from services.config import Settings
@@ -39,7 +39,6 @@ from services.metrics import prepare_consumer
 
 log = logging.getLogger(__name__)
 
-POLL_SECONDS = POLL_MS / 1000
 QUEUED_BATCHES = 16  # a member this far behind the feed reads alone until level again
 
 
@@ -64,10 +63,12 @@ class SharedFeed:
         self.next: dict[int, int] = {}  # partition -> offset of the next record handed out
         self._members: set[FedMember] = set()
         self._client: AIOKafkaConsumer | None = None
+        self.fetch: PacedFetch | None = None
 
     async def start(self) -> None:
         """From the end of the stream (again, after a broker error)."""
         self._client = consumer_client(self.settings, group=None)
+        self.fetch = PacedFetch(self._client, self.settings.fetch_pace())
         await start_client(self._client, "the shared feed")
         try:
             partitions = await _partitions(self._client, self.topic)
@@ -87,15 +88,14 @@ class SharedFeed:
     async def run(self, stop: asyncio.Event) -> None:
         """Fetch and hand out until `stop`; a broker error ends it (the host starts it
         again), its members reading alone meanwhile."""
-        client = self._client
-        assert client is not None, "started first"
+        client, fetch = self._client, self.fetch
+        assert client is not None and fetch is not None, "started first"
         try:
             while not stop.is_set():
                 try:
-                    fetched = await client.getmany(timeout_ms=POLL_MS, max_records=BATCH_SIZE)
+                    messages = await fetch.batch()
                 except KafkaError as exc:
                     raise BrokerError(f"the shared feed: {exc!r}") from exc
-                messages = raw_messages(fetched)
                 if not messages:
                     continue
                 for message in messages:
@@ -133,6 +133,7 @@ class FedMember:
         self._place: dict[int, int] = {}  # partition -> next offset not yet taken
         self._reposition = False  # left the feed: own reads resume from `_place`
         self._client = consumer_client(settings, group=group)
+        self._fetch = PacedFetch(self._client, settings.fetch_pace())
 
     async def start(self) -> None:
         await start_client(self._client, self.name)
@@ -176,10 +177,16 @@ class FedMember:
             self.feed.join(self)
         if self.fed:
             try:
-                async with asyncio.timeout(POLL_SECONDS):
+                # as long as the feed waits for records: a quiet stream wakes no one
+                waited = self.feed.fetch.poll_ms if self.feed.fetch is not None else POLL_MS
+                async with asyncio.timeout(waited / 1000):
                     messages = await self._queue.get()
             except TimeoutError:
                 return []
+            # Batches that queued while this department stored the last one are taken as
+            # one: a department that falls behind pays one transaction for all of them.
+            while len(messages) < BATCH_SIZE and not self._queue.empty():
+                messages = messages + self._queue.get_nowait()
             return [m for m in messages if m.offset >= self._place.get(m.partition, 0)]
         if self._reposition:
             for tp in self._partitions:
@@ -187,10 +194,9 @@ class FedMember:
             self._client.resume(*self._partitions)
             self._reposition = False
         try:
-            fetched = await self._client.getmany(timeout_ms=POLL_MS, max_records=BATCH_SIZE)
+            return await self._fetch.batch()
         except KafkaError as exc:
             raise BrokerError(f"{self.name}: {exc!r}") from exc
-        return raw_messages(fetched)
 
     async def take(
         self, stop: asyncio.Event, consumer: Consumer[OutcomeT], messages: list[RawMessage]

@@ -42,10 +42,12 @@ class Department:
     member: FedMember
     taken: list[tuple[int, int]] = field(default_factory=list)
     gate: asyncio.Event = field(default_factory=asyncio.Event)
+    batches: list[int] = field(default_factory=list)  # the size of each batch handled
 
     async def handle(self, messages: Sequence[RawMessage]) -> Taken:
         await self.gate.wait()
         self.taken += [(m.partition, m.offset) for m in messages]
+        self.batches.append(len(messages))
         return Taken()
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -188,6 +190,39 @@ async def test_a_department_that_falls_behind_reads_alone_and_catches_up(
         await eventually(caught_up, what="the stuck department caught up and rejoined")
     assert sorted(stuck.taken) == sorted(fast.taken)  # nothing lost, nothing twice
     assert await _committed(bootstrap, topic, "dept-stuck") == {0: count, 1: 0, 2: 0}
+
+
+async def test_batches_queued_while_a_department_stores_one_are_taken_as_one(
+    feed_settings: Settings, topic: str
+) -> None:
+    """A department slower than the stream pays one transaction for what queued meanwhile,
+    so falling behind makes its batches larger rather than its backlog longer."""
+    bootstrap = feed_settings.kafka_bootstrap or ""
+    async with _hosting(feed_settings, topic, "dept-quick", "dept-slow") as (feed, departments):
+        quick, slow = departments
+
+        async def joined() -> bool:
+            return quick.member.fed and slow.member.fed
+
+        await eventually(joined, what="both served by the feed")
+        slow.gate.clear()  # it takes the first record, then waits to store it
+        count = 4
+        for n in range(count):  # one fetch each: the feed hands out one batch per record
+            await _publish(bootstrap, topic, 1, each_alone=True)
+
+            async def fetched(n: int = n) -> bool:
+                return sum(feed.next.values()) > n
+
+            await eventually(fetched, what=f"record {n} fetched")
+        slow.gate.set()
+
+        async def both_took_all() -> bool:
+            return len(quick.taken) == count and len(slow.taken) == count
+
+        await eventually(both_took_all, what="both departments took every record")
+    assert quick.batches == [1] * count
+    assert slow.batches == [1, count - 1]  # the three that queued, in one batch
+    assert sorted(slow.taken) == sorted(quick.taken)
 
 
 async def test_records_a_department_read_alone_are_not_taken_again_from_the_feed(

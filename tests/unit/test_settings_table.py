@@ -127,6 +127,7 @@ def test_nothing_but_the_settings_reads_the_environment() -> None:
         ("REDLINE_PROMETHEUS", "perhaps"),
         ("REDLINE_LOG_LEVEL", "loud"),
         ("REDLINE_KAFKA_REPLICATION", "0"),
+        ("REDLINE_FETCH_WAIT_IDLE_MS", "50"),  # below the busy wait (100)
     ],
 )
 def test_a_bad_value_is_refused_naming_the_variable(name: str, value: str) -> None:
