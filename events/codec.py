@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import base64
 import json
+from collections import OrderedDict
+from collections.abc import Callable
 from datetime import datetime
+from functools import partial
 
 from pydantic import ValidationError
 
@@ -36,6 +39,41 @@ def decode(raw: bytes, trust: TrustStore) -> tuple[Envelope, Payload]:
         return envelope, PAYLOAD_TYPES[envelope.type].model_validate(envelope.data)
     except ValidationError as exc:
         raise invalid_from_validation(exc, prefix="data") from exc
+
+
+EventDecoder = Callable[[bytes], tuple[Envelope, Payload]]
+
+
+def decoder(trust: TrustStore) -> EventDecoder:
+    """`decode` under `trust`: what a consumer's handler is given."""
+    return partial(decode, trust=trust)
+
+
+class DecodedOnce:
+    """`decode` under one trust store, each distinct message once for every consumer of a
+    process (a department host's departments all read the same events within seconds).
+
+    Keyed by the message's exact bytes, so an answer is only ever reused for the very bytes
+    it was checked on: a forged event that copies a valid signature onto other content is
+    other bytes, decoded and refused afresh. Decoding is pure and the models are frozen, so
+    sharing the result is sharing a value. Only successes are kept, in a bounded LRU."""
+
+    def __init__(self, trust: TrustStore, *, size: int) -> None:
+        self.trust = trust
+        self._size = size
+        self._decoded: OrderedDict[bytes, tuple[Envelope, Payload]] = OrderedDict()
+        self.hits = 0
+
+    def __call__(self, raw: bytes) -> tuple[Envelope, Payload]:
+        found = self._decoded.get(raw)
+        if found is not None:
+            self._decoded.move_to_end(raw)
+            self.hits += 1
+            return found
+        decoded = self._decoded[raw] = decode(raw, self.trust)
+        while len(self._decoded) > self._size:
+            self._decoded.popitem(last=False)
+        return decoded
 
 
 def encode_signed(

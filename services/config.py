@@ -204,13 +204,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     signing_key_id = env.get("REDLINE_SIGNING_KEY_ID") or None
     if (signing_key is None) != (signing_key_id is None):
         raise ConfigError("REDLINE_SIGNING_KEY and REDLINE_SIGNING_KEY_ID go together")
-    fetch_wait_ms = _positive(env, "REDLINE_FETCH_WAIT_MS", 100)
-    fetch_wait_idle_ms = _positive(env, "REDLINE_FETCH_WAIT_IDLE_MS", max(1000, fetch_wait_ms))
-    if fetch_wait_idle_ms < fetch_wait_ms:
-        raise ConfigError(
-            f"REDLINE_FETCH_WAIT_IDLE_MS must be at least REDLINE_FETCH_WAIT_MS "
-            f"({fetch_wait_ms}), got {fetch_wait_idle_ms}"
-        )
+    fetch_wait_ms, fetch_wait_idle_ms = _fetch_waits(env)
     return Settings(
         kafka,
         database,
@@ -280,6 +274,18 @@ def _url_map(
     ):
         raise ConfigError(f"{name}: must map {keys} to database URLs")
     return found
+
+
+def _fetch_waits(env: Mapping[str, str]) -> tuple[int, int]:
+    """The fetch wait while records flow, and the longest once quiet (not below it)."""
+    busy = _positive(env, "REDLINE_FETCH_WAIT_MS", 100)
+    idle = _positive(env, "REDLINE_FETCH_WAIT_IDLE_MS", max(1000, busy))
+    if idle < busy:
+        raise ConfigError(
+            f"REDLINE_FETCH_WAIT_IDLE_MS must be at least REDLINE_FETCH_WAIT_MS ({busy}), "
+            f"got {idle}"
+        )
+    return busy, idle
 
 
 def _kafka_auth(env: Mapping[str, str]) -> KafkaAuth | None:

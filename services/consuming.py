@@ -7,11 +7,11 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from events.codec import decode, encode_signed
+from events.codec import EventDecoder, encode_signed
 from events.envelope import Envelope
 from events.errors import EventError, InvalidEvent, refusal_reason
 from events.models import DeadLetter, Payload
-from events.signing import Signer, TrustStore
+from events.signing import Signer
 from events.topics import DEAD_LETTERS
 from services.outbox.ports import OutgoingEvent
 
@@ -59,7 +59,7 @@ class Issuer:
 
 
 def decode_or_dead_letter(
-    messages: Sequence[RawMessage], trust: TrustStore, consumer: str, issuer: Issuer
+    messages: Sequence[RawMessage], decode_event: EventDecoder, consumer: str, issuer: Issuer
 ) -> tuple[list[tuple[Envelope, Payload]], list[OutgoingEvent], list[str]]:
     """The trusted events of a batch, and a dead letter (with reason) for each other one."""
     decoded: list[tuple[Envelope, Payload]] = []
@@ -69,7 +69,7 @@ def decode_or_dead_letter(
         try:
             if message.value is None:
                 raise InvalidEvent("value", "empty message (no value)")
-            decoded.append(decode(message.value, trust))
+            decoded.append(decode_event(message.value))
         except EventError as exc:
             reason = refusal_reason(exc)
             dead.append(dead_letter(message, consumer, issuer, reason, str(exc)))

@@ -20,6 +20,7 @@ from datetime import datetime
 
 from events.blocklist_head import EMPTY_DIGEST, item_digest, partition_of, xor
 from events.catalogue import Catalogue, Target
+from events.codec import decoder
 from events.decisions import UNRECORDED_FACTS
 from events.envelope import Envelope
 from events.identifiers import mask_name
@@ -96,6 +97,7 @@ class Builder:
         )
         self.store = store
         self.trust = trust
+        self.decode_event = decoder(trust)
         self.issuer = issuer
         self.hasher = hasher
         missing = [m for m in BLOCKLIST_MEASURES if m not in list_hashers]
@@ -109,7 +111,7 @@ class Builder:
         return await take(self, messages)
 
     def decode(self, messages: Sequence[RawMessage]) -> Decoded:
-        return Decoded(*decode_or_dead_letter(messages, self.trust, CONSUMER, self.issuer))
+        return Decoded(*decode_or_dead_letter(messages, self.decode_event, CONSUMER, self.issuer))
 
     def transaction(self) -> AbstractAsyncContextManager[BlocklistTransaction]:
         return self.store.transaction()

@@ -16,6 +16,7 @@ from datetime import datetime
 
 from events.authorities import department_authority
 from events.catalogue import Department, Target
+from events.codec import EventDecoder
 from events.decisions import UNRECORDED_FACTS
 from events.envelope import Envelope
 from events.models import (
@@ -26,7 +27,7 @@ from events.models import (
     MeasureLifted,
     Payload,
 )
-from events.signing import Signer, TrustStore
+from events.signing import Signer
 from events.topics import ACKNOWLEDGEMENTS
 from services.consumer import Decoded, Events, take
 from services.consuming import BatchCounts, Issuer, RawMessage, decode_or_dead_letter
@@ -98,7 +99,7 @@ class Enforcer:
 
     department: Department
     store: DepartmentStore
-    trust: TrustStore
+    decode_event: EventDecoder  # events.codec.decoder(trust), or a host's DecodedOnce
     signer: Signer
     clock: Callable[[], datetime]
     consumer: str = field(init=False)  # its name in logs, metrics and dead letters
@@ -112,7 +113,8 @@ class Enforcer:
         return await take(self, messages)
 
     def decode(self, messages: Sequence[RawMessage]) -> Decoded:
-        return Decoded(*decode_or_dead_letter(messages, self.trust, self.consumer, self.issuer))
+        decoded = decode_or_dead_letter(messages, self.decode_event, self.consumer, self.issuer)
+        return Decoded(*decoded)
 
     def transaction(self) -> AbstractAsyncContextManager[DepartmentTransaction]:
         return self.store.transaction()

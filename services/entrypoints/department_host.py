@@ -14,8 +14,8 @@ whose schema cannot be written retries its batch and catches up once it can.
 
 Shared, because it is safe to share: the process, its event loop, the trust store, one
 fetch of the violation stream for every department level with it (`SharedFeed`; one
-behind reads alone until level), and the signature check of each event
-(`SharedVerifications`). Never a key, a pool or a table.
+behind reads alone until level), and the decoding and signature check of each event
+(`events.codec.DecodedOnce`, keyed by its exact bytes). Never a key, a pool or a table.
 The whole host ends with exit 75 when the broker turns out to be another cluster, as the
 standalone worker does: its supervisor starts it afresh on the new logs.
 """
@@ -27,16 +27,14 @@ import contextlib
 import logging
 import signal
 import sys
-from collections import OrderedDict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from http.server import ThreadingHTTPServer
-from typing import Any
 
 from events.backoff import Backoff
 from events.catalogue import load_catalogue
-from events.envelope import Envelope
-from events.signing import TrustedKey, TrustStore
+from events.codec import DecodedOnce, EventDecoder
+from events.signing import TrustStore
 from events.topics import VIOLATIONS
 from services.adapters.department_store import department_schema
 from services.adapters.publisher import KafkaPublisher
@@ -55,58 +53,7 @@ log = logging.getLogger("redline.department_host")
 DATABASE_URLS = "REDLINE_DEPARTMENT_DATABASE_URLS"
 BROKER_CHECK_SECONDS = 1.0  # how soon a broker that came back empty ends the host
 STOP_GRACE_SECONDS = 10.0
-VERIFIED_CACHE_SIZE = 4096  # events; each department reads the same stream within seconds
-
-
-def _same_json(a: object, b: object) -> bool:
-    """Equal as JSON values, types included: 1, 1.0 and true are three different values."""
-    if type(a) is not type(b):
-        return False
-    if isinstance(a, dict):
-        assert isinstance(b, dict)
-        return a.keys() == b.keys() and all(_same_json(a[k], b[k]) for k in a)
-    if isinstance(a, list):
-        assert isinstance(b, list)
-        return len(a) == len(b) and all(_same_json(x, y) for x, y in zip(a, b, strict=True))
-    return a == b
-
-
-class SharedVerifications(TrustStore):
-    """The trust store, with each event's signature checked once for all hosted departments.
-
-    A signature is remembered with the exact JSON it was verified over (type-strictly
-    compared, so every byte the signature covers is the same): a forged event that copies
-    a valid signature onto other content is checked afresh, and refused. Only successes are
-    kept, in a bounded LRU: an event every department has read drops out."""
-
-    def __init__(self, keys: Iterable[TrustedKey], *, size: int = VERIFIED_CACHE_SIZE) -> None:
-        super().__init__(keys)
-        self._size = size
-        self._verified: OrderedDict[tuple[str, str], tuple[dict[str, Any], TrustedKey]] = (
-            OrderedDict()
-        )
-        self.hits = 0
-
-    @classmethod
-    def of(cls, trust: TrustStore, *, size: int = VERIFIED_CACHE_SIZE) -> SharedVerifications:
-        return cls(trust.keys, size=size)
-
-    def verify(self, envelope: Envelope) -> TrustedKey:
-        if not envelope.signingkey or not envelope.signature:
-            return super().verify(envelope)  # refused there, with its reason
-        key = (envelope.signingkey, envelope.signature)
-        content = envelope.model_dump(mode="json")
-        found = self._verified.get(key)
-        if found is not None and _same_json(found[0], content):
-            self._verified.move_to_end(key)
-            self.hits += 1
-            return found[1]
-        trusted = super().verify(envelope)
-        self._verified[key] = (content, trusted)
-        self._verified.move_to_end(key)
-        while len(self._verified) > self._size:
-            self._verified.popitem(last=False)
-        return trusted
+DECODED_CACHE_SIZE = 4096  # events; each department reads the same stream within seconds
 
 
 def department_urls(settings: Settings, codes: Sequence[str]) -> dict[str, str]:
@@ -135,19 +82,19 @@ class HostedDepartment(Hosted):
         self,
         code: str,
         settings: Settings,
-        trust: TrustStore,
+        decode_event: EventDecoder,
         same_broker: SameBroker,
         feed: SharedFeed,
     ) -> None:
         super().__init__(code)
         self.code = code
         self.settings = settings  # with the department's own DATABASE_URL
-        self.trust = trust
+        self.decode_event = decode_event
         self.same_broker = same_broker
         self.feed = feed
 
     async def body(self, stop: asyncio.Event) -> None:
-        runtime = DepartmentRuntime(self.code, self.settings, trust=self.trust)
+        runtime = DepartmentRuntime(self.code, self.settings, decode_event=self.decode_event)
         member = FedMember(
             self.settings,
             self.feed,
@@ -216,13 +163,15 @@ async def _feeding(feed: SharedFeed, stop: asyncio.Event) -> None:
 async def host(settings: Settings, urls: Mapping[str, str], stop: asyncio.Event) -> None:
     """Run every department of `urls` until `stop`; the caller has set up metrics."""
     kafka, _ = settings.require()
-    trust = SharedVerifications.of(TrustStore.load(settings.trust_store))
+    decode_event = DecodedOnce(TrustStore.load(settings.trust_store), size=DECODED_CACHE_SIZE)
     first = await first_cluster(settings, "department host")  # before anything is read
     watch = KafkaPublisher(kafka, auth=settings.kafka_auth)  # asks the cluster id only
     same_broker = SameBroker(first, watch.cluster_id, "department host")
     feed = SharedFeed(settings, VIOLATIONS.name)
     departments = {
-        code: HostedDepartment(code, settings.with_endpoints(kafka, url), trust, same_broker, feed)
+        code: HostedDepartment(
+            code, settings.with_endpoints(kafka, url), decode_event, same_broker, feed
+        )
         for code, url in urls.items()
     }
     server = None

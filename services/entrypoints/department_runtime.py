@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 from events.authorities import department_authority
 from events.backoff import Backoff
 from events.catalogue import load_catalogue
+from events.codec import EventDecoder, decoder
 from events.signing import TrustStore
 from services.adapters.department_store import PostgresDepartmentStore, department_schema
 from services.adapters.migrate import migrate
@@ -65,10 +66,12 @@ class DepartmentRuntime:
 
     `settings.database_url` is the department's own: its role may write only its schema."""
 
-    def __init__(self, code: str, settings: Settings, *, trust: TrustStore | None = None) -> None:
+    def __init__(
+        self, code: str, settings: Settings, *, decode_event: EventDecoder | None = None
+    ) -> None:
         self.department = load_catalogue().department(code)
         self.settings = settings
-        self._trust = trust  # None: loaded from the settings' trust store
+        self._decode_event = decode_event  # None: under the settings' trust store
         self._enforcer: Enforcer | None = None
         self._pool: Any = None
         self._outbox: PostgresOutbox | None = None  # woken here after each batch commits
@@ -99,7 +102,7 @@ class DepartmentRuntime:
             self._enforcer = Enforcer(
                 self.department,
                 PostgresDepartmentStore(self._pool, self.department.code),
-                self._trust or TrustStore.load(self.settings.trust_store),
+                self._decode_event or decoder(TrustStore.load(self.settings.trust_store)),
                 load_signer(self.settings, department_authority(self.department.code)),
                 utc_now,
             )

@@ -9,6 +9,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 
 from events.catalogue import Catalogue
+from events.codec import decoder
 from events.envelope import Envelope
 from events.models import (
     MeasureApplied,
@@ -83,6 +84,7 @@ class Tracker:
         self.catalogue = catalogue
         self.store = store
         self.trust = trust
+        self.decode_event = decoder(trust)
         self.issuer = issuer
         self.clock = clock
         self.answerers = answerers or Answerers.of(catalogue)
@@ -99,7 +101,7 @@ class Tracker:
         reasons: list[str] = []
         for message in messages:
             found, refused, why = decode_or_dead_letter(
-                [message], self.trust, CONSUMER, self.issuer
+                [message], self.decode_event, CONSUMER, self.issuer
             )
             dead.extend(refused)
             reasons.extend(why)

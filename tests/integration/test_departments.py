@@ -19,7 +19,7 @@ import pytest
 from demo import sign_off_jointly
 from events.authorities import NATURAL_RESOURCES, department_authority
 from events.catalogue import Stage, load_catalogue
-from events.codec import decode, encode_signed
+from events.codec import decode, decoder, encode_signed
 from events.decisions import decide
 from events.errors import UnknownDepartment
 from events.models import (
@@ -479,7 +479,7 @@ async def test_the_store_moves_reapplies_and_lifts_blocks_whatever_the_batching(
     enforcer = Enforcer(
         CATALOGUE.department(code),
         store,
-        trust,
+        decoder(trust),
         load_dev_signer(own_database.home, department_authority(code)),
         lambda: datetime.now(UTC),
     )

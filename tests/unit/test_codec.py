@@ -4,16 +4,17 @@ from decimal import Decimal
 
 import pytest
 
-from events.codec import decode, encode_signed
+from events.codec import DecodedOnce, decode, encode_signed
 from events.envelope import (
     MAX_EVENT_BYTES,
+    Envelope,
     decode_envelope,
     encode,
     new_event,
     payload_of,
     schema_uri,
 )
-from events.errors import InvalidEvent, UnknownEventType
+from events.errors import InvalidEvent, SignatureRejected, UnknownEventType
 from events.models import BlocklistEntry, CaseFiled, ClueReported, DeadLetter
 from events.signing import Signer, TrustedKey, TrustStore
 
@@ -162,3 +163,49 @@ def test_dead_letter_of_an_oversize_message_still_fits() -> None:
     _, raw = encode_signed(letter, SIGNER, source=SOURCE, subject="finance")
     assert len(raw) <= MAX_EVENT_BYTES
     assert "truncated" in decode(raw, TRUST)[1].detail  # type: ignore[attr-defined]
+
+
+class CountingTrust(TrustStore):
+    """The real trust store, counting the signatures it checks."""
+
+    checked = 0
+
+    def verify(self, envelope: Envelope) -> TrustedKey:
+        self.checked += 1
+        return super().verify(envelope)
+
+
+def test_decoded_once_checks_each_distinct_message_once_for_every_reader() -> None:
+    trust = CountingTrust(TRUST.keys)
+    decoded = DecodedOnce(trust, size=8)
+    _, raw = encode_signed(case(), SIGNER, source=SOURCE)
+    answers = [decoded(raw) for _ in range(21)]  # 21 departments read the same record
+    assert trust.checked == 1
+    assert decoded.hits == 20
+    assert all(answer == decode(raw, TRUST) for answer in answers)
+
+
+def test_decoded_once_refuses_a_copied_signature_on_other_content() -> None:
+    decoded = DecodedOnce(CountingTrust(TRUST.keys), size=8)
+    genuine = json.loads(encode_signed(case(), SIGNER, source=SOURCE)[1])
+    decoded(json.dumps(genuine).encode())
+    forged = dict(genuine, data=dict(genuine["data"], case_id="C-2024-999"))
+    with pytest.raises(SignatureRejected) as caught:
+        decoded(json.dumps(forged).encode())
+    assert caught.value.reason == "bad_signature"
+
+
+def test_decoded_once_keeps_no_refusal_and_forgets_the_oldest() -> None:
+    trust = CountingTrust(TRUST.keys)
+    decoded = DecodedOnce(trust, size=2)
+    bad = wire(signature="AAAA")
+    for _ in range(2):
+        with pytest.raises(SignatureRejected):
+            decoded(bad)
+    assert trust.checked == 2  # a refusal is checked again each time
+    first, second, third = (encode_signed(case(), SIGNER, source=SOURCE)[1] for _ in range(3))
+    for raw in (first, second, third, first):
+        decoded(raw)
+    assert trust.checked == 2 + 4  # the first was forgotten when the third came
+    decoded(third)
+    assert decoded.hits == 1

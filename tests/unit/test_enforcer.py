@@ -12,7 +12,7 @@ import pytest
 
 from events.authorities import NATURAL_RESOURCES, department_authority
 from events.catalogue import Stage, Target, load_catalogue
-from events.codec import decode, encode_signed
+from events.codec import decode, decoder, encode_signed
 from events.decisions import UNRECORDED_FACTS, decide
 from events.envelope import Envelope, encode, new_event, schema_uri
 from events.models import (
@@ -109,7 +109,7 @@ def enforcer(w: World, code: str = "power_supply", store: MemoryStore | None = N
     return Enforcer(
         load_catalogue().department(code),
         store or MemoryStore(),
-        w.trust,
+        decoder(w.trust),
         w.department,
         lambda: NOW,
     )
