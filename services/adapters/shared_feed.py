@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
+import time
 from collections.abc import Awaitable, Callable
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -39,6 +41,7 @@ from services.metrics import prepare_consumer
 
 log = logging.getLogger(__name__)
 
+COMMIT_EVERY_SECONDS = 1.0  # a department's offsets, committed at most this often
 QUEUED_BATCHES = 16  # a member this far behind the feed reads alone until level again
 
 
@@ -132,6 +135,8 @@ class FedMember:
         self._partitions: list[TopicPartition] = []
         self._place: dict[int, int] = {}  # partition -> next offset not yet taken
         self._reposition = False  # left the feed: own reads resume from `_place`
+        self._uncommitted: dict[TopicPartition, int] = {}  # stored, offsets not yet committed
+        self._committed_at = -math.inf
         self._client = consumer_client(settings, group=group)
         self._fetch = PacedFetch(self._client, settings.fetch_pace())
 
@@ -206,15 +211,28 @@ class FedMember:
         outcome = await consumer.run(stop, messages)
         if outcome is None:
             return None
-        advanced: dict[TopicPartition, int] = {}
         for message in messages:
             self._place[message.partition] = message.offset + 1
-            advanced[TopicPartition(message.topic, message.partition)] = message.offset + 1
-        await commit_unless_refused(
-            self.name, lambda: self._client.commit(advanced), self._before_commit
-        )
+            self._uncommitted[TopicPartition(message.topic, message.partition)] = message.offset + 1
+        if time.monotonic() - self._committed_at >= COMMIT_EVERY_SECONDS:
+            await self._commit()
         return outcome
+
+    async def _commit(self) -> None:
+        """The group's offsets up to the batches stored. At most once a second: each
+        commit is two broker requests per department (the cluster check and the commit),
+        and a crash between commits loses nothing: the batches are handed out again and
+        their event ids, stored with their effects, make them skipped as taken."""
+        advanced, self._uncommitted = self._uncommitted, {}
+        self._committed_at = time.monotonic()
+        if advanced:
+            await commit_unless_refused(
+                self.name, lambda: self._client.commit(advanced), self._before_commit
+            )
 
     async def stop(self) -> None:
         self.detach()
-        await self._client.stop()
+        try:
+            await self._commit()
+        finally:
+            await self._client.stop()
