@@ -3,7 +3,11 @@ one fetch per idle wait once it is quiet, back to short at the first record."""
 
 from __future__ import annotations
 
+import inspect
+
 import pytest
+from aiokafka.consumer.fetcher import Fetcher as AsyncFetcher
+from kafka.consumer.fetcher import Fetcher as SyncFetcher
 
 from events.fetch_pace import FetchPace
 from services.config import load_settings
@@ -60,3 +64,11 @@ def test_settings_give_each_loop_a_pace_of_its_own() -> None:
     first, second = settings.fetch_pace(), settings.fetch_pace()
     assert first is not second
     assert (first.busy_ms, first.idle_ms) == (50, 2000)
+
+
+def test_both_kafka_clients_still_read_the_wait_where_the_pace_sets_it() -> None:
+    """The pace sets the wait on each client's fetcher between fetches (neither library
+    has a public way): this fails on an upgrade that moves it, before the pace silently
+    stops pacing."""
+    assert "self._fetch_max_wait_ms" in inspect.getsource(AsyncFetcher._get_actions_per_node)
+    assert "self.config['fetch_max_wait_ms']" in inspect.getsource(SyncFetcher)
