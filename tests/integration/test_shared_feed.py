@@ -89,6 +89,25 @@ async def _publish(bootstrap: str, topic: str, count: int, *, each_alone: bool =
         await producer.flush()
 
 
+async def _served_by_the_feed(departments: list[Department]) -> None:
+    async def joined() -> bool:
+        return all(d.member.fed for d in departments)
+
+    await eventually(joined, what="every department served by the feed")
+
+
+async def _one_batch_each(bootstrap: str, topic: str, feed: SharedFeed, count: int) -> None:
+    """Publish `count` records, each once the feed has fetched the one before, so the feed
+    hands out one batch per record."""
+    for n in range(count):
+        await _publish(bootstrap, topic, 1, each_alone=True)
+
+        async def fetched(n: int = n) -> bool:
+            return sum(feed.next.values()) > n
+
+        await eventually(fetched, what=f"record {n} fetched")
+
+
 async def _committed(bootstrap: str, topic: str, group: str) -> dict[int, int]:
     client = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group)
     await client.start()
@@ -162,20 +181,10 @@ async def test_a_department_that_falls_behind_reads_alone_and_catches_up(
     bootstrap = feed_settings.kafka_bootstrap or ""
     async with _hosting(feed_settings, topic, "dept-fast", "dept-stuck") as (feed, departments):
         fast, stuck = departments
-
-        async def joined() -> bool:
-            return fast.member.fed and stuck.member.fed
-
-        await eventually(joined, what="both served by the feed")
+        await _served_by_the_feed(departments)
         stuck.gate.clear()  # its batches pile up while its handler waits
         count = QUEUED_BATCHES + 4
-        for n in range(count):  # one fetch each: the feed hands out one batch per record
-            await _publish(bootstrap, topic, 1, each_alone=True)
-
-            async def fetched(n: int = n) -> bool:
-                return sum(feed.next.values()) > n
-
-            await eventually(fetched, what=f"record {n} fetched")
+        await _one_batch_each(bootstrap, topic, feed, count)
 
         async def detached() -> bool:
             return not stuck.member.fed
@@ -200,20 +209,10 @@ async def test_batches_queued_while_a_department_stores_one_are_taken_as_one(
     bootstrap = feed_settings.kafka_bootstrap or ""
     async with _hosting(feed_settings, topic, "dept-quick", "dept-slow") as (feed, departments):
         quick, slow = departments
-
-        async def joined() -> bool:
-            return quick.member.fed and slow.member.fed
-
-        await eventually(joined, what="both served by the feed")
+        await _served_by_the_feed(departments)
         slow.gate.clear()  # it takes the first record, then waits to store it
         count = 4
-        for n in range(count):  # one fetch each: the feed hands out one batch per record
-            await _publish(bootstrap, topic, 1, each_alone=True)
-
-            async def fetched(n: int = n) -> bool:
-                return sum(feed.next.values()) > n
-
-            await eventually(fetched, what=f"record {n} fetched")
+        await _one_batch_each(bootstrap, topic, feed, count)
         slow.gate.set()
 
         async def both_took_all() -> bool:
