@@ -36,11 +36,10 @@ class FetchPace:
     def read(self, records: int) -> int:
         """After a fetch that returned `records` (heartbeats and other keep-alives not
         counted): the wait in milliseconds for the next one."""
-        now = self._clock()
         if records:
-            self._last_record = now
-        return self.wait_ms(now)
+            self._last_record = self._clock()
+        return self.wait_ms()
 
-    def wait_ms(self, now: float | None = None) -> int:
-        quiet_ms = ((self._clock() if now is None else now) - self._last_record) * 1000
+    def wait_ms(self) -> int:
+        quiet_ms = (self._clock() - self._last_record) * 1000
         return int(min(self.idle_ms, max(self.busy_ms, quiet_ms * QUIET_SHARE)))

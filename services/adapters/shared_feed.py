@@ -65,21 +65,26 @@ class SharedFeed:
         self.topic = topic
         self.next: dict[int, int] = {}  # partition -> offset of the next record handed out
         self._members: set[FedMember] = set()
-        self._client: AIOKafkaConsumer | None = None
-        self.fetch: PacedFetch | None = None
+        self._fetch: PacedFetch | None = None  # its client, set up at each start
+
+    @property
+    def poll_ms(self) -> int:
+        """How long a member waits for the next batch: as long as the feed waits for
+        records, so a quiet stream wakes no one."""
+        return self._fetch.poll_ms if self._fetch is not None else POLL_MS
 
     async def start(self) -> None:
         """From the end of the stream (again, after a broker error)."""
-        self._client = consumer_client(self.settings, group=None)
-        self.fetch = PacedFetch(self._client, self.settings.fetch_pace())
-        await start_client(self._client, "the shared feed")
+        client = consumer_client(self.settings, group=None)
+        self._fetch = PacedFetch(client, self.settings.fetch_pace())
+        await start_client(client, "the shared feed")
         try:
-            partitions = await _partitions(self._client, self.topic)
-            self._client.assign(partitions)
-            await self._client.seek_to_end(*partitions)
-            self.next = {tp.partition: await self._client.position(tp) for tp in partitions}
+            partitions = await _partitions(client, self.topic)
+            client.assign(partitions)
+            await client.seek_to_end(*partitions)
+            self.next = {tp.partition: await client.position(tp) for tp in partitions}
         except (KafkaError, BrokerError) as exc:
-            await self._client.stop()
+            await client.stop()
             raise BrokerError(f"the shared feed cannot start: {exc!r}") from exc
 
     def join(self, member: FedMember) -> None:
@@ -91,8 +96,8 @@ class SharedFeed:
     async def run(self, stop: asyncio.Event) -> None:
         """Fetch and hand out until `stop`; a broker error ends it (the host starts it
         again), its members reading alone meanwhile."""
-        client, fetch = self._client, self.fetch
-        assert client is not None and fetch is not None, "started first"
+        fetch = self._fetch
+        assert fetch is not None, "started first"
         try:
             while not stop.is_set():
                 try:
@@ -109,7 +114,7 @@ class SharedFeed:
             self.next = {}  # none joins until it starts again
             for member in list(self._members):
                 member.detach()
-            await client.stop()
+            await fetch.client.stop()
 
 
 class FedMember:
@@ -182,9 +187,7 @@ class FedMember:
             self.feed.join(self)
         if self.fed:
             try:
-                # as long as the feed waits for records: a quiet stream wakes no one
-                waited = self.feed.fetch.poll_ms if self.feed.fetch is not None else POLL_MS
-                async with asyncio.timeout(waited / 1000):
+                async with asyncio.timeout(self.feed.poll_ms / 1000):
                     messages = await self._queue.get()
             except TimeoutError:
                 return []

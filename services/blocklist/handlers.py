@@ -96,7 +96,6 @@ class Builder:
             code for code in BLOCKLIST_MEASURES if self.owners[code][1].targets is Target.site
         )
         self.store = store
-        self.trust = trust
         self.decode_event = decoder(trust)
         self.issuer = issuer
         self.hasher = hasher
