@@ -45,13 +45,15 @@ CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def process_cpu(pid: int) -> tuple[int, float]:
-    """(parent pid, user + system CPU seconds) of a live process; (0, 0) once it is gone."""
+    """(parent pid, user + system CPU seconds) of a live process and of the children it has
+    reaped (an autovacuum worker born and gone within the run counts in its postmaster);
+    (0, 0) once it is gone."""
     try:
         with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
             fields = stat.read().rsplit(")", 1)[1].split()
     except OSError:
         return 0, 0.0
-    return int(fields[1]), (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+    return int(fields[1]), sum(int(ticks) for ticks in fields[11:15]) / CLOCK_TICKS
 
 
 def cpu_by_kind(supervisor: Supervisor) -> dict[str, float]:

@@ -23,7 +23,9 @@ for pid in $pids; do
     pss=$((pss + $(awk '/^Pss:/{print $2}' /proc/"$pid"/smaps_rollup)))
     case $(cat /proc/"$pid"/comm) in postgres*) postgres=$((postgres + 1)) ;; esac
 done
-ticks() { for pid in $pids; do awk '{print $14 + $15}' /proc/"$pid"/stat 2>/dev/null; done | awk '{s += $1} END {print s}'; }
+# Each process's own CPU and that of its children it has reaped (cutime, cstime): a
+# process born and gone within the 20 s (an autovacuum worker) is counted in its parent.
+ticks() { for pid in $pids; do awk '{print $14 + $15 + $16 + $17}' /proc/"$pid"/stat 2>/dev/null; done | awk '{s += $1} END {print s}'; }
 before=$(ticks); sleep 20; after=$(ticks)
 hz=$(getconf CLK_TCK)
 printf '{"mode": "%s", "ready": "%s", "own_processes": %d, "postgres_processes": %d, "pss_mib": %d, "idle_cores": %.3f}\n' \
