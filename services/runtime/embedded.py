@@ -234,6 +234,12 @@ class EmbeddedPostgres(_Server):
                 f"unix_socket_directories={self.data_dir}",
                 "-c",
                 "max_connections=200",
+                # Statistics within seconds of a table's growth, not a minute: every table
+                # starts empty, and a plan cached while a table was never analysed (a hash
+                # join of every unlifted block for a batch of 30) stays until the next
+                # ANALYZE replaces it.
+                "-c",
+                "autovacuum_naptime=10s",
             ],
             ready=self._database_exists,
             timeout=timeout,

@@ -118,6 +118,10 @@ RELEASED = {
         "0008_signed_lifts_and_measure_keys",
     ): "a7230c5db7edbf95150fe57e13804a1fc155aad5eff65cac675b294ce314034b",
     (
+        "services.blocklist.migrations",
+        "0009_cases_by_subject",
+    ): "7ff8a6f3b12a391e6d060a965e387af675fd3e1e34cfefa4c89055e050db0cbe",
+    (
         "services.feedback.migrations",
         "0001_feedback_outbox",
     ): "9a1d8293c8022c74dcba40ec69303792b231a1f62fe057a64140fd1db8f20e30",
