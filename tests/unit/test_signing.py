@@ -3,6 +3,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from events.codec import decode, encode_signed
 from events.envelope import encode, new_event
@@ -106,6 +108,21 @@ def test_signer_pem_round_trip() -> None:
     trust.verify(sign(new_event(closed(), source=NR_SOURCE), again))
     with pytest.raises(EventError):
         Signer.from_pem("x", b"not a pem")
+
+
+def test_signatures_are_the_standard_ed25519_of_the_pem_key() -> None:
+    """Signed with libsodium, the signature is the one OpenSSL makes with the PEM's key
+    (Ed25519 is deterministic), and OpenSSL accepts it: consumers built on any library agree."""
+    authority = Signer.generate("nr-2024")
+    key = serialization.load_pem_private_key(authority.private_pem(), password=None)
+    assert isinstance(key, Ed25519PrivateKey)
+    message = b'{"id":"an event"}'
+    signature = authority.sign_bytes(message)
+    assert signature == key.sign(message)
+    key.public_key().verify(signature, message)
+    trusted = TrustedKey("nr-2024", "nr", NR_SOURCE, authority.public_key_b64(), ("*",))
+    assert trusted.verifies(signature, message)
+    assert not trusted.verifies(signature, message + b" ")
 
 
 def test_trust_store_yaml_round_trip(tmp_path: Path) -> None:
