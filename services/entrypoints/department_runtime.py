@@ -96,9 +96,7 @@ class DepartmentRuntime:
             _, database = self.settings.require()
             self._pool = await self._retrying(lambda: create_pool(database, max_size=4))
             schema = department_schema(self.department.code)
-            self._outbox = PostgresOutbox(
-                self._pool, database, schema=schema, channel=f"{schema}.outbox"
-            )
+            self._outbox = PostgresOutbox(self._pool, database, schema=schema, channel=None)
             self._enforcer = Enforcer(
                 self.department,
                 PostgresDepartmentStore(self._pool, self.department.code),

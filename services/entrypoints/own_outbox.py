@@ -57,7 +57,7 @@ class OwnOutbox:
     @classmethod
     def open(cls, settings: Settings, pool: Any, schema: str) -> OwnOutbox:
         _, database = settings.require()
-        outbox = PostgresOutbox(pool, database, schema=schema, channel=f"{schema}.outbox")
+        outbox = PostgresOutbox(pool, database, schema=schema, channel=None)
         return cls(pool, outbox, publisher_for(settings))
 
     async def consume(
