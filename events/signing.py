@@ -117,10 +117,11 @@ class TrustedKey:
         return any(fnmatchcase(event_type, pattern) for pattern in self.may_issue)
 
     def verifies(self, signature: bytes, message: bytes) -> bool:
-        """Whether `signature` is this key's Ed25519 signature of `message`."""
+        """Whether `signature` is this key's Ed25519 signature of `message` (one of the
+        wrong length is not: libsodium raises ValueError for it)."""
         try:
             _verify_key(self.public_key_b64).verify(message, signature)
-        except BadSignatureError:
+        except (BadSignatureError, ValueError):
             return False
         return True
 

@@ -3,6 +3,7 @@ and never re-signed over a shorter or rewritten history."""
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 from datetime import UTC, datetime
 
@@ -62,21 +63,23 @@ def test_the_latest_valid_checkpoint_counts_and_forgeries_are_refused() -> None:
     older, newer = _checkpoint(rows[:3]), _checkpoint(rows)
     by_department = _checkpoint(rows, DEPARTMENT)
     tampered = dataclasses.replace(newer, seq=9)
+    short_signature = dataclasses.replace(newer, signature=base64.b64encode(b"x" * 10).decode())
     other_database = _checkpoint(rows[:4], database="elsewhere")
     values = [
         older.encode(),
         newer.encode(),
         by_department.encode(),
         tampered.encode(),
+        short_signature.encode(),
         other_database.encode(),
         b"garbage",
         None,
     ]
     found, refused = latest_checkpoints(values, TRUST, "redline")
     assert found == {"public": newer}
-    assert len(refused) == 4
+    assert len(refused) == 5
     assert any("only natural_resources signs checkpoints" in r for r in refused)
-    assert any("bad signature" in r for r in refused)
+    assert sum("bad signature" in r for r in refused) == 2
 
 
 def test_a_truncated_or_rewritten_tail_is_named() -> None:

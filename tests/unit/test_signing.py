@@ -123,6 +123,7 @@ def test_signatures_are_the_standard_ed25519_of_the_pem_key() -> None:
     trusted = TrustedKey("nr-2024", "nr", NR_SOURCE, authority.public_key_b64(), ("*",))
     assert trusted.verifies(signature, message)
     assert not trusted.verifies(signature, message + b" ")
+    assert not trusted.verifies(signature[:63], message)
 
 
 def test_trust_store_yaml_round_trip(tmp_path: Path) -> None:
