@@ -28,6 +28,7 @@ from deploy.model import (
     subscriber_processes,
 )
 from events.catalogue import Catalogue
+from services.runtime.embedded import SERVER_SETTINGS
 
 BUILD: Json = {"context": "../..", "dockerfile": DOCKERFILE}
 # Where the demo service mounts the checkout's demo/ (the image leaves the demo out).
@@ -144,6 +145,8 @@ def _servers() -> Json:
         },
         "postgres": {
             "image": POSTGRES_IMAGE,
+            # The embedded server's settings (autovacuum every 10 s: see SERVER_SETTINGS).
+            "command": ["postgres", *(a for s in SERVER_SETTINGS for a in ("-c", s))],
             "environment": {
                 "POSTGRES_USER": "redline",
                 "POSTGRES_PASSWORD": "redline",

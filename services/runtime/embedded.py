@@ -168,6 +168,14 @@ def _grant_traverse(path: Path) -> None:
             ancestor.chmod(mode | stat.S_IXOTH)
 
 
+# What the embedded server runs with that any Redline Postgres should (the Compose file's
+# server takes the same). Statistics within seconds of a table's growth, not a minute:
+# every table of a new system starts empty, and a plan cached while a table was never
+# analysed (a hash join of every unlifted block for a batch of 30) stays until the next
+# ANALYZE replaces it.
+SERVER_SETTINGS = ("autovacuum_naptime=10s",)
+
+
 class EmbeddedPostgres(_Server):
     """A real PostgreSQL 16 server from the pgserver wheel, on 127.0.0.1 TCP."""
 
@@ -234,12 +242,7 @@ class EmbeddedPostgres(_Server):
                 f"unix_socket_directories={self.data_dir}",
                 "-c",
                 "max_connections=200",
-                # Statistics within seconds of a table's growth, not a minute: every table
-                # starts empty, and a plan cached while a table was never analysed (a hash
-                # join of every unlifted block for a batch of 30) stays until the next
-                # ANALYZE replaces it.
-                "-c",
-                "autovacuum_naptime=10s",
+                *(arg for setting in SERVER_SETTINGS for arg in ("-c", setting)),
             ],
             ready=self._database_exists,
             timeout=timeout,

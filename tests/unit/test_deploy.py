@@ -36,6 +36,7 @@ from events.catalogue import load_catalogue
 from events.topics import ALL_TOPICS
 from services.access import TokenStore
 from services.config import REPO_ROOT, load_settings
+from services.runtime.embedded import SERVER_SETTINGS
 
 DEPLOY = REPO_ROOT / "deploy"
 COMPOSE = DEPLOY / "compose" / "compose.yaml"
@@ -297,6 +298,16 @@ def test_every_process_module_exists() -> None:
         assert process.command[:2] == ("python", "-m")
         module = REPO_ROOT / (process.command[2].replace(".", "/") + ".py")
         assert module.exists(), module
+
+
+def test_compose_postgres_runs_with_the_embedded_servers_settings() -> None:
+    """Autovacuum every 10 s there too: plans cached before a table's first ANALYZE read it
+    whole (BENCHMARKS.md)."""
+    command = compose_services()["postgres"]["command"]
+    assert command[0] == "postgres"
+    assert command[1::2] == ["-c"] * len(SERVER_SETTINGS)
+    assert tuple(command[2::2]) == SERVER_SETTINGS
+    assert "autovacuum_naptime=10s" in SERVER_SETTINGS
 
 
 def test_every_department_has_a_compose_service_and_a_deployment() -> None:
