@@ -59,7 +59,7 @@ class DecodedOnce:
     sharing the result is sharing a value. Only successes are kept, in a bounded LRU."""
 
     def __init__(self, trust: TrustStore, *, size: int) -> None:
-        self.trust = trust
+        self._trust = trust
         self._size = size
         self._decoded: OrderedDict[bytes, tuple[Envelope, Payload]] = OrderedDict()
         self.hits = 0
@@ -70,7 +70,7 @@ class DecodedOnce:
             self._decoded.move_to_end(raw)
             self.hits += 1
             return found
-        decoded = self._decoded[raw] = decode(raw, self.trust)
+        decoded = self._decoded[raw] = decode(raw, self._trust)
         while len(self._decoded) > self._size:
             self._decoded.popitem(last=False)
         return decoded

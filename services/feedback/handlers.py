@@ -83,7 +83,6 @@ class Tracker:
     ) -> None:
         self.catalogue = catalogue
         self.store = store
-        self.trust = trust
         self.decode_event = decoder(trust)
         self.issuer = issuer
         self.clock = clock

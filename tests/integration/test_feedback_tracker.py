@@ -291,7 +291,7 @@ async def test_overdue_is_noticed_once_per_cycle(feed: _Feed) -> None:
     )
     power_notices = []
     for row in notices:
-        envelope, notice = decode(row["value"], feed.tracker.trust)
+        envelope, notice = feed.tracker.decode_event(row["value"])
         assert isinstance(notice, ResponseOverdue)
         if (notice.department, notice.measure, notice.action) == (*power, "apply"):
             power_notices.append(envelope.id)
@@ -369,7 +369,7 @@ async def test_an_acknowledgement_for_another_departments_measure_is_refused(
         "SELECT value FROM feedback.outbox WHERE event_type = $1 AND key = 'feedback_tracker'",
         DeadLetter.event_type,
     )
-    refused = [decode(row["value"], feed.tracker.trust)[1] for row in letters]
+    refused = [feed.tracker.decode_event(row["value"])[1] for row in letters]
     originals = {m.value for m in messages}
     kept = [
         letter
