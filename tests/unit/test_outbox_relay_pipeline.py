@@ -71,6 +71,26 @@ async def test_an_idle_relay_asks_the_broker_its_cluster_only_now_and_then(
     assert broker.published == [1, 2, 3, 4, 5, 6, 1, 2, 3, 4, 5, 6]
 
 
+async def test_a_busy_relay_asks_once_a_call_and_sees_a_broker_replaced_after_its_last_window() -> (
+    None
+):
+    """One question per wake-up, before anything is sent: the broker replaced while it
+    took the last window is seen at the next call, which publishes everything again."""
+    log: list[tuple[str, int]] = []
+    outbox, broker = MemoryOutbox(5, log), CountingBroker(log)
+    relay = OutboxRelay(outbox, broker, batch_size=10)
+    assert await relay.publish_pending() == 5
+    assert broker.asked == 1
+    outbox.rows[6] = PendingEvent(6, TOPIC, "key-6", b"v")
+    broker.replaced_at = 6
+    assert await relay.publish_pending() == 1
+    assert broker.asked == 2
+    outbox.rows[7] = PendingEvent(7, TOPIC, "key-7", b"v")
+    assert await relay.publish_pending() == 7  # the replaced broker is given everything
+    assert broker.asked == 3
+    assert broker.published == [1, 2, 3, 4, 5, 6, 1, 2, 3, 4, 5, 6, 7]
+
+
 async def test_a_refused_batch_stops_the_pipeline_and_earlier_ones_stay_marked() -> None:
     relay, outbox, broker = _relay(60)
     broker.fail_at = 35
