@@ -10,6 +10,8 @@ from services.config import Settings
 from services.entrypoints.system_host import ROLES, SYSTEM_HOST
 from services.runtime.processes import free_port
 
+ALONE = ("relay",)  # the bus's own services `make run` keeps out of the system host
+
 
 @dataclass(frozen=True)
 class ChildService:
@@ -56,10 +58,15 @@ def observed(name: str, module: str, *args: str, db_role: str) -> ChildService:
 
 
 def system_services(settings: Settings) -> list[ChildService]:
-    """The relay, feedback tracker, blocklist builder, monitor and audit anchor: by default
-    one host process, scraped as one target per service under the name it always had (so
-    `up{service="monitor"}` still means the monitor); REDLINE_SYSTEM=standalone: a process
-    each, as before (the audit anchor's serves no metrics)."""
+    """The relay, feedback tracker, blocklist builder, monitor and audit anchor. By default
+    the registry's relay runs alone and the others in one host process, scraped as one
+    target per service under the name it always had (so `up{service="monitor"}` still means
+    the monitor); REDLINE_SYSTEM=standalone: a process each (the audit anchor's serves no
+    metrics).
+
+    The relay is the head of every fan-out: in the host it waited behind the tracker
+    verifying batches of acknowledgements (201 -> relay p50 97 ms at 50 cases/s, against 30
+    ms with the tracker idle), so it keeps an event loop of its own (#19)."""
     if not settings.system_hosted:
         return [
             ChildService(name, _module(name), db_role=role)
@@ -67,16 +74,19 @@ def system_services(settings: Settings) -> list[ChildService]:
             else observed(name, _module(name), db_role=role)
             for name, role in ROLES.items()
         ]
+    hosted = {name: role for name, role in ROLES.items() if name not in ALONE}
     port = free_port()
     return [
+        *(observed(name, _module(name), db_role=ROLES[name]) for name in ALONE),
         ChildService(
             SYSTEM_HOST,
             "services.entrypoints.system_host",
+            args=tuple(hosted),
             env=(("REDLINE_METRICS_PORT", str(port)),),
             metrics_port=port,
-            hosted=tuple(ROLES.items()),
-            scrape=tuple((name, f"/metrics/{name}") for name in (SYSTEM_HOST, *ROLES)),
-        )
+            hosted=tuple(hosted.items()),
+            scrape=tuple((name, f"/metrics/{name}") for name in (SYSTEM_HOST, *hosted)),
+        ),
     ]
 
 

@@ -109,7 +109,8 @@ SUBSCRIBER = f"subscriber-{demo_subscriber('power_supply').code}"
 PLANS: dict[str, tuple[Fault, ...]] = {
     "full": (
         _kill("department-host"),
-        _kill("system-host"),  # the relay, blocklist builder and feedback tracker (#19)
+        _kill("system-host"),  # the blocklist builder and feedback tracker (#19)
+        _kill("relay"),  # the registry's relay runs alone (#19)
         _kill(SUBSCRIBER),
         _restart_broker(),
         _stop_postgres(20),

@@ -37,19 +37,25 @@ def _settings(tmp_path: Path, **changes: Any) -> Settings:
     return replace(base, **changes)
 
 
-def test_make_run_starts_one_system_host_instead_of_five_processes(tmp_path: Path) -> None:
+def test_make_run_starts_the_relay_alone_and_one_system_host_for_the_other_four(
+    tmp_path: Path,
+) -> None:
     children = {child.name: child for child in child_services(_settings(tmp_path))}
-    assert "system-host" in children and not FIVE & set(children)
+    assert "system-host" in children and FIVE & set(children) == {"relay"}
+    relay = children["relay"]
+    assert relay.module == "services.entrypoints.relay" and relay.db_role == "redline_relay"
+    assert ("REDLINE_METRICS_PORT", str(relay.metrics_port)) in relay.env
     host = children["system-host"]
-    assert host.module == "services.entrypoints.system_host" and host.args == ()
+    assert host.module == "services.entrypoints.system_host"
+    assert service_names(host.args) == ["feedback", "blocklist", "monitor", "audit-anchor"]
     assert dict(host.hosted) == {
-        "relay": "redline_relay",
         "feedback": "redline_feedback",
         "blocklist": "redline_blocklist",
         "monitor": "redline_monitor",
         "audit-anchor": "redline_audit_anchor",
     }
-    assert dict(host.scrape) == {name: f"/metrics/{name}" for name in {*FIVE, "system-host"}}
+    hosted = FIVE - {"relay"}
+    assert dict(host.scrape) == {name: f"/metrics/{name}" for name in {*hosted, "system-host"}}
     assert ("REDLINE_METRICS_PORT", str(host.metrics_port)) in host.env
 
 
@@ -60,14 +66,15 @@ def test_make_run_at_rest_is_at_most_ten_processes_of_its_own(tmp_path: Path) ->
     assert settings.dev_keys  # embedded: the demo subscribers run too
     assert len(child_services(settings)) + 2 <= 10
     standalone = replace(settings, system_hosted=False)
-    assert len(child_services(standalone)) - len(child_services(settings)) == len(FIVE) - 1
+    assert len(child_services(standalone)) - len(child_services(settings)) == len(FIVE) - 2
 
 
 def test_each_service_is_a_target_of_its_own_name_the_alerts_still_find(tmp_path: Path) -> None:
     write_scrape_targets(tmp_path, child_services(_settings(tmp_path)))
     targets = json.loads((tmp_path / "prometheus" / "targets.json").read_text())
     paths = {t["labels"]["service"]: t["labels"].get("__metrics_path__") for t in targets}
-    assert {name: paths[name] for name in FIVE} == {name: f"/metrics/{name}" for name in FIVE}
+    hosted = {name: f"/metrics/{name}" for name in FIVE - {"relay"}}
+    assert {name: paths[name] for name in FIVE} == {**hosted, "relay": None}  # its own port
     rules = yaml.safe_load(ALERTS.read_text())["groups"]
     exprs = [rule["expr"] for group in rules for rule in group["rules"]]
     assert 'absent(up{job="redline", service="monitor"})' in exprs
@@ -100,10 +107,10 @@ def test_the_supervisor_gives_each_hosted_service_its_own_role(
     [host] = [c for c in child_services(_settings(tmp_path)) if c.name == "system-host"]
     supervisor._spawn(host)
     urls = json.loads(spawned["REDLINE_SYSTEM_DATABASE_URLS"])
-    assert urls == {name: f"postgresql://{role}@db/redline" for name, role in ROLES.items()}
-    assert len(set(urls.values())) == len(FIVE)  # never one role for all
+    assert urls == {name: f"postgresql://{role}@db/redline" for name, role in host.hosted}
+    assert len(set(urls.values())) == len(FIVE) - 1  # never one role for all
     hosted = load_settings({**spawned, "KAFKA_BOOTSTRAP": "broker:9092"})
-    assert system_urls(hosted, list(ROLES)) == urls
+    assert system_urls(hosted, list(dict(host.hosted))) == urls
 
 
 def test_a_hosted_service_gets_its_own_url_or_is_refused_by_name(tmp_path: Path) -> None:
