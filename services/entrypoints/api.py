@@ -60,8 +60,8 @@ class Gate:
     """Pure ASGI middleware, first on every request: a bearer token its role allows
     (services/access.py POLICY), then no NUL in the path or query (PostgreSQL text cannot
     hold U+0000: bad input, 422 naming it, not a database failure). Not `@app.middleware`:
-    each of those wraps every request in a task group and a streamed response, a tenth of
-    the registry's CPU per filing at 50 cases/s (#19)."""
+    each of those wraps every request in a task group and a streamed response (a quarter of
+    the registry's samples at 50 filings/s under py-spy, #19)."""
 
     def __init__(self, app: ASGIApp, tokens: TokenStore) -> None:
         self.app = app

@@ -65,8 +65,8 @@ def system_services(settings: Settings) -> list[ChildService]:
     metrics).
 
     The relay is the head of every fan-out: in the host it waited behind the tracker
-    verifying batches of acknowledgements (201 -> relay p50 97 ms at 50 cases/s, against 30
-    ms with the tracker idle), so it keeps an event loop of its own (#19)."""
+    verifying batches of acknowledgements (201 -> relay sent, p50 97 ms at 50 cases/s; 2 ms
+    alone), so it keeps an event loop of its own (#19)."""
     if not settings.system_hosted:
         return [
             ChildService(name, _module(name), db_role=role)
