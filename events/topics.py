@@ -66,12 +66,14 @@ VIOLATIONS = Topic(
 ACKNOWLEDGEMENTS = Topic(
     name="redline.acknowledgements.v1",
     partitions=6,
-    key="case id",
+    key="case id; a department's answers to one batch: its department code",
     description=(
-        "What each department and subscriber did about each case (applied, lifted, failed), "
-        "and the feedback tracker's notices of responses overdue."
+        "What each department and subscriber did about each case (applied, lifted, failed): "
+        "a department's answers to each batch it takes in one event, a subscriber's one "
+        "by one; and the feedback tracker's notices of responses overdue."
     ),
     event_types=(
+        "redline.measure.answered.v1",
         "redline.measure.applied.v1",
         "redline.measure.lifted.v2",
         "redline.measure.failed.v1",

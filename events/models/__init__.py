@@ -67,6 +67,7 @@ from events.models.measures import (
     MeasureFailed,
     MeasureLifted,
     MeasureLiftedV1,
+    MeasuresAnswered,
     ResponseOverdue,
 )
 from events.models.subjects import (
@@ -126,6 +127,7 @@ PAYLOAD_TYPES: dict[str, type[Payload]] = {
         MeasureLiftedV1,
         MeasureLifted,
         MeasureFailed,
+        MeasuresAnswered,
         ResponseOverdue,
         BlocklistEntryV1,
         BlocklistEntryV2,
@@ -195,6 +197,7 @@ __all__ = [
     "MeasureFailed",
     "MeasureLifted",
     "MeasureLiftedV1",
+    "MeasuresAnswered",
     "Money",
     "Name",
     "NonEmptyText",

@@ -25,8 +25,9 @@ from events.models import (
     MeasureApplied,
     MeasureFailed,
     MeasureLifted,
-    Payload,
+    MeasuresAnswered,
 )
+from events.models.measures import MAX_ANSWERS, MeasureAnswer
 from events.signing import Signer
 from events.topics import ACKNOWLEDGEMENTS
 from services.consumer import Decoded, Events, take
@@ -56,13 +57,21 @@ from services.outbox.ports import OutgoingEvent
 
 __all__ = ["BatchOutcome", "Enforcer", "RawMessage", "known_case", "target_of"]
 
-# The word each acknowledgement's id is derived under: never changed, or a redelivered
+# The word each answer's identity is derived under: never changed, or a redelivered
 # event would be answered a second time.
-ANSWERS: dict[type[Payload], str] = {
+ANSWERS: dict[type[MeasureAnswer], str] = {
     MeasureApplied: "applied",
     MeasureLifted: "lifted",
     MeasureFailed: "failed",
 }
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One answer of a batch, and the words that identify it (services.consuming.derived_id)."""
+
+    payload: MeasureAnswer
+    identity: str
 
 
 def target_of(target: Target, case: KnownCase) -> TargetRef:
@@ -141,17 +150,18 @@ class Enforcer:
             writes.corrected.append(FactsCorrected(case.case_id, facts, envelope.id))
             return replace(case, facts=facts)
 
+        answers: list[Answer] = []
         asks = functools.partial(effects, self.department)
         for step in fold_events(fresh, known, active, asks=asks, filed=filed, corrected=corrected):
             if step.case is None:
                 outcome.failed += len(step.wanted)
-                writes.outgoing.extend(self._failed(step, effect) for effect in step.wanted)
+                answers.extend(self._failed(step, effect) for effect in step.wanted)
                 continue
             for effect in step.changes:
                 if isinstance(effect, Apply):
                     outcome.applied += 1
                     writes.changes.append(self._block(effect, step.case, now, step.envelope.id))
-                    writes.outgoing.append(self._applied(step, effect, now))
+                    answers.append(self._applied(step, effect, now))
                 else:
                     outcome.lifted += 1
                     writes.changes.append(
@@ -159,7 +169,8 @@ class Enforcer:
                             effect.measure.code, step.case_id, effect.reason, now, step.envelope.id
                         )
                     )
-                    writes.outgoing.append(self._lifted(step, effect, now))
+                    answers.append(self._lifted(step, effect, now))
+        writes.outgoing.extend(self._answered(answers))
         return writes, outcome
 
     async def apply(
@@ -190,9 +201,9 @@ class Enforcer:
             facts=why.facts,
         )
 
-    def _applied(self, step: Step[KnownCase], effect: Apply, now: datetime) -> OutgoingEvent:
+    def _applied(self, step: Step[KnownCase], effect: Apply, now: datetime) -> Answer:
         measure = effect.measure.code
-        return self._ack(
+        return self._answer(
             MeasureApplied,
             step,
             measure,
@@ -200,26 +211,25 @@ class Enforcer:
             applied_at=now,
         )
 
-    def _lifted(self, step: Step[KnownCase], effect: Lift, now: datetime) -> OutgoingEvent:
-        return self._ack(
+    def _lifted(self, step: Step[KnownCase], effect: Lift, now: datetime) -> Answer:
+        return self._answer(
             MeasureLifted, step, effect.measure.code, reason=effect.reason, lifted_at=now
         )
 
-    def _failed(self, step: Step[KnownCase], effect: Effect) -> OutgoingEvent:
-        return self._ack(
+    def _failed(self, step: Step[KnownCase], effect: Effect) -> Answer:
+        return self._answer(
             MeasureFailed,
             step,
             effect.measure.code,
             error="the case's case.filed event never reached this department",
         )
 
-    def _ack(
-        self, model: type[Payload], step: Step[KnownCase], measure: str, **fields: object
-    ) -> OutgoingEvent:
-        """A signed acknowledgement from this department of what `step`'s event did to
-        `measure`, its id derived from what it answers so that a retry cannot send two.
-        The id names the event that caused it, so a block applied again after a lift, or
-        lifted again, is acknowledged again."""
+    def _answer(
+        self, model: type[MeasureAnswer], step: Step[KnownCase], measure: str, **fields: object
+    ) -> Answer:
+        """What `step`'s event did to `measure`, with the words its acknowledgement's id is
+        derived from: the event that caused it is named, so a block applied again after a
+        lift, or lifted again, is answered again."""
         payload = model.model_validate(
             {
                 "department": self.department.code,
@@ -230,11 +240,26 @@ class Enforcer:
             }
         )
         answer = ANSWERS[model]
-        return self.issuer.event(
-            payload,
-            topic=ACKNOWLEDGEMENTS.name,
-            key=step.case_id,
-            identity=(
-                f"{self.department.code}:{answer}:{measure}:{step.case_id}:{step.envelope.id}"
-            ),
+        return Answer(
+            payload, f"{self.department.code}:{answer}:{measure}:{step.case_id}:{step.envelope.id}"
         )
+
+    def _answered(self, answers: Sequence[Answer]) -> list[OutgoingEvent]:
+        """The batch's answers, signed once per MAX_ANSWERS, keyed by department (one
+        partition, so its answers stay in order); each id is derived from the answers it
+        carries, so a retry of the batch cannot send them twice."""
+        return [
+            self.issuer.event(
+                MeasuresAnswered(
+                    department=self.department.code,
+                    answers=[a.payload for a in chunk],
+                ),
+                topic=ACKNOWLEDGEMENTS.name,
+                key=self.department.code,
+                identity="|".join(a.identity for a in chunk),
+            )
+            for chunk in (
+                answers[start : start + MAX_ANSWERS]
+                for start in range(0, len(answers), MAX_ANSWERS)
+            )
+        ]

@@ -15,8 +15,11 @@ from events.models import (
     MeasureApplied,
     MeasureFailed,
     MeasureLifted,
+    MeasuresAnswered,
+    Payload,
     ResponseOverdue,
 )
+from events.models.measures import MeasureAnswer
 from events.signing import TrustStore
 from events.topics import ACKNOWLEDGEMENTS
 from services.consumer import Decoded, Events, take
@@ -32,12 +35,20 @@ from services.feedback.ports import FeedbackStore, FeedbackTransaction, Feedback
 from services.outbox.ports import OutgoingEvent
 
 CONSUMER = "feedback_tracker"
-ACKNOWLEDGED = (MeasureApplied, MeasureLifted, MeasureFailed)  # a department's answers
+ACKNOWLEDGED = (MeasureApplied, MeasureLifted, MeasureFailed)  # one answer an event
 
 
-def response_to(
-    envelope: Envelope, answer: MeasureApplied | MeasureLifted | MeasureFailed
-) -> Response:
+def answers_in(payload: Payload) -> list[MeasureAnswer] | None:
+    """The answers an acknowledgement carries (one, or a department's batch of them); None
+    for any other event."""
+    if isinstance(payload, MeasuresAnswered):
+        return payload.answers
+    if isinstance(payload, ACKNOWLEDGED):
+        return [payload]
+    return None
+
+
+def response_to(envelope: Envelope, answer: MeasureAnswer) -> Response:
     """A department's acknowledgement as the answer it records: an apply done, with its
     reference; a lift done; or an apply failed, with its error, as of when it was sent."""
     response = Response(
@@ -93,8 +104,9 @@ class Tracker:
 
     def decode(self, messages: Sequence[RawMessage]) -> Decoded:
         """The trusted events, and a dead letter for each other message: one that does not
-        decode or verify, and an acknowledgement its signer may not give (another
-        department's measure): such an answer is never recorded, so it cannot count."""
+        decode or verify, and an acknowledgement with an answer its signer may not give
+        (another department's measure): such an answer is never recorded, so it cannot
+        count, nor do the answers signed with it."""
         decoded: Events = []
         dead: list[OutgoingEvent] = []
         reasons: list[str] = []
@@ -105,12 +117,11 @@ class Tracker:
             dead.extend(refused)
             reasons.extend(why)
             for envelope, payload in found:
-                if not isinstance(payload, ACKNOWLEDGED):
-                    decoded.append((envelope, payload))
-                    continue
-                refusal = self.answerers.refusal(
-                    envelope.source, payload.department, payload.measure
+                refusals = (
+                    self.answerers.refusal(envelope.source, a.department, a.measure)
+                    for a in answers_in(payload) or []
                 )
+                refusal = next((r for r in refusals if r is not None), None)
                 if refusal is None:
                     decoded.append((envelope, payload))
                     continue
@@ -129,8 +140,9 @@ class Tracker:
         required: list[Requirement] = []
         responses: list[Response] = []
         for envelope, payload in fresh:
-            if isinstance(payload, ACKNOWLEDGED):
-                responses.append(response_to(envelope, payload))
+            answers = answers_in(payload)
+            if answers is not None:
+                responses.extend(response_to(envelope, answer) for answer in answers)
             else:
                 required.extend(requirements(self.catalogue, payload, envelope.time, envelope.id))
         return Tracked(required, responses)

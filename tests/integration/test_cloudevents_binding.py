@@ -36,7 +36,13 @@ from events.authorities import (
 )
 from events.codec import decode, encode_signed
 from events.envelope import KAFKA_CONTENT_TYPE
-from events.models import CaseDetails, DeadLetter, MeasureApplied, MeasureLifted
+from events.models import (
+    CaseDetails,
+    DeadLetter,
+    MeasureApplied,
+    MeasureLifted,
+    MeasuresAnswered,
+)
 from events.signing import Signer, TrustStore
 from events.topics import (
     ACKNOWLEDGEMENTS,
@@ -259,11 +265,15 @@ async def test_every_record_is_a_structured_mode_cloudevent_that_outside_clients
             if record.value is not None and record.key not in FORGED_KEYS:
                 envelope, payload = decode(record.value, trust)
                 seen.add((record.topic, f"{envelope.source} {type(payload).__name__}"))
+                # A department's answers travel together: each counts as what it answers.
+                for answer in payload.answers if isinstance(payload, MeasuresAnswered) else []:
+                    seen.add((record.topic, f"{envelope.source} {type(answer).__name__}"))
         return records, seen
 
     expected = {
         (VIOLATIONS.name, f"{NATURAL_RESOURCES.source} CaseFiled"),
         (VIOLATIONS.name, f"{NATURAL_RESOURCES.source} CaseRevoked"),
+        (ACKNOWLEDGEMENTS.name, f"{department_source} {MeasuresAnswered.__name__}"),
         (ACKNOWLEDGEMENTS.name, f"{department_source} {MeasureApplied.__name__}"),
         (ACKNOWLEDGEMENTS.name, f"{department_source} {MeasureLifted.__name__}"),
         (ACKNOWLEDGEMENTS.name, f"{bank_source} {MeasureApplied.__name__}"),

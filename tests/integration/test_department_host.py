@@ -29,6 +29,7 @@ from services.adapters.department_store import department_schema
 from services.adapters.kafka import ensure_topics
 from services.config import Settings
 from services.entrypoints.department_host import DATABASE_URLS
+from services.feedback.handlers import answers_in
 from services.runtime.devkeys import ensure_dev_keys, load_dev_signer
 from services.runtime.embedded import EmbeddedBroker
 from services.runtime.processes import spawn, stop_processes
@@ -151,15 +152,14 @@ def _expected(code: str, cases: list[str]) -> dict[tuple[str, str], int]:
 async def _applied_acks(
     stack: Stack, trust: TrustStore, cases: list[str]
 ) -> dict[tuple[str, str, str], int]:
-    """(department, case, measure) -> how many applied acknowledgements were published."""
-    wanted = {case_id.encode() for case_id in cases}
+    """(department, case, measure) -> how many applied answers were published."""
     found: dict[tuple[str, str, str], int] = {}
     for record in await read_topic(stack.kafka, ACKNOWLEDGEMENTS.name):
-        if record.key in wanted and record.value:
-            _, payload = decode(record.value, trust)
-            if isinstance(payload, MeasureApplied):
-                key = (payload.department, payload.case_id, payload.measure)
-                found[key] = found.get(key, 0) + 1
+        if record.value:
+            for answer in answers_in(decode(record.value, trust)[1]) or []:
+                if isinstance(answer, MeasureApplied) and answer.case_id in cases:
+                    key = (answer.department, answer.case_id, answer.measure)
+                    found[key] = found.get(key, 0) + 1
     return found
 
 

@@ -20,6 +20,7 @@ from services.adapters.migrate import migrate
 from services.config import Settings
 from services.departments.ports import Consumed
 from services.entrypoints.audit_commands import verify_trails
+from services.feedback.handlers import answers_in
 from services.runtime.devkeys import ensure_dev_keys, load_dev_signer
 from services.runtime.processes import stop_process, stop_processes
 from tests.conftest import Stack
@@ -145,12 +146,11 @@ async def test_a_worker_joining_and_one_leaving_mid_stream_lose_and_double_nothi
 
 
 async def _applied_acks(stack: Stack, trust: TrustStore, cases: list[str]) -> list[str]:
-    """The case of every applied acknowledgement from this department, repeats kept."""
-    wanted = {case_id.encode() for case_id in cases}
+    """The case of every applied answer from this department, repeats kept."""
     found = []
     for record in await read_topic(stack.kafka, ACKNOWLEDGEMENTS.name):
-        if record.key in wanted and record.value:
-            _, payload = decode(record.value, trust)
-            if isinstance(payload, MeasureApplied) and payload.department == CODE:
-                found.append(payload.case_id)
-    return found
+        if record.value:
+            for answer in answers_in(decode(record.value, trust)[1]) or []:
+                if isinstance(answer, MeasureApplied) and answer.department == CODE:
+                    found.append(answer.case_id)
+    return [case_id for case_id in found if case_id in cases]

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
 from events.authorities import NATURAL_RESOURCES, department_authority
 from events.catalogue import Stage, Target, load_catalogue
@@ -29,11 +30,13 @@ from events.models import (
     MeasureDecision,
     MeasureFailed,
     MeasureLifted,
+    MeasuresAnswered,
     Parcel,
     Payload,
     PenaltyDecided,
     RestorationVerified,
 )
+from events.models.measures import MeasureAnswer
 from events.signing import Signer, TrustedKey, TrustStore, sign
 from events.topics import ACKNOWLEDGEMENTS, DEAD_LETTERS, VIOLATIONS
 from services.departments.handlers import Enforcer, RawMessage
@@ -180,13 +183,16 @@ def accountability(case_id: str) -> AccountabilityTriggered:
     return step_event(AccountabilityTriggered, case_id, starts)
 
 
-def acks(w: World, state: MemoryState) -> list[Payload]:
-    """The acknowledgements in the outbox, verified as a reader of the department would."""
-    return [
-        decode(e.value, w.department_trust)[1]
-        for e in state.outbox
-        if e.topic == ACKNOWLEDGEMENTS.name and e.value is not None
-    ]
+def acks(w: World, state: MemoryState) -> list[MeasureAnswer]:
+    """The answers the outbox's acknowledgements carry, in order, each verified as a reader
+    of the department would."""
+    found: list[MeasureAnswer] = []
+    for e in state.outbox:
+        if e.topic == ACKNOWLEDGEMENTS.name and e.value is not None:
+            answered = decode(e.value, w.department_trust)[1]
+            assert isinstance(answered, MeasuresAnswered)
+            found.extend(answered.answers)
+    return found
 
 
 # --- applying ------------------------------------------------------------------------
@@ -222,14 +228,18 @@ async def test_case_filed_for_power_supply_applies_one_block_and_one_signed_ack(
 
     [outgoing] = state.outbox
     assert outgoing.topic == ACKNOWLEDGEMENTS.name
-    assert outgoing.key == case.case_id
-    assert outgoing.event_type == "redline.measure.applied.v1"
+    # Keyed by department: one partition keeps a department's answers in order.
+    assert outgoing.key == "power_supply"
+    assert outgoing.event_type == "redline.measure.answered.v1"
     # Verifies against a trust store that holds the department's key and nothing else.
     assert outgoing.value is not None
-    envelope, payload = decode(outgoing.value, w.department_trust)
+    envelope, answered = decode(outgoing.value, w.department_trust)
     assert envelope.id == outgoing.event_id
     assert envelope.source == "/authorities/power_supply"
-    assert envelope.subject == case.case_id
+    assert envelope.subject == "power_supply"
+    assert isinstance(answered, MeasuresAnswered)
+    assert answered.department == "power_supply"
+    [payload] = answered.answers
     assert isinstance(payload, MeasureApplied)
     assert payload.department == "power_supply"
     assert payload.measure == "refuse_power_supply"
@@ -319,9 +329,11 @@ async def test_restoration_lifts_the_block_and_acks_measure_lifted() -> None:
 
     applied_ack, lifted_ack = state.outbox
     assert lifted_ack.topic == ACKNOWLEDGEMENTS.name
-    assert lifted_ack.event_type == "redline.measure.lifted.v2"
+    assert lifted_ack.event_type == "redline.measure.answered.v1"
     assert lifted_ack.value is not None
-    _, payload = decode(lifted_ack.value, w.department_trust)
+    _, answered = decode(lifted_ack.value, w.department_trust)
+    assert isinstance(answered, MeasuresAnswered)
+    [payload] = answered.answers
     assert isinstance(payload, MeasureLifted)
     assert (payload.measure, payload.reason, payload.lifted_at) == (
         "refuse_power_supply",
@@ -337,7 +349,9 @@ async def test_filed_and_restored_in_one_batch() -> None:
     case = filed()
     outcome = await e.handle([w.message(w.event(case)), w.message(w.event(restored(case.case_id)))])
     assert (outcome.applied, outcome.lifted) == (1, 1)
-    assert [o.event_type for o in store_of(e).outbox] == [
+    # One signed acknowledgement for the batch, its answers in the order they happened.
+    assert [o.event_type for o in store_of(e).outbox] == ["redline.measure.answered.v1"]
+    assert [p.event_type for p in acks(w, store_of(e))] == [
         "redline.measure.applied.v1",
         "redline.measure.lifted.v2",
     ]
@@ -350,7 +364,7 @@ async def test_a_second_restoration_lifts_nothing() -> None:
     await e.handle([w.message(w.event(case)), w.message(w.event(restored(case.case_id)))])
     outcome = await e.handle([w.message(w.event(revoked(case.case_id)))])
     assert (outcome.lifted, outcome.failed) == (0, 0)
-    assert len(store_of(e).outbox) == 2
+    assert len(store_of(e).outbox) == 1  # nothing answered, nothing sent
 
 
 async def test_a_lift_for_a_measure_never_applied_does_nothing() -> None:
@@ -423,7 +437,7 @@ async def test_a_correction_that_moves_the_site_lifts_and_applies_at_the_new_one
     assert isinstance(lift, MeasureLifted) and lift.reason == "corrected"
     assert isinstance(applied, MeasureApplied) and isinstance(reapplied, MeasureApplied)
     assert lift.caused_by == reapplied.caused_by != applied.caused_by
-    assert len({o.event_id for o in state.outbox}) == 3
+    assert len(state.outbox) == 2  # the filing's answer, then the correction's two
 
 
 async def test_a_correction_that_moves_the_project_moves_housings_halt() -> None:
@@ -576,7 +590,9 @@ async def test_every_kind_of_event_redelivered_changes_nothing() -> None:
     fresh = enforcer(w)
     await fresh.handle(batch)
     assert store_of(fresh).blocks == blocks
-    assert [o.event_id for o in store_of(fresh).outbox] == [o.event_id for o in outbox]
+    # The same answers, signed together instead of one event at a time.
+    assert acks(w, store_of(fresh)) == acks(w, state)
+    assert len(store_of(fresh).outbox) == 1
 
 
 # --- dead letters --------------------------------------------------------------------
@@ -771,8 +787,10 @@ async def test_an_event_for_a_case_never_filed_here_acks_measure_failed(
     assert [(p.measure, p.case_id, p.department) for p in failures] == [
         (m, "UNSEEN-1", code) for m in measures
     ]
-    assert [o.topic for o in state.outbox] == [ACKNOWLEDGEMENTS.name] * len(measures)
-    assert [o.event_type for o in state.outbox] == ["redline.measure.failed.v1"] * len(measures)
+    assert [(o.topic, o.event_type) for o in state.outbox] == [
+        (ACKNOWLEDGEMENTS.name, "redline.measure.answered.v1")
+    ]
+    assert [p.event_type for p in failures] == ["redline.measure.failed.v1"] * len(measures)
 
 
 # What accountability.triggered started before the referrals left the measures (#17).
@@ -843,6 +861,41 @@ async def test_derived_ack_ids_are_stable_across_fresh_stores() -> None:
     await x.handle([dr.message(late)])
     await y.handle([dr.message(late)])
     assert store_of(x).outbox[0].event_id == store_of(y).outbox[0].event_id
+
+
+async def test_a_batch_is_answered_in_order_in_as_few_signed_events_as_fit(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("services.departments.handlers.MAX_ANSWERS", 2)
+    w = world()
+    cases = [filed(f"XY-2026-{n:04d}") for n in range(1, 6)]
+    batch = [w.message(w.event(case)) for case in cases]
+    first, second = enforcer(w), enforcer(w)
+    outcome = await first.handle(batch)
+    await second.handle(batch)
+
+    assert outcome.applied == 5
+    outbox = store_of(first).outbox
+    assert [o.key for o in outbox] == ["power_supply"] * 3  # 2 + 2 + 1 answers
+    assert [p.case_id for p in acks(w, store_of(first))] == [c.case_id for c in cases]
+    assert len({o.event_id for o in outbox}) == 3
+    # Each id follows from the answers it carries: a retry of the batch sends no new one.
+    assert [o.event_id for o in outbox] == [o.event_id for o in store_of(second).outbox]
+
+
+def test_answers_signed_together_are_one_departments() -> None:
+    applied = MeasureApplied(
+        case_id="XY-2026-0001",
+        department="finance",
+        measure="refuse_fiscal_funding",
+        reference="R",
+        applied_at=NOW,
+        caused_by="e1",
+    )
+    with pytest.raises(ValidationError, match="another department"):
+        MeasuresAnswered(department="power_supply", answers=[applied])
+    with pytest.raises(ValidationError, match="answers"):
+        MeasuresAnswered(department="finance", answers=[])
 
 
 async def test_derived_dead_letter_ids_are_stable() -> None:

@@ -10,7 +10,7 @@ from events.authorities import FEEDBACK_TRACKER, NATURAL_RESOURCES, department_a
 from events.catalogue import Stage, load_catalogue
 from events.codec import encode_signed
 from events.decisions import decide
-from events.models import CaseFiled, MeasureApplied, Payload, ResponseOverdue
+from events.models import CaseFiled, MeasureApplied, MeasuresAnswered, Payload, ResponseOverdue
 from events.signing import Signer, TrustedKey, TrustStore
 from events.topics import ACKNOWLEDGEMENTS, VIOLATIONS
 from services.consuming import Issuer, RawMessage
@@ -57,7 +57,8 @@ class Bus:
         else:
             signer, source = self.signers[by], department_authority(by).source
             topic = ACKNOWLEDGEMENTS.name
-        envelope, raw = encode_signed(payload, signer, source=source, time=T0)
+        subject = by if isinstance(payload, MeasuresAnswered) else None  # keyed as sent
+        envelope, raw = encode_signed(payload, signer, source=source, subject=subject, time=T0)
         self.offset += 1
         return envelope.id, RawMessage(topic, 0, self.offset, b"case", raw)
 
@@ -107,3 +108,38 @@ async def test_a_requirement_is_answered_once_and_notified_once_when_overdue() -
     notices = [e for e in store.state.outbox if e.event_type == ResponseOverdue.event_type]
     assert len(notices) == len(owed) - 1
     assert {e.topic for e in notices} == {ACKNOWLEDGEMENTS.name}
+
+
+async def test_a_departments_batch_of_answers_counts_each_or_none() -> None:
+    case = filed_case()
+    owed = requirements(CATALOGUE, case, T0, "filed")
+    mine, other = owed[0], next(r for r in owed if r.department != owed[0].department)
+    bus = Bus(sorted({r.department for r in owed}))
+    store = FakeFeedbackStore()
+    issuer = Issuer(Signer.generate("tracker-test"), FEEDBACK_TRACKER.source)
+    tracker = Tracker(CATALOGUE, store, bus.trust, issuer, lambda: T0)
+    filed_id, filed = bus.message(case)
+    await tracker.handle([filed])
+
+    def applied(measure: str, hours: int) -> MeasureApplied:
+        return MeasureApplied(
+            case_id=case.case_id,
+            department=mine.department,
+            measure=measure,
+            caused_by=filed_id,
+            reference="R-1",
+            applied_at=T0 + timedelta(hours=hours),
+        )
+
+    # Another department's measure among the answers: the whole event is refused.
+    stray = MeasuresAnswered(
+        department=mine.department, answers=[applied(mine.measure, 1), applied(other.measure, 1)]
+    )
+    refused = await tracker.handle([bus.message(stray, by=mine.department)[1]])
+    assert (refused.answered, refused.dead_letters) == (0, ["acknowledgement_not_owned"])
+    assert store.state.rows[mine.key].done_at is None
+
+    batch = MeasuresAnswered(department=mine.department, answers=[applied(mine.measure, 2)])
+    outcome = await tracker.handle([bus.message(batch, by=mine.department)[1]])
+    assert (outcome.answered, outcome.dead_letters) == (1, [])
+    assert store.state.rows[mine.key].done_at == T0 + timedelta(hours=2)
