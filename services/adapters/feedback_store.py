@@ -45,12 +45,21 @@ _LIFTED_SINCE = (
     "AND l.department = {apply}.department AND l.measure = {apply}.measure "
     "AND l.action = 'lift' AND l.required_seq > {apply}.required_seq)"
 )
+# Each statement writes a wave of rows with distinct keys, passed as arrays (one
+# statement a wave instead of one a row: the tracker's rows were its backend's main
+# cost, #19); a key that repeats goes to a later wave, so each sees the one before.
+_REQUIRED_ROWS = (
+    "unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::timestamptz[], "
+    "$6::text[]) WITH ORDINALITY AS t(case_id, department, measure, required_at, due_at, "
+    "required_by, n)"
+)
 # An apply is owed anew unless it is owed already and not lifted since (a measure in
 # force is not applied twice, so it is not answered twice either).
 _REQUIRE_APPLY = (
     "INSERT INTO responses AS r (case_id, department, measure, action, required_at, due_at, "
     "required_by, required_seq) "
-    "VALUES ($1, $2, $3, 'apply', $4, $5, $6, nextval('response_requirement_seq')) "
+    "SELECT t.case_id, t.department, t.measure, 'apply', t.required_at, t.due_at, "
+    f"t.required_by, nextval('response_requirement_seq') FROM {_REQUIRED_ROWS} ORDER BY t.n "
     f"ON CONFLICT (case_id, department, measure, action) DO UPDATE SET {_RENEW} "
     "WHERE r.required_seq IS NULL OR " + _LIFTED_SINCE.format(apply="r")
 )
@@ -59,21 +68,23 @@ _REQUIRE_APPLY = (
 _REQUIRE_LIFT = (
     "INSERT INTO responses AS r (case_id, department, measure, action, required_at, due_at, "
     "required_by, required_seq) "
-    "SELECT a.case_id, a.department, a.measure, 'lift', $4, $5, $6, "
-    "nextval('response_requirement_seq') FROM responses AS a "
-    "WHERE a.case_id = $1 AND a.department = $2 AND a.measure = $3 AND a.action = 'apply' "
-    "AND a.required_seq IS NOT NULL AND NOT " + _LIFTED_SINCE.format(apply="a") + " "
-    f"ON CONFLICT (case_id, department, measure, action) DO UPDATE SET {_RENEW}"
+    "SELECT a.case_id, a.department, a.measure, 'lift', t.required_at, t.due_at, "
+    f"t.required_by, nextval('response_requirement_seq') FROM {_REQUIRED_ROWS} "
+    "JOIN responses AS a ON a.case_id = t.case_id AND a.department = t.department "
+    "AND a.measure = t.measure AND a.action = 'apply' "
+    "WHERE a.required_seq IS NOT NULL AND NOT " + _LIFTED_SINCE.format(apply="a") + " "
+    f"ORDER BY t.n ON CONFLICT (case_id, department, measure, action) DO UPDATE SET {_RENEW}"
 )
 # An answer counts for the requirement it answers, or for one not read yet (the two
 # topics are read out of step); one answering a requirement since replaced is stale.
 _ANSWER_COUNTS = (
     "(r.required_by IS NULL OR r.required_by = excluded.answers OR NOT EXISTS "
-    "(SELECT 1 FROM consumed_events AS c WHERE c.consumer = $9 AND c.event_id = excluded.answers))"
+    "(SELECT 1 FROM consumed_events AS c WHERE c.consumer = $1 AND c.event_id = excluded.answers))"
 )
 _ANSWER = (
     "INSERT INTO responses AS r (case_id, department, measure, action, done_at, done_by, "
-    "reference, answers) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) "
+    "reference, answers) SELECT * FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], "
+    "$6::timestamptz[], $7::text[], $8::text[], $9::text[]) "
     "ON CONFLICT (case_id, department, measure, action) DO UPDATE SET "
     "done_at = excluded.done_at, done_by = excluded.done_by, "
     "reference = excluded.reference, answers = excluded.answers "
@@ -82,13 +93,33 @@ _ANSWER = (
 )
 _FAILED = (
     "INSERT INTO responses AS r (case_id, department, measure, action, failed_at, error, "
-    "answers) VALUES ($1, $2, $3, $4, $5, $6, $7) "
+    "answers) SELECT * FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], "
+    "$6::timestamptz[], $7::text[], $8::text[]) "
     "ON CONFLICT (case_id, department, measure, action) DO UPDATE SET "
     "failed_at = excluded.failed_at, error = excluded.error, answers = excluded.answers, "
     "done_at = CASE WHEN r.answers = excluded.answers THEN r.done_at END "
-    "WHERE " + _ANSWER_COUNTS.replace("$9", "$8")
+    f"WHERE {_ANSWER_COUNTS}"
 )
 _STATEMENTS = {"apply": _REQUIRE_APPLY, "lift": _REQUIRE_LIFT}
+
+
+def _columns(rows: Sequence[tuple[Any, ...]]) -> list[list[Any]]:
+    """Rows as the column arrays a statement unnests."""
+    return [list(column) for column in zip(*rows, strict=True)]
+
+
+def _waves(rows: Sequence[tuple[Any, ...]]) -> list[list[tuple[Any, ...]]]:
+    """Rows in waves of distinct keys (their first four values), each key's in order: an
+    upsert cannot touch one row twice."""
+    waves: list[list[tuple[Any, ...]]] = []
+    seen: dict[tuple[Any, ...], int] = {}  # key -> how many of its rows are placed
+    for row in rows:
+        wave = seen.get(row[:4], 0)
+        seen[row[:4]] = wave + 1
+        while len(waves) <= wave:
+            waves.append([])
+        waves[wave].append(row)
+    return waves
 
 
 def _key(response: Response) -> tuple[str, str, str, str]:
@@ -112,23 +143,21 @@ class PostgresFeedbackTransaction(FeedbackTransaction):
                     if r.action == action
                 ]
                 if rows:
-                    await self.conn.executemany(statement, rows)
+                    await self.conn.execute(statement, *_columns(rows))
         await self._record_responses(writes.responses)
         await enqueue(self.conn, SCHEMA, writes.outgoing)
 
     async def _record_responses(self, responses: Sequence[Response]) -> None:
         """Each department's answer: done, or failed with its error."""
         done = [
-            (*_key(r), r.at, r.event_id, r.reference, r.answers, CONSUMER)
+            (*_key(r), r.at, r.event_id, r.reference, r.answers)
             for r in responses
             if r.error is None
         ]
-        failed = [
-            (*_key(r), r.at, r.error, r.answers, CONSUMER) for r in responses if r.error is not None
-        ]
+        failed = [(*_key(r), r.at, r.error, r.answers) for r in responses if r.error is not None]
         for statement, rows in ((_ANSWER, done), (_FAILED, failed)):
-            if rows:
-                await self.conn.executemany(statement, rows)
+            for wave in _waves(rows):
+                await self.conn.execute(statement, CONSUMER, *_columns(wave))
 
     async def claim_overdue(self, now: datetime, limit: int) -> list[Waiting]:
         rows = await self.conn.fetch(
