@@ -37,7 +37,7 @@ from events.codec import DecodedOnce, EventDecoder
 from events.signing import TrustStore
 from events.topics import VIOLATIONS
 from services.adapters.department_store import department_schema
-from services.adapters.publisher import KafkaPublisher
+from services.adapters.publisher import ClusterQuestion, KafkaPublisher
 from services.adapters.same_broker import SameBroker
 from services.adapters.shared_feed import FedMember, SharedFeed
 from services.config import Settings, load_settings
@@ -85,6 +85,8 @@ class HostedDepartment(Hosted):
         decode_event: EventDecoder,
         same_broker: SameBroker,
         feed: SharedFeed,
+        *,
+        question: ClusterQuestion,
     ) -> None:
         super().__init__(code)
         self.code = code
@@ -92,9 +94,12 @@ class HostedDepartment(Hosted):
         self.decode_event = decode_event
         self.same_broker = same_broker
         self.feed = feed
+        self.question = question
 
     async def body(self, stop: asyncio.Event) -> None:
-        runtime = DepartmentRuntime(self.code, self.settings, decode_event=self.decode_event)
+        runtime = DepartmentRuntime(
+            self.code, self.settings, decode_event=self.decode_event, question=self.question
+        )
         member = FedMember(
             self.settings,
             self.feed,
@@ -165,12 +170,19 @@ async def host(settings: Settings, urls: Mapping[str, str], stop: asyncio.Event)
     kafka, _ = settings.require()
     decode_event = DecodedOnce(TrustStore.load(settings.trust_store), size=DECODED_CACHE_SIZE)
     first = await first_cluster(settings, "department host")  # before anything is read
-    watch = KafkaPublisher(kafka, auth=settings.kafka_auth)  # asks the cluster id only
+    # Asks the cluster id only; its question is every department's relay's too: the
+    # departments end a batch together, and their relays and commits ask together.
+    watch = KafkaPublisher(kafka, auth=settings.kafka_auth)
     same_broker = SameBroker(first, watch.cluster_id, "department host")
     feed = SharedFeed(settings, VIOLATIONS.name)
     departments = {
         code: HostedDepartment(
-            code, settings.with_endpoints(kafka, url), decode_event, same_broker, feed
+            code,
+            settings.with_endpoints(kafka, url),
+            decode_event,
+            same_broker,
+            feed,
+            question=watch.question,
         )
         for code, url in urls.items()
     }

@@ -22,7 +22,7 @@ from services.adapters.department_store import PostgresDepartmentStore, departme
 from services.adapters.migrate import migrate
 from services.adapters.outbox import PostgresOutbox
 from services.adapters.postgres import create_pool
-from services.adapters.publisher import KafkaPublisher
+from services.adapters.publisher import ClusterQuestion, KafkaPublisher
 from services.adapters.same_broker import SameBroker
 from services.bootstrap import load_signer, utc_now
 from services.config import Settings
@@ -67,11 +67,17 @@ class DepartmentRuntime:
     `settings.database_url` is the department's own: its role may write only its schema."""
 
     def __init__(
-        self, code: str, settings: Settings, *, decode_event: EventDecoder | None = None
+        self,
+        code: str,
+        settings: Settings,
+        *,
+        decode_event: EventDecoder | None = None,
+        question: ClusterQuestion | None = None,
     ) -> None:
         self.department = load_catalogue().department(code)
         self.settings = settings
         self._decode_event = decode_event  # None: under the settings' trust store
+        self._question = question  # a host's, shared by its departments' relays
         self._enforcer: Enforcer | None = None
         self._pool: Any = None
         self._outbox: PostgresOutbox | None = None  # woken here after each batch commits
@@ -149,7 +155,7 @@ class DepartmentRuntime:
 
     async def relay(self, stop: asyncio.Event | None = None) -> None:
         await self.enforcer()
-        publisher = publisher_for(self.settings)
+        publisher = publisher_for(self.settings, self._question)
         outbox = self._outbox
         assert outbox is not None  # made with the enforcer
         try:

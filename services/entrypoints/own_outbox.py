@@ -15,7 +15,7 @@ from services.adapters.group_consumer import GroupConsumer
 from services.adapters.migrate import migrate
 from services.adapters.outbox import PostgresOutbox
 from services.adapters.postgres import create_pool
-from services.adapters.publisher import KafkaPublisher
+from services.adapters.publisher import ClusterQuestion, KafkaPublisher
 from services.config import Settings
 from services.consumer import Consumer, OutcomeT
 from services.consumer.group import consume, relay_outbox
@@ -23,11 +23,15 @@ from services.consuming import RawMessage
 from services.runtime.service import retrying
 
 
-def publisher_for(settings: Settings) -> KafkaPublisher:
-    """A publisher to the deployment's broker, under the process's own Kafka login."""
+def publisher_for(settings: Settings, question: ClusterQuestion | None = None) -> KafkaPublisher:
+    """A publisher to the deployment's broker, under the process's own Kafka login (its
+    cluster question shared with the process's other publishers, if given)."""
     kafka, _ = settings.require()
     return KafkaPublisher(
-        kafka, replication_factor=settings.kafka_replication_factor, auth=settings.kafka_auth
+        kafka,
+        replication_factor=settings.kafka_replication_factor,
+        auth=settings.kafka_auth,
+        question=question,
     )
 
 
