@@ -86,9 +86,10 @@ class ClusterQuestion:
     offsets: a metadata request the broker answers at ~0.2 ms of its CPU, and aiokafka
     reads at ~0.4 ms of the asker's, the most frequent request of the department host
     at 50 cases/s. The publishers of one process (a host's departments) share one
-    question: whoever asks while an answer is on its way gets that answer, made after
-    it asked began, as good as its own request; a later ask is a new request. Each
-    publisher still asks through its own client, under its own login."""
+    question: whoever asks while a request is out gets its answer, which describes the
+    broker at most one round trip before the ask (an answer of its own is as old by the
+    time it is acted on); a later ask is a new request. Each publisher still asks
+    through its own client, under its own login."""
 
     def __init__(self) -> None:
         self._answer: asyncio.Future[str] | None = None
