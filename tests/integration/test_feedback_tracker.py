@@ -248,28 +248,34 @@ async def test_a_measure_lifted_by_a_correction_and_started_again_is_owed_again(
     assert rows[(*power, "lift")]["done_at"] is None  # the earlier lift was another cycle
 
 
+def _together(feed: _Feed, *answers: MeasureApplied | MeasureLifted) -> RawMessage:
+    """The power department's answers signed together, as one batch's acknowledgement."""
+    batch = MeasuresAnswered(department=POWER[0], answers=list(answers))
+    return feed.message(batch, by=POWER[0])[1]
+
+
 async def test_a_whole_cycle_in_one_batch_ends_as_if_taken_one_at_a_time(feed: _Feed) -> None:
     # Applied, lifted by a correction and applied again, with the department's three
     # answers signed together: one row answered twice in a batch, each in its turn.
-    power = ("power_supply", "refuse_power_supply")
-    about = {"case_id": feed.case_id, "department": power[0], "measure": power[1]}
     filing_id, filing = feed.message(_filed(feed.case_id, PREMISES))
     home_id, home = feed.message(corrected_event(feed.case_id, PARCELS, PREMISES, RESIDENCE))
     again_id, again = feed.message(corrected_event(feed.case_id, PARCELS, RESIDENCE, PREMISES))
-    answers = MeasuresAnswered(
-        department=power[0],
-        answers=[
-            MeasureApplied(reference="R1", applied_at=T0, caused_by=filing_id, **about),
-            MeasureLifted(reason="corrected", lifted_at=T0, caused_by=home_id, **about),
-            MeasureApplied(reference="R2", applied_at=T0, caused_by=again_id, **about),
-        ],
+    lift = MeasureLifted(
+        case_id=feed.case_id,
+        department=POWER[0],
+        measure=POWER[1],
+        reason="corrected",
+        lifted_at=T0,
+        caused_by=home_id,
     )
-    _, answered = feed.message(answers, by=power[0])
+    answered = _together(
+        feed, _applied(feed, filing_id, "R1"), lift, _applied(feed, again_id, "R2")
+    )
     outcome = await feed.tracker.handle([filing, home, again, answered])
 
     assert (outcome.answered, outcome.dead_letters) == (3, [])
     rows = await feed.rows()
-    applied, lifted = rows[(*power, "apply")], rows[(*power, "lift")]
+    applied, lifted = rows[(*POWER, "apply")], rows[(*POWER, "lift")]
     assert (applied["required_by"], applied["answers"]) == (again_id, again_id)
     assert applied["done_at"] is not None
     assert (lifted["required_by"], lifted["answers"]) == (home_id, home_id)
@@ -281,21 +287,13 @@ async def test_answers_to_one_row_ahead_of_their_requirements_count_in_turn(
 ) -> None:
     # The acknowledgements ran ahead of the violation stream: two answers for the apply
     # row in one event, both counting (nothing they answer was read yet), the later last.
-    power = ("power_supply", "refuse_power_supply")
-    about = {"case_id": feed.case_id, "department": power[0], "measure": power[1]}
     filing_id, _ = feed.message(_filed(feed.case_id, PREMISES))
     again_id, _ = feed.message(corrected_event(feed.case_id, PARCELS, RESIDENCE, PREMISES))
-    answers = MeasuresAnswered(
-        department=power[0],
-        answers=[
-            MeasureApplied(reference="R1", applied_at=T0, caused_by=filing_id, **about),
-            MeasureApplied(reference="R2", applied_at=T0, caused_by=again_id, **about),
-        ],
-    )
-    outcome = await feed.tracker.handle([feed.message(answers, by=power[0])[1]])
+    answered = _together(feed, _applied(feed, filing_id, "R1"), _applied(feed, again_id, "R2"))
+    outcome = await feed.tracker.handle([answered])
 
     assert (outcome.answered, outcome.dead_letters) == (2, [])
-    applied = (await feed.rows())[(*power, "apply")]
+    applied = (await feed.rows())[(*POWER, "apply")]
     assert (applied["required_by"], applied["answers"]) == (None, again_id)
 
 
