@@ -23,8 +23,8 @@ run: $(STAMP)
 test: $(STAMP) prometheus-tools node-subscriber browser-tools
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-# The pure and fake-backed tests: no broker, no Postgres, no tools to install.
-unit: $(STAMP)
+# The pure and fake-backed tests: no broker, no Postgres; promtool is the one tool.
+unit: $(STAMP) prometheus-tools
 	$(BIN)/python -m pytest -m "not integration" -n 2 $(PYTEST_ARGS)
 
 lint: $(STAMP)
@@ -62,19 +62,24 @@ chaos: $(STAMP)
 dashboards: $(STAMP)
 	$(BIN)/python -m deploy.generate
 
-# promtool (Debian's `prometheus` package), which tests/unit/test_promtool.py uses. Installed
-# only where make already runs as root (CI, a fresh container); never through sudo: without
-# it that one check says so and is skipped, naming this target.
-prometheus-tools:
-	@command -v promtool >/dev/null 2>&1 || { \
+# promtool (Debian's `prometheus` package), which tests/unit/test_promtool.py runs. Where
+# make runs as root (CI, a fresh container) the package is installed, Prometheus with it
+# for `make run`; elsewhere, never through sudo: the package is downloaded (apt-get
+# download needs no root) and promtool alone unpacked into the virtualenv.
+prometheus-tools: $(STAMP)
+	@command -v promtool >/dev/null 2>&1 || test -x $(BIN)/promtool || { \
 		if [ "$$(id -u)" -eq 0 ]; then \
 			apt-get update && \
 			env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus; \
 		else \
-			echo "promtool is not installed and make does not run as root: the promtool check will be skipped (as root: make prometheus-tools)"; \
+			rm -rf $(VENV)/promtool-download && mkdir $(VENV)/promtool-download && \
+			(cd $(VENV)/promtool-download && apt-get download prometheus && \
+				dpkg-deb --fsys-tarfile prometheus_*.deb | tar -xO ./usr/bin/promtool > promtool) && \
+			install -m 755 $(VENV)/promtool-download/promtool $(BIN)/promtool && \
+			rm -rf $(VENV)/promtool-download; \
 		fi; \
 	}
-	@promtool --version 2>&1 | head -n 1 || true
+	@$$(command -v promtool || echo $(BIN)/promtool) --version 2>&1 | head -n 1
 
 # chromium (Debian's package), which tests/integration/test_pages_offline.py runs headless
 # to see each page as a person would, with no outside network.
